@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// Tests run in forked processes: the Hardhat EDR binding and TLS sockets are
+// happier in real processes than in worker threads. Two cores: two forks.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts", "node/**/*.test.ts", "oracle/**/*.test.ts"],
+    pool: "forks",
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+  },
+});
