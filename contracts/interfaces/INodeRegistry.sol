@@ -18,4 +18,8 @@ interface INodeRegistry {
 
     /// @notice Size of the current oracle set.
     function oracleCount() external view returns (uint256);
+
+    /// @notice `isOracleSigner(signer)` and `oracleCount()` computed in one pass over
+    /// the oracle candidates, for contracts that need both (quorum votes).
+    function oracleMembership(address signer) external view returns (bool isMember, uint256 setSize);
 }

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+
+/// @title OracleReceipts
+/// @notice On-chain commitments to batches of anonymous stream-creation receipts.
+/// Owns: batch records (Merkle root, receipt count, committing oracle, time) and the
+/// per-batch revocation list. Holds no identities: a leaf is a receipt hash only.
+/// Trusts: the NodeRegistry for who the current oracles are.
+/// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(receiptHash)))), the
+/// double-hashed OpenZeppelin StandardMerkleTree leaf; pairs are hashed sorted.
+contract OracleReceipts {
+    /// @notice A committed batch. Slot 0: root; slot 1: oracle, time, count.
+    struct Batch {
+        bytes32 root;
+        address oracle;
+        uint64 committedAt;
+        uint32 count;
+    }
+
+    /// @notice The registry whose oracle set may commit and revoke.
+    INodeRegistry public immutable registry;
+
+    /// @notice Number of batches committed so far; batch ids run from 1 to batchCount.
+    uint256 public batchCount;
+
+    mapping(uint256 batchId => Batch) private _batches;
+    mapping(uint256 batchId => mapping(bytes32 receiptHash => bool)) private _revoked;
+
+    /// @notice An oracle committed a batch of `count` receipts under `root`.
+    event BatchCommitted(uint256 indexed batchId, address indexed oracle, bytes32 root, uint32 count);
+    /// @notice An oracle revoked a receipt of a batch.
+    event ReceiptRevoked(uint256 indexed batchId, bytes32 indexed receiptHash, address indexed oracle);
+
+    /// @notice The caller's address is not the signer of a node in the current oracle set.
+    error NotOracle(address caller);
+    /// @notice No batch with this id has been committed.
+    error UnknownBatch(uint256 batchId);
+    /// @notice A batch root must be non-zero.
+    error EmptyRoot();
+    /// @notice A batch must hold at least one receipt.
+    error EmptyBatch();
+    /// @notice The proof does not place the receipt in the batch.
+    error InvalidProof(uint256 batchId, bytes32 receiptHash);
+    /// @notice The receipt is already revoked.
+    error AlreadyRevoked(uint256 batchId, bytes32 receiptHash);
+
+    /// @param registry_ The NodeRegistry (or any INodeRegistry) defining the oracle set.
+    constructor(INodeRegistry registry_) {
+        registry = registry_;
+    }
+
+    /// @notice Commits a batch of `count` receipts under Merkle `root`. Current oracles only.
+    /// @return batchId The new batch's id (1-based, sequential).
+    function commitBatch(bytes32 root, uint32 count) external returns (uint256 batchId) {
+        _onlyOracle();
+        if (root == bytes32(0)) revert EmptyRoot();
+        if (count == 0) revert EmptyBatch();
+        batchId = ++batchCount;
+        _batches[batchId] = Batch({root: root, oracle: msg.sender, committedAt: uint64(block.timestamp), count: count});
+        emit BatchCommitted(batchId, msg.sender, root, count);
+    }
+
+    /// @notice Revokes a receipt of a batch; the proof shows it is a real member.
+    /// Any current oracle may revoke (receipts are shared among oracles).
+    function revokeReceipt(uint256 batchId, bytes32 receiptHash, bytes32[] calldata proof) external {
+        _onlyOracle();
+        bytes32 root = _batches[batchId].root;
+        if (root == bytes32(0)) revert UnknownBatch(batchId);
+        if (!MerkleProof.verifyCalldata(proof, root, receiptLeaf(receiptHash))) {
+            revert InvalidProof(batchId, receiptHash);
+        }
+        if (_revoked[batchId][receiptHash]) revert AlreadyRevoked(batchId, receiptHash);
+        _revoked[batchId][receiptHash] = true;
+        emit ReceiptRevoked(batchId, receiptHash, msg.sender);
+    }
+
+    /// @notice True when `receiptHash` is in batch `batchId` and not revoked. False for
+    /// an unknown batch. View.
+    function verifyReceipt(uint256 batchId, bytes32 receiptHash, bytes32[] calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        bytes32 root = _batches[batchId].root;
+        if (root == bytes32(0) || _revoked[batchId][receiptHash]) return false;
+        return MerkleProof.verifyCalldata(proof, root, receiptLeaf(receiptHash));
+    }
+
+    /// @notice True when the receipt has been revoked from the batch. View.
+    function isRevoked(uint256 batchId, bytes32 receiptHash) external view returns (bool) {
+        return _revoked[batchId][receiptHash];
+    }
+
+    /// @notice The batch record; reverts UnknownBatch when absent. View.
+    function getBatch(uint256 batchId) external view returns (Batch memory batch) {
+        batch = _batches[batchId];
+        if (batch.root == bytes32(0)) revert UnknownBatch(batchId);
+    }
+
+    /// @notice The Merkle leaf of a receipt hash. Pure.
+    function receiptLeaf(bytes32 receiptHash) public pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(receiptHash))));
+    }
+
+    function _onlyOracle() private view {
+        if (!registry.isOracleSigner(msg.sender)) revert NotOracle(msg.sender);
+    }
+}

@@ -1,0 +1,94 @@
+/**
+ * A tiny Merkle tree builder matching OpenZeppelin's MerkleProof: pairs are hashed
+ * sorted (commutative keccak256), an odd node at the end of a layer is promoted
+ * unchanged. Leaves are the double-hashed "standard" leaves the contracts expect:
+ *   reward leaf  = keccak256(keccak256(abi.encode(uint256 index, address account, uint256 amount)))
+ *   receipt leaf = keccak256(keccak256(abi.encode(bytes32 receiptHash)))
+ * Owns nothing on chain; trusts nothing. Used by tests and scripts/bench/gas-core.ts.
+ */
+import { keccak_256 } from "@noble/hashes/sha3.js";
+import { bytesToHex, encodeAbiParameters, hexToBytes, type Address, type Hex } from "viem";
+
+export interface MerkleTree {
+  root: Hex;
+  leafCount: number;
+  /** Sibling hashes from the leaf up, as `bytes32[]` for MerkleProof.verify. */
+  proof(index: number): Hex[];
+}
+
+function compare(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < 32; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+function hashPair(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const buf = new Uint8Array(64);
+  const [lo, hi] = compare(a, b) <= 0 ? [a, b] : [b, a];
+  buf.set(lo, 0);
+  buf.set(hi, 32);
+  return keccak_256(buf);
+}
+
+/** Builds a tree over already-hashed 32-byte leaves, in the given order. */
+export function buildTree(leaves: readonly Hex[]): MerkleTree {
+  if (leaves.length === 0) throw new RangeError("buildTree: at least one leaf is needed");
+  const layers: Uint8Array[][] = [leaves.map((l) => hexToBytes(l))];
+  for (let layer = layers[0] as Uint8Array[]; layer.length > 1; ) {
+    const next: Uint8Array[] = [];
+    for (let i = 0; i < layer.length; i += 2) {
+      const left = layer[i] as Uint8Array;
+      const right = layer[i + 1];
+      next.push(right === undefined ? left : hashPair(left, right));
+    }
+    layers.push(next);
+    layer = next;
+  }
+  const top = layers[layers.length - 1] as Uint8Array[];
+  return {
+    root: bytesToHex(top[0] as Uint8Array),
+    leafCount: leaves.length,
+    proof(index: number): Hex[] {
+      if (!Number.isInteger(index) || index < 0 || index >= leaves.length) {
+        throw new RangeError(`proof: index ${index} outside 0..${leaves.length - 1}`);
+      }
+      const out: Hex[] = [];
+      let i = index;
+      for (const layer of layers.slice(0, -1)) {
+        const sibling = layer[i ^ 1];
+        if (sibling !== undefined) out.push(bytesToHex(sibling));
+        i >>= 1;
+      }
+      return out;
+    },
+  };
+}
+
+function doubleHash(encoded: Hex): Hex {
+  return bytesToHex(keccak_256(keccak_256(hexToBytes(encoded))));
+}
+
+/** BandwidthRewards claim leaf. */
+export function rewardLeaf(index: bigint, account: Address, amount: bigint): Hex {
+  return doubleHash(
+    encodeAbiParameters([{ type: "uint256" }, { type: "address" }, { type: "uint256" }], [index, account, amount]),
+  );
+}
+
+/** OracleReceipts leaf. */
+export function receiptLeaf(receiptHash: Hex): Hex {
+  return doubleHash(encodeAbiParameters([{ type: "bytes32" }], [receiptHash]));
+}
+
+export interface RewardEntry {
+  account: Address;
+  amount: bigint;
+}
+
+/** A reward tree whose leaf i is (i, entries[i].account, entries[i].amount). */
+export function buildRewardTree(entries: readonly RewardEntry[]): MerkleTree & { total: bigint } {
+  const tree = buildTree(entries.map((e, i) => rewardLeaf(BigInt(i), e.account, e.amount)));
+  return { ...tree, total: entries.reduce((sum, e) => sum + e.amount, 0n) };
+}
