@@ -1,0 +1,59 @@
+/**
+ * Typed viem bindings for the PSP contracts of one deployment.
+ *
+ * The ABIs come from node/src/chain/generated/abis.ts, generated from the
+ * Hardhat artifacts by `npm run build:contracts`, so a contract change that
+ * breaks a caller fails the type check instead of a transaction.
+ */
+import { getContract, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from "viem";
+import type { Deployment } from "./deployment.js";
+import {
+  bandwidthRewardsAbi,
+  identityRegistryAbi,
+  nodeRegistryAbi,
+  oracleReceiptsAbi,
+  pspTokenAbi,
+  subscriptionsAbi,
+} from "./generated/abis.js";
+
+export { bandwidthRewardsAbi, identityRegistryAbi, nodeRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi };
+
+/** Node roles as the NodeRegistry's bitmask. */
+export const NodeRole = { onion: 1, discovery: 2, authority: 4, oracle: 8 } as const;
+export type NodeRoleName = keyof typeof NodeRole;
+
+/** Parses "onion,authority" into a bitmask; unknown names are an error naming the valid ones. */
+export function parseRoles(list: string): number {
+  let mask = 0;
+  for (const raw of list.split(",")) {
+    const name = raw.trim().toLowerCase();
+    if (!name) continue;
+    if (!(name in NodeRole)) throw new Error(`unknown role "${name}": use a comma-separated list of ${Object.keys(NodeRole).join(", ")}`);
+    mask |= NodeRole[name as NodeRoleName];
+  }
+  if (mask === 0) throw new Error("at least one role is needed");
+  return mask;
+}
+
+/** The role names in a bitmask, in a fixed order. */
+export function roleNames(mask: number): NodeRoleName[] {
+  return (Object.keys(NodeRole) as NodeRoleName[]).filter((name) => (mask & NodeRole[name]) !== 0);
+}
+
+export function pspContractsFor(
+  deployment: Deployment,
+  client: { public: PublicClient<Transport, Chain>; wallet?: WalletClient<Transport, Chain, Account> },
+) {
+  const c = client.wallet ? { public: client.public, wallet: client.wallet } : { public: client.public };
+  const at = deployment.contracts;
+  return {
+    token: getContract({ address: at.PSPToken.address, abi: pspTokenAbi, client: c }),
+    nodeRegistry: getContract({ address: at.NodeRegistry.address, abi: nodeRegistryAbi, client: c }),
+    identityRegistry: getContract({ address: at.IdentityRegistry.address, abi: identityRegistryAbi, client: c }),
+    subscriptions: getContract({ address: at.Subscriptions.address, abi: subscriptionsAbi, client: c }),
+    oracleReceipts: getContract({ address: at.OracleReceipts.address, abi: oracleReceiptsAbi, client: c }),
+    rewards: getContract({ address: at.BandwidthRewards.address, abi: bandwidthRewardsAbi, client: c }),
+  };
+}
+
+export type PspContracts = ReturnType<typeof pspContractsFor>;

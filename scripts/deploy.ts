@@ -1,0 +1,55 @@
+/**
+ * Deploys the PSP contracts (idempotent) and writes deployments/<network>.json.
+ *
+ *   npm run deploy -- [--rpc URL] [--network NAME] [--keystore FILE] [--devnet-params]
+ *
+ * Against a local Hardhat chain (id 31337) without --keystore, Hardhat's first
+ * development account deploys.
+ */
+import { Command, Option } from "commander";
+import { connectChain } from "../node/src/chain/clients.js";
+import { readDeployment, type Deployment } from "../node/src/chain/deployment.js";
+import { ChainError } from "../node/src/chain/errors.js";
+import { isPspError } from "../node/src/errors.js";
+import { defaultRpcUrl, deploymentPath, loadKeystoreAccount } from "./lib/cli-context.js";
+import { defaultParams, deployPsp, devnetParams, writeDeployment } from "./lib/deploy.js";
+import { HARDHAT_CHAIN_ID, devAccount } from "./lib/devnet-accounts.js";
+
+const program = new Command("deploy")
+  .description("deploy the PSP contracts and write deployments/<network>.json")
+  .addOption(new Option("--rpc <url>", "JSON-RPC endpoint").default(defaultRpcUrl))
+  .option("--network <name>", "name of the deployment file", "localhost")
+  .option("--deployment <file>", "deployment file path (overrides --network)")
+  .option("--keystore <file>", "deployer's ethers JSON keystore (required except on a local Hardhat chain)")
+  .option("--devnet-params", "seconds-long delays and epochs instead of days (local testing)")
+  .action(async (opts: { rpc: string; network: string; deployment?: string; keystore?: string; devnetParams?: boolean }) => {
+    const probe = await connectChain({ rpcUrl: opts.rpc });
+    let account;
+    if (opts.keystore) account = await loadKeystoreAccount(opts.keystore);
+    else if (probe.chain.id === HARDHAT_CHAIN_ID) account = devAccount(0);
+    else throw new ChainError("bad-argument", `chain ${probe.chain.id} is not a local Hardhat chain: pass --keystore with the deployer's key`);
+    const clients = await connectChain({ rpcUrl: opts.rpc, account, expectedChainId: probe.chain.id });
+    const path = deploymentPath(opts);
+    let previous: Deployment | undefined;
+    try {
+      previous = await readDeployment(path);
+    } catch (err) {
+      if (!isPspError(err, "missing-deployment")) throw err;
+    }
+    const { deployment, reused } = await deployPsp({
+      clients,
+      network: opts.network,
+      params: opts.devnetParams ? devnetParams : defaultParams,
+      ...(previous ? { previous } : {}),
+      log: (line) => console.log(line),
+    });
+    if (!reused) await writeDeployment(path, deployment);
+    console.log(`${reused ? "reused" : "wrote"} ${path}`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  console.error(`error: ${isPspError(err) ? `[${err.kind}] ` : ""}${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,50 @@
+/**
+ * `npm start`: runs the local devnet until interrupted.
+ *
+ * PSP_DEVNET_PORT (default 8545) sets the chain's port. State goes to
+ * devnet/state.json, the deployment to deployments/localhost.json.
+ */
+import { join } from "node:path";
+import { projectRoot } from "./lib/artifacts.js";
+import { startDevnet } from "./lib/devnet.js";
+
+const port = Number(process.env.PSP_DEVNET_PORT ?? 8545);
+const dir = join(projectRoot, "devnet");
+const started = performance.now();
+
+const devnet = await startDevnet({
+  port,
+  dir,
+  deploymentFile: join(projectRoot, "deployments", "localhost.json"),
+  log: (line) => console.log(line),
+}).catch((err: unknown) => {
+  console.error(`devnet failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
+
+const { state } = devnet;
+console.log(
+  [
+    "",
+    `PSP devnet up in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    `  JSON-RPC     ${state.rpcUrl} (chain ${state.chainId})`,
+    `  state        ${join(dir, "state.json")}`,
+    `  deployment   ${state.deploymentFile}`,
+    `  nodes        ${state.nodes.length} registered and staked (${state.sets.authority.length} authority, ${state.sets.oracle.length} oracle, ${state.sets.discovery.length} discovery)`,
+    `  demo id      ${state.demo.identity.identity}`,
+    "",
+    "Try: npm run operator -- status --node-key " + state.nodes[0]!.nodeKey.slice(2),
+    "Ctrl-C stops the devnet.",
+  ].join("\n"),
+);
+
+let stopping = false;
+const shutdown = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  console.log(`\n${signal}: stopping the devnet`);
+  await devnet.stop();
+  process.exit(0);
+};
+process.on("SIGINT", () => void shutdown("SIGINT"));
+process.on("SIGTERM", () => void shutdown("SIGTERM"));

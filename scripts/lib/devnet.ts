@@ -1,0 +1,257 @@
+/**
+ * The local devnet: a Hardhat JSON-RPC chain, the PSP contracts, funded test
+ * accounts, staked nodes of every role, and a demo of the on-chain flows
+ * (identity registration with authority attestations, a subscription, an
+ * oracle receipt batch). Writes a state file for scripts and tools.
+ *
+ * Everything goes through JSON-RPC with viem, exactly as against any other
+ * EVM chain; only the funding uses Hardhat's well-known dev accounts.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
+import { formatEther, parseEther, keccak256, toHex, type Address, type Hex } from "viem";
+import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import { connectChain, type ChainClients } from "../../node/src/chain/clients.js";
+import { pspContractsFor, roleNames, NodeRole, type NodeRoleName } from "../../node/src/chain/contracts.js";
+import type { Deployment } from "../../node/src/chain/deployment.js";
+import { applicationId, REGISTRATION_POLICY } from "../../node/src/chain/attestation.js";
+import { registerIdentity, type Attester } from "../../node/src/chain/identities.js";
+import { attestRegistration } from "../../node/src/chain/registration.js";
+import { nodeKeyHex, registerNode, stakeNode } from "../../node/src/chain/staking.js";
+import { transact } from "../../node/src/chain/transact.js";
+import { identityRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi } from "../../node/src/chain/generated/abis.js";
+import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
+import { formatIdentity } from "../../node/src/crypto/identity.js";
+import { deployPsp, devnetParams, writeDeployment, type DeployParams } from "./deploy.js";
+import { devAccount } from "./devnet-accounts.js";
+import { startHardhatNode, type HardhatNode } from "./hardhat-node.js";
+
+export interface DevnetNodeSpec {
+  name: string;
+  roles: NodeRoleName[];
+  /** PSP bonded to the node. */
+  stake: bigint;
+}
+
+/** A handful of nodes of every role; stakes differ so set ordering is visible. */
+export const defaultDevnetNodes: DevnetNodeSpec[] = [
+  { name: "authority-1", roles: ["onion", "authority"], stake: parseEther("150000") },
+  { name: "authority-2", roles: ["onion", "authority"], stake: parseEther("125000") },
+  { name: "authority-3", roles: ["onion", "authority"], stake: parseEther("100000") },
+  { name: "oracle-1", roles: ["onion", "oracle"], stake: parseEther("120000") },
+  { name: "oracle-2", roles: ["onion", "oracle"], stake: parseEther("100000") },
+  { name: "discovery-1", roles: ["onion", "discovery"], stake: parseEther("60000") },
+  { name: "discovery-2", roles: ["onion", "discovery"], stake: parseEther("55000") },
+  { name: "discovery-3", roles: ["onion", "discovery"], stake: parseEther("50000") },
+  { name: "onion-1", roles: ["onion"], stake: parseEther("5000") },
+  { name: "onion-2", roles: ["onion"], stake: parseEther("3000") },
+  { name: "onion-3", roles: ["onion"], stake: parseEther("1000") },
+];
+
+export interface DevnetNodeState {
+  name: string;
+  roles: NodeRoleName[];
+  /** `peerstream.network.node.<base58>` */
+  identity: string;
+  /** Ed25519 identity public key, hex: the NodeRegistry key. */
+  nodeKey: Hex;
+  operator: Address;
+  signer: Address;
+  stake: string;
+  /** Where the node listens; filled in once nodes run (later layers). */
+  addresses: string[];
+  /** Control API URL once the node runs one. */
+  controlApi: string | null;
+  /** File with this node's (unencrypted, devnet-only) keys. */
+  keyFile: string;
+}
+
+export interface DevnetState {
+  rpcUrl: string;
+  chainId: number;
+  startedAt: string;
+  deploymentFile: string;
+  contracts: Record<string, Address>;
+  accounts: { deployer: Address; operators: Address[]; users: Address[] };
+  nodes: DevnetNodeState[];
+  sets: { authority: Hex[]; oracle: Hex[]; discovery: Hex[] };
+  demo: {
+    application: { namespace: string; application: string; applicationId: Hex; owner: Address };
+    identity: { identity: string; identityId: Hex; owner: Address; keyFile: string };
+    subscription: { planId: string; expiresAt: number };
+    receipts: { batchId: string; count: number; verified: boolean };
+  };
+}
+
+export interface DevnetOptions {
+  /** 0 picks a free port; the devnet command uses 8545. */
+  port: number;
+  /** Where state.json, keys and logs go. */
+  dir: string;
+  /** Where the deployment file is written. */
+  deploymentFile: string;
+  nodes?: DevnetNodeSpec[];
+  params?: DeployParams;
+  log?: (line: string) => void;
+}
+
+export interface Devnet {
+  state: DevnetState;
+  chain: HardhatNode;
+  stop(): Promise<void>;
+}
+
+const OPERATOR_FUNDS = parseEther("1000000");
+const USER_FUNDS = parseEther("100000");
+const SIGNER_GAS_FUNDS = parseEther("10");
+
+export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
+  const log = opts.log ?? (() => {});
+  const specs = opts.nodes ?? defaultDevnetNodes;
+  await mkdir(join(opts.dir, "keys"), { recursive: true });
+  const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log") });
+  try {
+    log(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337)`);
+    const deployer = devAccount(0);
+    const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: deployer });
+    const { deployment } = await deployPsp({ clients: admin, network: "localhost", params: opts.params ?? devnetParams, log });
+    await writeDeployment(opts.deploymentFile, deployment);
+    const contracts = pspContractsFor(deployment, { public: admin.publicClient, wallet: admin.walletClient! });
+
+    // Fund operators (one dev account per node) and users with PSP.
+    const operators = specs.map((_, i) => devAccount(1 + i));
+    const users = [0, 1, 2].map((i) => devAccount(1 + specs.length + i));
+    for (const account of [...operators.map((a) => [a, OPERATOR_FUNDS] as const), ...users.map((a) => [a, USER_FUNDS] as const)]) {
+      await send(admin, { address: contracts.token.address, abi: pspTokenAbi, functionName: "transfer", args: [account[0].address, account[1]] });
+    }
+    log(`funded   ${operators.length} operators with ${formatEther(OPERATOR_FUNDS)} PSP, ${users.length} users with ${formatEther(USER_FUNDS)} PSP`);
+
+    // Register and stake every node from its operator's account.
+    const nodes: DevnetNodeState[] = [];
+    const signers = new Map<string, PrivateKeyAccount>();
+    for (const [i, spec] of specs.entries()) {
+      const keys = generateEd25519KeyPair();
+      const signerKey = generatePrivateKey();
+      const signer = privateKeyToAccount(signerKey);
+      signers.set(spec.name, signer);
+      const operator = operators[i]!;
+      const ctx = { clients: await connectChain({ rpcUrl: chain.rpcUrl, account: operator }), deployment };
+      const nodeKey = nodeKeyHex(keys.publicKey);
+      await registerNode(ctx, { nodeKey, signer: signer.address, roles: spec.roles.reduce((m, r) => m | NodeRole[r], 0) });
+      await stakeNode(ctx, { nodeKey, amount: spec.stake });
+      // Signers send oracle transactions, so they need gas.
+      await admin.walletClient!.sendTransaction({ to: signer.address, value: SIGNER_GAS_FUNDS });
+      if (spec.roles.includes("discovery")) {
+        await send(admin, { address: contracts.nodeRegistry.address, abi: contracts.nodeRegistry.abi, functionName: "approveDiscovery", args: [nodeKey, true] });
+      }
+      const keyFile = join(opts.dir, "keys", `${spec.name}.json`);
+      await writeFile(
+        keyFile,
+        JSON.stringify({ warning: "devnet keys, unencrypted: never use outside the devnet", identitySecretKey: toHex(keys.secretKey), signerPrivateKey: signerKey }, null, 2),
+        { mode: 0o600 },
+      );
+      nodes.push({
+        name: spec.name,
+        roles: spec.roles,
+        identity: formatIdentity({ namespace: "peerstream", application: "network", kind: "node", publicKey: keys.publicKey }),
+        nodeKey,
+        operator: operator.address,
+        signer: signer.address,
+        stake: formatEther(spec.stake),
+        addresses: [],
+        controlApi: null,
+        keyFile,
+      });
+      log(`node     ${spec.name.padEnd(12)} ${roleNames(spec.roles.reduce((m, r) => m | NodeRole[r], 0)).join("+").padEnd(16)} staked ${formatEther(spec.stake)} PSP`);
+    }
+    const [authorityKeys] = await contracts.nodeRegistry.read.authoritySet();
+    const [oracleKeys] = await contracts.nodeRegistry.read.oracleSet();
+    const [discoveryKeys] = await contracts.nodeRegistry.read.discoverySet();
+    log(`sets     ${authorityKeys.length} authorities, ${oracleKeys.length} oracles, ${discoveryKeys.length} discovery nodes`);
+
+    // A demo application and identity, registered with authority attestations.
+    const namespace = "peerstream";
+    const application = "client";
+    await send(admin, { address: contracts.identityRegistry.address, abi: identityRegistryAbi, functionName: "registerNamespace", args: [namespace] });
+    await send(admin, {
+      address: contracts.identityRegistry.address,
+      abi: identityRegistryAbi,
+      functionName: "registerApplication",
+      args: [namespace, application, REGISTRATION_POLICY.open],
+    });
+    const appId = applicationId(namespace, application);
+    const alice = users[0]!;
+    const aliceKeys = generateEd25519KeyPair();
+    const authoritySigners = specs.filter((s) => s.roles.includes("authority")).map((s) => signers.get(s.name)!);
+    const attesters: Attester[] = authoritySigners.map((signer) => (ctx, proof) => attestRegistration(signer, ctx, proof));
+    const aliceClients = await connectChain({ rpcUrl: chain.rpcUrl, account: alice });
+    const registered = await registerIdentity({
+      clients: aliceClients,
+      deployment,
+      namespace,
+      application,
+      kind: "account",
+      secretKey: aliceKeys.secretKey,
+      attesters,
+    });
+    const aliceIdentity = formatIdentity({ namespace, application, kind: "account", publicKey: aliceKeys.publicKey });
+    const aliceKeyFile = join(opts.dir, "keys", "demo-identity.json");
+    await writeFile(aliceKeyFile, JSON.stringify({ warning: "devnet demo identity, unencrypted", identity: aliceIdentity, secretKey: toHex(aliceKeys.secretKey) }, null, 2), { mode: 0o600 });
+    log(`identity ${aliceIdentity} (${authoritySigners.length} attestations)`);
+
+    // A monthly plan for the application; alice subscribes for one period.
+    const price = parseEther("10");
+    const { receipt: planReceipt } = await send(admin, {
+      address: contracts.subscriptions.address,
+      abi: subscriptionsAbi,
+      functionName: "createPlan",
+      args: [appId, price, BigInt(30 * 24 * 3600)],
+    });
+    const planId = (await contracts.subscriptions.read.planCount()) as bigint;
+    void planReceipt;
+    await send(aliceClients, { address: contracts.token.address, abi: pspTokenAbi, functionName: "approve", args: [contracts.subscriptions.address, price] });
+    await send(aliceClients, { address: contracts.subscriptions.address, abi: subscriptionsAbi, functionName: "subscribe", args: [registered.identityId, planId, 1] });
+    const expiresAt = Number(await contracts.subscriptions.read.subscriptionExpiry([registered.identityId]));
+    log(`subscribe plan ${planId}: ${formatEther(price)} PSP / 30 days, alice subscribed until ${new Date(expiresAt * 1000).toISOString()}`);
+
+    // An oracle commits a batch of (demo) stream-creation receipt hashes.
+    const receiptHashes = [0, 1, 2, 3].map((i) => keccak256(toHex(`devnet demo receipt ${i} ${Date.now()}`)));
+    const tree = StandardMerkleTree.of(receiptHashes.map((h) => [h]), ["bytes32"]);
+    const oracleSigner = signers.get(specs.find((s) => s.roles.includes("oracle"))!.name)!;
+    const oracleClients = await connectChain({ rpcUrl: chain.rpcUrl, account: oracleSigner });
+    await send(oracleClients, { address: contracts.oracleReceipts.address, abi: oracleReceiptsAbi, functionName: "commitBatch", args: [tree.root as Hex, receiptHashes.length] });
+    const batchId = (await contracts.oracleReceipts.read.batchCount()) as bigint;
+    const verified = await contracts.oracleReceipts.read.verifyReceipt([batchId, receiptHashes[0]!, tree.getProof(0) as Hex[]]);
+    log(`receipts batch ${batchId}: ${receiptHashes.length} receipts committed by oracle-1, inclusion proof ${verified ? "verifies" : "FAILS"}`);
+
+    const state: DevnetState = {
+      rpcUrl: chain.rpcUrl,
+      chainId: deployment.chainId,
+      startedAt: new Date().toISOString(),
+      deploymentFile: opts.deploymentFile,
+      contracts: Object.fromEntries(Object.entries(deployment.contracts).map(([k, v]) => [k, v.address])),
+      accounts: { deployer: deployer.address, operators: operators.map((a) => a.address), users: users.map((a) => a.address) },
+      nodes,
+      sets: { authority: [...authorityKeys], oracle: [...oracleKeys], discovery: [...discoveryKeys] },
+      demo: {
+        application: { namespace, application, applicationId: appId, owner: deployer.address },
+        identity: { identity: aliceIdentity, identityId: registered.identityId, owner: alice.address, keyFile: aliceKeyFile },
+        subscription: { planId: planId.toString(), expiresAt },
+        receipts: { batchId: batchId.toString(), count: receiptHashes.length, verified },
+      },
+    };
+    await writeFile(join(opts.dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
+    return { state, chain, stop: () => chain.stop() };
+  } catch (err) {
+    await chain.stop();
+    throw err;
+  }
+}
+
+/** transact() with the clients' own wallet. */
+async function send(clients: ChainClients, call: Omit<Parameters<typeof transact>[0], "publicClient" | "walletClient">) {
+  return await transact({ ...call, publicClient: clients.publicClient, walletClient: clients.walletClient! } as Parameters<typeof transact>[0]);
+}
+
+export type { Deployment };
