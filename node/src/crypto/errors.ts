@@ -1,0 +1,36 @@
+/**
+ * CryptoError: the typed error of the crypto layer.
+ *
+ * Owns the list of things that can go wrong with keys, signatures, key
+ * exchanges, identity strings and key files. Every function in node/src/crypto
+ * throws only this error for bad input, so a caller can switch on `kind`.
+ */
+import { PspError } from "../errors.js";
+
+export type CryptoErrorKind =
+  /** A key, nonce, signature or other fixed-size value had the wrong length. */
+  | "bad-key-length"
+  /** A Diffie-Hellman result was all zero: the peer sent a low-order point. */
+  | "zero-shared-secret"
+  /** The ntor server's AUTH value did not match: wrong server key or a forged reply. */
+  | "ntor-auth-failed"
+  /** An ntor onionskin or reply had the wrong shape. */
+  | "ntor-bad-message"
+  /** AEAD decryption failed: wrong key, wrong nonce, wrong associated data or tampered data. */
+  | "aead-auth-failed"
+  /** An identity string is malformed (see the message for which part). */
+  | "bad-identity"
+  /** An identity string's checksum does not match its prefix and key (typo). */
+  | "identity-checksum-mismatch"
+  /** An identity kind other than account, node or group. */
+  | "unknown-identity-kind"
+  /** A key file could not be decrypted with the passphrase given. */
+  | "bad-passphrase"
+  /** A key file is not valid JSON, has an unknown version or bad fields. */
+  | "malformed-key-file"
+  /** KDF parameters are out of the accepted range (too weak or too costly). */
+  | "bad-kdf-params"
+  /** A requested output length is out of range. */
+  | "bad-length";
+
+export class CryptoError extends PspError<CryptoErrorKind> {}
