@@ -1,0 +1,16 @@
+/**
+ * node/src/link: authenticated TLS 1.3 links carrying 512-byte cells, and
+ * the connection manager that keeps one link per peer identity.
+ * See docs/spec/link.md for the protocol; this file only re-exports.
+ */
+export { CloseReason, LinkError, closeReasonName } from "./errors.js";
+export type { CloseReasonCode, CloseReasonName, LinkErrorKind } from "./errors.js";
+export { DEFAULT_LINK_OPTIONS, Link } from "./link.js";
+export type { LinkCellHandler, LinkCloseInfo, LinkEvents, LinkOptions, LinkState, LinkStats } from "./link.js";
+export { ConnectionManager, createConnectionManager } from "./manager.js";
+export type { ConnectionManagerEvents, ConnectionManagerOptions, ManagerStats, PeerAddress } from "./manager.js";
+export { LinkHandshake, authTranscript, EKM_LABEL, EKM_LEN } from "./handshake.js";
+export type { HandshakeOptions, HandshakeResult, HandshakeStep, LinkRole } from "./handshake.js";
+export { CellFramer, SUPPORTED_LINK_VERSIONS } from "./cells.js";
+export { LINK_ALPN, generateTlsCredentials } from "./tls.js";
+export type { TlsCredentials } from "./tls.js";

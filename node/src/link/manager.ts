@@ -1,0 +1,360 @@
+/**
+ * The connection manager: at most one link per peer identity, shared by
+ * every layer above (onion, directory, DHT).
+ *
+ * Owns: the listener; dialing (concurrent getLink calls for one peer share
+ * one dial, a closed link is redialed on the next request); the registry of
+ * open links by identity and the deterministic rule that settles a duplicate
+ * (docs/spec/link.md §7: keep the link dialed by the lower identity); the cap
+ * on concurrent links; the per-command cell handlers upper layers register;
+ * "link" and "linkClosed" events; shutdown.
+ *
+ * Trusts: link.ts for authentication (a link only reaches the registry once
+ * its peer proved its identity) and the caller for its own identity key.
+ */
+import { EventEmitter } from "node:events";
+import { connect as tlsConnect, createServer } from "node:tls";
+import type { Server, TLSSocket } from "node:tls";
+import type { Ed25519KeyPair } from "../crypto/ed25519.js";
+import { isLinkCommand } from "../wire/cell.js";
+import type { Cell } from "../wire/cell.js";
+import { IDENTITY_KEY_LEN } from "./cells.js";
+import { CloseReason, LinkError } from "./errors.js";
+import { DEFAULT_LINK_OPTIONS, Link } from "./link.js";
+import type { LinkCellHandler, LinkCloseInfo, LinkOptions } from "./link.js";
+import { clientTlsOptions, generateTlsCredentials, serverTlsOptions } from "./tls.js";
+import type { TlsCredentials } from "./tls.js";
+
+/** Where and who a peer is. The identity is what the link must prove. */
+export interface PeerAddress {
+  identity: Uint8Array;
+  host: string;
+  port: number;
+}
+
+export interface ConnectionManagerOptions {
+  /** Our node identity. Absent: client mode (dials anonymously, cannot listen). */
+  identity?: Ed25519KeyPair;
+  /** Listen for links here (port 0: any free port, see `address()`). */
+  listen?: { host: string; port: number };
+  /** At most this many links at once, handshaking ones included (default 1024). */
+  maxLinks?: number;
+  /** Timers, queue cap, versions, anonymous clients: see LinkOptions. */
+  link?: Partial<LinkOptions>;
+  /** TLS certificate; a throwaway one is generated when absent. */
+  tlsCredentials?: TlsCredentials;
+}
+
+export interface ConnectionManagerEvents {
+  /** A link finished its handshake and is registered (inbound or outbound, nodes and clients). */
+  link: [Link];
+  /** A link announced by "link" closed (retired duplicates included). */
+  linkClosed: [Link, LinkCloseInfo];
+}
+
+export interface ManagerStats {
+  /** Cells that arrived for a command nobody registered a handler for (dropped). */
+  unhandledCells: number;
+  /** Inbound connections refused because of the link cap. */
+  refusedAtCap: number;
+  /** Links retired as duplicates of another link to the same peer (they close once unused). */
+  duplicatesRetired: number;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+/** Negative when a < b bytewise (both 32 bytes). */
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length && i < b.length; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
+  readonly stats: ManagerStats = { unhandledCells: 0, refusedAtCap: 0, duplicatesRetired: 0 };
+  private readonly identity: Ed25519KeyPair | undefined;
+  private readonly maxLinks: number;
+  private readonly linkOptions: LinkOptions;
+  private readonly credentials: TlsCredentials;
+  private server: Server | undefined;
+  private readonly byPeer = new Map<string, Link>();
+  private readonly dials = new Map<string, Promise<Link>>();
+  /** Every link we hold, handshaking or open, plus sockets still in TLS. */
+  private readonly all = new Set<Link>();
+  private pendingSockets = new Set<TLSSocket>();
+  private readonly handlers: (LinkCellHandler | undefined)[] = new Array<LinkCellHandler | undefined>(256);
+  private shuttingDown = false;
+  /** Links we emitted "link" for: exactly these get a "linkClosed". */
+  private readonly announced = new WeakSet<Link>();
+  private readonly dispatch: LinkCellHandler = (cell: Cell, link: Link) => {
+    const handler = this.handlers[cell.command];
+    if (handler) handler(cell, link);
+    else this.stats.unhandledCells++;
+  };
+
+  /** Use createConnectionManager, which also generates TLS credentials and starts listening. */
+  constructor(options: ConnectionManagerOptions & { tlsCredentials: TlsCredentials }) {
+    super();
+    this.identity = options.identity;
+    this.maxLinks = options.maxLinks ?? 1024;
+    this.linkOptions = { ...DEFAULT_LINK_OPTIONS, ...options.link };
+    this.credentials = options.tlsCredentials;
+    if (!Number.isInteger(this.maxLinks) || this.maxLinks < 1) {
+      throw new LinkError("config", `maxLinks must be a positive integer, got ${String(options.maxLinks)}`);
+    }
+    if (options.identity && (options.identity.publicKey?.length !== IDENTITY_KEY_LEN || options.identity.secretKey?.length !== 32)) {
+      throw new LinkError("config", "identity must be an Ed25519 key pair from generateEd25519KeyPair()");
+    }
+    if (options.listen && !options.identity) {
+      throw new LinkError("config", "a client (no identity) cannot listen for links: give the manager an identity to run as a node");
+    }
+  }
+
+  /** Our identity public key, or undefined in client mode. */
+  get identityKey(): Uint8Array | undefined {
+    return this.identity?.publicKey;
+  }
+
+  /** Starts the listener. Called by createConnectionManager. */
+  async listen(at: { host: string; port: number }): Promise<void> {
+    const server = createServer(serverTlsOptions(this.credentials));
+    server.on("secureConnection", (socket) => this.onInbound(socket));
+    // A failed inbound TLS handshake (scanner, garbage) only costs that socket.
+    server.on("tlsClientError", (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(at.port, at.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    server.on("error", () => undefined);
+    this.server = server;
+  }
+
+  /** Where we listen, once listening. */
+  address(): { host: string; port: number } | undefined {
+    const addr = this.server?.address();
+    return addr && typeof addr === "object" ? { host: addr.address, port: addr.port } : undefined;
+  }
+
+  /** Open links, node and client ones, without retired duplicates. */
+  links(): Link[] {
+    return [...this.all].filter((l) => l.isOpen && !l.retired);
+  }
+
+  /** Links counted against maxLinks (handshaking, open and closing ones, and TLS-stage sockets). */
+  get linkCount(): number {
+    return this.all.size + this.pendingSockets.size;
+  }
+
+  /** The open link to this identity, if there is one. */
+  findLink(identity: Uint8Array): Link | undefined {
+    const link = this.byPeer.get(hex(identity));
+    return link?.isOpen ? link : undefined;
+  }
+
+  /**
+   * The open link to `peer`, dialing one if needed. Concurrent calls share one
+   * dial. Rejects with LinkError: "identity-mismatch" if the peer at that
+   * address proves another identity, "link-cap", "handshake-timeout",
+   * "transport", "peer-closed", "manager-closed", "config".
+   */
+  getLink(peer: PeerAddress): Promise<Link> {
+    if (this.shuttingDown) return Promise.reject(new LinkError("manager-closed", "the connection manager is closed"));
+    if (!(peer?.identity instanceof Uint8Array) || peer.identity.length !== IDENTITY_KEY_LEN) {
+      return Promise.reject(new LinkError("config", `peer.identity must be a ${IDENTITY_KEY_LEN}-byte Ed25519 public key`));
+    }
+    if (typeof peer.host !== "string" || !Number.isInteger(peer.port) || peer.port < 1 || peer.port > 65535) {
+      return Promise.reject(new LinkError("config", `peer needs a host string and a port in 1..65535, got ${String(peer.host)}:${String(peer.port)}`));
+    }
+    if (this.identity && compareBytes(peer.identity, this.identity.publicKey) === 0) {
+      return Promise.reject(new LinkError("config", "that is our own identity: a node does not link to itself"));
+    }
+    const key = hex(peer.identity);
+    const existing = this.byPeer.get(key);
+    if (existing?.isOpen) return Promise.resolve(existing);
+    const pending = this.dials.get(key);
+    if (pending) return pending;
+    if (this.linkCount >= this.maxLinks) {
+      return Promise.reject(new LinkError("link-cap", `already holding ${this.linkCount} links (maxLinks ${this.maxLinks}); close some or raise the cap`));
+    }
+    const dial = this.dial(peer, key).finally(() => {
+      if (this.dials.get(key) === dial) this.dials.delete(key);
+    });
+    this.dials.set(key, dial);
+    return dial;
+  }
+
+  /**
+   * Registers the handler for one cell command (RELAY, CREATE, ...), for
+   * every link. One handler per command; returns a function that removes it.
+   */
+  handle(command: number, handler: LinkCellHandler): () => void {
+    if (!Number.isInteger(command) || command < 0 || command > 255) {
+      throw new LinkError("config", `cell command must be a byte, got ${String(command)}`);
+    }
+    if (isLinkCommand(command)) {
+      throw new LinkError("config", `command ${command} is link control (PADDING, VERSIONS, AUTH, CLOSE) and is handled by the link itself`);
+    }
+    if (this.handlers[command]) throw new LinkError("config", `a handler for cell command ${command} is already registered`);
+    this.handlers[command] = handler;
+    return () => {
+      if (this.handlers[command] === handler) this.handlers[command] = undefined;
+    };
+  }
+
+  /** Closes every link (CLOSE SHUTDOWN) and the listener; pending dials reject with "manager-closed". */
+  async close(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    const serverClosed = this.server
+      ? new Promise<void>((resolve) => (this.server as Server).close(() => resolve()))
+      : Promise.resolve();
+    for (const socket of this.pendingSockets) socket.destroy();
+    this.pendingSockets.clear();
+    await Promise.all([...this.all].map((l) => l.close(CloseReason.SHUTDOWN, "node shutting down")));
+    await Promise.allSettled([...this.dials.values()]);
+    await serverClosed;
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private dial(peer: PeerAddress, key: string): Promise<Link> {
+    const startedAt = performance.now();
+    return new Promise<Link>((resolve, reject) => {
+      const socket = tlsConnect(clientTlsOptions(peer.host, peer.port));
+      this.pendingSockets.add(socket);
+      const timer = setTimeout(() => {
+        this.pendingSockets.delete(socket);
+        socket.destroy();
+        reject(new LinkError("handshake-timeout", `TLS to ${peer.host}:${peer.port} did not complete within ${this.linkOptions.handshakeTimeoutMs} ms`));
+      }, this.linkOptions.handshakeTimeoutMs);
+      timer.unref();
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        this.pendingSockets.delete(socket);
+        reject(new LinkError("transport", `could not reach ${peer.host}:${peer.port}: ${err.message}`, { cause: err }));
+      };
+      socket.on("error", onError);
+      socket.once("secureConnect", () => {
+        clearTimeout(timer);
+        socket.off("error", onError);
+        this.pendingSockets.delete(socket);
+        if (this.shuttingDown) {
+          socket.destroy();
+          reject(new LinkError("manager-closed", "the connection manager closed while dialing"));
+          return;
+        }
+        const link = new Link({
+          socket,
+          role: "initiator",
+          identity: this.identity,
+          expectedPeer: peer.identity,
+          options: this.linkOptions,
+          startedAt,
+        });
+        this.track(link);
+        link.ready.then(
+          () => resolve(this.register(link, key)),
+          (err: LinkError) => reject(err),
+        );
+      });
+    });
+  }
+
+  private onInbound(socket: TLSSocket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const link = new Link({ socket, role: "responder", identity: this.identity, options: this.linkOptions });
+    if (this.linkCount >= this.maxLinks) {
+      this.stats.refusedAtCap++;
+      link.fail(new LinkError("link-cap", `this node holds its maximum of ${this.maxLinks} links; try later`, { closeReason: CloseReason.LINK_CAP }));
+      return;
+    }
+    this.track(link);
+    link.ready.then(
+      () => {
+        const peer = link.peerIdentity;
+        this.register(link, peer ? hex(peer) : undefined);
+      },
+      () => undefined, // handshake failures are the peer's problem; the link is already closing
+    );
+  }
+
+  private track(link: Link): void {
+    this.all.add(link);
+    link.once("close", (info) => {
+      this.all.delete(link);
+      const peer = link.peerIdentity;
+      const registered = peer !== undefined && this.byPeer.get(hex(peer)) === link;
+      if (registered) this.byPeer.delete(hex(peer));
+      if (this.announced.has(link)) this.emit("linkClosed", link, info);
+    });
+  }
+
+  /**
+   * Puts a freshly authenticated link in the registry and returns the link
+   * callers should use for that peer. A second link to the same identity is a
+   * duplicate: both ends keep the one whose initiator has the lower identity
+   * key, so they agree without talking; the other is retired: it gets no new
+   * users and closes with DUPLICATE_LINK once its current users are done.
+   */
+  private register(link: Link, key: string | undefined): Link {
+    if (!link.isOpen) return link; // closed between handshake and here; callers see its state
+    if (key === undefined) {
+      link.setCellHandler(this.dispatch); // anonymous client link
+      this.announce(link);
+      return link;
+    }
+    const existing = this.byPeer.get(key);
+    if (existing && existing !== link && existing.isOpen) {
+      const winner = this.preferred(existing, link);
+      const loser = winner === existing ? link : existing;
+      this.stats.duplicatesRetired++;
+      // Not closed at once: a caller may already hold the loser; it closes when unused.
+      loser.setCellHandler(this.dispatch);
+      loser.retire();
+      if (winner === existing) return existing;
+      this.byPeer.set(key, link);
+    } else {
+      this.byPeer.set(key, link);
+    }
+    link.setCellHandler(this.dispatch);
+    this.announce(link);
+    return link;
+  }
+
+  private announce(link: Link): void {
+    this.announced.add(link);
+    this.emit("link", link);
+  }
+
+  private initiatorOf(link: Link): Uint8Array {
+    return link.role === "initiator" ? (this.identity as Ed25519KeyPair).publicKey : (link.peerIdentity as Uint8Array);
+  }
+
+  private preferred(a: Link, b: Link): Link {
+    if (!this.identity) return a; // clients never receive links, so never see duplicates
+    const order = compareBytes(this.initiatorOf(a), this.initiatorOf(b));
+    if (order !== 0) return order < 0 ? a : b;
+    return a.id < b.id ? a : b; // same initiator twice: keep the older
+  }
+}
+
+/**
+ * Creates a connection manager: generates a throwaway TLS certificate (unless
+ * given one) and, with `listen`, starts accepting links.
+ */
+export async function createConnectionManager(options: ConnectionManagerOptions = {}): Promise<ConnectionManager> {
+  const tlsCredentials = options.tlsCredentials ?? (await generateTlsCredentials());
+  const manager = new ConnectionManager({ ...options, tlsCredentials });
+  if (options.listen) await manager.listen(options.listen);
+  return manager;
+}
