@@ -370,6 +370,11 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         return _info(nodeKey, _existingNode(nodeKey));
     }
 
+    /// @notice True when `nodeKey` is registered (getNode would not revert). View.
+    function isRegistered(bytes32 nodeKey) external view returns (bool) {
+        return _nodes[nodeKey].operator != address(0);
+    }
+
     /// @notice Node key of the node whose signer is `signer`, or zero. View.
     function nodeKeyOfSigner(address signer) external view returns (bytes32) {
         return _nodeKeyOfSigner[signer];

@@ -40,20 +40,20 @@ export function roleNames(mask: number): NodeRoleName[] {
   return (Object.keys(NodeRole) as NodeRoleName[]).filter((name) => (mask & NodeRole[name]) !== 0);
 }
 
-export function pspContractsFor(
+/** Read-only bindings, or read-write ones when a wallet client is given. */
+export function pspContractsFor<C extends { public: PublicClient<Transport, Chain>; wallet?: WalletClient<Transport, Chain, Account> }>(
   deployment: Deployment,
-  client: { public: PublicClient<Transport, Chain>; wallet?: WalletClient<Transport, Chain, Account> },
+  client: C,
 ) {
-  const c = client.wallet ? { public: client.public, wallet: client.wallet } : { public: client.public };
   const at = deployment.contracts;
   return {
-    token: getContract({ address: at.PSPToken.address, abi: pspTokenAbi, client: c }),
-    nodeRegistry: getContract({ address: at.NodeRegistry.address, abi: nodeRegistryAbi, client: c }),
-    identityRegistry: getContract({ address: at.IdentityRegistry.address, abi: identityRegistryAbi, client: c }),
-    subscriptions: getContract({ address: at.Subscriptions.address, abi: subscriptionsAbi, client: c }),
-    oracleReceipts: getContract({ address: at.OracleReceipts.address, abi: oracleReceiptsAbi, client: c }),
-    rewards: getContract({ address: at.BandwidthRewards.address, abi: bandwidthRewardsAbi, client: c }),
+    token: getContract({ address: at.PSPToken.address, abi: pspTokenAbi, client }),
+    nodeRegistry: getContract({ address: at.NodeRegistry.address, abi: nodeRegistryAbi, client }),
+    identityRegistry: getContract({ address: at.IdentityRegistry.address, abi: identityRegistryAbi, client }),
+    subscriptions: getContract({ address: at.Subscriptions.address, abi: subscriptionsAbi, client }),
+    oracleReceipts: getContract({ address: at.OracleReceipts.address, abi: oracleReceiptsAbi, client }),
+    rewards: getContract({ address: at.BandwidthRewards.address, abi: bandwidthRewardsAbi, client }),
   };
 }
 
-export type PspContracts = ReturnType<typeof pspContractsFor>;
+export type PspContracts = ReturnType<typeof pspContractsFor<{ public: PublicClient<Transport, Chain> }>>;

@@ -51,8 +51,13 @@ export interface NodeStatus {
 
 export async function nodeStatus(ctx: OperatorContext, nodeKey: Hex): Promise<NodeStatus> {
   const { nodeRegistry } = pspContractsFor(ctx.deployment, { public: ctx.clients.publicClient });
+  // getNode reverts with UnknownNode for a key that was never registered.
+  if (!(await nodeRegistry.read.isRegistered([nodeKey]))) {
+    const zero = "0x0000000000000000000000000000000000000000" as const;
+    return { nodeKey, registered: false, operator: zero, signer: zero, roles: [], discoveryApproved: false, registeredAt: 0, bonded: 0n, unbonding: 0n, unbondingReleaseAt: 0, eligible: [], memberOf: [] };
+  }
   const info = await nodeRegistry.read.getNode([nodeKey]);
-  const registered = info.operator !== "0x0000000000000000000000000000000000000000";
+  const registered = true;
   const roles = roleNames(info.roles);
   const eligible: NodeRoleName[] = [];
   const memberOf: NodeRoleName[] = [];

@@ -1,0 +1,140 @@
+/**
+ * Deploy and operator staking against a real Hardhat JSON-RPC node: the happy
+ * path, the CLI with an encrypted keystore, and every refusal an operator can
+ * run into (wrong chain, missing deployment, short balance, immature unbond).
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { parseEther, toHex, type Hex } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectChain } from "../../node/src/chain/clients.js";
+import { pspContractsFor } from "../../node/src/chain/contracts.js";
+import { readDeployment, type Deployment } from "../../node/src/chain/deployment.js";
+import { nodeKeyHex, nodeStatus, registerNode, requestUnstake, stakeNode, withdrawStake } from "../../node/src/chain/staking.js";
+import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
+import { encryptEvmKeystore } from "../../node/src/crypto/evm-keystore.js";
+import { projectRoot } from "../../scripts/lib/artifacts.js";
+import { deployPsp, devnetParams, writeDeployment } from "../../scripts/lib/deploy.js";
+import { devAccount } from "../../scripts/lib/devnet-accounts.js";
+import { startHardhatNode, type HardhatNode } from "../../scripts/lib/hardhat-node.js";
+
+const run = promisify(execFile);
+const tsx = join(projectRoot, "node_modules", ".bin", "tsx");
+
+describe("deploy and operator scripts", () => {
+  let chain: HardhatNode;
+  let dir: string;
+  let deployment: Deployment;
+  const deploymentFile = () => join(dir, "deployment.json");
+  const operator = devAccount(1);
+  const stranger = devAccount(2);
+
+  const ctxFor = async (account = operator) => ({
+    clients: await connectChain({ rpcUrl: chain.rpcUrl, account }),
+    deployment,
+  });
+
+  beforeAll(async () => {
+    chain = await startHardhatNode({ port: 0 });
+    dir = await mkdtemp(join(tmpdir(), "psp-ops-"));
+    const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: devAccount(0) });
+    ({ deployment } = await deployPsp({ clients: admin, network: "test", params: devnetParams }));
+    await writeDeployment(deploymentFile(), deployment);
+    const { token } = pspContractsFor(deployment, { public: admin.publicClient, wallet: admin.walletClient! });
+    const hash = await token.write.transfer([operator.address, parseEther("200000")]);
+    await admin.publicClient.waitForTransactionReceipt({ hash });
+  });
+  afterAll(async () => {
+    await chain?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("deploy is idempotent while the contracts are live", async () => {
+    const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: devAccount(0) });
+    const again = await deployPsp({ clients: admin, network: "test", params: devnetParams, previous: deployment });
+    expect(again.reused).toBe(true);
+    expect(again.deployment).toEqual(deployment);
+  });
+
+  it("deploy redeploys when the recorded contracts are gone", async () => {
+    const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: devAccount(0) });
+    const ghost = structuredClone(deployment);
+    ghost.contracts.OracleReceipts.address = "0x000000000000000000000000000000000000dEaD";
+    const fresh = await deployPsp({ clients: admin, network: "test", params: devnetParams, previous: ghost });
+    expect(fresh.reused).toBe(false);
+    expect(fresh.deployment.contracts.NodeRegistry.address).not.toBe(deployment.contracts.NodeRegistry.address);
+  });
+
+  it("registers, stakes with a permit, unstakes and withdraws after the unbonding delay", async () => {
+    const ctx = await ctxFor();
+    const nodeKey = nodeKeyHex(generateEd25519KeyPair().publicKey);
+    await registerNode(ctx, { nodeKey, signer: devAccount(9).address, roles: 1 | 4 });
+    await stakeNode(ctx, { nodeKey, amount: parseEther("100000") });
+    let status = await nodeStatus(ctx, nodeKey);
+    expect(status.bonded).toBe(parseEther("100000"));
+    expect(status.eligible).toEqual(["onion", "authority"]);
+    expect(status.memberOf).toContain("authority");
+
+    await requestUnstake(ctx, { nodeKey, amount: parseEther("40000") });
+    status = await nodeStatus(ctx, nodeKey);
+    expect(status.unbonding).toBe(parseEther("40000"));
+    expect(status.eligible).toEqual(["onion"]);
+    expect(status.memberOf).not.toContain("authority");
+
+    await expect(withdrawStake(ctx, { nodeKey })).rejects.toMatchObject({ kind: "nothing-to-withdraw", message: expect.stringMatching(/s from now/) });
+    await ctx.clients.publicClient.request({ method: "evm_increaseTime" as never, params: [devnetParams.unbondingDelay + 1] as never });
+    await ctx.clients.publicClient.request({ method: "evm_mine" as never, params: [] as never });
+    const before = await pspContractsFor(deployment, { public: ctx.clients.publicClient }).token.read.balanceOf([operator.address]);
+    await withdrawStake(ctx, { nodeKey });
+    const after = await pspContractsFor(deployment, { public: ctx.clients.publicClient }).token.read.balanceOf([operator.address]);
+    expect(after - before).toBe(parseEther("40000"));
+  });
+
+  it("refuses with errors that name the fix", async () => {
+    const ctx = await ctxFor();
+    const nodeKey = nodeKeyHex(generateEd25519KeyPair().publicKey);
+    await expect(stakeNode(ctx, { nodeKey, amount: 1n })).rejects.toMatchObject({ kind: "unknown-node" });
+    await registerNode(ctx, { nodeKey, signer: devAccount(10).address, roles: 1 });
+    await expect(stakeNode(ctx, { nodeKey, amount: parseEther("999999999") })).rejects.toMatchObject({ kind: "insufficient-balance" });
+    await expect(requestUnstake(ctx, { nodeKey, amount: 1n })).rejects.toMatchObject({ kind: "insufficient-balance" });
+    await expect(withdrawStake(ctx, { nodeKey })).rejects.toMatchObject({ kind: "nothing-to-withdraw" });
+    const strangerCtx = await ctxFor(stranger);
+    await expect(stakeNode(strangerCtx, { nodeKey, amount: 1n })).rejects.toMatchObject({ kind: "not-operator" });
+    // The same key twice is refused by the contract, reported by its custom error.
+    await expect(registerNode(ctx, { nodeKey, signer: devAccount(11).address, roles: 1 })).rejects.toMatchObject({
+      kind: "transaction-reverted",
+      message: expect.stringContaining("NodeAlreadyRegistered"),
+    });
+    const wrongChain = { ...ctx, deployment: { ...deployment, chainId: 1 } };
+    await expect(registerNode(wrongChain, { nodeKey: nodeKeyHex(generateEd25519KeyPair().publicKey), signer: devAccount(12).address, roles: 1 })).rejects.toMatchObject({
+      kind: "wrong-chain",
+    });
+    await expect(readDeployment(join(dir, "nope.json"))).rejects.toMatchObject({ kind: "missing-deployment" });
+    expect(() => nodeKeyHex("abcd")).toThrow(/64 hex digits/);
+  });
+
+  it("the operator CLI stakes from an encrypted keystore and reports status", async () => {
+    const keystore = join(dir, "operator.json");
+    const operatorKey: Hex = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"; // Hardhat dev account 1
+    await writeFile(keystore, await encryptEvmKeystore(operatorKey, "correct horse", { scryptN: 2 ** 10 }));
+    const nodeKey = toHex(generateEd25519KeyPair().publicKey).slice(2);
+    const common = ["--rpc", chain.rpcUrl, "--deployment", deploymentFile(), "--node-key", nodeKey];
+    const env = { ...process.env, PSP_KEYSTORE_PASSWORD: "correct horse" };
+    const cli = (args: string[], extraEnv = env) => run(tsx, [join(projectRoot, "scripts", "operator.ts"), ...args], { env: extraEnv, cwd: projectRoot });
+
+    await cli(["register", ...common, "--keystore", keystore, "--signer", devAccount(13).address, "--roles", "onion"]);
+    await cli(["stake", ...common, "--keystore", keystore, "--amount", "2500"]);
+    const { stdout } = await cli(["status", ...common, "--json"]);
+    const status = JSON.parse(stdout) as { bonded: string; eligible: string[] };
+    expect(status.bonded).toBe(parseEther("2500").toString());
+    expect(status.eligible).toEqual(["onion"]);
+
+    const wrongPassword = cli(["stake", ...common, "--keystore", keystore, "--amount", "1"], { ...env, PSP_KEYSTORE_PASSWORD: "wrong" });
+    await expect(wrongPassword).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("[bad-passphrase]") });
+    const badRole = cli(["register", ...common, "--keystore", keystore, "--signer", devAccount(14).address, "--roles", "exit"]);
+    await expect(badRole).rejects.toMatchObject({ stderr: expect.stringContaining('unknown role "exit"') });
+  });
+});
