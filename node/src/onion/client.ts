@@ -1,0 +1,933 @@
+/**
+ * The client side of the circuit protocol, as a pure state machine.
+ *
+ * Owns the circuits this node originates: building them hop by hop (CREATE2
+ * to the first hop, then EXTEND2 in RELAY_EARLY to the current last hop),
+ * adding and peeling one onion layer per hop, opening streams to named
+ * services on a hop (BEGIN/CONNECTED), sending and receiving messages
+ * (fragmented into DATA cells under SENDME windows), TRUNCATE, DESTROY, build
+ * and idle timeouts, and the node's send-rate limit.
+ *
+ * Inputs: `buildCircuit`, `extendCircuit`, `openStream`, `send`, `closeStream`,
+ * `closeCircuit`, `truncate` (calls from the application) and `linkOpened`,
+ * `linkFailed`, `linkClosed`, `handleCell(s)`, `tick` (from the driver), each
+ * with the current time. Outputs: `takeActions()` and `nextWakeup()`.
+ * Results come as events (circuit-open, stream-open, stream-message, ...);
+ * `circuitInfo` and `streamInfo` answer state queries.
+ *
+ * Trusts: the link layer's `peerIdentity`; the node list it was given.
+ * Trusts nothing in cells: a cell no hop recognizes, a bad handshake reply or
+ * a window overrun closes the circuit with a typed CircuitError, sent to the
+ * relays as DESTROY.
+ */
+import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
+import type { Cell } from "../wire/cell.js";
+import { MAX_STREAM_ID, RelayCommand, decodeRelayPayload, encodeRelayPayload } from "../wire/relay.js";
+import { ntorClientCreate, ntorClientFinish } from "../crypto/ntor.js";
+import type { NtorClientState } from "../crypto/ntor.js";
+import { isPspError } from "../errors.js";
+import {
+  CIRCUIT_WINDOW_INCREMENT,
+  CIRCUIT_WINDOW_START,
+  DEFAULT_LIMITS,
+  DEFAULT_MAX_CIRCUIT_LENGTH,
+  DestroyReason,
+  EndReason,
+  HANDSHAKE_NTOR,
+  HOP_KEY_MATERIAL_LEN,
+  MAX_RELAY_EARLY,
+  destroyReasonName,
+  endReasonName,
+  toEndReason,
+} from "./constants.js";
+import { CircuitError } from "./errors.js";
+import { FlowWindow } from "./flow-control.js";
+import { DATA_CHUNK_LEN } from "./framing.js";
+import { keyHex } from "./path.js";
+import type { PathNode } from "./path.js";
+import {
+  decodeCreated2,
+  decodeDestroy,
+  decodeTruncatedReason,
+  encodeBegin,
+  encodeCreate2,
+  encodeDestroy,
+  encodeExtend2,
+  encodeReason,
+} from "./payloads.js";
+import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
+import type { HopCrypto } from "./relay-crypto.js";
+import { OutboundScheduler } from "./scheduler.js";
+import type { OutboundCell } from "./scheduler.js";
+import { EdgeStream } from "./streams.js";
+import type { LinkInfo, OnionAction, OnionEvent } from "./types.js";
+
+export interface ClientLimits {
+  nodeBytesPerSecond: number;
+  nodeBurstBytes: number;
+  circuitBytesPerSecond: number;
+  circuitBurstBytes: number;
+  maxStreamsPerCircuit: number;
+  maxQueuedCellsPerCircuit: number;
+  maxMessageBytes: number;
+  buildTimeoutMs: number;
+  clientCircuitIdleMs: number;
+  /** Longest circuit this client will build. */
+  maxHops: number;
+}
+
+export interface OnionClientOptions {
+  now: number;
+  protoId?: string;
+  limits?: Partial<ClientLimits>;
+  /** Random 32-bit integers for circuit ids; default crypto-random. */
+  randomU32?: () => number;
+}
+
+export type ClientCircuitState = "waiting-link" | "building" | "open" | "closed";
+
+export interface ClientCircuitInfo {
+  circuitId: number;
+  state: ClientCircuitState;
+  /** Hops with established keys. */
+  hops: number;
+  /** Why it closed (set when state is "closed" and the close was not requested locally). */
+  error: CircuitError | undefined;
+  openStreams: number;
+}
+
+export interface ClientStreamInfo {
+  streamId: number;
+  service: string;
+  hop: number;
+  state: "connecting" | "open" | "closed";
+  queuedCells: number;
+  /** DATA cells the stream may still send before it needs a SENDME. */
+  packageWindow: number;
+  error: CircuitError | undefined;
+}
+
+interface ClientHop {
+  node: PathNode;
+  crypto: HopCrypto;
+  window: FlowWindow;
+}
+
+interface ClientStream extends EdgeStream {
+  error?: CircuitError;
+}
+
+interface ClientCircuit {
+  id: number;
+  /** Nodes still to add, in order. */
+  plan: PathNode[];
+  hops: ClientHop[];
+  state: ClientCircuitState;
+  error: CircuitError | undefined;
+  linkId: string | undefined;
+  circId: number | undefined;
+  key: string | undefined;
+  requestId: number | undefined;
+  handshake: { state: NtorClientState; node: PathNode } | undefined;
+  buildDeadline: number | undefined;
+  relayEarlyLeft: number;
+  streams: Map<number, ClientStream>;
+  closedStreams: Map<number, ClientStream>;
+  nextStreamId: number;
+  lastActivity: number;
+  /** Relay payloads sealed for a hop, waiting for the onion layers (applied at flush, in order). */
+  forwardBatch: { hop: number; command: number; payload: Uint8Array }[];
+}
+
+interface ClientLink {
+  info: LinkInfo;
+  identityHex: string | undefined;
+  circIds: Set<number>;
+}
+
+const EMPTY = new Uint8Array(0);
+const ZERO_DIGEST = new Uint8Array(4);
+
+function sideKey(linkId: string, circId: number): string {
+  return `${linkId}\u0000${circId}`;
+}
+
+function defaultRandomU32(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number;
+}
+
+export class OnionClient {
+  private readonly protoId: string | undefined;
+  private readonly limits: ClientLimits;
+  private readonly randomU32: () => number;
+  private readonly scheduler: OutboundScheduler;
+  private readonly circuits = new Map<number, ClientCircuit>();
+  private readonly byKey = new Map<string, ClientCircuit>();
+  private readonly links = new Map<string, ClientLink>();
+  private readonly linkRequests = new Map<number, { identityHex: string; circuits: Set<ClientCircuit> }>();
+  private readonly requestByIdentity = new Map<string, number>();
+  private readonly dirty = new Set<ClientCircuit>();
+  private actions: OnionAction[] = [];
+  private released: OutboundCell[] = [];
+  private nextCircuitId = 1;
+  private nextRequestId = 1;
+  private now: number;
+  private depth = 0;
+
+  constructor(options: OnionClientOptions) {
+    this.protoId = options.protoId;
+    this.limits = { ...DEFAULT_LIMITS, maxHops: DEFAULT_MAX_CIRCUIT_LENGTH, ...options.limits };
+    this.randomU32 = options.randomU32 ?? defaultRandomU32;
+    this.now = options.now;
+    this.scheduler = new OutboundScheduler({
+      node: { bytesPerSecond: this.limits.nodeBytesPerSecond, burstBytes: this.limits.nodeBurstBytes },
+      circuit: { bytesPerSecond: this.limits.circuitBytesPerSecond, burstBytes: this.limits.circuitBurstBytes },
+      maxQueuedCellsPerCircuit: this.limits.maxQueuedCellsPerCircuit,
+      now: options.now,
+    });
+  }
+
+  // ---- application calls ------------------------------------------------------
+
+  /**
+   * Starts building a circuit through `path` (entry first). Returns its id;
+   * a "circuit-open" or "circuit-closed" event follows.
+   */
+  buildCircuit(path: readonly PathNode[], now: number): number {
+    if (path.length < 1) throw new CircuitError("bad-argument", "a circuit needs at least one hop");
+    if (path.length > this.limits.maxHops) {
+      throw new CircuitError("too-many-hops", `path has ${path.length} hops; this client builds at most ${this.limits.maxHops}`);
+    }
+    const ids = new Set(path.map((n) => keyHex(n.identity)));
+    if (ids.size !== path.length) throw new CircuitError("bad-argument", "a path must not repeat a node");
+    const circ: ClientCircuit = {
+      id: this.nextCircuitId++,
+      plan: [...path],
+      hops: [],
+      state: "waiting-link",
+      error: undefined,
+      linkId: undefined,
+      circId: undefined,
+      key: undefined,
+      requestId: undefined,
+      handshake: undefined,
+      buildDeadline: now + this.limits.buildTimeoutMs,
+      relayEarlyLeft: MAX_RELAY_EARLY,
+      streams: new Map(),
+      closedStreams: new Map(),
+      nextStreamId: 1,
+      lastActivity: now,
+      forwardBatch: [],
+    };
+    this.circuits.set(circ.id, circ);
+    this.enter(now, () => {
+      const first = path[0] as PathNode;
+      const firstHex = keyHex(first.identity);
+      for (const link of this.links.values()) {
+        if (link.identityHex === firstHex) return this.sendCreate(circ, link);
+      }
+      let requestId = this.requestByIdentity.get(firstHex);
+      if (requestId === undefined) {
+        requestId = this.nextRequestId++;
+        this.linkRequests.set(requestId, { identityHex: firstHex, circuits: new Set() });
+        this.requestByIdentity.set(firstHex, requestId);
+        this.actions.push({
+          type: "open-link",
+          requestId,
+          identity: first.identity.slice(),
+          addresses: [{ host: first.host, port: first.port }],
+        });
+      }
+      circ.requestId = requestId;
+      this.linkRequests.get(requestId)?.circuits.add(circ);
+    });
+    return circ.id;
+  }
+
+  /** Extends an open circuit by one more hop ("circuit-extended" then "circuit-open" follow). */
+  extendCircuit(circuitId: number, node: PathNode, now: number): void {
+    const circ = this.openCircuit(circuitId);
+    if (circ.hops.length + 1 > this.limits.maxHops) {
+      throw new CircuitError("too-many-hops", `circuit has ${circ.hops.length} hops; this client builds at most ${this.limits.maxHops}`);
+    }
+    if (circ.hops.some((h) => keyHex(h.node.identity) === keyHex(node.identity))) {
+      throw new CircuitError("bad-argument", "the node is already a hop of this circuit");
+    }
+    this.enter(now, () => {
+      circ.plan.push(node);
+      circ.state = "building";
+      circ.buildDeadline = now + this.limits.buildTimeoutMs;
+      this.extendNext(circ);
+    });
+  }
+
+  /** Opens a stream to `service` on a hop (the last by default). Returns the stream id; "stream-open" follows. */
+  openStream(circuitId: number, service: string, now: number, options: { hop?: number } = {}): number {
+    const circ = this.openCircuit(circuitId);
+    const hop = options.hop ?? circ.hops.length - 1;
+    if (!Number.isInteger(hop) || hop < 0 || hop >= circ.hops.length) {
+      throw new CircuitError("bad-argument", `hop must be 0..${circ.hops.length - 1}, got ${hop}`);
+    }
+    if (circ.streams.size >= this.limits.maxStreamsPerCircuit) {
+      throw new CircuitError("resource-limit", `circuit ${circuitId} already has ${circ.streams.size} streams; close one or build another circuit`);
+    }
+    const begin = encodeBegin(service);
+    const streamId = this.allocateStreamId(circ);
+    const stream: ClientStream = new EdgeStream(streamId, service, hop, this.limits.maxMessageBytes);
+    circ.streams.set(streamId, stream);
+    this.enter(now, () => this.sendRelay(circ, hop, RelayCommand.BEGIN, streamId, begin));
+    return streamId;
+  }
+
+  /** Queues one message on an open (or connecting) stream. */
+  send(circuitId: number, streamId: number, message: Uint8Array, now: number): void {
+    const circ = this.openCircuit(circuitId);
+    const stream = circ.streams.get(streamId);
+    if (!stream || stream.phase === "closed") {
+      throw new CircuitError("stream-closed", `stream ${streamId} is not open on circuit ${circuitId}`, {
+        endReason: stream?.error?.endReason,
+      });
+    }
+    const maxQueued = Math.ceil(this.limits.maxMessageBytes / DATA_CHUNK_LEN) * 4;
+    if (stream.queuedCells > maxQueued) {
+      throw new CircuitError("resource-limit", `stream ${streamId} has ${stream.queuedCells} cells queued; wait for the peer to catch up`);
+    }
+    stream.enqueueMessage(message);
+    this.enter(now, () => this.pump(circ, stream));
+  }
+
+  /** Ends a stream (END DONE by default). */
+  closeStream(circuitId: number, streamId: number, now: number, reason: EndReason = EndReason.DONE): void {
+    const circ = this.circuits.get(circuitId);
+    const stream = circ?.streams.get(streamId);
+    if (!circ || !stream) return;
+    this.enter(now, () => {
+      this.finishStream(circ, stream, reason, undefined);
+      this.sendRelay(circ, stream.hop, RelayCommand.END, streamId, encodeReason(reason));
+    });
+  }
+
+  /** Tears the circuit down (DESTROY REQUESTED to every hop). */
+  closeCircuit(circuitId: number, now: number): void {
+    const circ = this.circuits.get(circuitId);
+    if (!circ || circ.state === "closed") return;
+    this.enter(now, () => this.close(circ, undefined, DestroyReason.REQUESTED));
+  }
+
+  /** Asks hop `keepHops - 1` to drop everything after it; "circuit-extended" with the new length follows. */
+  truncate(circuitId: number, keepHops: number, now: number): void {
+    const circ = this.openCircuit(circuitId);
+    if (!Number.isInteger(keepHops) || keepHops < 1 || keepHops >= circ.hops.length) {
+      throw new CircuitError("bad-argument", `keepHops must be 1..${circ.hops.length - 1}`);
+    }
+    this.enter(now, () => this.sendRelay(circ, keepHops - 1, RelayCommand.TRUNCATE, 0, EMPTY));
+  }
+
+  /**
+   * Sends one relay message to a hop as is: DATA is counted against the
+   * windows but never waits for them. For layers above that add their own relay commands, and for
+   * tests that play a misbehaving client.
+   */
+  sendRelayMessage(circuitId: number, hop: number, command: number, streamId: number, data: Uint8Array, now: number): void {
+    const circ = this.openCircuit(circuitId);
+    if (!Number.isInteger(hop) || hop < 0 || hop >= circ.hops.length) throw new CircuitError("bad-argument", `no hop ${hop}`);
+    if (command === RelayCommand.DATA) {
+      // Counted (so the SENDMEs it earns are not "beyond the window"), never waited for.
+      (circ.hops[hop] as ClientHop).window.packaged();
+      circ.streams.get(streamId)?.window.packaged();
+    }
+    this.enter(now, () => this.sendRelay(circ, hop, command, streamId, data));
+  }
+
+  circuitInfo(circuitId: number): ClientCircuitInfo | undefined {
+    const c = this.circuits.get(circuitId);
+    if (!c) return undefined;
+    return { circuitId, state: c.state, hops: c.hops.length, error: c.error, openStreams: c.streams.size };
+  }
+
+  streamInfo(circuitId: number, streamId: number): ClientStreamInfo | undefined {
+    const c = this.circuits.get(circuitId);
+    const s = c?.streams.get(streamId) ?? c?.closedStreams.get(streamId);
+    if (!s) return undefined;
+    return {
+      streamId,
+      service: s.service,
+      hop: s.hop,
+      state: s.phase,
+      queuedCells: s.queuedCells,
+      packageWindow: s.window.canPackage,
+      error: s.error,
+    };
+  }
+
+  // ---- driver inputs -----------------------------------------------------------
+
+  linkOpened(info: LinkInfo, now: number): void {
+    this.enter(now, () => {
+      if (this.links.has(info.linkId)) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
+      const link: ClientLink = { info, identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined, circIds: new Set() };
+      this.links.set(info.linkId, link);
+      if (info.requestId === undefined) return;
+      const request = this.linkRequests.get(info.requestId);
+      if (!request) return;
+      this.linkRequests.delete(info.requestId);
+      this.requestByIdentity.delete(request.identityHex);
+      for (const circ of request.circuits) {
+        if (circ.state !== "waiting-link") continue;
+        circ.requestId = undefined;
+        if (link.identityHex === request.identityHex) this.sendCreate(circ, link);
+        else {
+          this.close(
+            circ,
+            new CircuitError("handshake-failed", "the first hop's link authenticated a different identity than the path names", {
+              destroyReason: DestroyReason.OR_IDENTITY,
+              hop: 0,
+            }),
+            undefined,
+          );
+        }
+      }
+    });
+  }
+
+  linkFailed(requestId: number, now: number): void {
+    this.enter(now, () => {
+      const request = this.linkRequests.get(requestId);
+      if (!request) return;
+      this.linkRequests.delete(requestId);
+      this.requestByIdentity.delete(request.identityHex);
+      for (const circ of request.circuits) {
+        this.close(
+          circ,
+          new CircuitError("circuit-destroyed", "could not open a link to the first hop", { destroyReason: DestroyReason.CONNECTFAILED, hop: 0 }),
+          undefined,
+        );
+      }
+    });
+  }
+
+  linkClosed(linkId: string, now: number): void {
+    this.enter(now, () => {
+      const link = this.links.get(linkId);
+      if (!link) return;
+      for (const circId of [...link.circIds]) {
+        const circ = this.byKey.get(sideKey(linkId, circId));
+        if (circ) {
+          this.close(
+            circ,
+            new CircuitError("circuit-destroyed", "the link to the first hop closed", { destroyReason: DestroyReason.CHANNEL_CLOSED, hop: 0 }),
+            undefined,
+          );
+        }
+      }
+      this.links.delete(linkId);
+    });
+  }
+
+  handleCell(linkId: string, cell: Cell, now: number): void {
+    this.handleCells(linkId, [cell], now);
+  }
+
+  /** Cells from one link in arrival order; consecutive RELAY cells of one circuit are decrypted per layer in one call. */
+  handleCells(linkId: string, cells: readonly Cell[], now: number): void {
+    this.enter(now, () => {
+      const link = this.links.get(linkId);
+      if (!link) throw new CircuitError("bad-state", `cell from unknown link ${linkId}; call linkOpened first`);
+      let i = 0;
+      while (i < cells.length) {
+        const cell = cells[i] as Cell;
+        const circ = this.byKey.get(sideKey(linkId, cell.circId));
+        const payload = cell.payload instanceof Uint8Array && cell.payload.length <= CELL_PAYLOAD_LEN ? cell.payload : undefined;
+        if (!circ || !payload || circ.state === "closed") {
+          if (!circ) this.emit({ type: "protocol-violation", linkId, circId: Number(cell.circId) || 0, message: "cell for an unknown circuit" });
+          i++;
+          continue;
+        }
+        const full = payload.length === CELL_PAYLOAD_LEN ? payload : padTo507(payload);
+        if (cell.command === CellCommand.RELAY) {
+          const run = [full];
+          let j = i + 1;
+          while (j < cells.length) {
+            const c = cells[j] as Cell;
+            if (c.command !== CellCommand.RELAY || c.circId !== cell.circId) break;
+            if (!(c.payload instanceof Uint8Array) || c.payload.length > CELL_PAYLOAD_LEN) break;
+            run.push(c.payload.length === CELL_PAYLOAD_LEN ? c.payload : padTo507(c.payload));
+            j++;
+          }
+          this.relayRun(circ, run);
+          i = j;
+          continue;
+        }
+        this.controlCell(circ, cell.command, full);
+        i++;
+      }
+    });
+  }
+
+  tick(now: number): void {
+    this.enter(now, () => {
+      for (const circ of this.circuits.values()) {
+        if (circ.state === "closed") continue;
+        if (circ.buildDeadline !== undefined && now >= circ.buildDeadline) {
+          this.close(
+            circ,
+            new CircuitError("build-timeout", `circuit not built within ${this.limits.buildTimeoutMs} ms (${circ.hops.length} hops done)`, {
+              destroyReason: DestroyReason.TIMEOUT,
+              hop: circ.hops.length,
+            }),
+            DestroyReason.TIMEOUT,
+          );
+        } else if (circ.state === "open" && circ.streams.size === 0 && now - circ.lastActivity >= this.limits.clientCircuitIdleMs) {
+          this.close(circ, undefined, DestroyReason.FINISHED);
+        }
+      }
+    });
+  }
+
+  takeActions(): OnionAction[] {
+    const out = this.actions;
+    this.actions = [];
+    return out;
+  }
+
+  nextWakeup(): number | undefined {
+    let t = this.scheduler.nextReadyAt(this.now) ?? Number.POSITIVE_INFINITY;
+    for (const circ of this.circuits.values()) {
+      if (circ.state === "closed") continue;
+      if (circ.buildDeadline !== undefined) t = Math.min(t, circ.buildDeadline);
+      else if (circ.streams.size === 0) t = Math.min(t, circ.lastActivity + this.limits.clientCircuitIdleMs);
+    }
+    return Number.isFinite(t) ? t : undefined;
+  }
+
+  // ---- plumbing -------------------------------------------------------------------
+
+  private openCircuit(circuitId: number): ClientCircuit {
+    const circ = this.circuits.get(circuitId);
+    if (!circ) throw new CircuitError("bad-argument", `no circuit ${circuitId}`);
+    if (circ.state === "closed") {
+      throw (
+        circ.error ??
+        new CircuitError("bad-state", `circuit ${circuitId} is closed; build a new one`, { destroyReason: DestroyReason.REQUESTED })
+      );
+    }
+    if (circ.state !== "open") throw new CircuitError("bad-state", `circuit ${circuitId} is still ${circ.state}; wait for circuit-open`);
+    return circ;
+  }
+
+  private enter(now: number, fn: () => void): void {
+    if (Number.isFinite(now) && now > this.now) this.now = now;
+    this.depth++;
+    try {
+      fn();
+    } finally {
+      this.depth--;
+      if (this.depth === 0) this.flush();
+    }
+  }
+
+  private flush(): void {
+    for (const circ of this.dirty) {
+      if (circ.state === "closed" || circ.forwardBatch.length === 0) continue;
+      const batch = circ.forwardBatch;
+      circ.forwardBatch = [];
+      // Layer i wraps, in order, every cell addressed to hop i or beyond: one cipher call per layer.
+      const deepest = batch.reduce((m, c) => Math.max(m, c.hop), 0);
+      for (let layer = deepest; layer >= 0; layer--) {
+        const hop = circ.hops[layer] as ClientHop;
+        const members = batch.filter((c) => c.hop >= layer);
+        const out = hop.crypto.forward.applyKeystreamBatch(members.map((c) => c.payload));
+        members.forEach((c, k) => (c.payload = out[k] as Uint8Array));
+      }
+      for (const c of batch) {
+        if (isClosed(circ)) break;
+        if (!this.scheduler.enqueue(circ.key as string, circ.linkId as string, { circId: circ.circId as number, command: c.command, payload: c.payload }, this.now)) {
+          this.close(circ, new CircuitError("resource-limit", "too many cells queued on the circuit"), DestroyReason.RESOURCELIMIT);
+        }
+      }
+    }
+    this.dirty.clear();
+    this.scheduler.flush(this.now, this.released);
+    for (const r of this.released) this.actions.push({ type: "send", linkId: r.linkId, cell: r.cell });
+    this.released = [];
+  }
+
+  private emit(event: OnionEvent): void {
+    this.actions.push({ type: "event", event });
+  }
+
+  private allocateStreamId(circ: ClientCircuit): number {
+    for (let i = 0; i < MAX_STREAM_ID; i++) {
+      const id = circ.nextStreamId;
+      circ.nextStreamId = id >= MAX_STREAM_ID ? 1 : id + 1;
+      if (!circ.streams.has(id)) {
+        circ.closedStreams.delete(id);
+        return id;
+      }
+    }
+    throw new CircuitError("resource-limit", "no free stream id on the circuit");
+  }
+
+  /** Seals a relay message for `hop`; layers are added at flush. EXTEND goes in RELAY_EARLY. */
+  private sendRelay(circ: ClientCircuit, hop: number, command: number, streamId: number, data: Uint8Array): void {
+    const payload = encodeRelayPayload({ recognized: 0, streamId, digest: ZERO_DIGEST, command, data });
+    (circ.hops[hop] as ClientHop).crypto.forward.seal(payload);
+    let cellCommand: number = CellCommand.RELAY;
+    if (command === RelayCommand.EXTEND) {
+      circ.relayEarlyLeft--;
+      cellCommand = CellCommand.RELAY_EARLY;
+    }
+    circ.forwardBatch.push({ hop, command: cellCommand, payload });
+    circ.lastActivity = this.now;
+    this.dirty.add(circ);
+  }
+
+  private allocateCircId(link: ClientLink): number | undefined {
+    for (let i = 0; i < 64; i++) {
+      const low = this.randomU32() & 0x7fff_ffff;
+      const id = link.info.weInitiated ? (low | 0x8000_0000) >>> 0 : low;
+      if (id !== 0 && !link.circIds.has(id)) return id;
+    }
+    return undefined;
+  }
+
+  private sendCreate(circ: ClientCircuit, link: ClientLink): void {
+    const circId = this.allocateCircId(link);
+    if (circId === undefined) {
+      this.close(circ, new CircuitError("resource-limit", "no free circuit id on the link"), undefined);
+      return;
+    }
+    const node = circ.plan.shift() as PathNode;
+    circ.linkId = link.info.linkId;
+    circ.circId = circId;
+    circ.key = sideKey(link.info.linkId, circId);
+    circ.state = "building";
+    link.circIds.add(circId);
+    this.byKey.set(circ.key, circ);
+    const { state, onionskin } = ntorClientCreate({
+      ...(this.protoId === undefined ? {} : { protoId: this.protoId }),
+      id: node.identity,
+      onionPublic: node.onionKey,
+    });
+    circ.handshake = { state, node };
+    const cell = { circId, command: CellCommand.CREATE, payload: encodeCreate2({ handshakeType: HANDSHAKE_NTOR, handshakeData: onionskin }) };
+    if (!this.scheduler.enqueue(circ.key, link.info.linkId, cell, this.now)) {
+      this.close(circ, new CircuitError("resource-limit", "too many cells queued on the circuit"), undefined);
+    }
+  }
+
+  private extendNext(circ: ClientCircuit): void {
+    const node = circ.plan.shift();
+    if (!node) return;
+    if (circ.relayEarlyLeft <= 0) {
+      this.close(
+        circ,
+        new CircuitError("too-many-hops", `no RELAY_EARLY cells left to extend past ${circ.hops.length} hops`),
+        DestroyReason.REQUESTED,
+      );
+      return;
+    }
+    const { state, onionskin } = ntorClientCreate({
+      ...(this.protoId === undefined ? {} : { protoId: this.protoId }),
+      id: node.identity,
+      onionPublic: node.onionKey,
+    });
+    circ.handshake = { state, node };
+    const body = encodeExtend2({
+      identity: node.identity,
+      addresses: [{ host: node.host, port: node.port }],
+      handshakeType: HANDSHAKE_NTOR,
+      handshakeData: onionskin,
+    });
+    this.sendRelay(circ, circ.hops.length - 1, RelayCommand.EXTEND, 0, body);
+  }
+
+  /** Completes the pending handshake with the reply from CREATED2 or EXTENDED2. */
+  private finishHandshake(circ: ClientCircuit, reply: Uint8Array): void {
+    const hs = circ.handshake;
+    if (!hs) {
+      this.close(circ, new CircuitError("protocol-violation", "handshake reply without a pending handshake"), DestroyReason.PROTOCOL);
+      return;
+    }
+    circ.handshake = undefined;
+    let keys: Uint8Array;
+    try {
+      keys = ntorClientFinish({ ...hs.state, reply, keyLength: HOP_KEY_MATERIAL_LEN });
+    } catch (err) {
+      if (!isPspError(err)) throw err;
+      this.close(
+        circ,
+        new CircuitError("handshake-failed", `hop ${circ.hops.length} failed the ntor handshake: ${err.message}`, { hop: circ.hops.length, cause: err }),
+        DestroyReason.PROTOCOL,
+      );
+      return;
+    }
+    circ.hops.push({
+      node: hs.node,
+      crypto: hopCryptoFromKeyMaterial(keys),
+      window: new FlowWindow({ start: CIRCUIT_WINDOW_START, increment: CIRCUIT_WINDOW_INCREMENT }),
+    });
+    keys.fill(0);
+    this.emit({ type: "circuit-extended", circuitId: circ.id, hops: circ.hops.length });
+    if (circ.plan.length > 0) return this.extendNext(circ);
+    circ.state = "open";
+    circ.buildDeadline = undefined;
+    this.emit({ type: "circuit-open", circuitId: circ.id });
+  }
+
+  /**
+   * Closes a circuit locally. `destroy` (if set) is the reason sent forward in
+   * a DESTROY; `error` (if set) is recorded and reported.
+   */
+  private close(circ: ClientCircuit, error: CircuitError | undefined, destroy: DestroyReason | undefined): void {
+    if (circ.state === "closed") return;
+    circ.state = "closed";
+    circ.error = error;
+    if (destroy !== undefined && circ.linkId !== undefined && circ.circId !== undefined && this.links.has(circ.linkId)) {
+      this.actions.push({
+        type: "send",
+        linkId: circ.linkId,
+        cell: { circId: circ.circId, command: CellCommand.DESTROY, payload: encodeDestroy(destroy) },
+      });
+    }
+    if (circ.key) {
+      this.scheduler.drop(circ.key);
+      this.byKey.delete(circ.key);
+      this.links.get(circ.linkId as string)?.circIds.delete(circ.circId as number);
+    }
+    if (circ.requestId !== undefined) this.linkRequests.get(circ.requestId)?.circuits.delete(circ);
+    const streamError = new CircuitError("stream-closed", "the circuit closed", {
+      endReason: EndReason.DESTROY,
+      destroyReason: error?.destroyReason ?? destroy,
+      cause: error,
+    });
+    for (const stream of [...circ.streams.values()]) this.finishStream(circ, stream, EndReason.DESTROY, streamError);
+    circ.forwardBatch = [];
+    this.dirty.delete(circ);
+    const reason = error?.destroyReason ?? destroy ?? DestroyReason.NONE;
+    this.emit({ type: "circuit-closed", circuitId: circ.id, reason, ...(error ? { error } : {}) });
+  }
+
+  private finishStream(circ: ClientCircuit, stream: ClientStream, reason: EndReason, error: CircuitError | undefined): void {
+    if (stream.phase === "closed") return;
+    stream.phase = "closed";
+    stream.clearQueue();
+    if (error) stream.error = error;
+    circ.streams.delete(stream.streamId);
+    circ.closedStreams.set(stream.streamId, stream);
+    if (circ.closedStreams.size > 64) {
+      const oldest = circ.closedStreams.keys().next().value as number;
+      circ.closedStreams.delete(oldest);
+    }
+    circ.lastActivity = this.now;
+    this.emit({ type: "stream-closed", circuitId: circ.id, streamId: stream.streamId, reason, ...(error ? { error } : {}) });
+  }
+
+  private pump(circ: ClientCircuit, stream: ClientStream): void {
+    const hop = circ.hops[stream.hop] as ClientHop;
+    while (
+      circ.state === "open" &&
+      stream.phase === "open" &&
+      stream.queuedCells > 0 &&
+      stream.window.canPackage > 0 &&
+      hop.window.canPackage > 0
+    ) {
+      const chunk = stream.nextChunk() as Uint8Array;
+      stream.window.packaged();
+      hop.window.packaged();
+      this.sendRelay(circ, stream.hop, RelayCommand.DATA, stream.streamId, chunk);
+    }
+  }
+
+  // ---- incoming cells --------------------------------------------------------------
+
+  private controlCell(circ: ClientCircuit, command: number, payload: Uint8Array): void {
+    switch (command) {
+      case CellCommand.CREATED: {
+        if (circ.hops.length !== 0 || !circ.handshake) {
+          return this.close(circ, new CircuitError("protocol-violation", "unexpected CREATED"), DestroyReason.PROTOCOL);
+        }
+        let reply: Uint8Array;
+        try {
+          reply = decodeCreated2(payload);
+        } catch (err) {
+          return this.close(circ, new CircuitError("handshake-failed", "malformed CREATED2", { hop: 0, cause: err }), DestroyReason.PROTOCOL);
+        }
+        return this.finishHandshake(circ, reply);
+      }
+      case CellCommand.DESTROY: {
+        const reason = decodeDestroy(payload);
+        return this.close(
+          circ,
+          new CircuitError("circuit-destroyed", `circuit destroyed by a relay: ${destroyReasonName(reason)}`, { destroyReason: reason }),
+          undefined,
+        );
+      }
+      case CellCommand.RELAY_EARLY:
+        return this.close(circ, new CircuitError("protocol-violation", "RELAY_EARLY towards the client"), DestroyReason.PROTOCOL);
+      default:
+        this.emit({ type: "protocol-violation", linkId: circ.linkId as string, circId: circ.circId as number, message: `unexpected command ${command}` });
+    }
+  }
+
+  private relayRun(circ: ClientCircuit, payloads: Uint8Array[]): void {
+    if (circ.hops.length === 0) {
+      return this.close(circ, new CircuitError("protocol-violation", "relay cell before CREATED"), DestroyReason.PROTOCOL);
+    }
+    circ.lastActivity = this.now;
+    // Peel layer by layer; a cell leaves the batch at the hop that recognizes it.
+    const recognizedAt = new Array<number>(payloads.length).fill(-1);
+    const plain: Uint8Array[] = new Array<Uint8Array>(payloads.length);
+    let pending = payloads.map((_, k) => k);
+    let current = payloads;
+    for (let h = 0; h < circ.hops.length && pending.length > 0; h++) {
+      const layer = (circ.hops[h] as ClientHop).crypto.backward;
+      const out = layer.applyKeystreamBatch(current);
+      const nextPending: number[] = [];
+      const nextCurrent: Uint8Array[] = [];
+      out.forEach((p, k) => {
+        const idx = pending[k] as number;
+        if (layer.recognize(p)) {
+          recognizedAt[idx] = h;
+          plain[idx] = p;
+        } else {
+          nextPending.push(idx);
+          nextCurrent.push(p);
+        }
+      });
+      pending = nextPending;
+      current = nextCurrent;
+    }
+    for (let k = 0; k < payloads.length; k++) {
+      if (isClosed(circ)) return;
+      const hop = recognizedAt[k] as number;
+      if (hop < 0) {
+        return this.close(
+          circ,
+          new CircuitError("circuit-destroyed", "a relay cell from the circuit was not recognized by any hop (modified in transit)", {
+            destroyReason: DestroyReason.PROTOCOL,
+          }),
+          DestroyReason.PROTOCOL,
+        );
+      }
+      this.handleRecognized(circ, hop, plain[k] as Uint8Array);
+    }
+  }
+
+  private handleRecognized(circ: ClientCircuit, hop: number, payload: Uint8Array): void {
+    let msg: ReturnType<typeof decodeRelayPayload>;
+    try {
+      msg = decodeRelayPayload(payload);
+    } catch (err) {
+      return this.close(circ, new CircuitError("protocol-violation", `hop ${hop} sent a bad relay payload`, { hop, cause: err }), DestroyReason.PROTOCOL);
+    }
+    const violation = (message: string) =>
+      this.close(circ, new CircuitError("protocol-violation", `hop ${hop}: ${message}`, { hop, destroyReason: DestroyReason.PROTOCOL }), DestroyReason.PROTOCOL);
+    switch (msg.command) {
+      case RelayCommand.EXTENDED: {
+        if (hop !== circ.hops.length - 1 || !circ.handshake) return violation("unexpected EXTENDED");
+        let reply: Uint8Array;
+        try {
+          reply = decodeCreated2(msg.data);
+        } catch (err) {
+          return this.close(circ, new CircuitError("handshake-failed", "malformed EXTENDED2", { hop: hop + 1, cause: err }), DestroyReason.PROTOCOL);
+        }
+        return this.finishHandshake(circ, reply);
+      }
+      case RelayCommand.TRUNCATED: {
+        const reason = decodeTruncatedReason(msg.data);
+        circ.hops.length = hop + 1;
+        circ.plan = [];
+        circ.handshake = undefined;
+        for (const s of [...circ.streams.values()]) {
+          if (s.hop > hop) this.finishStream(circ, s, EndReason.DESTROY, new CircuitError("stream-closed", "circuit truncated", { endReason: EndReason.DESTROY, destroyReason: reason }));
+        }
+        if (circ.state === "building") {
+          circ.state = "open";
+          circ.buildDeadline = undefined;
+        }
+        this.emit({ type: "circuit-extended", circuitId: circ.id, hops: circ.hops.length });
+        return;
+      }
+      case RelayCommand.CONNECTED: {
+        const stream = circ.streams.get(msg.streamId);
+        if (!stream || stream.hop !== hop || stream.phase !== "connecting") return violation("unexpected CONNECTED");
+        stream.phase = "open";
+        this.emit({ type: "stream-open", circuitId: circ.id, streamId: stream.streamId, service: stream.service });
+        return this.pump(circ, stream);
+      }
+      case RelayCommand.DATA: {
+        if (msg.streamId === 0) return violation("DATA without a stream");
+        const hopState = circ.hops[hop] as ClientHop;
+        if (hopState.window.delivered() === "overrun") return violation("DATA beyond the circuit window");
+        if (hopState.window.sendmeDue) {
+          hopState.window.sendmeSent();
+          this.sendRelay(circ, hop, RelayCommand.SENDME, 0, EMPTY);
+        }
+        const stream = circ.streams.get(msg.streamId);
+        if (!stream || stream.hop !== hop) return;
+        if (stream.phase !== "open") return violation("DATA before CONNECTED");
+        if (stream.window.delivered() === "overrun") return violation("DATA beyond the stream window");
+        if (stream.window.sendmeDue) {
+          stream.window.sendmeSent();
+          this.sendRelay(circ, hop, RelayCommand.SENDME, stream.streamId, EMPTY);
+        }
+        let message: Uint8Array | undefined;
+        try {
+          message = stream.reassembler.push(msg.data);
+        } catch (err) {
+          const reason = isPspError(err, "resource-limit") ? EndReason.RESOURCELIMIT : EndReason.PROTOCOL;
+          this.finishStream(circ, stream, reason, err as CircuitError);
+          return this.sendRelay(circ, hop, RelayCommand.END, stream.streamId, encodeReason(reason));
+        }
+        if (message) this.emit({ type: "stream-message", circuitId: circ.id, streamId: stream.streamId, message });
+        return;
+      }
+      case RelayCommand.END: {
+        const stream = circ.streams.get(msg.streamId);
+        if (!stream || stream.hop !== hop) return;
+        const reason = toEndReason(msg.data[0] ?? EndReason.MISC);
+        const refused = stream.phase === "connecting";
+        const error = new CircuitError(
+          refused ? "stream-refused" : "stream-closed",
+          refused
+            ? `hop ${hop} refused a stream to "${stream.service}": ${endReasonName(reason)}`
+            : `stream ${stream.streamId} ended by hop ${hop}: ${endReasonName(reason)}`,
+          { endReason: reason, hop },
+        );
+        return this.finishStream(circ, stream, reason, error);
+      }
+      case RelayCommand.SENDME: {
+        if (msg.streamId === 0) {
+          const hopState = circ.hops[hop] as ClientHop;
+          if (!hopState.window.sendmeReceived()) return violation("circuit SENDME beyond the window");
+          for (const s of circ.streams.values()) if (s.hop === hop) this.pump(circ, s);
+          return;
+        }
+        const stream = circ.streams.get(msg.streamId);
+        if (!stream || stream.hop !== hop) return;
+        if (!stream.window.sendmeReceived()) return violation("stream SENDME beyond the window");
+        return this.pump(circ, stream);
+      }
+      case RelayCommand.DROP:
+        return;
+      default:
+        if (msg.command >= 32) {
+          this.emit({ type: "relay-message", circuitId: circ.id, hop, command: msg.command, streamId: msg.streamId, data: msg.data.slice() });
+          return;
+        }
+        return violation(`relay command ${msg.command} is not valid towards a client`);
+    }
+  }
+}
+
+/** Re-reads the state after calls that may have closed the circuit (defeats narrowing). */
+function isClosed(circ: { state: ClientCircuitState }): boolean {
+  return circ.state === "closed";
+}
+
+function padTo507(payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(CELL_PAYLOAD_LEN);
+  out.set(payload);
+  return out;
+}

@@ -1,0 +1,942 @@
+/**
+ * The relay side of the circuit protocol, as a pure state machine.
+ *
+ * Owns every circuit that passes through or ends at this node: answering
+ * CREATE2 with ntor, extending on EXTEND2 (carried in RELAY_EARLY, at most
+ * `maxRelayEarly` per circuit), checking that the next hop's authenticated link
+ * identity is the one the client named, forwarding relay cells both ways under
+ * one onion layer, DESTROY in both directions, TRUNCATE/TRUNCATED, streams to
+ * named local services (BEGIN/CONNECTED/DATA/END), SENDME windows, per-link
+ * and per-circuit limits, timeouts, and the node's send-rate limit.
+ *
+ * Inputs: `linkOpened`, `linkFailed`, `linkClosed`, `handleCell(s)`, `tick`,
+ * each with the current time. Outputs: `takeActions()` (cells to send by link
+ * id, links to open, events) and `nextWakeup()` (when to call `tick`).
+ *
+ * Trusts: the link layer's `peerIdentity`; local services. Trusts nothing in
+ * cells: any malformed or out-of-place cell destroys its circuit (PROTOCOL)
+ * or is dropped with a "protocol-violation" event; the entry points throw
+ * only CircuitError, and only for driver mistakes (e.g. an unknown link id).
+ */
+import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
+import type { Cell } from "../wire/cell.js";
+import { RelayCommand, decodeRelayPayload, encodeRelayPayload } from "../wire/relay.js";
+import { ntorParseOnionskin, ntorServerRespond, PSP_NTOR_ID_LEN } from "../crypto/ntor.js";
+import type { X25519KeyPair } from "../crypto/x25519.js";
+import { isPspError } from "../errors.js";
+import {
+  CIRCUIT_WINDOW_INCREMENT,
+  CIRCUIT_WINDOW_START,
+  DEFAULT_LIMITS,
+  DEFAULT_MAX_CIRCUIT_LENGTH,
+  DestroyReason,
+  EndReason,
+  HANDSHAKE_NTOR,
+  HOP_KEY_MATERIAL_LEN,
+  MAX_RELAY_EARLY,
+  toEndReason,
+} from "./constants.js";
+import { CircuitError } from "./errors.js";
+import { FlowWindow } from "./flow-control.js";
+import { DATA_CHUNK_LEN } from "./framing.js";
+import { keyHex } from "./path.js";
+import {
+  decodeBegin,
+  decodeCreate2,
+  decodeCreated2,
+  decodeDestroy,
+  decodeExtend2,
+  encodeCreate2,
+  encodeCreated2,
+  encodeDestroy,
+  encodeExtended2,
+  encodeReason,
+} from "./payloads.js";
+import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
+import type { HopCrypto } from "./relay-crypto.js";
+import { OutboundScheduler } from "./scheduler.js";
+import type { OutboundCell } from "./scheduler.js";
+import { EdgeStream } from "./streams.js";
+import type {
+  LinkInfo,
+  LocalService,
+  NodeAddress,
+  OnionAction,
+  OnionEvent,
+  RelayCommandContext,
+  RelayCommandHandler,
+  ServiceHandler,
+  ServiceStream,
+} from "./types.js";
+
+export interface RelayLimits {
+  nodeBytesPerSecond: number;
+  nodeBurstBytes: number;
+  circuitBytesPerSecond: number;
+  circuitBurstBytes: number;
+  maxCircuitsPerLink: number;
+  maxCircuits: number;
+  maxStreamsPerCircuit: number;
+  maxQueuedCellsPerCircuit: number;
+  maxMessageBytes: number;
+  extendTimeoutMs: number;
+  relayCircuitIdleMs: number;
+  /** Longest circuit (in hops) this relay helps build; caps the RELAY_EARLY budget at maxCircuitLength - 1. */
+  maxCircuitLength: number;
+  /** RELAY_EARLY cells accepted outbound per circuit (Tor: 8). */
+  maxRelayEarly: number;
+}
+
+export interface OnionRelayOptions {
+  /** Our Ed25519 identity key (32 bytes), as links authenticate it. */
+  identity: Uint8Array;
+  /** Our X25519 onion keys, current first; older ones stay accepted during rotation. */
+  onionKeys: readonly X25519KeyPair[];
+  /** Current time in ms. */
+  now: number;
+  protoId?: string;
+  limits?: Partial<RelayLimits>;
+  services?: Record<string, LocalService>;
+  /** Accept BEGIN on circuits whose previous hop is an unauthenticated client (one-hop proxying). Default false. */
+  allowStreamsAtFirstHop?: boolean;
+  /** Random 32-bit integers for circuit ids; default crypto-random. */
+  randomU32?: () => number;
+}
+
+interface Side {
+  linkId: string;
+  circId: number;
+  key: string;
+}
+
+interface PendingExtend {
+  phase: "link" | "created";
+  identity: Uint8Array;
+  addresses: NodeAddress[];
+  create2: Uint8Array;
+  deadline: number;
+  requestId?: number;
+}
+
+interface RelayStream extends EdgeStream {
+  handler?: ServiceHandler;
+  /** Set by the service: hold messages and withhold stream SENDMEs. */
+  paused: boolean;
+  inbox: Uint8Array[];
+}
+
+interface RelayCircuit {
+  serial: number;
+  prev: Side;
+  next: Side | undefined;
+  extend: PendingExtend | undefined;
+  crypto: HopCrypto;
+  relayEarlyLeft: number;
+  streams: Map<number, RelayStream>;
+  window: FlowWindow;
+  lastActivity: number;
+  /** Payloads (already sealed if we originate them) waiting for the backward layer, in send order. */
+  backwardBatch: Uint8Array[];
+  closed: boolean;
+}
+
+interface LinkState {
+  info: LinkInfo;
+  identityHex: string | undefined;
+  /** Circuit ids in use on this link, both directions. */
+  circIds: Set<number>;
+  circuitsFromPeer: number;
+}
+
+interface LinkRequest {
+  identityHex: string;
+  circuits: Set<RelayCircuit>;
+}
+
+const EMPTY = new Uint8Array(0);
+const ZERO_DIGEST = new Uint8Array(4);
+
+function sideKey(linkId: string, circId: number): string {
+  return `${linkId}\u0000${circId}`;
+}
+
+function defaultRandomU32(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number;
+}
+
+export class OnionRelay {
+  readonly identity: Uint8Array;
+  private readonly identityHex: string;
+  private readonly onionKeys: readonly X25519KeyPair[];
+  private readonly protoId: string | undefined;
+  private readonly limits: RelayLimits;
+  private readonly relayEarlyBudget: number;
+  private readonly allowStreamsAtFirstHop: boolean;
+  private readonly randomU32: () => number;
+  private readonly services = new Map<string, LocalService>();
+  private readonly commandHandlers = new Map<number, RelayCommandHandler>();
+  private readonly scheduler: OutboundScheduler;
+
+  private readonly links = new Map<string, LinkState>();
+  private readonly bySide = new Map<string, { circ: RelayCircuit; fromPrev: boolean }>();
+  private readonly circuits = new Set<RelayCircuit>();
+  private readonly linkRequests = new Map<number, LinkRequest>();
+  private readonly requestByIdentity = new Map<string, number>();
+  private readonly dirty = new Set<RelayCircuit>();
+  private actions: OnionAction[] = [];
+  private released: OutboundCell[] = [];
+  private nextSerial = 1;
+  private nextRequestId = 1;
+  private now: number;
+  private depth = 0;
+
+  constructor(options: OnionRelayOptions) {
+    if (!(options.identity instanceof Uint8Array) || options.identity.length !== PSP_NTOR_ID_LEN) {
+      throw new CircuitError("bad-argument", `relay identity must be a ${PSP_NTOR_ID_LEN}-byte Ed25519 public key`);
+    }
+    if (options.onionKeys.length === 0) throw new CircuitError("bad-argument", "a relay needs at least one onion key");
+    this.identity = options.identity.slice();
+    this.identityHex = keyHex(this.identity);
+    this.onionKeys = options.onionKeys;
+    this.protoId = options.protoId;
+    this.limits = { ...DEFAULT_LIMITS, maxCircuitLength: DEFAULT_MAX_CIRCUIT_LENGTH, maxRelayEarly: MAX_RELAY_EARLY, ...options.limits };
+    if (!Number.isInteger(this.limits.maxCircuitLength) || this.limits.maxCircuitLength < 1) {
+      throw new CircuitError("bad-argument", "maxCircuitLength must be a positive integer");
+    }
+    this.relayEarlyBudget = Math.max(0, Math.min(this.limits.maxRelayEarly, this.limits.maxCircuitLength - 1));
+    this.allowStreamsAtFirstHop = options.allowStreamsAtFirstHop ?? false;
+    this.randomU32 = options.randomU32 ?? defaultRandomU32;
+    this.now = options.now;
+    this.scheduler = new OutboundScheduler({
+      node: { bytesPerSecond: this.limits.nodeBytesPerSecond, burstBytes: this.limits.nodeBurstBytes },
+      circuit: { bytesPerSecond: this.limits.circuitBytesPerSecond, burstBytes: this.limits.circuitBurstBytes },
+      maxQueuedCellsPerCircuit: this.limits.maxQueuedCellsPerCircuit,
+      now: options.now,
+    });
+    for (const [name, service] of Object.entries(options.services ?? {})) this.registerService(name, service);
+  }
+
+  // ---- public inputs -------------------------------------------------------
+
+  /** Adds (or replaces) the local service answering BEGIN for `name`. */
+  registerService(name: string, service: LocalService): void {
+    this.services.set(name, service);
+  }
+
+  unregisterService(name: string): void {
+    this.services.delete(name);
+  }
+
+  /**
+   * Lets a higher layer (presence, rendezvous, ...) handle one of its relay
+   * commands (32..255) when a message with it is recognized here. Unhandled
+   * commands destroy the circuit (PROTOCOL).
+   */
+  registerRelayCommand(command: number, handler: RelayCommandHandler): void {
+    if (!Number.isInteger(command) || command < 32 || command > 255) {
+      throw new CircuitError("bad-argument", `relay commands 1..31 belong to the onion layer; a higher layer uses 32..255, got ${command}`);
+    }
+    this.commandHandlers.set(command, handler);
+  }
+
+  /** A link came up (accepted, or opened on our `open-link` request). */
+  linkOpened(info: LinkInfo, now: number): void {
+    this.enter(now, () => {
+      if (this.links.has(info.linkId)) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
+      const link: LinkState = {
+        info,
+        identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined,
+        circIds: new Set(),
+        circuitsFromPeer: 0,
+      };
+      this.links.set(info.linkId, link);
+      if (info.requestId === undefined) return;
+      const request = this.linkRequests.get(info.requestId);
+      if (!request) return;
+      this.linkRequests.delete(info.requestId);
+      this.requestByIdentity.delete(request.identityHex);
+      for (const circ of request.circuits) {
+        if (circ.closed || circ.extend?.phase !== "link") continue;
+        if (link.identityHex === request.identityHex) this.startCreate(circ, link);
+        else this.destroy(circ, DestroyReason.OR_IDENTITY, "local");
+      }
+    });
+  }
+
+  /** An `open-link` request failed (unreachable, TLS or authentication failure). */
+  linkFailed(requestId: number, now: number): void {
+    this.enter(now, () => {
+      const request = this.linkRequests.get(requestId);
+      if (!request) return;
+      this.linkRequests.delete(requestId);
+      this.requestByIdentity.delete(request.identityHex);
+      for (const circ of request.circuits) this.destroy(circ, DestroyReason.CONNECTFAILED, "local");
+    });
+  }
+
+  /** A link closed: every circuit on it is destroyed (CHANNEL_CLOSED) towards its other side. */
+  linkClosed(linkId: string, now: number): void {
+    this.enter(now, () => {
+      const link = this.links.get(linkId);
+      if (!link) return;
+      for (const circId of [...link.circIds]) {
+        const entry = this.bySide.get(sideKey(linkId, circId));
+        if (entry) this.destroy(entry.circ, DestroyReason.CHANNEL_CLOSED, entry.fromPrev ? "prev" : "next");
+      }
+      this.links.delete(linkId);
+    });
+  }
+
+  /** One cell from a link. */
+  handleCell(linkId: string, cell: Cell, now: number): void {
+    this.handleCells(linkId, [cell], now);
+  }
+
+  /**
+   * Cells from one link, in arrival order. Consecutive relay cells of the same
+   * circuit go through the onion layer in one cipher call.
+   */
+  handleCells(linkId: string, cells: readonly Cell[], now: number): void {
+    this.enter(now, () => {
+      const link = this.links.get(linkId);
+      if (!link) throw new CircuitError("bad-state", `cell from unknown link ${linkId}; call linkOpened first`);
+      let i = 0;
+      while (i < cells.length) {
+        const cell = cells[i] as Cell;
+        const payload = this.normalizePayload(link, cell);
+        if (!payload) {
+          i++;
+          continue;
+        }
+        if (cell.command === CellCommand.RELAY || cell.command === CellCommand.RELAY_EARLY) {
+          const key = sideKey(linkId, cell.circId);
+          const run: { command: number; payload: Uint8Array }[] = [{ command: cell.command, payload }];
+          let j = i + 1;
+          while (j < cells.length) {
+            const c = cells[j] as Cell;
+            if ((c.command !== CellCommand.RELAY && c.command !== CellCommand.RELAY_EARLY) || c.circId !== cell.circId) break;
+            const p = this.normalizePayload(link, c);
+            if (!p) break;
+            run.push({ command: c.command, payload: p });
+            j++;
+          }
+          this.relayRun(link, key, cell.circId, run);
+          i = j;
+        } else {
+          this.controlCell(link, cell.circId, cell.command, payload);
+          i++;
+        }
+      }
+    });
+  }
+
+  /** Timers: extend timeouts, idle circuits, rate-limited queues. */
+  tick(now: number): void {
+    this.enter(now, () => {
+      for (const circ of this.circuits) {
+        if (circ.extend && now >= circ.extend.deadline) this.destroy(circ, DestroyReason.TIMEOUT, "local");
+        else if (now - circ.lastActivity >= this.limits.relayCircuitIdleMs) this.destroy(circ, DestroyReason.FINISHED, "local");
+      }
+    });
+  }
+
+  /** Everything the relay asked for since the last call, in order. */
+  takeActions(): OnionAction[] {
+    const out = this.actions;
+    this.actions = [];
+    return out;
+  }
+
+  /** When `tick` should next run (undefined: nothing pending). */
+  nextWakeup(): number | undefined {
+    let t = this.scheduler.nextReadyAt(this.now) ?? Number.POSITIVE_INFINITY;
+    for (const circ of this.circuits) {
+      if (circ.extend) t = Math.min(t, circ.extend.deadline);
+      t = Math.min(t, circ.lastActivity + this.limits.relayCircuitIdleMs);
+    }
+    return Number.isFinite(t) ? t : undefined;
+  }
+
+  /** Counters for metrics and tests. */
+  stats(): { circuits: number; links: number; queuedCells: number; bytesSent: number } {
+    return {
+      circuits: this.circuits.size,
+      links: this.links.size,
+      queuedCells: this.scheduler.queuedCells,
+      bytesSent: this.scheduler.bytesSent,
+    };
+  }
+
+  // ---- plumbing --------------------------------------------------------------
+
+  private enter(now: number, fn: () => void): void {
+    if (Number.isFinite(now) && now > this.now) this.now = now;
+    this.depth++;
+    try {
+      fn();
+    } finally {
+      this.depth--;
+      if (this.depth === 0) this.flush();
+    }
+  }
+
+  private flush(): void {
+    for (const circ of this.dirty) {
+      if (circ.closed || circ.backwardBatch.length === 0) continue;
+      const batch = circ.backwardBatch;
+      circ.backwardBatch = [];
+      const encrypted = circ.crypto.backward.applyKeystreamBatch(batch);
+      for (const payload of encrypted) {
+        if (circ.closed) break;
+        this.enqueue(circ, circ.prev, CellCommand.RELAY, payload);
+      }
+    }
+    this.dirty.clear();
+    this.scheduler.flush(this.now, this.released);
+    for (const r of this.released) this.actions.push({ type: "send", linkId: r.linkId, cell: r.cell });
+    this.released = [];
+  }
+
+  private emit(event: OnionEvent): void {
+    this.actions.push({ type: "event", event });
+  }
+
+  private violation(linkId: string, circId: number, message: string): void {
+    this.emit({ type: "protocol-violation", linkId, circId, message });
+  }
+
+  /** The cell's payload as exactly 507 bytes, or undefined (with an event) if the cell is unusable. */
+  private normalizePayload(link: LinkState, cell: Cell): Uint8Array | undefined {
+    const { circId, command, payload } = cell;
+    const linkId = link.info.linkId;
+    if (!Number.isInteger(circId) || circId <= 0 || circId > 0xffff_ffff) {
+      this.violation(linkId, Number(circId) || 0, "circuit cell with an invalid circuit id");
+      return undefined;
+    }
+    if (!(payload instanceof Uint8Array) || payload.length > CELL_PAYLOAD_LEN) {
+      this.violation(linkId, circId, "cell payload is not a Uint8Array of at most 507 bytes");
+      return undefined;
+    }
+    if (
+      command !== CellCommand.CREATE &&
+      command !== CellCommand.CREATED &&
+      command !== CellCommand.RELAY &&
+      command !== CellCommand.RELAY_EARLY &&
+      command !== CellCommand.DESTROY
+    ) {
+      this.violation(linkId, circId, `command ${String(command)} is not a circuit command`);
+      return undefined;
+    }
+    if (payload.length === CELL_PAYLOAD_LEN) return payload;
+    const padded = new Uint8Array(CELL_PAYLOAD_LEN);
+    padded.set(payload);
+    return padded;
+  }
+
+  private enqueue(circ: RelayCircuit, side: Side, command: number, payload: Uint8Array): void {
+    if (!this.scheduler.enqueue(side.key, side.linkId, { circId: side.circId, command, payload }, this.now)) {
+      this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
+    }
+  }
+
+  private sendDestroy(side: { linkId: string; circId: number }, reason: DestroyReason): void {
+    this.actions.push({
+      type: "send",
+      linkId: side.linkId,
+      cell: { circId: side.circId, command: CellCommand.DESTROY, payload: encodeDestroy(reason) },
+    });
+  }
+
+  /** Queues a relay message we originate towards the client (sealed now, encrypted at flush). */
+  private sendBackward(circ: RelayCircuit, streamId: number, command: number, data: Uint8Array): void {
+    if (circ.closed) return;
+    const payload = encodeRelayPayload({ recognized: 0, streamId, digest: ZERO_DIGEST, command, data });
+    circ.crypto.backward.seal(payload);
+    circ.backwardBatch.push(payload);
+    this.dirty.add(circ);
+  }
+
+  /**
+   * Tears a circuit down. `origin` is the side the teardown came from: no
+   * DESTROY is sent back that way. Reasons propagate unchanged.
+   */
+  private destroy(circ: RelayCircuit, reason: DestroyReason, origin: "prev" | "next" | "local"): void {
+    if (circ.closed) return;
+    circ.closed = true;
+    if (origin !== "prev") this.sendDestroy(circ.prev, reason);
+    if (circ.next && origin !== "next") this.sendDestroy(circ.next, reason);
+    this.forgetSide(circ.prev, true);
+    if (circ.next) this.forgetSide(circ.next, false);
+    this.cancelExtend(circ);
+    for (const stream of circ.streams.values()) this.closeStreamLocally(circ, stream, EndReason.DESTROY);
+    circ.streams.clear();
+    this.circuits.delete(circ);
+    this.dirty.delete(circ);
+    this.emit({ type: "circuit-closed", circuitId: circ.serial, reason });
+  }
+
+  private forgetSide(side: Side, fromPeer: boolean): void {
+    this.bySide.delete(side.key);
+    this.scheduler.drop(side.key);
+    const link = this.links.get(side.linkId);
+    if (link) {
+      link.circIds.delete(side.circId);
+      if (fromPeer) link.circuitsFromPeer--;
+    }
+  }
+
+  private cancelExtend(circ: RelayCircuit): void {
+    const ext = circ.extend;
+    circ.extend = undefined;
+    if (ext?.requestId === undefined) return;
+    const request = this.linkRequests.get(ext.requestId);
+    request?.circuits.delete(circ);
+  }
+
+  private closeStreamLocally(circ: RelayCircuit, stream: RelayStream, reason: EndReason): void {
+    if (stream.phase === "closed") return;
+    stream.phase = "closed";
+    stream.clearQueue();
+    try {
+      stream.handler?.onEnd?.(reason, this.now);
+    } catch {
+      // A failing service must not take the relay down; the stream is closed either way.
+    }
+    this.emit({ type: "stream-closed", circuitId: circ.serial, streamId: stream.streamId, reason });
+  }
+
+  // ---- control cells ----------------------------------------------------------
+
+  private controlCell(link: LinkState, circId: number, command: number, payload: Uint8Array): void {
+    const linkId = link.info.linkId;
+    const entry = this.bySide.get(sideKey(linkId, circId));
+    switch (command) {
+      case CellCommand.CREATE:
+        if (entry || link.circIds.has(circId)) {
+          this.violation(linkId, circId, "CREATE for a circuit id already in use");
+          return;
+        }
+        this.handleCreate(link, circId, payload);
+        return;
+      case CellCommand.CREATED: {
+        if (!entry) return this.violation(linkId, circId, "CREATED for an unknown circuit");
+        const { circ, fromPrev } = entry;
+        if (fromPrev || circ.extend?.phase !== "created") {
+          this.destroy(circ, DestroyReason.PROTOCOL, "local");
+          return this.violation(linkId, circId, "unexpected CREATED");
+        }
+        let reply: Uint8Array;
+        try {
+          reply = decodeCreated2(payload);
+        } catch {
+          this.destroy(circ, DestroyReason.PROTOCOL, "local");
+          return;
+        }
+        circ.extend = undefined;
+        circ.lastActivity = this.now;
+        this.sendBackward(circ, 0, RelayCommand.EXTENDED, encodeExtended2(reply));
+        this.emit({ type: "next-hop-connected", circuitId: circ.serial, linkId });
+        return;
+      }
+      case CellCommand.DESTROY: {
+        if (!entry) return; // already gone: DESTROYs may cross
+        this.destroy(entry.circ, decodeDestroy(payload), entry.fromPrev ? "prev" : "next");
+        return;
+      }
+    }
+  }
+
+  private handleCreate(link: LinkState, circId: number, payload: Uint8Array): void {
+    const linkId = link.info.linkId;
+    // The link's initiator sets the MSB of the ids it allocates; the other side clears it.
+    const peerInitiated = !link.info.weInitiated;
+    const msbSet = circId >= 0x8000_0000;
+    if (msbSet !== peerInitiated) {
+      this.violation(linkId, circId, "CREATE with a circuit id from the wrong half of the id space");
+      this.sendDestroy({ linkId, circId }, DestroyReason.PROTOCOL);
+      return;
+    }
+    if (link.circuitsFromPeer >= this.limits.maxCircuitsPerLink || this.circuits.size >= this.limits.maxCircuits) {
+      this.sendDestroy({ linkId, circId }, DestroyReason.RESOURCELIMIT);
+      return;
+    }
+    let keys: Uint8Array;
+    let reply: Uint8Array;
+    try {
+      const create = decodeCreate2(payload);
+      if (create.handshakeType !== HANDSHAKE_NTOR) {
+        this.sendDestroy({ linkId, circId }, DestroyReason.PROTOCOL);
+        return;
+      }
+      const skin = ntorParseOnionskin(create.handshakeData, PSP_NTOR_ID_LEN);
+      const onionKey = this.onionKeys.find((k) => keyHex(k.publicKey) === keyHex(skin.onionPublic));
+      if (keyHex(skin.id) !== this.identityHex || !onionKey) {
+        this.sendDestroy({ linkId, circId }, DestroyReason.OR_IDENTITY);
+        return;
+      }
+      ({ reply, keys } = ntorServerRespond({
+        ...(this.protoId === undefined ? {} : { protoId: this.protoId }),
+        id: this.identity,
+        onionSecret: onionKey.secretKey,
+        onionPublic: onionKey.publicKey,
+        clientPublic: skin.clientPublic,
+        keyLength: HOP_KEY_MATERIAL_LEN,
+      }));
+    } catch (err) {
+      if (!isPspError(err)) throw err;
+      this.violation(linkId, circId, `bad CREATE2: ${err.message}`);
+      this.sendDestroy({ linkId, circId }, DestroyReason.PROTOCOL);
+      return;
+    }
+    const prev: Side = { linkId, circId, key: sideKey(linkId, circId) };
+    const circ: RelayCircuit = {
+      serial: this.nextSerial++,
+      prev,
+      next: undefined,
+      extend: undefined,
+      crypto: hopCryptoFromKeyMaterial(keys),
+      relayEarlyLeft: this.relayEarlyBudget,
+      streams: new Map(),
+      window: new FlowWindow({ start: CIRCUIT_WINDOW_START, increment: CIRCUIT_WINDOW_INCREMENT }),
+      lastActivity: this.now,
+      backwardBatch: [],
+      closed: false,
+    };
+    keys.fill(0);
+    this.circuits.add(circ);
+    this.bySide.set(prev.key, { circ, fromPrev: true });
+    link.circIds.add(circId);
+    link.circuitsFromPeer++;
+    this.enqueue(circ, prev, CellCommand.CREATED, encodeCreated2(reply));
+    this.emit({ type: "circuit-created", circuitId: circ.serial, linkId });
+  }
+
+  // ---- relay cells ------------------------------------------------------------
+
+  private relayRun(link: LinkState, key: string, circId: number, run: { command: number; payload: Uint8Array }[]): void {
+    const entry = this.bySide.get(key);
+    if (!entry) {
+      this.violation(link.info.linkId, circId, "relay cell for an unknown circuit");
+      return;
+    }
+    const { circ, fromPrev } = entry;
+    circ.lastActivity = this.now;
+    if (!fromPrev) {
+      // Backward: add our layer and pass towards the client. Inbound RELAY_EARLY is forbidden (tor-spec 5.6).
+      for (const cell of run) {
+        if (cell.command === CellCommand.RELAY_EARLY) {
+          this.violation(link.info.linkId, circId, "RELAY_EARLY travelling towards the client");
+          this.destroy(circ, DestroyReason.PROTOCOL, "local");
+          return;
+        }
+        circ.backwardBatch.push(cell.payload);
+      }
+      this.dirty.add(circ);
+      return;
+    }
+    const decrypted = circ.crypto.forward.applyKeystreamBatch(run.map((c) => c.payload));
+    for (let i = 0; i < run.length && !circ.closed; i++) {
+      const early = (run[i] as { command: number }).command === CellCommand.RELAY_EARLY;
+      if (early && circ.relayEarlyLeft-- <= 0) {
+        this.violation(link.info.linkId, circId, `more than ${this.relayEarlyBudget} RELAY_EARLY cells on one circuit`);
+        this.destroy(circ, DestroyReason.PROTOCOL, "local");
+        return;
+      }
+      const payload = decrypted[i] as Uint8Array;
+      if (circ.crypto.forward.recognize(payload)) {
+        this.handleRecognized(circ, payload, early);
+      } else if (circ.next && !circ.extend) {
+        this.enqueue(circ, circ.next, early ? CellCommand.RELAY_EARLY : CellCommand.RELAY, payload);
+      } else {
+        this.violation(link.info.linkId, circId, "relay cell not recognized and there is no next hop");
+        this.destroy(circ, DestroyReason.PROTOCOL, "local");
+      }
+    }
+  }
+
+  private handleRecognized(circ: RelayCircuit, payload: Uint8Array, early: boolean): void {
+    let msg: ReturnType<typeof decodeRelayPayload>;
+    try {
+      msg = decodeRelayPayload(payload);
+    } catch (err) {
+      if (!isPspError(err)) throw err;
+      this.violation(circ.prev.linkId, circ.prev.circId, `bad relay payload: ${err.message}`);
+      this.destroy(circ, DestroyReason.PROTOCOL, "local");
+      return;
+    }
+    try {
+      switch (msg.command) {
+        case RelayCommand.EXTEND:
+          return this.handleExtend(circ, msg.streamId, msg.data, early);
+        case RelayCommand.TRUNCATE:
+          return this.handleTruncate(circ, msg.streamId);
+        case RelayCommand.BEGIN:
+          return this.handleBegin(circ, msg.streamId, msg.data);
+        case RelayCommand.DATA:
+          return this.handleData(circ, msg.streamId, msg.data);
+        case RelayCommand.END:
+          return this.handleEnd(circ, msg.streamId, msg.data);
+        case RelayCommand.SENDME:
+          return this.handleSendme(circ, msg.streamId);
+        case RelayCommand.DROP:
+          return;
+        default: {
+          const handler = this.commandHandlers.get(msg.command);
+          if (handler) return handler(this.commandContext(circ), msg.streamId, msg.data, this.now);
+          this.violation(circ.prev.linkId, circ.prev.circId, `relay command ${msg.command} is not valid towards a relay`);
+          this.destroy(circ, DestroyReason.PROTOCOL, "local");
+        }
+      }
+    } catch (err) {
+      if (!isPspError(err)) throw err;
+      this.violation(circ.prev.linkId, circ.prev.circId, err.message);
+      this.destroy(circ, DestroyReason.PROTOCOL, "local");
+    }
+  }
+
+  private commandContext(circ: RelayCircuit): RelayCommandContext {
+    return {
+      circuitId: circ.serial,
+      reply: (command, streamId, data) => {
+        if (circ.closed) throw new CircuitError("bad-state", "the circuit is closed");
+        this.enter(this.now, () => this.sendBackward(circ, streamId, command, data));
+      },
+      destroy: (reason) => this.enter(this.now, () => this.destroy(circ, reason, "local")),
+    };
+  }
+
+  private handleExtend(circ: RelayCircuit, streamId: number, data: Uint8Array, early: boolean): void {
+    if (!early || streamId !== 0 || circ.next || circ.extend) {
+      throw new CircuitError(
+        "protocol-violation",
+        !early ? "EXTEND outside a RELAY_EARLY cell" : streamId !== 0 ? "EXTEND on a stream" : "EXTEND on an extended circuit",
+      );
+    }
+    const ext = decodeExtend2(data);
+    if (ext.handshakeType !== HANDSHAKE_NTOR) throw new CircuitError("protocol-violation", "EXTEND2 with an unknown handshake type");
+    const identityHex = keyHex(ext.identity);
+    if (identityHex === this.identityHex) throw new CircuitError("protocol-violation", "EXTEND2 back to this relay");
+    const pending: PendingExtend = {
+      phase: "link",
+      identity: ext.identity,
+      addresses: ext.addresses,
+      create2: encodeCreate2({ handshakeType: ext.handshakeType, handshakeData: ext.handshakeData }),
+      deadline: this.now + this.limits.extendTimeoutMs,
+    };
+    circ.extend = pending;
+    for (const link of this.links.values()) {
+      if (link.identityHex === identityHex) {
+        this.startCreate(circ, link);
+        return;
+      }
+    }
+    let requestId = this.requestByIdentity.get(identityHex);
+    if (requestId === undefined) {
+      requestId = this.nextRequestId++;
+      this.linkRequests.set(requestId, { identityHex, circuits: new Set() });
+      this.requestByIdentity.set(identityHex, requestId);
+      this.actions.push({ type: "open-link", requestId, identity: ext.identity.slice(), addresses: ext.addresses });
+    }
+    pending.requestId = requestId;
+    this.linkRequests.get(requestId)?.circuits.add(circ);
+  }
+
+  private allocateCircId(link: LinkState): number | undefined {
+    for (let i = 0; i < 64; i++) {
+      const low = this.randomU32() & 0x7fff_ffff;
+      const id = link.info.weInitiated ? (low | 0x8000_0000) >>> 0 : low;
+      if (id !== 0 && !link.circIds.has(id)) return id;
+    }
+    return undefined;
+  }
+
+  private startCreate(circ: RelayCircuit, link: LinkState): void {
+    const ext = circ.extend;
+    if (!ext) return;
+    const circId = this.allocateCircId(link);
+    if (circId === undefined) {
+      this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
+      return;
+    }
+    const next: Side = { linkId: link.info.linkId, circId, key: sideKey(link.info.linkId, circId) };
+    circ.next = next;
+    ext.phase = "created";
+    ext.requestId = undefined;
+    this.bySide.set(next.key, { circ, fromPrev: false });
+    link.circIds.add(circId);
+    this.enqueue(circ, next, CellCommand.CREATE, ext.create2);
+  }
+
+  private handleTruncate(circ: RelayCircuit, streamId: number): void {
+    if (streamId !== 0) throw new CircuitError("protocol-violation", "TRUNCATE on a stream");
+    if (circ.next) {
+      this.sendDestroy(circ.next, DestroyReason.REQUESTED);
+      this.forgetSide(circ.next, false);
+      circ.next = undefined;
+    }
+    this.cancelExtend(circ);
+    this.sendBackward(circ, 0, RelayCommand.TRUNCATED, encodeReason(DestroyReason.REQUESTED));
+  }
+
+  private endStream(circ: RelayCircuit, streamId: number, reason: EndReason): void {
+    this.sendBackward(circ, streamId, RelayCommand.END, encodeReason(reason));
+  }
+
+  private handleBegin(circ: RelayCircuit, streamId: number, data: Uint8Array): void {
+    if (streamId === 0) throw new CircuitError("protocol-violation", "BEGIN without a stream id");
+    if (circ.streams.has(streamId)) throw new CircuitError("protocol-violation", `BEGIN for stream ${streamId}, already open`);
+    let service: string;
+    try {
+      service = decodeBegin(data);
+    } catch {
+      return this.endStream(circ, streamId, EndReason.PROTOCOL);
+    }
+    const prevLink = this.links.get(circ.prev.linkId);
+    if (!this.allowStreamsAtFirstHop && !prevLink?.info.peerIdentity) return this.endStream(circ, streamId, EndReason.POLICY);
+    if (circ.streams.size >= this.limits.maxStreamsPerCircuit) return this.endStream(circ, streamId, EndReason.RESOURCELIMIT);
+    const accept = this.services.get(service);
+    if (!accept) return this.endStream(circ, streamId, EndReason.NO_SUCH_SERVICE);
+    const stream = Object.assign(new EdgeStream(streamId, service, 0, this.limits.maxMessageBytes), {
+      paused: false,
+      inbox: [] as Uint8Array[],
+    }) as RelayStream;
+    stream.phase = "open";
+    let result: ServiceHandler | EndReason;
+    try {
+      result = accept(this.serviceHandle(circ, stream), this.now);
+    } catch {
+      result = EndReason.INTERNAL;
+    }
+    if (typeof result === "number") {
+      stream.phase = "closed";
+      return this.endStream(circ, streamId, toEndReason(result));
+    }
+    stream.handler = result;
+    circ.streams.set(streamId, stream);
+    this.sendBackward(circ, streamId, RelayCommand.CONNECTED, EMPTY);
+    this.emit({ type: "stream-open", circuitId: circ.serial, streamId, service });
+    this.pump(circ, stream);
+  }
+
+  private serviceHandle(circ: RelayCircuit, stream: RelayStream): ServiceStream {
+    const maxQueued = Math.ceil(this.limits.maxMessageBytes / DATA_CHUNK_LEN) * 4;
+    return {
+      circuitId: circ.serial,
+      streamId: stream.streamId,
+      service: stream.service,
+      get queuedCells() {
+        return stream.queuedCells;
+      },
+      send: (message: Uint8Array) => {
+        if (circ.closed || stream.phase !== "open") {
+          throw new CircuitError("bad-state", `stream ${stream.streamId} is closed; open a new one`);
+        }
+        if (stream.queuedCells > maxQueued) {
+          throw new CircuitError("resource-limit", `stream ${stream.streamId} has ${stream.queuedCells} cells queued; wait for the peer`);
+        }
+        stream.enqueueMessage(message);
+        this.enter(this.now, () => this.pump(circ, stream));
+      },
+      pause: () => {
+        stream.paused = true;
+      },
+      resume: () => {
+        if (!stream.paused) return;
+        stream.paused = false;
+        this.enter(this.now, () => {
+          while (!stream.paused && stream.phase === "open" && stream.inbox.length > 0) {
+            this.deliver(circ, stream, stream.inbox.shift() as Uint8Array);
+          }
+          if (!circ.closed) this.sendStreamSendmes(circ, stream);
+        });
+      },
+      end: (reason: EndReason = EndReason.DONE) => {
+        if (circ.closed || stream.phase !== "open") return;
+        this.enter(this.now, () => {
+          circ.streams.delete(stream.streamId);
+          stream.phase = "closed";
+          stream.clearQueue();
+          this.endStream(circ, stream.streamId, reason);
+          this.emit({ type: "stream-closed", circuitId: circ.serial, streamId: stream.streamId, reason });
+        });
+      },
+    };
+  }
+
+  private pump(circ: RelayCircuit, stream: RelayStream): void {
+    while (
+      !circ.closed &&
+      stream.phase === "open" &&
+      stream.queuedCells > 0 &&
+      stream.window.canPackage > 0 &&
+      circ.window.canPackage > 0
+    ) {
+      const chunk = stream.nextChunk() as Uint8Array;
+      stream.window.packaged();
+      circ.window.packaged();
+      this.sendBackward(circ, stream.streamId, RelayCommand.DATA, chunk);
+    }
+  }
+
+  private handleData(circ: RelayCircuit, streamId: number, data: Uint8Array): void {
+    if (streamId === 0) throw new CircuitError("protocol-violation", "DATA without a stream id");
+    if (circ.window.delivered() === "overrun") throw new CircuitError("protocol-violation", "DATA beyond the circuit window (sender ignored SENDME)");
+    if (circ.window.sendmeDue) {
+      circ.window.sendmeSent();
+      this.sendBackward(circ, 0, RelayCommand.SENDME, EMPTY);
+    }
+    const stream = circ.streams.get(streamId);
+    if (!stream) return; // a stream we just closed; its END is on the way
+    if (stream.window.delivered() === "overrun") throw new CircuitError("protocol-violation", "DATA beyond the stream window (sender ignored SENDME)");
+    this.sendStreamSendmes(circ, stream);
+    let message: Uint8Array | undefined;
+    try {
+      message = stream.reassembler.push(data);
+    } catch (err) {
+      const reason = isPspError(err, "resource-limit") ? EndReason.RESOURCELIMIT : EndReason.PROTOCOL;
+      circ.streams.delete(streamId);
+      this.closeStreamLocally(circ, stream, reason);
+      return this.endStream(circ, streamId, reason);
+    }
+    if (message === undefined) return;
+    if (stream.paused) stream.inbox.push(message);
+    else this.deliver(circ, stream, message);
+  }
+
+  /** Sends the stream-level SENDMEs owed, unless the service paused the stream (backpressure). */
+  private sendStreamSendmes(circ: RelayCircuit, stream: RelayStream): void {
+    while (!stream.paused && stream.phase === "open" && stream.window.sendmeDue) {
+      stream.window.sendmeSent();
+      this.sendBackward(circ, stream.streamId, RelayCommand.SENDME, EMPTY);
+    }
+  }
+
+  private deliver(circ: RelayCircuit, stream: RelayStream, message: Uint8Array): void {
+    try {
+      stream.handler?.onMessage(message, this.now);
+    } catch {
+      circ.streams.delete(stream.streamId);
+      this.closeStreamLocally(circ, stream, EndReason.INTERNAL);
+      this.endStream(circ, stream.streamId, EndReason.INTERNAL);
+    }
+  }
+
+  private handleEnd(circ: RelayCircuit, streamId: number, data: Uint8Array): void {
+    const stream = circ.streams.get(streamId);
+    if (!stream) return;
+    circ.streams.delete(streamId);
+    this.closeStreamLocally(circ, stream, toEndReason(data[0] ?? EndReason.MISC));
+  }
+
+  private handleSendme(circ: RelayCircuit, streamId: number): void {
+    if (streamId === 0) {
+      if (!circ.window.sendmeReceived()) throw new CircuitError("protocol-violation", "circuit SENDME beyond the window");
+      for (const s of circ.streams.values()) this.pump(circ, s);
+      return;
+    }
+    const stream = circ.streams.get(streamId);
+    if (!stream) return;
+    if (!stream.window.sendmeReceived()) throw new CircuitError("protocol-violation", "stream SENDME beyond the window");
+    this.pump(circ, stream);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Shapes shared by the relay and client state machines and their drivers.
+ *
+ * Owns the contract with the link layer: cells come in with the id of the
+ * link they arrived on and the time; cells go out addressed to a link id;
+ * opening a link to a named identity is a request the driver answers with
+ * `linkOpened` (carrying the identity the link layer authenticated) or
+ * `linkFailed`. Trusts the link layer for `peerIdentity` only.
+ */
+import type { Cell } from "../wire/cell.js";
+import type { DestroyReason, EndReason } from "./constants.js";
+import type { CircuitError } from "./errors.js";
+
+/** An open link as the link layer reports it. */
+export interface LinkInfo {
+  /** Opaque id the link layer chose; unique among this node's open links. */
+  linkId: string;
+  /** Ed25519 identity the link layer authenticated, or null (a client that did not authenticate). */
+  peerIdentity: Uint8Array | null;
+  /** True when this node opened the link (decides the circuit-id MSB). */
+  weInitiated: boolean;
+  /** Set when this link answers an `open-link` request of ours. */
+  requestId?: number;
+}
+
+export interface NodeAddress {
+  host: string;
+  port: number;
+}
+
+/** Events a driver may log, count or act on. */
+export type OnionEvent =
+  | { type: "circuit-created"; circuitId: number; linkId: string }
+  /** Client: the circuit now has `hops` hops (after EXTENDED or TRUNCATED). */
+  | { type: "circuit-extended"; circuitId: number; hops: number }
+  /** Relay: the next hop answered CREATED; EXTENDED went back to the client. */
+  | { type: "next-hop-connected"; circuitId: number; linkId: string }
+  | { type: "circuit-open"; circuitId: number }
+  | { type: "circuit-closed"; circuitId: number; reason: DestroyReason; error?: CircuitError }
+  | { type: "stream-open"; circuitId: number; streamId: number; service: string }
+  | { type: "stream-message"; circuitId: number; streamId: number; message: Uint8Array }
+  | { type: "stream-closed"; circuitId: number; streamId: number; reason: EndReason; error?: CircuitError }
+  | { type: "protocol-violation"; linkId: string; circId: number; message: string }
+  /** Client: a relay message of a higher layer's command (32..255) arrived from `hop`. */
+  | { type: "relay-message"; circuitId: number; hop: number; command: number; streamId: number; data: Uint8Array };
+
+/** What a state machine asks its driver to do. */
+export type OnionAction =
+  | { type: "send"; linkId: string; cell: Cell }
+  | { type: "open-link"; requestId: number; identity: Uint8Array; addresses: NodeAddress[] }
+  | { type: "event"; event: OnionEvent };
+
+/** A stream of a circuit ending at a local service, as the service sees it. */
+export interface ServiceStream {
+  /** Local serial of the circuit (not its wire id). */
+  readonly circuitId: number;
+  readonly streamId: number;
+  readonly service: string;
+  /** Queues one message (fragmented into DATA cells). Throws CircuitError when closed or too large. */
+  send(message: Uint8Array): void;
+  /**
+   * Stops delivering messages (they wait in order) and withholds stream-level
+   * SENDMEs, so the sender stops after one window; a sender that ignores the
+   * window gets its circuit destroyed. For a busy or slow service.
+   */
+  pause(): void;
+  /** Delivers held messages and sends the SENDMEs owed. */
+  resume(): void;
+  /** Ends the stream with END(reason), DONE by default. */
+  end(reason?: EndReason): void;
+  /** DATA cells waiting for the flow-control window. */
+  readonly queuedCells: number;
+}
+
+export interface ServiceHandler {
+  onMessage(message: Uint8Array, now: number): void;
+  onEnd?(reason: EndReason, now: number): void;
+}
+
+/** A named local service (dht, presence, rendezvous, ...): accept with a handler, or refuse with an END reason. */
+export type LocalService = (stream: ServiceStream, now: number) => ServiceHandler | EndReason;
+
+/** What a higher layer's relay-command handler may do with the circuit the message came on. */
+export interface RelayCommandContext {
+  /** Local serial of the circuit. */
+  readonly circuitId: number;
+  /** Sends a relay message back towards the client, from this hop. */
+  reply(command: number, streamId: number, data: Uint8Array): void;
+  /** Destroys the circuit in both directions. */
+  destroy(reason: DestroyReason): void;
+}
+
+/**
+ * Handles a relay message of a higher layer's command (32..255, registered
+ * with the wire layer) recognized at this relay. Throwing a PspError destroys
+ * the circuit (PROTOCOL).
+ */
+export type RelayCommandHandler = (ctx: RelayCommandContext, streamId: number, data: Uint8Array, now: number) => void;
