@@ -1,7 +1,8 @@
 /**
  * `npm start`: runs the local devnet until interrupted.
  *
- * PSP_DEVNET_PORT (default 8545) sets the chain's port. State goes to
+ * PSP_DEVNET_PORT (default 8545) sets the chain's port, PSP_DEVNET_API_PORT
+ * (default 8600) the control API's. State goes to
  * devnet/state.json, the deployment to deployments/localhost.json.
  */
 import { join } from "node:path";
@@ -9,11 +10,13 @@ import { projectRoot } from "./lib/artifacts.js";
 import { startDevnet } from "./lib/devnet.js";
 
 const port = Number(process.env.PSP_DEVNET_PORT ?? 8545);
+const apiPort = Number(process.env.PSP_DEVNET_API_PORT ?? 8600);
 const dir = join(projectRoot, "devnet");
 const started = performance.now();
 
 const devnet = await startDevnet({
   port,
+  apiPort,
   dir,
   deploymentFile: join(projectRoot, "deployments", "localhost.json"),
   log: (line) => console.log(line),
@@ -28,6 +31,7 @@ console.log(
     "",
     `PSP devnet up in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     `  JSON-RPC     ${state.rpcUrl} (chain ${state.chainId})`,
+    `  control API  ${state.controlApi}/v1/status  (also /v1/chain/sets, /v1/nodes/<name>, /v1/identities/<id>, /metrics)`,
     `  state        ${join(dir, "state.json")}`,
     `  deployment   ${state.deploymentFile}`,
     `  nodes        ${state.nodes.length} registered and staked (${state.sets.authority.length} authority, ${state.sets.oracle.length} oracle, ${state.sets.discovery.length} discovery)`,

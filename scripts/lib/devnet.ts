@@ -26,6 +26,7 @@ import { formatIdentity } from "../../node/src/crypto/identity.js";
 import { deployPsp, devnetParams, writeDeployment, type DeployParams } from "./deploy.js";
 import { devAccount } from "./devnet-accounts.js";
 import { startHardhatNode, type HardhatNode } from "./hardhat-node.js";
+import { startDevnetApi } from "./devnet-api.js";
 
 export interface DevnetNodeSpec {
   name: string;
@@ -70,6 +71,8 @@ export interface DevnetNodeState {
 export interface DevnetState {
   rpcUrl: string;
   chainId: number;
+  /** The devnet's control API (status, live sets, nodes, identities, metrics). */
+  controlApi: string;
   startedAt: string;
   deploymentFile: string;
   contracts: Record<string, Address>;
@@ -87,6 +90,8 @@ export interface DevnetState {
 export interface DevnetOptions {
   /** 0 picks a free port; the devnet command uses 8545. */
   port: number;
+  /** Control API port; 0 picks a free one; the devnet command uses 8600. */
+  apiPort: number;
   /** Where state.json, keys and logs go. */
   dir: string;
   /** Where the deployment file is written. */
@@ -228,6 +233,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const state: DevnetState = {
       rpcUrl: chain.rpcUrl,
       chainId: deployment.chainId,
+      controlApi: "",
       startedAt: new Date().toISOString(),
       deploymentFile: opts.deploymentFile,
       contracts: Object.fromEntries(Object.entries(deployment.contracts).map(([k, v]) => [k, v.address])),
@@ -241,8 +247,18 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
         receipts: { batchId: batchId.toString(), count: receiptHashes.length, verified },
       },
     };
+    const api = await startDevnetApi(state, opts.apiPort);
+    state.controlApi = api.url;
+    log(`api      ${api.url}/v1/status`);
     await writeFile(join(opts.dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
-    return { state, chain, stop: () => chain.stop() };
+    return {
+      state,
+      chain,
+      stop: async () => {
+        await api.close();
+        await chain.stop();
+      },
+    };
   } catch (err) {
     await chain.stop();
     throw err;

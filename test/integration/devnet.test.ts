@@ -18,7 +18,7 @@ describe("devnet", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "psp-devnet-"));
-    devnet = await startDevnet({ port: 0, dir, deploymentFile: join(dir, "deployment.json") });
+    devnet = await startDevnet({ port: 0, apiPort: 0, dir, deploymentFile: join(dir, "deployment.json") });
   });
   afterAll(async () => {
     await devnet?.stop();
@@ -68,5 +68,34 @@ describe("devnet", () => {
     // Subscription payments land in the reward pool.
     expect(await c.token.read.balanceOf([deployment.contracts.BandwidthRewards.address])).toBeGreaterThan(0n);
     expect(state.demo.receipts.verified).toBe(true);
+  });
+
+  it("serves its control API: status, live sets, nodes, identities, metrics, clear errors", async () => {
+    const { state } = devnet;
+    const get = async (path: string) => {
+      const res = await fetch(state.controlApi + path);
+      return { status: res.status, body: res.headers.get("content-type")?.includes("json") ? ((await res.json()) as Record<string, unknown>) : await res.text() };
+    };
+    const status = await get("/v1/status");
+    expect(status.status).toBe(200);
+    expect(status.body).toMatchObject({ role: "devnet", chainId: 31337, nodes: 11, sets: { authority: "3", oracle: "2", discovery: "3" } });
+
+    const sets = (await get("/v1/chain/sets")).body as { authority: { name: string }[] };
+    expect(sets.authority.map((a) => a.name)).toEqual(["authority-1", "authority-2", "authority-3"]);
+
+    const node = await get("/v1/nodes/oracle-1");
+    expect(node.body).toMatchObject({ name: "oracle-1", chain: { registered: true, memberOf: ["oracle"] } });
+    expect((await get("/v1/nodes/nobody")).status).toBe(404);
+    expect((await get("/v1/nodes/NOT..valid")).status).toBe(400);
+
+    const identity = await get(`/v1/identities/${state.demo.identity.identityId}`);
+    expect(identity.body).toMatchObject({ status: "active", subscription: { active: true } });
+    expect((await get(`/v1/identities/0x${"00".repeat(32)}`)).status).toBe(404);
+    expect((await get("/v1/identities/0x1234")).status).toBe(400);
+
+    const metrics = await get("/metrics");
+    expect(metrics.body).toMatch(/psp_devnet_block_number\{process="devnet"\} \d+/);
+    expect(metrics.body).toMatch(/psp_devnet_bonded_stake_psp\{process="devnet"\} 7\d{5}/);
+    expect((await get("/v1/nope")).status).toBe(404);
   });
 });
