@@ -1,0 +1,39 @@
+/**
+ * DirectoryError: the typed error of the directory layer.
+ *
+ * Every function in node/src/directory throws only this error for bad input
+ * (bytes from the network, a refused descriptor, vote or consensus), so a
+ * caller (the link handler, the client bootstrap, the CLI) can switch on
+ * `kind`: drop the peer, fetch again later, or fix its configuration.
+ */
+import { PspError } from "../errors.js";
+
+export type DirectoryErrorKind =
+  /** Bytes are not a well-formed document of the expected type and shape. */
+  | "malformed"
+  /** A document is larger than the configured limit. */
+  | "too-large"
+  /** A descriptor's or vote's signature does not verify. */
+  | "bad-signature"
+  /** A descriptor was published longer ago than the accepted maximum age. */
+  | "stale"
+  /** A descriptor or vote is dated in the future beyond the tolerated clock skew, or a consensus is not valid yet. */
+  | "future-dated"
+  /** A consensus is past its valid-until time. */
+  | "expired"
+  /** The node is not registered and staked on chain. */
+  | "not-registered"
+  /** A consensus carries fewer than K valid signatures from distinct trusted discovery keys. */
+  | "under-signed"
+  /** A consensus carries no signature from any trusted key, or a vote or signature comes from outside the discovery set. */
+  | "unknown-signer"
+  /** A vote or signature is for a different voting period than the one being collected. */
+  | "wrong-period"
+  /** A discovery node sent two different votes for the same period (equivocation). */
+  | "conflicting-vote"
+  /** Too few votes (not more than half of the discovery set) to compute a consensus. */
+  | "insufficient-votes"
+  /** A configuration value is out of range (caller bug; the message names the fix). */
+  | "bad-config";
+
+export class DirectoryError extends PspError<DirectoryErrorKind> {}
