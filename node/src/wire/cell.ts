@@ -32,6 +32,8 @@ export const CellCommand = {
   VERSIONS: 7,
   AUTH: 8,
   CLOSE: 9,
+  /** DHT RPC fragments between two nodes (docs/spec/dht.md); circuit id 0, handed to the DHT's handler. */
+  DHT: 10,
 } as const;
 
 export type CellCommandName = keyof typeof CellCommand;
@@ -45,9 +47,11 @@ export interface Cell {
   payload: Uint8Array;
 }
 
-// Lookup table: 0 = unknown, 1 = link-level command, 2 = circuit command.
+// Lookup table: 0 = unknown, 1 = link control command, 2 = circuit command,
+// 3 = link-level data command (circuit id 0 like link control, but handed to an upper layer's handler).
 const COMMAND_CLASS = new Uint8Array(256);
 for (const c of [CellCommand.PADDING, CellCommand.VERSIONS, CellCommand.AUTH, CellCommand.CLOSE]) COMMAND_CLASS[c] = 1;
+COMMAND_CLASS[CellCommand.DHT] = 3;
 for (const c of [CellCommand.CREATE, CellCommand.CREATED, CellCommand.RELAY, CellCommand.DESTROY, CellCommand.RELAY_EARLY]) {
   COMMAND_CLASS[c] = 2;
 }
@@ -61,7 +65,7 @@ export function isKnownCellCommand(command: number): command is CellCommandValue
   return Number.isInteger(command) && command >= 0 && command <= 255 && COMMAND_CLASS[command] !== 0;
 }
 
-/** True for commands that travel on circuit id 0 (PADDING, VERSIONS, AUTH, CLOSE). */
+/** True for the link control commands the link handles itself (PADDING, VERSIONS, AUTH, CLOSE; all on circuit id 0). DHT also uses circuit id 0 but goes to a registered handler. */
 export function isLinkCommand(command: number): boolean {
   return Number.isInteger(command) && command >= 0 && command <= 255 && COMMAND_CLASS[command] === 1;
 }
@@ -72,7 +76,7 @@ export function cellCommandName(command: number): CellCommandName | undefined {
 }
 
 function checkCircIdForCommand(circId: number, command: number): void {
-  const linkLevel = COMMAND_CLASS[command] === 1;
+  const linkLevel = COMMAND_CLASS[command] === 1 || COMMAND_CLASS[command] === 3;
   if (linkLevel && circId !== 0) {
     throw new WireError(
       "bad-circ-id",
