@@ -11,7 +11,8 @@ import { connectChain } from "../node/src/chain/clients.js";
 import { readDeployment, type Deployment } from "../node/src/chain/deployment.js";
 import { ChainError } from "../node/src/chain/errors.js";
 import { isPspError } from "../node/src/errors.js";
-import { defaultRpcUrl, deploymentPath, loadKeystoreAccount } from "./lib/cli-context.js";
+import { defaultRpcUrl, deploymentPath, loadKeystoreAccount } from "../node/src/cli/chain-context.js";
+import { runCli } from "../node/src/cli/run.js";
 import { defaultParams, deployPsp, devnetParams, writeDeployment } from "./lib/deploy.js";
 import { HARDHAT_CHAIN_ID, devAccount } from "./lib/devnet-accounts.js";
 
@@ -47,9 +48,4 @@ const program = new Command("deploy")
     console.log(`${reused ? "reused" : "wrote"} ${path}`);
   });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
-  console.error(`error: ${isPspError(err) ? `[${err.kind}] ` : ""}${err instanceof Error ? err.message : String(err)}`);
-  process.exitCode = 1;
-}
+await runCli(program);

@@ -13,6 +13,7 @@ export type ChainErrorKind =
   | "not-operator"
   | "nothing-to-withdraw"
   | "bad-argument"
+  | "insufficient-attestations"
   | "transaction-reverted";
 
 export class ChainError extends PspError<ChainErrorKind> {}

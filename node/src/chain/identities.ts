@@ -51,7 +51,18 @@ export async function registerIdentity(opts: RegisterIdentityOptions): Promise<{
     registration,
   };
   const proof = signRegistrationProof(opts.secretKey, ctx);
-  const attestations = await Promise.all(opts.attesters.map((attest) => attest(ctx, proof)));
+  // One refusing or unreachable authority must not sink the registration:
+  // what matters is reaching the registry's threshold.
+  const threshold = await opts.clients.publicClient.readContract({ address: ctx.registry, abi: identityRegistryAbi, functionName: "attestationThreshold" });
+  const results = await Promise.allSettled(opts.attesters.map((attest) => attest(ctx, proof)));
+  const attestations = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+  if (attestations.length < threshold) {
+    const refusals = results.flatMap((r) => (r.status === "rejected" ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
+    throw new ChainError(
+      "insufficient-attestations",
+      `${attestations.length} of ${opts.attesters.length} authorities attested, the registry needs ${threshold}${refusals.length ? `; refusals: ${refusals.join("; ")}` : ""}`,
+    );
+  }
   const { hash } = await transact({
     publicClient: opts.clients.publicClient,
     walletClient: wallet,

@@ -1,17 +1,19 @@
 /**
- * What every chain-facing script needs: an RPC URL, a deployment file, and
- * optionally an account from an ethers JSON keystore.
+ * What every chain-facing command needs: an RPC URL, a deployment file, and
+ * optionally an account from an ethers JSON keystore. Relative paths (the
+ * default `deployments/<network>.json`) resolve against the working directory,
+ * which npm scripts set to the project root.
  */
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import { join } from "node:path";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Account } from "viem";
-import { connectChain, type ChainClients } from "../../node/src/chain/clients.js";
-import { readDeployment, type Deployment } from "../../node/src/chain/deployment.js";
-import { ChainError } from "../../node/src/chain/errors.js";
-import { decryptEvmKeystore } from "../../node/src/crypto/evm-keystore.js";
-import { projectRoot } from "./artifacts.js";
+import { Option, type Command } from "commander";
+import { connectChain, type ChainClients } from "../chain/clients.js";
+import { readDeployment, type Deployment } from "../chain/deployment.js";
+import { ChainError } from "../chain/errors.js";
+import { decryptEvmKeystore } from "../crypto/evm-keystore.js";
 
 export interface ChainCliOptions {
   rpc?: string;
@@ -23,7 +25,7 @@ export interface ChainCliOptions {
 export const defaultRpcUrl = process.env.PSP_RPC_URL ?? "http://127.0.0.1:8545";
 
 export function deploymentPath(opts: ChainCliOptions): string {
-  return opts.deployment ?? join(projectRoot, "deployments", `${opts.network ?? "localhost"}.json`);
+  return opts.deployment ?? join(process.cwd(), "deployments", `${opts.network ?? "localhost"}.json`);
 }
 
 async function passphrase(path: string): Promise<string> {
@@ -63,4 +65,12 @@ export async function chainContext(opts: ChainCliOptions, needsAccount: boolean)
 async function loadKeystoreAccountOrFail(path: string | undefined): Promise<Account> {
   if (!path) throw new ChainError("bad-argument", "this command sends a transaction: pass --keystore <ethers JSON keystore>");
   return await loadKeystoreAccount(path);
+}
+
+/** Adds the options every chain-facing command takes: --rpc, --network, --deployment. */
+export function addChainOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--rpc <url>", "JSON-RPC endpoint").default(defaultRpcUrl))
+    .option("--network <name>", "deployment name: reads deployments/<name>.json", "localhost")
+    .option("--deployment <file>", "deployment file (overrides --network)");
 }

@@ -4,6 +4,7 @@
  */
 import { Command } from "commander";
 import { registerCommands } from "./commands.js";
+import { runCli } from "./run.js";
 
 const program = new Command()
   .name("psp")
@@ -12,4 +13,4 @@ const program = new Command()
 
 registerCommands(program);
 
-await program.parseAsync(process.argv);
+await runCli(program);

@@ -1,0 +1,213 @@
+/**
+ * `psp identity create | register | show`: identity keys and their on-chain
+ * registration.
+ *
+ * Attestations come from authority services reached through an
+ * `AuthorityTransport`. Until node links serve the authority protocol, the
+ * only source is the DEVNET PATH: the authority nodes' keys that `npm start`
+ * writes to devnet/keys/*.json run the real authority service in this
+ * process. Swapping in remote transports changes only `authorityTransports`.
+ *
+ * Key files are the crypto layer's encrypted format; the passphrase comes
+ * from PSP_KEY_PASSWORD or the terminal. The owner's EVM account comes from
+ * an ethers keystore (--keystore, PSP_KEYSTORE_PASSWORD), as for `operator`.
+ */
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { createInterface } from "node:readline/promises";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { InvalidArgumentError } from "commander";
+import { toHex, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { IDENTITY_KIND, identityId as computeIdentityId } from "../chain/attestation.js";
+import { createAuthorityService, localAuthorityTransport, remoteAttester, type AuthorityTransport } from "../chain/authority.js";
+import { registerIdentity } from "../chain/identities.js";
+import { createChainPki, type Pki } from "../chain/pki.js";
+import { ChainError } from "../chain/errors.js";
+import { generateEd25519KeyPair } from "../crypto/ed25519.js";
+import { formatIdentity, isIdentityKind, parseIdentity, type Identity, type IdentityKind } from "../crypto/identity.js";
+import { decryptKeyFile, encryptKeyFile, parseKeyFile } from "../crypto/keyfile.js";
+import { addChainOptions, chainContext, type ChainCliOptions } from "./chain-context.js";
+
+export const defaultDevnetKeysDir = join(process.cwd(), "devnet", "keys");
+
+
+export function chainOptions(cmd: Command): Command {
+  return addChainOptions(cmd).option("--confirmations <n>", "blocks a chain fact must be buried under (default 0 on the devnet, 2 elsewhere)", nonNegativeInteger);
+}
+
+export function identityNameOptions(cmd: Command): Command {
+  return cmd
+    .option("--namespace <name>", "identity namespace", "peerstream")
+    .option("--application <name>", "identity application", "client")
+    .option("--kind <kind>", "account, node or group", identityKind, "account" as IdentityKind);
+}
+
+function nonNegativeInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
+  return n;
+}
+
+function identityKind(value: string): IdentityKind {
+  if (!isIdentityKind(value)) throw new InvalidArgumentError("must be account, node or group");
+  return value;
+}
+
+export interface NameOptions {
+  namespace: string;
+  application: string;
+  kind: IdentityKind;
+}
+
+export type ChainOptions = ChainCliOptions & { confirmations?: number };
+
+/** The chain context plus a PKI view with the CLI's confirmation default. */
+export async function cliPki(opts: ChainOptions, needsAccount: boolean) {
+  const ctx = await chainContext(opts, needsAccount);
+  const confirmations = opts.confirmations ?? (ctx.deployment.chainId === 31337 ? 0 : 2);
+  const pki = await createChainPki({ clients: ctx.clients, deployment: ctx.deployment, confirmations, follow: false });
+  return { ...ctx, pki };
+}
+
+async function keyPassphrase(path: string, confirm = false): Promise<string> {
+  const fromEnv = process.env.PSP_KEY_PASSWORD;
+  if (fromEnv !== undefined) return fromEnv;
+  if (!process.stdin.isTTY) throw new ChainError("bad-argument", `no passphrase for ${path}: set PSP_KEY_PASSWORD or run on a terminal`);
+  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  try {
+    const first = await rl.question(`passphrase for ${path}: `);
+    if (confirm && (await rl.question("again: ")) !== first) throw new ChainError("bad-argument", "the passphrases differ");
+    return first;
+  } finally {
+    rl.close();
+  }
+}
+
+/** Decrypts an identity key file and names it under `names`. */
+export async function loadIdentityKey(path: string, names: NameOptions): Promise<{ secretKey: Uint8Array; identity: Identity; text: string }> {
+  let json: string;
+  try {
+    json = await readFile(path, "utf8");
+  } catch (err) {
+    throw new ChainError("bad-argument", `cannot read key file ${path}: check --key-file (make one with \`psp identity create\`)`, { cause: err });
+  }
+  const { secretKey, publicKey, keyType } = await decryptKeyFile(json, await keyPassphrase(path));
+  if (keyType !== "ed25519") throw new ChainError("bad-argument", `${path} holds an ${keyType} key; identities are Ed25519`);
+  const identity: Identity = { namespace: names.namespace, application: names.application, kind: names.kind, publicKey };
+  return { secretKey, identity, text: formatIdentity(identity) };
+}
+
+/**
+ * DEVNET PATH: authority services run in this process from the devnet's
+ * unencrypted node keys, keeping those whose node is in the current
+ * authority set. Later, remote authorities reached over circuits replace this.
+ */
+export async function devnetAuthorityTransports(pki: Pki, dir: string): Promise<AuthorityTransport[]> {
+  let files: string[];
+  try {
+    files = (await readdir(dir)).filter((f) => f.endsWith(".json")).sort();
+  } catch (err) {
+    throw new ChainError("bad-argument", `no devnet keys at ${dir}: start the devnet (\`npm start\`) or pass --devnet-keys`, { cause: err });
+  }
+  const current = new Set((await pki.currentAuthorities()).members.map((m) => m.nodeKey));
+  const transports: AuthorityTransport[] = [];
+  for (const file of files) {
+    const keys = JSON.parse(await readFile(join(dir, file), "utf8")) as { identitySecretKey?: Hex; signerPrivateKey?: Hex };
+    if (!keys.identitySecretKey || !keys.signerPrivateKey) continue;
+    const nodeSecretKey = Uint8Array.from(Buffer.from(keys.identitySecretKey.slice(2), "hex"));
+    const service = createAuthorityService({ pki, nodeSecretKey, signer: privateKeyToAccount(keys.signerPrivateKey) });
+    if (current.has(toHex(service.nodeKey))) transports.push(localAuthorityTransport(service, "psp-cli"));
+  }
+  if (transports.length === 0) {
+    throw new ChainError("bad-argument", `none of the keys in ${dir} belongs to a current authority: is that the devnet this deployment runs on?`);
+  }
+  return transports;
+}
+
+export function register(program: Command): void {
+  const identity = program.command("identity").description("identity keys and their on-chain registration");
+
+  identityNameOptions(identity.command("create").description("make a new Ed25519 identity key in an encrypted key file and print the identity"))
+    .requiredOption("--out <file>", "where to write the encrypted key file")
+    .option("--force", "overwrite an existing file")
+    .action(
+      async (opts: NameOptions & { out: string; force?: boolean }) => {
+        const keys = generateEd25519KeyPair();
+        const text = formatIdentity({ namespace: opts.namespace, application: opts.application, kind: opts.kind, publicKey: keys.publicKey });
+        const file = await encryptKeyFile(keys.secretKey, await keyPassphrase(opts.out, true));
+        try {
+          await writeFile(opts.out, file + "\n", { mode: 0o600, flag: opts.force ? "w" : "wx" });
+        } catch (err) {
+          throw new ChainError("bad-argument", `cannot write ${opts.out} (${(err as NodeJS.ErrnoException).code ?? "error"}): pass --force to overwrite`, { cause: err });
+        }
+        console.log(text);
+      },
+    );
+
+  identityNameOptions(chainOptions(identity.command("register").description("register the identity on chain with authority attestations (devnet path)")))
+    .requiredOption("--key-file <file>", "the identity's encrypted key file")
+    .option("--keystore <file>", "owner's ethers JSON keystore (sends the transaction)")
+    .option("--devnet-keys <dir>", "DEVNET PATH: authority keys written by `npm start`", defaultDevnetKeysDir)
+    .action(
+      async (opts: NameOptions & ChainOptions & { keyFile: string; devnetKeys: string }) => {
+        const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
+        const { clients, deployment, pki } = await cliPki(opts, true);
+        try {
+          const transports = await devnetAuthorityTransports(pki, opts.devnetKeys);
+          const threshold = await pki.attestationThreshold();
+          if (transports.length < threshold) throw new ChainError("bad-argument", `${transports.length} authorities reachable, ${threshold} attestations needed`);
+          const result = await registerIdentity({
+            clients,
+            deployment,
+            namespace: opts.namespace,
+            application: opts.application,
+            kind: opts.kind,
+            secretKey,
+            attesters: transports.map((t) => remoteAttester(t)),
+          });
+          console.log(`registered ${text}\n  identity id ${result.identityId}\n  owner       ${result.registration.owner}\n  tx          ${result.hash}`);
+        } finally {
+          pki.close();
+        }
+      },
+    );
+
+  identityNameOptions(chainOptions(identity.command("show").description("show an identity and its on-chain status")))
+    .option("--identity <string>", "the identity string")
+    .option("--key-file <file>", "or: the identity's key file (no passphrase needed)")
+    .option("--json", "print JSON")
+    .action(
+      async (opts: NameOptions & ChainOptions & { identity?: string; keyFile?: string; json?: boolean }) => {
+        let id: Identity;
+        if (opts.identity) id = parseIdentity(opts.identity);
+        else if (opts.keyFile) id = { namespace: opts.namespace, application: opts.application, kind: opts.kind, publicKey: Uint8Array.from(Buffer.from(parseKeyFile(await readFile(opts.keyFile, "utf8")).publicKey, "hex")) };
+        else throw new ChainError("bad-argument", "pass --identity <string> or --key-file <file>");
+        const text = formatIdentity(id);
+        const identityId = computeIdentityId({ namespace: id.namespace, application: id.application, kind: IDENTITY_KIND[id.kind], key: id.publicKey });
+        const { pki } = await cliPki(opts, false);
+        try {
+          const record = await pki.getIdentity(identityId);
+          const now = Math.floor(Date.now() / 1000);
+          const subscribed = record.status === "active" && (await pki.isSubscribed(identityId, now));
+          const info = { identity: text, identityId, status: record.status, confirmed: record.activeConfirmed, owner: record.owner, registeredAt: record.registeredAt, successor: record.successor, subscribed };
+          if (opts.json) {
+            console.log(JSON.stringify(info, null, 2));
+            return;
+          }
+          console.log(
+            [
+              `identity     ${text}`,
+              `identity id  ${identityId}`,
+              `status       ${record.status}${record.status === "active" && !record.activeConfirmed ? " (not yet confirmed)" : ""}`,
+              ...(record.status === "none" ? [] : [`owner        ${record.owner}`, `registered   ${new Date(record.registeredAt * 1000).toISOString()}`]),
+              ...(record.status === "rotated" ? [`successor    ${record.successor}`] : []),
+              `subscribed   ${subscribed ? "yes" : "no"}`,
+            ].join("\n"),
+          );
+        } finally {
+          pki.close();
+        }
+      },
+    );
+}

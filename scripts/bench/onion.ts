@@ -1,0 +1,36 @@
+/**
+ * Onion circuits over real TLS links (loopback, relays and client in this
+ * process): circuit builds with links open and from cold, 3-hop throughput
+ * against one raw TLS socket measured in the same rounds, CPU per MB.
+ * The same figures `psp bench onion --json` prints (node/src/node/bench-onion.ts).
+ * Run alone with `npx tsx scripts/bench.ts onion`.
+ */
+import { runOnionBench } from "../../node/src/node/bench-onion.js";
+import type { BenchSection } from "./types.js";
+import { fmt, table } from "./types.js";
+
+export async function run(): Promise<BenchSection> {
+  const r = await runOnionBench();
+  const markdown = [
+    `Three relays on 127.1.0.1, 127.2.0.1, 127.3.0.1 and a client, all in one process, over real TLS 1.3 links.`,
+    `Builds: ${r.buildSamples} with every link already open (after 5 warm-up builds), ${r.coldSamples} from no open link (fresh relays and client each).`,
+    `Throughput: one stream to the last hop's \`discard\` service, 64 KiB messages, rate limits lifted; ${r.roundRatios.length} rounds of`,
+    `(raw TLS socket, ${fmt(r.transferBytes / 2 ** 20)} MiB through the circuit) back to back, the median round by ratio shown. MB = 10^6 application bytes.`,
+    "",
+    table(
+      ["measure", "PSP", "baseline", "ratio", "target"],
+      [
+        ["circuit build, links open, median ms", fmt(r.circuitBuildMsMedian, 2), `Tor ${r.torBuildMsMedian}`, fmt(r.circuitBuildMsMedian / r.torBuildMsMedian, 2), "< 8 ms"],
+        ["circuit build, links open, p90 ms", fmt(r.circuitBuildMsP90, 2), "", "", ""],
+        ["circuit build, no links, median ms", fmt(r.circuitBuildColdMsMedian, 2), "", "", ""],
+        ["3-hop throughput, MB/s", fmt(r.throughput3HopMBps, 1), `raw TLS ${fmt(r.rawTlsMBps, 1)}`, fmt(r.throughputRatio, 3), ">= 0.15 x raw TLS"],
+        ["3-hop throughput vs Tor, MB/s", fmt(r.throughput3HopMBps, 1), `Tor ${r.torThroughputMBps}`, fmt(r.throughput3HopMBps / r.torThroughputMBps, 1), ""],
+        ["CPU ms per MB (all nodes)", fmt(r.cpuMsPerMB, 1), "", "", ""],
+      ],
+    ),
+    "",
+    `All round ratios: ${r.roundRatios.map((x) => fmt(x, 3)).join(", ")}. Build target (< 8 ms): ${r.circuitBuildMsMedian < 8 ? "met" : "not met"}; ` +
+      `throughput target (>= 0.15 x raw TLS): ${r.throughputRatio >= 0.15 ? "met" : "not met"} in this run.`,
+  ].join("\n");
+  return { title: "Onion circuits over TLS", markdown, figures: { ...r } };
+}
