@@ -58,9 +58,8 @@ import {
 import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { OutboundScheduler } from "./scheduler.js";
-import type { OutboundCell } from "./scheduler.js";
 import { EdgeStream } from "./streams.js";
-import type { LinkInfo, OnionAction, OnionEvent } from "./types.js";
+import type { LinkFailureCause, LinkInfo, OnionAction, OnionEvent } from "./types.js";
 
 export interface ClientLimits {
   nodeBytesPerSecond: number;
@@ -168,7 +167,6 @@ export class OnionClient {
   private readonly requestByIdentity = new Map<string, number>();
   private readonly dirty = new Set<ClientCircuit>();
   private actions: OnionAction[] = [];
-  private released: OutboundCell[] = [];
   private nextCircuitId = 1;
   private nextRequestId = 1;
   private now: number;
@@ -362,11 +360,23 @@ export class OnionClient {
 
   // ---- driver inputs -----------------------------------------------------------
 
+  /**
+   * A link came up. A link already known may be named again with a
+   * `requestId`: it answers that `open-link` request (the connection manager
+   * reused a link it had).
+   */
   linkOpened(info: LinkInfo, now: number): void {
     this.enter(now, () => {
-      if (this.links.has(info.linkId)) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
-      const link: ClientLink = { info, identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined, circIds: new Set() };
-      this.links.set(info.linkId, link);
+      let link = this.links.get(info.linkId);
+      if (link && info.requestId === undefined) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
+      if (!link) {
+        link = {
+          info: { linkId: info.linkId, peerIdentity: info.peerIdentity, weInitiated: info.weInitiated },
+          identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined,
+          circIds: new Set(),
+        };
+        this.links.set(info.linkId, link);
+      }
       if (info.requestId === undefined) return;
       const request = this.linkRequests.get(info.requestId);
       if (!request) return;
@@ -390,20 +400,34 @@ export class OnionClient {
     });
   }
 
-  linkFailed(requestId: number, now: number): void {
+  /** An `open-link` request failed; `cause` "identity-mismatch" when the node there proved another identity. */
+  linkFailed(requestId: number, now: number, cause: LinkFailureCause = "unreachable"): void {
     this.enter(now, () => {
       const request = this.linkRequests.get(requestId);
       if (!request) return;
       this.linkRequests.delete(requestId);
       this.requestByIdentity.delete(request.identityHex);
       for (const circ of request.circuits) {
-        this.close(
-          circ,
-          new CircuitError("circuit-destroyed", "could not open a link to the first hop", { destroyReason: DestroyReason.CONNECTFAILED, hop: 0 }),
-          undefined,
-        );
+        const error =
+          cause === "identity-mismatch"
+            ? new CircuitError("handshake-failed", "the first hop's address answered with another identity than the path names", {
+                destroyReason: DestroyReason.OR_IDENTITY,
+                hop: 0,
+              })
+            : new CircuitError("circuit-destroyed", "could not open a link to the first hop", { destroyReason: DestroyReason.CONNECTFAILED, hop: 0 });
+        this.close(circ, error, undefined);
       }
     });
+  }
+
+  /** Circuits using a link; a driver keeps links with circuits from idling out. */
+  linkCircuitCount(linkId: string): number {
+    return this.links.get(linkId)?.circIds.size ?? 0;
+  }
+
+  /** The nodes of a circuit's established hops, entry first (empty for an unknown circuit). */
+  circuitPath(circuitId: number): PathNode[] {
+    return this.circuits.get(circuitId)?.hops.map((h) => h.node) ?? [];
   }
 
   linkClosed(linkId: string, now: number): void {
@@ -532,7 +556,24 @@ export class OnionClient {
       const batch = circ.forwardBatch;
       circ.forwardBatch = [];
       // Layer i wraps, in order, every cell addressed to hop i or beyond: one cipher call per layer.
-      const deepest = batch.reduce((m, c) => Math.max(m, c.hop), 0);
+      let deepest = 0;
+      let shallowest = Number.MAX_SAFE_INTEGER;
+      for (const c of batch) {
+        if (c.hop > deepest) deepest = c.hop;
+        if (c.hop < shallowest) shallowest = c.hop;
+      }
+      if (deepest === shallowest && batch.length > 1) {
+        // The common case (bulk data to one hop): every layer covers every cell, so one
+        // contiguous buffer goes through each layer's cipher and is cut into views once.
+        let bytes: Uint8Array = Buffer.concat(batch.map((c) => c.payload));
+        for (let layer = deepest; layer >= 0; layer--) bytes = (circ.hops[layer] as ClientHop).crypto.forward.applyKeystreamBuffer(bytes);
+        let o = 0;
+        for (const c of batch) {
+          c.payload = bytes.subarray(o, o + c.payload.length);
+          o += c.payload.length;
+        }
+        deepest = -1;
+      }
       for (let layer = deepest; layer >= 0; layer--) {
         const hop = circ.hops[layer] as ClientHop;
         const members = batch.filter((c) => c.hop >= layer);
@@ -547,9 +588,7 @@ export class OnionClient {
       }
     }
     this.dirty.clear();
-    this.scheduler.flush(this.now, this.released);
-    for (const r of this.released) this.actions.push({ type: "send", linkId: r.linkId, cell: r.cell });
-    this.released = [];
+    this.scheduler.flush(this.now, this.actions);
   }
 
   private emit(event: OnionEvent): void {
@@ -757,9 +796,14 @@ export class OnionClient {
       }
       case CellCommand.DESTROY: {
         const reason = decodeDestroy(payload);
+        // While building, a DESTROY names the hop being added (e.g. CONNECTFAILED: that node is unreachable).
+        const hop = circ.state === "building" ? circ.hops.length : undefined;
         return this.close(
           circ,
-          new CircuitError("circuit-destroyed", `circuit destroyed by a relay: ${destroyReasonName(reason)}`, { destroyReason: reason }),
+          new CircuitError("circuit-destroyed", `circuit destroyed by a relay: ${destroyReasonName(reason)}`, {
+            destroyReason: reason,
+            ...(hop === undefined ? {} : { hop }),
+          }),
           undefined,
         );
       }

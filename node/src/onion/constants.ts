@@ -123,6 +123,8 @@ export const DEFAULT_LIMITS = {
   maxCircuits: 20_000,
   /** Streams open at once on one circuit. */
   maxStreamsPerCircuit: 64,
+  /** Streams open at once at a relay on circuits arriving over one link (one peer). */
+  maxStreamsPerLink: 1024,
   /** Cells queued for sending on one circuit before it is destroyed (RESOURCELIMIT). */
   maxQueuedCellsPerCircuit: 2 * CIRCUIT_WINDOW_START,
   /** Largest message a stream reassembles. */

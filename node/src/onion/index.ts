@@ -1,7 +1,9 @@
 /**
  * The onion layer: circuits, relay crypto, streams to named services, flow
  * control and rate limits, as I/O-free state machines (see relay.ts and
- * client.ts), plus path selection and an in-memory network for tests.
+ * client.ts), plus path selection and an in-memory network for tests; and
+ * the runtime that drives them over real links (runtime.ts), the client's
+ * circuit manager and its promise API (onion-client.ts).
  */
 export { CircuitError } from "./errors.js";
 export type { CircuitErrorKind, CircuitErrorDetails } from "./errors.js";
@@ -44,3 +46,12 @@ export type {
   RelayCommandContext,
   RelayCommandHandler,
 } from "./types.js";
+export { OnionDriver, CIRCUIT_CELL_COMMANDS } from "./runtime.js";
+export type { OnionDriverOptions, OnionDriverStats, OnionDriverEvents } from "./runtime.js";
+export { CircuitManager } from "./circuit-manager.js";
+export type { CircuitManagerOptions, CircuitManagerEvents, ManagedCircuit } from "./circuit-manager.js";
+export { createOnionClient, OnionClientHandle, OnionCircuit, OnionStream } from "./onion-client.js";
+export type { CreateOnionClientOptions, BuildOptions, OnionStreamEvents } from "./onion-client.js";
+export { createEchoService, createDiscardService } from "./services.js";
+export type { ServiceCounters } from "./services.js";
+export type { LinkFailureCause } from "./types.js";

@@ -55,9 +55,9 @@ import {
 import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { OutboundScheduler } from "./scheduler.js";
-import type { OutboundCell } from "./scheduler.js";
 import { EdgeStream } from "./streams.js";
 import type {
+  LinkFailureCause,
   LinkInfo,
   LocalService,
   NodeAddress,
@@ -77,6 +77,8 @@ export interface RelayLimits {
   maxCircuitsPerLink: number;
   maxCircuits: number;
   maxStreamsPerCircuit: number;
+  /** Streams open at this relay on circuits arriving over one link (one peer). */
+  maxStreamsPerLink: number;
   maxQueuedCellsPerCircuit: number;
   maxMessageBytes: number;
   extendTimeoutMs: number;
@@ -146,6 +148,8 @@ interface LinkState {
   /** Circuit ids in use on this link, both directions. */
   circIds: Set<number>;
   circuitsFromPeer: number;
+  /** Streams open at this relay on circuits whose previous hop is this link. */
+  streamsFromPeer: number;
 }
 
 interface LinkRequest {
@@ -184,7 +188,6 @@ export class OnionRelay {
   private readonly requestByIdentity = new Map<string, number>();
   private readonly dirty = new Set<RelayCircuit>();
   private actions: OnionAction[] = [];
-  private released: OutboundCell[] = [];
   private nextSerial = 1;
   private nextRequestId = 1;
   private now: number;
@@ -239,17 +242,26 @@ export class OnionRelay {
     this.commandHandlers.set(command, handler);
   }
 
-  /** A link came up (accepted, or opened on our `open-link` request). */
+  /**
+   * A link came up (accepted, or opened on our `open-link` request). A link
+   * already known may be named again with a `requestId`: the connection
+   * manager answered our request with a link it already had (its "link"
+   * event can come before the dial's promise settles).
+   */
   linkOpened(info: LinkInfo, now: number): void {
     this.enter(now, () => {
-      if (this.links.has(info.linkId)) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
-      const link: LinkState = {
-        info,
-        identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined,
-        circIds: new Set(),
-        circuitsFromPeer: 0,
-      };
-      this.links.set(info.linkId, link);
+      let link = this.links.get(info.linkId);
+      if (link && info.requestId === undefined) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
+      if (!link) {
+        link = {
+          info: { linkId: info.linkId, peerIdentity: info.peerIdentity, weInitiated: info.weInitiated },
+          identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined,
+          circIds: new Set(),
+          circuitsFromPeer: 0,
+          streamsFromPeer: 0,
+        };
+        this.links.set(info.linkId, link);
+      }
       if (info.requestId === undefined) return;
       const request = this.linkRequests.get(info.requestId);
       if (!request) return;
@@ -263,15 +275,26 @@ export class OnionRelay {
     });
   }
 
-  /** An `open-link` request failed (unreachable, TLS or authentication failure). */
-  linkFailed(requestId: number, now: number): void {
+  /**
+   * An `open-link` request failed: unreachable, TLS or handshake failure
+   * (DESTROY CONNECTFAILED), or the node at that address proved another
+   * identity than the one the client named (`cause` "identity-mismatch":
+   * DESTROY OR_IDENTITY).
+   */
+  linkFailed(requestId: number, now: number, cause: LinkFailureCause = "unreachable"): void {
     this.enter(now, () => {
       const request = this.linkRequests.get(requestId);
       if (!request) return;
       this.linkRequests.delete(requestId);
       this.requestByIdentity.delete(request.identityHex);
-      for (const circ of request.circuits) this.destroy(circ, DestroyReason.CONNECTFAILED, "local");
+      const reason = cause === "identity-mismatch" ? DestroyReason.OR_IDENTITY : DestroyReason.CONNECTFAILED;
+      for (const circ of request.circuits) this.destroy(circ, reason, "local");
     });
+  }
+
+  /** Circuits using a link (either side); a driver keeps links with circuits from idling out. */
+  linkCircuitCount(linkId: string): number {
+    return this.links.get(linkId)?.circIds.size ?? 0;
   }
 
   /** A link closed: every circuit on it is destroyed (CHANNEL_CLOSED) towards its other side. */
@@ -392,9 +415,7 @@ export class OnionRelay {
       }
     }
     this.dirty.clear();
-    this.scheduler.flush(this.now, this.released);
-    for (const r of this.released) this.actions.push({ type: "send", linkId: r.linkId, cell: r.cell });
-    this.released = [];
+    this.scheduler.flush(this.now, this.actions);
   }
 
   private emit(event: OnionEvent): void {
@@ -493,8 +514,15 @@ export class OnionRelay {
     request?.circuits.delete(circ);
   }
 
+  /** Releases one stream of the circuit's previous link (the per-peer stream count). */
+  private streamGone(circ: RelayCircuit): void {
+    const link = this.links.get(circ.prev.linkId);
+    if (link && link.streamsFromPeer > 0) link.streamsFromPeer--;
+  }
+
   private closeStreamLocally(circ: RelayCircuit, stream: RelayStream, reason: EndReason): void {
     if (stream.phase === "closed") return;
+    if (stream.handler) this.streamGone(circ);
     stream.phase = "closed";
     stream.clearQueue();
     try {
@@ -794,6 +822,7 @@ export class OnionRelay {
     const prevLink = this.links.get(circ.prev.linkId);
     if (!this.allowStreamsAtFirstHop && !prevLink?.info.peerIdentity) return this.endStream(circ, streamId, EndReason.POLICY);
     if (circ.streams.size >= this.limits.maxStreamsPerCircuit) return this.endStream(circ, streamId, EndReason.RESOURCELIMIT);
+    if (prevLink && prevLink.streamsFromPeer >= this.limits.maxStreamsPerLink) return this.endStream(circ, streamId, EndReason.RESOURCELIMIT);
     const accept = this.services.get(service);
     if (!accept) return this.endStream(circ, streamId, EndReason.NO_SUCH_SERVICE);
     const stream = Object.assign(new EdgeStream(streamId, service, 0, this.limits.maxMessageBytes), {
@@ -813,6 +842,7 @@ export class OnionRelay {
     }
     stream.handler = result;
     circ.streams.set(streamId, stream);
+    if (prevLink) prevLink.streamsFromPeer++;
     this.sendBackward(circ, streamId, RelayCommand.CONNECTED, EMPTY);
     this.emit({ type: "stream-open", circuitId: circ.serial, streamId, service });
     this.pump(circ, stream);
@@ -854,6 +884,7 @@ export class OnionRelay {
         if (circ.closed || stream.phase !== "open") return;
         this.enter(this.now, () => {
           circ.streams.delete(stream.streamId);
+          this.streamGone(circ);
           stream.phase = "closed";
           stream.clearQueue();
           this.endStream(circ, stream.streamId, reason);

@@ -28,7 +28,9 @@ export interface SchedulerOptions {
   now: number;
 }
 
+/** A released cell; shaped as the machines' "send" action so it is handed on without another object. */
 export interface OutboundCell {
+  type: "send";
   linkId: string;
   cell: Cell;
 }
@@ -99,7 +101,7 @@ export class OutboundScheduler {
   }
 
   /** Releases every cell the buckets allow at `now`, circuits in turn. */
-  flush(now: number, out: OutboundCell[]): void {
+  flush(now: number, out: { push(cell: OutboundCell): unknown }): void {
     let blockedInARow = 0;
     while (this.active.length > 0 && blockedInARow < this.active.length) {
       if (this.nodeBucket.available(now) < CELL_LEN) return;
@@ -115,7 +117,7 @@ export class OutboundScheduler {
       this.nodeBucket.tryTake(CELL_LEN, now);
       this.sentBytes += CELL_LEN;
       const cell = q.cells[q.head++] as Cell;
-      out.push({ linkId: q.linkId, cell });
+      out.push({ type: "send", linkId: q.linkId, cell });
       if (q.head === q.cells.length) {
         q.cells = [];
         q.head = 0;

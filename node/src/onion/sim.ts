@@ -21,17 +21,19 @@ import { CircuitError } from "./errors.js";
 import type { PathNode } from "./path.js";
 import { OnionRelay } from "./relay.js";
 import type { OnionRelayOptions } from "./relay.js";
-import type { LinkInfo, OnionAction, OnionEvent } from "./types.js";
+import type { LinkFailureCause, LinkInfo, OnionAction, OnionEvent } from "./types.js";
 
 /** What the simulator needs from a relay or client. */
 export interface OnionMachine {
   linkOpened(info: LinkInfo, now: number): void;
-  linkFailed(requestId: number, now: number): void;
+  linkFailed(requestId: number, now: number, cause?: LinkFailureCause): void;
   linkClosed(linkId: string, now: number): void;
   handleCells(linkId: string, cells: readonly Cell[], now: number): void;
   tick(now: number): void;
   takeActions(): OnionAction[];
   nextWakeup(): number | undefined;
+  /** Circuits using a link (drivers keep such links from idling out). */
+  linkCircuitCount(linkId: string): number;
 }
 
 /** A cell on its way; return a (possibly modified) cell to deliver, or undefined to drop it. */

@@ -23,6 +23,9 @@ export interface LinkInfo {
   requestId?: number;
 }
 
+/** Why an `open-link` request failed: no link could be made, or the node there proved another identity. */
+export type LinkFailureCause = "unreachable" | "identity-mismatch";
+
 export interface NodeAddress {
   host: string;
   port: number;
