@@ -18,6 +18,9 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 /// its total is reserved) -> Final (dispute window over; computed from time, no tx).
 /// rejectRoot sends a Disputable epoch back to Voting with a fresh voting round.
 /// Claim leaf = keccak256(bytes.concat(keccak256(abi.encode(index, account, amount)))).
+/// Claims look the agreed root up by the root their proof computes
+/// (keccak256(abi.encode(epoch, root)) => agreedAt), one cold slot instead of the
+/// epoch record's two; at most one root per epoch is ever in that table.
 /// Invariant: token.balanceOf(this) >= totalReserved (claims reduce both equally).
 contract BandwidthRewards is AccessControl {
     using SafeERC20 for IERC20;
@@ -59,6 +62,10 @@ contract BandwidthRewards is AccessControl {
     uint256 public totalReserved;
 
     mapping(uint256 epoch => Epoch) private _epochs;
+    /// @dev keccak256(abi.encode(epoch, root)) => agreedAt of the epoch's agreed root (0: none).
+    /// Mirrors _epochs[epoch].root/agreedAt so a claim reads one slot; written only on
+    /// agreement and rejection.
+    mapping(bytes32 rootKey => uint256 agreedAt) private _agreedRoots;
     /// @dev keccak256(epoch, round, oracle) => voted.
     mapping(bytes32 voteKey => bool) private _voted;
     /// @dev keccak256(epoch, round, root, total) => votes.
@@ -180,6 +187,7 @@ contract BandwidthRewards is AccessControl {
             record.root = root;
             record.total = SafeCast.toUint128(total);
             record.agreedAt = uint64(block.timestamp);
+            _agreedRoots[_rootKey(epoch, root)] = block.timestamp;
             totalReserved += total;
             emit RootAgreed(epoch, round, root, total, uint64(block.timestamp) + disputeWindow);
         }
@@ -199,6 +207,7 @@ contract BandwidthRewards is AccessControl {
         record.total = 0;
         record.agreedAt = 0;
         record.round = newRound;
+        delete _agreedRoots[_rootKey(epoch, root)];
         emit RootRejected(epoch, root, total, newRound);
     }
 
@@ -215,22 +224,24 @@ contract BandwidthRewards is AccessControl {
 
     /// @notice Pays `amount` to `account` for leaf `index` of a final epoch root. Anyone
     /// may submit the claim; the tokens always go to `account`.
-    /// @dev Kept minimal for gas: two epoch slots, one bitmap word, the reserve, one transfer.
+    /// Reverts RootNotFinal when the epoch has no final root, InvalidProof when the
+    /// proof does not lead to it, AlreadyClaimed for a second claim of a leaf.
+    /// @dev Kept minimal for gas: the proof's root is looked up (one slot: agreed and
+    /// final?), then one bitmap word, the reserve, one transfer. Reading the epoch
+    /// record instead would cost a second cold slot.
     function claim(uint256 epoch, uint256 index, address account, uint256 amount, bytes32[] calldata proof)
         external
     {
-        Epoch storage record = _epochs[epoch];
-        uint256 agreedAt = record.agreedAt;
-        if (agreedAt == 0 || block.timestamp < agreedAt + disputeWindow) revert RootNotFinal(epoch);
-
         mapping(uint256 => uint256) storage bitmap = _claimedBitmap[epoch];
         uint256 wordIndex = index >> 8;
         uint256 bit = 1 << (index & 0xff);
         uint256 word = bitmap[wordIndex];
+        // A set bit implies the epoch's root was final when it was set, and a final root never changes.
         if (word & bit != 0) revert AlreadyClaimed(epoch, index);
 
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, account, amount))));
-        if (!MerkleProof.verifyCalldata(proof, record.root, leaf)) revert InvalidProof(epoch, index);
+        uint256 agreedAt = _agreedRoots[_rootKey(epoch, MerkleProof.processProofCalldata(proof, leaf))];
+        if (agreedAt == 0 || block.timestamp < agreedAt + disputeWindow) _revertClaimNotPayable(epoch, index);
 
         bitmap[wordIndex] = word | bit;
         uint256 reserved = totalReserved;
@@ -296,9 +307,26 @@ contract BandwidthRewards is AccessControl {
         return _claimedBitmap[epoch][index >> 8] & (1 << (index & 0xff)) != 0;
     }
 
+    /// @notice True when `root` is the agreed (disputable or final) root of `epoch`. View.
+    function isAgreedRoot(uint256 epoch, bytes32 root) external view returns (bool) {
+        return _agreedRoots[_rootKey(epoch, root)] != 0;
+    }
+
     /// @notice Pool balance not reserved for agreed roots. View.
     function unallocated() public view returns (uint256) {
         uint256 balance = token.balanceOf(address(this));
         return balance > totalReserved ? balance - totalReserved : 0;
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    function _rootKey(uint256 epoch, bytes32 root) private pure returns (bytes32) {
+        return keccak256(abi.encode(epoch, root));
+    }
+
+    /// @dev The claim's proof did not lead to a final agreed root: name the cause.
+    function _revertClaimNotPayable(uint256 epoch, uint256 index) private view {
+        if (epochStatus(epoch) != EpochStatus.Final) revert RootNotFinal(epoch);
+        revert InvalidProof(epoch, index);
     }
 }

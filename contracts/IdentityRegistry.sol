@@ -17,7 +17,11 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 /// needs at least `attestationThreshold` distinct current authorities, presented
 /// in strictly ascending signer order. The owner is inside the signed data, so an
 /// attestation copied from the mempool can only ever register the key to the same
-/// owner.
+/// owner. A key rotation is attested with its own EIP-712 type,
+/// `KeyRotationAttestation`, naming the owner, the identity being rotated, the
+/// new key and a deadline, so registration and rotation attestations can never
+/// be swapped (a rotation seen in the mempool cannot be front-run into a
+/// separate registration of the new key).
 ///
 /// Identity state machine: None -> Active -> (Rotated | Revoked). Rotated and
 /// Revoked are terminal; an identity id that ever existed can never be registered
@@ -79,6 +83,12 @@ contract IdentityRegistry is AccessControl, EIP712 {
         keccak256(
             "IdentityAttestation(address owner,string namespace,string application,uint8 kind,bytes32 key,uint64 deadline)"
         );
+
+    /// @notice EIP-712 type hash of the attestation each authority signs for a key rotation.
+    /// A distinct type, so a rotation's attestations can never be replayed through
+    /// registerIdentity (nor a registration's through rotateKey).
+    bytes32 public constant ROTATION_TYPEHASH =
+        keccak256("KeyRotationAttestation(address owner,bytes32 identityId,bytes32 newKey,uint64 deadline)");
 
     /// @notice Highest valid identity kind (0 account, 1 node, 2 group).
     uint8 public constant MAX_KIND = 2;
@@ -324,8 +334,10 @@ contract IdentityRegistry is AccessControl, EIP712 {
     /// the identity was already admitted.
     /// @param identityId the caller's Active identity
     /// @param newKey the new Ed25519 key
-    /// @param deadline deadline inside the new key's attestations
-    /// @param attestations attestations of `newKey` for the caller, as for registerIdentity
+    /// @param deadline deadline inside the rotation attestations
+    /// @param attestations 65-byte EIP-712 `KeyRotationAttestation` signatures over
+    /// `rotationDigest(msg.sender, identityId, newKey, deadline)` by distinct current
+    /// authority signers, sorted by strictly ascending signer address
     /// @return successorId the new identity's id
     function rotateKey(
         bytes32 identityId,
@@ -339,11 +351,7 @@ contract IdentityRegistry is AccessControl, EIP712 {
         uint8 kind = old.kind;
         successorId = keccak256(abi.encode(app.namespaceHash, app.nameHash, kind, newKey));
         _requireUnused(successorId);
-        _verifyAttestations(
-            _digest(msg.sender, app.namespaceHash, app.nameHash, kind, newKey, deadline),
-            deadline,
-            attestations
-        );
+        _verifyAttestations(_rotationDigest(msg.sender, identityId, newKey, deadline), deadline, attestations);
 
         old.status = IdentityStatus.Rotated;
         old.successor = successorId;
@@ -448,6 +456,22 @@ contract IdentityRegistry is AccessControl, EIP712 {
         return _digest(r.owner, keccak256(bytes(r.namespace)), keccak256(bytes(r.application)), r.kind, r.key, r.deadline);
     }
 
+    /// @notice The EIP-712 `KeyRotationAttestation` digest each authority signs for a rotation,
+    /// bound to this chain and registry.
+    /// @param owner the identity's owner (the account that will call rotateKey)
+    /// @param identityId the Active identity being rotated
+    /// @param newKey the new Ed25519 key
+    /// @param deadline last valid second of the attestations
+    /// @return the digest
+    function rotationDigest(
+        address owner,
+        bytes32 identityId,
+        bytes32 newKey,
+        uint64 deadline
+    ) external view returns (bytes32) {
+        return _rotationDigest(owner, identityId, newKey, deadline);
+    }
+
     /// @notice keccak256(abi.encode(keccak256(bytes(namespace)), keccak256(bytes(application)))).
     /// @param namespace the namespace name
     /// @param application the application name
@@ -482,6 +506,15 @@ contract IdentityRegistry is AccessControl, EIP712 {
         uint64 deadline
     ) private view returns (bytes32) {
         return _hashTypedDataV4(keccak256(abi.encode(ATTESTATION_TYPEHASH, owner, nsHash, nameHash, kind, key, deadline)));
+    }
+
+    function _rotationDigest(
+        address owner,
+        bytes32 identityId,
+        bytes32 newKey,
+        uint64 deadline
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(ROTATION_TYPEHASH, owner, identityId, newKey, deadline)));
     }
 
     /// @dev Ascending order makes distinctness an O(1) comparison per signature.

@@ -11,6 +11,7 @@
 import { maxUint256, parseEther, type Hash } from "viem";
 import {
   attest,
+  attestRotation,
   createApplication,
   deployPki,
   makeRegistration,
@@ -65,11 +66,10 @@ export async function run(): Promise<BenchSection> {
   );
   const oldId = await f.identities.read.identityIdOf([r.namespace, r.application, r.kind, r.key]);
   const newKey = testKey("bench-rotated");
-  const rotation = { ...r, key: newKey };
-  const rotationAtts = await attest(f.authorities.map((a) => a.signer), {
+  const rotationAtts = await attestRotation(f.authorities.map((a) => a.signer), {
     chainId: f.chainId,
     registry: f.identities.address,
-    registration: rotation,
+    rotation: { owner: alice.account.address, identityId: oldId, newKey, deadline: r.deadline },
   });
   rows.push({
     op: "rotateKey, 3 attestations",

@@ -13,12 +13,15 @@ import {
   attestationDigest as tsAttestationDigest,
   identityId as tsIdentityId,
   recoverAttestationSigner,
+  recoverRotationAttestationSigner,
+  rotationAttestationDigest,
   signAttestation,
   sortAttestationsBySigner,
 } from "../../node/src/chain/attestation.js";
 import {
   MIN_STAKE_AUTHORITY,
   attest,
+  attestRotation,
   createApplication,
   deployPki,
   makeRegistration,
@@ -63,6 +66,11 @@ const ctxFor = (registration: Awaited<ReturnType<typeof makeRegistration>>) => (
   chainId: f.chainId,
   registry: f.identities.address,
   registration,
+});
+const rotationCtx = (owner: WalletClient, identityId: Hex, newKey: Hex, deadline: bigint) => ({
+  chainId: f.chainId,
+  registry: f.identities.address,
+  rotation: { owner: owner.account.address, identityId, newKey, deadline },
 });
 
 describe("IdentityRegistry construction", () => {
@@ -554,7 +562,7 @@ describe("identity lifecycle", () => {
     const oldId = await registerIdentity(f, r, alice);
     const newKey = testKey("rotated-1");
     const rotation = { ...r, key: newKey };
-    const atts = await attest(signers().slice(0, 2), ctxFor(rotation));
+    const atts = await attestRotation(signers().slice(0, 2), rotationCtx(alice, oldId, newKey, r.deadline));
     const newId = tsIdentityId(rotation);
     const hash = await identities.write.rotateKey([oldId, newKey, r.deadline, atts], { account: alice.account });
     await viem.assertions.emitWithArgs(hash, identities, "IdentityKeyRotated", [oldId, newId, newKey]);
@@ -592,7 +600,7 @@ describe("identity lifecycle", () => {
     const taken = await makeRegistration(f, { owner: alice.account.address });
     const takenId = await registerIdentity(f, taken, alice);
     const newKey = testKey("rotated-2");
-    const forAlice = await attest(signers(), ctxFor({ ...r, key: newKey }));
+    const forAlice = await attestRotation(signers(), rotationCtx(alice, id, newKey, r.deadline));
     await viem.assertions.revertWithCustomError(
       identities.write.rotateKey([id, newKey, r.deadline, forAlice], { account: mallory.account }),
       identities,
@@ -609,13 +617,15 @@ describe("identity lifecycle", () => {
       "InvalidKey",
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.rotateKey([id, taken.key, r.deadline, await attest(signers(), ctxFor(taken))], { account: alice.account }),
+      identities.write.rotateKey([id, taken.key, r.deadline, await attestRotation(signers(), rotationCtx(alice, id, taken.key, r.deadline))], {
+        account: alice.account,
+      }),
       identities,
       "IdentityExists",
       [takenId],
     );
     // Attestations naming Mallory as owner do not let Alice rotate to that key (and vice versa).
-    const forMallory = await attest(signers().slice(0, 1), ctxFor({ ...r, key: newKey, owner: mallory.account.address }));
+    const forMallory = await attestRotation(signers().slice(0, 1), rotationCtx(mallory, id, newKey, r.deadline));
     await identities.write.setAttestationThreshold([1], { account: f.admin.account });
     await viem.assertions.revertWithCustomError(
       identities.write.rotateKey([id, newKey, r.deadline, forMallory], { account: alice.account }),
@@ -623,6 +633,65 @@ describe("identity lifecycle", () => {
       "NotAuthority",
     );
     await identities.write.rotateKey([id, newKey, r.deadline, forAlice], { account: alice.account });
+  });
+
+  it("never accepts a rotation's attestations as a registration, nor the reverse", async () => {
+    const { viem, identities } = f;
+    const r = await makeRegistration(f, { owner: alice.account.address });
+    const id = await registerIdentity(f, r, alice);
+    const other = await registerIdentity(f, await makeRegistration(f, { owner: alice.account.address }), alice);
+    const newKey = testKey("front-run");
+    const rotation = rotationCtx(alice, id, newKey, r.deadline);
+    const rotationAtts = await attestRotation(signers(), rotation);
+    const registrationOfNewKey = { ...r, key: newKey };
+    const registrationAtts = await attest(signers(), ctxFor(registrationOfNewKey));
+
+    // The digests differ and match the contract's views.
+    const rotationDigest = await identities.read.rotationDigest([alice.account.address, id, newKey, r.deadline]);
+    expect(rotationDigest).toBe(rotationAttestationDigest(rotation));
+    expect(rotationDigest).not.toBe(tsAttestationDigest(ctxFor(registrationOfNewKey)));
+    const rotationSigner = await recoverRotationAttestationSigner(rotation, at(rotationAtts, 0));
+    expect(signers().map((s) => s.address)).toContain(rotationSigner);
+    expect(signers().map((s) => s.address)).not.toContain(await recoverAttestationSigner(ctxFor(registrationOfNewKey), at(rotationAtts, 0)));
+
+    // Front-running: a rotation's attestations submitted to registerIdentity recover non-authority signers.
+    await viem.assertions.revertWithCustomError(
+      identities.write.registerIdentity([registrationOfNewKey, rotationAtts], { account: mallory.account }),
+      identities,
+      "NotAuthority",
+    );
+    // The reverse: registration attestations of the new key cannot rotate an identity to it.
+    await viem.assertions.revertWithCustomError(
+      identities.write.rotateKey([id, newKey, r.deadline, registrationAtts], { account: alice.account }),
+      identities,
+      "NotAuthority",
+    );
+    // A rotation is bound to the identity it names: not usable for another identity of the same owner.
+    await viem.assertions.revertWithCustomError(
+      identities.write.rotateKey([other, newKey, r.deadline, rotationAtts], { account: alice.account }),
+      identities,
+      "NotAuthority",
+    );
+    // ... nor with another deadline.
+    await viem.assertions.revertWithCustomError(
+      identities.write.rotateKey([id, newKey, r.deadline - 1n, rotationAtts], { account: alice.account }),
+      identities,
+      "NotAuthority",
+    );
+    // The genuine rotation still goes through after the failed front-run.
+    await viem.assertions.emit(
+      identities.write.rotateKey([id, newKey, r.deadline, rotationAtts], { account: alice.account }),
+      identities,
+      "IdentityKeyRotated",
+    );
+    expect(await identities.read.isActive([tsIdentityId(registrationOfNewKey)])).toBe(true);
+    // Replaying the registration attestations now finds the key taken by the successor.
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      identities.write.registerIdentity([registrationOfNewKey, registrationAtts], { account: alice.account }),
+      identities,
+      "IdentityExists",
+      [tsIdentityId(registrationOfNewKey)],
+    );
   });
 
   it("revokes for good: never re-registrable, not rotatable, not transferable", async () => {
@@ -656,7 +725,7 @@ describe("identity lifecycle", () => {
     );
     const newKey = testKey("after-revoke");
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([id, newKey, r.deadline, await attest(signers(), ctxFor({ ...r, key: newKey }))], {
+      identities.write.rotateKey([id, newKey, r.deadline, await attestRotation(signers(), rotationCtx(alice, id, newKey, r.deadline))], {
         account: alice.account,
       }),
       identities,

@@ -193,6 +193,44 @@ describe("BandwidthRewards: claims", () => {
     expect(await rewards.read.isClaimed([0n, 11n])).toBe(false);
   });
 
+  it("pays only against the epoch's current final root: never a rejected one, never another epoch's", async () => {
+    const core = await deployCore();
+    const oracles = await addOracles(core, 1);
+    const { rewards } = core;
+    const a = core.viem.assertions;
+    const entries = entriesFor(core, 5);
+    const rejected = buildRewardTree(entries);
+    const good = buildRewardTree(entries.map((e) => ({ ...e, amount: e.amount + 1n })));
+    const other = buildRewardTree(entries.map((e) => ({ ...e, amount: e.amount + 2n })));
+    await funded(core, rejected.total + good.total + other.total);
+    await endEpoch(core, 1n);
+
+    await vote(core, oracles, 0n, rejected.root, rejected.total);
+    expect(await rewards.read.isAgreedRoot([0n, rejected.root])).toBe(true);
+    await rewards.write.rejectRoot([0n]);
+    expect(await rewards.read.isAgreedRoot([0n, rejected.root])).toBe(false);
+    await vote(core, oracles, 0n, good.root, good.total);
+    await vote(core, oracles, 1n, other.root, other.total);
+    expect(await rewards.read.isAgreedRoot([0n, good.root])).toBe(true);
+    expect(await rewards.read.isAgreedRoot([1n, good.root])).toBe(false);
+    // Still disputable: even a correct proof is RootNotFinal.
+    const e0 = entries[0]!;
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount + 1n, good.proof(0)]), rewards, "RootNotFinal", [0n]);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+
+    // A valid proof under the rejected root, or under epoch 1's root, does not pay in epoch 0.
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount, rejected.proof(0)]), rewards, "InvalidProof", [0n, 0n]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount + 2n, other.proof(0)]), rewards, "InvalidProof", [0n, 0n]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([1n, 0n, e0.account, e0.amount + 1n, good.proof(0)]), rewards, "InvalidProof", [1n, 0n]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([2n, 0n, e0.account, e0.amount, []]), rewards, "RootNotFinal", [2n]);
+    // The same leaf index is claimed independently per epoch, each once.
+    await rewards.write.claim([0n, 0n, e0.account, e0.amount + 1n, good.proof(0)]);
+    await rewards.write.claim([1n, 0n, e0.account, e0.amount + 2n, other.proof(0)]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount + 1n, good.proof(0)]), rewards, "AlreadyClaimed", [0n, 0n]);
+    expect(await rewards.read.totalReserved()).toBe(good.total + other.total - (e0.amount + 1n) - (e0.amount + 2n));
+    expect(await rewards.read.unallocated()).toBe(rejected.total);
+  });
+
   it("never pays a root beyond what was reserved", async () => {
     const core = await deployCore();
     const oracles = await addOracles(core, 1);

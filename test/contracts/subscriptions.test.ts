@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { getAddress, maxUint256, parseEther, parseSignature, zeroAddress, type Hex } from "viem";
 import { REGISTRATION_POLICY, applicationId, identityId } from "../../node/src/chain/attestation.js";
 import {
-  attest,
+  attestRotation,
   createApplication,
   deployPki,
   makeRegistration,
@@ -332,9 +332,9 @@ describe("carry-over after key rotation", () => {
     const old = await identities.read.getIdentity([aliceId]);
     const newKey = testKey("carry-successor");
     const r = await makeRegistration(f, { owner: alice.account.address, key: newKey });
-    const atts = await attest(
+    const atts = await attestRotation(
       f.authorities.map((a) => a.signer),
-      { chainId: f.chainId, registry: identities.address, registration: r },
+      { chainId: f.chainId, registry: identities.address, rotation: { owner: alice.account.address, identityId: aliceId, newKey, deadline: r.deadline } },
     );
     await identities.write.rotateKey([aliceId, newKey, r.deadline, atts], { account: alice.account });
     const successor = (await identities.read.getIdentity([aliceId])).successor;

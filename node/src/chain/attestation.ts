@@ -8,6 +8,10 @@
  * no RPC: the authority node, the registration script and the contract tests all
  * reuse exactly these, so what is signed here is what the contract checks.
  *
+ * A key rotation is attested with its own EIP-712 type, `KeyRotationAttestation`
+ * (owner, identity id, new key, deadline), so registration and rotation
+ * attestations can never be swapped on chain.
+ *
  * Trusts: nothing it is given. Every registration is validated (names, kind,
  * 32-byte key, owner address, deadline) before it is hashed or signed, and bad
  * input raises an AttestationError whose `kind` says what to fix.
@@ -37,6 +41,7 @@ export type AttestationErrorKind =
   | "invalid-deadline"
   | "invalid-chain"
   | "invalid-signature"
+  | "invalid-identity-id"
   | "duplicate-signer";
 
 export class AttestationError extends PspError<AttestationErrorKind> {}
@@ -238,4 +243,96 @@ export function identityId(params: { namespace: string; application: string; kin
       [keccak256(toBytes(params.namespace)), keccak256(toBytes(params.application)), params.kind, normalizeKey(params.key)],
     ),
   );
+}
+
+// ------------------------------------------------------------------ key rotation
+
+/** The EIP-712 types of a key-rotation attestation; mirrors `IdentityRegistry.ROTATION_TYPEHASH`. */
+export const rotationAttestationTypes = {
+  KeyRotationAttestation: [
+    { name: "owner", type: "address" },
+    { name: "identityId", type: "bytes32" },
+    { name: "newKey", type: "bytes32" },
+    { name: "deadline", type: "uint64" },
+  ],
+} as const;
+
+/** What a key rotation states: `owner` replaces the key of its Active `identityId` with `newKey`. */
+export interface KeyRotation {
+  /** EVM account that owns the identity and will call `rotateKey`. */
+  owner: Address;
+  /** The Active identity being rotated (see `identityId`). */
+  identityId: Hex;
+  /** The new Ed25519 public key, 32 bytes. */
+  newKey: Hex;
+  /** Unix seconds after which the contract refuses the attestation. */
+  deadline: bigint;
+}
+
+/** Where a rotation attestation will be used: the chain and the IdentityRegistry address. */
+export interface RotationAttestationContext {
+  chainId: number;
+  registry: Address;
+  rotation: KeyRotation;
+}
+
+export type RotationAttestationTypedData = TypedDataDefinition<typeof rotationAttestationTypes, "KeyRotationAttestation">;
+
+/** Checks every field the contract checks (except the attestations) and returns a normalized copy. */
+export function validateKeyRotation(r: KeyRotation): KeyRotation {
+  if (!isAddress(r.owner, { strict: false }) || BigInt(r.owner) === 0n) {
+    throw new AttestationError("invalid-owner", `owner ${JSON.stringify(r.owner)} must be a non-zero EVM address`);
+  }
+  if (typeof r.identityId !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(r.identityId)) {
+    throw new AttestationError("invalid-identity-id", `identity id ${JSON.stringify(r.identityId)} must be 32 bytes of 0x-prefixed hex (see identityId())`);
+  }
+  if (typeof r.deadline !== "bigint" || r.deadline < 0n || r.deadline > MAX_UINT64) {
+    throw new AttestationError("invalid-deadline", `deadline ${String(r.deadline)} must be a uint64 of unix seconds`);
+  }
+  return { owner: getAddress(r.owner), identityId: r.identityId.toLowerCase() as Hex, newKey: normalizeKey(r.newKey), deadline: r.deadline };
+}
+
+/** The viem typed data an authority signs for a key rotation on `chainId` at `registry`. */
+export function rotationAttestationTypedData(ctx: RotationAttestationContext): RotationAttestationTypedData {
+  const rotation = validateKeyRotation(ctx.rotation);
+  return {
+    domain: registryDomain(ctx.chainId, ctx.registry),
+    types: rotationAttestationTypes,
+    primaryType: "KeyRotationAttestation",
+    message: rotation,
+  };
+}
+
+/** The EIP-712 digest; equals `IdentityRegistry.rotationDigest(owner, identityId, newKey, deadline)` on that chain. */
+export function rotationAttestationDigest(ctx: RotationAttestationContext): Hex {
+  return hashTypedData(rotationAttestationTypedData(ctx));
+}
+
+/** Signs a key-rotation attestation with an authority's EVM signer key. */
+export async function signRotationAttestation(
+  account: Pick<LocalAccount, "address" | "signTypedData">,
+  ctx: RotationAttestationContext,
+): Promise<SignedAttestation> {
+  const signature = await account.signTypedData(rotationAttestationTypedData(ctx));
+  return { signer: getAddress(account.address), signature };
+}
+
+/** Recovers the signer of a key-rotation attestation (what the contract's ecrecover will see). */
+export async function recoverRotationAttestationSigner(ctx: RotationAttestationContext, signature: Hex): Promise<Address> {
+  const typedData = rotationAttestationTypedData(ctx);
+  try {
+    return await recoverTypedDataAddress({ ...typedData, signature });
+  } catch (err) {
+    throw new AttestationError("invalid-signature", "rotation attestation signature is malformed: expect 65 bytes r || s || v", { cause: err });
+  }
+}
+
+function registryDomain(chainId: number, registry: Address): { name: string; version: string; chainId: number; verifyingContract: Address } {
+  if (!Number.isSafeInteger(chainId) || chainId <= 0) {
+    throw new AttestationError("invalid-chain", `chain id ${chainId} must be a positive integer`);
+  }
+  if (!isAddress(registry, { strict: false })) {
+    throw new AttestationError("invalid-chain", `registry ${JSON.stringify(registry)} is not an address`);
+  }
+  return { name: ATTESTATION_DOMAIN_NAME, version: ATTESTATION_DOMAIN_VERSION, chainId, verifyingContract: getAddress(registry) };
 }

@@ -14,7 +14,9 @@ import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import {
   REGISTRATION_POLICY,
   signAttestation,
+  signRotationAttestation,
   sortAttestationsBySigner,
+  type KeyRotation,
   type Registration,
 } from "../../../node/src/chain/attestation.js";
 
@@ -145,6 +147,15 @@ export async function attest(
   ctx: { chainId: number; registry: Address; registration: Registration },
 ): Promise<Hex[]> {
   const signed = await Promise.all(signers.map((s) => signAttestation(s, ctx)));
+  return sortAttestationsBySigner(signed);
+}
+
+/** Signs a key rotation with each signer for (chainId, registry) and returns them sorted for `rotateKey`. */
+export async function attestRotation(
+  signers: readonly PrivateKeyAccount[],
+  ctx: { chainId: number; registry: Address; rotation: KeyRotation },
+): Promise<Hex[]> {
+  const signed = await Promise.all(signers.map((s) => signRotationAttestation(s, ctx)));
   return sortAttestationsBySigner(signed);
 }
 
