@@ -156,6 +156,11 @@ export class DiscoveryNode {
     this.reachable = new Set(Array.from(identities, bytesToHexFast));
   }
 
+  /** The descriptors this node holds (newest per node, bridges included), e.g. to test their reachability. */
+  heldDescriptors(): Descriptor[] {
+    return [...this.descriptors.values()];
+  }
+
   /** How many descriptors this node holds (bridges included). */
   descriptorCount(): number {
     return this.descriptors.size;

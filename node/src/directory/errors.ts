@@ -34,6 +34,10 @@ export type DirectoryErrorKind =
   /** Too few votes (not more than half of the discovery set) to compute a consensus. */
   | "insufficient-votes"
   /** A configuration value is out of range (caller bug; the message names the fix). */
-  | "bad-config";
+  | "bad-config"
+  /** The asked node does not serve this request (e.g. a vote pushed to a node that is not a discovery node). */
+  | "not-served"
+  /** No node could be reached or none answered usefully (transport failures, timeouts, no consensus held). */
+  | "unavailable";
 
 export class DirectoryError extends PspError<DirectoryErrorKind> {}

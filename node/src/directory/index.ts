@@ -14,3 +14,8 @@ export * from "./authority.js";
 export * from "./cache.js";
 export * from "./compression.js";
 export * from "./path-nodes.js";
+export * from "./messages.js";
+export * from "./transport.js";
+// The networked parts use node:fs, node:events and timers; import them from
+// their modules (client.ts, publisher.ts, service.ts, api.ts) so this entry
+// stays bundleable for browsers.

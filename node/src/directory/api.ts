@@ -1,0 +1,170 @@
+/**
+ * The directory's control API pieces, for the node runtime to mount on the
+ * fastify base (api/server.ts): `GET /v1/consensus`, the discovery fields of
+ * `/v1/status`, and Prometheus metrics.
+ *
+ * Owns the JSON form of a consensus (hex keys, text addresses, flag names)
+ * and the metric names. Reads only: the service and client own the state;
+ * metrics are computed from their counters when scraped.
+ */
+import type { FastifyInstance } from "fastify";
+import { Counter, Gauge } from "prom-client";
+import type { Registry } from "prom-client";
+import { decodeAddress, formatAddress } from "./address.js";
+import { bytesToHexFast, flagNames } from "./config.js";
+import type { VerifiedConsensus } from "./consensus.js";
+import type { DiscoveryService } from "./service.js";
+import type { ConsensusClient } from "./client.js";
+
+/** The consensus as JSON: times in ms since the Unix epoch, keys in hex. */
+export function consensusToJson(consensus: VerifiedConsensus) {
+  return {
+    validAfter: consensus.validAfter,
+    freshUntil: consensus.freshUntil,
+    validUntil: consensus.validUntil,
+    discoverySetSize: consensus.discoverySetSize,
+    digest: bytesToHexFast(consensus.digest),
+    voters: consensus.voters.map(bytesToHexFast),
+    signers: consensus.signers.map(bytesToHexFast),
+    nodes: consensus.entries.map((e) => ({
+      identity: bytesToHexFast(e.identity),
+      onionKey: bytesToHexFast(e.onionKey),
+      addresses: e.encodedAddresses.map((a) => formatAddress(decodeAddress(a))),
+      country: e.country,
+      version: e.version,
+      bandwidth: e.bandwidth,
+      flags: flagNames(e.flags),
+      ...(e.family !== undefined ? { family: e.family } : {}),
+    })),
+  };
+}
+
+/** Mounts `GET /v1/consensus`: the current verified consensus, or 503 `{ kind: "unavailable" }` while none is held. */
+export function mountConsensusRoute(app: FastifyInstance, source: { current(): VerifiedConsensus | undefined }): void {
+  app.get("/v1/consensus", async (_request, reply) => {
+    const held = source.current();
+    if (!held) return reply.status(503).send({ error: "no verified consensus is held yet; it is fetched at start and refreshed after fresh-until", kind: "unavailable" });
+    return consensusToJson(held);
+  });
+}
+
+/** The discovery node's fields for `/v1/status`. */
+export function discoveryStatus(service: DiscoveryService) {
+  const s = service.stats;
+  return {
+    publicKey: bytesToHexFast(service.publicKey),
+    descriptors: service.node.descriptorCount(),
+    reachable: s.reachable,
+    votesCast: s.votesCast,
+    votesReceived: s.votesReceived,
+    consensusPublished: s.consensusPublished,
+    lastConsensus: s.lastConsensus ?? null,
+    consensusFailures: s.consensusFailures,
+    disagreements: s.disagreements,
+  };
+}
+
+/**
+ * Registers the directory metrics on `registry` (prefix psp_directory_).
+ * Pass the service on a discovery node and the client on any node.
+ */
+export function registerDirectoryMetrics(registry: Registry, sources: { service?: DiscoveryService; client?: ConsensusClient; now?: () => number }): void {
+  const { service, client } = sources;
+  const now = sources.now ?? Date.now;
+  const fromRecord = (counter: Counter<string>, label: string, record: Record<string, number>) => {
+    counter.reset();
+    for (const [kind, n] of Object.entries(record)) counter.inc({ [label]: kind }, n);
+  };
+  if (service) {
+    new Counter({
+      name: "psp_directory_descriptors_received_total",
+      help: "Descriptors reported to this discovery node",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(service.stats.descriptorsReceived);
+      },
+    });
+    new Counter({
+      name: "psp_directory_descriptors_rejected_total",
+      help: "Descriptors refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        fromRecord(this, "reason", service.stats.descriptorsRejected);
+      },
+    });
+    new Counter({
+      name: "psp_directory_votes_total",
+      help: "Votes cast by this node and received from other discovery nodes",
+      labelNames: ["direction"],
+      registers: [registry],
+      collect() {
+        fromRecord(this, "direction", { cast: service.stats.votesCast, received: service.stats.votesReceived });
+      },
+    });
+    new Counter({
+      name: "psp_directory_votes_rejected_total",
+      help: "Votes refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        fromRecord(this, "reason", service.stats.votesRejected);
+      },
+    });
+    new Counter({
+      name: "psp_directory_consensus_failures_total",
+      help: "Rounds without a published consensus, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        fromRecord(this, "reason", service.stats.consensusFailures);
+      },
+    });
+    new Gauge({
+      name: "psp_directory_reachable_nodes",
+      help: "Nodes found reachable by the last test",
+      registers: [registry],
+      collect() {
+        this.set(service.stats.reachable);
+      },
+    });
+  }
+  const held = () => client?.current() ?? service?.current();
+  new Gauge({
+    name: "psp_directory_consensus_age_seconds",
+    help: "Seconds since the valid-after of the held consensus (-1 when none)",
+    registers: [registry],
+    collect() {
+      const c = held();
+      this.set(c ? (now() - c.validAfter) / 1000 : -1);
+    },
+  });
+  new Gauge({
+    name: "psp_directory_consensus_signatures",
+    help: "Trusted signatures on the held consensus",
+    registers: [registry],
+    collect() {
+      this.set(held()?.signers.length ?? 0);
+    },
+  });
+  new Gauge({
+    name: "psp_directory_consensus_nodes",
+    help: "Nodes listed in the held consensus",
+    registers: [registry],
+    collect() {
+      this.set(held()?.entries.length ?? 0);
+    },
+  });
+  if (client) {
+    new Counter({
+      name: "psp_directory_fetch_failures_total",
+      help: "Consensus fetches that failed or were refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        fromRecord(this, "reason", client.stats.failures);
+      },
+    });
+  }
+}
