@@ -1,8 +1,10 @@
 /**
  * The local devnet: a Hardhat JSON-RPC chain, the PSP contracts, funded test
- * accounts, staked nodes of every role, and a demo of the on-chain flows
- * (identity registration with authority attestations, a subscription, an
- * oracle receipt batch). Writes a state file for scripts and tools.
+ * accounts, staked nodes of every role, the authority nodes running as real
+ * authority nodes on loopback TLS (in this process), and a demo of the
+ * on-chain flows (identity registration with attestations gathered from the
+ * authority nodes over TLS, an access certificate from them, a subscription,
+ * an oracle receipt batch). Writes a state file for scripts and tools.
  *
  * Everything goes through JSON-RPC with viem, exactly as against any other
  * EVM chain; only the funding uses Hardhat's well-known dev accounts.
@@ -16,8 +18,10 @@ import { connectChain, type ChainClients } from "../../node/src/chain/clients.js
 import { pspContractsFor, roleNames, NodeRole, type NodeRoleName } from "../../node/src/chain/contracts.js";
 import type { Deployment } from "../../node/src/chain/deployment.js";
 import { applicationId, REGISTRATION_POLICY } from "../../node/src/chain/attestation.js";
-import { registerIdentity, type Attester } from "../../node/src/chain/identities.js";
-import { attestRegistration } from "../../node/src/chain/registration.js";
+import { remoteAttester } from "../../node/src/chain/authority.js";
+import { connectAuthorities, requestAccessCertificateWhenConfirmed, startAuthorityNode, type AuthorityNode } from "../../node/src/chain/authority-node.js";
+import { defaultCertificateThreshold, verifyAccessCertificate } from "../../node/src/chain/certificate.js";
+import { registerIdentity } from "../../node/src/chain/identities.js";
 import { nodeKeyHex, registerNode, stakeNode } from "../../node/src/chain/staking.js";
 import { transact } from "../../node/src/chain/transact.js";
 import { identityRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi } from "../../node/src/chain/generated/abis.js";
@@ -60,7 +64,7 @@ export interface DevnetNodeState {
   operator: Address;
   signer: Address;
   stake: string;
-  /** Where the node listens; filled in once nodes run (later layers). */
+  /** Where the node listens for links ("host:port"); authority nodes run in the devnet process, others once later layers run them. */
   addresses: string[];
   /** Control API URL once the node runs one. */
   controlApi: string | null;
@@ -82,6 +86,10 @@ export interface DevnetState {
   demo: {
     application: { namespace: string; application: string; applicationId: Hex; owner: Address };
     identity: { identity: string; identityId: Hex; owner: Address; keyFile: string };
+    /** The demo identity's access certificate, obtained from the authority nodes over TLS. */
+    certificate: { file: string; authorities: number; notAfter: number; verified: boolean };
+    /** Registration + certificate through the authority nodes, end to end (ms). */
+    endToEndMs: number;
     subscription: { planId: string; expiresAt: number };
     receipts: { batchId: string; count: number; verified: boolean };
   };
@@ -104,6 +112,8 @@ export interface DevnetOptions {
 export interface Devnet {
   state: DevnetState;
   chain: HardhatNode;
+  /** The authority nodes serving on loopback. */
+  authorities: AuthorityNode[];
   stop(): Promise<void>;
 }
 
@@ -116,6 +126,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const specs = opts.nodes ?? defaultDevnetNodes;
   await mkdir(join(opts.dir, "keys"), { recursive: true });
   const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log") });
+  const authorityNodes: AuthorityNode[] = [];
   try {
     log(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337)`);
     const deployer = devAccount(0);
@@ -135,11 +146,13 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     // Register and stake every node from its operator's account.
     const nodes: DevnetNodeState[] = [];
     const signers = new Map<string, PrivateKeyAccount>();
+    const identitySecrets = new Map<string, Uint8Array>();
     for (const [i, spec] of specs.entries()) {
       const keys = generateEd25519KeyPair();
       const signerKey = generatePrivateKey();
       const signer = privateKeyToAccount(signerKey);
       signers.set(spec.name, signer);
+      identitySecrets.set(spec.name, keys.secretKey);
       const operator = operators[i]!;
       const ctx = { clients: await connectChain({ rpcUrl: chain.rpcUrl, account: operator }), deployment };
       const nodeKey = nodeKeyHex(keys.publicKey);
@@ -175,6 +188,26 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const [discoveryKeys] = await contracts.nodeRegistry.read.discoverySet();
     log(`sets     ${authorityKeys.length} authorities, ${oracleKeys.length} oracles, ${discoveryKeys.length} discovery nodes`);
 
+    // The authority nodes, as real nodes: links on loopback TLS, link RPC, a chain PKI following events.
+    // Hardhat mines on demand, so facts are trusted at the head (0 confirmations) and events polled often.
+    // Every local client shares 127.0.0.1 and so one per-client rate-limit bucket: the burst is raised for that.
+    const reader = await connectChain({ rpcUrl: chain.rpcUrl, expectedChainId: deployment.chainId });
+    for (const spec of specs.filter((s) => s.roles.includes("authority"))) {
+      const node = await startAuthorityNode({
+        identitySecretKey: identitySecrets.get(spec.name)!,
+        signer: signers.get(spec.name)!,
+        clients: reader,
+        deployment,
+        listen: { host: "127.0.0.1", port: 0 },
+        confirmations: 0,
+        followIntervalMs: 200,
+        limits: { burst: 100, requestsPerMinute: 600 },
+      });
+      authorityNodes.push(node);
+      nodes.find((n) => n.name === spec.name)!.addresses = [node.address];
+      log(`serve    ${spec.name.padEnd(12)} authority node on ${node.address} (TLS links, RPC service "authority")`);
+    }
+
     // A demo application and identity, registered with authority attestations.
     const namespace = "peerstream";
     const application = "client";
@@ -188,22 +221,55 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const appId = applicationId(namespace, application);
     const alice = users[0]!;
     const aliceKeys = generateEd25519KeyPair();
-    const authoritySigners = specs.filter((s) => s.roles.includes("authority")).map((s) => signers.get(s.name)!);
-    const attesters: Attester[] = authoritySigners.map((signer) => (ctx, proof) => attestRegistration(signer, ctx, proof));
     const aliceClients = await connectChain({ rpcUrl: chain.rpcUrl, account: alice });
-    const registered = await registerIdentity({
-      clients: aliceClients,
-      deployment,
-      namespace,
-      application,
-      kind: "account",
-      secretKey: aliceKeys.secretKey,
-      attesters,
-    });
     const aliceIdentity = formatIdentity({ namespace, application, kind: "account", publicKey: aliceKeys.publicKey });
+    // End to end through the authority nodes over TLS, as any client does: attestations, the
+    // registration transaction, then a certificate once the authorities' chain view has the identity.
+    const started = performance.now();
+    const authorityClient = await connectAuthorities(authorityNodes.map((n) => n.peer));
+    let registered: Awaited<ReturnType<typeof registerIdentity>>;
+    let certificate: Uint8Array;
+    try {
+      registered = await registerIdentity({
+        clients: aliceClients,
+        deployment,
+        namespace,
+        application,
+        kind: "account",
+        secretKey: aliceKeys.secretKey,
+        attesters: authorityClient.transports.map((t) => remoteAttester(t)),
+      });
+      const current = [...authorityKeys];
+      const issued = await requestAccessCertificateWhenConfirmed({
+        transports: authorityClient.transports,
+        identity: aliceIdentity,
+        identitySecretKey: aliceKeys.secretKey,
+        chainId: deployment.chainId,
+        registry: deployment.contracts.IdentityRegistry.address,
+        authorities: current,
+        threshold: defaultCertificateThreshold(current.length),
+      });
+      certificate = issued.certificate;
+    } finally {
+      await authorityClient.close();
+    }
+    const endToEndMs = performance.now() - started;
+    // Checked as any node checks it: against the on-chain authority set, here read afresh.
+    const [liveAuthorities] = await contracts.nodeRegistry.read.authoritySet();
+    const verifiedCert = verifyAccessCertificate(certificate, {
+      now: Date.now(),
+      authorities: liveAuthorities,
+      threshold: defaultCertificateThreshold(liveAuthorities.length),
+      chainId: deployment.chainId,
+      registry: deployment.contracts.IdentityRegistry.address,
+    });
     const aliceKeyFile = join(opts.dir, "keys", "demo-identity.json");
     await writeFile(aliceKeyFile, JSON.stringify({ warning: "devnet demo identity, unencrypted", identity: aliceIdentity, secretKey: toHex(aliceKeys.secretKey) }, null, 2), { mode: 0o600 });
-    log(`identity ${aliceIdentity} (${authoritySigners.length} attestations)`);
+    const certFile = join(opts.dir, "keys", "demo-identity.cert");
+    await writeFile(certFile, certificate);
+    log(`identity ${aliceIdentity} registered through ${authorityNodes.length} authority nodes over TLS`);
+    log(`cert     access certificate signed by ${verifiedCert.authorities.length} authorities, valid until ${new Date(verifiedCert.notAfter * 1000).toISOString()}`);
+    log(`e2e      register + certificate through the network: ${endToEndMs.toFixed(0)} ms`);
 
     // A monthly plan for the application; alice subscribes for one period.
     const price = parseEther("10");
@@ -243,6 +309,8 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       demo: {
         application: { namespace, application, applicationId: appId, owner: deployer.address },
         identity: { identity: aliceIdentity, identityId: registered.identityId, owner: alice.address, keyFile: aliceKeyFile },
+        certificate: { file: certFile, authorities: verifiedCert.authorities.length, notAfter: verifiedCert.notAfter, verified: true },
+        endToEndMs: Math.round(endToEndMs),
         subscription: { planId: planId.toString(), expiresAt },
         receipts: { batchId: batchId.toString(), count: receiptHashes.length, verified },
       },
@@ -254,12 +322,15 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     return {
       state,
       chain,
+      authorities: authorityNodes,
       stop: async () => {
         await api.close();
+        await Promise.all(authorityNodes.map((n) => n.close()));
         await chain.stop();
       },
     };
   } catch (err) {
+    await Promise.all(authorityNodes.map((n) => n.close()));
     await chain.stop();
     throw err;
   }

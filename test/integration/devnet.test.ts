@@ -1,14 +1,22 @@
 /**
  * The devnet as `npm start` runs it: a real Hardhat JSON-RPC chain, contracts
- * deployed, nodes staked, the demo identity registered with attestations.
+ * deployed, nodes staked, three authority nodes on loopback TLS, the demo
+ * identity registered through them and holding their access certificate.
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Command } from "commander";
+import { toHex } from "viem";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { register as registerCertCommands } from "../../node/src/cli/cert.js";
+import { register as registerIdentityCommands } from "../../node/src/cli/identity.js";
+import { encryptEvmKeystore } from "../../node/src/crypto/evm-keystore.js";
+import { devAccount } from "../../scripts/lib/devnet-accounts.js";
 import { connectChain } from "../../node/src/chain/clients.js";
 import { pspContractsFor } from "../../node/src/chain/contracts.js";
 import { readDeployment } from "../../node/src/chain/deployment.js";
+import { verifyAccessCertificate } from "../../node/src/chain/certificate.js";
 import { parseIdentity } from "../../node/src/crypto/identity.js";
 import { startDevnet, type Devnet, type DevnetState } from "../../scripts/lib/devnet.js";
 
@@ -68,6 +76,79 @@ describe("devnet", () => {
     // Subscription payments land in the reward pool.
     expect(await c.token.read.balanceOf([deployment.contracts.BandwidthRewards.address])).toBeGreaterThan(0n);
     expect(state.demo.receipts.verified).toBe(true);
+  });
+
+  it("runs its authority nodes on loopback and got the demo identity a certificate through them over TLS", async () => {
+    const { state } = devnet;
+    const authorities = state.nodes.filter((n) => n.roles.includes("authority"));
+    expect(authorities).toHaveLength(3);
+    for (const node of authorities) {
+      expect(node.addresses).toHaveLength(1);
+      expect(node.addresses[0]).toMatch(/^127\.0\.0\.1:\d+$/);
+      const served = devnet.authorities.find((a) => a.address === node.addresses[0])!;
+      expect(Buffer.from(served.nodeKey).toString("hex")).toBe(node.nodeKey.slice(2));
+      // Each answered the demo's attestation and certificate requests over its links.
+      expect(served.rpc.stats.requestsServed).toBeGreaterThanOrEqual(3);
+    }
+    for (const node of state.nodes.filter((n) => !n.roles.includes("authority"))) expect(node.addresses).toEqual([]);
+    const certificate = new Uint8Array(await readFile(state.demo.certificate.file));
+    const verified = verifyAccessCertificate(certificate, { now: Date.now(), authorities: state.sets.authority, threshold: 2, chainId: state.chainId, registry: state.contracts.IdentityRegistry! });
+    expect(verified.identityId).toBe(state.demo.identity.identityId);
+    expect(verified.identity).toBe(state.demo.identity.identity);
+    expect(state.demo.certificate).toMatchObject({ verified: true, authorities: verified.authorities.length });
+    expect(state.demo.endToEndMs).toBeGreaterThan(0);
+  });
+
+  it("the psp CLI creates, registers and shows an identity and gets it a certificate from the authority nodes over TLS", async () => {
+    const { state } = devnet;
+    const keyFile = join(dir, "bob.key");
+    const keystore = join(dir, "bob-owner.json");
+    const owner = devAccount(13); // a funded devnet user
+    await writeFile(keystore, await encryptEvmKeystore(toHex(owner.getHdKey().privateKey!), "owner pass", { scryptN: 2 ** 10 }));
+    const saved = { key: process.env.PSP_KEY_PASSWORD, store: process.env.PSP_KEYSTORE_PASSWORD };
+    process.env.PSP_KEY_PASSWORD = "bob pass";
+    process.env.PSP_KEYSTORE_PASSWORD = "owner pass";
+    const out: string[] = [];
+    const err: string[] = [];
+    const log = vi.spyOn(console, "log").mockImplementation((line: unknown) => void out.push(String(line)));
+    const warn = vi.spyOn(console, "error").mockImplementation((line: unknown) => void err.push(String(line)));
+    const psp = async (...args: string[]): Promise<string> => {
+      const program = new Command().name("psp").exitOverride();
+      registerIdentityCommands(program);
+      registerCertCommands(program);
+      out.length = 0;
+      await program.parseAsync(["node", "psp", ...args]);
+      return out.join("\n");
+    };
+    const chainArgs = ["--rpc", state.rpcUrl, "--deployment", state.deploymentFile];
+    const stateFile = join(dir, "state.json");
+    try {
+      const identity = (await psp("identity", "create", "--out", keyFile)).trim();
+      expect(identity).toMatch(/^peerstream\.client\.account\./);
+      expect(await psp("identity", "show", "--key-file", keyFile, ...chainArgs)).toMatch(/status\s+none/);
+      const registered = await psp("identity", "register", "--key-file", keyFile, "--keystore", keystore, "--authorities", stateFile, ...chainArgs);
+      expect(registered).toContain(`registered ${identity}`);
+      const shown = JSON.parse(await psp("identity", "show", "--identity", identity, "--json", ...chainArgs)) as { status: string; owner: string };
+      expect(shown.status).toBe("active");
+      expect(shown.owner.toLowerCase()).toBe(owner.address.toLowerCase());
+      const certOut = join(dir, "bob.cert");
+      const requested = await psp("cert", "request", "--key-file", keyFile, "--out", certOut, "--authorities", stateFile, ...chainArgs);
+      expect(requested).toMatch(/authorities\s+[23] counted/);
+      expect(await psp("cert", "verify", certOut, ...chainArgs)).toMatch(/^valid\n/);
+      // Nothing went through the in-process devnet path.
+      expect(err.join("\n")).not.toMatch(/DEVNET PATH/);
+      // A list naming no current authority is refused before anything is dialed.
+      const stranger = join(dir, "stranger.json");
+      await writeFile(stranger, JSON.stringify([{ identity: `0x${"11".repeat(32)}`, host: "127.0.0.1", port: 9 }]));
+      await expect(psp("cert", "request", "--key-file", keyFile, "--authorities", stranger, ...chainArgs)).rejects.toMatchObject({ kind: "bad-argument" });
+    } finally {
+      log.mockRestore();
+      warn.mockRestore();
+      process.env.PSP_KEY_PASSWORD = saved.key;
+      process.env.PSP_KEYSTORE_PASSWORD = saved.store;
+      if (saved.key === undefined) delete process.env.PSP_KEY_PASSWORD;
+      if (saved.store === undefined) delete process.env.PSP_KEYSTORE_PASSWORD;
+    }
   });
 
   it("serves its control API: status, live sets, nodes, identities, metrics, clear errors", async () => {

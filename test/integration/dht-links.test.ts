@@ -1,7 +1,8 @@
 /**
  * The DHT over real TLS links: 8 DhtNodes, each with its own connection
- * manager listening on loopback, in one process. Messages travel as DHT
- * cells (CellCommand.DHT, fragmented), signed and verified end to end.
+ * manager and link RPC endpoint listening on loopback, in one process.
+ * Messages travel as RPC cells of service "dht" (CellCommand.RPC,
+ * fragmented), signed and verified end to end.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,6 +20,8 @@ import { MemoryRecordStore } from "../../node/src/dht/store.js";
 import type { RecordStore } from "../../node/src/dht/store.js";
 import { createConnectionManager } from "../../node/src/link/manager.js";
 import type { ConnectionManager } from "../../node/src/link/manager.js";
+import { RpcService, createLinkRpc } from "../../node/src/link/rpc.js";
+import type { LinkRpc } from "../../node/src/link/rpc.js";
 import { CellCommand } from "../../node/src/wire/cell.js";
 
 const config = { staticDifficulty: 4, dynamicDifficulty: 4, bucketSize: 8, siblings: 8, disjointPaths: 2, alpha: 2, rpcTimeoutMs: 10_000 };
@@ -35,6 +38,7 @@ const FLOOD_QUOTA = { maxRecordsPerOwner: 4, maxBytesPerOwner: 64 * 1024, maxTot
 interface Peer {
   identity: ReturnType<typeof createDhtIdentity>;
   manager: ConnectionManager;
+  rpc: LinkRpc;
   transport: LinkDhtTransport;
   node: DhtNode;
   store: RecordStore;
@@ -48,14 +52,16 @@ async function startPeer(i: number, store: RecordStore, port = 0): Promise<Peer>
     listen: { host: "127.0.0.1", port },
   });
   const address = formatLinkAddress("127.0.0.1", manager.address()!.port);
-  const transport = new LinkDhtTransport({ manager, maxInflightPerPeer: 4 });
+  const rpc = createLinkRpc({ manager, maxInflightPerPeer: 4 });
+  const transport = new LinkDhtTransport({ rpc });
   const node = new DhtNode({ identity: { ...identity, address }, transport, store, config });
   transport.serve((request) => node.handleRequest(request));
-  return { identity, manager, transport, node, store };
+  return { identity, manager, rpc, transport, node, store };
 }
 
 async function stopPeer(p: Peer): Promise<void> {
   p.transport.close();
+  p.rpc.close();
   await p.manager.close();
   p.store.close();
 }
@@ -90,7 +96,7 @@ describe("DHT over TLS links (8 nodes on loopback)", () => {
     const found = await peers[6]!.node.findValue(r.key);
     expect(found.record?.value).toEqual(r.value);
     // The request and the response (a ~600-byte record) needed several cells each.
-    expect(r.value.length).toBeGreaterThan(496);
+    expect(r.value.length).toBeGreaterThan(494);
     expect(peers[6]!.transport.stats.responsesReceived).toBeGreaterThan(0);
   });
 
@@ -116,12 +122,16 @@ describe("DHT over TLS links (8 nodes on loopback)", () => {
     expect(link?.isOpen).toBe(true);
     expect(await peers[4]!.node.rpc(to, { type: "STORE", record: forged })).toMatchObject({ type: "ERROR", kind: "bad-owner-signature" });
     expect(peers[6]!.node.store.get(genuine.key, Date.now())).toBeUndefined();
-    // Garbage DHT cells (bad kind, fragment past the end) are dropped without closing the link.
-    const before = peers[6]!.transport.stats.malformedCells;
-    link!.send({ circId: 0, command: CellCommand.DHT, payload: new Uint8Array([9, 0, 0, 0, 1]) });
-    link!.send({ circId: 0, command: CellCommand.DHT, payload: new Uint8Array([1, 0, 0, 0, 2, 0, 5, 0, 0, 0, 10]) });
+    // Garbage RPC cells (bad kind, fragment past the end) are dropped without closing the link;
+    // cells of the retired DHT command are counted as unhandled and dropped.
+    const before = peers[6]!.rpc.stats.malformedCells;
+    const unhandled = peers[6]!.manager.stats.unhandledCells;
+    link!.send({ circId: 0, command: CellCommand.RPC, payload: new Uint8Array([9, 0, RpcService.dht, 0, 0, 0, 1]) });
+    link!.send({ circId: 0, command: CellCommand.RPC, payload: new Uint8Array([1, 0, RpcService.dht, 0, 0, 0, 2, 0, 5, 0, 0, 0, 10]) });
+    link!.send({ circId: 0, command: CellCommand.DHT, payload: new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 10]) });
     expect(await peers[4]!.node.rpc(to, { type: "STORE", record: genuine })).toMatchObject({ type: "STORED" });
-    expect(peers[6]!.transport.stats.malformedCells).toBe(before + 2);
+    expect(peers[6]!.rpc.stats.malformedCells).toBe(before + 2);
+    expect(peers[6]!.manager.stats.unhandledCells).toBe(unhandled + 1);
     expect(peers[4]!.manager.findLink(to.publicKey)).toBe(link);
     expect(link!.isOpen).toBe(true);
   });
@@ -138,5 +148,6 @@ describe("DHT over TLS links (8 nodes on loopback)", () => {
     expect(target.store.usage(mallory.publicKey, Date.now()).records).toBe(FLOOD_QUOTA.maxRecordsPerOwner);
     expect(target.store.get(kept.key, Date.now())?.value).toEqual(kept.value);
     expect(peers[2]!.transport.inflight).toBe(0);
+    expect(peers[2]!.rpc.stats.busyRefusals + target.rpc.stats.busyRefusals).toBe(0); // queued by the sender, never refused
   });
 });

@@ -87,16 +87,21 @@ export type AuthorityErrorKind =
   | "chain-unavailable"
   /** Client side: a response of an unknown kind or shape. */
   | "bad-response"
+  /** Client side: the transport could not reach the authority or it did not answer in time. */
+  | "unreachable"
   /** Client side: fewer authorities answered than the threshold. */
   | "not-enough-authorities";
 
 export class AuthorityError extends PspError<AuthorityErrorKind> {
   /** For "rate-limited" and "busy": when to retry (ms from now). */
   readonly retryAfterMs: number | undefined;
+  /** For "not-enough-authorities": why each authority that did not sign refused. */
+  readonly refusals: readonly AuthorityError[];
 
-  constructor(kind: AuthorityErrorKind, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+  constructor(kind: AuthorityErrorKind, message: string, options?: { cause?: unknown; retryAfterMs?: number; refusals?: readonly AuthorityError[] }) {
     super(kind, message, options);
     this.retryAfterMs = options?.retryAfterMs;
+    this.refusals = options?.refusals ?? [];
   }
 }
 
@@ -654,7 +659,7 @@ export async function requestAccessCertificate(opts: RequestCertificateOptions):
     throw new AuthorityError(
       "not-enough-authorities",
       `${signatures.length} of ${opts.transports.length} authorities signed, ${opts.threshold} current ones needed${reasons ? ` (refusals: ${reasons})` : ""}`,
-      { cause: err },
+      { cause: err, refusals },
     );
   }
 }

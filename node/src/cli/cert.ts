@@ -2,17 +2,28 @@
  * `psp cert request | verify`: access certificates.
  *
  * `request` proves possession of the identity key to each authority over a
- * fresh challenge and assembles their endorsements into one certificate
- * (DEVNET PATH for reaching authorities, see identity.ts). `verify` runs the
+ * fresh challenge and assembles their endorsements into one certificate;
+ * authorities are reached over TLS links (`--authorities`, see identity.ts),
+ * or through the labelled in-process DEVNET PATH with `--devnet-keys`. `verify` runs the
  * same check every node runs, against the current on-chain authority set.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { requestAccessCertificate } from "../chain/authority.js";
+import { requestAccessCertificateWhenConfirmed } from "../chain/authority-node.js";
 import { DEFAULT_CERT_VALIDITY_SECONDS, MAX_CERT_BYTES, defaultCertificateThreshold, verifyAccessCertificate, type VerifiedCertificate } from "../chain/certificate.js";
 import { ChainError } from "../chain/errors.js";
-import { chainOptions, cliPki, defaultDevnetKeysDir, devnetAuthorityTransports, identityNameOptions, loadIdentityKey, type ChainOptions, type NameOptions } from "./identity.js";
+import {
+  authorityOptions,
+  authorityTransports,
+  chainOptions,
+  cliPki,
+  identityNameOptions,
+  loadIdentityKey,
+  type AuthoritySourceOptions,
+  type ChainOptions,
+  type NameOptions,
+} from "./identity.js";
 
 function positiveInteger(value: string): number {
   const n = Number(value);
@@ -33,21 +44,24 @@ function describe(v: VerifiedCertificate): string {
 export function register(program: Command): void {
   const cert = program.command("cert").description("access certificates from the authority nodes");
 
-  identityNameOptions(chainOptions(cert.command("request").description("get an access certificate from a threshold of current authorities (devnet path)")))
+  authorityOptions(identityNameOptions(chainOptions(cert.command("request").description("get an access certificate from a threshold of current authorities"))))
     .requiredOption("--key-file <file>", "the identity's encrypted key file")
     .option("--out <file>", "where to write the certificate (default <key-file>.cert)")
     .option("--threshold <n>", "authorities required (default: a majority of the current set)", positiveInteger)
     .option("--validity <seconds>", "certificate lifetime", positiveInteger, DEFAULT_CERT_VALIDITY_SECONDS)
-    .option("--devnet-keys <dir>", "DEVNET PATH: authority keys written by `npm start`", defaultDevnetKeysDir)
+    .option("--wait <seconds>", "keep asking while the authorities have not yet seen a fresh registration", positiveInteger, 15)
     .action(
-      async (opts: NameOptions & ChainOptions & { keyFile: string; out?: string; threshold?: number; validity: number; devnetKeys: string }) => {
+      async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string; out?: string; threshold?: number; validity: number; wait: number }) => {
         const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
         const { deployment, pki } = await cliPki(opts, false);
+        let release = async (): Promise<void> => {};
         try {
           const set = await pki.currentAuthorities();
-          const transports = await devnetAuthorityTransports(pki, opts.devnetKeys);
-          const issued = await requestAccessCertificate({
-            transports,
+          const source = await authorityTransports(pki, opts);
+          release = source.close;
+          const issued = await requestAccessCertificateWhenConfirmed({
+            retryForMs: opts.wait * 1000,
+            transports: source.transports,
             identity: text,
             identitySecretKey: secretKey,
             chainId: deployment.chainId,
@@ -61,6 +75,7 @@ export function register(program: Command): void {
           for (const r of issued.refusals) console.error(`warning: an authority refused: [${r.kind}] ${r.message}`);
           console.log(`${describe(issued.verified)}\nwritten to   ${out} (${issued.certificate.length} bytes)`);
         } finally {
+          await release();
           pki.close();
         }
       },

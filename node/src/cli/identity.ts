@@ -2,16 +2,20 @@
  * `psp identity create | register | show`: identity keys and their on-chain
  * registration.
  *
- * Attestations come from authority services reached through an
- * `AuthorityTransport`. Until node links serve the authority protocol, the
- * only source is the DEVNET PATH: the authority nodes' keys that `npm start`
- * writes to devnet/keys/*.json run the real authority service in this
- * process. Swapping in remote transports changes only `authorityTransports`.
+ * Attestations come from authority nodes reached over TLS links (service
+ * "authority" of the link RPC layer): `--authorities <file|url>` lists them
+ * (a devnet state.json or a JSON list of { identity, host, port }), and only
+ * those in the current on-chain authority set are asked. Without it,
+ * devnet/state.json is used when present. The DEVNET PATH (`--devnet-keys
+ * <dir>`) remains as a labelled fallback: it runs the authority service in
+ * this process from the devnet's unencrypted node keys, nothing goes over
+ * the network, and the command says so on stderr.
  *
  * Key files are the crypto layer's encrypted format; the passphrase comes
  * from PSP_KEY_PASSWORD or the terminal. The owner's EVM account comes from
  * an ethers keystore (--keystore, PSP_KEYSTORE_PASSWORD), as for `operator`.
  */
+import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
 import { join } from "node:path";
@@ -21,6 +25,7 @@ import { toHex, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { IDENTITY_KIND, identityId as computeIdentityId } from "../chain/attestation.js";
 import { createAuthorityService, localAuthorityTransport, remoteAttester, type AuthorityTransport } from "../chain/authority.js";
+import { connectAuthorities, currentAuthorityPeers, loadAuthorityPeers } from "../chain/authority-node.js";
 import { registerIdentity } from "../chain/identities.js";
 import { createChainPki, type Pki } from "../chain/pki.js";
 import { ChainError } from "../chain/errors.js";
@@ -30,6 +35,39 @@ import { decryptKeyFile, encryptKeyFile, parseKeyFile } from "../crypto/keyfile.
 import { addChainOptions, chainContext, type ChainCliOptions } from "./chain-context.js";
 
 export const defaultDevnetKeysDir = join(process.cwd(), "devnet", "keys");
+export const defaultDevnetStateFile = join(process.cwd(), "devnet", "state.json");
+
+export interface AuthoritySourceOptions {
+  authorities?: string;
+  devnetKeys?: string;
+}
+
+/** Adds --authorities and the labelled --devnet-keys fallback. */
+export function authorityOptions(cmd: Command): Command {
+  return cmd
+    .option("--authorities <file|url>", "authority nodes to ask over TLS: a devnet state.json or a JSON list of { identity, host, port } (default devnet/state.json)")
+    .option("--devnet-keys <dir>", "DEVNET PATH fallback: run the authority service in this process from the devnet's node keys (nothing goes over the network)");
+}
+
+/**
+ * Transports to the current authorities: over TLS links to the listed
+ * authority nodes, or (only when asked with --devnet-keys) the in-process
+ * DEVNET PATH, announced on stderr. `close` releases the links.
+ */
+export async function authorityTransports(pki: Pki, opts: AuthoritySourceOptions): Promise<{ transports: AuthorityTransport[]; close: () => Promise<void> }> {
+  if (opts.devnetKeys !== undefined && opts.authorities === undefined) {
+    const transports = await devnetAuthorityTransports(pki, opts.devnetKeys);
+    console.error(`DEVNET PATH: ${transports.length} authority services run in this process from ${opts.devnetKeys}; nothing goes over the network`);
+    return { transports, close: async () => {} };
+  }
+  const source = opts.authorities ?? (existsSync(defaultDevnetStateFile) ? defaultDevnetStateFile : undefined);
+  if (source === undefined) {
+    throw new ChainError("bad-argument", "no authorities to ask: pass --authorities <devnet state.json | JSON list of { identity, host, port } | URL>");
+  }
+  const peers = await currentAuthorityPeers(pki, await loadAuthorityPeers(source));
+  const client = await connectAuthorities(peers);
+  return { transports: client.transports, close: client.close };
+}
 
 
 export function chainOptions(cmd: Command): Command {
@@ -145,16 +183,18 @@ export function register(program: Command): void {
       },
     );
 
-  identityNameOptions(chainOptions(identity.command("register").description("register the identity on chain with authority attestations (devnet path)")))
+  authorityOptions(identityNameOptions(chainOptions(identity.command("register").description("register the identity on chain with attestations from the authority nodes"))))
     .requiredOption("--key-file <file>", "the identity's encrypted key file")
     .option("--keystore <file>", "owner's ethers JSON keystore (sends the transaction)")
-    .option("--devnet-keys <dir>", "DEVNET PATH: authority keys written by `npm start`", defaultDevnetKeysDir)
     .action(
-      async (opts: NameOptions & ChainOptions & { keyFile: string; devnetKeys: string }) => {
+      async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string }) => {
         const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
         const { clients, deployment, pki } = await cliPki(opts, true);
+        let release = async (): Promise<void> => {};
         try {
-          const transports = await devnetAuthorityTransports(pki, opts.devnetKeys);
+          const source = await authorityTransports(pki, opts);
+          release = source.close;
+          const transports = source.transports;
           const threshold = await pki.attestationThreshold();
           if (transports.length < threshold) throw new ChainError("bad-argument", `${transports.length} authorities reachable, ${threshold} attestations needed`);
           const result = await registerIdentity({
@@ -168,6 +208,7 @@ export function register(program: Command): void {
           });
           console.log(`registered ${text}\n  identity id ${result.identityId}\n  owner       ${result.registration.owner}\n  tx          ${result.hash}`);
         } finally {
+          await release();
           pki.close();
         }
       },

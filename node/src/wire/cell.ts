@@ -32,8 +32,10 @@ export const CellCommand = {
   VERSIONS: 7,
   AUTH: 8,
   CLOSE: 9,
-  /** DHT RPC fragments between two nodes (docs/spec/dht.md); circuit id 0, handed to the DHT's handler. */
+  /** Reserved: the DHT's first, DHT-only request/response framing; superseded by RPC (the DHT is service "dht" on it). No handler is registered for it. */
   DHT: 10,
+  /** Request/response messages between two linked peers for any service (node/src/link/rpc.ts, docs/spec/link.md §8); circuit id 0. */
+  RPC: 11,
 } as const;
 
 export type CellCommandName = keyof typeof CellCommand;
@@ -52,6 +54,7 @@ export interface Cell {
 const COMMAND_CLASS = new Uint8Array(256);
 for (const c of [CellCommand.PADDING, CellCommand.VERSIONS, CellCommand.AUTH, CellCommand.CLOSE]) COMMAND_CLASS[c] = 1;
 COMMAND_CLASS[CellCommand.DHT] = 3;
+COMMAND_CLASS[CellCommand.RPC] = 3;
 for (const c of [CellCommand.CREATE, CellCommand.CREATED, CellCommand.RELAY, CellCommand.DESTROY, CellCommand.RELAY_EARLY]) {
   COMMAND_CLASS[c] = 2;
 }

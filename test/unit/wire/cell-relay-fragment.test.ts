@@ -51,7 +51,7 @@ const validCell = fc.oneof(
 describe("cells", () => {
   it("has the agreed constants", () => {
     expect([CELL_LEN, CELL_PAYLOAD_LEN]).toEqual([512, 507]);
-    expect(CellCommand).toEqual({ PADDING: 0, CREATE: 1, CREATED: 2, RELAY: 3, DESTROY: 4, RELAY_EARLY: 5, VERSIONS: 7, AUTH: 8, CLOSE: 9, DHT: 10 });
+    expect(CellCommand).toEqual({ PADDING: 0, CREATE: 1, CREATED: 2, RELAY: 3, DESTROY: 4, RELAY_EARLY: 5, VERSIONS: 7, AUTH: 8, CLOSE: 9, DHT: 10, RPC: 11 });
     expect(cellCommandName(3)).toBe("RELAY");
     expect(cellCommandName(6)).toBeUndefined();
     expect(isLinkCommand(CellCommand.CLOSE)).toBe(true);
