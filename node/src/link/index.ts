@@ -14,3 +14,5 @@ export type { HandshakeOptions, HandshakeResult, HandshakeStep, LinkRole } from 
 export { CellFramer, SUPPORTED_LINK_VERSIONS } from "./cells.js";
 export { LINK_ALPN, generateTlsCredentials } from "./tls.js";
 export type { TlsCredentials } from "./tls.js";
+export { RpcError, RpcService, createLinkRpc, serviceId } from "./rpc.js";
+export type { LinkRpc, LinkRpcOptions, LinkRpcStats, RequestOptions, RpcContext, RpcErrorKind, RpcHandler, RpcServiceName, ServeOptions } from "./rpc.js";
