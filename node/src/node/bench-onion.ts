@@ -50,6 +50,8 @@ export interface OnionBenchResult {
   throughputRatio: number;
   /** Every round's ratio, sorted. */
   roundRatios: number[];
+  /** Every round in the order run: raw TLS and 3-hop MB/s (the spread shows how noisy the machine was). */
+  roundsInOrder: { rawTlsMBps: number; throughput3HopMBps: number; ratio: number }[];
   /** Process CPU (user + system, every relay and the client) per MB moved through 3 hops. */
   cpuMsPerMB: number;
   /** Reference: Tor 0.4.9 private network on the same kind of machine (docs/DESIGN §5). */
@@ -189,6 +191,9 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     for (let i = 0; i < 5; i++) await timeBuild(net); // opens every link and warms the JIT
     for (let i = 0; i < buildSamples; i++) warm.push(await timeBuild(net));
     await throughput(net, Math.min(transferBytes, 4 * 1024 * 1024), messageBytes); // warm-up
+    // The first TLS socket of a process runs far below speed (cold JIT and TLS
+    // paths); without this the first round's baseline was 2-4x too low.
+    await rawTlsThroughput(creds, Math.min(rawBytes, 8 * 1024 * 1024));
     for (let i = 0; i < roundCount; i++) {
       const raw = await rawTlsThroughput(creds, rawBytes);
       const flow = await throughput(net, transferBytes, messageBytes);
@@ -197,6 +202,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
   } finally {
     await net.close();
   }
+  const roundsInOrder = rounds.map((r) => ({ rawTlsMBps: r.raw / 1e6, throughput3HopMBps: r.bps / 1e6, ratio: r.ratio }));
   rounds.sort((a, b) => a.ratio - b.ratio);
   const mid = rounds[Math.floor(rounds.length / 2)] as (typeof rounds)[number];
   const mb = transferBytes / 1e6;
@@ -208,6 +214,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     rawTlsMBps: mid.raw / 1e6,
     throughputRatio: mid.ratio,
     roundRatios: rounds.map((r) => r.ratio),
+    roundsInOrder,
     cpuMsPerMB: mid.cpuMs / mb,
     torBuildMsMedian: 17.6,
     torThroughputMBps: 6.7,

@@ -22,7 +22,8 @@
  */
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
-import { MAX_STREAM_ID, RelayCommand, decodeRelayPayload, encodeRelayPayload } from "../wire/relay.js";
+import { MAX_STREAM_ID, RelayCommand, decodeRelayPayload, encodeRelayPayload, encodeRelayPayloadInto } from "../wire/relay.js";
+import type { RelayPayloadInput } from "../wire/relay.js";
 import { ntorClientCreate, ntorClientFinish } from "../crypto/ntor.js";
 import type { NtorClientState } from "../crypto/ntor.js";
 import { isPspError } from "../errors.js";
@@ -136,6 +137,15 @@ interface ClientCircuit {
   lastActivity: number;
   /** Relay payloads sealed for a hop, waiting for the onion layers (applied at flush, in order). */
   forwardBatch: { hop: number; command: number; payload: Uint8Array }[];
+  /**
+   * Plaintext payloads of `forwardBatch` are written back to back here (each
+   * batch entry a view), so the bulk path hands one contiguous run to the
+   * first cipher without a copy. Reused after every flush: the cipher's output
+   * is a new buffer, so no queued cell refers to it.
+   */
+  staging: Buffer | undefined;
+  /** Payloads written to `staging` since the last flush. */
+  stagedCount: number;
 }
 
 interface ClientLink {
@@ -144,6 +154,8 @@ interface ClientLink {
   circIds: Set<number>;
 }
 
+/** Payloads a circuit stages per flush before falling back to one buffer per payload (about 130 KB). */
+const STAGING_PAYLOADS = 256;
 const EMPTY = new Uint8Array(0);
 const ZERO_DIGEST = new Uint8Array(4);
 
@@ -216,6 +228,8 @@ export class OnionClient {
       nextStreamId: 1,
       lastActivity: now,
       forwardBatch: [],
+      staging: undefined,
+      stagedCount: 0,
     };
     this.circuits.set(circ.id, circ);
     this.enter(now, () => {
@@ -554,7 +568,9 @@ export class OnionClient {
     for (const circ of this.dirty) {
       if (circ.state === "closed" || circ.forwardBatch.length === 0) continue;
       const batch = circ.forwardBatch;
+      const staged = circ.stagedCount === batch.length && circ.staging ? circ.staging.subarray(0, batch.length * CELL_PAYLOAD_LEN) : undefined;
       circ.forwardBatch = [];
+      circ.stagedCount = 0;
       // Layer i wraps, in order, every cell addressed to hop i or beyond: one cipher call per layer.
       let deepest = 0;
       let shallowest = Number.MAX_SAFE_INTEGER;
@@ -565,7 +581,7 @@ export class OnionClient {
       if (deepest === shallowest && batch.length > 1) {
         // The common case (bulk data to one hop): every layer covers every cell, so one
         // contiguous buffer goes through each layer's cipher and is cut into views once.
-        let bytes: Uint8Array = Buffer.concat(batch.map((c) => c.payload));
+        let bytes: Uint8Array = staged ?? Buffer.concat(batch.map((c) => c.payload));
         for (let layer = deepest; layer >= 0; layer--) bytes = (circ.hops[layer] as ClientHop).crypto.forward.applyKeystreamBuffer(bytes);
         let o = 0;
         for (const c of batch) {
@@ -609,7 +625,7 @@ export class OnionClient {
 
   /** Seals a relay message for `hop`; layers are added at flush. EXTEND goes in RELAY_EARLY. */
   private sendRelay(circ: ClientCircuit, hop: number, command: number, streamId: number, data: Uint8Array): void {
-    const payload = encodeRelayPayload({ recognized: 0, streamId, digest: ZERO_DIGEST, command, data });
+    const payload = this.stagePayload(circ, { recognized: 0, streamId, digest: ZERO_DIGEST, command, data });
     (circ.hops[hop] as ClientHop).crypto.forward.seal(payload);
     let cellCommand: number = CellCommand.RELAY;
     if (command === RelayCommand.EXTEND) {
@@ -619,6 +635,16 @@ export class OnionClient {
     circ.forwardBatch.push({ hop, command: cellCommand, payload });
     circ.lastActivity = this.now;
     this.dirty.add(circ);
+  }
+
+  /** Encodes a relay payload into the circuit's staging buffer (a fresh buffer once it is full). */
+  private stagePayload(circ: ClientCircuit, relay: RelayPayloadInput): Uint8Array {
+    if (circ.stagedCount !== circ.forwardBatch.length || circ.stagedCount >= STAGING_PAYLOADS) return encodeRelayPayload(relay);
+    circ.staging ??= Buffer.allocUnsafe(STAGING_PAYLOADS * CELL_PAYLOAD_LEN);
+    const offset = circ.stagedCount * CELL_PAYLOAD_LEN;
+    encodeRelayPayloadInto(relay, circ.staging, offset);
+    circ.stagedCount++;
+    return circ.staging.subarray(offset, offset + CELL_PAYLOAD_LEN);
   }
 
   private allocateCircId(link: ClientLink): number | undefined {
@@ -742,6 +768,7 @@ export class OnionClient {
     });
     for (const stream of [...circ.streams.values()]) this.finishStream(circ, stream, EndReason.DESTROY, streamError);
     circ.forwardBatch = [];
+    circ.stagedCount = 0;
     this.dirty.delete(circ);
     const reason = error?.destroyReason ?? destroy ?? DestroyReason.NONE;
     this.emit({ type: "circuit-closed", circuitId: circ.id, reason, ...(error ? { error } : {}) });

@@ -67,11 +67,16 @@ export function splitHopKeys(material: Uint8Array): HopKeys {
   };
 }
 
-/** SHA-256 of one buffer: node's one-shot `crypto.hash` (Node >= 21.7), else a Hash object. */
-const sha256: (data: Uint8Array) => Buffer =
+/**
+ * SHA-256 of one buffer as a 32-character latin1 string (one byte per char
+ * code): node's one-shot `crypto.hash` (Node >= 21.7), else a Hash object.
+ * A string result costs half of a Buffer one (no native Buffer allocation
+ * per cell); the chain is written back into the scratch buffer as latin1.
+ */
+const sha256Latin1: (data: Uint8Array) => string =
   typeof nodeHash === "function"
-    ? (data) => nodeHash("sha256", data, "buffer")
-    : (data) => createHash("sha256").update(data).digest();
+    ? (data) => nodeHash("sha256", data, "binary")
+    : (data) => createHash("sha256").update(data).digest("binary");
 
 /**
  * One direction of one hop: a keystream and a digest chain. The same type
@@ -80,8 +85,8 @@ const sha256: (data: Uint8Array) => Buffer =
  */
 export class RelayLayer {
   private readonly cipher: Cipheriv;
-  /** C_(i-1): the chain value after the last payload of this hop and direction (C_0 = seed). */
-  private chain: Buffer;
+  /** C_(i-1) as latin1 (one char per byte): the chain value after the last payload of this hop and direction (C_0 = seed). */
+  private chain: string;
   /** C ‖ payload, reused for every 507-byte payload. */
   private readonly scratch = Buffer.allocUnsafe(DIGEST_SEED_LEN + RELAY_PAYLOAD_LEN);
 
@@ -90,7 +95,7 @@ export class RelayLayer {
       throw new CircuitError("bad-argument", `relay layer needs a ${CIPHER_KEY_LEN}-byte key and a ${DIGEST_SEED_LEN}-byte digest seed`);
     }
     this.cipher = createCipheriv("aes-128-ctr", key, ZERO_IV);
-    this.chain = Buffer.from(digestSeed);
+    this.chain = Buffer.from(digestSeed).toString("latin1");
   }
 
   /**
@@ -120,25 +125,26 @@ export class RelayLayer {
     return views;
   }
 
-  /** SHA-256(C ‖ payload) for a payload whose digest field is already zero. */
-  private next(payload: Uint8Array): Buffer {
-    if (payload.length !== RELAY_PAYLOAD_LEN) return sha256(Buffer.concat([this.chain, payload]));
-    this.scratch.set(this.chain, 0);
+  /** SHA-256(C ‖ payload), as latin1, for a payload whose digest field is already zero. */
+  private next(payload: Uint8Array): string {
+    if (payload.length !== RELAY_PAYLOAD_LEN) return sha256Latin1(Buffer.concat([Buffer.from(this.chain, "latin1"), payload]));
+    this.scratch.write(this.chain, 0, DIGEST_SEED_LEN, "latin1");
     this.scratch.set(payload, DIGEST_SEED_LEN);
-    return sha256(this.scratch);
+    return sha256Latin1(this.scratch);
   }
 
   /**
    * Writes the digest field of a plaintext payload this side originates
    * (recognized must already be 0) and advances the chain.
-   * Returns the new 32-byte chain value.
    */
-  seal(payload: Uint8Array): Buffer {
+  seal(payload: Uint8Array): void {
     payload.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + DIGEST_LEN);
     const next = this.next(payload);
-    payload.set(next.subarray(0, DIGEST_LEN), DIGEST_OFFSET);
+    payload[DIGEST_OFFSET] = next.charCodeAt(0);
+    payload[DIGEST_OFFSET + 1] = next.charCodeAt(1);
+    payload[DIGEST_OFFSET + 2] = next.charCodeAt(2);
+    payload[DIGEST_OFFSET + 3] = next.charCodeAt(3);
     this.chain = next;
-    return next;
   }
 
   /**
@@ -159,7 +165,7 @@ export class RelayLayer {
     payload[DIGEST_OFFSET + 2] = c2;
     payload[DIGEST_OFFSET + 3] = c3;
     // Compared without an early exit.
-    const diff = (c0 ^ (next[0] as number)) | (c1 ^ (next[1] as number)) | (c2 ^ (next[2] as number)) | (c3 ^ (next[3] as number));
+    const diff = (c0 ^ next.charCodeAt(0)) | (c1 ^ next.charCodeAt(1)) | (c2 ^ next.charCodeAt(2)) | (c3 ^ next.charCodeAt(3));
     if (diff !== 0) return false;
     this.chain = next;
     return true;

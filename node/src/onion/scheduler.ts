@@ -118,6 +118,9 @@ export class OutboundScheduler {
       this.sentBytes += CELL_LEN;
       const cell = q.cells[q.head++] as Cell;
       out.push({ type: "send", linkId: q.linkId, cell });
+      // Alone in the round, a circuit gets every cell the buckets allow in one
+      // go: no other circuit is owed a turn, so per-cell turns buy nothing.
+      if (this.active.length === 1 && q.head < q.cells.length) this.releaseRun(q, now, out);
       if (q.head === q.cells.length) {
         q.cells = [];
         q.head = 0;
@@ -130,6 +133,18 @@ export class OutboundScheduler {
         this.cursor++;
       }
     }
+  }
+
+  /** Releases as many further cells of `q` as both buckets hold tokens for (the one-active-circuit fast path). */
+  private releaseRun(q: CircuitQueue, now: number, out: { push(cell: OutboundCell): unknown }): void {
+    let n = Math.min(q.cells.length - q.head, Math.floor(this.nodeBucket.available(now) / CELL_LEN));
+    if (q.bucket) n = Math.min(n, Math.floor(q.bucket.available(now) / CELL_LEN));
+    if (n <= 0) return;
+    this.nodeBucket.tryTake(n * CELL_LEN, now);
+    q.bucket?.tryTake(n * CELL_LEN, now);
+    this.sentBytes += n * CELL_LEN;
+    const { linkId } = q;
+    for (let end = q.head + n; q.head < end; ) out.push({ type: "send", linkId, cell: q.cells[q.head++] as Cell });
   }
 
   /** When the next queued cell can go out, or undefined when nothing is queued. */

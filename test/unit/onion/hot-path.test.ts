@@ -1,0 +1,77 @@
+/**
+ * The bulk path's shortcuts must not change what goes on the wire:
+ * batched framing equals the wire layer's fragmenter byte for byte, the
+ * scheduler's one-circuit fast path still honours both token buckets, and
+ * the string-based digest chain matches SHA-256(C ‖ payload) as specified.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { frameMessage } from "../../../node/src/onion/framing.js";
+import { hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
+import { OutboundScheduler } from "../../../node/src/onion/scheduler.js";
+import type { OutboundCell } from "../../../node/src/onion/scheduler.js";
+import { CellCommand } from "../../../node/src/wire/cell.js";
+import { fragmentMessage } from "../../../node/src/wire/fragment.js";
+import { encodeRelayPayload } from "../../../node/src/wire/relay.js";
+
+describe("batched framing", () => {
+  it("produces exactly the wire fragmenter's bodies for every size around the chunk boundaries", () => {
+    for (const size of [0, 1, 489, 490, 491, 979, 980, 981, 65536, 100_003]) {
+      const message = randomBytes(size);
+      const ours = frameMessage(message, 1 << 20).map((f) => Buffer.from(f));
+      const wire = fragmentMessage(message, 496).map((f) => Buffer.from(f));
+      expect(ours).toEqual(wire);
+    }
+  });
+
+  it("still refuses a message over the limit", () => {
+    expect(() => frameMessage(new Uint8Array(11), 10)).toThrow(/exceeds/);
+  });
+});
+
+describe("scheduler fast path", () => {
+  const cell = { circId: 1, command: CellCommand.RELAY, payload: new Uint8Array(507) };
+
+  it("releases a lone circuit's run up to the node bucket, then paces it", () => {
+    const s = new OutboundScheduler({ node: { bytesPerSecond: 512 * 1000, burstBytes: 512 * 7 }, maxQueuedCellsPerCircuit: 100, now: 0 });
+    for (let i = 0; i < 20; i++) expect(s.enqueue("x", "L", cell, 0)).toBe(true);
+    const out: OutboundCell[] = [];
+    s.flush(0, out);
+    expect(out).toHaveLength(7);
+    expect(s.bytesSent).toBe(7 * 512);
+    s.flush(5, out); // 5 ms at 1000 cells/s: 5 more
+    expect(out).toHaveLength(12);
+    expect(s.queued("x")).toBe(8);
+    expect(out.every((o) => o.linkId === "L" && o.cell === cell)).toBe(true);
+  });
+
+  it("releases a lone circuit's run up to its own bucket", () => {
+    const s = new OutboundScheduler({
+      node: { bytesPerSecond: 1e9, burstBytes: 1e9 },
+      circuit: { bytesPerSecond: 512, burstBytes: 512 * 3 },
+      maxQueuedCellsPerCircuit: 100,
+      now: 0,
+    });
+    for (let i = 0; i < 10; i++) s.enqueue("x", "L", cell, 0);
+    const out: OutboundCell[] = [];
+    s.flush(0, out);
+    expect(out).toHaveLength(3);
+    expect(s.queued("x")).toBe(7);
+  });
+});
+
+describe("digest chain", () => {
+  it("seal writes the first 4 bytes of SHA-256(C_(i-1) ‖ payload with zero digest), chained from the seed", () => {
+    const material = randomBytes(96);
+    const seed = splitHopKeys(material).forwardDigestSeed;
+    const hop = hopCryptoFromKeyMaterial(material);
+    let chain = Buffer.from(seed);
+    for (let i = 0; i < 4; i++) {
+      const p = encodeRelayPayload({ streamId: 1, command: 2, data: randomBytes(100 + i) });
+      const zeroed = Buffer.from(p);
+      hop.forward.seal(p);
+      chain = createHash("sha256").update(chain).update(zeroed).digest();
+      expect(Buffer.from(p.subarray(4, 8))).toEqual(chain.subarray(0, 4));
+    }
+  });
+});
