@@ -36,10 +36,18 @@ console.log(
     `  deployment   ${state.deploymentFile}`,
     `  nodes        ${state.nodes.length} registered and staked (${state.sets.authority.length} authority, ${state.sets.oracle.length} oracle, ${state.sets.discovery.length} discovery)`,
     `  demo id      ${state.demo.identity.identity}`,
+    ...state.nodes.filter((n) => n.controlApi || n.addresses.length).map((n) => `  ${n.name.padEnd(12)} ${n.addresses.join(", ").padEnd(22)} ${n.controlApi ?? ""}`),
     "",
     "Try: npm run operator -- status --node-key " + state.nodes[0]!.nodeKey.slice(2),
     "Ctrl-C stops the devnet.",
   ].join("\n"),
+);
+
+console.log("Waiting for the discovery nodes' first signed consensus (one voting period)...");
+void devnet.firstConsensus.then((c) =>
+  console.log(
+    `consensus signed by ${c.signers} discovery nodes, listing ${c.nodes} nodes, valid until ${new Date(c.validUntil).toISOString()} (served by ${c.servedBy}'s /v1/consensus, ${(c.afterMs / 1000).toFixed(1)} s after start)`,
+  ),
 );
 
 let stopping = false;

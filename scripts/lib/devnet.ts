@@ -26,6 +26,9 @@ import { nodeKeyHex, registerNode, stakeNode } from "../../node/src/chain/stakin
 import { transact } from "../../node/src/chain/transact.js";
 import { identityRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi } from "../../node/src/chain/generated/abis.js";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
+import { solveStaticPuzzle } from "../../node/src/crypto/puzzles.js";
+import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
+import { startDevnetNodes, type DevnetNodes } from "./devnet-nodes.js";
 import { formatIdentity } from "../../node/src/crypto/identity.js";
 import { deployPsp, devnetParams, writeDeployment, type DeployParams } from "./deploy.js";
 import { devAccount } from "./devnet-accounts.js";
@@ -106,15 +109,30 @@ export interface DevnetOptions {
   deploymentFile: string;
   nodes?: DevnetNodeSpec[];
   params?: DeployParams;
+  /** Run the discovery and onion nodes as `psp node run` processes (default true). */
+  runNodes?: boolean;
+  /** Discovery voting schedule for those nodes (default: 60 s periods). */
+  schedule?: { periodMs: number; voteDelayMs: number; distDelayMs: number; validPeriods: number };
   log?: (line: string) => void;
 }
 
 export interface Devnet {
   state: DevnetState;
   chain: HardhatNode;
+  /** Resolves when a node first serves a verified consensus (never, without node processes). */
+  firstConsensus: Promise<FirstConsensus>;
   /** The authority nodes serving on loopback. */
   authorities: AuthorityNode[];
   stop(): Promise<void>;
+}
+
+export interface FirstConsensus {
+  /** Node whose control API served it. */
+  servedBy: string;
+  nodes: number;
+  signers: number;
+  validUntil: number;
+  afterMs: number;
 }
 
 const OPERATOR_FUNDS = parseEther("1000000");
@@ -127,6 +145,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   await mkdir(join(opts.dir, "keys"), { recursive: true });
   const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log") });
   const authorityNodes: AuthorityNode[] = [];
+  let nodeProcesses: DevnetNodes | undefined;
   try {
     log(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337)`);
     const deployer = devAccount(0);
@@ -148,7 +167,8 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const signers = new Map<string, PrivateKeyAccount>();
     const identitySecrets = new Map<string, Uint8Array>();
     for (const [i, spec] of specs.entries()) {
-      const keys = generateEd25519KeyPair();
+      // Node identities double as DHT keys, so they must pass the S/Kademlia static puzzle.
+      const keys = solveStaticPuzzle({ difficulty: DEFAULT_DHT_CONFIG.staticDifficulty, generateKeyPair: generateEd25519KeyPair }).keyPair;
       const signerKey = generatePrivateKey();
       const signer = privateKeyToAccount(signerKey);
       signers.set(spec.name, signer);
@@ -206,6 +226,16 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       authorityNodes.push(node);
       nodes.find((n) => n.name === spec.name)!.addresses = [node.address];
       log(`serve    ${spec.name.padEnd(12)} authority node on ${node.address} (TLS links, RPC service "authority")`);
+    }
+
+    // Discovery and onion nodes as real processes: TLS links, onion relay, DHT, directory, control API.
+    if (opts.runNodes !== false) {
+      nodeProcesses = await startDevnetNodes({ dir: opts.dir, nodes, log, ...(opts.schedule ? { schedule: opts.schedule } : {}) });
+      for (const p of nodeProcesses.nodes) {
+        const entry = nodes.find((n) => n.name === p.name)!;
+        entry.addresses = p.addresses;
+        entry.controlApi = p.controlApi;
+      }
     }
 
     // A demo application and identity, registered with authority attestations.
@@ -319,21 +349,48 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     state.controlApi = api.url;
     log(`api      ${api.url}/v1/status`);
     await writeFile(join(opts.dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
+    const stopWatching = new AbortController();
     return {
       state,
       chain,
       authorities: authorityNodes,
+      firstConsensus: watchFirstConsensus(nodes, stopWatching.signal),
       stop: async () => {
+        stopWatching.abort();
         await api.close();
+        await nodeProcesses?.stop();
         await Promise.all(authorityNodes.map((n) => n.close()));
         await chain.stop();
       },
     };
   } catch (err) {
+    await nodeProcesses?.stop();
     await Promise.all(authorityNodes.map((n) => n.close()));
     await chain.stop();
     throw err;
   }
+}
+
+/** Polls the running nodes' `GET /v1/consensus` until one serves a verified consensus. */
+async function watchFirstConsensus(nodes: DevnetNodeState[], signal: AbortSignal): Promise<FirstConsensus> {
+  const started = performance.now();
+  const running = nodes.filter((n) => n.controlApi);
+  if (running.length === 0) return await new Promise<never>(() => {});
+  while (!signal.aborted) {
+    for (const node of running) {
+      try {
+        const res = await fetch(`${node.controlApi}/v1/consensus`, { signal });
+        if (res.ok) {
+          const body = (await res.json()) as { nodes: unknown[]; signers: unknown[]; validUntil: number };
+          return { servedBy: node.name, nodes: body.nodes.length, signers: body.signers.length, validUntil: body.validUntil, afterMs: performance.now() - started };
+        }
+      } catch {
+        // Not up yet, or stopping: try again.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return await new Promise<never>(() => {});
 }
 
 /** transact() with the clients' own wallet. */

@@ -26,7 +26,13 @@ describe("devnet", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "psp-devnet-"));
-    devnet = await startDevnet({ port: 0, apiPort: 0, dir, deploymentFile: join(dir, "deployment.json") });
+    devnet = await startDevnet({
+      port: 0,
+      apiPort: 0,
+      dir,
+      deploymentFile: join(dir, "deployment.json"),
+      schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 },
+    });
   });
   afterAll(async () => {
     await devnet?.stop();
@@ -90,7 +96,8 @@ describe("devnet", () => {
       // Each answered the demo's attestation and certificate requests over its links.
       expect(served.rpc.stats.requestsServed).toBeGreaterThanOrEqual(3);
     }
-    for (const node of state.nodes.filter((n) => !n.roles.includes("authority"))) expect(node.addresses).toEqual([]);
+    // Oracle nodes do not run yet; discovery and onion nodes run as processes (next test).
+    for (const node of state.nodes.filter((n) => n.roles.includes("oracle"))) expect(node.addresses).toEqual([]);
     const certificate = new Uint8Array(await readFile(state.demo.certificate.file));
     const verified = verifyAccessCertificate(certificate, { now: Date.now(), authorities: state.sets.authority, threshold: 2, chainId: state.chainId, registry: state.contracts.IdentityRegistry! });
     expect(verified.identityId).toBe(state.demo.identity.identityId);
@@ -150,6 +157,24 @@ describe("devnet", () => {
       if (saved.store === undefined) delete process.env.PSP_KEYSTORE_PASSWORD;
     }
   });
+
+  it("runs its discovery and onion nodes as processes that sign a consensus listing them", async () => {
+    const running = devnet.state.nodes.filter((n) => n.controlApi);
+    expect(running.map((n) => n.name).sort()).toEqual(["discovery-1", "discovery-2", "discovery-3", "onion-1", "onion-2", "onion-3"]);
+    const first = await devnet.firstConsensus;
+    expect(first.signers).toBeGreaterThanOrEqual(2);
+    // Descriptors reach the discovery nodes over the first periods: wait until one consensus lists every running node.
+    const wanted = running.map((n) => n.nodeKey.slice(2).toLowerCase()).sort();
+    let listed: string[] = [];
+    for (let attempt = 0; attempt < 40 && listed.join() !== wanted.join(); attempt++) {
+      const res = await fetch(`${running.find((n) => n.name === "onion-1")!.controlApi}/v1/consensus`);
+      if (res.ok) listed = ((await res.json()) as { nodes: { identity: string }[] }).nodes.map((n) => n.identity.toLowerCase()).sort();
+      if (listed.join() !== wanted.join()) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(listed).toEqual(wanted);
+    const status = (await (await fetch(`${running[0]!.controlApi}/v1/status`)).json()) as Record<string, unknown>;
+    expect(JSON.stringify(status)).toContain(running[0]!.nodeKey.slice(2));
+  }, 60_000);
 
   it("serves its control API: status, live sets, nodes, identities, metrics, clear errors", async () => {
     const { state } = devnet;

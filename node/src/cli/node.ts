@@ -1,9 +1,11 @@
 /**
- * `psp node run --config <file>`: runs a node process. Prints one JSON line
- * `{"event":"ready", ...NodeInfo}` once listening (what a client needs to
- * put the node in a path), then runs until SIGINT or SIGTERM, when it closes
- * its links (CLOSE SHUTDOWN) and exits. A bad config exits with status 2 and
- * a message naming the field.
+ * `psp node run --config <file>`: runs a node process with the roles in its
+ * config (docs/spec/node.md). Prints one JSON line `{"event":"ready",
+ * ...NodeInfo}` once listening (identity, onion key, link address, roles,
+ * DHT address, control API URL: what a client or a devnet script needs),
+ * then runs until SIGINT or SIGTERM, when it closes the control API, the
+ * directory, the DHT store and its links (CLOSE SHUTDOWN) and exits. A bad
+ * config exits with status 2 and a message naming the field.
  */
 import type { Command } from "commander";
 import { isPspError } from "../errors.js";
@@ -14,8 +16,8 @@ export function register(program: Command): void {
   const node = program.command("node").description("run a PSP node");
   node
     .command("run")
-    .description("start a node with the roles in its config (onion relay so far)")
-    .requiredOption("--config <file>", "node config file (JSON; see docs/PROTOCOL.md, node config)")
+    .description("start a node: DHT, control API, directory and the roles in its config (onion, discovery)")
+    .requiredOption("--config <file>", "node config file (JSON; see docs/spec/node.md)")
     .action(async (o: { config: string }) => {
       let running;
       try {

@@ -30,8 +30,12 @@ export type NodeErrorKind =
 
 export class NodeError extends PspError<NodeErrorKind> {}
 
-/** Roles a node process can run; only "onion" exists so far. */
-export const NODE_ROLES = ["onion"] as const;
+/**
+ * Roles a node process can run. Every node also runs the DHT, the control
+ * API, descriptor publication and the consensus cache; "onion" adds the
+ * relay, "discovery" the discovery service (votes and signs the consensus).
+ */
+export const NODE_ROLES = ["onion", "discovery"] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];
 
 /** Built-in local services a node can offer at the end of circuits. */
@@ -59,7 +63,63 @@ export interface NodeConfig {
   };
   link?: Partial<LinkOptions>;
   maxLinks?: number;
+  /** Directory for the node's state (DHT records, cached consensus); absent: memory only, lost at exit. */
+  dataDir?: string;
+  /** The control API; default loopback on a free port. `false` turns it off. */
+  api?: { host: string; port: number } | false;
+  dht?: NodeDhtConfig;
+  directory?: NodeDirectoryConfig;
 }
+
+/** A node named by identity key (hex) and link address. */
+export interface ConfiguredPeer {
+  identity: string;
+  host: string;
+  port: number;
+}
+
+export interface NodeDhtConfig {
+  /** Nodes to bootstrap from (their DHT contacts are derived from the identity key, see docs/spec/node.md). */
+  seeds?: ConfiguredPeer[];
+  /** DHT parameters (docs/spec/dht.md); every node of one network must agree on the puzzle difficulties. */
+  staticDifficulty?: number;
+  dynamicDifficulty?: number;
+  bucketSize?: number;
+  disjointPaths?: number;
+  alpha?: number;
+  rpcTimeoutMs?: number;
+  /** Maintenance timers (ms). */
+  sweepMs?: number;
+  refreshMs?: number;
+  replicateMs?: number;
+  /** Contacts taken from the latest consensus at each re-seed (default 8). */
+  reseedCount?: number;
+}
+
+export interface NodeDirectoryConfig {
+  /** The discovery set: keys the node trusts and where they listen (also where descriptors go). */
+  discovery: ConfiguredPeer[];
+  /** K: signatures a consensus needs (default a strict majority of `discovery`). */
+  threshold?: number;
+  /** Voting schedule (a test network shortens it; every discovery node must agree). */
+  schedule?: { periodMs?: number; voteDelayMs?: number; distDelayMs?: number; validPeriods?: number };
+  /** Descriptor publication interval (default 10 min). */
+  publishIntervalMs?: number;
+  /** Advertised bandwidth, bytes per second (default 1 MB/s). */
+  bandwidth?: number;
+  /** ISO 3166-1 alpha-2 country (default "ZZ": unknown). */
+  country?: string;
+  /**
+   * Discovery nodes only: the registered, staked nodes and their on-chain roles
+   * (identity hex -> role names), the chain view votes are checked against.
+   */
+  registry?: Record<string, string[]>;
+  /** Consensus refetch retry after a failure (default 30 s). */
+  retryMs?: number;
+}
+
+/** Role names a registry entry may hold (NodeRegistry role bits). */
+export const CHAIN_ROLE_NAMES = ["onion", "discovery", "authority", "oracle"] as const;
 
 const RELAY_LIMIT_KEYS: ReadonlySet<string> = new Set([
   "nodeBytesPerSecond",
@@ -131,7 +191,7 @@ function checkNumbers(field: string, v: unknown, allowed: ReadonlySet<string>): 
 /** Validates a parsed JSON value as a NodeConfig. Throws NodeError "bad-config". */
 export function parseNodeConfig(value: unknown): NodeConfig {
   if (!isObject(value)) throw bad("(root)", "must be a JSON object");
-  const known = new Set(["listen", "advertise", "identity", "onionKey", "roles", "onion", "link", "maxLinks"]);
+  const known = new Set(["listen", "advertise", "identity", "onionKey", "roles", "onion", "link", "maxLinks", "dataDir", "api", "dht", "directory"]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
   const config: NodeConfig = { listen: checkAddress("listen", value.listen) };
   if (value.advertise !== undefined) {
@@ -171,7 +231,96 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     if (!Number.isInteger(value.maxLinks) || (value.maxLinks as number) < 1) throw bad("maxLinks", "must be a positive integer");
     config.maxLinks = value.maxLinks as number;
   }
+  if (value.dataDir !== undefined) {
+    if (typeof value.dataDir !== "string" || value.dataDir.length === 0) throw bad("dataDir", "must be a directory path");
+    config.dataDir = value.dataDir;
+  }
+  if (value.api !== undefined) config.api = value.api === false ? false : checkAddress("api", { host: "127.0.0.1", ...(isObject(value.api) ? value.api : { bad: value.api }) });
+  if (value.dht !== undefined) config.dht = checkDht(value.dht);
+  if (value.directory !== undefined) config.directory = checkDirectory(value.directory);
+  if (config.roles?.includes("discovery")) {
+    if (!config.directory) throw bad("directory", 'the "discovery" role needs directory.discovery (the discovery set) and directory.registry');
+    if (!config.directory.registry) throw bad("directory.registry", 'the "discovery" role needs the registered nodes and their roles (identity hex -> role names)');
+  }
   return config;
+}
+
+function checkPeers(field: string, v: unknown, max: number): ConfiguredPeer[] {
+  if (!Array.isArray(v) || v.length > max) throw bad(field, `must be a list of at most ${max} { "identity": "<64 hex>", "host": string, "port": number }`);
+  return v.map((p, i) => {
+    if (!isObject(p) || typeof p.identity !== "string" || !/^[0-9a-fA-F]{64}$/.test(p.identity)) throw bad(`${field}[${i}].identity`, "must be the node's Ed25519 identity key, 64 hex digits");
+    const address = checkAddress(`${field}[${i}]`, { host: p.host, port: p.port });
+    if (address.port === 0) throw bad(`${field}[${i}].port`, "must be a real port (1..65535)");
+    return { identity: p.identity.toLowerCase(), ...address };
+  });
+}
+
+const DHT_NUMBER_KEYS: ReadonlySet<string> = new Set([
+  "staticDifficulty",
+  "dynamicDifficulty",
+  "bucketSize",
+  "disjointPaths",
+  "alpha",
+  "rpcTimeoutMs",
+  "sweepMs",
+  "refreshMs",
+  "replicateMs",
+  "reseedCount",
+]);
+
+function checkDht(v: unknown): NodeDhtConfig {
+  if (!isObject(v)) throw bad("dht", "must be an object");
+  const { seeds, ...numbers } = v;
+  const out: NodeDhtConfig = checkNumbers("dht", numbers, DHT_NUMBER_KEYS);
+  for (const k of ["staticDifficulty", "dynamicDifficulty"] as const) {
+    const n = out[k];
+    if (n !== undefined && (!Number.isInteger(n) || n > 32)) throw bad(`dht.${k}`, "must be an integer 0..32");
+  }
+  for (const k of ["sweepMs", "refreshMs", "replicateMs", "rpcTimeoutMs", "bucketSize", "disjointPaths", "alpha"] as const) {
+    if (out[k] === 0) throw bad(`dht.${k}`, "must be positive");
+  }
+  if (seeds !== undefined) out.seeds = checkPeers("dht.seeds", seeds, 64);
+  return out;
+}
+
+function checkDirectory(v: unknown): NodeDirectoryConfig {
+  if (!isObject(v)) throw bad("directory", "must be an object");
+  const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "registry", "retryMs"]);
+  for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`directory.${k}`, `unknown field; known: ${[...known].join(", ")}`);
+  const discovery = checkPeers("directory.discovery", v.discovery, 128);
+  if (discovery.length === 0) throw bad("directory.discovery", "must list at least one discovery node");
+  const out: NodeDirectoryConfig = { discovery };
+  const positive = (k: "threshold" | "publishIntervalMs" | "bandwidth" | "retryMs"): void => {
+    const n = v[k];
+    if (n === undefined) return;
+    if (!Number.isSafeInteger(n) || (n as number) < 1) throw bad(`directory.${k}`, "must be a positive integer");
+    out[k] = n as number;
+  };
+  positive("threshold");
+  positive("publishIntervalMs");
+  positive("bandwidth");
+  positive("retryMs");
+  if (out.threshold !== undefined && out.threshold > discovery.length) throw bad("directory.threshold", `must be at most the ${discovery.length} discovery nodes listed`);
+  if (v.country !== undefined) {
+    if (typeof v.country !== "string" || !/^[A-Z]{2}$/.test(v.country)) throw bad("directory.country", 'must be an ISO 3166-1 alpha-2 code in upper case, e.g. "DE" ("ZZ": unknown)');
+    out.country = v.country;
+  }
+  if (v.schedule !== undefined) {
+    out.schedule = checkNumbers("directory.schedule", v.schedule, new Set(["periodMs", "voteDelayMs", "distDelayMs", "validPeriods"]));
+  }
+  if (v.registry !== undefined) {
+    if (!isObject(v.registry)) throw bad("directory.registry", "must map identity hex to a list of role names");
+    const registry: Record<string, string[]> = {};
+    for (const [identity, roles] of Object.entries(v.registry)) {
+      if (!/^[0-9a-fA-F]{64}$/.test(identity)) throw bad(`directory.registry.${identity.slice(0, 16)}`, "keys must be identity keys, 64 hex digits");
+      if (!Array.isArray(roles) || !roles.every((r) => (CHAIN_ROLE_NAMES as readonly unknown[]).includes(r))) {
+        throw bad(`directory.registry.${identity.slice(0, 16)}`, `must be a list of ${CHAIN_ROLE_NAMES.join(", ")}`);
+      }
+      registry[identity.toLowerCase()] = roles as string[];
+    }
+    out.registry = registry;
+  }
+  return out;
 }
 
 /** Reads and validates a config file. Throws NodeError "bad-config" (with the path) for unreadable or invalid files. */

@@ -2,13 +2,35 @@
  * The node process: composes layers by role.
  *
  * Owns start-up and shutdown of one node: keys from the config, a
- * ConnectionManager listening on TLS, and per role the layers above it. The
- * onion role is an OnionRelay (with the configured limits and built-in
- * services) driven over the manager's links by an OnionDriver. Other roles
- * (discovery, authority, oracle) join here as they are built.
+ * ConnectionManager listening on TLS and one link RPC endpoint on it, then
+ * the layers above: an OnionRelay (configured limits and built-in services)
+ * driven by an OnionDriver; the DHT (dht.ts: SQLite store in the data
+ * directory, bootstrap from seeds, re-seeding from each new consensus);
+ * the directory (directory.ts: descriptor publication and the consensus
+ * cache everywhere, the discovery service on "discovery" nodes); and the
+ * control API (api.ts). Shutdown runs in reverse order. Authority and
+ * oracle roles join here as they are built.
  *
  * Trusts: its config (validated by config.ts) and the layers it composes.
  */
+import { mkdirSync } from "node:fs";
+import { startControlApi } from "../api/server.js";
+import type { ControlApi } from "../api/server.js";
+import { generateEd25519KeyPair } from "../crypto/ed25519.js";
+import type { Ed25519KeyPair } from "../crypto/ed25519.js";
+import { solveStaticPuzzle } from "../crypto/puzzles.js";
+import { DEFAULT_DHT_CONFIG } from "../dht/config.js";
+import { formatLinkAddress } from "../dht/link-transport.js";
+import { createLinkRpc } from "../link/rpc.js";
+import type { LinkRpc } from "../link/rpc.js";
+import { createOnionClient } from "../onion/onion-client.js";
+import type { CreateOnionClientOptions, OnionClientHandle } from "../onion/onion-client.js";
+import { mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
+import type { NodeApiSources } from "./api.js";
+import { startNodeDht } from "./dht.js";
+import type { NodeDht } from "./dht.js";
+import { consensusPeers, onionPathNodes, startNodeDirectory } from "./directory.js";
+import type { NodeDirectory } from "./directory.js";
 import { hex } from "./hex.js";
 import { createConnectionManager } from "../link/index.js";
 import type { ConnectionManager, Link, TlsCredentials } from "../link/index.js";
@@ -31,6 +53,10 @@ export interface NodeInfo {
   host: string;
   port: number;
   roles: string[];
+  /** The node's DHT contact address ("host:port"). */
+  dhtAddress: string;
+  /** Control API base URL (null when turned off). */
+  controlApi: string | null;
 }
 
 export interface StartNodeOptions {
@@ -47,8 +73,20 @@ export interface RunningNode {
   /** The node as a client puts it in a path. */
   readonly pathNode: PathNode;
   readonly manager: ConnectionManager;
+  /** The node's link RPC endpoint (shared by the DHT and the directory). */
+  readonly rpc: LinkRpc;
   readonly relay: OnionRelay;
   readonly driver: OnionDriver;
+  readonly dht: NodeDht;
+  /** Descriptor publication and the consensus (absent without directory config). */
+  readonly directory: NodeDirectory | undefined;
+  readonly api: ControlApi | undefined;
+  /**
+   * An onion client on this node's consensus: path selection uses the
+   * consensus's onion relays and follows every newer consensus (setNodes).
+   * Throws NodeError "start-failed" while no consensus is held and no nodes are given.
+   */
+  createOnionClient(options?: Partial<CreateOnionClientOptions>): Promise<OnionClientHandle>;
   /** Counters of the built-in services this node offers. */
   readonly services: Partial<Record<"echo" | "discard", ServiceCounters>>;
   /** Orderly shutdown: links get CLOSE SHUTDOWN, circuits end with CHANNEL_CLOSED at the neighbours. */
@@ -61,7 +99,18 @@ export interface RunningNode {
  */
 export async function startNode(configInput: NodeConfig | unknown, options: StartNodeOptions = {}): Promise<RunningNode> {
   const config = parseNodeConfig(configInput);
-  const identity = await loadIdentityKey(config);
+  const staticDifficulty = config.dht?.staticDifficulty ?? DEFAULT_DHT_CONFIG.staticDifficulty;
+  // A fresh identity solves the DHT's static puzzle, so it can join the DHT.
+  const identity: Ed25519KeyPair = config.identity
+    ? await loadIdentityKey(config)
+    : solveStaticPuzzle({ difficulty: staticDifficulty, generateKeyPair: generateEd25519KeyPair }).keyPair;
+  if (config.dataDir !== undefined) {
+    try {
+      mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new NodeError("start-failed", `cannot create dataDir ${config.dataDir}: ${(err as Error).message}`, { cause: err });
+    }
+  }
   const onionKey = await loadOnionKey(config);
   let manager: ConnectionManager;
   try {
@@ -98,13 +147,78 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   });
   const driver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}) });
 
+  const roles = config.roles ?? ["onion"];
+  const rpc = createLinkRpc({ manager });
+  const cleanup: (() => void | Promise<void>)[] = [
+    async () => {
+      rpc.close();
+      await manager.close();
+      driver.stop();
+    },
+  ];
+  const unwind = async (): Promise<void> => {
+    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => undefined);
+  };
+
+  let dht: NodeDht;
+  let directory: NodeDirectory | undefined;
+  let api: ControlApi | undefined;
   const info: NodeInfo = {
     identity: hex(identity.publicKey),
     onionKey: hex(onionKey.publicKey),
     host: advertised.host,
     port: advertised.port,
-    roles: config.roles ?? ["onion"],
+    roles,
+    dhtAddress: formatLinkAddress(advertised.host, advertised.port),
+    controlApi: null,
   };
+  const startedAt = Date.now();
+  try {
+    dht = startNodeDht({ identity, rpc, advertised, config: config.dht ?? {}, dataDir: config.dataDir });
+    cleanup.push(() => dht.close());
+    if (config.directory) {
+      const started = startNodeDirectory({
+        identity,
+        onionPublicKey: onionKey.publicKey,
+        roles,
+        advertised,
+        manager,
+        rpc,
+        config: config.directory,
+        dataDir: config.dataDir,
+      });
+      directory = started;
+      cleanup.push(() => started.close());
+      // Every new consensus re-seeds the DHT from random nodes of it (S/Kademlia bootstrap from the node list).
+      started.onConsensus((consensus) => void dht.reseed(consensusPeers(consensus)).catch(() => undefined));
+    }
+    if (config.api !== false) {
+      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory };
+      const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
+      try {
+        api = await startControlApi({
+          host: apiAddress.host,
+          port: apiAddress.port,
+          status: () => nodeStatus(sources),
+          routes: (app, metrics) => {
+            registerNodeMetrics(metrics, sources);
+            mountNodeRoutes(app, sources);
+          },
+        });
+      } catch (err) {
+        throw new NodeError("start-failed", `cannot serve the control API on ${apiAddress.host}:${apiAddress.port}: ${(err as Error).message}`, { cause: err });
+      }
+      const started = api;
+      cleanup.push(() => started.close());
+      info.controlApi = api.url;
+    }
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+  // Bootstrap in the background: seeds may still be starting; maintenance refreshes later.
+  const seeds = config.dht?.seeds ?? [];
+  void dht.bootstrapFrom(seeds).catch(() => undefined);
   const pathNode: PathNode = {
     identity: identity.publicKey,
     onionKey: onionKey.publicKey,
@@ -117,14 +231,23 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     info,
     pathNode,
     manager,
+    rpc,
     relay,
     driver,
+    dht,
+    directory,
+    api,
     services: counters,
+    async createOnionClient(options = {}) {
+      const held = directory?.current();
+      const nodes = options.nodes ?? (held ? onionPathNodes(held) : []);
+      if (nodes.length === 0) throw new NodeError("start-failed", "no consensus is held yet and no nodes were given: wait for GET /v1/consensus, or pass options.nodes");
+      const client = await createOnionClient({ ...options, nodes });
+      if (!options.nodes) directory?.onConsensus((c) => client.setNodes(onionPathNodes(c)));
+      return client;
+    },
     close() {
-      closing ??= (async () => {
-        await manager.close();
-        driver.stop();
-      })();
+      closing ??= unwind();
       return closing;
     },
   };

@@ -1,0 +1,149 @@
+/**
+ * The node's control API routes and metrics, mounted on the shared fastify
+ * base (api/server.ts): `GET /v1/status`, `GET /v1/dht/stats`,
+ * `GET /v1/dht/records/:key`, `GET /metrics` (links, circuits, DHT and
+ * directory figures) and `GET /v1/consensus`.
+ *
+ * Owns the JSON shapes of these routes and the psp_node_* / psp_dht_* /
+ * psp_link_* / psp_onion_* metric names. Reads state only, except that a
+ * record lookup runs a DHT value lookup. Parameters are checked by JSON
+ * schema: a bad one gets 400 `{ error, kind: "bad-request" }`.
+ *
+ * Trusts the layers it reads from.
+ */
+import type { FastifyInstance } from "fastify";
+import { Counter, Gauge } from "prom-client";
+import type { Registry } from "prom-client";
+import { discoveryStatus, mountConsensusRoute, registerDirectoryMetrics } from "../directory/api.js";
+import type { ConnectionManager } from "../link/manager.js";
+import type { OnionRelay } from "../onion/relay.js";
+import type { NodeDht } from "./dht.js";
+import type { NodeDirectory } from "./directory.js";
+import { hex } from "./hex.js";
+import type { NodeInfo } from "./node.js";
+
+export interface NodeApiSources {
+  info: NodeInfo;
+  startedAt: number;
+  manager: ConnectionManager;
+  relay: OnionRelay | undefined;
+  dht: NodeDht;
+  directory: NodeDirectory | undefined;
+}
+
+/** What `GET /v1/dht/stats` returns. */
+export function dhtStats(dht: NodeDht) {
+  const t = dht.transport.stats;
+  return {
+    nodeId: hex(dht.node.nodeId),
+    address: dht.node.contact.address,
+    tableSize: dht.node.table.size,
+    storedRecords: dht.store.count(),
+    lookups: dht.stats.lookups,
+    lookupFailures: dht.stats.lookupFailures,
+    valueMisses: dht.stats.valueMisses,
+    requestsSent: t.requestsSent,
+    responsesReceived: t.responsesReceived,
+    /** Requests sent that got no valid answer (timeouts, refusals, unreachable peers). */
+    requestFailures: Math.max(0, t.requestsSent - t.responsesReceived - dht.transport.inflight),
+    requestsServed: t.requestsServed,
+    requestsRefused: t.requestsRefused,
+    bootstraps: dht.stats.bootstraps,
+    reseeds: dht.stats.reseeds,
+    reseedContacts: dht.stats.reseedContacts,
+  };
+}
+
+/** What `GET /v1/status` returns. */
+export function nodeStatus(s: NodeApiSources) {
+  const consensus = s.directory?.current();
+  const dht = dhtStats(s.dht);
+  return {
+    identity: s.info.identity,
+    onionKey: s.info.onionKey,
+    roles: s.info.roles,
+    addresses: [`${s.info.host}:${s.info.port}`],
+    uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
+    links: s.manager.linkCount,
+    circuits: s.relay?.stats().circuits ?? 0,
+    bytesRelayed: s.relay?.stats().bytesSent ?? 0,
+    dht: { tableSize: dht.tableSize, records: dht.storedRecords, address: dht.address },
+    consensus: consensus
+      ? { validAfter: consensus.validAfter, freshUntil: consensus.freshUntil, validUntil: consensus.validUntil, nodes: consensus.entries.length, signers: consensus.signers.length }
+      : null,
+    ...(s.directory?.service ? { discovery: discoveryStatus(s.directory.service) } : {}),
+  };
+}
+
+const gauge = (registry: Registry, name: string, help: string, read: () => number): void => {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+};
+const counter = (registry: Registry, name: string, help: string, read: () => number): void => {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+};
+
+/** Registers the node's metrics on the control API's registry. */
+export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void {
+  gauge(registry, "psp_node_uptime_seconds", "Seconds since the node started", () => (Date.now() - s.startedAt) / 1000);
+  gauge(registry, "psp_link_open", "Open links", () => s.manager.linkCount);
+  gauge(registry, "psp_onion_circuits", "Circuits through this relay", () => s.relay?.stats().circuits ?? 0);
+  counter(registry, "psp_onion_bytes_sent_total", "Cell bytes this relay sent", () => s.relay?.stats().bytesSent ?? 0);
+  gauge(registry, "psp_dht_table_size", "Contacts in the DHT routing table", () => s.dht.node.table.size);
+  gauge(registry, "psp_dht_stored_records", "Records in the DHT record store", () => s.dht.store.count());
+  counter(registry, "psp_dht_lookups_total", "DHT node and value lookups run", () => s.dht.stats.lookups);
+  counter(registry, "psp_dht_lookup_failures_total", "DHT lookups that failed", () => s.dht.stats.lookupFailures);
+  counter(registry, "psp_dht_requests_sent_total", "DHT requests sent", () => s.dht.transport.stats.requestsSent);
+  counter(registry, "psp_dht_requests_served_total", "DHT requests answered", () => s.dht.transport.stats.requestsServed);
+  counter(registry, "psp_dht_requests_refused_total", "DHT requests refused before the DHT saw them", () => s.dht.transport.stats.requestsRefused);
+  if (s.directory) {
+    registerDirectoryMetrics(registry, { ...(s.directory.service ? { service: s.directory.service } : {}), ...(s.directory.client ? { client: s.directory.client } : {}) });
+  }
+}
+
+/** Mounts the node routes (besides /v1/status and /metrics, which the base serves). */
+export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
+  app.get("/v1/dht/stats", async () => dhtStats(s.dht));
+  app.get<{ Params: { key: string } }>(
+    "/v1/dht/records/:key",
+    { schema: { params: { type: "object", properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$" } }, required: ["key"] } }, attachValidation: true },
+    async (request, reply) => {
+      if (request.validationError) {
+        return reply.status(400).send({ error: `key must be a record key, 64 hex digits (recordKey(owner, name)): ${request.validationError.message}`, kind: "bad-request" });
+      }
+      const key = Uint8Array.from(Buffer.from(request.params.key, "hex"));
+      const found = await s.dht.node.findValue(key);
+      const r = found.record;
+      if (!r) return reply.status(404).send({ error: `no live record under key ${request.params.key} was found in the DHT`, kind: "not-found" });
+      return {
+        key: hex(r.key),
+        name: r.name,
+        owner: hex(r.owner),
+        publisher: hex(r.publisher),
+        seq: r.seq,
+        expiresAt: r.expiresAt,
+        valueHex: hex(r.value),
+      };
+    },
+  );
+  if (s.directory) mountConsensusRoute(app, s.directory);
+  else {
+    app.get("/v1/consensus", async (_request, reply) =>
+      reply.status(503).send({ error: "this node has no directory configured (config directory.discovery); it holds no consensus", kind: "unavailable" }),
+    );
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Runs the devnet's onion and discovery nodes as real node processes: one
+ * `psp node run --config <file>` child per node (Node 22 = this process's
+ * executable, the `psp` bin), from the identity keys in <dir>/keys/<name>.json.
+ *
+ * Owns the devnet node configs (<dir>/nodes/<name>/config.json, mode 0600:
+ * they hold the devnet-only secret keys): each node listens on its own
+ * loopback /16 (127.<i+1>.0.1) so 3-hop paths exist among them; discovery
+ * nodes get the discovery set, K and the registry view of every devnet node;
+ * everyone gets the first discovery node as DHT seed and the discovery set
+ * for descriptors and consensus. Waits for every ready line; `stop()` sends
+ * SIGTERM (orderly close) and SIGKILLs what has not exited after 5 s.
+ *
+ * Trusts the devnet's own key files and state; nothing else.
+ */
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
+import { nodeIdFromPublicKey, verifyStaticPuzzle } from "../../node/src/crypto/puzzles.js";
+import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
+import type { NodeInfo } from "../../node/src/node/node.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const pspBin = join(root, "node", "bin", "psp.js");
+
+/** A devnet node as state.json lists it (DevnetNodeState carries these fields). */
+export interface DevnetNodeEntry {
+  name: string;
+  roles: readonly string[];
+  keyFile: string;
+}
+
+export interface DevnetNodesOptions {
+  /** The devnet directory; configs, data and logs go to <dir>/nodes/<name>/. */
+  dir: string;
+  /** Every devnet node (the registry view discovery nodes check descriptors against). */
+  nodes: readonly DevnetNodeEntry[];
+  /** Which nodes to run (default: those with the discovery role or only the onion role; authority and oracle nodes run elsewhere). */
+  run?: (node: DevnetNodeEntry) => boolean;
+  /** Voting schedule (default 60 s periods: a devnet consensus within about a minute). */
+  schedule?: { periodMs: number; voteDelayMs: number; distDelayMs: number; validPeriods: number };
+  /** Descriptor publication interval (default 20 s). */
+  publishIntervalMs?: number;
+  /** Ready-line deadline per node (default 30 s). */
+  readyTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface DevnetNodeProcess {
+  name: string;
+  roles: string[];
+  /** Ed25519 identity key, hex. */
+  identity: string;
+  /** Link addresses, "host:port". */
+  addresses: string[];
+  controlApi: string;
+  pid: number;
+}
+
+export interface DevnetNodes {
+  nodes: DevnetNodeProcess[];
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_DEVNET_SCHEDULE = { periodMs: 60_000, voteDelayMs: 10_000, distDelayMs: 10_000, validPeriods: 3 };
+
+const defaultRun = (n: DevnetNodeEntry): boolean => n.roles.includes("discovery") || (n.roles.length === 1 && n.roles[0] === "onion");
+
+async function freePort(host: string): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok, fail) => {
+    server.once("error", fail);
+    server.listen(0, host, ok);
+  });
+  const port = (server.address() as { port: number }).port;
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
+
+async function readSecret(keyFile: string): Promise<string> {
+  const parsed = JSON.parse(await readFile(keyFile, "utf8")) as { identitySecretKey?: unknown };
+  const key = typeof parsed.identitySecretKey === "string" ? parsed.identitySecretKey.replace(/^0x/, "") : "";
+  if (!/^[0-9a-fA-F]{64}$/.test(key)) throw new Error(`${keyFile}: identitySecretKey must be 32 bytes of hex`);
+  return key.toLowerCase();
+}
+
+function waitReady(child: ChildProcess, name: string, timeoutMs: number): Promise<NodeInfo> {
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  return new Promise<NodeInfo>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`devnet node ${name}: no ready line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+    lines.on("line", (line) => {
+      try {
+        const parsed = JSON.parse(line) as NodeInfo & { event?: string };
+        if (parsed.event === "ready") {
+          clearTimeout(timer);
+          ok(parsed);
+        }
+      } catch {
+        // Not a JSON line (a log line): ignored.
+      }
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      fail(new Error(`devnet node ${name} exited (${code ?? signal}) before it was ready: ${stderr}`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((ok) => child.once("exit", () => ok()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts the devnet's onion and discovery nodes as `psp node run` processes and waits until each is ready. */
+export async function startDevnetNodes(options: DevnetNodesOptions): Promise<DevnetNodes> {
+  const log = options.log ?? (() => {});
+  const schedule = options.schedule ?? DEFAULT_DEVNET_SCHEDULE;
+  const selected = options.nodes.filter(options.run ?? defaultRun);
+  const secrets = new Map<string, string>();
+  const identities = new Map<string, string>();
+  for (const n of options.nodes) {
+    const secret = await readSecret(n.keyFile);
+    secrets.set(n.name, secret);
+    identities.set(n.name, Buffer.from(ed25519PublicKey(Uint8Array.from(Buffer.from(secret, "hex")))).toString("hex"));
+  }
+  // Devnet keys made before the DHT puzzle requirement do not solve it: the whole devnet then runs the DHT at difficulty 0.
+  const solves = selected.every((n) => {
+    const key = Uint8Array.from(Buffer.from(identities.get(n.name)!, "hex"));
+    return verifyStaticPuzzle(key, nodeIdFromPublicKey(key), DEFAULT_DHT_CONFIG.staticDifficulty);
+  });
+  const staticDifficulty = solves ? DEFAULT_DHT_CONFIG.staticDifficulty : 0;
+  if (!solves) log(`nodes    identity keys do not solve the DHT static puzzle (difficulty ${DEFAULT_DHT_CONFIG.staticDifficulty}); the devnet DHT runs at difficulty 0`);
+
+  const hosts = selected.map((_, i) => `127.${i + 1}.0.1`);
+  const ports = await Promise.all(hosts.map((h) => freePort(h)));
+  const discovery = selected.flatMap((n, i) => (n.roles.includes("discovery") ? [{ identity: identities.get(n.name)!, host: hosts[i]!, port: ports[i]! }] : []));
+  if (discovery.length === 0) throw new Error("devnet nodes: no node with the discovery role is selected to run; the directory needs at least one");
+  const registry = Object.fromEntries(options.nodes.map((n) => [identities.get(n.name)!, n.roles.filter((r) => ["onion", "discovery", "authority", "oracle"].includes(r))]));
+
+  const children: ChildProcess[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map(stopChild));
+  };
+  try {
+    const started = await Promise.all(
+      selected.map(async (n, i) => {
+        const nodeDir = resolve(options.dir, "nodes", n.name);
+        await mkdir(nodeDir, { recursive: true });
+        const isDiscovery = n.roles.includes("discovery");
+        const config = {
+          listen: { host: hosts[i], port: ports[i] },
+          identity: { secretKeyHex: secrets.get(n.name) },
+          roles: isDiscovery ? ["onion", "discovery"] : ["onion"],
+          dataDir: join(nodeDir, "data"),
+          api: { host: "127.0.0.1", port: 0 },
+          onion: { services: ["echo", "discard"] },
+          dht: { staticDifficulty, seeds: discovery.filter((d) => d.identity !== identities.get(n.name)).slice(0, 1) },
+          directory: {
+            discovery,
+            schedule,
+            publishIntervalMs: options.publishIntervalMs ?? 20_000,
+            retryMs: Math.max(1000, Math.floor(schedule.periodMs / 10)),
+            ...(isDiscovery ? { registry } : {}),
+          },
+        };
+        const configFile = join(nodeDir, "config.json");
+        await writeFile(configFile, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
+        const child = spawn(process.execPath, [pspBin, "node", "run", "--config", configFile], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+        children.push(child);
+        const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 30_000);
+        log(`node     ${n.name.padEnd(12)} pid ${child.pid} link ${info.host}:${info.port} api ${info.controlApi}`);
+        return {
+          name: n.name,
+          roles: info.roles,
+          identity: info.identity,
+          addresses: [`${info.host}:${info.port}`],
+          controlApi: info.controlApi ?? "",
+          pid: child.pid ?? -1,
+        } satisfies DevnetNodeProcess;
+      }),
+    );
+    return { nodes: started, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
