@@ -28,6 +28,7 @@ import type { CreateOnionClientOptions, OnionClientHandle } from "../onion/onion
 import { mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
 import type { NodeApiSources } from "./api.js";
 import { startNodeDht } from "./dht.js";
+import { dhtProxyService } from "../dht/proxy.js";
 import type { NodeDht } from "./dht.js";
 import { consensusPeers, onionPathNodes, startNodeDirectory } from "./directory.js";
 import type { NodeDirectory } from "./directory.js";
@@ -134,6 +135,13 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     services[name] = made.service;
     counters[name] = made.counters;
   }
+  // Clients reach this node's DHT through circuits: a "dht" service on the last hop
+  // (the node runs lookups for them and co-signs what they publish). Its replies are
+  // sent after an await, outside the relay's round, so it flushes the driver itself.
+  services["dht"] = dhtProxyService(() => dht?.node, {
+    publisherSecretKey: identity.secretKey,
+    flush: () => driver.run(() => undefined),
+  });
   Object.assign(services, options.services);
 
   const relay = new OnionRelay({
