@@ -5,10 +5,13 @@
  *
  * Owns the devnet node configs (<dir>/nodes/<name>/config.json, mode 0600:
  * they hold the devnet-only secret keys): each node listens on its own
- * loopback /16 (127.<i+1>.0.1) so 3-hop paths exist among them; discovery
- * nodes get the discovery set, K and the registry view of every devnet node;
- * everyone gets the first discovery node as DHT seed and the discovery set
- * for descriptors and consensus. Waits for every ready line; `stop()` sends
+ * loopback /16 (127.<i+1>.0.1) so 3-hop paths exist among them. With
+ * `chain` (the devnet's RPC URL and deployment file) every node reads the
+ * NodeRegistry: discovery nodes check registration and stake on chain and
+ * everyone takes the discovery set and K from NodeRegistry.discoverySet();
+ * without it (no chain running) discovery nodes get a registry view of every
+ * devnet node from the key files. Everyone gets the discovery nodes as the
+ * bootstrap set and the first one as DHT seed. Waits for every ready line; `stop()` sends
  * SIGTERM (orderly close) and SIGKILLs what has not exited after 5 s.
  *
  * Trusts the devnet's own key files and state; nothing else.
@@ -38,8 +41,13 @@ export interface DevnetNodeEntry {
 export interface DevnetNodesOptions {
   /** The devnet directory; configs, data and logs go to <dir>/nodes/<name>/. */
   dir: string;
-  /** Every devnet node (the registry view discovery nodes check descriptors against). */
+  /** Every devnet node (without `chain`: the registry view discovery nodes check descriptors against). */
   nodes: readonly DevnetNodeEntry[];
+  /**
+   * The devnet's chain: nodes then check registrations and read the discovery
+   * set from the NodeRegistry (facts trusted at the head: Hardhat mines on demand).
+   */
+  chain?: { rpcUrl: string; deploymentFile: string };
   /** Which nodes to run (default: those with the discovery role or only the onion role; authority and oracle nodes run elsewhere). */
   run?: (node: DevnetNodeEntry) => boolean;
   /** Voting schedule (default 60 s periods: a devnet consensus within about a minute). */
@@ -171,8 +179,19 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
             schedule,
             publishIntervalMs: options.publishIntervalMs ?? 20_000,
             retryMs: Math.max(1000, Math.floor(schedule.periodMs / 10)),
-            ...(isDiscovery ? { registry } : {}),
+            ...(isDiscovery && !options.chain ? { registry } : {}),
           },
+          ...(options.chain
+            ? {
+                chain: {
+                  rpcUrl: options.chain.rpcUrl,
+                  deploymentFile: resolve(options.chain.deploymentFile),
+                  confirmations: 0,
+                  followMs: 500,
+                  refreshMs: Math.max(1000, Math.floor(schedule.periodMs / 4)),
+                },
+              }
+            : {}),
         };
         const configFile = join(nodeDir, "config.json");
         await writeFile(configFile, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });

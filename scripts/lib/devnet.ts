@@ -230,7 +230,14 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
 
     // Discovery and onion nodes as real processes: TLS links, onion relay, DHT, directory, control API.
     if (opts.runNodes !== false) {
-      nodeProcesses = await startDevnetNodes({ dir: opts.dir, nodes, log, ...(opts.schedule ? { schedule: opts.schedule } : {}) });
+      // Chain-backed: discovery nodes check descriptors and take the discovery set from the NodeRegistry.
+      nodeProcesses = await startDevnetNodes({
+        dir: opts.dir,
+        nodes,
+        log,
+        chain: { rpcUrl: chain.rpcUrl, deploymentFile: opts.deploymentFile },
+        ...(opts.schedule ? { schedule: opts.schedule } : {}),
+      });
       for (const p of nodeProcesses.nodes) {
         const entry = nodes.find((n) => n.name === p.name)!;
         entry.addresses = p.addresses;

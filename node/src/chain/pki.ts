@@ -25,7 +25,7 @@ import type { ChainClients } from "./clients.js";
 import type { Deployment } from "./deployment.js";
 import { ChainError } from "./errors.js";
 import { createEventFollower, type BlockRef, type EventFollower } from "./events.js";
-import { identityRegistryAbi, subscriptionsAbi } from "./generated/abis.js";
+import { identityRegistryAbi, nodeRegistryAbi, subscriptionsAbi } from "./generated/abis.js";
 import { KeyedTtlCache, TtlCache, createNodeSets, type RoleSet } from "./sets.js";
 
 export type { RoleSet, SetMember, SetRole } from "./sets.js";
@@ -75,6 +75,14 @@ export interface Pki {
   currentAuthorities(): Promise<RoleSet>;
   currentOracles(): Promise<RoleSet>;
   currentDiscovery(): Promise<RoleSet>;
+  /**
+   * The NodeRegistry role bits (1 onion, 2 discovery, 4 authority, 8 oracle)
+   * `nodeKey` is eligible for: registered, the bit set, bonded stake at the
+   * role's minimum (NodeRegistry.isEligible, set caps not considered). 0 for
+   * an unknown or unstaked node. A bit counts when eligible at the head and
+   * at the confirmed block.
+   */
+  nodeRoles(nodeKey: Hex): Promise<number>;
   /** Paid past `time` (unix seconds) at the confirmed block, and the identity active. */
   isSubscribed(identityId: Hex, time: number): Promise<boolean>;
   /** Distinct authority attestations an identity registration needs. */
@@ -103,6 +111,9 @@ export interface ChainPkiOptions {
   /** Called when event following fails or a deep reorg is seen. */
   onWarning?: (message: string, cause?: unknown) => void;
 }
+
+/** NodeRegistry ROLE_ONION .. ROLE_ORACLE. */
+const NODE_ROLE_BITS = [1, 2, 4, 8] as const;
 
 const STATUS_FROM_CHAIN = (code: number): IdentityStatusName => IDENTITY_STATUS_NAMES[code] ?? "none";
 
@@ -135,6 +146,7 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
   const applications = new KeyedTtlCache<ApplicationRecord>(cacheMs, 10_000, now);
   const registrars = new KeyedTtlCache<boolean>(cacheMs, 10_000, now);
   const expiries = new KeyedTtlCache<bigint>(cacheMs, 50_000, now);
+  const nodeRoles = new KeyedTtlCache<number>(cacheMs, 100_000, now);
   const threshold = new TtlCache(
     () => chainRead(`read the attestation threshold`, () => client.readContract({ address: identityRegistry, abi: identityRegistryAbi, functionName: "attestationThreshold" })),
     cacheMs,
@@ -171,6 +183,26 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
 
   const getIdentity = (identityId: Hex) => identities.get(identityId.toLowerCase(), () => readIdentity(identityId));
 
+  const readNodeRoles = async (nodeKey: Hex): Promise<number> => {
+    const { head, confirmed } = await blocks();
+    const registered = await chainRead(`read whether node ${nodeKey} is registered`, () =>
+      client.readContract({ address: nodeRegistry, abi: nodeRegistryAbi, functionName: "isRegistered", args: [nodeKey], blockNumber: head }),
+    );
+    if (!registered) return 0;
+    const eligibleAt = async (blockNumber: bigint): Promise<number> => {
+      const bits = await Promise.all(
+        NODE_ROLE_BITS.map((role) =>
+          chainRead(`read the eligibility of node ${nodeKey}`, () =>
+            client.readContract({ address: nodeRegistry, abi: nodeRegistryAbi, functionName: "isEligible", args: [nodeKey, role], blockNumber }),
+          ).then((eligible) => (eligible ? role : 0)),
+        ),
+      );
+      return bits.reduce<number>((mask, bit) => mask | bit, 0);
+    };
+    const atHead = await eligibleAt(head);
+    return atHead === 0 || confirmed === head ? atHead : atHead & (await eligibleAt(confirmed));
+  };
+
   // Logs only say "something changed": every cache is rebuilt from reads, never from log contents.
   let follower: EventFollower | undefined;
   const startBlock = (await blocks()).confirmed + 1n;
@@ -181,7 +213,10 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
     startBlock,
     onLogs: (logs) => {
       const from = new Set(logs.map((l) => getAddress((l as { address: Address }).address)));
-      if (from.has(nodeRegistry)) sets.invalidate();
+      if (from.has(nodeRegistry)) {
+        sets.invalidate();
+        nodeRoles.invalidateAll();
+      }
       if (from.has(identityRegistry)) {
         identities.invalidateAll();
         applications.invalidateAll();
@@ -201,6 +236,7 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
 
   function invalidate(): void {
     sets.invalidate();
+    nodeRoles.invalidateAll();
     identities.invalidateAll();
     applications.invalidateAll();
     registrars.invalidateAll();
@@ -242,6 +278,10 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
     currentAuthorities: () => sets.get("authority"),
     currentOracles: () => sets.get("oracle"),
     currentDiscovery: () => sets.get("discovery"),
+    nodeRoles(nodeKey) {
+      checkBytes32(nodeKey, "nodeKey");
+      return nodeRoles.get(nodeKey.toLowerCase(), () => readNodeRoles(nodeKey.toLowerCase() as Hex));
+    },
     async isSubscribed(identityId, time) {
       checkBytes32(identityId, "identityId");
       if (!Number.isSafeInteger(time) || time < 0) throw new ChainError("bad-argument", `time must be unix seconds, got ${time}`);
@@ -292,6 +332,8 @@ export interface MemoryPkiState {
   registrars: Set<string>;
   subscriptions: Map<string, number>;
   sets: { authority: RoleSet["members"]; oracle: RoleSet["members"]; discovery: RoleSet["members"] };
+  /** Eligible NodeRegistry role bits by node key (lower-case bytes32 hex); absent: 0. */
+  nodeRoles: Map<string, number>;
   attestationThreshold: number;
   /** Chain time in unix seconds; default the wall clock. */
   time?: number;
@@ -308,6 +350,7 @@ export function createMemoryPki(opts: { chainId: number; identityRegistry: Addre
     registrars: new Set(),
     subscriptions: new Map(),
     sets: { authority: [], oracle: [], discovery: [] },
+    nodeRoles: new Map(),
     attestationThreshold: 1,
     ...opts.state,
   };
@@ -338,6 +381,10 @@ export function createMemoryPki(opts: { chainId: number; identityRegistry: Addre
     currentAuthorities: async () => set("authority"),
     currentOracles: async () => set("oracle"),
     currentDiscovery: async () => set("discovery"),
+    async nodeRoles(nodeKey) {
+      checkBytes32(nodeKey, "nodeKey");
+      return state.nodeRoles.get(nodeKey.toLowerCase()) ?? 0;
+    },
     async isSubscribed(identityId, time) {
       return (state.subscriptions.get(identityId.toLowerCase()) ?? 0) > time && (await getIdentity(identityId)).activeConfirmed;
     },

@@ -69,6 +69,29 @@ export interface NodeConfig {
   api?: { host: string; port: number } | false;
   dht?: NodeDhtConfig;
   directory?: NodeDirectoryConfig;
+  /**
+   * The chain the node reads the NodeRegistry from (docs/spec/node.md "Chain").
+   * With it, discovery nodes check descriptors against on-chain registration
+   * and stake, and every node takes the discovery set and K from
+   * NodeRegistry.discoverySet(); directory.discovery stays the bootstrap set
+   * (and where the discovery nodes are dialled).
+   */
+  chain?: NodeChainConfig;
+}
+
+export interface NodeChainConfig {
+  /** JSON-RPC endpoint, http(s)://. */
+  rpcUrl: string;
+  /** The deployment file (deployments/<network>.json) naming the PSP contracts. */
+  deploymentFile: string;
+  /** Blocks a fact must be buried under before it is trusted (default 2; 0 on a devnet that mines on demand). */
+  confirmations?: number;
+  /** How long a chain answer is reused without an event saying it changed, ms (default 30 s). */
+  cacheMs?: number;
+  /** How often the discovery set is read again and registry answers re-checked, ms (default 60 s). */
+  refreshMs?: number;
+  /** How often NodeRegistry events are polled, ms (default 2 s). */
+  followMs?: number;
 }
 
 /** A node named by identity key (hex) and link address. */
@@ -110,10 +133,17 @@ export interface NodeDirectoryConfig {
   /** ISO 3166-1 alpha-2 country (default "ZZ": unknown). */
   country?: string;
   /**
-   * Discovery nodes only: the registered, staked nodes and their on-chain roles
-   * (identity hex -> role names), the chain view votes are checked against.
+   * Discovery nodes without a `chain` section only (tests, offline networks):
+   * the registered, staked nodes and their on-chain roles (identity hex ->
+   * role names), the chain view votes are checked against. Ignored when the
+   * node has a `chain` section: the NodeRegistry is then the only source.
    */
   registry?: Record<string, string[]>;
+  /**
+   * The top-level `chain` section, copied here by parseNodeConfig so the
+   * directory sees it; not a field of the file's `directory` object.
+   */
+  chain?: NodeChainConfig;
   /** Consensus refetch retry after a failure (default 30 s). */
   retryMs?: number;
 }
@@ -191,7 +221,7 @@ function checkNumbers(field: string, v: unknown, allowed: ReadonlySet<string>): 
 /** Validates a parsed JSON value as a NodeConfig. Throws NodeError "bad-config". */
 export function parseNodeConfig(value: unknown): NodeConfig {
   if (!isObject(value)) throw bad("(root)", "must be a JSON object");
-  const known = new Set(["listen", "advertise", "identity", "onionKey", "roles", "onion", "link", "maxLinks", "dataDir", "api", "dht", "directory"]);
+  const known = new Set(["listen", "advertise", "identity", "onionKey", "roles", "onion", "link", "maxLinks", "dataDir", "api", "dht", "directory", "chain"]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
   const config: NodeConfig = { listen: checkAddress("listen", value.listen) };
   if (value.advertise !== undefined) {
@@ -237,10 +267,17 @@ export function parseNodeConfig(value: unknown): NodeConfig {
   }
   if (value.api !== undefined) config.api = value.api === false ? false : checkAddress("api", { host: "127.0.0.1", ...(isObject(value.api) ? value.api : { bad: value.api }) });
   if (value.dht !== undefined) config.dht = checkDht(value.dht);
-  if (value.directory !== undefined) config.directory = checkDirectory(value.directory);
+  // A parsed config (directory.chain copied in) parses again to the same value: startNode re-parses what loadNodeConfig returned.
+  if (value.directory !== undefined) config.directory = checkDirectory(value.directory, value.chain !== undefined);
+  if (value.chain !== undefined) {
+    config.chain = checkChain(value.chain);
+    if (config.directory) config.directory.chain = config.chain;
+  }
   if (config.roles?.includes("discovery")) {
-    if (!config.directory) throw bad("directory", 'the "discovery" role needs directory.discovery (the discovery set) and directory.registry');
-    if (!config.directory.registry) throw bad("directory.registry", 'the "discovery" role needs the registered nodes and their roles (identity hex -> role names)');
+    if (!config.directory) throw bad("directory", 'the "discovery" role needs directory.discovery (the bootstrap discovery set) and a "chain" section (or, offline, directory.registry)');
+    if (!config.chain && !config.directory.registry) {
+      throw bad("directory.registry", 'the "discovery" role needs the NodeRegistry: add a "chain" section { "rpcUrl", "deploymentFile" }, or for an offline network directory.registry (identity hex -> role names)');
+    }
   }
   return config;
 }
@@ -283,9 +320,36 @@ function checkDht(v: unknown): NodeDhtConfig {
   return out;
 }
 
-function checkDirectory(v: unknown): NodeDirectoryConfig {
+function checkChain(v: unknown): NodeChainConfig {
+  if (!isObject(v)) throw bad("chain", 'must be an object { "rpcUrl": "http://...", "deploymentFile": "<path>" }');
+  const known = new Set(["rpcUrl", "deploymentFile", "confirmations", "cacheMs", "refreshMs", "followMs"]);
+  for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`chain.${k}`, `unknown field; known: ${[...known].join(", ")}`);
+  const { rpcUrl, deploymentFile } = v;
+  if (typeof rpcUrl !== "string" || !/^https?:\/\/[^\s]+$/.test(rpcUrl)) throw bad("chain.rpcUrl", 'must be the JSON-RPC endpoint as an http(s) URL, e.g. "http://127.0.0.1:8545"');
+  if (typeof deploymentFile !== "string" || deploymentFile.length === 0) throw bad("chain.deploymentFile", "must be the path of the deployment file (deployments/<network>.json)");
+  const out: NodeChainConfig = { rpcUrl, deploymentFile };
+  if (v.confirmations !== undefined) {
+    if (!Number.isSafeInteger(v.confirmations) || (v.confirmations as number) < 0) throw bad("chain.confirmations", "must be a non-negative integer (blocks)");
+    out.confirmations = v.confirmations as number;
+  }
+  if (v.cacheMs !== undefined) {
+    if (!Number.isSafeInteger(v.cacheMs) || (v.cacheMs as number) < 0) throw bad("chain.cacheMs", "must be a non-negative integer (ms)");
+    out.cacheMs = v.cacheMs as number;
+  }
+  for (const k of ["refreshMs", "followMs"] as const) {
+    const n = v[k];
+    if (n === undefined) continue;
+    if (!Number.isSafeInteger(n) || (n as number) < 10) throw bad(`chain.${k}`, "must be an integer of at least 10 (ms)");
+    out[k] = n as number;
+  }
+  return out;
+}
+
+function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   if (!isObject(v)) throw bad("directory", "must be an object");
   const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "registry", "retryMs"]);
+  // directory.chain is the top-level chain section copied in (and replaced by it); never a field of its own.
+  if (hasChain) known.add("chain");
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`directory.${k}`, `unknown field; known: ${[...known].join(", ")}`);
   const discovery = checkPeers("directory.discovery", v.discovery, 128);
   if (discovery.length === 0) throw bad("directory.discovery", "must list at least one discovery node");

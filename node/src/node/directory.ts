@@ -6,45 +6,93 @@
  * instead of the fetching client: it votes, signs and serves the consensus
  * itself, and hands its own descriptor to its own service directly.
  *
+ * Two sources for the chain's view (docs/spec/node.md "Chain"):
+ *  - with `chain` (config.chain): the NodeRegistry. Discovery nodes judge
+ *    descriptors by the role bits the node is eligible for on chain (chain.ts
+ *    ChainRoleView: looked up before a descriptor is accepted, looked up again
+ *    every refresh); every node trusts NodeRegistry.discoverySet() with K a
+ *    majority (or the configured K), read at start and every refreshMs. The
+ *    configured directory.discovery is the bootstrap: trusted until the chain
+ *    answers (or while it cannot be reached), and where discovery nodes are
+ *    dialled. When the trusted set changes, the service or client is replaced
+ *    by one on the new set (held descriptors, the held consensus where it
+ *    still verifies, and counters carry over); a discovery node outside the
+ *    chain's set stops voting and fetches like any other node.
+ *  - without it (tests, offline networks): directory.registry and the
+ *    configured set, fixed for the process's life.
+ *
  * Owns only the composition and the mapping of config to the directory
  * layer's options; every acceptance rule stays in node/src/directory.
  *
- * Trusts: the directory layer (verifyConsensus, DiscoveryNode); the
- * registry view from the config for on-chain roles (a chain-backed view
- * replaces it where the node has chain access).
+ * Trusts: the directory layer (verifyConsensus, DiscoveryNode); the chain
+ * PKI (chain.ts) or the config's registry for on-chain roles.
  */
 import { join } from "node:path";
 import { ConsensusClient, serveConsensus } from "../directory/client.js";
-import { ChainRole, discoveryTrustFromKeys } from "../directory/config.js";
+import { ChainRole, NodeFlag, bytesToHexFast, discoveryTrustFromKeys } from "../directory/config.js";
+import type { DiscoveryTrust } from "../directory/config.js";
 import type { VerifiedConsensus } from "../directory/consensus.js";
-import { createDescriptor } from "../directory/descriptor.js";
+import { decodeAddress } from "../directory/address.js";
+import { createDescriptor, openDescriptor } from "../directory/descriptor.js";
 import type { DescriptorFields } from "../directory/descriptor.js";
 import { DirectoryError } from "../directory/errors.js";
+import { decodeDirectoryRequest } from "../directory/messages.js";
 import { consensusToPathNodes } from "../directory/path-nodes.js";
 import { startDescriptorPublisher } from "../directory/publisher.js";
 import type { DescriptorPublisher } from "../directory/publisher.js";
 import { startDiscoveryService } from "../directory/service.js";
 import type { DiscoveryService } from "../directory/service.js";
+import type { DirectoryRpc } from "../directory/transport.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import type { ConnectionManager, PeerAddress } from "../link/manager.js";
 import type { LinkRpc } from "../link/rpc.js";
 import type { PathNode } from "../onion/path.js";
+import { ChainRoleView, connectNodeChain, discoveryTrustFromChain, sameTrust } from "./chain.js";
+import type { ChainRoleStats, NodeChain } from "./chain.js";
 import { NodeError } from "./config.js";
 import type { ConfiguredPeer, NodeDirectoryConfig, NodeRole } from "./config.js";
 import { hex } from "./hex.js";
 
 export const NODE_SOFTWARE_VERSION = "psp/0.1.0";
 
+/** Where the trusted discovery set came from, and the chain connection's state. */
+export interface DirectoryChainStatus {
+  /** "chain": NodeRegistry.discoverySet(); "config": directory.discovery (no chain section, or the chain not read yet). */
+  discoverySource: "chain" | "config";
+  /** Trusted discovery keys (hex) and K. */
+  discoverySet: string[];
+  threshold: number;
+  /** True once the chain answered (always false without a chain section). */
+  chainConnected: boolean;
+  /** The last chain failure, if the last attempt failed. */
+  lastError?: string;
+  /** Times the trusted set changed after start. */
+  setChanges: number;
+  /** Registry lookups (discovery nodes with a chain section). */
+  roleLookups?: ChainRoleStats;
+}
+
 export interface NodeDirectory {
-  /** The discovery service (discovery role only). */
+  /**
+   * The discovery service (discovery role, while this node is in the trusted
+   * set). A stable handle: it follows the service of the current set, so
+   * metrics registered once keep reading the live counters.
+   */
   readonly service: DiscoveryService | undefined;
-  /** The consensus client (nodes without the discovery role). */
+  /** The consensus client (nodes without the discovery role, or outside the set); a stable handle like `service`. */
   readonly client: ConsensusClient | undefined;
   readonly publisher: DescriptorPublisher;
   /** The latest verified consensus this node holds. */
   current(): VerifiedConsensus | undefined;
   /** Called with every newly held consensus. */
   onConsensus(listener: (consensus: VerifiedConsensus) => void): void;
+  /** The trusted set and the chain connection. */
+  chainStatus(): DirectoryChainStatus;
+  /**
+   * With a chain section: reads the discovery set (and re-checks the held
+   * descriptors' nodes) now instead of at the next refresh; resolves when done.
+   */
+  refreshFromChain(): Promise<void>;
   close(): void;
 }
 
@@ -57,6 +105,8 @@ export interface StartNodeDirectoryOptions {
   rpc: LinkRpc;
   config: NodeDirectoryConfig;
   dataDir: string | undefined;
+  /** Operator-facing messages (chain fallbacks, set changes); default stderr. */
+  log?: (message: string) => void;
 }
 
 const toPeer = (p: ConfiguredPeer): PeerAddress => ({ identity: Uint8Array.from(Buffer.from(p.identity, "hex")), host: p.host, port: p.port });
@@ -67,15 +117,39 @@ function roleBits(names: readonly string[]): number {
   return bits;
 }
 
+/** One service or client on one trusted set, with the RPC handler it registered. */
+interface Generation {
+  trust: DiscoveryTrust;
+  service?: DiscoveryService;
+  client?: ConsensusClient;
+  unserve: (() => void)[];
+}
+
+/**
+ * A handle that always acts on `current()`: the directory layer's metrics
+ * (directory/api.ts) are registered once against one object, while the
+ * object behind it is replaced when the discovery set changes.
+ */
+function follow<T extends object>(initial: T, current: () => T): T {
+  return new Proxy(initial, {
+    get(_target, prop) {
+      const target = current();
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 /** Starts descriptor publication and the consensus holder (client or discovery service). Throws NodeError "bad-config". */
 export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDirectory {
   const { config, identity } = options;
-  const discoveryPeers = config.discovery.map(toPeer);
+  const log = options.log ?? ((message: string) => process.stderr.write(`directory: ${message}\n`));
+  const configuredPeers = config.discovery.map(toPeer);
   const ownHex = hex(identity.publicKey);
-  let trust;
+  let bootstrap: DiscoveryTrust;
   try {
-    trust = discoveryTrustFromKeys(
-      discoveryPeers.map((p) => p.identity),
+    bootstrap = discoveryTrustFromKeys(
+      configuredPeers.map((p) => p.identity),
       config.threshold,
     );
   } catch (err) {
@@ -95,76 +169,281 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     version: NODE_SOFTWARE_VERSION,
   });
   const isDiscovery = options.roles.includes("discovery");
-  if (isDiscovery && !discoveryPeers.some((p) => hex(p.identity) === ownHex)) {
+  if (isDiscovery && !configuredPeers.some((p) => hex(p.identity) === ownHex)) {
     throw new NodeError("bad-config", "config directory.discovery: a node with the discovery role must list itself in the discovery set");
   }
 
-  let service: DiscoveryService | undefined;
-  let client: ConsensusClient | undefined;
-  try {
-    if (isDiscovery) {
-      const registry = new Map(Object.entries(config.registry ?? {}).map(([k, roles]) => [k, roleBits(roles)]));
-      service = startDiscoveryService({
-        rpc: options.rpc,
+  // ------------------------------------------------ the chain's view of roles
+  const chainConfig = config.chain;
+  let chain: NodeChain | undefined;
+  let closed = false;
+  const status: DirectoryChainStatus = {
+    discoverySource: "config",
+    discoverySet: bootstrap.keys.map(bytesToHexFast),
+    threshold: bootstrap.threshold,
+    chainConnected: false,
+    setChanges: 0,
+  };
+  const roleView =
+    chainConfig && isDiscovery
+      ? new ChainRoleView({
+          nodeRoles: async (nodeKey) => {
+            if (!chain) throw new DirectoryError("unavailable", "the chain has not answered yet: registrations cannot be checked");
+            return await chain.pki.nodeRoles(nodeKey);
+          },
+        })
+      : undefined;
+  const configRegistry = new Map(Object.entries(config.registry ?? {}).map(([k, roles]) => [k, roleBits(roles)]));
+  const chainRoles = roleView ? roleView.roles : (id: Uint8Array) => configRegistry.get(hex(id));
+
+  /**
+   * The RPC as the service or client of one generation sees it: records the
+   * handler's unregistration (the next generation serves in its place) and,
+   * for a discovery service, looks a descriptor's node up on chain before the
+   * service judges it.
+   */
+  const generationRpc = (unserve: (() => void)[], lookUpDescriptors: boolean): DirectoryRpc => ({
+    request: options.rpc.request.bind(options.rpc),
+    serve(service, handler, serveOptions) {
+      const wrapped: typeof handler = roleView && lookUpDescriptors
+        ? async (bytes, ctx) => {
+            await prefetchDescriptorNode(bytes);
+            return await handler(bytes, ctx);
+          }
+        : handler;
+      const stop = options.rpc.serve(service, wrapped, serveOptions);
+      unserve.push(stop);
+      return stop;
+    },
+  });
+  const prefetchDescriptorNode = async (bytes: Uint8Array): Promise<void> => {
+    if (!roleView) return;
+    try {
+      const request = decodeDirectoryRequest(bytes);
+      if (request.type !== "publish-descriptor") return;
+      // Only a well-signed descriptor costs a chain read; anything else the service refuses on its own.
+      await roleView.resolve(openDescriptor(request.descriptor).identity);
+    } catch {
+      // Malformed or forged: the service refuses it with the precise kind.
+    }
+  };
+
+  // ------------------------------------------------ generations
+  let gen: Generation | undefined;
+  let lastService: DiscoveryService | undefined;
+  let lastClient: ConsensusClient | undefined;
+  const held = (): VerifiedConsensus | undefined => gen?.client?.current() ?? gen?.service?.current();
+  /** The generation in force (set before anything below can run). */
+  const live = (): Generation => {
+    if (!gen) throw new NodeError("start-failed", "the directory has not started");
+    return gen;
+  };
+  /** Where the trusted discovery nodes listen: configured addresses, then those the held consensus lists. */
+  const peersOf = (trust: DiscoveryTrust): PeerAddress[] => {
+    const trusted = new Set(trust.keys.map(bytesToHexFast));
+    const out = new Map<string, PeerAddress>();
+    for (const p of configuredPeers) if (trusted.has(hex(p.identity))) out.set(hex(p.identity), p);
+    for (const entry of held()?.entries ?? []) {
+      const key = bytesToHexFast(entry.identity);
+      const encoded = entry.encodedAddresses[0];
+      if (out.has(key) || !trusted.has(key) || !encoded || (entry.flags & NodeFlag.discovery) === 0) continue;
+      out.set(key, { identity: entry.identity, ...decodeAddress(encoded) });
+    }
+    return [...out.values()];
+  };
+
+  const startGeneration = (trust: DiscoveryTrust, previous?: Generation): Generation => {
+    const gen: Generation = { trust, unserve: [] };
+    const peers = peersOf(trust);
+    const voting = isDiscovery && trust.keys.some((k) => bytesToHexFast(k) === ownHex);
+    if (voting) {
+      const service = startDiscoveryService({
+        rpc: generationRpc(gen.unserve, true),
         manager: options.manager,
         secretKey: identity.secretKey,
         discoverySet: trust.keys,
         threshold: trust.threshold,
-        chainRoles: (id) => registry.get(hex(id)),
+        chainRoles,
         ...(config.schedule ? { schedule: config.schedule } : {}),
-        peers: discoveryPeers,
+        peers,
       });
+      const before = previous?.service ?? lastService;
+      if (before) {
+        Object.assign(service.stats, structuredClone(before.stats));
+        for (const d of before.node.heldDescriptors()) {
+          try {
+            service.node.submitDescriptor(d.bytes, Date.now());
+          } catch {
+            // No longer acceptable (e.g. aged out): dropped, as the old service would have.
+          }
+        }
+      }
       service.on("consensus-published", emit);
+      gen.service = service;
+      lastService = service;
     } else {
-      client = new ConsensusClient({
+      const client = new ConsensusClient({
         rpc: options.rpc,
         trust,
-        sources: discoveryPeers,
+        sources: () => peersOf(trust),
         role: "cache",
         ...(options.dataDir === undefined ? {} : { file: join(options.dataDir, "consensus.bin") }),
         ...(config.retryMs === undefined ? {} : { retryMs: config.retryMs }),
       });
-      serveConsensus(options.rpc, client);
+      const before = previous?.client ?? lastClient;
+      if (before) Object.assign(client.stats, structuredClone(before.stats));
+      const consensus = previous?.client?.current() ?? previous?.service?.current();
+      if (consensus) {
+        try {
+          client.offer(consensus.bytes);
+        } catch {
+          // Not signed by K of the new set: fetched afresh.
+        }
+      }
+      serveConsensus(generationRpc(gen.unserve, false), client);
       client.on("consensus", emit);
       void client.start().catch(() => undefined);
+      gen.client = client;
+      lastClient = client;
     }
+    return gen;
+  };
+  const stopGeneration = (gen: Generation): void => {
+    gen.client?.stop();
+    gen.service?.stop();
+    for (const stop of gen.unserve.splice(0)) stop();
+  };
+
+  try {
+    gen = startGeneration(bootstrap);
   } catch (err) {
     if (err instanceof DirectoryError) throw new NodeError("bad-config", `config directory: ${err.message}`, { cause: err });
     throw err;
   }
+  // Made on first use, once the kind exists (a discovery node outside the chain's set gets a client later).
+  let serviceHandle: DiscoveryService | undefined;
+  let clientHandle: ConsensusClient | undefined;
 
-  // A discovery node reports to the others over links and to its own service directly.
-  const others = discoveryPeers.filter((p) => hex(p.identity) !== ownHex);
-  const publishIntervalMs = config.publishIntervalMs ?? 10 * 60_000;
-  const publisher = startDescriptorPublisher({ rpc: options.rpc, secretKey: identity.secretKey, descriptor, discovery: others, intervalMs: publishIntervalMs });
-  let selfTimer: NodeJS.Timeout | undefined;
-  if (service) {
-    const own = service;
-    const submitOwn = (): void => {
-      try {
-        own.node.submitDescriptor(createDescriptor({ ...descriptor(), publishedAt: Date.now(), secretKey: identity.secretKey }), Date.now());
-      } catch {
-        // Refused by our own rules (e.g. the registry view lacks us): visible in the service's counters.
+  const adopt = (trust: DiscoveryTrust, source: "chain" | "config"): void => {
+    status.discoverySource = source;
+    const old = live();
+    if (sameTrust(trust, old.trust)) return;
+    log(`the trusted discovery set changes (${source}): ${old.trust.keys.length} keys K=${old.trust.threshold} -> ${trust.keys.length} keys K=${trust.threshold}`);
+    stopGeneration(old);
+    try {
+      gen = startGeneration(trust, old);
+    } catch (err) {
+      log(`cannot run the directory on the new set (${(err as Error).message}); keeping the previous set`);
+      gen = startGeneration(old.trust, old);
+      return;
+    }
+    status.discoverySet = trust.keys.map(bytesToHexFast);
+    status.threshold = trust.threshold;
+    status.setChanges++;
+  };
+
+  // ------------------------------------------------ chain refresh
+  let refreshing: Promise<void> | undefined;
+  const refreshOnce = async (): Promise<void> => {
+    if (!chainConfig || closed) return;
+    try {
+      if (!chain) {
+        const connected = await connectNodeChain(chainConfig, { onWarning: (message) => log(message) });
+        if (closed) {
+          connected.close();
+          return;
+        }
+        chain = connected;
+        status.chainConnected = true;
       }
-    };
-    submitOwn();
-    selfTimer = setInterval(submitOwn, publishIntervalMs);
+      const set = await chain.pki.currentDiscovery();
+      if (closed) return;
+      const trust = discoveryTrustFromChain(set, config.threshold);
+      if (!trust) {
+        log("NodeRegistry.discoverySet() is empty: keeping the configured discovery set");
+      } else {
+        if (config.threshold !== undefined && config.threshold > set.members.length) {
+          log(`configured K=${config.threshold} exceeds the ${set.members.length} discovery nodes on chain: using a majority, K=${trust.threshold}`);
+        }
+        adopt(trust, "chain");
+      }
+      const service = live().service;
+      if (roleView && service) await roleView.refresh([identity.publicKey, ...service.node.heldDescriptors().map((d) => d.identity)]);
+      delete status.lastError;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!status.chainConnected && status.lastError === undefined) {
+        log(`the chain cannot be read at start (${message}): trusting the configured discovery set (${bootstrap.keys.length} keys, K=${bootstrap.threshold}) until it answers`);
+      } else if (status.lastError === undefined) {
+        log(`reading the chain failed (${message}): keeping the current discovery set`);
+      }
+      status.lastError = message;
+    }
+  };
+  const refreshFromChain = (): Promise<void> => {
+    refreshing ??= refreshOnce().finally(() => (refreshing = undefined));
+    return refreshing;
+  };
+  let refreshTimer: NodeJS.Timeout | undefined;
+  if (chainConfig) {
+    void refreshFromChain();
+    refreshTimer = setInterval(() => void refreshFromChain(), chainConfig.refreshMs ?? 60_000);
+    refreshTimer.unref();
+  }
+
+  // ------------------------------------------------ descriptors
+  // A discovery node reports to the other trusted discovery nodes over links and to its own service directly.
+  const publishIntervalMs = config.publishIntervalMs ?? 10 * 60_000;
+  const publisher = startDescriptorPublisher({
+    rpc: options.rpc,
+    secretKey: identity.secretKey,
+    descriptor,
+    discovery: () => peersOf(live().trust).filter((p) => hex(p.identity) !== ownHex),
+    intervalMs: publishIntervalMs,
+  });
+  const submitOwn = async (): Promise<void> => {
+    if (!live().service) return;
+    if (roleView) await roleView.resolve(identity.publicKey);
+    try {
+      live().service?.node.submitDescriptor(createDescriptor({ ...descriptor(), publishedAt: Date.now(), secretKey: identity.secretKey }), Date.now());
+    } catch {
+      // Refused by our own rules (e.g. the chain lacks our stake): visible in the service's counters.
+    }
+  };
+  let selfTimer: NodeJS.Timeout | undefined;
+  if (isDiscovery) {
+    void submitOwn();
+    selfTimer = setInterval(() => void submitOwn(), publishIntervalMs);
     selfTimer.unref();
   }
 
   return {
-    service,
-    client,
+    get service() {
+      const service = live().service;
+      if (!service) return undefined;
+      serviceHandle ??= follow(service, () => lastService ?? service);
+      return serviceHandle;
+    },
+    get client() {
+      const client = live().client;
+      if (!client) return undefined;
+      clientHandle ??= follow(client, () => lastClient ?? client);
+      return clientHandle;
+    },
     publisher,
-    current: () => client?.current() ?? service?.current(),
+    current: held,
     onConsensus(listener) {
       listeners.push(listener);
     },
+    chainStatus: () => ({ ...status, ...(roleView ? { roleLookups: { ...roleView.stats } } : {}) }),
+    refreshFromChain,
     close() {
+      closed = true;
       publisher.stop();
       if (selfTimer) clearInterval(selfTimer);
-      client?.stop();
-      service?.stop();
+      if (refreshTimer) clearInterval(refreshTimer);
+      stopGeneration(live());
+      chain?.close();
     },
   };
 }
