@@ -177,7 +177,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 /** Register + certify three fresh identities through a devnet's authority nodes, and time the raw parts on the same devnet. */
 async function endToEnd(): Promise<{ endToEndMs: number; registerMs: number; certificateMs: number; txMs: number; tlsMs: number; partsMs: number; devnetFirstMs: number }> {
   const dir = await mkdtemp(join(tmpdir(), "psp-bench-certs-"));
-  const devnet = await startDevnet({ port: 0, apiPort: 0, dir, deploymentFile: join(dir, "deployment.json") });
+  const devnet = await startDevnet({ port: 0, apiPort: 0, dir, deploymentFile: join(dir, "deployment.json"), runNodes: false });
   try {
     const deploymentFile = devnet.state.deploymentFile;
     const { readDeployment } = await import("../../node/src/chain/deployment.js");
