@@ -4,7 +4,8 @@
  * the signer predicates with the sets).
  */
 import { describe, expect, it } from "vitest";
-import { parseEther, parseSignature, zeroAddress, type Address, type Hex } from "viem";
+import { parseEther, zeroAddress, type Address, type Hex } from "viem";
+import { permitSignatureParts, permitTypedData } from "../../node/src/chain/permit.js";
 import {
   addNode,
   deployCore,
@@ -180,21 +181,10 @@ describe("NodeRegistry: staking", () => {
     const chainId = await core.publicClient.getChainId();
     const signature = await op.signTypedData({
       account: op.account,
-      domain: { name: "PeerStream Token", version: "1", chainId, verifyingContract: core.token.address },
-      types: {
-        Permit: [
-          { name: "owner", type: "address" },
-          { name: "spender", type: "address" },
-          { name: "value", type: "uint256" },
-          { name: "nonce", type: "uint256" },
-          { name: "deadline", type: "uint256" },
-        ],
-      },
-      primaryType: "Permit",
-      message: { owner: op.account.address, spender: core.registry.address, value: amount, nonce: 0n, deadline },
+      ...permitTypedData({ tokenName: "PeerStream Token", token: core.token.address, chainId, owner: op.account.address, spender: core.registry.address, value: amount, nonce: 0n, deadline }),
     });
-    const { v, r, s } = parseSignature(signature);
-    await core.registry.write.stakeWithPermit([key, amount, deadline, Number(v), r, s], { account: op.account });
+    const { v, r, s } = permitSignatureParts(signature);
+    await core.registry.write.stakeWithPermit([key, amount, deadline, v, r, s], { account: op.account });
     expect((await core.registry.read.getNode([key])).bonded).toBe(amount);
     expect(await core.registry.read.isAuthoritySigner([op.account.address])).toBe(true);
     // Replaying the used permit is ignored, and without allowance the transfer fails.

@@ -6,7 +6,8 @@
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { getAddress, maxUint256, parseEther, parseSignature, zeroAddress, type Hex } from "viem";
+import { getAddress, maxUint256, parseEther, zeroAddress, type Hex } from "viem";
+import { permitSignatureParts, permitTypedData } from "../../node/src/chain/permit.js";
 import { REGISTRATION_POLICY, applicationId, identityId } from "../../node/src/chain/attestation.js";
 import {
   attestRotation,
@@ -278,21 +279,9 @@ describe("subscribe", () => {
       const nonce = await token.read.nonces([mallory.account.address]);
       const signature = await mallory.signTypedData({
         account: mallory.account,
-        domain: { name: "PeerStream Token", version: "1", chainId: f.chainId, verifyingContract: token.address },
-        types: {
-          Permit: [
-            { name: "owner", type: "address" },
-            { name: "spender", type: "address" },
-            { name: "value", type: "uint256" },
-            { name: "nonce", type: "uint256" },
-            { name: "deadline", type: "uint256" },
-          ],
-        },
-        primaryType: "Permit",
-        message: { owner: mallory.account.address, spender: subscriptions.address, value, nonce, deadline },
+        ...permitTypedData({ tokenName: "PeerStream Token", token: token.address, chainId: f.chainId, owner: mallory.account.address, spender: subscriptions.address, value, nonce, deadline }),
       });
-      const { v, r, s } = parseSignature(signature);
-      return { v: Number(v ?? 27n), r, s };
+      return permitSignatureParts(signature);
     };
     const before = await balances();
     const p = await signPermit(amount);

@@ -1,7 +1,8 @@
 /** PSPToken: metadata, fixed supply to the initial holder, ERC-2612 permits. */
 import { describe, expect, it } from "vitest";
 import { network } from "hardhat";
-import { parseEther, parseSignature, zeroAddress } from "viem";
+import { parseEther, zeroAddress } from "viem";
+import { permitSignatureParts, permitTypedData } from "../../node/src/chain/permit.js";
 
 const SUPPLY = parseEther("1000000");
 
@@ -29,32 +30,21 @@ describe("PSPToken", () => {
     const token = await viem.deployContract("PSPToken", [owner!.account.address, SUPPLY]);
     const chainId = await (await viem.getPublicClient()).getChainId();
     const sign = async (deadline: bigint) =>
-      parseSignature(
+      permitSignatureParts(
         await owner!.signTypedData({
           account: owner!.account,
-          domain: { name: "PeerStream Token", version: "1", chainId, verifyingContract: token.address },
-          types: {
-            Permit: [
-              { name: "owner", type: "address" },
-              { name: "spender", type: "address" },
-              { name: "value", type: "uint256" },
-              { name: "nonce", type: "uint256" },
-              { name: "deadline", type: "uint256" },
-            ],
-          },
-          primaryType: "Permit",
-          message: { owner: owner!.account.address, spender: spender!.account.address, value: 5n, nonce: 0n, deadline },
+          ...permitTypedData({ tokenName: "PeerStream Token", token: token.address, chainId, owner: owner!.account.address, spender: spender!.account.address, value: 5n, nonce: 0n, deadline }),
         }),
       );
     const now = BigInt(await networkHelpers.time.latest());
     const expired = await sign(now - 1n);
     await viem.assertions.revertWithCustomError(
-      token.write.permit([owner!.account.address, spender!.account.address, 5n, now - 1n, Number(expired.v), expired.r, expired.s]),
+      token.write.permit([owner!.account.address, spender!.account.address, 5n, now - 1n, expired.v, expired.r, expired.s]),
       token,
       "ERC2612ExpiredSignature",
     );
     const ok = await sign(now + 600n);
-    await token.write.permit([owner!.account.address, spender!.account.address, 5n, now + 600n, Number(ok.v), ok.r, ok.s]);
+    await token.write.permit([owner!.account.address, spender!.account.address, 5n, now + 600n, ok.v, ok.r, ok.s]);
     expect(await token.read.allowance([owner!.account.address, spender!.account.address])).toBe(5n);
     expect(await token.read.nonces([owner!.account.address])).toBe(1n);
   });

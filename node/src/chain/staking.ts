@@ -6,12 +6,13 @@
  * balance, the unbonding clock) so an operator gets a message that names the
  * fix, and simulates the call so a contract revert is reported by name.
  */
-import { formatEther, hexToSignature, type Address, type Hex } from "viem";
+import { formatEther, type Address, type Hex } from "viem";
 import type { ChainClients } from "./clients.js";
 import { pspContractsFor, roleNames, type NodeRoleName } from "./contracts.js";
 import { assertDeploymentLive, type Deployment } from "./deployment.js";
 import { ChainError } from "./errors.js";
 import { transact } from "./transact.js";
+import { permitSignatureParts, permitTypedData } from "./permit.js";
 import { nodeRegistryAbi, pspTokenAbi } from "./generated/abis.js";
 
 export interface OperatorContext {
@@ -131,22 +132,11 @@ export async function stakeNode(ctx: OperatorContext, args: { nodeKey: Hex; amou
   const deadline = BigInt(Math.floor(Date.now() / 1000) + 3600);
   const nonce = await token.read.nonces([me]);
   const name = await token.read.name();
-  const signature = await w.signTypedData({
-    domain: { name, version: "1", chainId: ctx.clients.chain.id, verifyingContract: token.address },
-    types: {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
-    primaryType: "Permit",
-    message: { owner: me, spender: registry, value: args.amount, nonce, deadline },
-  });
-  const { r, s, v } = hexToSignature(signature);
-  return await transact({ ...base, functionName: "stakeWithPermit", args: [args.nodeKey, args.amount, deadline, Number(v), r, s] });
+  const signature = await w.signTypedData(
+    permitTypedData({ tokenName: name, token: token.address, chainId: ctx.clients.chain.id, owner: me, spender: registry, value: args.amount, nonce, deadline }),
+  );
+  const { v, r, s } = permitSignatureParts(signature);
+  return await transact({ ...base, functionName: "stakeWithPermit", args: [args.nodeKey, args.amount, deadline, v, r, s] });
 }
 
 export async function requestUnstake(ctx: OperatorContext, args: { nodeKey: Hex; amount: bigint }) {
