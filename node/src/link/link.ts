@@ -15,7 +15,7 @@
 import { EventEmitter } from "node:events";
 import type { TLSSocket } from "node:tls";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
-import { CELL_LEN, CellCommand, cellCommandName, decodeCell, encodeCell, encodeCellInto } from "../wire/cell.js";
+import { CELL_LEN, CellCommand, cellCommandName, checkEncodedCells, decodeCell, encodeCell, encodeCellInto } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { WireError } from "../wire/errors.js";
 import { CellFramer, encodeCloseCell, parseClosePayload } from "./cells.js";
@@ -100,6 +100,8 @@ export interface LinkEvents {
 }
 
 const BATCH_BYTES = 64 * CELL_LEN;
+/** Pre-encoded runs at least this long are written as they are instead of copied into the batch. */
+const DIRECT_WRITE_BYTES = 16 * CELL_LEN;
 const ORDERLY: ReadonlySet<number> = new Set([CloseReason.DONE, CloseReason.IDLE, CloseReason.SHUTDOWN, CloseReason.DUPLICATE_LINK]);
 
 let nextLinkId = 1;
@@ -307,6 +309,33 @@ export class Link extends EventEmitter<LinkEvents> {
       this.batchEnd += bytes;
     }
     return this.afterEnqueue(cells.length, -1);
+  }
+
+  /**
+   * Sends pre-encoded cells (512 bytes each, back to back, e.g. a relay's
+   * batch of one circuit) as they are: small runs join this tick's batch,
+   * large ones go to the socket without a copy, after what is batched. The
+   * caller must not modify `bytes` afterwards. Same return value and errors as
+   * `sendMany` (WireError, and nothing queued, for bytes that are not whole
+   * cells with known commands and fitting circuit ids).
+   */
+  sendCellBytes(bytes: Uint8Array): boolean {
+    this.assertOpen();
+    checkEncodedCells(bytes);
+    const count = bytes.length / CELL_LEN;
+    if (count === 0) return !this.pressure;
+    if (bytes.length >= DIRECT_WRITE_BYTES) {
+      this.flushBatch();
+      this.write(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } else {
+      if (this.batchEnd + bytes.length > this.batch.length) {
+        this.flushBatch();
+        if (this.batchEnd + bytes.length > this.batch.length) this.newBatch();
+      }
+      this.batch.set(bytes, this.batchEnd);
+      this.batchEnd += bytes.length;
+    }
+    return this.afterEnqueue(count, -1);
   }
 
   /** Resolves when queued cells have gone to the socket and it accepts more; rejects if the link closes first. */

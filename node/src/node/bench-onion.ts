@@ -14,12 +14,14 @@
  * Trusts: the layers it measures.
  */
 import { once } from "node:events";
+import { Worker } from "node:worker_threads";
 import { connect as tlsConnect, createServer } from "node:tls";
 import type { TLSSocket } from "node:tls";
 import { generateTlsCredentials } from "../link/index.js";
 import type { TlsCredentials } from "../link/index.js";
 import { clientTlsOptions, serverTlsOptions } from "../link/tls.js";
 import { createOnionClient } from "../onion/onion-client.js";
+import type { PathNode } from "../onion/path.js";
 import type { OnionClientHandle } from "../onion/onion-client.js";
 import { startNode } from "./node.js";
 import type { RunningNode } from "./node.js";
@@ -37,6 +39,21 @@ export interface OnionBenchOptions {
   rawTransferBytes?: number;
   /** Rounds of (raw TLS, 3-hop transfer) back to back; the median round by ratio is reported (default 3). */
   rounds?: number;
+  /**
+   * Also measure with the three relays in a worker thread (client and raw
+   * TLS stay on the main thread): an additional figure, never the headline
+   * (default true; rounds as `rounds`).
+   */
+  relaysInWorker?: boolean;
+}
+
+/** The additional layout: relays on a second thread. Figures as the headline's, per round raw TLS first. */
+export interface RelaysInWorkerResult {
+  throughput3HopMBps: number;
+  rawTlsMBps: number;
+  throughputRatio: number;
+  roundRatios: number[];
+  cpuMsPerMB: number;
 }
 
 export interface OnionBenchResult {
@@ -54,6 +71,8 @@ export interface OnionBenchResult {
   roundsInOrder: { rawTlsMBps: number; throughput3HopMBps: number; ratio: number }[];
   /** Process CPU (user + system, every relay and the client) per MB moved through 3 hops. */
   cpuMsPerMB: number;
+  /** Relays in a worker thread (two threads; not comparable to the one-thread raw TLS baseline); absent when not measured. */
+  relaysInWorker?: RelaysInWorkerResult;
   /** Reference: Tor 0.4.9 private network on the same kind of machine (docs/DESIGN §5). */
   torBuildMsMedian: number;
   torThroughputMBps: number;
@@ -162,6 +181,89 @@ async function throughput(net: Network, total: number, messageBytes: number): Pr
   return { bps: (total * 1000) / elapsed, cpuMs: (used.user + used.system) / 1000 };
 }
 
+/** The relays of a network living in a worker thread (bench-onion-relays.ts). */
+interface WorkerRelays {
+  nodes: PathNode[];
+  /** Arms the count (call before sending); `arrived` resolves once the last relay's discard service counted `bytes` more. */
+  expect(bytes: number): Promise<{ arrived: Promise<void> }>;
+  close(): Promise<void>;
+}
+
+async function startWorkerRelays(hops = 3): Promise<WorkerRelays> {
+  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  const worker = new Worker(new URL(`./bench-onion-relays${ext}`, import.meta.url), { workerData: { hops, limits: UNLIMITED } });
+  const next = (type: string): Promise<{ type: string; nodes?: PathNode[] }> =>
+    new Promise((resolve, reject) => {
+      const onMessage = (msg: { type: string; nodes?: PathNode[] }): void => {
+        if (msg.type !== type) return;
+        worker.off("message", onMessage);
+        worker.off("error", reject);
+        resolve(msg);
+      };
+      worker.on("message", onMessage);
+      worker.once("error", reject);
+    });
+  const ready = await next("ready");
+  return {
+    nodes: ready.nodes ?? [],
+    async expect(bytes) {
+      const expecting = next("expecting");
+      const arrived = next("arrived").then(() => undefined);
+      worker.postMessage({ type: "expect", bytes });
+      await expecting;
+      return { arrived };
+    },
+    async close() {
+      const closed = next("closed");
+      worker.postMessage({ type: "close" });
+      await closed;
+      await worker.terminate();
+    },
+  };
+}
+
+async function workerThroughput(client: OnionClientHandle, relays: WorkerRelays, total: number, messageBytes: number): Promise<{ bps: number; cpuMs: number }> {
+  const circuit = await client.buildCircuit({ path: relays.nodes });
+  const stream = await circuit.openStream("discard");
+  const message = new Uint8Array(messageBytes).fill(0x5a);
+  const { arrived } = await relays.expect(total);
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  for (let sent = 0; sent < total; sent += messageBytes) await stream.send(message);
+  await arrived;
+  const elapsed = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  circuit.close();
+  return { bps: (total * 1000) / elapsed, cpuMs: (used.user + used.system) / 1000 };
+}
+
+/** The additional layout: relays in a worker thread, client and raw TLS here; median round by ratio. */
+async function measureRelaysInWorker(creds: TlsCredentials, rounds: number, transferBytes: number, rawBytes: number, messageBytes: number): Promise<RelaysInWorkerResult> {
+  const relays = await startWorkerRelays();
+  const client = await createOnionClient({ nodes: relays.nodes, limits: UNLIMITED });
+  const results: { raw: number; bps: number; cpuMs: number; ratio: number }[] = [];
+  try {
+    await workerThroughput(client, relays, Math.min(transferBytes, 4 * 1024 * 1024), messageBytes); // warm-up
+    for (let i = 0; i < rounds; i++) {
+      const raw = await rawTlsThroughput(creds, rawBytes);
+      const flow = await workerThroughput(client, relays, transferBytes, messageBytes);
+      results.push({ raw, ...flow, ratio: flow.bps / raw });
+    }
+  } finally {
+    await client.close();
+    await relays.close();
+  }
+  results.sort((a, b) => a.ratio - b.ratio);
+  const mid = results[Math.floor(results.length / 2)] as (typeof results)[number];
+  return {
+    throughput3HopMBps: mid.bps / 1e6,
+    rawTlsMBps: mid.raw / 1e6,
+    throughputRatio: mid.ratio,
+    roundRatios: results.map((r) => r.ratio),
+    cpuMsPerMB: mid.cpuMs / (transferBytes / 1e6),
+  };
+}
+
 /** Runs the whole benchmark; several relays and the client live in this process. */
 export async function runOnionBench(options: OnionBenchOptions = {}): Promise<OnionBenchResult> {
   const buildSamples = options.buildSamples ?? 40;
@@ -202,6 +304,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
   } finally {
     await net.close();
   }
+  const relaysInWorker = (options.relaysInWorker ?? true) ? await measureRelaysInWorker(creds, roundCount, transferBytes, rawBytes, messageBytes) : undefined;
   const roundsInOrder = rounds.map((r) => ({ rawTlsMBps: r.raw / 1e6, throughput3HopMBps: r.bps / 1e6, ratio: r.ratio }));
   rounds.sort((a, b) => a.ratio - b.ratio);
   const mid = rounds[Math.floor(rounds.length / 2)] as (typeof rounds)[number];
@@ -216,6 +319,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     roundRatios: rounds.map((r) => r.ratio),
     roundsInOrder,
     cpuMsPerMB: mid.cpuMs / mb,
+    ...(relaysInWorker ? { relaysInWorker } : {}),
     torBuildMsMedian: 17.6,
     torThroughputMBps: 6.7,
     buildSamples,

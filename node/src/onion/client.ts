@@ -58,6 +58,7 @@ import {
 } from "./payloads.js";
 import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
+import { encodeRelayRun, gatherPayloads } from "./cell-run.js";
 import { OutboundScheduler } from "./scheduler.js";
 import { EdgeStream } from "./streams.js";
 import type { LinkFailureCause, LinkInfo, OnionAction, OnionEvent } from "./types.js";
@@ -578,29 +579,25 @@ export class OnionClient {
         if (c.hop > deepest) deepest = c.hop;
         if (c.hop < shallowest) shallowest = c.hop;
       }
-      if (deepest === shallowest && batch.length > 1) {
+      let bytes: Buffer;
+      if (deepest === shallowest) {
         // The common case (bulk data to one hop): every layer covers every cell, so one
-        // contiguous buffer goes through each layer's cipher and is cut into views once.
-        let bytes: Uint8Array = staged ?? Buffer.concat(batch.map((c) => c.payload));
+        // contiguous buffer goes through each layer's cipher.
+        bytes = staged ?? gatherPayloads(batch.map((c) => c.payload));
         for (let layer = deepest; layer >= 0; layer--) bytes = (circ.hops[layer] as ClientHop).crypto.forward.applyKeystreamBuffer(bytes);
-        let o = 0;
-        for (const c of batch) {
-          c.payload = bytes.subarray(o, o + c.payload.length);
-          o += c.payload.length;
+      } else {
+        for (let layer = deepest; layer >= 0; layer--) {
+          const hop = circ.hops[layer] as ClientHop;
+          const members = batch.filter((c) => c.hop >= layer);
+          const out = hop.crypto.forward.applyKeystreamBatch(members.map((c) => c.payload));
+          members.forEach((c, k) => (c.payload = out[k] as Uint8Array));
         }
-        deepest = -1;
+        bytes = gatherPayloads(batch.map((c) => c.payload));
       }
-      for (let layer = deepest; layer >= 0; layer--) {
-        const hop = circ.hops[layer] as ClientHop;
-        const members = batch.filter((c) => c.hop >= layer);
-        const out = hop.crypto.forward.applyKeystreamBatch(members.map((c) => c.payload));
-        members.forEach((c, k) => (c.payload = out[k] as Uint8Array));
-      }
-      for (const c of batch) {
-        if (isClosed(circ)) break;
-        if (!this.scheduler.enqueue(circ.key as string, circ.linkId as string, { circId: circ.circId as number, command: c.command, payload: c.payload }, this.now)) {
-          this.close(circ, new CircuitError("resource-limit", "too many cells queued on the circuit"), DestroyReason.RESOURCELIMIT);
-        }
+      // One run of encoded cells: one "send-run" action, one socket write.
+      const run = encodeRelayRun(circ.circId as number, batch.map((c) => c.command), bytes, 0, batch.length);
+      if (!this.scheduler.enqueueRun(circ.key as string, circ.linkId as string, run, batch.length, this.now)) {
+        this.close(circ, new CircuitError("resource-limit", "too many cells queued on the circuit"), DestroyReason.RESOURCELIMIT);
       }
     }
     this.dirty.clear();

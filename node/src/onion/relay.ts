@@ -52,6 +52,7 @@ import {
   encodeExtended2,
   encodeReason,
 } from "./payloads.js";
+import { encodeRelayRun, gatherPayloads } from "./cell-run.js";
 import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { OutboundScheduler } from "./scheduler.js";
@@ -408,10 +409,10 @@ export class OnionRelay {
       if (circ.closed || circ.backwardBatch.length === 0) continue;
       const batch = circ.backwardBatch;
       circ.backwardBatch = [];
-      const encrypted = circ.crypto.backward.applyKeystreamBatch(batch);
-      for (const payload of encrypted) {
-        if (circ.closed) break;
-        this.enqueue(circ, circ.prev, CellCommand.RELAY, payload);
+      const encrypted = circ.crypto.backward.applyKeystreamBuffer(gatherPayloads(batch));
+      const bytes = encodeRelayRun(circ.prev.circId, CellCommand.RELAY, encrypted, 0, batch.length);
+      if (!this.scheduler.enqueueRun(circ.prev.key, circ.prev.linkId, bytes, batch.length, this.now)) {
+        this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
       }
     }
     this.dirty.clear();
@@ -662,24 +663,56 @@ export class OnionRelay {
       this.dirty.add(circ);
       return;
     }
-    const decrypted = circ.crypto.forward.applyKeystreamBatch(run.map((c) => c.payload));
-    for (let i = 0; i < run.length && !circ.closed; i++) {
-      const early = (run[i] as { command: number }).command === CellCommand.RELAY_EARLY;
+    // One cipher call over the run; cells for the next hop are written straight
+    // into one buffer of encoded cells (a "send-run"), cut only where a cell
+    // is for us, so the order on the next link is the arrival order.
+    const n = run.length;
+    const plain = circ.crypto.forward.applyKeystreamBuffer(gatherPayloads(run.map((c) => c.payload)));
+    const commands: number[] = new Array<number>(n);
+    let pendingFrom = 0;
+    let pendingTo = 0;
+    for (let i = 0; i < n && !circ.closed; i++) {
+      const command = (run[i] as { command: number }).command;
+      const early = command === CellCommand.RELAY_EARLY;
       if (early && circ.relayEarlyLeft-- <= 0) {
         this.violation(link.info.linkId, circId, `more than ${this.relayEarlyBudget} RELAY_EARLY cells on one circuit`);
         this.destroy(circ, DestroyReason.PROTOCOL, "local");
         return;
       }
-      const payload = decrypted[i] as Uint8Array;
-      if (circ.crypto.forward.recognize(payload)) {
-        this.handleRecognized(circ, payload, early);
-      } else if (circ.next && !circ.extend) {
-        this.enqueue(circ, circ.next, early ? CellCommand.RELAY_EARLY : CellCommand.RELAY, payload);
+      const off = i * CELL_PAYLOAD_LEN;
+      // A cell whose recognized field is not zero cannot be ours: no digest to compute.
+      if (plain[off] === 0 && plain[off + 1] === 0) {
+        // A plain Uint8Array view: `.slice()` downstream copies, as it would on any payload.
+        const payload = new Uint8Array(plain.buffer, plain.byteOffset + off, CELL_PAYLOAD_LEN);
+        if (circ.crypto.forward.recognize(payload)) {
+          this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+          pendingFrom = pendingTo = i + 1;
+          this.handleRecognized(circ, payload, early);
+          continue;
+        }
+      }
+      if (circ.next && !circ.extend) {
+        if (pendingTo !== i) {
+          this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+          pendingFrom = i;
+        }
+        commands[i] = command;
+        pendingTo = i + 1;
       } else {
         this.violation(link.info.linkId, circId, "relay cell not recognized and there is no next hop");
         this.destroy(circ, DestroyReason.PROTOCOL, "local");
+        return;
       }
     }
+    this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+  }
+
+  /** Queues decrypted payloads `from`..`to` of `plain` for the next hop as one run of encoded cells. */
+  private forwardRun(circ: RelayCircuit, commands: readonly number[], plain: Buffer, from: number, to: number): void {
+    const next = circ.next;
+    if (to <= from || circ.closed || !next) return;
+    const bytes = encodeRelayRun(next.circId, commands, plain, from, to);
+    if (!this.scheduler.enqueueRun(next.key, next.linkId, bytes, to - from, this.now)) this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
   }
 
   private handleRecognized(circ: RelayCircuit, payload: Uint8Array, early: boolean): void {

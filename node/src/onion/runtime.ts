@@ -8,7 +8,8 @@
  * of the event loop (every socket read of that turn; flushed by setImmediate)
  * and handed to `handleCells` in one call per link, so consecutive relay
  * cells of a circuit share one cipher call;
- * the machine's `send` actions leave per link in one `sendMany` (one socket
+ * the machine's `send` and `send-run` actions leave per link, in order, through
+ * `sendMany` and `sendCellBytes` (one socket
  * write); `open-link` actions become `manager.getLink` with the identity the
  * machine named (the link layer proves it; the machine checks it again);
  * timers follow `nextWakeup()`; links that carry circuits are held
@@ -30,7 +31,7 @@ import { EventEmitter } from "node:events";
 import { isPspError } from "../errors.js";
 import { CloseReason, LinkError } from "../link/index.js";
 import type { ConnectionManager, Link, LinkCloseInfo } from "../link/index.js";
-import { CellCommand } from "../wire/cell.js";
+import { CELL_LEN, CellCommand, decodeCell } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { CircuitError } from "./errors.js";
 import type { OnionMachine } from "./sim.js";
@@ -61,7 +62,7 @@ export interface OnionDriverStats {
   /** handleCells calls (one per link per event-loop turn with cells). */
   batchesIn: number;
   cellsOut: number;
-  /** sendMany calls. */
+  /** sendMany and sendCellBytes calls (a link still makes one socket write of them per tick). */
   writesOut: number;
   /** Times a link's reading was paused because a link it feeds was under pressure. */
   readPauses: number;
@@ -85,6 +86,13 @@ export const CIRCUIT_CELL_COMMANDS: readonly number[] = [
   CellCommand.DESTROY,
 ];
 
+/** The cells of a run of encoded cells (views into it). */
+function decodeCells(bytes: Uint8Array): Cell[] {
+  const cells: Cell[] = [];
+  for (let o = 0; o + CELL_LEN <= bytes.length; o += CELL_LEN) cells.push(decodeCell(bytes, o));
+  return cells;
+}
+
 interface DriverLink {
   id: string;
   link: Link;
@@ -107,6 +115,9 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
   private readonly links = new Map<string, DriverLink>();
   private readonly ids = new WeakMap<Link, string>();
   private inbox = new Map<string, Cell[]>();
+  /** The link of the last cell received this turn and its inbox queue. */
+  private lastLink: Link | undefined;
+  private lastQueue: Cell[] | undefined;
   private flushQueued = false;
   private pumping = false;
   private holdsDirty = false;
@@ -181,6 +192,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     }
     this.links.clear();
     this.inbox.clear();
+    this.lastLink = this.lastQueue = undefined;
   }
 
   // ------------------------------------------------------------ links
@@ -208,6 +220,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     const pending = this.inbox.get(entry.id);
     if (pending) {
       this.inbox.delete(entry.id);
+      if (this.lastQueue === pending) this.lastLink = this.lastQueue = undefined;
       this.deliver(entry, pending);
     }
     this.links.delete(entry.id);
@@ -264,6 +277,11 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
 
   private onCell(cell: Cell, link: Link): void {
     if (this.stopped) return;
+    // Cells come in runs from one socket read: the last link's queue is reused without lookups.
+    if (link === this.lastLink && this.lastQueue) {
+      this.lastQueue.push(cell);
+      return; // the flush was scheduled with the run's first cell
+    }
     const id = this.ids.get(link) ?? this.adopt(link);
     let queue = this.inbox.get(id);
     if (!queue) {
@@ -271,6 +289,8 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
       this.inbox.set(id, queue);
     }
     queue.push(cell);
+    this.lastLink = link;
+    this.lastQueue = queue;
     if (!this.flushQueued) {
       this.flushQueued = true;
       setImmediate(this.flushBound);
@@ -279,6 +299,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
 
   private flushInbox(): void {
     this.flushQueued = false;
+    this.lastLink = this.lastQueue = undefined;
     if (this.stopped) return;
     const inbox = this.inbox;
     this.inbox = new Map();
@@ -316,21 +337,22 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
   }
 
   private perform(actions: OnionAction[], source: DriverLink | undefined): void {
-    const sends = new Map<string, Cell[]>();
+    // Per link, in order: single cells (control traffic) and runs of encoded cells (bulk).
+    const sends = new Map<string, (Cell | Uint8Array)[]>();
     const events: OnionEvent[] = [];
     let lastId = "";
-    let lastCells: Cell[] | undefined;
+    let lastItems: (Cell | Uint8Array)[] | undefined;
     for (const action of actions) {
-      if (action.type === "send") {
-        if (action.linkId !== lastId || !lastCells) {
+      if (action.type === "send" || action.type === "send-run") {
+        if (action.linkId !== lastId || !lastItems) {
           lastId = action.linkId;
-          lastCells = sends.get(lastId);
-          if (!lastCells) {
-            lastCells = [];
-            sends.set(lastId, lastCells);
+          lastItems = sends.get(lastId);
+          if (!lastItems) {
+            lastItems = [];
+            sends.set(lastId, lastItems);
           }
         }
-        lastCells.push(action.cell);
+        lastItems.push(action.type === "send" ? action.cell : action.bytes);
       } else if (action.type === "open-link") {
         this.openLink(action);
       } else {
@@ -338,15 +360,11 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
       }
     }
     let pressured: Link[] | undefined;
-    for (const [id, cells] of sends) {
+    for (const [id, items] of sends) {
       const entry = this.links.get(id);
       if (!entry?.link.isOpen) continue; // closing: its linkClosed is on the way
-      const out = this.outboundHook ? this.hooked(cells, entry.link) : cells;
-      if (out.length === 0) continue;
       try {
-        this.stats.cellsOut += out.length;
-        this.stats.writesOut++;
-        if (!entry.link.sendMany(out)) (pressured ??= []).push(entry.link);
+        if (!this.sendItems(entry.link, this.outboundHook ? this.hooked(items, entry.link) : items)) (pressured ??= []).push(entry.link);
       } catch (err) {
         // "closed" or "send-queue-full" (the link closed itself): circuits on it end with linkClosed.
         if (!isPspError(err)) throw err;
@@ -363,11 +381,47 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     }
   }
 
-  private hooked(cells: Cell[], link: Link): Cell[] {
+  /**
+   * Sends cells and runs in order: consecutive cells in one `sendMany`, each
+   * run with `sendCellBytes` (all of them leave in one socket write per tick).
+   * Returns false when the link reports pressure.
+   */
+  private sendItems(link: Link, items: readonly (Cell | Uint8Array)[]): boolean {
+    let ok = true;
+    let cells: Cell[] | undefined;
+    for (const item of items) {
+      if (item instanceof Uint8Array) {
+        if (cells) {
+          ok = this.sendCells(link, cells) && ok;
+          cells = undefined;
+        }
+        this.stats.cellsOut += item.length / CELL_LEN;
+        this.stats.writesOut++;
+        ok = link.sendCellBytes(item) && ok;
+      } else {
+        (cells ??= []).push(item);
+      }
+    }
+    if (cells) ok = this.sendCells(link, cells) && ok;
+    return ok;
+  }
+
+  private sendCells(link: Link, cells: Cell[]): boolean {
+    this.stats.cellsOut += cells.length;
+    this.stats.writesOut++;
+    return link.sendMany(cells);
+  }
+
+  /** Runs every cell through the test hook (runs are cut into cells first). */
+  private hooked(items: readonly (Cell | Uint8Array)[], link: Link): Cell[] {
+    const hook = this.outboundHook as NonNullable<OnionDriverOptions["outboundHook"]>;
     const out: Cell[] = [];
-    for (const cell of cells) {
-      const c = (this.outboundHook as NonNullable<OnionDriverOptions["outboundHook"]>)(cell, link);
-      if (c) out.push(c);
+    for (const item of items) {
+      const cells = item instanceof Uint8Array ? decodeCells(item) : [item];
+      for (const cell of cells) {
+        const c = hook(cell, link);
+        if (c) out.push(c);
+      }
     }
     return out;
   }

@@ -9,6 +9,12 @@
  * queue grows past the cap is reported so its owner can destroy it: the layer
  * never buffers without bound.
  *
+ * Bulk traffic is queued as runs of already-encoded cells (`enqueueRun`):
+ * one contiguous buffer of 512-byte cells counts as that many cells for the
+ * buckets, the queue cap and the round robin, and leaves as one "send-run"
+ * output (a view into the run, never a copy) when a lone circuit may release
+ * it whole; with other circuits waiting it is released one cell per turn.
+ *
  * Time is an input; `nextReadyAt` tells the driver when to call `flush` again.
  */
 import type { Cell } from "../wire/cell.js";
@@ -35,11 +41,35 @@ export interface OutboundCell {
   cell: Cell;
 }
 
+/** Released encoded cells (512 bytes each, back to back); shaped as the machines' "send-run" action. */
+export interface OutboundRun {
+  type: "send-run";
+  linkId: string;
+  bytes: Uint8Array;
+  cells: number;
+}
+
+/** A run of encoded cells waiting; `taken` of them already left. */
+interface QueuedRun {
+  bytes: Uint8Array;
+  count: number;
+  taken: number;
+}
+
 interface CircuitQueue {
   linkId: string;
-  cells: Cell[];
+  /** Cells and runs in send order, from `head`. */
+  items: (Cell | QueuedRun)[];
   head: number;
+  /** Cells waiting (a run counts each of its cells not yet taken). */
+  count: number;
   bucket: TokenBucket | undefined;
+}
+
+type Out = { push(item: OutboundCell | OutboundRun): unknown };
+
+function isRun(item: Cell | QueuedRun): item is QueuedRun {
+  return (item as QueuedRun).bytes !== undefined;
 }
 
 export class OutboundScheduler {
@@ -62,32 +92,54 @@ export class OutboundScheduler {
   /** Cells waiting in all queues. */
   get queuedCells(): number {
     let n = 0;
-    for (const q of this.queues.values()) n += q.cells.length - q.head;
+    for (const q of this.queues.values()) n += q.count;
     return n;
   }
 
   /** Cells waiting on one queue. */
   queued(key: string): number {
     const q = this.queues.get(key);
-    return q ? q.cells.length - q.head : 0;
+    return q ? q.count : 0;
   }
 
   /** Queues a cell for `linkId` under the circuit key; false when the circuit's queue is full. */
   enqueue(key: string, linkId: string, cell: Cell, now: number): boolean {
+    const q = this.queueFor(key, linkId, now);
+    if (q.count >= this.options.maxQueuedCellsPerCircuit) return false;
+    if (q.count === 0) this.active.push(key);
+    q.items.push(cell);
+    q.count++;
+    return true;
+  }
+
+  /**
+   * Queues `cells` encoded cells (`bytes`: exactly 512 × cells bytes, never
+   * modified afterwards) for `linkId`; false, and nothing queued, when they
+   * would pass the circuit's queue cap.
+   */
+  enqueueRun(key: string, linkId: string, bytes: Uint8Array, cells: number, now: number): boolean {
+    if (cells <= 0) return true;
+    const q = this.queueFor(key, linkId, now);
+    if (q.count + cells > this.options.maxQueuedCellsPerCircuit) return false;
+    if (q.count === 0) this.active.push(key);
+    q.items.push({ bytes, count: cells, taken: 0 });
+    q.count += cells;
+    return true;
+  }
+
+  private queueFor(key: string, linkId: string, now: number): CircuitQueue {
     let q = this.queues.get(key);
     if (!q) {
       q = {
         linkId,
-        cells: [],
+        items: [],
         head: 0,
+        count: 0,
         bucket: this.options.circuit ? new TokenBucket({ ...this.options.circuit, now }) : undefined,
       };
       this.queues.set(key, q);
     }
-    if (q.cells.length - q.head >= this.options.maxQueuedCellsPerCircuit) return false;
-    if (q.cells.length === q.head) this.active.push(key);
-    q.cells.push(cell);
-    return true;
+    return q;
   }
 
   /** Forgets a circuit direction and every cell it had queued. */
@@ -101,33 +153,39 @@ export class OutboundScheduler {
   }
 
   /** Releases every cell the buckets allow at `now`, circuits in turn. */
-  flush(now: number, out: { push(cell: OutboundCell): unknown }): void {
+  flush(now: number, out: Out): void {
     let blockedInARow = 0;
     while (this.active.length > 0 && blockedInARow < this.active.length) {
       if (this.nodeBucket.available(now) < CELL_LEN) return;
       if (this.cursor >= this.active.length) this.cursor = 0;
       const key = this.active[this.cursor] as string;
       const q = this.queues.get(key) as CircuitQueue;
-      if (q.bucket && !q.bucket.tryTake(CELL_LEN, now)) {
-        this.cursor++;
-        blockedInARow++;
-        continue;
+      if (this.active.length === 1) {
+        // Alone in the round, a circuit gets every cell the buckets allow in one
+        // go: no other circuit is owed a turn, so per-cell turns buy nothing.
+        let n = Math.min(q.count, Math.floor(this.nodeBucket.available(now) / CELL_LEN));
+        if (q.bucket) n = Math.min(n, Math.floor(q.bucket.available(now) / CELL_LEN));
+        if (n <= 0) return;
+        this.nodeBucket.tryTake(n * CELL_LEN, now);
+        q.bucket?.tryTake(n * CELL_LEN, now);
+        this.release(q, n, out);
+      } else {
+        if (q.bucket && !q.bucket.tryTake(CELL_LEN, now)) {
+          this.cursor++;
+          blockedInARow++;
+          continue;
+        }
+        blockedInARow = 0;
+        this.nodeBucket.tryTake(CELL_LEN, now);
+        this.release(q, 1, out);
       }
-      blockedInARow = 0;
-      this.nodeBucket.tryTake(CELL_LEN, now);
-      this.sentBytes += CELL_LEN;
-      const cell = q.cells[q.head++] as Cell;
-      out.push({ type: "send", linkId: q.linkId, cell });
-      // Alone in the round, a circuit gets every cell the buckets allow in one
-      // go: no other circuit is owed a turn, so per-cell turns buy nothing.
-      if (this.active.length === 1 && q.head < q.cells.length) this.releaseRun(q, now, out);
-      if (q.head === q.cells.length) {
-        q.cells = [];
+      if (q.count === 0) {
+        q.items = [];
         q.head = 0;
         this.active.splice(this.cursor, 1);
       } else {
         if (q.head > 1024) {
-          q.cells = q.cells.slice(q.head);
+          q.items = q.items.slice(q.head);
           q.head = 0;
         }
         this.cursor++;
@@ -135,16 +193,26 @@ export class OutboundScheduler {
     }
   }
 
-  /** Releases as many further cells of `q` as both buckets hold tokens for (the one-active-circuit fast path). */
-  private releaseRun(q: CircuitQueue, now: number, out: { push(cell: OutboundCell): unknown }): void {
-    let n = Math.min(q.cells.length - q.head, Math.floor(this.nodeBucket.available(now) / CELL_LEN));
-    if (q.bucket) n = Math.min(n, Math.floor(q.bucket.available(now) / CELL_LEN));
-    if (n <= 0) return;
-    this.nodeBucket.tryTake(n * CELL_LEN, now);
-    q.bucket?.tryTake(n * CELL_LEN, now);
+  /** Hands the next `n` cells of `q` to `out` (tokens already taken): cells one by one, runs as views. */
+  private release(q: CircuitQueue, n: number, out: Out): void {
     this.sentBytes += n * CELL_LEN;
+    q.count -= n;
     const { linkId } = q;
-    for (let end = q.head + n; q.head < end; ) out.push({ type: "send", linkId, cell: q.cells[q.head++] as Cell });
+    while (n > 0) {
+      const item = q.items[q.head] as Cell | QueuedRun;
+      if (!isRun(item)) {
+        out.push({ type: "send", linkId, cell: item });
+        q.head++;
+        n--;
+        continue;
+      }
+      const take = Math.min(n, item.count - item.taken);
+      const bytes = take === item.count ? item.bytes : item.bytes.subarray(item.taken * CELL_LEN, (item.taken + take) * CELL_LEN);
+      out.push({ type: "send-run", linkId, bytes, cells: take });
+      item.taken += take;
+      n -= take;
+      if (item.taken === item.count) q.head++;
+    }
   }
 
   /** When the next queued cell can go out, or undefined when nothing is queued. */

@@ -5,7 +5,7 @@
  * Owns only the plumbing a socket driver will own later: it answers
  * `open-link` by connecting to the relay listening on the named address (and
  * reports the identity that relay really has, so identity checks are real),
- * delivers `send` actions to the other end of the link (consecutive cells to
+ * delivers `send` and `send-run` actions (runs cut into their cells) to the other end of the link (consecutive cells to
  * one link as one batch), feeds `tick` when a machine's wake-up time passes,
  * and records every event. Hooks let tests tamper with, drop or count cells
  * on the way, and make a relay vanish.
@@ -14,6 +14,7 @@
  */
 import { generateEd25519KeyPair } from "../crypto/ed25519.js";
 import { generateX25519KeyPair } from "../crypto/x25519.js";
+import { CELL_LEN, decodeCell } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { OnionClient } from "./client.js";
 import type { OnionClientOptions } from "./client.js";
@@ -22,6 +23,13 @@ import type { PathNode } from "./path.js";
 import { OnionRelay } from "./relay.js";
 import type { OnionRelayOptions } from "./relay.js";
 import type { LinkFailureCause, LinkInfo, OnionAction, OnionEvent } from "./types.js";
+
+/** The cells of a "send-run" (decoded as a link would; each cell is a copy, so tampering hooks cannot touch the sender's bytes). */
+function decodeRun(bytes: Uint8Array): Cell[] {
+  const cells: Cell[] = [];
+  for (let o = 0; o + CELL_LEN <= bytes.length; o += CELL_LEN) cells.push(decodeCell(new Uint8Array(bytes.subarray(o, o + CELL_LEN))));
+  return cells;
+}
 
 /** What the simulator needs from a relay or client. */
 export interface OnionMachine {
@@ -203,13 +211,16 @@ export class OnionSim {
           const link = node.links.get(action.linkId);
           if (!link?.open) continue;
           const far = link.a.node === node ? link.b : link.a;
-          let cell: Cell | undefined = action.cell;
-          if (this.interceptor) cell = this.interceptor(cell, node.name, far.node.name);
-          if (!cell) continue;
-          if (batch && batch.to === far.node && batch.linkId === far.linkId) batch.cells.push(cell);
-          else {
-            batch = { to: far.node, linkId: far.linkId, cells: [cell] };
-            this.queue.push(batch);
+          // A run of encoded cells crosses the "wire" as its cells, like the link layer decodes them.
+          const cells = action.type === "send" ? [action.cell] : decodeRun(action.bytes);
+          for (const sent of cells) {
+            const cell = this.interceptor ? this.interceptor(sent, node.name, far.node.name) : sent;
+            if (!cell) continue;
+            if (batch && batch.to === far.node && batch.linkId === far.linkId) batch.cells.push(cell);
+            else {
+              batch = { to: far.node, linkId: far.linkId, cells: [cell] };
+              this.queue.push(batch);
+            }
           }
         }
       }

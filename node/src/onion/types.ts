@@ -47,9 +47,15 @@ export type OnionEvent =
   /** Client: a relay message of a higher layer's command (32..255) arrived from `hop`. */
   | { type: "relay-message"; circuitId: number; hop: number; command: number; streamId: number; data: Uint8Array };
 
-/** What a state machine asks its driver to do. */
+/**
+ * What a state machine asks its driver to do. Bulk relay cells come as
+ * "send-run": `cells` encoded cells (512 bytes each, circuit id and command
+ * included) back to back in `bytes`, to be written as they are, in order with
+ * the link's other sends. The machine never touches `bytes` again.
+ */
 export type OnionAction =
   | { type: "send"; linkId: string; cell: Cell }
+  | { type: "send-run"; linkId: string; bytes: Uint8Array; cells: number }
   | { type: "open-link"; requestId: number; identity: Uint8Array; addresses: NodeAddress[] }
   | { type: "event"; event: OnionEvent };
 

@@ -137,6 +137,27 @@ export function encodeCells(cells: readonly Cell[]): Uint8Array {
 }
 
 /**
+ * Checks a buffer of pre-encoded cells (512 bytes each, back to back) before
+ * it goes out as it is: a whole number of cells, each with a known command
+ * and a circuit id that suits it (the rules `encodeCellInto` applies).
+ * Throws WireError otherwise. Payload bytes are not looked at.
+ */
+export function checkEncodedCells(bytes: Uint8Array): void {
+  if (!(bytes instanceof Uint8Array) || bytes.length % CELL_LEN !== 0) {
+    throw new WireError("bad-length", `encoded cells must be a Uint8Array of a multiple of ${CELL_LEN} bytes, got ${bytes instanceof Uint8Array ? bytes.length : typeof bytes}`);
+  }
+  for (let o = 0; o < bytes.length; o += CELL_LEN) {
+    const command = bytes[o + 4] as number;
+    const cls = COMMAND_CLASS[command];
+    if (cls === 0) throw new WireError("unknown-command", `unknown cell command ${command} in encoded cell ${o / CELL_LEN}`);
+    const zeroId = bytes[o] === 0 && bytes[o + 1] === 0 && bytes[o + 2] === 0 && bytes[o + 3] === 0;
+    // Fast accept for the common case: a circuit command on a non-zero id.
+    if (cls === 2 ? !zeroId : zeroId) continue;
+    checkCircIdForCommand(((bytes[o] as number) * 0x100_0000 + ((bytes[o + 1] as number) << 16)) + ((bytes[o + 2] as number) << 8) + (bytes[o + 3] as number), command);
+  }
+}
+
+/**
  * Decodes the cell at `offset`. Needs at least 512 bytes from `offset`; extra
  * bytes after the cell are ignored (so a batch can be walked cell by cell).
  * The payload is a 507-byte view into `bytes`.

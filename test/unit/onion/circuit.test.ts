@@ -8,7 +8,7 @@ import type { Cell } from "../../../node/src/wire/cell.js";
 import { RelayCommand, registerRelayCommands } from "../../../node/src/wire/relay.js";
 import { fragmentMessage } from "../../../node/src/wire/fragment.js";
 import { OnionSim } from "../../../node/src/onion/sim.js";
-import { DestroyReason, EndReason } from "../../../node/src/onion/constants.js";
+import { CIRCUIT_WINDOW_START, DestroyReason, EndReason, STREAM_WINDOW_START } from "../../../node/src/onion/constants.js";
 import type { LocalService } from "../../../node/src/onion/types.js";
 import type { OnionClient } from "../../../node/src/onion/client.js";
 
@@ -71,11 +71,12 @@ describe("3-hop circuits", () => {
     const circ = build(sim, client, names);
     const stream = client.openStream(circ, "echo", sim.now);
     sim.run();
-    // 600 cells of data: beyond the 500-cell stream window, so SENDMEs must flow for it to finish.
+    // More cells of data than the stream window (and the circuit window) hold, so SENDMEs must flow for it to finish.
     const message = new Uint8Array(200 * 490).fill(9);
-    for (let i = 0; i < 3; i++) client.send(circ, stream, message, sim.now);
-    expect(sim.runUntil(() => messagesOf(sim, circ, stream).length === 3, 120_000, 100)).toBe(true);
-    expect(messagesOf(sim, circ, stream).map((m) => m.length)).toEqual([1, 2, 3].map(() => message.length + 5));
+    const count = Math.ceil((Math.max(STREAM_WINDOW_START, CIRCUIT_WINDOW_START) + 100) / 200);
+    for (let i = 0; i < count; i++) client.send(circ, stream, message, sim.now);
+    expect(sim.runUntil(() => messagesOf(sim, circ, stream).length === count, 120_000, 100)).toBe(true);
+    expect(messagesOf(sim, circ, stream).map((m) => m.length)).toEqual(Array.from({ length: count }, () => message.length + 5));
   });
 
   it("an unknown service gets END NO_SUCH_SERVICE and a stream-refused error; the circuit survives", () => {
@@ -306,10 +307,12 @@ describe("limits", () => {
     const stream = client.openStream(circ, "busy", sim.now);
     sim.run();
     // A busy service pauses its stream: it withholds stream SENDMEs. A client
-    // that ignores the window (raw DATA cells, fragments of one 501-cell
-    // message, sent without waiting) overruns it at cell 501.
-    const fragments = fragmentMessage(new Uint8Array(501 * 490), 496);
-    expect(fragments).toHaveLength(501);
+    // that ignores the window (raw DATA cells: fragments of 200-cell messages,
+    // one cell more than the window, sent without waiting) overruns it at the last cell.
+    const whole = Math.floor(STREAM_WINDOW_START / 200);
+    const fragments = Array.from({ length: whole }, () => fragmentMessage(new Uint8Array(200 * 490), 496)).flat();
+    fragments.push(...fragmentMessage(new Uint8Array(490 * (STREAM_WINDOW_START - fragments.length + 1)), 496));
+    expect(fragments).toHaveLength(STREAM_WINDOW_START + 1);
     for (const f of fragments) client.sendRelayMessage(circ, 2, RelayCommand.DATA, stream, f, sim.now);
     expect(sim.runUntil(() => client.circuitInfo(circ)?.state === "closed", 60_000, 100)).toBe(true);
     expect(sim.eventsOf("r3", "protocol-violation").map((e) => e.message)).toEqual([
@@ -328,12 +331,15 @@ describe("limits", () => {
     sim.run();
     // Drop every cell r3 sends back: no SENDME reaches the client.
     sim.interceptor = (cell, from) => (from === "r3" ? undefined : cell);
-    for (let i = 0; i < 4; i++) client.send(circ, stream, new Uint8Array(200 * 490), sim.now);
+    // 200-cell messages, more cells than one window: the window cuts one message.
+    const messages = Math.floor(STREAM_WINDOW_START / 200) + 1;
+    const beyond = messages * 200 - STREAM_WINDOW_START;
+    for (let i = 0; i < messages; i++) client.send(circ, stream, new Uint8Array(200 * 490), sim.now);
     sim.advance(60_000, 100);
     const info = client.streamInfo(circ, stream);
     expect(info?.packageWindow).toBe(0);
-    expect(info?.queuedCells).toBe(800 - 500);
-    expect(received).toBe(2); // two whole 200-cell messages got through; the third is cut by the window
+    expect(info?.queuedCells).toBe(beyond);
+    expect(received).toBe(Math.floor(STREAM_WINDOW_START / 200)); // whole messages within the window got through; the next is cut by it
     expect(client.circuitInfo(circ)?.state).toBe("open");
   });
 
@@ -349,13 +355,14 @@ describe("limits", () => {
     const circ = build(sim, client, names);
     const stream = client.openStream(circ, "slow", sim.now);
     sim.run();
-    for (let i = 0; i < 4; i++) client.send(circ, stream, new Uint8Array(200 * 490), sim.now);
-    sim.advance(30_000, 100);
-    expect(client.streamInfo(circ, stream)).toMatchObject({ packageWindow: 0, queuedCells: 300 });
+    const messages = Math.floor(STREAM_WINDOW_START / 200) + 1;
+    for (let i = 0; i < messages; i++) client.send(circ, stream, new Uint8Array(200 * 490), sim.now);
+    sim.advance(60_000, 100);
+    expect(client.streamInfo(circ, stream)).toMatchObject({ packageWindow: 0, queuedCells: messages * 200 - STREAM_WINDOW_START });
     expect(received).toEqual([]);
     handle?.resume();
-    expect(sim.runUntil(() => received.length === 4, 60_000, 100)).toBe(true);
-    expect(received).toEqual([98_000, 98_000, 98_000, 98_000]);
+    expect(sim.runUntil(() => received.length === messages, 60_000, 100)).toBe(true);
+    expect(received).toEqual(Array.from({ length: messages }, () => 98_000));
     expect(client.circuitInfo(circ)?.state).toBe("open");
   });
 
