@@ -195,6 +195,9 @@ describe("node directory: chain configuration and fallback", () => {
     expect(() => parseNodeConfig({ ...base, chain: { ...chainSection, rpcUrl: "ws:nope" } })).toThrow(expect.objectContaining({ kind: "bad-config", message: expect.stringContaining("chain.rpcUrl") }));
     expect(() => parseNodeConfig({ ...base, chain: { ...chainSection, confirmations: -1 } })).toThrow(/chain.confirmations/);
     expect(() => parseNodeConfig({ ...base, chain: { ...chainSection, extra: 1 } })).toThrow(/chain.extra: unknown field/);
+    // A bridge marks its descriptor so discovery nodes never list it.
+    expect(parseNodeConfig({ ...base, directory: { ...base.directory, bridge: true } }).directory?.bridge).toBe(true);
+    expect(() => parseNodeConfig({ ...base, directory: { ...base.directory, bridge: "yes" } })).toThrow(/directory.bridge: must be true or false/);
   });
 
   it("trusts the configured set, and says why, when the chain cannot be reached at start", async () => {

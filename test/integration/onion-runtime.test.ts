@@ -236,3 +236,20 @@ describe("onion circuits over TLS links", () => {
     expect(same(await stream.receive(), bytes(600, 4))).toBe(true);
   });
 });
+
+describe("bridges", () => {
+  it("a client configured with a bridge uses it as its entry although no node list carries it", async () => {
+    const [listedA, listedB, listedC, bridge] = await relays(4);
+    const listed = [listedA!, listedB!, listedC!];
+    const c = await client(listed, { path: { entryNodes: [bridge!.pathNode] } });
+    for (let i = 0; i < 3; i++) {
+      const circuit = await c.buildCircuit();
+      expect(same(circuit.path[0]?.identity, bridge!.pathNode.identity)).toBe(true);
+      expect(circuit.path.slice(1).every((hop) => listed.some((n) => same(hop.identity, n.pathNode.identity)))).toBe(true);
+      const stream = await circuit.openStream("echo");
+      await stream.send(new TextEncoder().encode(`via the bridge ${i}`));
+      expect(new TextDecoder().decode(await stream.receive())).toBe(`via the bridge ${i}`);
+      await circuit.close();
+    }
+  });
+});

@@ -133,6 +133,11 @@ export interface NodeDirectoryConfig {
   /** ISO 3166-1 alpha-2 country (default "ZZ": unknown). */
   country?: string;
   /**
+   * A bridge: its descriptor says so and discovery nodes never list it; clients
+   * that know it configure it as their entry (selectPath's entryNodes).
+   */
+  bridge?: boolean;
+  /**
    * Discovery nodes without a `chain` section only (tests, offline networks):
    * the registered, staked nodes and their on-chain roles (identity hex ->
    * role names), the chain view votes are checked against. Ignored when the
@@ -347,7 +352,7 @@ function checkChain(v: unknown): NodeChainConfig {
 
 function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   if (!isObject(v)) throw bad("directory", "must be an object");
-  const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "registry", "retryMs"]);
+  const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "bridge", "registry", "retryMs"]);
   // directory.chain is the top-level chain section copied in (and replaced by it); never a field of its own.
   if (hasChain) known.add("chain");
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`directory.${k}`, `unknown field; known: ${[...known].join(", ")}`);
@@ -368,6 +373,10 @@ function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   if (v.country !== undefined) {
     if (typeof v.country !== "string" || !/^[A-Z]{2}$/.test(v.country)) throw bad("directory.country", 'must be an ISO 3166-1 alpha-2 code in upper case, e.g. "DE" ("ZZ": unknown)');
     out.country = v.country;
+  }
+  if (v.bridge !== undefined) {
+    if (typeof v.bridge !== "boolean") throw bad("directory.bridge", "must be true or false");
+    out.bridge = v.bridge;
   }
   if (v.schedule !== undefined) {
     out.schedule = checkNumbers("directory.schedule", v.schedule, new Set(["periodMs", "voteDelayMs", "distDelayMs", "validPeriods"]));

@@ -163,7 +163,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     onionKey: options.onionPublicKey,
     addresses: [{ host: options.advertised.host, port: options.advertised.port }],
     roles: roleBits(options.roles),
-    bridge: false,
+    bridge: config.bridge ?? false,
     bandwidth: config.bandwidth ?? 1_000_000,
     country: config.country ?? "ZZ",
     version: NODE_SOFTWARE_VERSION,

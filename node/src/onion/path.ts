@@ -41,6 +41,12 @@ export interface SelectPathOptions {
   requiredFlags?: readonly string[];
   /** Extra flags the first hop must carry (e.g. ["guard"]). */
   entryFlags?: readonly string[];
+  /**
+   * Bridges (or pinned entries): the first hop is drawn from these instead of
+   * `nodes`. Bridges are never listed in the consensus, so they need not carry
+   * the required or entry flags; the /16 and family rules still apply.
+   */
+  entryNodes?: readonly PathNode[];
   /** Whole-path attempts before giving up (greedy picks can paint into a corner). */
   attempts?: number;
 }
@@ -138,6 +144,8 @@ export function selectPath(nodes: readonly PathNode[], options: SelectPathOption
     (n) => !excluded.has(keyHex(n.identity)) && required.every((f) => n.flags.includes(f)) && weightOf(n) > 0,
   );
   const entryFlags = options.entryFlags ?? [];
+  const entryNodes = options.entryNodes && options.entryNodes.length > 0 ? options.entryNodes : undefined;
+  if (entryNodes && length === 1) throw new CircuitError("bad-argument", "a one-hop path has no separate entry: use at least two hops with entryNodes (bridges)");
   const attempts = options.attempts ?? 8;
 
   for (let attempt = 0; attempt < attempts; attempt++) {
@@ -149,9 +157,9 @@ export function selectPath(nodes: readonly PathNode[], options: SelectPathOption
     // Entry next (it has the strictest requirement), then middles.
     for (let i = 0; i < length - 1 && ok; i++) {
       const isEntry = i === 0;
-      const candidates = eligible.filter(
-        (n) => (!isEntry || entryFlags.every((f) => n.flags.includes(f))) && chosen.every((c) => !conflicts(c, n)),
-      );
+      const candidates = isEntry && entryNodes
+        ? entryNodes.filter((n) => !excluded.has(keyHex(n.identity)) && chosen.every((c) => !conflicts(c, n)))
+        : eligible.filter((n) => (!isEntry || entryFlags.every((f) => n.flags.includes(f))) && chosen.every((c) => !conflicts(c, n)));
       const pick = pickWeighted(candidates, random);
       if (pick) chosen.push(pick);
       else ok = false;

@@ -172,6 +172,23 @@ describe("path selection", () => {
     expect(networkKey("Relay.Example")).toBe(networkKey("relay.example"));
   });
 
+  it("takes the entry from configured bridges, which are never in the node list, and keeps the /16 rule", () => {
+    const nodes = [node(1, "10.1.0.1"), node(2, "10.2.0.1"), node(3, "10.3.0.1"), node(4, "10.4.0.1")];
+    const bridge = node(9, "10.9.0.1", { flags: [] }); // unlisted: no consensus flags at all
+    const random = rng(7);
+    for (let i = 0; i < 200; i++) {
+      const path = selectPath(nodes, { random, entryNodes: [bridge] });
+      expect(path).toHaveLength(3);
+      expect(path[0]).toBe(bridge);
+      expect(path.slice(1).every((n) => nodes.includes(n))).toBe(true);
+    }
+    // A bridge in the same /16 as the only possible exits cannot be combined with them.
+    const crowded = [node(1, "10.9.1.1"), node(2, "10.9.2.1")];
+    expect(() => selectPath(crowded, { length: 2, random, entryNodes: [bridge] })).toThrow(expect.objectContaining({ kind: "no-path" }));
+    expect(() => selectPath(nodes, { random, entryNodes: [bridge], exclude: [key(9)] })).toThrow(expect.objectContaining({ kind: "no-path" }));
+    expect(() => selectPath(nodes, { length: 1, random, entryNodes: [bridge] })).toThrow(expect.objectContaining({ kind: "bad-argument" }));
+  });
+
   it("never puts two nodes of one /16 or one family on a path, over many draws", () => {
     const nodes = [
       node(1, "10.1.0.1"),
