@@ -6,10 +6,10 @@
  */
 import { once } from "node:events";
 import { connect as tlsConnect, createServer } from "node:tls";
-import type { TLSSocket } from "node:tls";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { createConnectionManager, generateTlsCredentials } from "../../node/src/link/index.js";
 import type { Link } from "../../node/src/link/index.js";
+import { rawTlsThroughput } from "../../node/src/link/baseline.js";
 import { clientTlsOptions, serverTlsOptions } from "../../node/src/link/tls.js";
 import type { TlsCredentials } from "../../node/src/link/tls.js";
 import { CELL_LEN, CELL_PAYLOAD_LEN, CellCommand } from "../../node/src/wire/cell.js";
@@ -27,34 +27,6 @@ const HANDSHAKES = 40;
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] as number;
-}
-
-/** Raw TLS: one client writes TRANSFER_BYTES in 32 KiB writes, honouring backpressure. Returns bytes/s. */
-async function rawTlsThroughput(creds: TlsCredentials): Promise<number> {
-  const server = createServer(serverTlsOptions(creds));
-  server.listen(0, HOST);
-  await once(server, "listening");
-  const port = (server.address() as { port: number }).port;
-  let received = 0;
-  const done = new Promise<number>((resolve) => {
-    server.on("secureConnection", (s: TLSSocket) => {
-      s.on("data", (chunk: Buffer) => {
-        received += chunk.length;
-        if (received >= TRANSFER_BYTES) resolve(performance.now());
-      });
-    });
-  });
-  const client = tlsConnect(clientTlsOptions(HOST, port));
-  await once(client, "secureConnect");
-  const chunk = Buffer.alloc(WRITE_BYTES, 7);
-  const started = performance.now();
-  for (let sent = 0; sent < TRANSFER_BYTES; sent += WRITE_BYTES) {
-    if (!client.write(chunk)) await once(client, "drain");
-  }
-  const ended = await done;
-  client.destroy();
-  server.close();
-  return (TRANSFER_BYTES * 1000) / (ended - started);
 }
 
 /** One link: sendMany in batches of 64 cells, awaiting drain under pressure. Returns cells/s. */
@@ -125,7 +97,7 @@ export async function run(): Promise<BenchSection> {
   // and the link back to back, and report the median round (by ratio).
   const rounds: { raw: number; cells: number; ratio: number }[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    const raw = await rawTlsThroughput(creds);
+    const raw = await rawTlsThroughput(creds, { bytes: TRANSFER_BYTES, writeBytes: WRITE_BYTES, host: HOST });
     const cells = await linkThroughput(creds);
     rounds.push({ raw, cells, ratio: (cells * CELL_LEN) / raw });
   }

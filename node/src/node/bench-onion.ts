@@ -13,13 +13,10 @@
  *
  * Trusts: the layers it measures.
  */
-import { once } from "node:events";
 import { Worker } from "node:worker_threads";
-import { connect as tlsConnect, createServer } from "node:tls";
-import type { TLSSocket } from "node:tls";
 import { generateTlsCredentials } from "../link/index.js";
 import type { TlsCredentials } from "../link/index.js";
-import { clientTlsOptions, serverTlsOptions } from "../link/tls.js";
+import { rawTlsThroughput } from "../link/baseline.js";
 import { createOnionClient } from "../onion/onion-client.js";
 import type { PathNode } from "../onion/path.js";
 import type { OnionClientHandle } from "../onion/onion-client.js";
@@ -128,34 +125,6 @@ async function timeBuild(net: Network): Promise<number> {
   return ms;
 }
 
-/** One plain TLS socket, both ends here, `bytes` in 32 KiB writes honouring backpressure. Returns bytes/s. */
-export async function rawTlsThroughput(creds: TlsCredentials, bytes: number): Promise<number> {
-  const server = createServer(serverTlsOptions(creds));
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const port = (server.address() as { port: number }).port;
-  let received = 0;
-  const done = new Promise<number>((resolve) => {
-    server.on("secureConnection", (s: TLSSocket) => {
-      s.on("data", (chunk: Buffer) => {
-        received += chunk.length;
-        if (received >= bytes) resolve(performance.now());
-      });
-    });
-  });
-  const client = tlsConnect(clientTlsOptions("127.0.0.1", port));
-  await once(client, "secureConnect");
-  const chunk = Buffer.alloc(32 * 1024, 7);
-  const started = performance.now();
-  for (let sent = 0; sent < bytes; sent += chunk.length) {
-    if (!client.write(chunk)) await once(client, "drain");
-  }
-  const ended = await done;
-  client.destroy();
-  server.close();
-  return (bytes * 1000) / (ended - started);
-}
-
 async function throughput(net: Network, total: number, messageBytes: number): Promise<{ bps: number; cpuMs: number }> {
   const circuit = await net.client.buildCircuit({ path: net.relays.map((r) => r.pathNode) });
   const stream = await circuit.openStream("discard");
@@ -191,7 +160,13 @@ interface WorkerRelays {
 
 async function startWorkerRelays(hops = 3): Promise<WorkerRelays> {
   const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-  const worker = new Worker(new URL(`./bench-onion-relays${ext}`, import.meta.url), { workerData: { hops, limits: UNLIMITED } });
+  // Worker threads do not inherit a loader registered at run time (the psp bin's
+  // tsx register()), so a TypeScript worker gets tsx on its own command line.
+  const needsLoader = ext === ".ts" && !process.execArgv.some((a) => a.includes("tsx"));
+  const worker = new Worker(new URL(`./bench-onion-relays${ext}`, import.meta.url), {
+    workerData: { hops, limits: UNLIMITED },
+    ...(needsLoader ? { execArgv: [...process.execArgv, "--import", "tsx"] } : {}),
+  });
   const next = (type: string): Promise<{ type: string; nodes?: PathNode[] }> =>
     new Promise((resolve, reject) => {
       const onMessage = (msg: { type: string; nodes?: PathNode[] }): void => {
@@ -245,7 +220,7 @@ async function measureRelaysInWorker(creds: TlsCredentials, rounds: number, tran
   try {
     await workerThroughput(client, relays, Math.min(transferBytes, 4 * 1024 * 1024), messageBytes); // warm-up
     for (let i = 0; i < rounds; i++) {
-      const raw = await rawTlsThroughput(creds, rawBytes);
+      const raw = await rawTlsThroughput(creds, { bytes: rawBytes });
       const flow = await workerThroughput(client, relays, transferBytes, messageBytes);
       results.push({ raw, ...flow, ratio: flow.bps / raw });
     }
@@ -295,9 +270,9 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     await throughput(net, Math.min(transferBytes, 4 * 1024 * 1024), messageBytes); // warm-up
     // The first TLS socket of a process runs far below speed (cold JIT and TLS
     // paths); without this the first round's baseline was 2-4x too low.
-    await rawTlsThroughput(creds, Math.min(rawBytes, 8 * 1024 * 1024));
+    await rawTlsThroughput(creds, { bytes: Math.min(rawBytes, 8 * 1024 * 1024) });
     for (let i = 0; i < roundCount; i++) {
-      const raw = await rawTlsThroughput(creds, rawBytes);
+      const raw = await rawTlsThroughput(creds, { bytes: rawBytes });
       const flow = await throughput(net, transferBytes, messageBytes);
       rounds.push({ raw, ...flow, ratio: flow.bps / raw });
     }
