@@ -84,3 +84,23 @@ describe("relays in separate processes", () => {
     expect((await s2.receive()).length).toBe(message.length);
   });
 });
+
+describe("psp bench onion", () => {
+  it("prints one JSON object with the issue's figures, through the psp bin (relays in a worker thread included)", async () => {
+    const child = spawn(process.execPath, [pspBin, "bench", "onion", "--json", "--builds", "2", "--cold", "1", "--mib", "1", "--rounds", "1"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    const figures = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as Record<string, unknown>;
+    for (const key of ["circuitBuildMsMedian", "circuitBuildMsP90", "circuitBuildColdMsMedian", "throughput3HopMBps", "rawTlsMBps", "cpuMsPerMB"]) {
+      expect(typeof figures[key]).toBe("number");
+      expect(figures[key] as number).toBeGreaterThan(0);
+    }
+    expect((figures.relaysInWorker as { throughput3HopMBps: number }).throughput3HopMBps).toBeGreaterThan(0);
+  }, 60_000);
+});
