@@ -56,7 +56,7 @@ import {
   encodeExtend2,
   encodeReason,
 } from "./payloads.js";
-import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
+import { RunStep, hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { encodeRelayRun, gatherPayloads } from "./cell-run.js";
 import { OutboundScheduler } from "./scheduler.js";
@@ -136,7 +136,7 @@ interface ClientCircuit {
   closedStreams: Map<number, ClientStream>;
   nextStreamId: number;
   lastActivity: number;
-  /** Relay payloads sealed for a hop, waiting for the onion layers (applied at flush, in order). */
+  /** Plaintext relay payloads for a hop, waiting to be sealed as runs and wrapped in the onion layers (at flush, in order). */
   forwardBatch: { hop: number; command: number; payload: Uint8Array }[];
   /**
    * Plaintext payloads of `forwardBatch` are written back to back here (each
@@ -584,8 +584,20 @@ export class OnionClient {
         // The common case (bulk data to one hop): every layer covers every cell, so one
         // contiguous buffer goes through each layer's cipher.
         bytes = staged ?? gatherPayloads(batch.map((c) => c.payload));
+        (circ.hops[deepest] as ClientHop).crypto.forward.sealRun(bytes, 0, batch.length);
         for (let layer = deepest; layer >= 0; layer--) bytes = (circ.hops[layer] as ClientHop).crypto.forward.applyKeystreamBuffer(bytes);
       } else {
+        // Each stretch of consecutive payloads for one hop is sealed as runs of that hop.
+        for (let from = 0, i = 1; i <= batch.length; i++) {
+          const hop = (batch[from] as (typeof batch)[number]).hop;
+          if (i < batch.length && (batch[i] as (typeof batch)[number]).hop === hop) continue;
+          const stretch = gatherPayloads(batch.slice(from, i).map((c) => c.payload));
+          (circ.hops[hop] as ClientHop).crypto.forward.sealRun(stretch, 0, i - from);
+          for (let k = from; k < i; k++) {
+            (batch[k] as (typeof batch)[number]).payload = stretch.subarray((k - from) * CELL_PAYLOAD_LEN, (k - from + 1) * CELL_PAYLOAD_LEN);
+          }
+          from = i;
+        }
         for (let layer = deepest; layer >= 0; layer--) {
           const hop = circ.hops[layer] as ClientHop;
           const members = batch.filter((c) => c.hop >= layer);
@@ -620,10 +632,9 @@ export class OnionClient {
     throw new CircuitError("resource-limit", "no free stream id on the circuit");
   }
 
-  /** Seals a relay message for `hop`; layers are added at flush. EXTEND goes in RELAY_EARLY. */
+  /** Queues a relay message for `hop`; it is sealed and wrapped at flush. EXTEND goes in RELAY_EARLY. */
   private sendRelay(circ: ClientCircuit, hop: number, command: number, streamId: number, data: Uint8Array): void {
     const payload = this.stagePayload(circ, { recognized: 0, streamId, digest: ZERO_DIGEST, command, data });
-    (circ.hops[hop] as ClientHop).crypto.forward.seal(payload);
     let cellCommand: number = CellCommand.RELAY;
     if (command === RelayCommand.EXTEND) {
       circ.relayEarlyLeft--;
@@ -843,42 +854,54 @@ export class OnionClient {
       return this.close(circ, new CircuitError("protocol-violation", "relay cell before CREATED"), DestroyReason.PROTOCOL);
     }
     circ.lastActivity = this.now;
-    // Peel layer by layer; a cell leaves the batch at the hop that recognizes it.
-    const recognizedAt = new Array<number>(payloads.length).fill(-1);
-    const plain: Uint8Array[] = new Array<Uint8Array>(payloads.length);
+    // Peel layer by layer; a cell leaves the batch at the hop whose layer takes it
+    // (held for a run, or completing one). A completed run is delivered at its last cell.
+    const takenAt = new Array<number>(payloads.length).fill(-1);
+    const runs: (Uint8Array[] | undefined)[] = new Array<Uint8Array[] | undefined>(payloads.length);
     let pending = payloads.map((_, k) => k);
     let current = payloads;
+    // Cells from the first one no hop accepts (or that breaks a run) on are never delivered.
+    let firstBad = payloads.length;
     for (let h = 0; h < circ.hops.length && pending.length > 0; h++) {
       const layer = (circ.hops[h] as ClientHop).crypto.backward;
       const out = layer.applyKeystreamBatch(current);
       const nextPending: number[] = [];
       const nextCurrent: Uint8Array[] = [];
-      out.forEach((p, k) => {
+      for (let k = 0; k < out.length; k++) {
+        const p = out[k] as Uint8Array;
         const idx = pending[k] as number;
-        if (layer.recognize(p)) {
-          recognizedAt[idx] = h;
-          plain[idx] = p;
-        } else {
+        const step = (p[0] === 0 && p[1] === 0) || layer.heldCount > 0 ? layer.receive(p) : RunStep.NotMine;
+        if (step === RunStep.NotMine) {
           nextPending.push(idx);
           nextCurrent.push(p);
+        } else if (step === RunStep.Broken) {
+          firstBad = Math.min(firstBad, idx);
+          break;
+        } else {
+          takenAt[idx] = h;
+          if (step === RunStep.Complete) runs[idx] = layer.takeRun();
         }
-      });
+      }
       pending = nextPending;
       current = nextCurrent;
     }
     for (let k = 0; k < payloads.length; k++) {
       if (isClosed(circ)) return;
-      const hop = recognizedAt[k] as number;
-      if (hop < 0) {
-        return this.close(
-          circ,
-          new CircuitError("circuit-destroyed", "a relay cell from the circuit was not recognized by any hop (modified in transit)", {
-            destroyReason: DestroyReason.PROTOCOL,
-          }),
-          DestroyReason.PROTOCOL,
-        );
+      const hop = takenAt[k] as number;
+      if (hop < 0 || k >= firstBad) break;
+      for (const payload of runs[k] ?? []) {
+        if (isClosed(circ)) return;
+        this.handleRecognized(circ, hop, payload);
       }
-      this.handleRecognized(circ, hop, plain[k] as Uint8Array);
+    }
+    if (!isClosed(circ) && (firstBad < payloads.length || takenAt.includes(-1))) {
+      this.close(
+        circ,
+        new CircuitError("circuit-destroyed", "relay cells from the circuit were not recognized by any hop (modified in transit)", {
+          destroyReason: DestroyReason.PROTOCOL,
+        }),
+        DestroyReason.PROTOCOL,
+      );
     }
   }
 

@@ -1,22 +1,30 @@
 /**
- * Per-hop relay crypto: AES-128-CTR layers and running SHA-256 digests.
+ * Per-hop relay crypto: AES-128-CTR layers and sealed runs of relay payloads.
  *
  * Owns the onion layers of relay cells. Each hop of a circuit shares with the
  * client, per direction, one AES-128-CTR keystream (IV zero: each key is used
- * for exactly one keystream) and one running SHA-256 digest seeded with a
+ * for exactly one keystream) and one SHA-256 digest chain seeded with a
  * 32-byte secret. Key material from the ntor KDF is split as
  * Df (32) ‖ Db (32) ‖ Kf (16) ‖ Kb (16) (tor-spec 5.2.2, SHA-256 digests).
  *
- * Digest rule: a chain per hop and direction, C_0 = the 32-byte seed,
- * C_i = SHA-256(C_(i-1) ‖ payload_i) with the payload's 4-byte digest field
- * zeroed; the digest field of payload i is the first 4 bytes of C_i. Each
- * C_i commits to the seed and every earlier payload, like Tor's running
- * digest, but needs one one-shot hash per cell instead of a hash-state copy
- * (the copy was the costliest step of the relay's hot path). A payload is
- * "recognized" at a hop only when its recognized field is 0 and the digest
- * matches; only then does the chain advance.
+ * Sealed runs (docs/spec/onion.md §3): the originator seals consecutive
+ * payloads for one hop and direction as runs of 1..16. With C the chain value
+ * before the run, the run's payloads P_1..P_n (digest fields zeroed, the
+ * RUN_CONTINUES bit of the length field set on P_1..P_(n-1)) give
+ * C' = SHA-256(C ‖ P_1 ‖ … ‖ P_n); P_n's digest field is C'[0..4] and every
+ * other member's is the run marker C[28..32]. The chain then advances to C'.
+ * One hash covers the whole run, so a 16-cell run costs one SHA-256 call
+ * instead of 16 (the per-call cost was the largest part of the digest work);
+ * C' still commits to the seed and every payload before it, so a modified,
+ * replayed, reordered or dropped cell makes its run fail.
  *
- * Batching: `applyKeystream` runs one cipher call over the concatenation of
+ * The receiver holds members (RECOGNIZED = 0, RUN_CONTINUES set, digest =
+ * marker) until the run's last cell verifies, and only then releases the run;
+ * a cell that does not verify while members are held means the run was
+ * tampered with ("broken"). A cell meant for a later hop matches a member by
+ * chance with probability 2^-49 and a last cell with 2^-48, as in Tor.
+ *
+ * Batching: `applyKeystream*` run one cipher call over the concatenation of
  * many payloads of the same circuit and direction (7x faster than one call per
  * cell). Cipher objects live as long as the circuit.
  *
@@ -33,6 +41,19 @@ export const RELAY_PAYLOAD_LEN = 507;
 export const RECOGNIZED_OFFSET = 0;
 export const DIGEST_OFFSET = 4;
 export const DIGEST_LEN = 4;
+/** The byte of the length field that carries RUN_CONTINUES (its top bit: lengths never exceed 496). */
+export const RUN_FLAG_OFFSET = 8;
+export const RUN_CONTINUES = 0x80;
+/**
+ * Most payloads in one sealed run; a receiver refuses a longer one. 16 keeps
+ * most of the saving (the per-call cost of a hash is spread over 16 payloads)
+ * while bounding what a receiver holds (15 payloads, 7.6 KB, per circuit and
+ * direction) and how long a held payload waits for its run's last cell behind
+ * a rate limit.
+ */
+export const MAX_RUN_PAYLOADS = 16;
+/** Where the run marker comes from in the chain value (its last 4 bytes; the digest uses the first 4). */
+const MARKER_OFFSET = DIGEST_SEED_LEN - DIGEST_LEN;
 
 const ZERO_IV = Buffer.alloc(16);
 
@@ -67,35 +88,45 @@ export function splitHopKeys(material: Uint8Array): HopKeys {
   };
 }
 
-/**
- * SHA-256 of one buffer as a 32-character latin1 string (one byte per char
- * code): node's one-shot `crypto.hash` (Node >= 21.7), else a Hash object.
- * A string result costs half of a Buffer one (no native Buffer allocation
- * per cell); the chain is written back into the scratch buffer as latin1.
- */
-const sha256Latin1: (data: Uint8Array) => string =
-  typeof nodeHash === "function"
-    ? (data) => nodeHash("sha256", data, "binary")
-    : (data) => createHash("sha256").update(data).digest("binary");
+/** SHA-256 of one buffer: node's one-shot `crypto.hash` (Node >= 21.7), else a Hash object. */
+const sha256: (data: Uint8Array) => Buffer =
+  typeof nodeHash === "function" ? (data) => nodeHash("sha256", data, "buffer") : (data) => createHash("sha256").update(data).digest();
+
+/** What `RelayLayer.receive` made of one decrypted payload. */
+export const RunStep = {
+  /** Not addressed to this hop (forward it, or try the next layer); the payload is untouched. */
+  NotMine: 0,
+  /** A member of a run, held until the run's last payload verifies. */
+  Held: 1,
+  /** The run verified: `takeRun()` returns its payloads, in order. */
+  Complete: 2,
+  /** Payloads are held and this one does not complete their run: the run was tampered with. */
+  Broken: 3,
+} as const;
+export type RunStep = (typeof RunStep)[keyof typeof RunStep];
 
 /**
  * One direction of one hop: a keystream and a digest chain. The same type
- * serves both ends: the originator calls `seal` then `applyKeystream`; the
- * recipient calls `applyKeystream` then `recognize`.
+ * serves both ends: the originator calls `sealRun` then `applyKeystream`; the
+ * recipient calls `applyKeystream` then `receive` on each payload.
  */
 export class RelayLayer {
   private readonly cipher: Cipheriv;
-  /** C_(i-1) as latin1 (one char per byte): the chain value after the last payload of this hop and direction (C_0 = seed). */
-  private chain: string;
-  /** C ‖ payload, reused for every 507-byte payload. */
+  /** C: the chain value after the last run of this hop and direction (C_0 = seed). */
+  private chain: Buffer;
+  /** C ‖ payload, reused for one-payload runs (the common small case: one hash call, no Hash object). */
   private readonly scratch = Buffer.allocUnsafe(DIGEST_SEED_LEN + RELAY_PAYLOAD_LEN);
+  /** Members of the run being received, digest fields already zeroed. */
+  private held: Uint8Array[] = [];
+  /** The run `receive` completed last, until `takeRun`. */
+  private completed: Uint8Array[] = [];
 
   constructor(key: Uint8Array, digestSeed: Uint8Array) {
     if (key.length !== CIPHER_KEY_LEN || digestSeed.length !== DIGEST_SEED_LEN) {
       throw new CircuitError("bad-argument", `relay layer needs a ${CIPHER_KEY_LEN}-byte key and a ${DIGEST_SEED_LEN}-byte digest seed`);
     }
     this.cipher = createCipheriv("aes-128-ctr", key, ZERO_IV);
-    this.chain = Buffer.from(digestSeed).toString("latin1");
+    this.chain = Buffer.from(digestSeed);
   }
 
   /**
@@ -125,50 +156,120 @@ export class RelayLayer {
     return views;
   }
 
-  /** SHA-256(C ‖ payload), as latin1, for a payload whose digest field is already zero. */
-  private next(payload: Uint8Array): string {
-    if (payload.length !== RELAY_PAYLOAD_LEN) return sha256Latin1(Buffer.concat([Buffer.from(this.chain, "latin1"), payload]));
-    this.scratch.write(this.chain, 0, DIGEST_SEED_LEN, "latin1");
-    this.scratch.set(payload, DIGEST_SEED_LEN);
-    return sha256Latin1(this.scratch);
+  /**
+   * Seals `count` plaintext payloads lying back to back in `payloads` from
+   * byte `offset` (RECOGNIZED already 0) as runs of at most MAX_RUN_PAYLOADS:
+   * writes every digest field and RUN_CONTINUES bit and advances the chain.
+   */
+  sealRun(payloads: Uint8Array, offset = 0, count = 1): void {
+    if (!Number.isInteger(count) || count < 1 || offset < 0 || offset + count * RELAY_PAYLOAD_LEN > payloads.length) {
+      throw new CircuitError("bad-argument", `sealRun needs ${count} payloads of ${RELAY_PAYLOAD_LEN} bytes from offset ${offset}`);
+    }
+    for (let first = 0; first < count; first += MAX_RUN_PAYLOADS) {
+      const n = Math.min(MAX_RUN_PAYLOADS, count - first);
+      const start = offset + first * RELAY_PAYLOAD_LEN;
+      const last = start + (n - 1) * RELAY_PAYLOAD_LEN;
+      for (let o = start; o <= last; o += RELAY_PAYLOAD_LEN) {
+        payloads.fill(0, o + DIGEST_OFFSET, o + DIGEST_OFFSET + DIGEST_LEN);
+        if (o < last) payloads[o + RUN_FLAG_OFFSET] = (payloads[o + RUN_FLAG_OFFSET] as number) | RUN_CONTINUES;
+        else payloads[o + RUN_FLAG_OFFSET] = (payloads[o + RUN_FLAG_OFFSET] as number) & ~RUN_CONTINUES;
+      }
+      const next = this.hashRun([payloads.subarray(start, last + RELAY_PAYLOAD_LEN)]);
+      for (let o = start; o < last; o += RELAY_PAYLOAD_LEN) payloads.set(this.chain.subarray(MARKER_OFFSET), o + DIGEST_OFFSET);
+      payloads.set(next.subarray(0, DIGEST_LEN), last + DIGEST_OFFSET);
+      this.chain = next;
+    }
   }
 
-  /**
-   * Writes the digest field of a plaintext payload this side originates
-   * (recognized must already be 0) and advances the chain.
-   */
+  /** Seals one payload as a run of one (convenience for single messages). */
   seal(payload: Uint8Array): void {
-    payload.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + DIGEST_LEN);
-    const next = this.next(payload);
-    payload[DIGEST_OFFSET] = next.charCodeAt(0);
-    payload[DIGEST_OFFSET + 1] = next.charCodeAt(1);
-    payload[DIGEST_OFFSET + 2] = next.charCodeAt(2);
-    payload[DIGEST_OFFSET + 3] = next.charCodeAt(3);
-    this.chain = next;
+    this.sealRun(payload, 0, 1);
   }
 
   /**
-   * True when the (decrypted) payload is addressed to this hop: recognized is
-   * zero and the digest matches. On a match the chain advances; otherwise it
-   * is untouched. The payload is left as it came in.
+   * Takes one decrypted payload of this hop and direction, in arrival order.
+   * Held and completed payloads get their digest field zeroed and
+   * RUN_CONTINUES cleared (they are decoded next); a NotMine payload is left
+   * exactly as it came.
    */
-  recognize(payload: Uint8Array): boolean {
-    if (payload[RECOGNIZED_OFFSET] !== 0 || payload[RECOGNIZED_OFFSET + 1] !== 0) return false;
+  receive(payload: Uint8Array): RunStep {
+    const holding = this.held.length > 0;
+    if (payload.length !== RELAY_PAYLOAD_LEN || payload[RECOGNIZED_OFFSET] !== 0 || payload[RECOGNIZED_OFFSET + 1] !== 0) {
+      return holding ? this.breakRun() : RunStep.NotMine;
+    }
+    const chain = this.chain;
+    if (
+      ((payload[RUN_FLAG_OFFSET] as number) & RUN_CONTINUES) !== 0 &&
+      payload[DIGEST_OFFSET] === chain[MARKER_OFFSET] &&
+      payload[DIGEST_OFFSET + 1] === chain[MARKER_OFFSET + 1] &&
+      payload[DIGEST_OFFSET + 2] === chain[MARKER_OFFSET + 2] &&
+      payload[DIGEST_OFFSET + 3] === chain[MARKER_OFFSET + 3]
+    ) {
+      if (this.held.length >= MAX_RUN_PAYLOADS - 1) return this.breakRun();
+      payload.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + DIGEST_LEN);
+      this.held.push(payload);
+      return RunStep.Held;
+    }
     const c0 = payload[DIGEST_OFFSET] as number;
     const c1 = payload[DIGEST_OFFSET + 1] as number;
     const c2 = payload[DIGEST_OFFSET + 2] as number;
     const c3 = payload[DIGEST_OFFSET + 3] as number;
     payload.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + DIGEST_LEN);
-    const next = this.next(payload);
-    payload[DIGEST_OFFSET] = c0;
-    payload[DIGEST_OFFSET + 1] = c1;
-    payload[DIGEST_OFFSET + 2] = c2;
-    payload[DIGEST_OFFSET + 3] = c3;
+    const run = holding ? [...this.held, payload] : [payload];
+    const next = this.hashRun(run);
     // Compared without an early exit.
-    const diff = (c0 ^ next.charCodeAt(0)) | (c1 ^ next.charCodeAt(1)) | (c2 ^ next.charCodeAt(2)) | (c3 ^ next.charCodeAt(3));
-    if (diff !== 0) return false;
+    const diff = (c0 ^ (next[0] as number)) | (c1 ^ (next[1] as number)) | (c2 ^ (next[2] as number)) | (c3 ^ (next[3] as number));
+    if (diff !== 0 || ((payload[RUN_FLAG_OFFSET] as number) & RUN_CONTINUES) !== 0) {
+      payload[DIGEST_OFFSET] = c0;
+      payload[DIGEST_OFFSET + 1] = c1;
+      payload[DIGEST_OFFSET + 2] = c2;
+      payload[DIGEST_OFFSET + 3] = c3;
+      return holding ? this.breakRun() : RunStep.NotMine;
+    }
+    for (const member of this.held) member[RUN_FLAG_OFFSET] = (member[RUN_FLAG_OFFSET] as number) & ~RUN_CONTINUES;
     this.chain = next;
-    return true;
+    this.held = [];
+    this.completed = run;
+    return RunStep.Complete;
+  }
+
+  /** The payloads of the run `receive` just completed, in order (then forgotten here). */
+  takeRun(): Uint8Array[] {
+    const run = this.completed;
+    this.completed = [];
+    return run;
+  }
+
+  /** Payloads held for an unfinished run (a bounded buffer: at most MAX_RUN_PAYLOADS - 1). */
+  get heldCount(): number {
+    return this.held.length;
+  }
+
+  private breakRun(): RunStep {
+    this.held = [];
+    return RunStep.Broken;
+  }
+
+  /** SHA-256(C ‖ parts…): one one-shot call for a single payload, else one Hash over contiguous segments. */
+  private hashRun(parts: readonly Uint8Array[]): Buffer {
+    if (parts.length === 1 && (parts[0] as Uint8Array).length === RELAY_PAYLOAD_LEN) {
+      this.chain.copy(this.scratch, 0);
+      this.scratch.set(parts[0] as Uint8Array, DIGEST_SEED_LEN);
+      return sha256(this.scratch);
+    }
+    const h = createHash("sha256").update(this.chain);
+    // Held members usually sit back to back in one decrypted batch: hash them as one segment.
+    let seg = parts[0] as Uint8Array;
+    for (let i = 1; i < parts.length; i++) {
+      const p = parts[i] as Uint8Array;
+      if (p.buffer === seg.buffer && p.byteOffset === seg.byteOffset + seg.byteLength) {
+        seg = new Uint8Array(seg.buffer, seg.byteOffset, seg.byteLength + p.byteLength);
+      } else {
+        h.update(seg);
+        seg = p;
+      }
+    }
+    return h.update(seg).digest();
   }
 }
 

@@ -53,7 +53,7 @@ import {
   encodeReason,
 } from "./payloads.js";
 import { encodeRelayRun, gatherPayloads } from "./cell-run.js";
-import { hopCryptoFromKeyMaterial } from "./relay-crypto.js";
+import { RunStep, hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { OutboundScheduler } from "./scheduler.js";
 import { EdgeStream } from "./streams.js";
@@ -138,8 +138,12 @@ interface RelayCircuit {
   streams: Map<number, RelayStream>;
   window: FlowWindow;
   lastActivity: number;
-  /** Payloads (already sealed if we originate them) waiting for the backward layer, in send order. */
+  /** Payloads waiting for the backward layer, in send order: forwarded ones already wrapped by later hops, ours plaintext. */
   backwardBatch: Uint8Array[];
+  /** [from, to) index pairs of `backwardBatch` that we originate: each range is sealed as runs at flush. */
+  backwardOwn: number[];
+  /** RELAY_EARLY or not, for each forward payload held for an unfinished run (EXTEND needs it). */
+  heldEarly: boolean[];
   closed: boolean;
 }
 
@@ -408,8 +412,15 @@ export class OnionRelay {
     for (const circ of this.dirty) {
       if (circ.closed || circ.backwardBatch.length === 0) continue;
       const batch = circ.backwardBatch;
+      const own = circ.backwardOwn;
       circ.backwardBatch = [];
-      const encrypted = circ.crypto.backward.applyKeystreamBuffer(gatherPayloads(batch));
+      circ.backwardOwn = [];
+      const plain = gatherPayloads(batch);
+      for (let r = 0; r < own.length; r += 2) {
+        const from = own[r] as number;
+        circ.crypto.backward.sealRun(plain, from * CELL_PAYLOAD_LEN, (own[r + 1] as number) - from);
+      }
+      const encrypted = circ.crypto.backward.applyKeystreamBuffer(plain);
       const bytes = encodeRelayRun(circ.prev.circId, CellCommand.RELAY, encrypted, 0, batch.length);
       if (!this.scheduler.enqueueRun(circ.prev.key, circ.prev.linkId, bytes, batch.length, this.now)) {
         this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
@@ -469,12 +480,14 @@ export class OnionRelay {
     });
   }
 
-  /** Queues a relay message we originate towards the client (sealed now, encrypted at flush). */
+  /** Queues a relay message we originate towards the client (sealed, with its neighbours, and encrypted at flush). */
   private sendBackward(circ: RelayCircuit, streamId: number, command: number, data: Uint8Array): void {
     if (circ.closed) return;
     const payload = encodeRelayPayload({ recognized: 0, streamId, digest: ZERO_DIGEST, command, data });
-    circ.crypto.backward.seal(payload);
-    circ.backwardBatch.push(payload);
+    const index = circ.backwardBatch.push(payload) - 1;
+    const own = circ.backwardOwn;
+    if (own.length > 0 && own[own.length - 1] === index) own[own.length - 1] = index + 1;
+    else own.push(index, index + 1);
     this.dirty.add(circ);
   }
 
@@ -629,6 +642,8 @@ export class OnionRelay {
       window: new FlowWindow({ start: CIRCUIT_WINDOW_START, increment: CIRCUIT_WINDOW_INCREMENT }),
       lastActivity: this.now,
       backwardBatch: [],
+      backwardOwn: [],
+      heldEarly: [],
       closed: false,
     };
     keys.fill(0);
@@ -667,7 +682,8 @@ export class OnionRelay {
     // into one buffer of encoded cells (a "send-run"), cut only where a cell
     // is for us, so the order on the next link is the arrival order.
     const n = run.length;
-    const plain = circ.crypto.forward.applyKeystreamBuffer(gatherPayloads(run.map((c) => c.payload)));
+    const layer = circ.crypto.forward;
+    const plain = layer.applyKeystreamBuffer(gatherPayloads(run.map((c) => c.payload)));
     const commands: number[] = new Array<number>(n);
     let pendingFrom = 0;
     let pendingTo = 0;
@@ -680,14 +696,30 @@ export class OnionRelay {
         return;
       }
       const off = i * CELL_PAYLOAD_LEN;
-      // A cell whose recognized field is not zero cannot be ours: no digest to compute.
-      if (plain[off] === 0 && plain[off + 1] === 0) {
+      // A cell whose recognized field is not zero cannot be ours (no digest to compute),
+      // unless we hold part of a run: then it breaks that run.
+      if ((plain[off] === 0 && plain[off + 1] === 0) || layer.heldCount > 0) {
         // A plain Uint8Array view: `.slice()` downstream copies, as it would on any payload.
         const payload = new Uint8Array(plain.buffer, plain.byteOffset + off, CELL_PAYLOAD_LEN);
-        if (circ.crypto.forward.recognize(payload)) {
+        const step = layer.receive(payload);
+        if (step === RunStep.Broken) {
+          this.violation(link.info.linkId, circId, "a sealed run of relay cells did not verify (modified in transit)");
+          this.destroy(circ, DestroyReason.PROTOCOL, "local");
+          return;
+        }
+        if (step !== RunStep.NotMine) {
           this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
           pendingFrom = pendingTo = i + 1;
-          this.handleRecognized(circ, payload, early);
+          if (step === RunStep.Held) {
+            circ.heldEarly.push(early);
+            continue;
+          }
+          const payloads = layer.takeRun();
+          const earlies = circ.heldEarly;
+          circ.heldEarly = [];
+          for (let k = 0; k < payloads.length && !circ.closed; k++) {
+            this.handleRecognized(circ, payloads[k] as Uint8Array, k < earlies.length ? (earlies[k] as boolean) : early);
+          }
           continue;
         }
       }

@@ -2,12 +2,12 @@
  * The bulk path's shortcuts must not change what goes on the wire:
  * batched framing equals the wire layer's fragmenter byte for byte, the
  * scheduler's one-circuit fast path still honours both token buckets, and
- * the string-based digest chain matches SHA-256(C ‖ payload) as specified.
+ * the sealed-run digest matches SHA-256(C ‖ payloads) as specified.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { frameMessage } from "../../../node/src/onion/framing.js";
-import { hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
+import { MAX_RUN_PAYLOADS, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
 import { OutboundScheduler } from "../../../node/src/onion/scheduler.js";
 import type { OutboundCell } from "../../../node/src/onion/scheduler.js";
 import { CellCommand } from "../../../node/src/wire/cell.js";
@@ -61,17 +61,30 @@ describe("scheduler fast path", () => {
 });
 
 describe("digest chain", () => {
-  it("seal writes the first 4 bytes of SHA-256(C_(i-1) ‖ payload with zero digest), chained from the seed", () => {
+  it("a sealed run's last digest is SHA-256(C ‖ payloads with zero digests and RUN_CONTINUES), members carry C[28..32]", () => {
     const material = randomBytes(96);
     const seed = splitHopKeys(material).forwardDigestSeed;
     const hop = hopCryptoFromKeyMaterial(material);
     let chain = Buffer.from(seed);
-    for (let i = 0; i < 4; i++) {
-      const p = encodeRelayPayload({ streamId: 1, command: 2, data: randomBytes(100 + i) });
-      const zeroed = Buffer.from(p);
-      hop.forward.seal(p);
-      chain = createHash("sha256").update(chain).update(zeroed).digest();
-      expect(Buffer.from(p.subarray(4, 8))).toEqual(chain.subarray(0, 4));
+    // 40 payloads in one call are sealed as runs of 16, 16 and 8.
+    for (const n of [1, 3, MAX_RUN_PAYLOADS, 40]) {
+      const all = Buffer.concat(Array.from({ length: n }, (_, i) => encodeRelayPayload({ streamId: 1, command: 2, data: randomBytes(100 + i) })));
+      const expectedAll = Buffer.from(all);
+      hop.forward.sealRun(all, 0, n);
+      for (let first = 0; first < n; first += MAX_RUN_PAYLOADS) {
+        const m = Math.min(MAX_RUN_PAYLOADS, n - first);
+        const run = all.subarray(first * 507, (first + m) * 507);
+        const expected = expectedAll.subarray(first * 507, (first + m) * 507);
+        for (let i = 0; i < m - 1; i++) expected[i * 507 + 8] = (expected[i * 507 + 8] as number) | 0x80;
+        const marker = chain.subarray(28, 32);
+        chain = createHash("sha256").update(chain).update(expected).digest();
+        for (let i = 0; i < m - 1; i++) {
+          expect(run.subarray(i * 507 + 4, i * 507 + 8)).toEqual(marker);
+          expect((run[i * 507 + 8] as number) & 0x80).toBe(0x80);
+        }
+        expect(run.subarray((m - 1) * 507 + 4, (m - 1) * 507 + 8)).toEqual(chain.subarray(0, 4));
+        expect((run[(m - 1) * 507 + 8] as number) & 0x80).toBe(0);
+      }
     }
   });
 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { RelayLayer, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
+import { RelayLayer, RunStep, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
 import { FlowWindow } from "../../../node/src/onion/flow-control.js";
 import { TokenBucket } from "../../../node/src/onion/token-bucket.js";
 import { OutboundScheduler } from "../../../node/src/onion/scheduler.js";
@@ -32,7 +32,7 @@ describe("relay crypto", () => {
     expect(() => splitHopKeys(material.subarray(0, 95))).toThrow(CircuitError);
   });
 
-  it("a sealed, encrypted payload is recognized once, in order, at the other end", () => {
+  it("a sealed, encrypted payload is taken once, in order, at the other end", () => {
     const client = hopCryptoFromKeyMaterial(material);
     const relay = hopCryptoFromKeyMaterial(material);
     for (let i = 0; i < 5; i++) {
@@ -41,12 +41,13 @@ describe("relay crypto", () => {
       const wire = client.forward.applyKeystream(p);
       expect(Buffer.from(wire).equals(Buffer.from(p))).toBe(false);
       const plain = relay.forward.applyKeystream(wire);
-      expect(relay.forward.recognize(plain)).toBe(true);
-      expect(plain[11]).toBe(i);
+      expect(relay.forward.receive(plain)).toBe(RunStep.Complete);
+      const [taken] = relay.forward.takeRun();
+      expect(taken?.[11]).toBe(i);
     }
   });
 
-  it("a flipped bit, a replay or a wrong key is not recognized", () => {
+  it("a flipped bit, a replay or a wrong key is not taken", () => {
     const a = hopCryptoFromKeyMaterial(material);
     const b = hopCryptoFromKeyMaterial(material);
     const p1 = relayPayload(Uint8Array.of(1));
@@ -54,13 +55,16 @@ describe("relay crypto", () => {
     const w1 = a.forward.applyKeystream(p1);
     const tampered = Buffer.from(w1);
     tampered[200] = (tampered[200] as number) ^ 4;
-    expect(b.forward.recognize(b.forward.applyKeystream(tampered))).toBe(false);
-    // The failed check left the digest untouched, but the keystream moved on: a replay is garbage.
-    expect(b.forward.recognize(b.forward.applyKeystream(w1))).toBe(false);
+    const plainTampered = b.forward.applyKeystream(tampered);
+    const before = Buffer.from(plainTampered);
+    expect(b.forward.receive(plainTampered)).toBe(RunStep.NotMine);
+    expect(Buffer.from(plainTampered)).toEqual(before); // left exactly as it came, for forwarding
+    // The keystream moved on: a replay is garbage.
+    expect(b.forward.receive(b.forward.applyKeystream(w1))).toBe(RunStep.NotMine);
     const other = hopCryptoFromKeyMaterial(randomBytes(96));
     const p2 = relayPayload(Uint8Array.of(2));
     a.forward.seal(p2);
-    expect(other.forward.recognize(other.forward.applyKeystream(a.forward.applyKeystream(p2)))).toBe(false);
+    expect(other.forward.receive(other.forward.applyKeystream(a.forward.applyKeystream(p2)))).toBe(RunStep.NotMine);
   });
 
   it("batched keystream equals per-cell keystream", () => {
