@@ -88,9 +88,14 @@ export function splitHopKeys(material: Uint8Array): HopKeys {
   };
 }
 
-/** SHA-256 of one buffer: node's one-shot `crypto.hash` (Node >= 21.7), else a Hash object. */
-const sha256: (data: Uint8Array) => Buffer =
-  typeof nodeHash === "function" ? (data) => nodeHash("sha256", data, "buffer") : (data) => createHash("sha256").update(data).digest();
+/**
+ * SHA-256 of one buffer as a 32-character latin1 string (one byte per char
+ * code): node's one-shot `crypto.hash` (Node >= 21.7), else a Hash object.
+ * A string result costs half of a Buffer one (no native Buffer allocation),
+ * which matters for one-payload runs (SENDMEs, short messages).
+ */
+const sha256Latin1: (data: Uint8Array) => string =
+  typeof nodeHash === "function" ? (data) => nodeHash("sha256", data, "binary") : (data) => createHash("sha256").update(data).digest("binary");
 
 /** What `RelayLayer.receive` made of one decrypted payload. */
 export const RunStep = {
@@ -112,8 +117,8 @@ export type RunStep = (typeof RunStep)[keyof typeof RunStep];
  */
 export class RelayLayer {
   private readonly cipher: Cipheriv;
-  /** C: the chain value after the last run of this hop and direction (C_0 = seed). */
-  private chain: Buffer;
+  /** C as latin1 (one char per byte): the chain value after the last run of this hop and direction (C_0 = seed). */
+  private chain: string;
   /** C ‖ payload, reused for one-payload runs (the common small case: one hash call, no Hash object). */
   private readonly scratch = Buffer.allocUnsafe(DIGEST_SEED_LEN + RELAY_PAYLOAD_LEN);
   /** Members of the run being received, digest fields already zeroed. */
@@ -126,7 +131,7 @@ export class RelayLayer {
       throw new CircuitError("bad-argument", `relay layer needs a ${CIPHER_KEY_LEN}-byte key and a ${DIGEST_SEED_LEN}-byte digest seed`);
     }
     this.cipher = createCipheriv("aes-128-ctr", key, ZERO_IV);
-    this.chain = Buffer.from(digestSeed);
+    this.chain = Buffer.from(digestSeed).toString("latin1");
   }
 
   /**
@@ -162,7 +167,7 @@ export class RelayLayer {
    * writes every digest field and RUN_CONTINUES bit and advances the chain.
    */
   sealRun(payloads: Uint8Array, offset = 0, count = 1): void {
-    if (!Number.isInteger(count) || count < 1 || offset < 0 || offset + count * RELAY_PAYLOAD_LEN > payloads.length) {
+    if (!Number.isInteger(count) || count < 1 || !Number.isInteger(offset) || offset < 0 || offset + count * RELAY_PAYLOAD_LEN > payloads.length) {
       throw new CircuitError("bad-argument", `sealRun needs ${count} payloads of ${RELAY_PAYLOAD_LEN} bytes from offset ${offset}`);
     }
     for (let first = 0; first < count; first += MAX_RUN_PAYLOADS) {
@@ -170,13 +175,14 @@ export class RelayLayer {
       const start = offset + first * RELAY_PAYLOAD_LEN;
       const last = start + (n - 1) * RELAY_PAYLOAD_LEN;
       for (let o = start; o <= last; o += RELAY_PAYLOAD_LEN) {
-        payloads.fill(0, o + DIGEST_OFFSET, o + DIGEST_OFFSET + DIGEST_LEN);
-        if (o < last) payloads[o + RUN_FLAG_OFFSET] = (payloads[o + RUN_FLAG_OFFSET] as number) | RUN_CONTINUES;
-        else payloads[o + RUN_FLAG_OFFSET] = (payloads[o + RUN_FLAG_OFFSET] as number) & ~RUN_CONTINUES;
+        payloads[o + DIGEST_OFFSET] = payloads[o + DIGEST_OFFSET + 1] = payloads[o + DIGEST_OFFSET + 2] = payloads[o + DIGEST_OFFSET + 3] = 0;
+        const flags = payloads[o + RUN_FLAG_OFFSET] as number;
+        payloads[o + RUN_FLAG_OFFSET] = o < last ? flags | RUN_CONTINUES : flags & ~RUN_CONTINUES;
       }
-      const next = this.hashRun([payloads.subarray(start, last + RELAY_PAYLOAD_LEN)]);
-      for (let o = start; o < last; o += RELAY_PAYLOAD_LEN) payloads.set(this.chain.subarray(MARKER_OFFSET), o + DIGEST_OFFSET);
-      payloads.set(next.subarray(0, DIGEST_LEN), last + DIGEST_OFFSET);
+      const chain = this.chain;
+      const next = n === 1 ? this.hashOne(payloads, start) : this.hashSpan(payloads, start, last + RELAY_PAYLOAD_LEN, undefined);
+      for (let o = start; o < last; o += RELAY_PAYLOAD_LEN) writeLatin1(payloads, o + DIGEST_OFFSET, chain, MARKER_OFFSET);
+      writeLatin1(payloads, last + DIGEST_OFFSET, next, 0);
       this.chain = next;
     }
   }
@@ -200,13 +206,13 @@ export class RelayLayer {
     const chain = this.chain;
     if (
       ((payload[RUN_FLAG_OFFSET] as number) & RUN_CONTINUES) !== 0 &&
-      payload[DIGEST_OFFSET] === chain[MARKER_OFFSET] &&
-      payload[DIGEST_OFFSET + 1] === chain[MARKER_OFFSET + 1] &&
-      payload[DIGEST_OFFSET + 2] === chain[MARKER_OFFSET + 2] &&
-      payload[DIGEST_OFFSET + 3] === chain[MARKER_OFFSET + 3]
+      payload[DIGEST_OFFSET] === chain.charCodeAt(MARKER_OFFSET) &&
+      payload[DIGEST_OFFSET + 1] === chain.charCodeAt(MARKER_OFFSET + 1) &&
+      payload[DIGEST_OFFSET + 2] === chain.charCodeAt(MARKER_OFFSET + 2) &&
+      payload[DIGEST_OFFSET + 3] === chain.charCodeAt(MARKER_OFFSET + 3)
     ) {
       if (this.held.length >= MAX_RUN_PAYLOADS - 1) return this.breakRun();
-      payload.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + DIGEST_LEN);
+      payload[DIGEST_OFFSET] = payload[DIGEST_OFFSET + 1] = payload[DIGEST_OFFSET + 2] = payload[DIGEST_OFFSET + 3] = 0;
       this.held.push(payload);
       return RunStep.Held;
     }
@@ -214,11 +220,10 @@ export class RelayLayer {
     const c1 = payload[DIGEST_OFFSET + 1] as number;
     const c2 = payload[DIGEST_OFFSET + 2] as number;
     const c3 = payload[DIGEST_OFFSET + 3] as number;
-    payload.fill(0, DIGEST_OFFSET, DIGEST_OFFSET + DIGEST_LEN);
-    const run = holding ? [...this.held, payload] : [payload];
-    const next = this.hashRun(run);
+    payload[DIGEST_OFFSET] = payload[DIGEST_OFFSET + 1] = payload[DIGEST_OFFSET + 2] = payload[DIGEST_OFFSET + 3] = 0;
+    const next = holding ? this.hashSpan(payload, 0, RELAY_PAYLOAD_LEN, this.held) : this.hashOne(payload, 0);
     // Compared without an early exit.
-    const diff = (c0 ^ (next[0] as number)) | (c1 ^ (next[1] as number)) | (c2 ^ (next[2] as number)) | (c3 ^ (next[3] as number));
+    const diff = (c0 ^ next.charCodeAt(0)) | (c1 ^ next.charCodeAt(1)) | (c2 ^ next.charCodeAt(2)) | (c3 ^ next.charCodeAt(3));
     if (diff !== 0 || ((payload[RUN_FLAG_OFFSET] as number) & RUN_CONTINUES) !== 0) {
       payload[DIGEST_OFFSET] = c0;
       payload[DIGEST_OFFSET + 1] = c1;
@@ -226,7 +231,9 @@ export class RelayLayer {
       payload[DIGEST_OFFSET + 3] = c3;
       return holding ? this.breakRun() : RunStep.NotMine;
     }
-    for (const member of this.held) member[RUN_FLAG_OFFSET] = (member[RUN_FLAG_OFFSET] as number) & ~RUN_CONTINUES;
+    const run = this.held;
+    for (const member of run) member[RUN_FLAG_OFFSET] = (member[RUN_FLAG_OFFSET] as number) & ~RUN_CONTINUES;
+    run.push(payload);
     this.chain = next;
     this.held = [];
     this.completed = run;
@@ -250,27 +257,41 @@ export class RelayLayer {
     return RunStep.Broken;
   }
 
-  /** SHA-256(C ‖ parts…): one one-shot call for a single payload, else one Hash over contiguous segments. */
-  private hashRun(parts: readonly Uint8Array[]): Buffer {
-    if (parts.length === 1 && (parts[0] as Uint8Array).length === RELAY_PAYLOAD_LEN) {
-      this.chain.copy(this.scratch, 0);
-      this.scratch.set(parts[0] as Uint8Array, DIGEST_SEED_LEN);
-      return sha256(this.scratch);
-    }
-    const h = createHash("sha256").update(this.chain);
-    // Held members usually sit back to back in one decrypted batch: hash them as one segment.
-    let seg = parts[0] as Uint8Array;
-    for (let i = 1; i < parts.length; i++) {
-      const p = parts[i] as Uint8Array;
-      if (p.buffer === seg.buffer && p.byteOffset === seg.byteOffset + seg.byteLength) {
-        seg = new Uint8Array(seg.buffer, seg.byteOffset, seg.byteLength + p.byteLength);
-      } else {
-        h.update(seg);
-        seg = p;
-      }
-    }
-    return h.update(seg).digest();
+  /** SHA-256(C ‖ one payload at `offset`): one one-shot call, no Hash object. */
+  private hashOne(bytes: Uint8Array, offset: number): string {
+    this.scratch.write(this.chain, 0, DIGEST_SEED_LEN, "latin1");
+    this.scratch.set(offset === 0 && bytes.length === RELAY_PAYLOAD_LEN ? bytes : bytes.subarray(offset, offset + RELAY_PAYLOAD_LEN), DIGEST_SEED_LEN);
+    return sha256Latin1(this.scratch);
   }
+
+  /**
+   * SHA-256(C ‖ held… ‖ bytes[from..to)) with one Hash. Held members usually
+   * sit back to back in one decrypted batch, followed by the last payload:
+   * adjacent views are hashed as one segment.
+   */
+  private hashSpan(bytes: Uint8Array, from: number, to: number, held: readonly Uint8Array[] | undefined): string {
+    const h = createHash("sha256").update(this.chain, "latin1");
+    let segment: Uint8Array | undefined;
+    const add = (part: Uint8Array): void => {
+      if (segment && part.buffer === segment.buffer && part.byteOffset === segment.byteOffset + segment.byteLength) {
+        segment = new Uint8Array(segment.buffer, segment.byteOffset, segment.byteLength + part.byteLength);
+        return;
+      }
+      if (segment) h.update(segment);
+      segment = part;
+    };
+    if (held) for (const member of held) add(member);
+    add(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to));
+    return h.update(segment as Uint8Array).digest("binary");
+  }
+}
+
+/** Writes 4 bytes of a latin1 string (from char `at`) into `target` at `offset`. */
+function writeLatin1(target: Uint8Array, offset: number, s: string, at: number): void {
+  target[offset] = s.charCodeAt(at);
+  target[offset + 1] = s.charCodeAt(at + 1);
+  target[offset + 2] = s.charCodeAt(at + 2);
+  target[offset + 3] = s.charCodeAt(at + 3);
 }
 
 /** Both directions of one hop. */
