@@ -7,9 +7,10 @@
  * anonymous link manager, and measures circuit builds with links already
  * open, builds with no link open (fresh relays and client per sample),
  * bulk throughput through three hops to a `discard` service with the rate
- * limits lifted, the CPU time that costs, and, in the same run, one plain
+ * limits lifted, the CPU time that costs, and, in the same rounds, one plain
  * TLS socket over the same loopback with both ends in this process (the
- * baseline every ratio uses).
+ * baseline every ratio uses) and the bare forwarding prototype the target
+ * was set against (bench-onion-prototype.ts).
  *
  * Trusts: the layers it measures.
  */
@@ -17,6 +18,7 @@ import { Worker } from "node:worker_threads";
 import { generateTlsCredentials } from "../link/index.js";
 import type { TlsCredentials } from "../link/index.js";
 import { rawTlsThroughput } from "../link/baseline.js";
+import { prototypeChainThroughput } from "./bench-onion-prototype.js";
 import { createOnionClient } from "../onion/onion-client.js";
 import type { PathNode } from "../onion/path.js";
 import type { OnionClientHandle } from "../onion/onion-client.js";
@@ -64,8 +66,20 @@ export interface OnionBenchResult {
   throughputRatio: number;
   /** Every round's ratio, sorted. */
   roundRatios: number[];
+  /**
+   * The bare prototype the throughput target was set against (DESIGN.md §5),
+   * measured in the same rounds: three TLS links forwarding 32 KB writes with
+   * six AES-128-CTR and two SHA-256 passes, no cells or protocol (median round).
+   */
+  prototypeMBps: number;
+  /** prototypeMBps / rawTlsMBps, same round. */
+  prototypeRatio: number;
+  /** The same three links forwarding bytes untouched (no onion crypto), same rounds. */
+  prototypePlainMBps: number;
+  /** throughput3HopMBps / prototypeMBps, same round: how close the full protocol comes to the prototype. */
+  throughputVsPrototype: number;
   /** Every round in the order run: raw TLS and 3-hop MB/s (the spread shows how noisy the machine was). */
-  roundsInOrder: { rawTlsMBps: number; throughput3HopMBps: number; ratio: number }[];
+  roundsInOrder: { rawTlsMBps: number; prototypeMBps: number; throughput3HopMBps: number; ratio: number }[];
   /** Process CPU (user + system, every relay and the client) per MB moved through 3 hops. */
   cpuMsPerMB: number;
   /** Relays in a worker thread (two threads; not comparable to the one-thread raw TLS baseline); absent when not measured. */
@@ -263,7 +277,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
   const warm: number[] = [];
   // The machine is shared and noisy: each round measures raw TLS and the
   // circuit back to back; the round with the median ratio is reported.
-  const rounds: { raw: number; bps: number; cpuMs: number; ratio: number }[] = [];
+  const rounds: { raw: number; proto: number; protoPlain: number; bps: number; cpuMs: number; ratio: number }[] = [];
   try {
     for (let i = 0; i < 5; i++) await timeBuild(net); // opens every link and warms the JIT
     for (let i = 0; i < buildSamples; i++) warm.push(await timeBuild(net));
@@ -271,16 +285,19 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     // The first TLS socket of a process runs far below speed (cold JIT and TLS
     // paths); without this the first round's baseline was 2-4x too low.
     await rawTlsThroughput(creds, { bytes: Math.min(rawBytes, 8 * 1024 * 1024) });
+    await prototypeChainThroughput(creds, { bytes: 4 * 1024 * 1024 });
     for (let i = 0; i < roundCount; i++) {
       const raw = await rawTlsThroughput(creds, { bytes: rawBytes });
+      const protoPlain = await prototypeChainThroughput(creds, { bytes: transferBytes, onionCrypto: false });
+      const proto = await prototypeChainThroughput(creds, { bytes: transferBytes });
       const flow = await throughput(net, transferBytes, messageBytes);
-      rounds.push({ raw, ...flow, ratio: flow.bps / raw });
+      rounds.push({ raw, proto, protoPlain, ...flow, ratio: flow.bps / raw });
     }
   } finally {
     await net.close();
   }
   const relaysInWorker = (options.relaysInWorker ?? true) ? await measureRelaysInWorker(creds, roundCount, transferBytes, rawBytes, messageBytes) : undefined;
-  const roundsInOrder = rounds.map((r) => ({ rawTlsMBps: r.raw / 1e6, throughput3HopMBps: r.bps / 1e6, ratio: r.ratio }));
+  const roundsInOrder = rounds.map((r) => ({ rawTlsMBps: r.raw / 1e6, prototypeMBps: r.proto / 1e6, throughput3HopMBps: r.bps / 1e6, ratio: r.ratio }));
   rounds.sort((a, b) => a.ratio - b.ratio);
   const mid = rounds[Math.floor(rounds.length / 2)] as (typeof rounds)[number];
   const mb = transferBytes / 1e6;
@@ -292,6 +309,10 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     rawTlsMBps: mid.raw / 1e6,
     throughputRatio: mid.ratio,
     roundRatios: rounds.map((r) => r.ratio),
+    prototypeMBps: mid.proto / 1e6,
+    prototypeRatio: mid.proto / mid.raw,
+    prototypePlainMBps: mid.protoPlain / 1e6,
+    throughputVsPrototype: mid.bps / mid.proto,
     roundsInOrder,
     cpuMsPerMB: mid.cpuMs / mb,
     ...(relaysInWorker ? { relaysInWorker } : {}),

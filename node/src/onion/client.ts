@@ -58,7 +58,7 @@ import {
 } from "./payloads.js";
 import { RunStep, hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
-import { encodeRelayRun, gatherPayloads } from "./cell-run.js";
+import { encodeRelayRun, gatherPayloads, gatherPayloadsTransient } from "./cell-run.js";
 import { OutboundScheduler } from "./scheduler.js";
 import { EdgeStream } from "./streams.js";
 import type { LinkFailureCause, LinkInfo, OnionAction, OnionEvent } from "./types.js";
@@ -583,7 +583,7 @@ export class OnionClient {
       if (deepest === shallowest) {
         // The common case (bulk data to one hop): every layer covers every cell, so one
         // contiguous buffer goes through each layer's cipher.
-        bytes = staged ?? gatherPayloads(batch.map((c) => c.payload));
+        bytes = staged ?? gatherPayloadsTransient(batch.map((c) => c.payload));
         (circ.hops[deepest] as ClientHop).crypto.forward.sealRun(bytes, 0, batch.length);
         for (let layer = deepest; layer >= 0; layer--) bytes = (circ.hops[layer] as ClientHop).crypto.forward.applyKeystreamBuffer(bytes);
       } else {
@@ -604,7 +604,7 @@ export class OnionClient {
           const out = hop.crypto.forward.applyKeystreamBatch(members.map((c) => c.payload));
           members.forEach((c, k) => (c.payload = out[k] as Uint8Array));
         }
-        bytes = gatherPayloads(batch.map((c) => c.payload));
+        bytes = gatherPayloadsTransient(batch.map((c) => c.payload));
       }
       // One run of encoded cells: one "send-run" action, one socket write.
       const run = encodeRelayRun(circ.circId as number, batch.map((c) => c.command), bytes, 0, batch.length);

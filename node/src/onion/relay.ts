@@ -52,7 +52,7 @@ import {
   encodeExtended2,
   encodeReason,
 } from "./payloads.js";
-import { encodeRelayRun, gatherPayloads } from "./cell-run.js";
+import { encodeRelayRun, gatherPayloadsTransient } from "./cell-run.js";
 import { RunStep, hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { OutboundScheduler } from "./scheduler.js";
@@ -415,7 +415,7 @@ export class OnionRelay {
       const own = circ.backwardOwn;
       circ.backwardBatch = [];
       circ.backwardOwn = [];
-      const plain = gatherPayloads(batch);
+      const plain = gatherPayloadsTransient(batch);
       for (let r = 0; r < own.length; r += 2) {
         const from = own[r] as number;
         circ.crypto.backward.sealRun(plain, from * CELL_PAYLOAD_LEN, (own[r + 1] as number) - from);
@@ -683,7 +683,7 @@ export class OnionRelay {
     // is for us, so the order on the next link is the arrival order.
     const n = run.length;
     const layer = circ.crypto.forward;
-    const plain = layer.applyKeystreamBuffer(gatherPayloads(run.map((c) => c.payload)));
+    const plain = layer.applyKeystreamBuffer(gatherPayloadsTransient(run.map((c) => c.payload)));
     const commands: number[] = new Array<number>(n);
     let pendingFrom = 0;
     let pendingTo = 0;
