@@ -882,6 +882,7 @@ export class OnionClient {
           if (step === RunStep.Complete) runs[idx] = layer.takeRun();
         }
       }
+      layer.compactHeld();
       pending = nextPending;
       current = nextCurrent;
     }

@@ -252,6 +252,21 @@ export class RelayLayer {
     return this.held.length;
   }
 
+  /**
+   * Copies held members out of the buffers they arrived in, so a run left
+   * unfinished at the end of a batch keeps 507 bytes per member alive rather
+   * than each member's whole decrypted batch. Call when a batch is done.
+   */
+  compactHeld(): void {
+    const held = this.held;
+    if (held.length === 0) return;
+    const copy = new Uint8Array(held.length * RELAY_PAYLOAD_LEN);
+    for (let i = 0; i < held.length; i++) {
+      copy.set(held[i] as Uint8Array, i * RELAY_PAYLOAD_LEN);
+      held[i] = copy.subarray(i * RELAY_PAYLOAD_LEN, (i + 1) * RELAY_PAYLOAD_LEN);
+    }
+  }
+
   private breakRun(): RunStep {
     this.held = [];
     return RunStep.Broken;

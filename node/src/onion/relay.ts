@@ -737,6 +737,7 @@ export class OnionRelay {
       }
     }
     this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+    layer.compactHeld();
   }
 
   /** Queues decrypted payloads `from`..`to` of `plain` for the next hop as one run of encoded cells. */

@@ -127,6 +127,21 @@ describe("sealed runs", () => {
     expect(receiver.heldCount).toBe(0);
   });
 
+  it("a run split across batches verifies after its held members are compacted out of their batch", () => {
+    const material = randomBytes(96);
+    const sender = hopCryptoFromKeyMaterial(material).forward;
+    const receiver = hopCryptoFromKeyMaterial(material).forward;
+    const wire = sealAndEncrypt(sender, payloads(10, 4), [10]);
+    const firstBatch = Buffer.from(receiver.applyKeystream(wire.subarray(0, 6 * LEN)));
+    for (let o = 0; o < firstBatch.length; o += LEN) expect(receiver.receive(firstBatch.subarray(o, o + LEN))).toBe(RunStep.Held);
+    receiver.compactHeld();
+    firstBatch.fill(0xee); // the batch buffer may be reused or freed now
+    const secondBatch = Buffer.from(receiver.applyKeystream(wire.subarray(6 * LEN)));
+    const steps = [0, 1, 2, 3].map((k) => receiver.receive(secondBatch.subarray(k * LEN, (k + 1) * LEN)));
+    expect(steps).toEqual([RunStep.Held, RunStep.Held, RunStep.Held, RunStep.Complete]);
+    expect(receiver.takeRun().map(dataOf)).toEqual(Array.from({ length: 10 }, (_, i) => `4:${i}`));
+  });
+
   it("leave cells for other hops untouched and unheld", () => {
     const receiver = hopCryptoFromKeyMaterial(randomBytes(96)).forward;
     for (let i = 0; i < 200; i++) {
