@@ -156,11 +156,12 @@ describe("higher-layer relay commands", () => {
 });
 
 describe("teardown", () => {
-  /** Flips one bit of the first relay cell that crosses from `from` to `to`. */
-  function tamperOnce(sim: OnionSim, from: string, to: string) {
+  /** Flips one bit of the `nth` (0-based) relay cell that crosses from `from` to `to`. */
+  function tamperOnce(sim: OnionSim, from: string, to: string, nth = 0) {
     let done = false;
+    let seen = 0;
     sim.interceptor = (cell: Cell, f, t) => {
-      if (done || f !== from || t !== to || cell.command !== CellCommand.RELAY) return cell;
+      if (done || f !== from || t !== to || cell.command !== CellCommand.RELAY || seen++ < nth) return cell;
       done = true;
       const payload = cell.payload.slice();
       payload[100] = (payload[100] as number) ^ 0x01;
@@ -196,6 +197,26 @@ describe("teardown", () => {
         expect(sim.relay(r).relay.stats().circuits, `${r} still holds the circuit`).toBe(0);
         expect(sim.eventsOf(r, "circuit-closed").map((e) => e.reason)).toEqual([DestroyReason.PROTOCOL]);
       }
+    });
+  }
+
+  for (const [from, to] of hopsLinks) {
+    it(`a member in the middle of a sealed run modified between ${from} and ${to} destroys the circuit at both ends`, () => {
+      const { sim, client, names } = network();
+      const circ = build(sim, client, names);
+      const stream = client.openStream(circ, "echo", sim.now);
+      sim.run();
+      // 11 DATA cells each way: one sealed run from the client, one from the echo service.
+      const tampered = tamperOnce(sim, from, to, 4);
+      client.send(circ, stream, new Uint8Array(5000).fill(2), sim.now);
+      sim.run();
+      expect(tampered()).toBe(true);
+      // On the way out nothing reaches the echo service; on the way back nothing reaches the client.
+      expect(sim.eventsOf("alice", "stream-message")).toEqual([]);
+      const info = client.circuitInfo(circ);
+      expect(info?.state).toBe("closed");
+      expect(info?.error?.destroyReason).toBe(DestroyReason.PROTOCOL);
+      for (const r of names) expect(sim.relay(r).relay.stats().circuits, `${r} still holds the circuit`).toBe(0);
     });
   }
 

@@ -11,6 +11,10 @@ import { describe, expect, it } from "vitest";
 import { MAX_RUN_PAYLOADS, RunStep, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
 import type { RelayLayer } from "../../../node/src/onion/relay-crypto.js";
 import { decodeRelayPayload, encodeRelayPayload } from "../../../node/src/wire/relay.js";
+import { OnionSim } from "../../../node/src/onion/sim.js";
+import { CellCommand } from "../../../node/src/wire/cell.js";
+import type { Cell } from "../../../node/src/wire/cell.js";
+import { DestroyReason } from "../../../node/src/onion/constants.js";
 
 const LEN = 507;
 
@@ -152,5 +156,54 @@ describe("sealed runs", () => {
       expect(p).toEqual(before);
     }
     expect(receiver.heldCount).toBe(0);
+  });
+});
+
+describe("sealed runs at a relay", () => {
+  /** A 3-hop circuit to r3's sink; the DATA cells of one 11-cell message on r2 → r3 are captured, not delivered. */
+  function captured() {
+    const sim = new OnionSim();
+    const received: Uint8Array[] = [];
+    for (const name of ["r1", "r2", "r3"]) sim.addRelay(name);
+    sim.relay("r3").relay.registerService("sink", () => ({ onMessage: (m) => void received.push(m) }));
+    const client = sim.addClient("alice");
+    const circ = client.buildCircuit(["r1", "r2", "r3"].map((n) => sim.relay(n).node), sim.now);
+    sim.run();
+    const stream = client.openStream(circ, "sink", sim.now);
+    sim.run();
+    const cells: Cell[] = [];
+    sim.interceptor = (cell, from, to) => {
+      if (from !== "r2" || to !== "r3" || cell.command !== CellCommand.RELAY) return cell;
+      cells.push({ ...cell, payload: cell.payload.slice() });
+      return undefined;
+    };
+    client.send(circ, stream, new Uint8Array(5000).fill(7), sim.now);
+    sim.run();
+    sim.interceptor = undefined;
+    const r3 = sim.relay("r3").relay;
+    // r3's end of the link r2 opened to it: the one link of r3 that carries a circuit.
+    const linkId = ["L1b", "L2b", "L3b", "L4b"].find((id) => r3.linkCircuitCount(id) > 0) as string;
+    return { sim, client, circ, r3, linkId, cells, received };
+  }
+
+  it("releases a run whose cells arrive in two batches", () => {
+    const { sim, r3, linkId, cells, received } = captured();
+    expect(cells).toHaveLength(11);
+    r3.handleCells(linkId, cells.slice(0, 4), sim.now);
+    expect(received).toEqual([]);
+    r3.handleCells(linkId, cells.slice(4), sim.now);
+    sim.run();
+    expect(received.map((m) => m.length)).toEqual([5000]);
+  });
+
+  it("destroys the circuit at both ends when a held member was modified, releasing nothing", () => {
+    const { sim, client, circ, r3, linkId, cells, received } = captured();
+    const modified = cells.map((c, i) => (i === 2 ? { ...c, payload: Uint8Array.from(c.payload, (b, k) => (k === 300 ? b ^ 0x10 : b)) } : c));
+    r3.handleCells(linkId, modified.slice(0, 5), sim.now);
+    r3.handleCells(linkId, modified.slice(5), sim.now);
+    sim.run();
+    expect(received).toEqual([]);
+    expect(client.circuitInfo(circ)?.error?.destroyReason).toBe(DestroyReason.PROTOCOL);
+    expect(sim.eventsOf("r3", "protocol-violation").map((e) => e.message)).toContainEqual(expect.stringMatching(/sealed run/));
   });
 });
