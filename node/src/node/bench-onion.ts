@@ -126,6 +126,11 @@ async function startNetwork(creds: TlsCredentials, hops = 3): Promise<Network> {
   };
 }
 
+/** Lets sockets of the previous measurement close and its garbage be collected before the next one starts. */
+function settle(ms = 100): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
@@ -288,8 +293,11 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     await prototypeChainThroughput(creds, { bytes: 4 * 1024 * 1024 });
     for (let i = 0; i < roundCount; i++) {
       const raw = await rawTlsThroughput(creds, { bytes: rawBytes });
+      await settle();
       const protoPlain = await prototypeChainThroughput(creds, { bytes: transferBytes, onionCrypto: false });
+      await settle();
       const proto = await prototypeChainThroughput(creds, { bytes: transferBytes });
+      await settle();
       const flow = await throughput(net, transferBytes, messageBytes);
       rounds.push({ raw, proto, protoPlain, ...flow, ratio: flow.bps / raw });
     }
