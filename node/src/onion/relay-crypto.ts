@@ -286,19 +286,23 @@ export class RelayLayer {
    */
   private hashSpan(bytes: Uint8Array, from: number, to: number, held: readonly Uint8Array[] | undefined): string {
     const h = createHash("sha256").update(this.chain, "latin1");
-    let segment: Uint8Array | undefined;
-    const add = (part: Uint8Array): void => {
-      if (segment && part.buffer === segment.buffer && part.byteOffset === segment.byteOffset + segment.byteLength) {
-        segment = new Uint8Array(segment.buffer, segment.byteOffset, segment.byteLength + part.byteLength);
-        return;
+    const last = from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to);
+    let segment: Uint8Array = last;
+    if (held && held.length > 0) {
+      segment = held[0] as Uint8Array;
+      for (let i = 1; i <= held.length; i++) {
+        const part = i < held.length ? (held[i] as Uint8Array) : last;
+        if (part.buffer === segment.buffer && part.byteOffset === segment.byteOffset + segment.byteLength) {
+          segment = new Uint8Array(segment.buffer, segment.byteOffset, segment.byteLength + part.byteLength);
+        } else {
+          h.update(segment);
+          segment = part;
+        }
       }
-      if (segment) h.update(segment);
-      segment = part;
-    };
-    if (held) for (const member of held) add(member);
-    add(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to));
-    return h.update(segment as Uint8Array).digest("binary");
+    }
+    return h.update(segment).digest("binary");
   }
+
 }
 
 /** Writes 4 bytes of a latin1 string (from char `at`) into `target` at `offset`. */
