@@ -144,29 +144,51 @@ async function timeBuild(net: Network): Promise<number> {
   return ms;
 }
 
-async function throughput(net: Network, total: number, messageBytes: number): Promise<{ bps: number; cpuMs: number }> {
-  const circuit = await net.client.buildCircuit({ path: net.relays.map((r) => r.pathNode) });
-  const stream = await circuit.openStream("discard");
+/**
+ * Builds a circuit over `path`, opens a `discard` stream and times sending
+ * `total` bytes in `messageBytes` messages until `arm`'s `arrived` says the
+ * last relay counted them all. `arm` runs before the clock starts.
+ */
+async function timedTransfer(
+  client: OnionClientHandle,
+  path: PathNode[],
+  total: number,
+  messageBytes: number,
+  arm: () => Promise<{ arrived: Promise<void> }>,
+): Promise<{ bps: number; cpuMs: number }> {
+  const circuit = await client.buildCircuit({ path });
+  try {
+    const stream = await circuit.openStream("discard");
+    const message = new Uint8Array(messageBytes).fill(0x5a);
+    const { arrived } = await arm();
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    for (let sent = 0; sent < total; sent += messageBytes) await stream.send(message);
+    await arrived;
+    const elapsed = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    return { bps: (total * 1000) / elapsed, cpuMs: (used.user + used.system) / 1000 };
+  } finally {
+    circuit.close();
+  }
+}
+
+function throughput(net: Network, total: number, messageBytes: number): Promise<{ bps: number; cpuMs: number }> {
   const sink = net.relays[net.relays.length - 1]?.services.discard;
   if (!sink) throw new Error("the last relay offers no discard service");
-  const message = new Uint8Array(messageBytes).fill(0x5a);
-  const before = sink.bytes;
-  const arrived = new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (sink.bytes - before >= total) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 1);
-  });
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  for (let sent = 0; sent < total; sent += messageBytes) await stream.send(message);
-  await arrived;
-  const elapsed = performance.now() - started;
-  const used = process.cpuUsage(cpu);
-  circuit.close();
-  return { bps: (total * 1000) / elapsed, cpuMs: (used.user + used.system) / 1000 };
+  const arm = (): Promise<{ arrived: Promise<void> }> => {
+    const before = sink.bytes;
+    const arrived = new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (sink.bytes - before >= total) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 1);
+    });
+    return Promise.resolve({ arrived });
+  };
+  return timedTransfer(net.client, net.relays.map((r) => r.pathNode), total, messageBytes, arm);
 }
 
 /** The relays of a network living in a worker thread (bench-onion-relays.ts). */
@@ -217,18 +239,7 @@ async function startWorkerRelays(hops = 3): Promise<WorkerRelays> {
 }
 
 async function workerThroughput(client: OnionClientHandle, relays: WorkerRelays, total: number, messageBytes: number): Promise<{ bps: number; cpuMs: number }> {
-  const circuit = await client.buildCircuit({ path: relays.nodes });
-  const stream = await circuit.openStream("discard");
-  const message = new Uint8Array(messageBytes).fill(0x5a);
-  const { arrived } = await relays.expect(total);
-  const cpu = process.cpuUsage();
-  const started = performance.now();
-  for (let sent = 0; sent < total; sent += messageBytes) await stream.send(message);
-  await arrived;
-  const elapsed = performance.now() - started;
-  const used = process.cpuUsage(cpu);
-  circuit.close();
-  return { bps: (total * 1000) / elapsed, cpuMs: (used.user + used.system) / 1000 };
+  return timedTransfer(client, relays.nodes, total, messageBytes, () => relays.expect(total));
 }
 
 /** The additional layout: relays in a worker thread, client and raw TLS here; median round by ratio. */
