@@ -5,26 +5,18 @@
  * object with --json. The measurement itself is node/src/node/bench-onion.ts.
  */
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
+import { integerOption } from "./options.js";
 import { runOnionBench } from "../node/bench-onion.js";
-
-function integer(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}`);
-    return n;
-  };
-}
 
 export function register(program: Command): void {
   const bench = program.command("bench").description("benchmarks on this machine");
   bench
     .command("onion")
     .description("3-hop circuits over loopback TLS: build times, throughput vs raw TLS, CPU per MB")
-    .option("--builds <n>", "circuit builds timed with links open", integer("--builds", 1, 10_000), 40)
-    .option("--cold <n>", "circuit builds timed from no open links", integer("--cold", 1, 1000), 8)
-    .option("--mib <n>", "MiB pushed through the circuit per round", integer("--mib", 1, 4096), 16)
-    .option("--rounds <n>", "rounds of (raw TLS, 3-hop transfer); the median round is reported", integer("--rounds", 1, 100), 3)
+    .option("--builds <n>", "circuit builds timed with links open", integerOption("--builds", 1, 10_000), 40)
+    .option("--cold <n>", "circuit builds timed from no open links", integerOption("--cold", 1, 1000), 8)
+    .option("--mib <n>", "MiB pushed through the circuit per round", integerOption("--mib", 1, 4096), 16)
+    .option("--rounds <n>", "rounds of (raw TLS, 3-hop transfer); the median round is reported", integerOption("--rounds", 1, 100), 3)
     .option("--json", "print one JSON object")
     .action(async (o: { builds: number; cold: number; mib: number; rounds: number; json?: boolean }) => {
       const r = await runOnionBench({ buildSamples: o.builds, coldSamples: o.cold, transferBytes: o.mib * 1024 * 1024, rounds: o.rounds });

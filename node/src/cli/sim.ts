@@ -4,16 +4,9 @@
  */
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
+import { integerOption } from "./options.js";
 import { ADVERSARY_STRATEGIES, runSimulation } from "../dht/simulator.js";
 import type { AdversaryStrategy } from "../dht/simulator.js";
-
-function integer(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}`);
-    return n;
-  };
-}
 
 function strategy(value: string): AdversaryStrategy {
   if (!(ADVERSARY_STRATEGIES as readonly string[]).includes(value)) {
@@ -33,17 +26,17 @@ export function register(program: Command): void {
   sim
     .command("dht")
     .description("S/Kademlia lookups over disjoint paths against colluding adversarial nodes")
-    .option("--nodes <n>", "number of nodes", integer("--nodes", 2, 1_000_000), 1000)
+    .option("--nodes <n>", "number of nodes", integerOption("--nodes", 2, 1_000_000), 1000)
     .option("--adversarial <f>", "fraction of adversarial nodes (0..0.9)", fraction, 0)
-    .option("--disjoint <d>", "disjoint lookup paths", integer("--disjoint", 1, 64), 4)
-    .option("--bucket <k>", "bucket size k", integer("--bucket", 1, 1024), 16)
-    .option("--siblings <s>", "sibling list size s", integer("--siblings", 1, 1024), 16)
-    .option("--alpha <a>", "parallel queries per path", integer("--alpha", 1, 64), 1)
-    .option("--lookups <l>", "number of node lookups", integer("--lookups", 1, 10_000_000), 200)
-    .option("--value-lookups <v>", "number of value lookups (publish, then find; default: --lookups)", integer("--value-lookups", 0, 10_000_000))
+    .option("--disjoint <d>", "disjoint lookup paths", integerOption("--disjoint", 1, 64), 4)
+    .option("--bucket <k>", "bucket size k", integerOption("--bucket", 1, 1024), 16)
+    .option("--siblings <s>", "sibling list size s", integerOption("--siblings", 1, 1024), 16)
+    .option("--alpha <a>", "parallel queries per path", integerOption("--alpha", 1, 64), 1)
+    .option("--lookups <l>", "number of node lookups", integerOption("--lookups", 1, 10_000_000), 200)
+    .option("--value-lookups <v>", "number of value lookups (publish, then find; default: --lookups)", integerOption("--value-lookups", 0, 10_000_000))
     .option("--strategy <s>", `adversary strategy: ${ADVERSARY_STRATEGIES.join(", ")}`, strategy, "random-closer")
-    .option("--seed <x>", "RNG seed", integer("--seed", 0, 2 ** 32 - 1), 1)
-    .option("--max-messages <m>", "cap on queries per lookup (default 20k)", integer("--max-messages", 1, 1_000_000))
+    .option("--seed <x>", "RNG seed", integerOption("--seed", 0, 2 ** 32 - 1), 1)
+    .option("--max-messages <m>", "cap on queries per lookup (default 20k)", integerOption("--max-messages", 1, 1_000_000))
     .option("--json", "print one JSON object")
     .action(async (o: {
       nodes: number; adversarial: number; disjoint: number; bucket: number; siblings: number;
