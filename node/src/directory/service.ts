@@ -5,7 +5,8 @@
  * Owns: the "directory" RPC handler of a discovery node (descriptors in,
  * votes and signatures in, votes and the consensus out); reachability tests
  * (dial each node's first address through the connection manager, expecting
- * the identity of its descriptor; success = running) shortly before each
+ * the identity of its descriptor; success = running, kept through failed
+ * probes for a grace of one period, reachability.ts) shortly before each
  * vote and on a node's first descriptor; carrying out the state machine's
  * actions (push the vote and signature to every other discovery node, fetch
  * missing votes); serving the latest published consensus; counters for the
@@ -31,6 +32,8 @@ import type { Descriptor } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
 import { DIRECTORY_SERVICE, decodeDirectoryRequest, encodeDirectoryResponse, errorResponse } from "./messages.js";
 import type { DirectoryRequest, DirectoryResponse } from "./messages.js";
+import { afterSweep } from "./reachability.js";
+import type { ProbeResult, ReachableSet } from "./reachability.js";
 import { nextValidAfter, roundTimes } from "./schedule.js";
 import { DEFAULT_DIRECTORY_TIMEOUT_MS, directoryRequest } from "./transport.js";
 import type { DirectoryRpc } from "./transport.js";
@@ -44,6 +47,8 @@ export interface ReachabilityOptions {
   leadMs?: number;
   /** Probes at once (default 32). */
   concurrency?: number;
+  /** A node that fails a sweep stays reachable while its last success is this recent (default one voting period). */
+  graceMs?: number;
 }
 
 export interface DiscoveryServiceOptions {
@@ -126,11 +131,12 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
   private readonly now: () => number;
   private readonly peers: PeerAddress[];
   private readonly cache: ConsensusCache;
-  private readonly reachable = new Map<string, Uint8Array>();
+  private reachable: ReachableSet = new Map();
   private readonly probing = new Set<string>();
   private readonly sweptRounds = new Set<number>();
   private readonly leadMs: number;
   private readonly probeTimeoutMs: number;
+  private readonly graceMs: number;
   private timer?: NodeJS.Timeout;
   private published = false;
 
@@ -155,6 +161,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
     this.cache = new ConsensusCache({ trustedKeys: options.discoverySet, threshold: this.node.threshold });
     this.leadMs = options.reachability?.leadMs ?? Math.max(1, Math.floor(this.node.schedule.voteDelayMs / 4));
     this.probeTimeoutMs = options.reachability?.timeoutMs ?? Math.min(10_000, this.leadMs);
+    this.graceMs = options.reachability?.graceMs ?? this.node.schedule.periodMs;
   }
 
   get publicKey(): Uint8Array {
@@ -339,17 +346,16 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
     );
   }
 
-  /** Tests every held descriptor's node and replaces the reachable set with the result. */
+  /** Tests every held descriptor's node; the reachable set becomes what `afterSweep` makes of the results. */
   private async sweep(): Promise<void> {
     const descriptors = this.node.heldDescriptors().filter((d) => !d.bridge);
-    const found = new Map<string, Uint8Array>();
+    const results: ProbeResult[] = [];
     const queue = [...descriptors];
     const workers = Array.from({ length: Math.min(queue.length, this.options.reachability?.concurrency ?? 32) }, async () => {
-      for (let d = queue.shift(); d; d = queue.shift()) if (await this.test(d)) found.set(bytesToHexFast(d.identity), d.identity);
+      for (let d = queue.shift(); d; d = queue.shift()) results.push({ key: bytesToHexFast(d.identity), identity: d.identity, ok: await this.test(d) });
     });
     await Promise.all(workers);
-    this.reachable.clear();
-    for (const [k, v] of found) this.reachable.set(k, v);
+    this.reachable = afterSweep(this.reachable, results, this.now(), this.graceMs);
     this.publishReachable();
   }
 
@@ -359,7 +365,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
     this.probing.add(key);
     try {
       if (await this.test(descriptor)) {
-        this.reachable.set(key, descriptor.identity);
+        this.reachable.set(key, { identity: descriptor.identity, okAt: this.now() });
         this.publishReachable();
       }
     } finally {
@@ -369,7 +375,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
 
   private publishReachable(): void {
     this.stats.reachable = this.reachable.size;
-    this.node.setReachable(this.reachable.values());
+    this.node.setReachable([...this.reachable.values()].map((e) => e.identity));
   }
 
   private async test(descriptor: Descriptor): Promise<boolean> {
