@@ -4,7 +4,7 @@
  * 127.<i>.0.1 so path rules hold), each running its own DhtNode over its
  * link RPC (the full node wiring, bootstrapped from one seed) and offering
  * service "dht" (dht/proxy.ts); an authority node on the in-process Hardhat
- * chain offering service "authority" (chain/authority-circuit.ts). The
+ * chain offering service "authority" (authority/circuit.ts). The
  * client's only links are to its entry relays.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keccak256, parseEther, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { REGISTRATION_POLICY } from "../../node/src/chain/attestation.js";
-import { createAuthorityService, remoteAttester, requestAccessCertificate } from "../../node/src/chain/authority.js";
-import { authorityCircuitService, circuitAuthorityTransport } from "../../node/src/chain/authority-circuit.js";
+import { createAuthorityService, remoteAttester, requestAccessCertificate } from "../../node/src/authority/service.js";
+import { authorityCircuitService, circuitAuthorityTransport } from "../../node/src/authority/circuit.js";
 import type { ChainClients } from "../../node/src/chain/clients.js";
 import type { Deployment } from "../../node/src/chain/deployment.js";
 import { identityRegistryAbi } from "../../node/src/chain/generated/abis.js";

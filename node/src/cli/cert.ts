@@ -10,8 +10,8 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
-import { requestAccessCertificateWhenConfirmed } from "../chain/authority-node.js";
-import { DEFAULT_CERT_VALIDITY_SECONDS, MAX_CERT_BYTES, defaultCertificateThreshold, verifyAccessCertificate, type VerifiedCertificate } from "../chain/certificate.js";
+import { requestAccessCertificateWhenConfirmed } from "../authority/node.js";
+import { DEFAULT_CERT_VALIDITY_SECONDS, MAX_CERT_BYTES, defaultCertificateThreshold, verifyAccessCertificate, type VerifiedCertificate } from "../authority/certificate.js";
 import { ChainError } from "../chain/errors.js";
 import {
   authorityOptions,

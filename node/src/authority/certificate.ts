@@ -30,7 +30,7 @@ import { parseIdentity } from "../crypto/identity.js";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
 import { documentSigningMessage } from "../wire/document.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { IDENTITY_KIND, assertValidName } from "./attestation.js";
+import { IDENTITY_KIND, assertValidName } from "../chain/attestation.js";
 
 export const ACCESS_CERT_TYPE = "access-cert";
 export const CERT_ENDORSEMENT_TYPE = "access-cert-endorsement";

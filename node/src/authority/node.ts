@@ -1,5 +1,5 @@
 /**
- * Authority nodes on the network: the authority service (authority.ts)
+ * Authority nodes on the network: the authority service (service.ts)
  * served as service "authority" of the link RPC layer, the client-side
  * `AuthorityTransport` over it, a runnable authority node (connection
  * manager + link RPC + chain PKI + service), and the list of authority peers
@@ -14,7 +14,7 @@
  * view catches up with a registration.
  *
  * Trusts: the link layer for peer identities (a client dials an authority by
- * its node key, so it talks to that key or to nobody), authority.ts for every
+ * its node key, so it talks to that key or to nobody), service.ts for every
  * check on a request, and the chain for the current authority set (peers not
  * in it are dropped before dialing). The handler is transport-agnostic: it
  * takes bytes and a client key, so a circuit can carry it unchanged.
@@ -35,11 +35,11 @@ import {
   type AuthorityTransport,
   type IssuedCertificate,
   type RequestCertificateOptions,
-} from "./authority.js";
-import type { ChainClients } from "./clients.js";
-import type { Deployment } from "./deployment.js";
-import { ChainError } from "./errors.js";
-import { createChainPki, type Pki } from "./pki.js";
+} from "./service.js";
+import type { ChainClients } from "../chain/clients.js";
+import type { Deployment } from "../chain/deployment.js";
+import { ChainError } from "../chain/errors.js";
+import { createChainPki, type Pki } from "../chain/pki.js";
 
 /** The RPC service authorities answer on. */
 export const AUTHORITY_RPC_SERVICE = "authority";

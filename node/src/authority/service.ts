@@ -40,7 +40,7 @@ import { documentSigningMessage } from "../wire/document.js";
 import {
   applicationId as computeApplicationId,
   identityId as computeIdentityId,
-  signAttestation, validateRegistration, type AttestationContext, type Registration, type SignedAttestation } from "./attestation.js";
+  signAttestation, validateRegistration, type AttestationContext, type Registration, type SignedAttestation } from "../chain/attestation.js";
 import {
   DEFAULT_CERT_VALIDITY_SECONDS,
   assembleCertificate,
@@ -52,8 +52,8 @@ import {
   type AuthoritySignature,
   type VerifiedCertificate,
 } from "./certificate.js";
-import type { Pki } from "./pki.js";
-import { verifyRegistrationProof } from "./registration.js";
+import type { Pki } from "../chain/pki.js";
+import { verifyRegistrationProof } from "../chain/registration.js";
 
 export const MAX_AUTHORITY_MESSAGE_BYTES = 2048;
 export const AUTHORITY_MESSAGE_VERSION = 1;

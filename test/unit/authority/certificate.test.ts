@@ -14,7 +14,7 @@ import {
   signCertificateBody,
   verifyAccessCertificate,
   type CertificateErrorKind,
-} from "../../../node/src/chain/certificate.js";
+} from "../../../node/src/authority/certificate.js";
 import { encodeCanonical } from "../../../node/src/wire/canonical.js";
 import { CHAIN_ID, REGISTRY, makeAuthorities, makeIdentity } from "./helpers.js";
 

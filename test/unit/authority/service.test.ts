@@ -18,8 +18,8 @@ import {
   requestAccessCertificate,
   type AuthorityErrorKind,
   type AuthorityService,
-} from "../../../node/src/chain/authority.js";
-import { buildCertificateBody, verifyAccessCertificate } from "../../../node/src/chain/certificate.js";
+} from "../../../node/src/authority/service.js";
+import { buildCertificateBody, verifyAccessCertificate } from "../../../node/src/authority/certificate.js";
 import { signRegistrationProof } from "../../../node/src/chain/registration.js";
 import { ed25519Sign } from "../../../node/src/crypto/ed25519.js";
 import { CHAIN_ID, REGISTRY, makeAuthorities, makeIdentity, memoryPki, type TestAuthority } from "./helpers.js";

@@ -10,14 +10,14 @@
  * budget still applies to every certificate or attestation request), and the
  * mapping of stream-RPC failures to AuthorityError kinds.
  *
- * Trusts: authority.ts for every check on a request (the client's identity
+ * Trusts: service.ts for every check on a request (the client's identity
  * is proven inside the messages, by signatures over the authority's
  * challenge, not by the link or circuit); the onion layer for delivery. The
- * client checks every endorsement it gets (authority.ts), so a relay or a
+ * client checks every endorsement it gets (service.ts), so a relay or a
  * fake service at the end of the circuit can refuse but not forge.
  */
-import { AuthorityError, MAX_AUTHORITY_MESSAGE_BYTES } from "./authority.js";
-import type { AuthorityService, AuthorityTransport } from "./authority.js";
+import { AuthorityError, MAX_AUTHORITY_MESSAGE_BYTES } from "./service.js";
+import type { AuthorityService, AuthorityTransport } from "./service.js";
 import { createStreamRpc, streamRpcService, StreamRpcError } from "../onion/stream-rpc.js";
 import type { RpcStream, StreamRpc } from "../onion/stream-rpc.js";
 import type { LocalService } from "../onion/types.js";
@@ -66,7 +66,7 @@ export interface CircuitAuthorityTransport extends AuthorityTransport {
  * last hop of a circuit (`circuit.openStream("authority")`). Transport
  * failures become AuthorityError "busy" (with retryAfterMs) or
  * "unreachable"; the authority's own refusals arrive as `error` messages and
- * are typed by authority.ts.
+ * are typed by service.ts.
  */
 export function circuitAuthorityTransport(stream: RpcStream, options: { timeoutMs?: number } = {}): CircuitAuthorityTransport {
   const rpc = createStreamRpc(stream, { maxMessageBytes: MAX_AUTHORITY_MESSAGE_BYTES });
