@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "artifacts/", "cache/", "types/", "coverage/", "devnet/", "node/src/chain/generated/"] },
+  { ignores: ["node_modules/", "artifacts/", "cache/", "types/", "coverage/", "devnet/", "build/", "node/src/chain/generated/"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

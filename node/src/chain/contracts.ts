@@ -5,16 +5,9 @@
  * Hardhat artifacts by `npm run build:contracts`, so a contract change that
  * breaks a caller fails the type check instead of a transaction.
  */
-import { getContract, type Account, type Chain, type PublicClient, type Transport, type WalletClient } from "viem";
+import { getContract, type Account, type Chain, type GetContractReturnType, type PublicClient, type Transport, type WalletClient } from "viem";
 import type { Deployment } from "./deployment.js";
-import {
-  bandwidthRewardsAbi,
-  identityRegistryAbi,
-  nodeRegistryAbi,
-  oracleReceiptsAbi,
-  pspTokenAbi,
-  subscriptionsAbi,
-} from "./generated/abis.js";
+import { bandwidthRewardsAbi, identityRegistryAbi, nodeRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi } from "./generated/abis.js";
 
 export { bandwidthRewardsAbi, identityRegistryAbi, nodeRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi };
 
@@ -40,11 +33,24 @@ export function roleNames(mask: number): NodeRoleName[] {
   return (Object.keys(NodeRole) as NodeRoleName[]).filter((name) => (mask & NodeRole[name]) !== 0);
 }
 
+/** The clients bindings are made for: a public client, plus a wallet client for writes. */
+export interface ContractClients {
+  public: PublicClient<Transport, Chain>;
+  wallet?: WalletClient<Transport, Chain, Account>;
+}
+
+/** The PSP contracts of one deployment, bound to `C` (spelled out so declarations stay small). */
+export interface PspContractSet<C extends ContractClients> {
+  token: GetContractReturnType<typeof pspTokenAbi, C>;
+  nodeRegistry: GetContractReturnType<typeof nodeRegistryAbi, C>;
+  identityRegistry: GetContractReturnType<typeof identityRegistryAbi, C>;
+  subscriptions: GetContractReturnType<typeof subscriptionsAbi, C>;
+  oracleReceipts: GetContractReturnType<typeof oracleReceiptsAbi, C>;
+  rewards: GetContractReturnType<typeof bandwidthRewardsAbi, C>;
+}
+
 /** Read-only bindings, or read-write ones when a wallet client is given. */
-export function pspContractsFor<C extends { public: PublicClient<Transport, Chain>; wallet?: WalletClient<Transport, Chain, Account> }>(
-  deployment: Deployment,
-  client: C,
-) {
+export function pspContractsFor<C extends ContractClients>(deployment: Deployment, client: C): PspContractSet<C> {
   const at = deployment.contracts;
   return {
     token: getContract({ address: at.PSPToken.address, abi: pspTokenAbi, client }),
@@ -56,4 +62,4 @@ export function pspContractsFor<C extends { public: PublicClient<Transport, Chai
   };
 }
 
-export type PspContracts = ReturnType<typeof pspContractsFor<{ public: PublicClient<Transport, Chain> }>>;
+export type PspContracts = PspContractSet<{ public: PublicClient<Transport, Chain> }>;

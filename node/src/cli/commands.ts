@@ -1,17 +1,43 @@
+/**
+ * Every command group of the CLI, loaded lazily: `psp --help` lists the
+ * groups from this table without importing any of them, and a run imports
+ * only the group it names (viem, the chain bindings or the DHT simulator
+ * load only for the commands that use them). A new group is a module
+ * exporting `register(program: Command): void`, added to this table.
+ */
 import type { Command } from "commander";
-import { register as registerSim } from "./sim.js";
-import { register as registerNode } from "./node.js";
-import { register as registerBench } from "./bench.js";
-import { register as registerIdentity } from "./identity.js";
-import { register as registerCert } from "./cert.js";
-import { register as registerOperator } from "./operator.js";
+
+export interface CommandGroup {
+  name: string;
+  description: string;
+  load: () => Promise<{ register(program: Command): void }>;
+}
+
+export const commandGroups: readonly CommandGroup[] = [
+  { name: "status", description: "the running devnet at a glance: nodes, roles, consensus age, links, circuits, DHT", load: () => import("./status.js") },
+  { name: "identity", description: "identity keys and their on-chain registration", load: () => import("./identity.js") },
+  { name: "cert", description: "access certificates from the authority nodes", load: () => import("./cert.js") },
+  { name: "operator", description: "node operator actions on the NodeRegistry: register, stake, unstake, withdraw, status", load: () => import("./operator.js") },
+  { name: "node", description: "run a PSP node", load: () => import("./node.js") },
+  { name: "sim", description: "in-process simulators", load: () => import("./sim.js") },
+  { name: "bench", description: "benchmarks on this machine", load: () => import("./bench.js") },
+];
+
+/** The group a run names, if any: its first argument that is not an option (after `help`, for `psp help <group>`). */
+function namedGroup(args: readonly string[]): CommandGroup | undefined {
+  const words = args.filter((a) => !a.startsWith("-"));
+  const name = words[0] === "help" ? words[1] : words[0];
+  return commandGroups.find((g) => g.name === name);
+}
 
 /**
- * Every command group of the CLI. A new group is a module exporting
- * `register(program: Command): void`, added to this list.
+ * Registers the group `args` names in full and every other group as a
+ * described stub (enough for the help listing and for "unknown command").
  */
-const groups: Array<(program: Command) => void> = [registerSim, registerIdentity, registerCert, registerOperator, registerNode, registerBench];
-
-export function registerCommands(program: Command): void {
-  for (const register of groups) register(program);
+export async function registerCommands(program: Command, args: readonly string[]): Promise<void> {
+  const named = namedGroup(args);
+  for (const group of commandGroups) {
+    if (group === named) (await group.load()).register(program);
+    else program.command(group.name).description(group.description);
+  }
 }

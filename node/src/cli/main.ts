@@ -1,6 +1,6 @@
 /**
- * The `psp` command line: one commander program, one module per command group.
- * Each group exports `register(program)`; this file only wires them together.
+ * The `psp` command line: one commander program, one module per command
+ * group (commands.ts), loaded only when a run names it.
  */
 import { Command } from "commander";
 import { registerCommands } from "./commands.js";
@@ -11,6 +11,6 @@ const program = new Command()
   .description("PeerStream Protocol: node, client and operator tools")
   .showHelpAfterError();
 
-registerCommands(program);
+await registerCommands(program, process.argv.slice(2));
 
 await runCli(program);

@@ -1,0 +1,18 @@
+import { PspError } from "../errors.js";
+
+/** Why the client refused or failed; every message names the fix. */
+export type ClientErrorKind =
+  /** An option passed to createPspClient (or a CLI flag) is missing or malformed. */
+  | "bad-option"
+  /** A devnet state.json, bootstrap list or consensus file is missing or malformed. */
+  | "bad-bootstrap"
+  /** No verified consensus could be had from any source before the deadline. */
+  | "no-consensus"
+  /** The operation needs the client's identity key, and none was given. */
+  | "no-identity"
+  /** Too few authorities are listed in the consensus, or too few answered. */
+  | "no-authorities"
+  /** The client was closed. */
+  | "closed";
+
+export class ClientError extends PspError<ClientErrorKind> {}
