@@ -10,18 +10,18 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bytesToHex } from "viem";
-import { remoteAttester } from "../../node/src/chain/authority.js";
-import { connectAuthorities, requestAccessCertificateWhenConfirmed } from "../../node/src/chain/authority-node.js";
+import { remoteAttester } from "../../node/src/authority/service.js";
+import { connectAuthorities, requestAccessCertificateWhenConfirmed } from "../../node/src/authority/node.js";
 import { connectChain } from "../../node/src/chain/clients.js";
-import { defaultCertificateThreshold } from "../../node/src/chain/certificate.js";
+import { defaultCertificateThreshold } from "../../node/src/authority/certificate.js";
 import { registerIdentity } from "../../node/src/chain/identities.js";
 import { createConnectionManager } from "../../node/src/link/manager.js";
 import { startDevnet } from "../lib/devnet.js";
 import { devAccount } from "../lib/devnet-accounts.js";
 import { privateKeyToAccount } from "viem/accounts";
 import { applicationId, identityId } from "../../node/src/chain/attestation.js";
-import { certificateProofMessage, createAuthorityService, encodeAuthorityMessage, type AuthorityService, type CertificateRequest } from "../../node/src/chain/authority.js";
-import { assembleCertificate, buildCertificateBody, signCertificateBody, verifyAccessCertificate } from "../../node/src/chain/certificate.js";
+import { certificateProofMessage, createAuthorityService, encodeAuthorityMessage, type AuthorityService, type CertificateRequest } from "../../node/src/authority/service.js";
+import { assembleCertificate, buildCertificateBody, signCertificateBody, verifyAccessCertificate } from "../../node/src/authority/certificate.js";
 import { createMemoryPki } from "../../node/src/chain/pki.js";
 import { ed25519Sign, ed25519Verify, generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { formatIdentity } from "../../node/src/crypto/identity.js";
@@ -177,12 +177,12 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 /** Register + certify three fresh identities through a devnet's authority nodes, and time the raw parts on the same devnet. */
 async function endToEnd(): Promise<{ endToEndMs: number; registerMs: number; certificateMs: number; txMs: number; tlsMs: number; partsMs: number; devnetFirstMs: number }> {
   const dir = await mkdtemp(join(tmpdir(), "psp-bench-certs-"));
-  const devnet = await startDevnet({ port: 0, apiPort: 0, dir, deploymentFile: join(dir, "deployment.json"), runNodes: false });
+  const devnet = await startDevnet({ port: 0, apiPort: 0, dir, deploymentFile: join(dir, "deployment.json"), runNodes: (n) => n.roles.includes("authority") });
   try {
     const deploymentFile = devnet.state.deploymentFile;
     const { readDeployment } = await import("../../node/src/chain/deployment.js");
     const deployment = await readDeployment(deploymentFile);
-    const peers = devnet.authorities.map((a) => a.peer);
+    const peers = devnet.authorities;
     const authorities = devnet.state.sets.authority;
     const totals: number[] = [];
     const registers: number[] = [];

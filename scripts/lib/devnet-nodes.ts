@@ -1,35 +1,39 @@
 /**
- * Runs the devnet's onion and discovery nodes as real node processes: one
+ * Runs the devnet's nodes as real node processes: one
  * `psp node run --config <file>` child per node (Node 22 = this process's
- * executable, the `psp` bin), from the identity keys in <dir>/keys/<name>.json.
+ * executable, the `psp` bin), from the keys in <dir>/keys/<name>.json.
  *
  * Owns the devnet node configs (<dir>/nodes/<name>/config.json, mode 0600:
- * they hold the devnet-only secret keys): each node listens on its own
- * loopback /16 (127.<i+1>.0.1) so 3-hop paths exist among them. With
- * `chain` (the devnet's RPC URL and deployment file) every node reads the
- * NodeRegistry: discovery nodes check registration and stake on chain and
- * everyone takes the discovery set and K from NodeRegistry.discoverySet();
- * without it (no chain running) discovery nodes get a registry view of every
- * devnet node from the key files. Everyone gets the discovery nodes as the
- * bootstrap set and the first one as DHT seed. Waits for every ready line; `stop()` sends
- * SIGTERM (orderly close) and SIGKILLs what has not exited after 5 s.
+ * they hold the devnet-only secret keys) and their logs
+ * (<dir>/nodes/<name>/node.log): each node listens on its own loopback /16
+ * (127.<i+1>.0.1) so 3-hop paths exist among them, and runs the roles it is
+ * registered with. With `chain` (the devnet's RPC URL and deployment file)
+ * every node reads the NodeRegistry: discovery nodes check registration and
+ * stake on chain, everyone takes the discovery set and K from
+ * NodeRegistry.discoverySet(), and authority and oracle nodes run those roles
+ * with the signer key from their key file. Without it (no chain running)
+ * only nodes whose roles need no chain run, and discovery nodes get a
+ * registry view of every devnet node from the key files. Everyone gets the
+ * discovery nodes as the bootstrap set and the first one as DHT seed. Waits
+ * for every ready line; `stop()` sends SIGTERM (orderly close) and SIGKILLs
+ * what has not exited after 5 s.
  *
  * Trusts the devnet's own key files and state; nothing else.
  */
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
+import { createWriteStream } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { nodeIdFromPublicKey, verifyStaticPuzzle } from "../../node/src/crypto/puzzles.js";
 import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
 import type { NodeInfo } from "../../node/src/node/node.js";
+import { projectRoot } from "./artifacts.js";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const pspBin = join(root, "node", "bin", "psp.js");
+const pspBin = join(projectRoot, "node", "bin", "psp.js");
 
 /** A devnet node as state.json lists it (DevnetNodeState carries these fields). */
 export interface DevnetNodeEntry {
@@ -48,7 +52,7 @@ export interface DevnetNodesOptions {
    * set from the NodeRegistry (facts trusted at the head: Hardhat mines on demand).
    */
   chain?: { rpcUrl: string; deploymentFile: string };
-  /** Which nodes to run (default: those with the discovery role or only the onion role; authority and oracle nodes run elsewhere). */
+  /** Which nodes to run (default: every node, or without `chain` those whose roles need none). */
   run?: (node: DevnetNodeEntry) => boolean;
   /** Voting schedule (default 60 s periods: a devnet consensus within about a minute). */
   schedule?: { periodMs: number; voteDelayMs: number; distDelayMs: number; validPeriods: number };
@@ -77,7 +81,9 @@ export interface DevnetNodes {
 
 export const DEFAULT_DEVNET_SCHEDULE = { periodMs: 60_000, voteDelayMs: 10_000, distDelayMs: 10_000, validPeriods: 3 };
 
-const defaultRun = (n: DevnetNodeEntry): boolean => n.roles.includes("discovery") || (n.roles.length === 1 && n.roles[0] === "onion");
+/** Roles that read the chain: a node with one runs only when the devnet has a chain. */
+const CHAIN_ROLES = ["authority", "oracle"];
+const needsChain = (n: DevnetNodeEntry): boolean => n.roles.some((r) => CHAIN_ROLES.includes(r));
 
 async function freePort(host: string): Promise<number> {
   const server = createServer();
@@ -90,15 +96,26 @@ async function freePort(host: string): Promise<number> {
   return port;
 }
 
-async function readSecret(keyFile: string): Promise<string> {
-  const parsed = JSON.parse(await readFile(keyFile, "utf8")) as { identitySecretKey?: unknown };
-  const key = typeof parsed.identitySecretKey === "string" ? parsed.identitySecretKey.replace(/^0x/, "") : "";
-  if (!/^[0-9a-fA-F]{64}$/.test(key)) throw new Error(`${keyFile}: identitySecretKey must be 32 bytes of hex`);
-  return key.toLowerCase();
+interface NodeKeys {
+  /** Ed25519 identity seed, 64 hex digits. */
+  secret: string;
+  /** EVM signer key, 0x + 64 hex digits (authority and oracle nodes). */
+  signer?: `0x${string}`;
 }
 
-function waitReady(child: ChildProcess, name: string, timeoutMs: number): Promise<NodeInfo> {
+async function readKeys(keyFile: string): Promise<NodeKeys> {
+  const parsed = JSON.parse(await readFile(keyFile, "utf8")) as { identitySecretKey?: unknown; signerPrivateKey?: unknown };
+  const key = typeof parsed.identitySecretKey === "string" ? parsed.identitySecretKey.replace(/^0x/, "") : "";
+  if (!/^[0-9a-fA-F]{64}$/.test(key)) throw new Error(`${keyFile}: identitySecretKey must be 32 bytes of hex`);
+  const signer = typeof parsed.signerPrivateKey === "string" && /^0x[0-9a-fA-F]{64}$/.test(parsed.signerPrivateKey) ? (parsed.signerPrivateKey as `0x${string}`) : undefined;
+  return { secret: key.toLowerCase(), ...(signer ? { signer } : {}) };
+}
+
+function waitReady(child: ChildProcess, name: string, timeoutMs: number, logFile: string): Promise<NodeInfo> {
   let stderr = "";
+  const log = createWriteStream(logFile, { flags: "a" });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
   child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   return new Promise<NodeInfo>((ok, fail) => {
@@ -134,13 +151,18 @@ async function stopChild(child: ChildProcess): Promise<void> {
 export async function startDevnetNodes(options: DevnetNodesOptions): Promise<DevnetNodes> {
   const log = options.log ?? (() => {});
   const schedule = options.schedule ?? DEFAULT_DEVNET_SCHEDULE;
-  const selected = options.nodes.filter(options.run ?? defaultRun);
-  const secrets = new Map<string, string>();
+  const selected = options.nodes.filter(options.run ?? ((n) => options.chain !== undefined || !needsChain(n)));
+  const keys = new Map<string, NodeKeys>();
   const identities = new Map<string, string>();
   for (const n of options.nodes) {
-    const secret = await readSecret(n.keyFile);
-    secrets.set(n.name, secret);
-    identities.set(n.name, Buffer.from(ed25519PublicKey(Uint8Array.from(Buffer.from(secret, "hex")))).toString("hex"));
+    const k = await readKeys(n.keyFile);
+    keys.set(n.name, k);
+    identities.set(n.name, Buffer.from(ed25519PublicKey(Uint8Array.from(Buffer.from(k.secret, "hex")))).toString("hex"));
+  }
+  for (const n of selected) {
+    if (!needsChain(n)) continue;
+    if (!options.chain) throw new Error(`devnet node ${n.name} runs ${n.roles.join("+")}: those roles read the chain, and no chain was given`);
+    if (!keys.get(n.name)!.signer) throw new Error(`${n.keyFile}: an ${n.roles.join("+")} node needs signerPrivateKey (0x + 64 hex digits)`);
   }
   // Devnet keys made before the DHT puzzle requirement do not solve it: the whole devnet then runs the DHT at difficulty 0.
   const solves = selected.every((n) => {
@@ -153,7 +175,7 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
   const hosts = selected.map((_, i) => `127.${i + 1}.0.1`);
   const ports = await Promise.all(hosts.map((h) => freePort(h)));
   const discovery = selected.flatMap((n, i) => (n.roles.includes("discovery") ? [{ identity: identities.get(n.name)!, host: hosts[i]!, port: ports[i]! }] : []));
-  if (discovery.length === 0) throw new Error("devnet nodes: no node with the discovery role is selected to run; the directory needs at least one");
+  // Without a discovery node running (a benchmark's authorities-only devnet) the nodes run without a directory.
   const registry = Object.fromEntries(options.nodes.map((n) => [identities.get(n.name)!, n.roles.filter((r) => ["onion", "discovery", "authority", "oracle"].includes(r))]));
 
   const children: ChildProcess[] = [];
@@ -166,21 +188,30 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         const nodeDir = resolve(options.dir, "nodes", n.name);
         await mkdir(nodeDir, { recursive: true });
         const isDiscovery = n.roles.includes("discovery");
+        const nodeKeys = keys.get(n.name)!;
+        const signer = nodeKeys.signer ? { signer: { privateKeyHex: nodeKeys.signer } } : undefined;
         const config = {
           listen: { host: hosts[i], port: ports[i] },
-          identity: { secretKeyHex: secrets.get(n.name) },
-          roles: isDiscovery ? ["onion", "discovery"] : ["onion"],
+          identity: { secretKeyHex: nodeKeys.secret },
+          roles: n.roles.filter((r) => r === "onion" || r === "discovery" || (options.chain && CHAIN_ROLES.includes(r))),
+          // Every local client shares 127.0.0.1 and so one per-client rate-limit bucket: the burst is raised for that.
+          ...(n.roles.includes("authority") && options.chain ? { authority: { ...signer, limits: { burst: 100, requestsPerMinute: 600 } } } : {}),
+          ...(n.roles.includes("oracle") && options.chain ? { oracle: signer } : {}),
           dataDir: join(nodeDir, "data"),
           api: { host: "127.0.0.1", port: 0 },
           onion: { services: ["echo", "discard"] },
           dht: { staticDifficulty, seeds: discovery.filter((d) => d.identity !== identities.get(n.name)).slice(0, 1) },
-          directory: {
-            discovery,
-            schedule,
-            publishIntervalMs: options.publishIntervalMs ?? 20_000,
-            retryMs: Math.max(1000, Math.floor(schedule.periodMs / 10)),
-            ...(isDiscovery && !options.chain ? { registry } : {}),
-          },
+          ...(discovery.length === 0
+            ? {}
+            : {
+                directory: {
+                  discovery,
+                  schedule,
+                  publishIntervalMs: options.publishIntervalMs ?? 20_000,
+                  retryMs: Math.max(1000, Math.floor(schedule.periodMs / 10)),
+                  ...(isDiscovery && !options.chain ? { registry } : {}),
+                },
+              }),
           ...(options.chain
             ? {
                 chain: {
@@ -195,9 +226,9 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         };
         const configFile = join(nodeDir, "config.json");
         await writeFile(configFile, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
-        const child = spawn(process.execPath, [pspBin, "node", "run", "--config", configFile], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(process.execPath, [pspBin, "node", "run", "--config", configFile], { cwd: projectRoot, stdio: ["ignore", "pipe", "pipe"] });
         children.push(child);
-        const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 30_000);
+        const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 30_000, join(nodeDir, "node.log"));
         log(`node     ${n.name.padEnd(12)} pid ${child.pid} link ${info.host}:${info.port} api ${info.controlApi}`);
         return {
           name: n.name,

@@ -1,10 +1,12 @@
 /**
  * The local devnet: a Hardhat JSON-RPC chain, the PSP contracts, funded test
- * accounts, staked nodes of every role, the authority nodes running as real
- * authority nodes on loopback TLS (in this process), and a demo of the
- * on-chain flows (identity registration with attestations gathered from the
- * authority nodes over TLS, an access certificate from them, a subscription,
- * an oracle receipt batch). Writes a state file for scripts and tools.
+ * accounts (with ethers keystores under one documented passphrase), staked
+ * nodes of every role, each running as its own `psp node run` process
+ * (devnet-nodes.ts), and a demo of the on-chain flows (identity registration
+ * with attestations gathered from the authority nodes over TLS, an access
+ * certificate from them, a subscription, an oracle receipt batch). Writes
+ * the state file (node/src/client/devnet-state.ts) that `psp`, the client
+ * library and scripts read.
  *
  * Everything goes through JSON-RPC with viem, exactly as against any other
  * EVM chain; only the funding uses Hardhat's well-known dev accounts.
@@ -18,9 +20,14 @@ import { connectChain, type ChainClients } from "../../node/src/chain/clients.js
 import { pspContractsFor, roleNames, NodeRole, type NodeRoleName } from "../../node/src/chain/contracts.js";
 import type { Deployment } from "../../node/src/chain/deployment.js";
 import { applicationId, REGISTRATION_POLICY } from "../../node/src/chain/attestation.js";
-import { remoteAttester } from "../../node/src/chain/authority.js";
-import { connectAuthorities, requestAccessCertificateWhenConfirmed, startAuthorityNode, type AuthorityNode } from "../../node/src/chain/authority-node.js";
-import { defaultCertificateThreshold, verifyAccessCertificate } from "../../node/src/chain/certificate.js";
+import { remoteAttester } from "../../node/src/authority/service.js";
+import { connectAuthorities, requestAccessCertificateWhenConfirmed } from "../../node/src/authority/node.js";
+import type { DevnetKeystore, DevnetNodeState, DevnetState } from "../../node/src/client/devnet-state.js";
+import { majorityThreshold } from "../../node/src/directory/config.js";
+import { encryptKeyFile } from "../../node/src/crypto/keyfile.js";
+import { encryptEvmKeystore } from "../../node/src/crypto/evm-keystore.js";
+import type { PeerAddress } from "../../node/src/link/manager.js";
+import { defaultCertificateThreshold, verifyAccessCertificate } from "../../node/src/authority/certificate.js";
 import { registerIdentity } from "../../node/src/chain/identities.js";
 import { nodeKeyHex, registerNode, stakeNode } from "../../node/src/chain/staking.js";
 import { transact } from "../../node/src/chain/transact.js";
@@ -28,7 +35,7 @@ import { identityRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi }
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { solveStaticPuzzle } from "../../node/src/crypto/puzzles.js";
 import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
-import { startDevnetNodes, type DevnetNodes } from "./devnet-nodes.js";
+import { startDevnetNodes, type DevnetNodeEntry, type DevnetNodes } from "./devnet-nodes.js";
 import { formatIdentity } from "../../node/src/crypto/identity.js";
 import { deployPsp, devnetParams, writeDeployment, type DeployParams } from "./deploy.js";
 import { devAccount } from "./devnet-accounts.js";
@@ -57,45 +64,28 @@ export const defaultDevnetNodes: DevnetNodeSpec[] = [
   { name: "onion-3", roles: ["onion"], stake: parseEther("1000") },
 ];
 
-export interface DevnetNodeState {
-  name: string;
-  roles: NodeRoleName[];
-  /** `peerstream.network.node.<base58>` */
-  identity: string;
-  /** Ed25519 identity public key, hex: the NodeRegistry key. */
-  nodeKey: Hex;
-  operator: Address;
-  signer: Address;
-  stake: string;
-  /** Where the node listens for links ("host:port"); authority nodes run in the devnet process, others once later layers run them. */
-  addresses: string[];
-  /** Control API URL once the node runs one. */
-  controlApi: string | null;
-  /** File with this node's (unencrypted, devnet-only) keys. */
-  keyFile: string;
-}
+export type { DevnetKeystore, DevnetNodeState, DevnetState };
 
-export interface DevnetState {
-  rpcUrl: string;
-  chainId: number;
-  /** The devnet's control API (status, live sets, nodes, identities, metrics). */
-  controlApi: string;
-  startedAt: string;
-  deploymentFile: string;
-  contracts: Record<string, Address>;
-  accounts: { deployer: Address; operators: Address[]; users: Address[] };
-  nodes: DevnetNodeState[];
-  sets: { authority: Hex[]; oracle: Hex[]; discovery: Hex[] };
-  demo: {
-    application: { namespace: string; application: string; applicationId: Hex; owner: Address };
-    identity: { identity: string; identityId: Hex; owner: Address; keyFile: string };
-    /** The demo identity's access certificate, obtained from the authority nodes over TLS. */
-    certificate: { file: string; authorities: number; notAfter: number; verified: boolean };
-    /** Registration + certificate through the authority nodes, end to end (ms). */
-    endToEndMs: number;
-    subscription: { planId: string; expiresAt: number };
-    receipts: { batchId: string; count: number; verified: boolean };
-  };
+/**
+ * The passphrase of every devnet keystore and key file (devnet/keys/): devnet
+ * only, printed by `npm start`, used by the CLI on the devnet when
+ * PSP_KEYSTORE_PASSWORD / PSP_KEY_PASSWORD are not set.
+ */
+export const DEVNET_PASSPHRASE = "psp-devnet";
+/** scrypt cost of devnet keystores and key files: fast to open, never for real keys. */
+const DEVNET_SCRYPT_N = 2 ** 12;
+
+/** What the devnet demonstrated at start; the `demo` section of state.json. */
+export interface DevnetDemo {
+  application: { namespace: string; application: string; applicationId: Hex; owner: Address };
+  /** The demo identity ("alice"): its key file is encrypted under DEVNET_PASSPHRASE. */
+  identity: { identity: string; identityId: Hex; owner: Address; keyFile: string };
+  /** The demo identity's access certificate, obtained from the authority nodes over TLS. */
+  certificate: { file: string; authorities: number; notAfter: number; verified: boolean };
+  /** Registration + certificate through the authority nodes, end to end (ms). */
+  endToEndMs: number;
+  subscription: { planId: string; expiresAt: number };
+  receipts: { batchId: string; count: number; verified: boolean };
 }
 
 export interface DevnetOptions {
@@ -109,20 +99,25 @@ export interface DevnetOptions {
   deploymentFile: string;
   nodes?: DevnetNodeSpec[];
   params?: DeployParams;
-  /** Run the discovery and onion nodes as `psp node run` processes (default true). */
-  runNodes?: boolean;
+  /**
+   * Which nodes run as `psp node run` processes (default every node). The
+   * authority nodes must be among them: the demo registers through them.
+   */
+  runNodes?: (node: DevnetNodeEntry) => boolean;
   /** Discovery voting schedule for those nodes (default: 60 s periods). */
   schedule?: { periodMs: number; voteDelayMs: number; distDelayMs: number; validPeriods: number };
   log?: (line: string) => void;
 }
 
 export interface Devnet {
-  state: DevnetState;
+  state: DevnetState & { demo: DevnetDemo };
   chain: HardhatNode;
-  /** Resolves when a node first serves a verified consensus (never, without node processes). */
+  /** Resolves when a node first serves a verified consensus (never, without discovery processes). */
   firstConsensus: Promise<FirstConsensus>;
-  /** The authority nodes serving on loopback. */
-  authorities: AuthorityNode[];
+  /** The running authority nodes, as a client dials them. */
+  authorities: PeerAddress[];
+  /** The node processes. */
+  nodes: DevnetNodes;
   stop(): Promise<void>;
 }
 
@@ -142,9 +137,8 @@ const SIGNER_GAS_FUNDS = parseEther("10");
 export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const log = opts.log ?? (() => {});
   const specs = opts.nodes ?? defaultDevnetNodes;
-  await mkdir(join(opts.dir, "keys"), { recursive: true });
+  await mkdir(join(opts.dir, "keys", "accounts"), { recursive: true });
   const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log") });
-  const authorityNodes: AuthorityNode[] = [];
   let nodeProcesses: DevnetNodes | undefined;
   try {
     log(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337)`);
@@ -165,14 +159,12 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     // Register and stake every node from its operator's account.
     const nodes: DevnetNodeState[] = [];
     const signers = new Map<string, PrivateKeyAccount>();
-    const identitySecrets = new Map<string, Uint8Array>();
     for (const [i, spec] of specs.entries()) {
       // Node identities double as DHT keys, so they must pass the S/Kademlia static puzzle.
       const keys = solveStaticPuzzle({ difficulty: DEFAULT_DHT_CONFIG.staticDifficulty, generateKeyPair: generateEd25519KeyPair }).keyPair;
       const signerKey = generatePrivateKey();
       const signer = privateKeyToAccount(signerKey);
       signers.set(spec.name, signer);
-      identitySecrets.set(spec.name, keys.secretKey);
       const operator = operators[i]!;
       const ctx = { clients: await connectChain({ rpcUrl: chain.rpcUrl, account: operator }), deployment };
       const nodeKey = nodeKeyHex(keys.publicKey);
@@ -199,51 +191,58 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
         stake: formatEther(spec.stake),
         addresses: [],
         controlApi: null,
+        pid: null,
         keyFile,
       });
-      log(`node     ${spec.name.padEnd(12)} ${roleNames(spec.roles.reduce((m, r) => m | NodeRole[r], 0)).join("+").padEnd(16)} staked ${formatEther(spec.stake)} PSP`);
+      log(
+        `node     ${spec.name.padEnd(12)} ${roleNames(spec.roles.reduce((m, r) => m | NodeRole[r], 0))
+          .join("+")
+          .padEnd(16)} staked ${formatEther(spec.stake)} PSP`,
+      );
     }
     const [authorityKeys] = await contracts.nodeRegistry.read.authoritySet();
     const [oracleKeys] = await contracts.nodeRegistry.read.oracleSet();
     const [discoveryKeys] = await contracts.nodeRegistry.read.discoverySet();
     log(`sets     ${authorityKeys.length} authorities, ${oracleKeys.length} oracles, ${discoveryKeys.length} discovery nodes`);
 
-    // The authority nodes, as real nodes: links on loopback TLS, link RPC, a chain PKI following events.
-    // Hardhat mines on demand, so facts are trusted at the head (0 confirmations) and events polled often.
-    // Every local client shares 127.0.0.1 and so one per-client rate-limit bucket: the burst is raised for that.
-    const reader = await connectChain({ rpcUrl: chain.rpcUrl, expectedChainId: deployment.chainId });
-    for (const spec of specs.filter((s) => s.roles.includes("authority"))) {
-      const node = await startAuthorityNode({
-        identitySecretKey: identitySecrets.get(spec.name)!,
-        signer: signers.get(spec.name)!,
-        clients: reader,
-        deployment,
-        listen: { host: "127.0.0.1", port: 0 },
-        confirmations: 0,
-        followIntervalMs: 200,
-        limits: { burst: 100, requestsPerMinute: 600 },
-      });
-      authorityNodes.push(node);
-      nodes.find((n) => n.name === spec.name)!.addresses = [node.address];
-      log(`serve    ${spec.name.padEnd(12)} authority node on ${node.address} (TLS links, RPC service "authority")`);
+    // Every node as a real process: TLS links, onion relay, DHT, directory, its roles, a control API.
+    // Chain-backed: discovery nodes check descriptors and take the discovery set from the NodeRegistry,
+    // authority and oracle nodes read the chain with their signers.
+    nodeProcesses = await startDevnetNodes({
+      dir: opts.dir,
+      nodes,
+      log,
+      chain: { rpcUrl: chain.rpcUrl, deploymentFile: opts.deploymentFile },
+      ...(opts.runNodes ? { run: opts.runNodes } : {}),
+      ...(opts.schedule ? { schedule: opts.schedule } : {}),
+    });
+    for (const p of nodeProcesses.nodes) {
+      const entry = nodes.find((n) => n.name === p.name)!;
+      entry.addresses = p.addresses;
+      entry.controlApi = p.controlApi;
+      entry.pid = p.pid;
     }
+    const authorityPeers: PeerAddress[] = nodeProcesses.nodes
+      .filter((p) => p.roles.includes("authority"))
+      .map((p) => {
+        const [host, port] = p.addresses[0]!.split(":") as [string, string];
+        return { identity: Uint8Array.from(Buffer.from(p.identity, "hex")), host, port: Number(port) };
+      });
+    if (authorityPeers.length === 0) throw new Error("devnet: no authority node runs, so the demo identity cannot be registered (runNodes must keep them)");
 
-    // Discovery and onion nodes as real processes: TLS links, onion relay, DHT, directory, control API.
-    if (opts.runNodes !== false) {
-      // Chain-backed: discovery nodes check descriptors and take the discovery set from the NodeRegistry.
-      nodeProcesses = await startDevnetNodes({
-        dir: opts.dir,
-        nodes,
-        log,
-        chain: { rpcUrl: chain.rpcUrl, deploymentFile: opts.deploymentFile },
-        ...(opts.schedule ? { schedule: opts.schedule } : {}),
-      });
-      for (const p of nodeProcesses.nodes) {
-        const entry = nodes.find((n) => n.name === p.name)!;
-        entry.addresses = p.addresses;
-        entry.controlApi = p.controlApi;
-      }
+    // Keystores for the user and operator accounts, so the CLI can send from them on the devnet.
+    const keystores: DevnetKeystore[] = [];
+    const accountLabels = [
+      ...users.map((account, i) => ({ account, label: ["alice", "bob", "carol"][i] ?? `user-${i}` })),
+      ...operators.map((account, i) => ({ account, label: `operator-${specs[i]!.name}` })),
+    ];
+    for (const { account, label } of accountLabels) {
+      const file = join(opts.dir, "keys", "accounts", `${label}.json`);
+      const privateKey = toHex(account.getHdKey().privateKey!);
+      await writeFile(file, (await encryptEvmKeystore(privateKey, DEVNET_PASSPHRASE, { scryptN: DEVNET_SCRYPT_N })) + "\n", { mode: 0o600 });
+      keystores.push({ label, address: account.address, file });
     }
+    log(`accounts ${keystores.length} keystores in ${join(opts.dir, "keys", "accounts")} (passphrase "${DEVNET_PASSPHRASE}", devnet only)`);
 
     // A demo application and identity, registered with authority attestations.
     const namespace = "peerstream";
@@ -263,7 +262,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     // End to end through the authority nodes over TLS, as any client does: attestations, the
     // registration transaction, then a certificate once the authorities' chain view has the identity.
     const started = performance.now();
-    const authorityClient = await connectAuthorities(authorityNodes.map((n) => n.peer));
+    const authorityClient = await connectAuthorities(authorityPeers);
     let registered: Awaited<ReturnType<typeof registerIdentity>>;
     let certificate: Uint8Array;
     try {
@@ -300,24 +299,24 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       chainId: deployment.chainId,
       registry: deployment.contracts.IdentityRegistry.address,
     });
-    const aliceKeyFile = join(opts.dir, "keys", "demo-identity.json");
-    await writeFile(aliceKeyFile, JSON.stringify({ warning: "devnet demo identity, unencrypted", identity: aliceIdentity, secretKey: toHex(aliceKeys.secretKey) }, null, 2), { mode: 0o600 });
-    const certFile = join(opts.dir, "keys", "demo-identity.cert");
+    // The `psp identity` key file format, so `psp cert request --key-file devnet/keys/alice.key` works as is.
+    const aliceKeyFile = join(opts.dir, "keys", "alice.key");
+    await writeFile(aliceKeyFile, (await encryptKeyFile(aliceKeys.secretKey, DEVNET_PASSPHRASE, { scrypt: { N: DEVNET_SCRYPT_N } })) + "\n", { mode: 0o600 });
+    const certFile = `${aliceKeyFile}.cert`;
     await writeFile(certFile, certificate);
-    log(`identity ${aliceIdentity} registered through ${authorityNodes.length} authority nodes over TLS`);
+    log(`identity ${aliceIdentity} registered through ${authorityPeers.length} authority nodes over TLS`);
     log(`cert     access certificate signed by ${verifiedCert.authorities.length} authorities, valid until ${new Date(verifiedCert.notAfter * 1000).toISOString()}`);
     log(`e2e      register + certificate through the network: ${endToEndMs.toFixed(0)} ms`);
 
     // A monthly plan for the application; alice subscribes for one period.
     const price = parseEther("10");
-    const { receipt: planReceipt } = await send(admin, {
+    await send(admin, {
       address: contracts.subscriptions.address,
       abi: subscriptionsAbi,
       functionName: "createPlan",
       args: [appId, price, BigInt(30 * 24 * 3600)],
     });
     const planId = (await contracts.subscriptions.read.planCount()) as bigint;
-    void planReceipt;
     await send(aliceClients, { address: contracts.token.address, abi: pspTokenAbi, functionName: "approve", args: [contracts.subscriptions.address, price] });
     await send(aliceClients, { address: contracts.subscriptions.address, abi: subscriptionsAbi, functionName: "subscribe", args: [registered.identityId, planId, 1] });
     const expiresAt = Number(await contracts.subscriptions.read.subscriptionExpiry([registered.identityId]));
@@ -325,7 +324,10 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
 
     // An oracle commits a batch of (demo) stream-creation receipt hashes.
     const receiptHashes = [0, 1, 2, 3].map((i) => keccak256(toHex(`devnet demo receipt ${i} ${Date.now()}`)));
-    const tree = StandardMerkleTree.of(receiptHashes.map((h) => [h]), ["bytes32"]);
+    const tree = StandardMerkleTree.of(
+      receiptHashes.map((h) => [h]),
+      ["bytes32"],
+    );
     const oracleSigner = signers.get(specs.find((s) => s.roles.includes("oracle"))!.name)!;
     const oracleClients = await connectChain({ rpcUrl: chain.rpcUrl, account: oracleSigner });
     await send(oracleClients, { address: contracts.oracleReceipts.address, abi: oracleReceiptsAbi, functionName: "commitBatch", args: [tree.root as Hex, receiptHashes.length] });
@@ -333,16 +335,22 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const verified = await contracts.oracleReceipts.read.verifyReceipt([batchId, receiptHashes[0]!, tree.getProof(0) as Hex[]]);
     log(`receipts batch ${batchId}: ${receiptHashes.length} receipts committed by oracle-1, inclusion proof ${verified ? "verifies" : "FAILS"}`);
 
-    const state: DevnetState = {
+    const bob = keystores.find((k) => k.label === "bob")!;
+    const state: Devnet["state"] = {
       rpcUrl: chain.rpcUrl,
       chainId: deployment.chainId,
       controlApi: "",
       startedAt: new Date().toISOString(),
       deploymentFile: opts.deploymentFile,
       contracts: Object.fromEntries(Object.entries(deployment.contracts).map(([k, v]) => [k, v.address])),
-      accounts: { deployer: deployer.address, operators: operators.map((a) => a.address), users: users.map((a) => a.address) },
+      accounts: {
+        deployer: deployer.address,
+        operators: operators.map((a) => a.address),
+        users: users.map((a) => a.address),
+        keystores: { passphrase: DEVNET_PASSPHRASE, files: keystores, default: bob.address },
+      },
       nodes,
-      sets: { authority: [...authorityKeys], oracle: [...oracleKeys], discovery: [...discoveryKeys] },
+      sets: { authority: [...authorityKeys], oracle: [...oracleKeys], discovery: [...discoveryKeys], discoveryThreshold: majorityThreshold(discoveryKeys.length) },
       demo: {
         application: { namespace, application, applicationId: appId, owner: deployer.address },
         identity: { identity: aliceIdentity, identityId: registered.identityId, owner: alice.address, keyFile: aliceKeyFile },
@@ -357,22 +365,22 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     log(`api      ${api.url}/v1/status`);
     await writeFile(join(opts.dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
     const stopWatching = new AbortController();
+    const running = nodeProcesses;
     return {
       state,
       chain,
-      authorities: authorityNodes,
+      authorities: authorityPeers,
+      nodes: running,
       firstConsensus: watchFirstConsensus(nodes, stopWatching.signal),
       stop: async () => {
         stopWatching.abort();
         await api.close();
-        await nodeProcesses?.stop();
-        await Promise.all(authorityNodes.map((n) => n.close()));
+        await running.stop();
         await chain.stop();
       },
     };
   } catch (err) {
     await nodeProcesses?.stop();
-    await Promise.all(authorityNodes.map((n) => n.close()));
     await chain.stop();
     throw err;
   }
@@ -381,7 +389,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
 /** Polls the running nodes' `GET /v1/consensus` until one serves a verified consensus. */
 async function watchFirstConsensus(nodes: DevnetNodeState[], signal: AbortSignal): Promise<FirstConsensus> {
   const started = performance.now();
-  const running = nodes.filter((n) => n.controlApi);
+  const running = nodes.filter((n) => n.controlApi && n.roles.includes("discovery"));
   if (running.length === 0) return await new Promise<never>(() => {});
   while (!signal.aborted) {
     for (const node of running) {

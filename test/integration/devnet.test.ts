@@ -1,7 +1,8 @@
 /**
  * The devnet as `npm start` runs it: a real Hardhat JSON-RPC chain, contracts
- * deployed, nodes staked, three authority nodes on loopback TLS, the demo
- * identity registered through them and holding their access certificate.
+ * deployed, eleven staked nodes of every role each running as its own
+ * `psp node run` process, the demo identity registered through the
+ * authority nodes and holding their access certificate.
  */
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,7 +17,7 @@ import { devAccount } from "../../scripts/lib/devnet-accounts.js";
 import { connectChain } from "../../node/src/chain/clients.js";
 import { pspContractsFor } from "../../node/src/chain/contracts.js";
 import { readDeployment } from "../../node/src/chain/deployment.js";
-import { verifyAccessCertificate } from "../../node/src/chain/certificate.js";
+import { verifyAccessCertificate } from "../../node/src/authority/certificate.js";
 import { parseIdentity } from "../../node/src/crypto/identity.js";
 import { startDevnet, type Devnet, type DevnetState } from "../../scripts/lib/devnet.js";
 
@@ -84,22 +85,36 @@ describe("devnet", () => {
     expect(state.demo.receipts.verified).toBe(true);
   });
 
-  it("runs its authority nodes on loopback and got the demo identity a certificate through them over TLS", async () => {
+  it("runs its authority and oracle nodes as psp node run processes; the demo identity got its certificate through them over TLS", async () => {
     const { state } = devnet;
     const authorities = state.nodes.filter((n) => n.roles.includes("authority"));
     expect(authorities).toHaveLength(3);
-    for (const node of authorities) {
-      expect(node.addresses).toHaveLength(1);
-      expect(node.addresses[0]).toMatch(/^127\.0\.0\.1:\d+$/);
-      const served = devnet.authorities.find((a) => a.address === node.addresses[0])!;
-      expect(Buffer.from(served.nodeKey).toString("hex")).toBe(node.nodeKey.slice(2));
-      // Each answered the demo's attestation and certificate requests over its links.
-      expect(served.rpc.stats.requestsServed).toBeGreaterThanOrEqual(3);
+    expect(devnet.authorities).toHaveLength(3);
+    const statusOf = async (node: (typeof state.nodes)[number]) =>
+      (await (await fetch(`${node.controlApi}/v1/status`)).json()) as Record<string, { inSet: boolean | null; signer: string; requests?: number }>;
+    for (const node of [...authorities, ...state.nodes.filter((n) => n.roles.includes("oracle"))]) {
+      expect(node.addresses[0]).toMatch(/^127\.\d+\.0\.1:\d+$/);
+      expect(node.pid).toBeGreaterThan(0);
+      const role = node.roles.includes("authority") ? "authority" : "oracle";
+      let status = await statusOf(node);
+      for (let i = 0; i < 40 && status[role]?.inSet === null; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        status = await statusOf(node);
+      }
+      // The chain counts it in its set, with the signer the devnet registered.
+      expect(status[role]).toMatchObject({ inSet: true });
+      expect(status[role]!.signer.toLowerCase()).toBe(node.signer.toLowerCase());
+      // Each authority answered the demo's attestation and certificate requests over its links.
+      if (role === "authority") expect(status.authority!.requests).toBeGreaterThanOrEqual(3);
     }
-    // Oracle nodes do not run yet; discovery and onion nodes run as processes (next test).
-    for (const node of state.nodes.filter((n) => n.roles.includes("oracle"))) expect(node.addresses).toEqual([]);
     const certificate = new Uint8Array(await readFile(state.demo.certificate.file));
-    const verified = verifyAccessCertificate(certificate, { now: Date.now(), authorities: state.sets.authority, threshold: 2, chainId: state.chainId, registry: state.contracts.IdentityRegistry! });
+    const verified = verifyAccessCertificate(certificate, {
+      now: Date.now(),
+      authorities: state.sets.authority,
+      threshold: 2,
+      chainId: state.chainId,
+      registry: state.contracts.IdentityRegistry!,
+    });
     expect(verified.identityId).toBe(state.demo.identity.identityId);
     expect(verified.identity).toBe(state.demo.identity.identity);
     expect(state.demo.certificate).toMatchObject({ verified: true, authorities: verified.authorities.length });
@@ -158,23 +173,31 @@ describe("devnet", () => {
     }
   });
 
-  it("runs its discovery and onion nodes as processes that sign a consensus listing them", async () => {
+  it("runs every node as a process; the discovery nodes sign a consensus listing them all with their role flags", async () => {
     const running = devnet.state.nodes.filter((n) => n.controlApi);
-    expect(running.map((n) => n.name).sort()).toEqual(["discovery-1", "discovery-2", "discovery-3", "onion-1", "onion-2", "onion-3"]);
+    expect(running).toHaveLength(11);
     const first = await devnet.firstConsensus;
     expect(first.signers).toBeGreaterThanOrEqual(2);
-    // Descriptors reach the discovery nodes over the first periods: wait until one consensus lists every running node.
+    // Descriptors reach the discovery nodes over the first periods: wait until one consensus lists every node.
     const wanted = running.map((n) => n.nodeKey.slice(2).toLowerCase()).sort();
-    let listed: string[] = [];
-    for (let attempt = 0; attempt < 40 && listed.join() !== wanted.join(); attempt++) {
+    let listed: { identity: string; flags: string[] }[] = [];
+    const ids = () =>
+      listed
+        .map((n) => n.identity.toLowerCase())
+        .sort()
+        .join();
+    for (let attempt = 0; attempt < 60 && ids() !== wanted.join(); attempt++) {
       const res = await fetch(`${running.find((n) => n.name === "onion-1")!.controlApi}/v1/consensus`);
-      if (res.ok) listed = ((await res.json()) as { nodes: { identity: string }[] }).nodes.map((n) => n.identity.toLowerCase()).sort();
-      if (listed.join() !== wanted.join()) await new Promise((r) => setTimeout(r, 500));
+      if (res.ok) listed = ((await res.json()) as { nodes: { identity: string; flags: string[] }[] }).nodes;
+      if (ids() !== wanted.join()) await new Promise((r) => setTimeout(r, 500));
     }
-    expect(listed).toEqual(wanted);
-    const status = (await (await fetch(`${running[0]!.controlApi}/v1/status`)).json()) as Record<string, unknown>;
-    expect(JSON.stringify(status)).toContain(running[0]!.nodeKey.slice(2));
-  }, 60_000);
+    expect(ids()).toBe(wanted.join());
+    // Role flags are set only where the chain agrees with the descriptor.
+    for (const node of running) {
+      const entry = listed.find((e) => e.identity.toLowerCase() === node.nodeKey.slice(2).toLowerCase())!;
+      for (const role of node.roles) expect(entry.flags).toContain(role);
+    }
+  }, 90_000);
 
   it("serves its control API: status, live sets, nodes, identities, metrics, clear errors", async () => {
     const { state } = devnet;

@@ -1,11 +1,11 @@
 /**
  * The node's control API routes and metrics, mounted on the shared fastify
  * base (api/server.ts): `GET /v1/status`, `GET /v1/dht/stats`,
- * `GET /v1/dht/records/:key`, `GET /metrics` (links, circuits, DHT and
- * directory figures) and `GET /v1/consensus`.
+ * `GET /v1/dht/records/:key`, `GET /metrics` (links, circuits, DHT,
+ * directory, authority and oracle figures) and `GET /v1/consensus`.
  *
  * Owns the JSON shapes of these routes and the psp_node_* / psp_dht_* /
- * psp_link_* / psp_onion_* metric names. Reads state only, except that a
+ * psp_link_* / psp_onion_* / psp_authority_* / psp_oracle_* metric names. Reads state only, except that a
  * record lookup runs a DHT value lookup. Parameters are checked by JSON
  * schema: a bad one gets 400 `{ error, kind: "bad-request" }`.
  *
@@ -19,6 +19,7 @@ import type { ConnectionManager } from "../link/manager.js";
 import type { OnionRelay } from "../onion/relay.js";
 import type { NodeDht } from "./dht.js";
 import type { NodeDirectory } from "./directory.js";
+import type { NodeAuthority, NodeOracle } from "./roles.js";
 import { hex } from "./hex.js";
 import type { NodeInfo } from "./node.js";
 
@@ -29,6 +30,8 @@ export interface NodeApiSources {
   relay: OnionRelay | undefined;
   dht: NodeDht;
   directory: NodeDirectory | undefined;
+  authority?: NodeAuthority | undefined;
+  oracle?: NodeOracle | undefined;
 }
 
 /** What `GET /v1/dht/stats` returns. */
@@ -72,6 +75,8 @@ export function nodeStatus(s: NodeApiSources) {
       ? { validAfter: consensus.validAfter, freshUntil: consensus.freshUntil, validUntil: consensus.validUntil, nodes: consensus.entries.length, signers: consensus.signers.length }
       : null,
     ...(s.directory?.service ? { discovery: discoveryStatus(s.directory.service) } : {}),
+    ...(s.authority ? { authority: s.authority.status() } : {}),
+    ...(s.oracle ? { oracle: s.oracle.status() } : {}),
   };
 }
 
@@ -110,6 +115,26 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
   counter(registry, "psp_dht_requests_sent_total", "DHT requests sent", () => s.dht.transport.stats.requestsSent);
   counter(registry, "psp_dht_requests_served_total", "DHT requests answered", () => s.dht.transport.stats.requestsServed);
   counter(registry, "psp_dht_requests_refused_total", "DHT requests refused before the DHT saw them", () => s.dht.transport.stats.requestsRefused);
+  const inSet = (standing: { inSet: boolean | null }): number => (standing.inSet === null ? -1 : standing.inSet ? 1 : 0);
+  if (s.authority) {
+    const authority = s.authority;
+    counter(registry, "psp_authority_requests_total", "Authority requests answered (links and circuits)", () => authority.status().requests);
+    new Counter({
+      name: "psp_authority_refusals_total",
+      help: "Authority requests refused, by kind",
+      labelNames: ["kind"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [kind, n] of Object.entries(authority.status().refusals)) this.inc({ kind }, n);
+      },
+    });
+    gauge(registry, "psp_authority_in_set", "1 while the chain counts this node as an authority, 0 when not, -1 before it answered", () => inSet(authority.status()));
+  }
+  if (s.oracle) {
+    const oracle = s.oracle;
+    gauge(registry, "psp_oracle_in_set", "1 while the chain counts this node as an oracle, 0 when not, -1 before it answered", () => inSet(oracle.status()));
+  }
   if (s.directory) {
     registerDirectoryMetrics(registry, { ...(s.directory.service ? { service: s.directory.service } : {}), ...(s.directory.client ? { client: s.directory.client } : {}) });
   }

@@ -33,9 +33,14 @@ export class NodeError extends PspError<NodeErrorKind> {}
 /**
  * Roles a node process can run. Every node also runs the DHT, the control
  * API, descriptor publication and the consensus cache; "onion" adds the
- * relay, "discovery" the discovery service (votes and signs the consensus).
+ * relay, "discovery" the discovery service (votes and signs the consensus),
+ * "authority" the authority service (attestations and access certificates,
+ * over links and at the end of circuits), "oracle" the oracle node (its
+ * signer and its standing in the on-chain oracle set; the oracle service
+ * itself lives in oracle/). Each role is also claimed in the descriptor, and
+ * the consensus flags it only where the chain agrees.
  */
-export const NODE_ROLES = ["onion", "discovery"] as const;
+export const NODE_ROLES = ["onion", "discovery", "authority", "oracle"] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];
 
 /** Built-in local services a node can offer at the end of circuits. */
@@ -44,6 +49,21 @@ export type BuiltinService = (typeof BUILTIN_SERVICES)[number];
 
 /** Where a key comes from. */
 export type KeySource = { secretKeyHex: string } | { keyFile: string; passphraseEnv: string };
+
+/** Where an EVM signer key comes from: hex (devnet, tests) or an ethers JSON keystore. */
+export type SignerSource = { privateKeyHex: `0x${string}` } | { keystore: string; passphraseEnv: string };
+
+/** The "authority" role: the node's EVM signer (it signs EIP-712 attestations) and its limits. */
+export interface NodeAuthorityConfig {
+  signer: SignerSource;
+  /** Per-client and per-identity request limits (docs/spec/authority.md). */
+  limits?: { requestsPerMinute?: number; burst?: number };
+}
+
+/** The "oracle" role: the node's EVM signer (it will sign receipt batches and reward votes). */
+export interface NodeOracleConfig {
+  signer: SignerSource;
+}
 
 export interface NodeConfig {
   /** Address the TLS listener binds. */
@@ -69,6 +89,10 @@ export interface NodeConfig {
   api?: { host: string; port: number } | false;
   dht?: NodeDhtConfig;
   directory?: NodeDirectoryConfig;
+  /** The authority role's settings (required with that role). */
+  authority?: NodeAuthorityConfig;
+  /** The oracle role's settings (required with that role). */
+  oracle?: NodeOracleConfig;
   /**
    * The chain the node reads the NodeRegistry from (docs/spec/node.md "Chain").
    * With it, discovery nodes check descriptors against on-chain registration
@@ -226,7 +250,23 @@ function checkNumbers(field: string, v: unknown, allowed: ReadonlySet<string>): 
 /** Validates a parsed JSON value as a NodeConfig. Throws NodeError "bad-config". */
 export function parseNodeConfig(value: unknown): NodeConfig {
   if (!isObject(value)) throw bad("(root)", "must be a JSON object");
-  const known = new Set(["listen", "advertise", "identity", "onionKey", "roles", "onion", "link", "maxLinks", "dataDir", "api", "dht", "directory", "chain"]);
+  const known = new Set([
+    "listen",
+    "advertise",
+    "identity",
+    "onionKey",
+    "roles",
+    "onion",
+    "link",
+    "maxLinks",
+    "dataDir",
+    "api",
+    "dht",
+    "directory",
+    "chain",
+    "authority",
+    "oracle",
+  ]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
   const config: NodeConfig = { listen: checkAddress("listen", value.listen) };
   if (value.advertise !== undefined) {
@@ -278,19 +318,61 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     config.chain = checkChain(value.chain);
     if (config.directory) config.directory.chain = config.chain;
   }
+  if (value.authority !== undefined) config.authority = checkAuthority(value.authority);
+  if (value.oracle !== undefined) {
+    if (!isObject(value.oracle)) throw bad("oracle", 'must be an object { "signer": ... }');
+    for (const k of Object.keys(value.oracle)) if (k !== "signer") throw bad(`oracle.${k}`, "unknown field; known: signer");
+    config.oracle = { signer: checkSigner("oracle.signer", value.oracle.signer) };
+  }
+  for (const role of ["authority", "oracle"] as const) {
+    if (!config.roles?.includes(role)) {
+      if (config[role]) throw bad(role, `is set but "${role}" is not in roles`);
+      continue;
+    }
+    if (!config[role])
+      throw bad(role, `the "${role}" role needs ${role}.signer: { "privateKeyHex": "0x..." } or { "keystore": "<ethers JSON keystore>", "passphraseEnv": "<VAR>" }`);
+    if (!config.chain) throw bad("chain", `the "${role}" role reads the chain: add a "chain" section { "rpcUrl", "deploymentFile" }`);
+  }
   if (config.roles?.includes("discovery")) {
-    if (!config.directory) throw bad("directory", 'the "discovery" role needs directory.discovery (the bootstrap discovery set) and a "chain" section (or, offline, directory.registry)');
+    if (!config.directory)
+      throw bad("directory", 'the "discovery" role needs directory.discovery (the bootstrap discovery set) and a "chain" section (or, offline, directory.registry)');
     if (!config.chain && !config.directory.registry) {
-      throw bad("directory.registry", 'the "discovery" role needs the NodeRegistry: add a "chain" section { "rpcUrl", "deploymentFile" }, or for an offline network directory.registry (identity hex -> role names)');
+      throw bad(
+        "directory.registry",
+        'the "discovery" role needs the NodeRegistry: add a "chain" section { "rpcUrl", "deploymentFile" }, or for an offline network directory.registry (identity hex -> role names)',
+      );
     }
   }
   return config;
 }
 
+function checkSigner(field: string, v: unknown): SignerSource {
+  if (!isObject(v)) throw bad(field, 'must be { "privateKeyHex": "0x<64 hex>" } or { "keystore": "<path>", "passphraseEnv": "<VAR>" }');
+  if (v.privateKeyHex !== undefined) {
+    if (typeof v.privateKeyHex !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(v.privateKeyHex)) throw bad(`${field}.privateKeyHex`, "must be 0x followed by 64 hex digits");
+    return { privateKeyHex: v.privateKeyHex as `0x${string}` };
+  }
+  if (typeof v.keystore === "string" && v.keystore && typeof v.passphraseEnv === "string" && v.passphraseEnv) return { keystore: v.keystore, passphraseEnv: v.passphraseEnv };
+  throw bad(field, 'needs "privateKeyHex", or both "keystore" and "passphraseEnv"');
+}
+
+function checkAuthority(v: unknown): NodeAuthorityConfig {
+  if (!isObject(v)) throw bad("authority", 'must be an object { "signer": ..., "limits"?: { "requestsPerMinute", "burst" } }');
+  for (const k of Object.keys(v)) if (k !== "signer" && k !== "limits") throw bad(`authority.${k}`, "unknown field; known: signer, limits");
+  const out: NodeAuthorityConfig = { signer: checkSigner("authority.signer", v.signer) };
+  if (v.limits !== undefined) {
+    const limits = checkNumbers("authority.limits", v.limits, new Set(["requestsPerMinute", "burst"]));
+    for (const [k, n] of Object.entries(limits)) if (!Number.isSafeInteger(n) || n < 1) throw bad(`authority.limits.${k}`, "must be a positive integer");
+    out.limits = limits;
+  }
+  return out;
+}
+
 function checkPeers(field: string, v: unknown, max: number): ConfiguredPeer[] {
   if (!Array.isArray(v) || v.length > max) throw bad(field, `must be a list of at most ${max} { "identity": "<64 hex>", "host": string, "port": number }`);
   return v.map((p, i) => {
-    if (!isObject(p) || typeof p.identity !== "string" || !/^[0-9a-fA-F]{64}$/.test(p.identity)) throw bad(`${field}[${i}].identity`, "must be the node's Ed25519 identity key, 64 hex digits");
+    if (!isObject(p) || typeof p.identity !== "string" || !/^[0-9a-fA-F]{64}$/.test(p.identity))
+      throw bad(`${field}[${i}].identity`, "must be the node's Ed25519 identity key, 64 hex digits");
     const address = checkAddress(`${field}[${i}]`, { host: p.host, port: p.port });
     if (address.port === 0) throw bad(`${field}[${i}].port`, "must be a real port (1..65535)");
     return { identity: p.identity.toLowerCase(), ...address };
@@ -371,7 +453,8 @@ function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   positive("retryMs");
   if (out.threshold !== undefined && out.threshold > discovery.length) throw bad("directory.threshold", `must be at most the ${discovery.length} discovery nodes listed`);
   if (v.country !== undefined) {
-    if (typeof v.country !== "string" || !/^[A-Z]{2}$/.test(v.country)) throw bad("directory.country", 'must be an ISO 3166-1 alpha-2 code in upper case, e.g. "DE" ("ZZ": unknown)');
+    if (typeof v.country !== "string" || !/^[A-Z]{2}$/.test(v.country))
+      throw bad("directory.country", 'must be an ISO 3166-1 alpha-2 code in upper case, e.g. "DE" ("ZZ": unknown)');
     out.country = v.country;
   }
   if (v.bridge !== undefined) {
@@ -438,6 +521,26 @@ export async function loadIdentityKey(config: NodeConfig): Promise<Ed25519KeyPai
   if (!config.identity) return generateEd25519KeyPair();
   const secretKey = await secretFrom(config.identity, "identity", "ed25519");
   return { secretKey, publicKey: ed25519PublicKey(secretKey) };
+}
+
+/** The EVM private key a signer source names (an ethers keystore is decrypted with the passphrase from its variable). */
+export async function loadSignerKey(source: SignerSource, field: string): Promise<`0x${string}`> {
+  if ("privateKeyHex" in source) return source.privateKeyHex;
+  const passphrase = process.env[source.passphraseEnv];
+  if (passphrase === undefined) throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the keystore's passphrase) is not set`);
+  let text: string;
+  try {
+    text = await readFile(source.keystore, "utf8");
+  } catch (err) {
+    throw new NodeError("key-load", `${field}: cannot read keystore ${source.keystore}: ${(err as Error).message}`, { cause: err });
+  }
+  // ethers loads only for nodes whose signer sits in a keystore.
+  const { decryptEvmKeystore } = await import("../crypto/evm-keystore.js");
+  try {
+    return (await decryptEvmKeystore(text, passphrase)).privateKey;
+  } catch (err) {
+    throw new NodeError("key-load", `${field}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** The node's onion key pair from the config (fresh when absent). */

@@ -8,8 +8,9 @@
  * directory, bootstrap from seeds, re-seeding from each new consensus);
  * the directory (directory.ts: descriptor publication and the consensus
  * cache everywhere, the discovery service on "discovery" nodes); and the
- * control API (api.ts). Shutdown runs in reverse order. Authority and
- * oracle roles join here as they are built.
+ * the "authority" and "oracle" roles (roles.ts: the authority service over
+ * links and circuits; the oracle's standing on chain); and the control API
+ * (api.ts). Shutdown runs in reverse order.
  *
  * Trusts: its config (validated by config.ts) and the layers it composes.
  */
@@ -43,6 +44,8 @@ import type { PathNode } from "../onion/path.js";
 import type { LocalService } from "../onion/types.js";
 import type { Cell } from "../wire/cell.js";
 import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./config.js";
+import { startNodeAuthority, startNodeOracle } from "./roles.js";
+import type { NodeAuthority, NodeOracle } from "./roles.js";
 import type { NodeConfig } from "./config.js";
 
 /** What a running node tells others about itself (what a directory would list). */
@@ -67,6 +70,8 @@ export interface StartNodeOptions {
   services?: Record<string, LocalService>;
   /** Test hook on every cell the relay sends (see OnionDriverOptions.outboundHook). */
   outboundHook?: (cell: Cell, link: Link) => Cell | undefined;
+  /** Operator-facing messages (chain fallbacks, role standing); default stderr. */
+  log?: (message: string) => void;
 }
 
 export interface RunningNode {
@@ -81,6 +86,10 @@ export interface RunningNode {
   readonly dht: NodeDht;
   /** Descriptor publication and the consensus (absent without directory config). */
   readonly directory: NodeDirectory | undefined;
+  /** The authority role (absent without it). */
+  readonly authority: NodeAuthority | undefined;
+  /** The oracle role (absent without it). */
+  readonly oracle: NodeOracle | undefined;
   readonly api: ControlApi | undefined;
   /**
    * An onion client on this node's consensus: path selection uses the
@@ -128,6 +137,41 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   const bound = manager.address() as { host: string; port: number };
   const advertised = config.advertise ?? { host: config.listen.host, port: bound.port };
 
+  // Set once the relay exists; closures made before then (flush, cleanup) read it late.
+  let driver: OnionDriver | undefined;
+  const roles = config.roles ?? ["onion"];
+  const log = options.log ?? ((message: string) => console.error(message));
+  const rpc = createLinkRpc({ manager });
+  const cleanup: (() => void | Promise<void>)[] = [
+    async () => {
+      rpc.close();
+      await manager.close();
+      driver?.stop();
+    },
+  ];
+  const unwind = async (): Promise<void> => {
+    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => undefined);
+  };
+
+  // Chain-backed roles first: they can fail (no chain, bad signer key) before anything else runs.
+  let authority: NodeAuthority | undefined;
+  let oracle: NodeOracle | undefined;
+  try {
+    if (roles.includes("authority") && config.authority && config.chain) {
+      const started = await startNodeAuthority({ identity, config: config.authority, chain: config.chain, rpc, log, flush: () => driver?.run(() => undefined) });
+      authority = started;
+      cleanup.push(() => started.close());
+    }
+    if (roles.includes("oracle") && config.oracle && config.chain) {
+      const started = await startNodeOracle({ identity, config: config.oracle, chain: config.chain, log });
+      oracle = started;
+      cleanup.push(() => started.close());
+    }
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+
   const services: Record<string, LocalService> = {};
   const counters: RunningNode["services"] = {};
   for (const name of config.onion?.services ?? []) {
@@ -140,8 +184,9 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   // sent after an await, outside the relay's round, so it flushes the driver itself.
   services["dht"] = dhtProxyService(() => dht?.node, {
     publisherSecretKey: identity.secretKey,
-    flush: () => driver.run(() => undefined),
+    flush: () => driver?.run(() => undefined),
   });
+  if (authority) services["authority"] = authority.circuitService;
   Object.assign(services, options.services);
 
   const relay = new OnionRelay({
@@ -153,20 +198,8 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
   });
-  const driver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}) });
-
-  const roles = config.roles ?? ["onion"];
-  const rpc = createLinkRpc({ manager });
-  const cleanup: (() => void | Promise<void>)[] = [
-    async () => {
-      rpc.close();
-      await manager.close();
-      driver.stop();
-    },
-  ];
-  const unwind = async (): Promise<void> => {
-    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => undefined);
-  };
+  const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}) });
+  driver = onionDriver;
 
   let dht: NodeDht;
   let directory: NodeDirectory | undefined;
@@ -201,7 +234,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
       started.onConsensus((consensus) => void dht.reseed(consensusPeers(consensus)).catch(() => undefined));
     }
     if (config.api !== false) {
-      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory };
+      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory, authority, oracle };
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
       try {
         api = await startControlApi({
@@ -241,9 +274,11 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     manager,
     rpc,
     relay,
-    driver,
+    driver: onionDriver,
     dht,
     directory,
+    authority,
+    oracle,
     api,
     services: counters,
     async createOnionClient(options = {}) {

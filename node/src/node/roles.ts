@@ -1,0 +1,148 @@
+/**
+ * The node's chain-backed roles, "authority" and "oracle", as a node process
+ * runs them (docs/spec/node.md "Roles").
+ *
+ * Authority: the authority service (authority/service.ts) on a chain PKI of
+ * its own (it follows IdentityRegistry and NodeRegistry events), served as
+ * link RPC service "authority" (anonymous client links allowed) and as the
+ * onion service "authority" at the end of circuits. The node counts every
+ * request and refusal by kind for its status and metrics.
+ *
+ * Oracle: the node's signer and its standing in the on-chain oracle set,
+ * re-read every refresh. The oracle service itself (receipts, usage,
+ * settlement) is built in oracle/ on top of this; until then an oracle node
+ * runs, links, relays and reports like any node, and says whether the chain
+ * counts it as an oracle.
+ *
+ * Owns only composition and counting; every check on a request stays in
+ * authority/service.ts. Trusts the chain PKI and its own config.
+ */
+import { privateKeyToAccount } from "viem/accounts";
+import type { Address } from "viem";
+import { authorityCircuitService } from "../authority/circuit.js";
+import { serveAuthority } from "../authority/node.js";
+import { createAuthorityService, decodeAuthorityResponse } from "../authority/service.js";
+import type { AuthorityService } from "../authority/service.js";
+import type { Ed25519KeyPair } from "../crypto/ed25519.js";
+import type { LinkRpc } from "../link/rpc.js";
+import type { LocalService } from "../onion/types.js";
+import { connectNodeChain } from "./chain.js";
+import type { NodeChain } from "./chain.js";
+import { NodeError, loadSignerKey } from "./config.js";
+import type { NodeAuthorityConfig, NodeChainConfig, NodeOracleConfig } from "./config.js";
+import { hex } from "./hex.js";
+
+/** How the node stands in one on-chain role set. */
+export interface RoleStanding {
+  /** The EVM signer the node signs with. */
+  signer: Address;
+  /** In the current on-chain set (null until the chain has answered). */
+  inSet: boolean | null;
+  /** The chain's signer for this node differs from the configured one (its signatures would not count). */
+  signerMismatch: boolean;
+  /** The last chain failure while reading the set, if the last read failed. */
+  lastError?: string;
+}
+
+export interface AuthorityRoleStatus extends RoleStanding {
+  requests: number;
+  /** Refusals by AuthorityError kind. */
+  refusals: Record<string, number>;
+}
+
+export interface NodeAuthority {
+  readonly service: AuthorityService;
+  /** The onion service "authority" to offer at the end of circuits. */
+  readonly circuitService: LocalService;
+  status(): AuthorityRoleStatus;
+  close(): void;
+}
+
+export interface NodeOracle {
+  status(): RoleStanding;
+  close(): void;
+}
+
+async function connect(role: string, chain: NodeChainConfig, log: (m: string) => void): Promise<NodeChain> {
+  try {
+    return await connectNodeChain(chain, { onWarning: (message) => log(`${role}: ${message}`) });
+  } catch (err) {
+    throw new NodeError("start-failed", `the ${role} role reads the chain, and ${chain.rpcUrl} with ${chain.deploymentFile} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Keeps a RoleStanding current: reads `set` now and every `refreshMs`. */
+function followStanding(standing: RoleStanding, nodeKey: string, read: () => Promise<{ members: readonly { nodeKey: string; signer: string }[] }>, refreshMs: number) {
+  const refresh = async (): Promise<void> => {
+    try {
+      const set = await read();
+      const me = set.members.find((m) => m.nodeKey.toLowerCase() === nodeKey);
+      standing.inSet = me !== undefined;
+      standing.signerMismatch = me !== undefined && me.signer.toLowerCase() !== standing.signer.toLowerCase();
+      delete standing.lastError;
+    } catch (err) {
+      standing.lastError = (err as Error).message;
+    }
+  };
+  void refresh();
+  const timer = setInterval(() => void refresh(), refreshMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export interface StartRoleOptions {
+  identity: Ed25519KeyPair;
+  chain: NodeChainConfig;
+  log: (message: string) => void;
+}
+
+/** Starts the authority role: serves "authority" on `rpc`; `flush` sends replies a circuit service makes after an await. */
+export async function startNodeAuthority(opts: StartRoleOptions & { config: NodeAuthorityConfig; rpc: LinkRpc; flush: () => void }): Promise<NodeAuthority> {
+  const signer = privateKeyToAccount(await loadSignerKey(opts.config.signer, "authority.signer"));
+  const chain = await connect("authority", opts.chain, opts.log);
+  const inner = createAuthorityService({ pki: chain.pki, nodeSecretKey: opts.identity.secretKey, signer, ...(opts.config.limits ? { limits: opts.config.limits } : {}) });
+  const counts = { requests: 0, refusals: {} as Record<string, number> };
+  // The same service, counted: every answer is one of its messages, a refusal an `error` message.
+  const service: AuthorityService = {
+    ...inner,
+    handleMessage: async (bytes, ctx) => {
+      const answer = await inner.handleMessage(bytes, ctx);
+      counts.requests++;
+      try {
+        const response = decodeAuthorityResponse(answer);
+        if (response.t === "error") counts.refusals[response.kind] = (counts.refusals[response.kind] ?? 0) + 1;
+      } catch {
+        counts.refusals["unreadable-answer"] = (counts.refusals["unreadable-answer"] ?? 0) + 1;
+      }
+      return answer;
+    },
+  };
+  const stopServing = serveAuthority(opts.rpc, service);
+  const standing: RoleStanding = { signer: signer.address, inSet: null, signerMismatch: false };
+  const stopFollowing = followStanding(standing, `0x${hex(opts.identity.publicKey)}`, () => chain.pki.currentAuthorities(), opts.chain.refreshMs ?? 60_000);
+  return {
+    service,
+    circuitService: authorityCircuitService(service, { flush: opts.flush }),
+    status: () => ({ ...standing, requests: counts.requests, refusals: { ...counts.refusals } }),
+    close() {
+      stopFollowing();
+      stopServing();
+      chain.close();
+    },
+  };
+}
+
+/** Starts the oracle role: its signer, and its standing in the on-chain oracle set. */
+export async function startNodeOracle(opts: StartRoleOptions & { config: NodeOracleConfig }): Promise<NodeOracle> {
+  const signer = privateKeyToAccount(await loadSignerKey(opts.config.signer, "oracle.signer"));
+  const chain = await connect("oracle", opts.chain, opts.log);
+  const standing: RoleStanding = { signer: signer.address, inSet: null, signerMismatch: false };
+  const stopFollowing = followStanding(standing, `0x${hex(opts.identity.publicKey)}`, () => chain.pki.currentOracles(), opts.chain.refreshMs ?? 60_000);
+  return {
+    status: () => ({ ...standing }),
+    close() {
+      stopFollowing();
+      chain.close();
+    },
+  };
+}
