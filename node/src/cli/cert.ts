@@ -50,63 +50,59 @@ export function register(program: Command): void {
     .option("--threshold <n>", "authorities required (default: a majority of the current set)", positiveInteger)
     .option("--validity <seconds>", "certificate lifetime", positiveInteger, DEFAULT_CERT_VALIDITY_SECONDS)
     .option("--wait <seconds>", "keep asking while the authorities have not yet seen a fresh registration", positiveInteger, 15)
-    .action(
-      async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string; out?: string; threshold?: number; validity: number; wait: number }) => {
-        const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
-        const { deployment, pki } = await cliPki(opts, false);
-        let release = async (): Promise<void> => {};
-        try {
-          const set = await pki.currentAuthorities();
-          const source = await authorityTransports(pki, opts);
-          release = source.close;
-          const issued = await requestAccessCertificateWhenConfirmed({
-            retryForMs: opts.wait * 1000,
-            transports: source.transports,
-            identity: text,
-            identitySecretKey: secretKey,
-            chainId: deployment.chainId,
-            registry: deployment.contracts.IdentityRegistry.address,
-            authorities: set.members.map((m) => m.nodeKey),
-            threshold: opts.threshold ?? defaultCertificateThreshold(set.members.length),
-            validitySeconds: opts.validity,
-          });
-          const out = opts.out ?? `${opts.keyFile}.cert`;
-          await writeFile(out, issued.certificate);
-          for (const r of issued.refusals) console.error(`warning: an authority refused: [${r.kind}] ${r.message}`);
-          console.log(`${describe(issued.verified)}\nwritten to   ${out} (${issued.certificate.length} bytes)`);
-        } finally {
-          await release();
-          pki.close();
-        }
-      },
-    );
+    .action(async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string; out?: string; threshold?: number; validity: number; wait: number }) => {
+      const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
+      const { deployment, pki } = await cliPki(opts, false);
+      let release = async (): Promise<void> => {};
+      try {
+        const set = await pki.currentAuthorities();
+        const source = await authorityTransports(pki, opts);
+        release = source.close;
+        const issued = await requestAccessCertificateWhenConfirmed({
+          retryForMs: opts.wait * 1000,
+          transports: source.transports,
+          identity: text,
+          identitySecretKey: secretKey,
+          chainId: deployment.chainId,
+          registry: deployment.contracts.IdentityRegistry.address,
+          authorities: set.members.map((m) => m.nodeKey),
+          threshold: opts.threshold ?? defaultCertificateThreshold(set.members.length),
+          validitySeconds: opts.validity,
+        });
+        const out = opts.out ?? `${opts.keyFile}.cert`;
+        await writeFile(out, issued.certificate);
+        for (const r of issued.refusals) console.error(`warning: an authority refused: [${r.kind}] ${r.message}`);
+        console.log(`${describe(issued.verified)}\nwritten to   ${out} (${issued.certificate.length} bytes)`);
+      } finally {
+        await release();
+        pki.close();
+      }
+    });
 
   chainOptions(cert.command("verify").description("verify a certificate against the current on-chain authority set"))
     .argument("<file>", "certificate file")
     .option("--threshold <n>", "authorities required (default: a majority of the current set)", positiveInteger)
-    .action(
-      async (file: string, opts: ChainOptions & { threshold?: number }) => {
-        let bytes: Uint8Array;
-        try {
-          bytes = new Uint8Array(await readFile(file));
-        } catch (err) {
-          throw new ChainError("bad-argument", `cannot read certificate ${file}`, { cause: err });
-        }
-        if (bytes.length > MAX_CERT_BYTES) throw new ChainError("bad-argument", `${file} is ${bytes.length} bytes: not a certificate`);
-        const { deployment, pki } = await cliPki(opts, false);
-        try {
-          const set = await pki.currentAuthorities();
-          const verified = verifyAccessCertificate(bytes, {
-            now: Date.now(),
-            authorities: set.members.map((m) => m.nodeKey),
-            threshold: opts.threshold ?? defaultCertificateThreshold(set.members.length),
-            chainId: deployment.chainId,
-            registry: deployment.contracts.IdentityRegistry.address,
-          });
-          console.log(`valid\n${describe(verified)}`);
-        } finally {
-          pki.close();
-        }
-      },
-    );
+    .action(async (file: string, opts: ChainOptions & { threshold?: number }) => {
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await readFile(file));
+      } catch (err) {
+        throw new ChainError("bad-argument", `cannot read certificate ${file}`, { cause: err });
+      }
+      if (bytes.length > MAX_CERT_BYTES) throw new ChainError("bad-argument", `${file} is ${bytes.length} bytes: not a certificate`);
+      const { deployment, pki } = await cliPki(opts, false);
+      try {
+        const set = await pki.currentAuthorities();
+        const verified = verifyAccessCertificate(bytes, {
+          now: Date.now(),
+          authorities: set.members.map((m) => m.nodeKey),
+          threshold: opts.threshold ?? defaultCertificateThreshold(set.members.length),
+          chainId: deployment.chainId,
+          registry: deployment.contracts.IdentityRegistry.address,
+        });
+        console.log(`valid\n${describe(verified)}`);
+      } finally {
+        pki.close();
+      }
+    });
 }

@@ -2,7 +2,9 @@
  * What every chain-facing command needs: an RPC URL, a deployment file, and
  * optionally an account from an ethers JSON keystore. Relative paths (the
  * default `deployments/<network>.json`) resolve against the working directory,
- * which npm scripts set to the project root.
+ * which npm scripts set to the project root. On the running devnet a
+ * command that sends a transaction without --keystore sends from the devnet
+ * account it names (devnet-defaults.ts), and says so on stderr.
  */
 import { readFile } from "node:fs/promises";
 import { createInterface } from "node:readline/promises";
@@ -13,7 +15,8 @@ import { Option, type Command } from "commander";
 import { connectChain, type ChainClients } from "../chain/clients.js";
 import { readDeployment, type Deployment } from "../chain/deployment.js";
 import { ChainError } from "../chain/errors.js";
-import { decryptEvmKeystore } from "../crypto/evm-keystore.js";
+import type { DevnetState } from "../client/devnet-state.js";
+import { devnetFor, devnetKeystore, devnetPassphraseFor } from "./devnet-defaults.js";
 
 export interface ChainCliOptions {
   rpc?: string;
@@ -31,6 +34,8 @@ export function deploymentPath(opts: ChainCliOptions): string {
 async function passphrase(path: string): Promise<string> {
   const fromEnv = process.env.PSP_KEYSTORE_PASSWORD;
   if (fromEnv !== undefined) return fromEnv;
+  const devnet = await devnetPassphraseFor(path);
+  if (devnet !== undefined) return devnet;
   if (!process.stdin.isTTY) {
     throw new ChainError("bad-argument", `no passphrase for ${path}: set PSP_KEYSTORE_PASSWORD or run on a terminal`);
   }
@@ -50,21 +55,41 @@ export async function loadKeystoreAccount(path: string): Promise<Account> {
   } catch (err) {
     throw new ChainError("bad-argument", `cannot read keystore ${path}: check --keystore`, { cause: err });
   }
+  // ethers (for the keystore format) loads only when a keystore is opened: it costs CLI start-up time.
+  const { decryptEvmKeystore } = await import("../crypto/evm-keystore.js");
   const { privateKey } = await decryptEvmKeystore(json, await passphrase(path));
   return privateKeyToAccount(privateKey);
 }
 
-/** Connects to the chain the deployment file names, checking the chain id. */
-export async function chainContext(opts: ChainCliOptions, needsAccount: boolean): Promise<{ clients: ChainClients; deployment: Deployment }> {
-  const deployment = await readDeployment(deploymentPath(opts));
-  const account = needsAccount || opts.keystore ? await loadKeystoreAccountOrFail(opts.keystore) : undefined;
+/** Which devnet account a command sends from when no --keystore is given (an address the devnet holds a keystore of). */
+export type DevnetAccountChoice = (state: DevnetState) => string | undefined;
+
+/** The devnet's default account: the funded user "bob" (alice owns the demo identity). */
+export const defaultDevnetAccount: DevnetAccountChoice = (state) => state.accounts.keystores.default;
+
+/**
+ * Connects to the chain the deployment file names, checking the chain id.
+ * With `needsAccount` the account comes from --keystore or, on the running
+ * devnet, from the keystore of the account `devnetAccount` picks.
+ */
+export async function chainContext(
+  opts: ChainCliOptions,
+  needsAccount: boolean,
+  devnetAccount: DevnetAccountChoice = defaultDevnetAccount,
+): Promise<{ clients: ChainClients; deployment: Deployment }> {
+  const path = deploymentPath(opts);
+  const deployment = await readDeployment(path);
+  let keystore = opts.keystore;
+  if (needsAccount && keystore === undefined) {
+    const devnet = await devnetFor(path);
+    const chosen = devnet ? devnetKeystore(devnet, devnetAccount(devnet)) : undefined;
+    if (!chosen) throw new ChainError("bad-argument", "this command sends a transaction: pass --keystore <ethers JSON keystore>");
+    console.error(`devnet: sending from ${chosen.label} ${chosen.address} (${chosen.file}; pass --keystore to use another account)`);
+    keystore = chosen.file;
+  }
+  const account = keystore !== undefined ? await loadKeystoreAccount(keystore) : undefined;
   const clients = await connectChain({ rpcUrl: opts.rpc ?? defaultRpcUrl, expectedChainId: deployment.chainId, ...(account ? { account } : {}) });
   return { clients, deployment };
-}
-
-async function loadKeystoreAccountOrFail(path: string | undefined): Promise<Account> {
-  if (!path) throw new ChainError("bad-argument", "this command sends a transaction: pass --keystore <ethers JSON keystore>");
-  return await loadKeystoreAccount(path);
 }
 
 /** Adds the options every chain-facing command takes: --rpc, --network, --deployment. */

@@ -24,18 +24,17 @@ import { InvalidArgumentError } from "commander";
 import { toHex, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { IDENTITY_KIND, identityId as computeIdentityId } from "../chain/attestation.js";
-import { createAuthorityService, localAuthorityTransport, remoteAttester, type AuthorityTransport } from "../authority/service.js";
-import { connectAuthorities, currentAuthorityPeers, loadAuthorityPeers } from "../authority/node.js";
-import { registerIdentity } from "../chain/identities.js";
+import type { AuthorityTransport } from "../authority/service.js";
 import { createChainPki, type Pki } from "../chain/pki.js";
 import { ChainError } from "../chain/errors.js";
 import { generateEd25519KeyPair } from "../crypto/ed25519.js";
 import { formatIdentity, isIdentityKind, parseIdentity, type Identity, type IdentityKind } from "../crypto/identity.js";
 import { decryptKeyFile, encryptKeyFile, parseKeyFile } from "../crypto/keyfile.js";
 import { addChainOptions, chainContext, type ChainCliOptions } from "./chain-context.js";
+import { defaultDevnetStateFile, devnetPassphraseFor } from "./devnet-defaults.js";
 
-export const defaultDevnetKeysDir = join(process.cwd(), "devnet", "keys");
-export const defaultDevnetStateFile = join(process.cwd(), "devnet", "state.json");
+// The authority client (links, TLS) and the registration flow load only in the commands that use them.
+const authorityModules = async () => ({ ...(await import("../authority/service.js")), ...(await import("../authority/node.js")) });
 
 export interface AuthoritySourceOptions {
   authorities?: string;
@@ -60,7 +59,9 @@ export async function authorityTransports(pki: Pki, opts: AuthoritySourceOptions
     console.error(`DEVNET PATH: ${transports.length} authority services run in this process from ${opts.devnetKeys}; nothing goes over the network`);
     return { transports, close: async () => {} };
   }
-  const source = opts.authorities ?? (existsSync(defaultDevnetStateFile) ? defaultDevnetStateFile : undefined);
+  const { connectAuthorities, currentAuthorityPeers, loadAuthorityPeers } = await authorityModules();
+  const devnetState = defaultDevnetStateFile();
+  const source = opts.authorities ?? (existsSync(devnetState) ? devnetState : undefined);
   if (source === undefined) {
     throw new ChainError("bad-argument", "no authorities to ask: pass --authorities <devnet state.json | JSON list of { identity, host, port } | URL>");
   }
@@ -68,7 +69,6 @@ export async function authorityTransports(pki: Pki, opts: AuthoritySourceOptions
   const client = await connectAuthorities(peers);
   return { transports: client.transports, close: client.close };
 }
-
 
 export function chainOptions(cmd: Command): Command {
   return addChainOptions(cmd).option("--confirmations <n>", "blocks a chain fact must be buried under (default 0 on the devnet, 2 elsewhere)", nonNegativeInteger);
@@ -111,6 +111,9 @@ export async function cliPki(opts: ChainOptions, needsAccount: boolean) {
 async function keyPassphrase(path: string, confirm = false): Promise<string> {
   const fromEnv = process.env.PSP_KEY_PASSWORD;
   if (fromEnv !== undefined) return fromEnv;
+  // The devnet's own key files (the demo identity) open with the documented devnet passphrase.
+  const devnet = confirm ? undefined : await devnetPassphraseFor(path);
+  if (devnet !== undefined) return devnet;
   if (!process.stdin.isTTY) throw new ChainError("bad-argument", `no passphrase for ${path}: set PSP_KEY_PASSWORD or run on a terminal`);
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   try {
@@ -149,6 +152,7 @@ export async function devnetAuthorityTransports(pki: Pki, dir: string): Promise<
     throw new ChainError("bad-argument", `no devnet keys at ${dir}: start the devnet (\`npm start\`) or pass --devnet-keys`, { cause: err });
   }
   const current = new Set((await pki.currentAuthorities()).members.map((m) => m.nodeKey));
+  const { createAuthorityService, localAuthorityTransport } = await authorityModules();
   const transports: AuthorityTransport[] = [];
   for (const file of files) {
     const keys = JSON.parse(await readFile(join(dir, file), "utf8")) as { identitySecretKey?: Hex; signerPrivateKey?: Hex };
@@ -169,86 +173,97 @@ export function register(program: Command): void {
   identityNameOptions(identity.command("create").description("make a new Ed25519 identity key in an encrypted key file and print the identity"))
     .requiredOption("--out <file>", "where to write the encrypted key file")
     .option("--force", "overwrite an existing file")
-    .action(
-      async (opts: NameOptions & { out: string; force?: boolean }) => {
-        const keys = generateEd25519KeyPair();
-        const text = formatIdentity({ namespace: opts.namespace, application: opts.application, kind: opts.kind, publicKey: keys.publicKey });
-        const file = await encryptKeyFile(keys.secretKey, await keyPassphrase(opts.out, true));
-        try {
-          await writeFile(opts.out, file + "\n", { mode: 0o600, flag: opts.force ? "w" : "wx" });
-        } catch (err) {
-          throw new ChainError("bad-argument", `cannot write ${opts.out} (${(err as NodeJS.ErrnoException).code ?? "error"}): pass --force to overwrite`, { cause: err });
-        }
-        console.log(text);
-      },
-    );
+    .action(async (opts: NameOptions & { out: string; force?: boolean }) => {
+      const keys = generateEd25519KeyPair();
+      const text = formatIdentity({ namespace: opts.namespace, application: opts.application, kind: opts.kind, publicKey: keys.publicKey });
+      const file = await encryptKeyFile(keys.secretKey, await keyPassphrase(opts.out, true));
+      try {
+        await writeFile(opts.out, file + "\n", { mode: 0o600, flag: opts.force ? "w" : "wx" });
+      } catch (err) {
+        throw new ChainError("bad-argument", `cannot write ${opts.out} (${(err as NodeJS.ErrnoException).code ?? "error"}): pass --force to overwrite`, { cause: err });
+      }
+      console.log(text);
+    });
 
   authorityOptions(identityNameOptions(chainOptions(identity.command("register").description("register the identity on chain with attestations from the authority nodes"))))
     .requiredOption("--key-file <file>", "the identity's encrypted key file")
-    .option("--keystore <file>", "owner's ethers JSON keystore (sends the transaction)")
-    .action(
-      async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string }) => {
-        const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
-        const { clients, deployment, pki } = await cliPki(opts, true);
-        let release = async (): Promise<void> => {};
-        try {
-          const source = await authorityTransports(pki, opts);
-          release = source.close;
-          const transports = source.transports;
-          const threshold = await pki.attestationThreshold();
-          if (transports.length < threshold) throw new ChainError("bad-argument", `${transports.length} authorities reachable, ${threshold} attestations needed`);
-          const result = await registerIdentity({
-            clients,
-            deployment,
-            namespace: opts.namespace,
-            application: opts.application,
-            kind: opts.kind,
-            secretKey,
-            attesters: transports.map((t) => remoteAttester(t)),
-          });
-          console.log(`registered ${text}\n  identity id ${result.identityId}\n  owner       ${result.registration.owner}\n  tx          ${result.hash}`);
-        } finally {
-          await release();
-          pki.close();
-        }
-      },
-    );
+    .option("--keystore <file>", "owner's ethers JSON keystore (sends the transaction; on the devnet: its account bob)")
+    .action(async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string }) => {
+      const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
+      const { clients, deployment, pki } = await cliPki(opts, true);
+      const { remoteAttester } = await authorityModules();
+      const { registerIdentity } = await import("../chain/identities.js");
+      let release = async (): Promise<void> => {};
+      try {
+        const source = await authorityTransports(pki, opts);
+        release = source.close;
+        const transports = source.transports;
+        const threshold = await pki.attestationThreshold();
+        if (transports.length < threshold) throw new ChainError("bad-argument", `${transports.length} authorities reachable, ${threshold} attestations needed`);
+        const result = await registerIdentity({
+          clients,
+          deployment,
+          namespace: opts.namespace,
+          application: opts.application,
+          kind: opts.kind,
+          secretKey,
+          attesters: transports.map((t) => remoteAttester(t)),
+        });
+        console.log(`registered ${text}\n  identity id ${result.identityId}\n  owner       ${result.registration.owner}\n  tx          ${result.hash}`);
+      } finally {
+        await release();
+        pki.close();
+      }
+    });
 
   identityNameOptions(chainOptions(identity.command("show").description("show an identity and its on-chain status")))
     .option("--identity <string>", "the identity string")
     .option("--key-file <file>", "or: the identity's key file (no passphrase needed)")
     .option("--json", "print JSON")
-    .action(
-      async (opts: NameOptions & ChainOptions & { identity?: string; keyFile?: string; json?: boolean }) => {
-        let id: Identity;
-        if (opts.identity) id = parseIdentity(opts.identity);
-        else if (opts.keyFile) id = { namespace: opts.namespace, application: opts.application, kind: opts.kind, publicKey: Uint8Array.from(Buffer.from(parseKeyFile(await readFile(opts.keyFile, "utf8")).publicKey, "hex")) };
-        else throw new ChainError("bad-argument", "pass --identity <string> or --key-file <file>");
-        const text = formatIdentity(id);
-        const identityId = computeIdentityId({ namespace: id.namespace, application: id.application, kind: IDENTITY_KIND[id.kind], key: id.publicKey });
-        const { pki } = await cliPki(opts, false);
-        try {
-          const record = await pki.getIdentity(identityId);
-          const now = Math.floor(Date.now() / 1000);
-          const subscribed = record.status === "active" && (await pki.isSubscribed(identityId, now));
-          const info = { identity: text, identityId, status: record.status, confirmed: record.activeConfirmed, owner: record.owner, registeredAt: record.registeredAt, successor: record.successor, subscribed };
-          if (opts.json) {
-            console.log(JSON.stringify(info, null, 2));
-            return;
-          }
-          console.log(
-            [
-              `identity     ${text}`,
-              `identity id  ${identityId}`,
-              `status       ${record.status}${record.status === "active" && !record.activeConfirmed ? " (not yet confirmed)" : ""}`,
-              ...(record.status === "none" ? [] : [`owner        ${record.owner}`, `registered   ${new Date(record.registeredAt * 1000).toISOString()}`]),
-              ...(record.status === "rotated" ? [`successor    ${record.successor}`] : []),
-              `subscribed   ${subscribed ? "yes" : "no"}`,
-            ].join("\n"),
-          );
-        } finally {
-          pki.close();
+    .action(async (opts: NameOptions & ChainOptions & { identity?: string; keyFile?: string; json?: boolean }) => {
+      let id: Identity;
+      if (opts.identity) id = parseIdentity(opts.identity);
+      else if (opts.keyFile)
+        id = {
+          namespace: opts.namespace,
+          application: opts.application,
+          kind: opts.kind,
+          publicKey: Uint8Array.from(Buffer.from(parseKeyFile(await readFile(opts.keyFile, "utf8")).publicKey, "hex")),
+        };
+      else throw new ChainError("bad-argument", "pass --identity <string> or --key-file <file>");
+      const text = formatIdentity(id);
+      const identityId = computeIdentityId({ namespace: id.namespace, application: id.application, kind: IDENTITY_KIND[id.kind], key: id.publicKey });
+      const { pki } = await cliPki(opts, false);
+      try {
+        const record = await pki.getIdentity(identityId);
+        const now = Math.floor(Date.now() / 1000);
+        const subscribed = record.status === "active" && (await pki.isSubscribed(identityId, now));
+        const info = {
+          identity: text,
+          identityId,
+          status: record.status,
+          confirmed: record.activeConfirmed,
+          owner: record.owner,
+          registeredAt: record.registeredAt,
+          successor: record.successor,
+          subscribed,
+        };
+        if (opts.json) {
+          console.log(JSON.stringify(info, null, 2));
+          return;
         }
-      },
-    );
+        console.log(
+          [
+            `identity     ${text}`,
+            `identity id  ${identityId}`,
+            `status       ${record.status}${record.status === "active" && !record.activeConfirmed ? " (not yet confirmed)" : ""}`,
+            ...(record.status === "none" ? [] : [`owner        ${record.owner}`, `registered   ${new Date(record.registeredAt * 1000).toISOString()}`]),
+            ...(record.status === "rotated" ? [`successor    ${record.successor}`] : []),
+            `subscribed   ${subscribed ? "yes" : "no"}`,
+          ].join("\n"),
+        );
+      } finally {
+        pki.close();
+      }
+    });
 }

@@ -1,18 +1,25 @@
 /**
  * `psp operator register | stake | unstake | withdraw | status` (also
  * `npm run operator -- …`): a node operator's staking actions on the
- * NodeRegistry, from an ethers JSON keystore (--keystore; passphrase from
+ * NodeRegistry, from an ethers JSON keystore (--keystore, on the devnet the
+ * node operator's keystore the devnet wrote; passphrase from
  * PSP_KEYSTORE_PASSWORD or the terminal).
  */
 import { Command } from "commander";
 import { formatEther, isAddress, parseEther, type Address } from "viem";
 import { parseRoles } from "../chain/contracts.js";
 import { nodeKeyHex, nodeStatus, registerNode, requestUnstake, stakeNode, tokenBalance, withdrawStake } from "../chain/staking.js";
-import { addChainOptions, chainContext, type ChainCliOptions } from "./chain-context.js";
+import { addChainOptions, chainContext, defaultDevnetAccount, type ChainCliOptions, type DevnetAccountChoice } from "./chain-context.js";
+
+/** On the devnet, the operator of the node named by --node-key (or the default account for a node it does not know). */
+const nodeOperator =
+  (nodeKey: string): DevnetAccountChoice =>
+  (state) =>
+    state.nodes.find((n) => n.nodeKey.toLowerCase() === nodeKeyHex(nodeKey).toLowerCase())?.operator ?? defaultDevnetAccount(state);
 
 function chainOptions(cmd: Command): Command {
   return addChainOptions(cmd)
-    .option("--keystore <file>", "operator's ethers JSON keystore")
+    .option("--keystore <file>", "operator's ethers JSON keystore (on the devnet: the node's operator account)")
     .requiredOption("--node-key <hex>", "the node's Ed25519 identity public key (64 hex digits)");
 }
 
@@ -31,7 +38,7 @@ export function operatorProgram(): Command {
     .requiredOption("--roles <list>", "comma-separated: onion, discovery, authority, oracle")
     .action(async (opts: Opts & { signer: string; roles: string }) => {
       if (!isAddress(opts.signer)) throw new Error(`--signer ${opts.signer} is not an EVM address`);
-      const ctx = await chainContext(opts, true);
+      const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
       const { hash } = await registerNode(ctx, { nodeKey: nodeKeyHex(opts.nodeKey), signer: opts.signer as Address, roles: parseRoles(opts.roles) });
       console.log(`registered node ${nodeKeyHex(opts.nodeKey)} (tx ${hash})`);
     });
@@ -39,7 +46,7 @@ export function operatorProgram(): Command {
   chainOptions(program.command("stake").description("bond PSP to the node (permit when the allowance is short)"))
     .requiredOption("--amount <psp>", "amount in PSP, e.g. 100000")
     .action(async (opts: Opts & { amount: string }) => {
-      const ctx = await chainContext(opts, true);
+      const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
       const { hash } = await stakeNode(ctx, { nodeKey: nodeKeyHex(opts.nodeKey), amount: amount(opts.amount) });
       console.log(`staked ${opts.amount} PSP (tx ${hash})`);
     });
@@ -47,13 +54,13 @@ export function operatorProgram(): Command {
   chainOptions(program.command("unstake").description("start unbonding part of the node's stake"))
     .requiredOption("--amount <psp>", "amount in PSP")
     .action(async (opts: Opts & { amount: string }) => {
-      const ctx = await chainContext(opts, true);
+      const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
       const { hash } = await requestUnstake(ctx, { nodeKey: nodeKeyHex(opts.nodeKey), amount: amount(opts.amount) });
       console.log(`unbonding ${opts.amount} PSP (tx ${hash})`);
     });
 
   chainOptions(program.command("withdraw").description("withdraw matured unbonding stake")).action(async (opts: Opts) => {
-    const ctx = await chainContext(opts, true);
+    const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
     const { hash } = await withdrawStake(ctx, { nodeKey: nodeKeyHex(opts.nodeKey) });
     console.log(`withdrawn (tx ${hash})`);
   });
@@ -86,7 +93,6 @@ export function operatorProgram(): Command {
     });
   return program;
 }
-
 
 export function register(program: Command): void {
   program.addCommand(operatorProgram());

@@ -38,33 +38,45 @@ export function register(program: Command): void {
     .option("--seed <x>", "RNG seed", integerOption("--seed", 0, 2 ** 32 - 1), 1)
     .option("--max-messages <m>", "cap on queries per lookup (default 20k)", integerOption("--max-messages", 1, 1_000_000))
     .option("--json", "print one JSON object")
-    .action(async (o: {
-      nodes: number; adversarial: number; disjoint: number; bucket: number; siblings: number;
-      alpha: number; lookups: number; valueLookups?: number; strategy: AdversaryStrategy; seed: number; maxMessages?: number; json?: boolean;
-    }) => {
-      const result = await runSimulation({
-        nodes: o.nodes,
-        adversarialFraction: o.adversarial,
-        disjointPaths: o.disjoint,
-        bucketSize: o.bucket,
-        siblings: o.siblings,
-        alpha: o.alpha,
-        lookups: o.lookups,
-        adversaryStrategy: o.strategy,
-        ...(o.valueLookups === undefined ? {} : { valueLookups: o.valueLookups }),
-        seed: o.seed,
-        ...(o.maxMessages === undefined ? {} : { maxMessagesPerLookup: o.maxMessages }),
-      });
-      if (o.json) {
-        console.log(JSON.stringify(result));
-        return;
-      }
-      console.log(
-        `${result.nodes} nodes, ${(result.adversarial * 100).toFixed(0)}% adversarial, d=${result.disjointPaths} k=${result.bucketSize} ` +
-          `s=${result.siblings} alpha=${result.alpha} (${result.adversaryStrategy}): node lookups ${(result.successRate * 100).toFixed(1)}% ` +
-          `(${result.meanHops.toFixed(2)} hops, ${result.meanMessages.toFixed(1)} messages), value lookups ` +
-          `${(result.valueSuccessRate * 100).toFixed(1)}% (${result.meanHonestReplicas.toFixed(1)} honest replicas, ` +
-          `${result.meanValueMessages.toFixed(1)} messages), ${result.cpuMsPerLookup.toFixed(2)} CPU ms per lookup`,
-      );
-    });
+    .action(
+      async (o: {
+        nodes: number;
+        adversarial: number;
+        disjoint: number;
+        bucket: number;
+        siblings: number;
+        alpha: number;
+        lookups: number;
+        valueLookups?: number;
+        strategy: AdversaryStrategy;
+        seed: number;
+        maxMessages?: number;
+        json?: boolean;
+      }) => {
+        const result = await runSimulation({
+          nodes: o.nodes,
+          adversarialFraction: o.adversarial,
+          disjointPaths: o.disjoint,
+          bucketSize: o.bucket,
+          siblings: o.siblings,
+          alpha: o.alpha,
+          lookups: o.lookups,
+          adversaryStrategy: o.strategy,
+          ...(o.valueLookups === undefined ? {} : { valueLookups: o.valueLookups }),
+          seed: o.seed,
+          ...(o.maxMessages === undefined ? {} : { maxMessagesPerLookup: o.maxMessages }),
+        });
+        if (o.json) {
+          console.log(JSON.stringify(result));
+          return;
+        }
+        console.log(
+          `${result.nodes} nodes, ${(result.adversarial * 100).toFixed(0)}% adversarial, d=${result.disjointPaths} k=${result.bucketSize} ` +
+            `s=${result.siblings} alpha=${result.alpha} (${result.adversaryStrategy}): node lookups ${(result.successRate * 100).toFixed(1)}% ` +
+            `(${result.meanHops.toFixed(2)} hops, ${result.meanMessages.toFixed(1)} messages), value lookups ` +
+            `${(result.valueSuccessRate * 100).toFixed(1)}% (${result.meanHonestReplicas.toFixed(1)} honest replicas, ` +
+            `${result.meanValueMessages.toFixed(1)} messages), ${result.cpuMsPerLookup.toFixed(2)} CPU ms per lookup`,
+        );
+      },
+    );
 }

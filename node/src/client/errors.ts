@@ -10,6 +10,8 @@ export type ClientErrorKind =
   | "no-consensus"
   /** The operation needs the client's identity key, and none was given. */
   | "no-identity"
+  /** No circuit could be built (or one in use was lost) through the consensus's nodes. */
+  | "no-circuit"
   /** Too few authorities are listed in the consensus, or too few answered. */
   | "no-authorities"
   /** The client was closed. */

@@ -1,0 +1,475 @@
+/**
+ * `createPspClient`: the one object an application uses (arti-client's
+ * TorClient is the model). It owns an anonymous connection manager, the
+ * consensus client (fetch, verify K of N against its trust roots, refresh,
+ * optionally keep the consensus on disk), the onion client with preemptive
+ * circuits following every new consensus, a DHT session through a circuit,
+ * and access certificates from the authorities through circuits. Presence,
+ * messaging and streams hang on this same object as they are built.
+ *
+ * Lifecycle: `createPspClient` checks the options, reads the bootstrap
+ * source and the identity key, and starts bootstrapping; `ready` resolves
+ * once a verified consensus is held and (with preemptive circuits) the
+ * first circuit is built, or rejects with ClientError "no-consensus" /
+ * "no-circuit" after `readyTimeoutMs`. Every operation waits for `ready`.
+ * `close()` ends circuits, links and timers.
+ *
+ * Events: "consensus" (a newer verified consensus), "circuit" (preemptive
+ * circuits built, lost, failed), "certificate" (a new certificate), and
+ * "warning" for every failure in the background (a refused fetch, a failed
+ * build, a DHT session lost): nothing fails silently.
+ *
+ * Trusts: the discovery keys it is given (the consensus), the link layer for
+ * node identities, the authority layer's checks of every endorsement, the
+ * DHT layer's validation of every record a proxy returns.
+ */
+import { EventEmitter } from "node:events";
+import { readFile } from "node:fs/promises";
+import { circuitAuthorityTransport } from "../authority/circuit.js";
+import { defaultCertificateThreshold } from "../authority/certificate.js";
+import { requestAccessCertificateWhenConfirmed } from "../authority/node.js";
+import { ed25519PublicKey } from "../crypto/ed25519.js";
+import { formatIdentity, isIdentityKind, parseIdentity } from "../crypto/identity.js";
+import type { IdentityKind } from "../crypto/identity.js";
+import { decryptKeyFile } from "../crypto/keyfile.js";
+import { ConsensusClient } from "../directory/client.js";
+import { NodeFlag } from "../directory/config.js";
+import type { VerifiedConsensus } from "../directory/consensus.js";
+import { consensusToPathNodes } from "../directory/path-nodes.js";
+import { createCircuitDhtClient } from "../dht/proxy.js";
+import type { CircuitDhtClient, CircuitDhtPutResult } from "../dht/proxy.js";
+import { recordKey, signRecordAsOwner } from "../dht/record.js";
+import type { DhtRecord, OwnerSignedRecord } from "../dht/record.js";
+import { DhtError } from "../dht/errors.js";
+import { isPspError } from "../errors.js";
+import { createConnectionManager } from "../link/manager.js";
+import type { ConnectionManager } from "../link/manager.js";
+import { createLinkRpc } from "../link/rpc.js";
+import type { LinkRpc } from "../link/rpc.js";
+import { createOnionClient } from "../onion/onion-client.js";
+import type { OnionCircuit, OnionClientHandle, OnionStream } from "../onion/onion-client.js";
+import type { PathNode } from "../onion/path.js";
+import { resolveBootstrap } from "./bootstrap.js";
+import type { BootstrapOption, ChainBinding, ResolvedBootstrap } from "./bootstrap.js";
+import { ClientError } from "./errors.js";
+
+/** The app's identity: an encrypted key file (`psp identity create`), or the key itself. */
+export type IdentityOption =
+  | { keyFile: string; passphrase: string; namespace?: string; application?: string; kind?: IdentityKind }
+  | { secretKey: Uint8Array; namespace?: string; application?: string; kind?: IdentityKind };
+
+export interface PspClientOptions {
+  /** Where to start: a devnet state file, nodes plus discovery keys, or a consensus file plus discovery keys. */
+  bootstrap: BootstrapOption;
+  /** The app's identity (certificates, DHT records); default namespace "peerstream", application "client", kind "account". */
+  identity?: IdentityOption;
+  /** The PKI deployment certificates are bound to (a devnet bootstrap names its own). */
+  chain?: ChainBinding;
+  /** Circuits kept built and ready (default 2). */
+  preemptiveCircuits?: number;
+  /** How long `ready` may take (default 60 s). */
+  readyTimeoutMs?: number;
+  /** Deadline of one DHT operation (default 15 s). */
+  dhtTimeoutMs?: number;
+}
+
+export interface ConsensusSummary {
+  validAfter: number;
+  freshUntil: number;
+  validUntil: number;
+  /** Nodes listed. */
+  nodes: number;
+  /** Trusted signatures it carries. */
+  signers: number;
+}
+
+export interface CertificateInfo {
+  /** The certificate as nodes take it. */
+  bytes: Uint8Array;
+  identity: string;
+  identityId: `0x${string}`;
+  /** Unix seconds. */
+  notBefore: number;
+  notAfter: number;
+  /** Authorities whose endorsements it carries. */
+  authorities: number;
+}
+
+export type CircuitEvent = { type: "ready"; circuitId: number; path: string[] } | { type: "lost"; circuitId: number; error?: string } | { type: "build-failed"; error: string };
+
+export interface PspClientEvents {
+  consensus: [ConsensusSummary];
+  circuit: [CircuitEvent];
+  certificate: [CertificateInfo];
+  warning: [Error];
+}
+
+/** A record to publish under the client's identity. */
+export interface DhtPutInput {
+  name: string;
+  value: Uint8Array;
+  /** Lifetime from now (default 1 h). */
+  ttlMs?: number;
+  /** Sequence number (default: milliseconds since the epoch, so each put supersedes the last). */
+  seq?: number;
+}
+
+/** A record's key: its 32 bytes, or the owner (identity string or 32-byte key) and the record name. */
+export type DhtKey = Uint8Array | { owner: string | Uint8Array; name: string };
+
+export interface PspDht {
+  /** The newest valid record under `key`, or undefined. Rejects with DhtError. */
+  get(key: DhtKey): Promise<DhtRecord | undefined>;
+  /** Publishes a record: signed here with the client's identity, or one already owner-signed. Rejects with DhtError. */
+  put(record: DhtPutInput | OwnerSignedRecord): Promise<CircuitDhtPutResult>;
+}
+
+export interface CircuitOptions {
+  /** The last hop: a node's identity key (hex or bytes), which must be in the consensus. Default: any. */
+  lastHop?: string | Uint8Array;
+}
+
+const DEFAULT_PREEMPTIVE = 2;
+const DEFAULT_READY_TIMEOUT_MS = 60_000;
+const DEFAULT_TTL_MS = 3600_000;
+/** A held certificate is renewed when less than this is left. */
+const CERT_RENEW_MARGIN_S = 300;
+
+const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+
+function summary(c: VerifiedConsensus): ConsensusSummary {
+  return { validAfter: c.validAfter, freshUntil: c.freshUntil, validUntil: c.validUntil, nodes: c.entries.length, signers: c.signers.length };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(error()), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+interface LoadedIdentity {
+  secretKey: Uint8Array;
+  text: string;
+}
+
+async function loadIdentity(option: IdentityOption | undefined): Promise<LoadedIdentity | undefined> {
+  if (option === undefined) return undefined;
+  if (typeof option !== "object" || option === null) throw new ClientError("bad-option", "identity must be { keyFile, passphrase } or { secretKey }");
+  const kind = option.kind ?? "account";
+  if (!isIdentityKind(kind)) throw new ClientError("bad-option", "identity.kind must be account, node or group");
+  let secretKey: Uint8Array;
+  if ("keyFile" in option) {
+    if (typeof option.passphrase !== "string") throw new ClientError("bad-option", "identity.passphrase must be the key file's passphrase");
+    let text: string;
+    try {
+      text = await readFile(option.keyFile, "utf8");
+    } catch (err) {
+      throw new ClientError("bad-option", `cannot read identity.keyFile ${option.keyFile} (make one with \`psp identity create\`)`, { cause: err });
+    }
+    const key = await decryptKeyFile(text, option.passphrase);
+    if (key.keyType !== "ed25519") throw new ClientError("bad-option", `${option.keyFile} holds an ${key.keyType} key; identities are Ed25519`);
+    secretKey = key.secretKey;
+  } else {
+    if (!(option.secretKey instanceof Uint8Array) || option.secretKey.length !== 32) throw new ClientError("bad-option", "identity.secretKey must be a 32-byte Ed25519 seed");
+    secretKey = option.secretKey;
+  }
+  const text = formatIdentity({ namespace: option.namespace ?? "peerstream", application: option.application ?? "client", kind, publicKey: ed25519PublicKey(secretKey) });
+  return { secretKey, text };
+}
+
+/** The client: see createPspClient. */
+export class PspClient extends EventEmitter<PspClientEvents> {
+  /** Resolves once bootstrapped (a verified consensus, and the first preemptive circuit). */
+  readonly ready: Promise<void>;
+  /** Signed, expiring records in the DHT, reached through a circuit (the node at its end runs the lookups). */
+  readonly dht: PspDht;
+  private onionClient: OnionClientHandle | undefined;
+  private dhtSession: { circuit: OnionCircuit; client: CircuitDhtClient } | undefined;
+  private dhtOpening: Promise<{ circuit: OnionCircuit; client: CircuitDhtClient }> | undefined;
+  private held: CertificateInfo | undefined;
+  private certifying: Promise<CertificateInfo> | undefined;
+  private closed = false;
+
+  /** @internal use createPspClient */
+  constructor(
+    private readonly options: PspClientOptions,
+    private readonly bootstrap: ResolvedBootstrap,
+    private readonly identityKey: LoadedIdentity | undefined,
+    private readonly manager: ConnectionManager,
+    private readonly rpc: LinkRpc,
+    private readonly consensusClient: ConsensusClient,
+  ) {
+    super();
+    this.dht = { get: (key) => this.dhtGet(key), put: (record) => this.dhtPut(record) };
+    this.ready = this.boot();
+    // `ready` may be left unawaited: its failure also reaches "warning" listeners, never an unhandled rejection.
+    this.ready.catch((err: Error) => this.warn(err));
+  }
+
+  /** The identity string this client acts as (undefined without an identity). */
+  get identity(): string | undefined {
+    return this.identityKey?.text;
+  }
+
+  /** The verified consensus held now (undefined before bootstrap or after it expired). */
+  get consensus(): VerifiedConsensus | undefined {
+    return this.consensusClient.current();
+  }
+
+  /** An open circuit for the caller to use and close: from the ready pool, or one built to `lastHop`. */
+  async circuit(options: CircuitOptions = {}): Promise<OnionCircuit> {
+    const onion = await this.onion();
+    if (options.lastHop === undefined) return await onion.getCircuit();
+    return await onion.buildCircuit({ lastHop: this.consensusNode(options.lastHop) });
+  }
+
+  /** Opens a stream to `service` on the last hop of a circuit of its own; closing the stream closes that circuit. */
+  async openStream(service: string, options: CircuitOptions = {}): Promise<OnionStream> {
+    if (typeof service !== "string" || service.length === 0) throw new ClientError("bad-option", 'openStream needs a service name, e.g. "echo"');
+    const circuit = await this.circuit(options);
+    try {
+      const stream = await circuit.openStream(service);
+      void stream.closed.then(() => circuit.close());
+      return stream;
+    } catch (err) {
+      circuit.close();
+      throw err;
+    }
+  }
+
+  /**
+   * An access certificate for the client's identity from a threshold of the
+   * authorities the consensus lists, each asked through a circuit ending at
+   * it. A held one is reused until 5 minutes before it expires.
+   */
+  async certificate(): Promise<CertificateInfo> {
+    await this.ready;
+    this.assertOpen();
+    if (this.held && this.held.notAfter - Date.now() / 1000 > CERT_RENEW_MARGIN_S) return this.held;
+    this.certifying ??= this.requestCertificate().finally(() => (this.certifying = undefined));
+    return await this.certifying;
+  }
+
+  /** Ends every circuit and link and stops refreshing. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.consensusClient.stop();
+    this.dhtSession?.client.close();
+    await this.onionClient?.close();
+    this.rpc.close();
+    await this.manager.close();
+  }
+
+  // ------------------------------------------------------------ bootstrap
+
+  private async boot(): Promise<void> {
+    const timeoutMs = this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+    this.consensusClient.on("consensus", (c) => {
+      this.onionClient?.setNodes(consensusToPathNodes(c));
+      this.emit("consensus", summary(c));
+    });
+    this.consensusClient.on("fetch-error", (peer, err) =>
+      this.warn(new ClientError("no-consensus", `consensus fetch from ${hexOf(peer.identity).slice(0, 16)}… at ${peer.host}:${peer.port} failed: ${err.message}`, { cause: err })),
+    );
+    const held = new Promise<VerifiedConsensus>((resolve) => {
+      const now = this.consensusClient.current();
+      if (now) return resolve(now);
+      this.consensusClient.once("consensus", resolve);
+    });
+    void this.consensusClient.start().then((loaded) => {
+      if (!loaded.loaded && this.bootstrap.consensusFile !== undefined) this.warn(new ClientError("bad-bootstrap", `consensus file not used: ${loaded.message}`));
+    });
+    const consensus = await withTimeout(
+      held,
+      timeoutMs,
+      () =>
+        new ClientError(
+          "no-consensus",
+          `no verified consensus from ${this.bootstrap.sources.length} bootstrap nodes within ${timeoutMs} ms: is the network up, and are the discovery keys its own?`,
+        ),
+    );
+    this.assertOpen();
+    const preemptive = this.options.preemptiveCircuits ?? DEFAULT_PREEMPTIVE;
+    const onion = await createOnionClient({ nodes: consensusToPathNodes(consensus), manager: this.manager, preemptiveCircuits: preemptive });
+    this.onionClient = onion;
+    onion.circuits.on("ready", (c) => this.emit("circuit", { type: "ready", circuitId: c.id, path: c.path.map((n) => hexOf(n.identity)) }));
+    onion.circuits.on("lost", (c, err) => this.emit("circuit", { type: "lost", circuitId: c.id, ...(err ? { error: err.message } : {}) }));
+    onion.circuits.on("build-failed", (err) => {
+      this.emit("circuit", { type: "build-failed", error: err.message });
+      this.warn(err);
+    });
+    if (preemptive > 0 && onion.circuits.readyCount === 0) {
+      await withTimeout(
+        new Promise<void>((resolve) => onion.circuits.once("ready", () => resolve())),
+        timeoutMs,
+        () => new ClientError("no-circuit", `no circuit could be built within ${timeoutMs} ms through the ${consensus.entries.length} nodes of the consensus`),
+      );
+    }
+  }
+
+  private async onion(): Promise<OnionClientHandle> {
+    await this.ready;
+    this.assertOpen();
+    return this.onionClient!;
+  }
+
+  private consensusNode(identity: string | Uint8Array): PathNode {
+    const hex = typeof identity === "string" ? identity.replace(/^0x/, "").toLowerCase() : hexOf(identity);
+    const consensus = this.consensusClient.current();
+    const node = consensus ? consensusToPathNodes(consensus).find((n) => hexOf(n.identity) === hex) : undefined;
+    if (!node) throw new ClientError("bad-option", `node ${hex.slice(0, 16)}… is not an onion relay of the current consensus`);
+    return node;
+  }
+
+  private warn(err: unknown): void {
+    if (this.listenerCount("warning") > 0) this.emit("warning", err instanceof Error ? err : new Error(String(err)));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ClientError("closed", "the client was closed");
+  }
+
+  private requireIdentity(what: string): LoadedIdentity {
+    if (!this.identityKey)
+      throw new ClientError("no-identity", `${what} needs the client's identity: pass identity: { keyFile, passphrase } (or { secretKey }) to createPspClient`);
+    return this.identityKey;
+  }
+
+  // ------------------------------------------------------------ certificates
+
+  private async requestCertificate(): Promise<CertificateInfo> {
+    const identity = this.requireIdentity("certificate()");
+    const chain = this.options.chain ?? this.bootstrap.chain;
+    if (!chain) throw new ClientError("bad-option", "certificate() needs the PKI deployment: pass chain: { chainId, registry } (a devnet bootstrap names its own)");
+    const consensus = this.consensusClient.current();
+    const authorities = consensus ? consensusToPathNodes(consensus, { requireFlags: ["onion", "authority"] }) : [];
+    const listed = consensus?.entries.filter((e) => (e.flags & NodeFlag.authority) !== 0).length ?? 0;
+    const threshold = defaultCertificateThreshold(listed);
+    if (authorities.length < threshold) {
+      throw new ClientError("no-authorities", `the consensus lists ${authorities.length} authorities this client can reach through circuits, ${threshold} are needed`);
+    }
+    const onion = await this.onion();
+    const circuits = await Promise.allSettled(authorities.map((a) => onion.buildCircuit({ lastHop: a })));
+    const open = circuits.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    for (const r of circuits) if (r.status === "rejected") this.warn(r.reason);
+    try {
+      const transports = [];
+      for (const circuit of open) {
+        try {
+          transports.push(circuitAuthorityTransport(await circuit.openStream("authority")));
+        } catch (err) {
+          this.warn(err);
+        }
+      }
+      if (transports.length < threshold)
+        throw new ClientError("no-authorities", `${transports.length} of ${authorities.length} authorities could be reached through circuits, ${threshold} are needed`);
+      const issued = await requestAccessCertificateWhenConfirmed({
+        transports,
+        identity: identity.text,
+        identitySecretKey: identity.secretKey,
+        chainId: chain.chainId,
+        registry: chain.registry,
+        authorities: authorities.map((a) => a.identity),
+        threshold,
+      });
+      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.kind}] ${refusal.message}`));
+      const v = issued.verified;
+      this.held = { bytes: issued.certificate, identity: v.identity, identityId: v.identityId, notBefore: v.notBefore, notAfter: v.notAfter, authorities: v.authorities.length };
+      this.emit("certificate", this.held);
+      return this.held;
+    } finally {
+      for (const circuit of open) circuit.close();
+    }
+  }
+
+  // ------------------------------------------------------------ DHT
+
+  private async dhtClient(): Promise<CircuitDhtClient> {
+    if (this.dhtSession?.circuit.isOpen) return this.dhtSession.client;
+    this.dhtOpening ??= (async () => {
+      const circuit = await (await this.onion()).getCircuit();
+      try {
+        const client = createCircuitDhtClient(await circuit.openStream("dht"), { ...(this.options.dhtTimeoutMs ? { timeoutMs: this.options.dhtTimeoutMs } : {}) });
+        const session = { circuit, client };
+        void circuit.closed.then(() => {
+          if (this.dhtSession === session) this.dhtSession = undefined;
+        });
+        this.dhtSession = session;
+        return session;
+      } catch (err) {
+        circuit.close();
+        throw err;
+      }
+    })().finally(() => (this.dhtOpening = undefined));
+    return (await this.dhtOpening).client;
+  }
+
+  /** Runs `op` on the DHT session; a session lost underneath (circuit gone) is replaced once. */
+  private async withDht<T>(op: (client: CircuitDhtClient) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const client = await this.dhtClient();
+      try {
+        return await op(client);
+      } catch (err) {
+        const lost = isPspError(err, "unreachable") || !this.dhtSession?.circuit.isOpen;
+        if (!lost || attempt > 0) throw err;
+        this.warn(new ClientError("no-circuit", `the DHT circuit was lost (${(err as Error).message}); retrying on a new one`, { cause: err }));
+        this.dhtSession?.circuit.close();
+        this.dhtSession = undefined;
+      }
+    }
+  }
+
+  private async dhtGet(key: DhtKey): Promise<DhtRecord | undefined> {
+    let bytes: Uint8Array;
+    if (key instanceof Uint8Array) bytes = key;
+    else if (typeof key === "object" && key !== null && typeof key.name === "string") {
+      const owner = typeof key.owner === "string" ? parseIdentity(key.owner).publicKey : key.owner;
+      bytes = recordKey(owner, key.name);
+    } else throw new DhtError("malformed", "dht.get needs a 32-byte key or { owner, name }");
+    return await this.withDht((client) => client.get(bytes));
+  }
+
+  private async dhtPut(input: DhtPutInput | OwnerSignedRecord): Promise<CircuitDhtPutResult> {
+    let record: OwnerSignedRecord;
+    if ("ownerSig" in input) record = input;
+    else {
+      const identity = this.requireIdentity("dht.put of an unsigned record");
+      const ttlMs = input.ttlMs ?? DEFAULT_TTL_MS;
+      record = signRecordAsOwner({ ownerSecretKey: identity.secretKey, name: input.name, value: input.value, seq: input.seq ?? Date.now(), expiresAt: Date.now() + ttlMs });
+    }
+    return await this.withDht((client) => client.put(record));
+  }
+}
+
+/**
+ * Creates a client and starts bootstrapping it (await `client.ready`).
+ * Throws ClientError "bad-option" / "bad-bootstrap" for options or files it
+ * cannot use, and the crypto layer's error for a wrong key-file passphrase.
+ */
+export async function createPspClient(options: PspClientOptions): Promise<PspClient> {
+  if (typeof options !== "object" || options === null) throw new ClientError("bad-option", "createPspClient needs an options object: { bootstrap, identity?, ... }");
+  const preemptive = options.preemptiveCircuits;
+  if (preemptive !== undefined && (!Number.isInteger(preemptive) || preemptive < 0 || preemptive > 16))
+    throw new ClientError("bad-option", "preemptiveCircuits must be an integer in 0..16");
+  for (const k of ["readyTimeoutMs", "dhtTimeoutMs"] as const) {
+    const v = options[k];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new ClientError("bad-option", `${k} must be a positive integer (ms)`);
+  }
+  const bootstrap = await resolveBootstrap(options.bootstrap);
+  const identity = await loadIdentity(options.identity);
+  const manager = await createConnectionManager({});
+  const rpc = createLinkRpc({ manager });
+  const consensusClient = new ConsensusClient({
+    rpc,
+    trust: bootstrap.trust,
+    sources: bootstrap.sources,
+    ...(bootstrap.consensusFile === undefined ? {} : { file: bootstrap.consensusFile }),
+    // Bootstrapping waits on this: retry a failed refresh soon, but not in a tight loop.
+    retryMs: 5_000,
+  });
+  return new PspClient(options, bootstrap, identity, manager, rpc, consensusClient);
+}
