@@ -138,7 +138,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   const advertised = config.advertise ?? { host: config.listen.host, port: bound.port };
 
   // Set once the relay exists; closures made before then (flush, cleanup) read it late.
-  let driver: OnionDriver | undefined;
+  const late: { driver?: OnionDriver } = {};
   const roles = config.roles ?? ["onion"];
   const log = options.log ?? ((message: string) => console.error(message));
   const rpc = createLinkRpc({ manager });
@@ -146,7 +146,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     async () => {
       rpc.close();
       await manager.close();
-      driver?.stop();
+      late.driver?.stop();
     },
   ];
   const unwind = async (): Promise<void> => {
@@ -158,7 +158,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   let oracle: NodeOracle | undefined;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
-      const started = await startNodeAuthority({ identity, config: config.authority, chain: config.chain, rpc, log, flush: () => driver?.run(() => undefined) });
+      const started = await startNodeAuthority({ identity, config: config.authority, chain: config.chain, rpc, log, flush: () => late.driver?.run(() => undefined) });
       authority = started;
       cleanup.push(() => started.close());
     }
@@ -184,7 +184,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   // sent after an await, outside the relay's round, so it flushes the driver itself.
   services["dht"] = dhtProxyService(() => dht?.node, {
     publisherSecretKey: identity.secretKey,
-    flush: () => driver?.run(() => undefined),
+    flush: () => late.driver?.run(() => undefined),
   });
   if (authority) services["authority"] = authority.circuitService;
   Object.assign(services, options.services);
@@ -199,7 +199,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
   });
   const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}) });
-  driver = onionDriver;
+  late.driver = onionDriver;
 
   let dht: NodeDht;
   let directory: NodeDirectory | undefined;
