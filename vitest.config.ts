@@ -5,6 +5,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts", "node/**/*.test.ts", "oracle/**/*.test.ts"],
+    // Tests that spawn `psp` need a build/ as new as the sources.
+    globalSetup: ["test/global-setup.ts"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,

@@ -55,7 +55,13 @@ const shutdown = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   console.log(`\n${signal}: stopping the devnet`);
-  await devnet.stop();
+  try {
+    await devnet.stop();
+  } catch (err) {
+    console.error(`devnet did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+  console.log("devnet stopped: every node and the chain have exited");
   process.exit(0);
 };
 process.on("SIGINT", () => void shutdown("SIGINT"));

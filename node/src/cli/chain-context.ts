@@ -88,7 +88,15 @@ export async function chainContext(
     keystore = chosen.file;
   }
   const account = keystore !== undefined ? await loadKeystoreAccount(keystore) : undefined;
-  const clients = await connectChain({ rpcUrl: opts.rpc ?? defaultRpcUrl, expectedChainId: deployment.chainId, ...(account ? { account } : {}) });
+  const rpcUrl = opts.rpc ?? defaultRpcUrl;
+  const clients = await connectChain({ rpcUrl, ...(account ? { account } : {}) });
+  const chainId = clients.chain.id;
+  if (chainId !== deployment.chainId) {
+    throw new ChainError(
+      "wrong-chain",
+      `${path} is a deployment on chain ${deployment.chainId} but ${rpcUrl} serves chain ${chainId}: point --rpc at that chain or pass this chain's --deployment`,
+    );
+  }
   return { clients, deployment };
 }
 

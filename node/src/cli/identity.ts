@@ -110,7 +110,8 @@ export async function cliPki(opts: ChainOptions, needsAccount: boolean) {
 
 async function keyPassphrase(path: string, confirm = false): Promise<string> {
   const fromEnv = process.env.PSP_KEY_PASSWORD;
-  if (fromEnv !== undefined) return fromEnv;
+  // An empty variable is an unset one: no key file is sealed with an empty passphrase.
+  if (fromEnv) return fromEnv;
   // The devnet's own key files (the demo identity) open with the documented devnet passphrase.
   const devnet = confirm ? undefined : await devnetPassphraseFor(path);
   if (devnet !== undefined) return devnet;

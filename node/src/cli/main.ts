@@ -6,7 +6,7 @@ import { Command } from "commander";
 import { registerCommands } from "./commands.js";
 import { runCli } from "./run.js";
 
-const program = new Command().name("psp").description("PeerStream Protocol: node, client and operator tools").showHelpAfterError();
+const program = new Command().name("psp").description("PeerStream Protocol: node, client and operator tools").showHelpAfterError("(add --help for the usage)");
 
 await registerCommands(program, process.argv.slice(2));
 

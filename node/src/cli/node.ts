@@ -16,7 +16,7 @@ export function register(program: Command): void {
   const node = program.command("node").description("run a PSP node");
   node
     .command("run")
-    .description("start a node: DHT, control API, directory and the roles in its config (onion, discovery)")
+    .description("start a node: TLS links, onion relay, DHT, directory, control API and the roles in its config (onion, discovery, authority, oracle)")
     .requiredOption("--config <file>", "node config file (JSON; see docs/spec/node.md)")
     .action(async (o: { config: string }) => {
       let running;

@@ -31,7 +31,7 @@ function amount(value: string): bigint {
 type Opts = ChainCliOptions & { nodeKey: string };
 
 export function operatorProgram(): Command {
-  const program = new Command("operator").description("PSP node operator actions on the NodeRegistry").showHelpAfterError();
+  const program = new Command("operator").description("PSP node operator actions on the NodeRegistry").showHelpAfterError("(add --help for the usage)");
 
   chainOptions(program.command("register").description("register a node; you become its operator"))
     .requiredOption("--signer <address>", "EVM address the node signs attestations and oracle transactions with")
