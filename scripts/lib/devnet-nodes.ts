@@ -58,7 +58,7 @@ export interface DevnetNodesOptions {
   schedule?: { periodMs: number; voteDelayMs: number; distDelayMs: number; validPeriods: number };
   /** Descriptor publication interval (default 20 s). */
   publishIntervalMs?: number;
-  /** Ready-line deadline per node (default 30 s). */
+  /** Ready-line deadline per node (default 120 s: eleven processes start at once, and a shared CI machine can be several times slower than usual). */
   readyTimeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -228,7 +228,7 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         await writeFile(configFile, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
         const child = spawn(process.execPath, [pspBin, "node", "run", "--config", configFile], { cwd: projectRoot, stdio: ["ignore", "pipe", "pipe"] });
         children.push(child);
-        const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 30_000, join(nodeDir, "node.log"));
+        const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 120_000, join(nodeDir, "node.log"));
         log(`node     ${n.name.padEnd(12)} pid ${child.pid} link ${info.host}:${info.port} api ${info.controlApi}`);
         return {
           name: n.name,

@@ -39,7 +39,7 @@ beforeAll(async () => {
     const res = await fetch(`${onion.controlApi}/v1/consensus`);
     listed = res.ok ? ((await res.json()) as { nodes: unknown[] }).nodes.length : 0;
   }
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.close()));

@@ -34,7 +34,8 @@ describe("devnet", () => {
       deploymentFile: join(dir, "deployment.json"),
       schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 },
     });
-  });
+    // Eleven node processes start at once: on a loaded machine that takes minutes, not seconds.
+  }, 240_000);
   afterAll(async () => {
     await devnet?.stop();
     await rm(dir, { recursive: true, force: true });
