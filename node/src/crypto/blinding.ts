@@ -35,7 +35,6 @@ import { sha3 } from "./hs-ntor.js";
 
 export const ED25519_EXPANDED_SECRET_KEY_LEN = 64;
 export const BLINDING_PARAM_LEN = 32;
-export const SUBCREDENTIAL_LEN = 32;
 /** Tor's default time period length (consensus parameter hsdir-interval), in minutes. */
 export const DEFAULT_PERIOD_LENGTH_MINUTES = 1440;
 /** rend-spec-v3 §2.2.1: periods start 12 voting periods (12 hours) after the epoch's midnight. */
