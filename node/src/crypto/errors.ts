@@ -16,6 +16,12 @@ export type CryptoErrorKind =
   | "ntor-auth-failed"
   /** An ntor onionskin or reply had the wrong shape. */
   | "ntor-bad-message"
+  /** The hs-ntor service's AUTH in a RENDEZVOUS1 reply did not match: wrong service keys or a forged reply. */
+  | "hs-ntor-auth-failed"
+  /** An hs-ntor reply had the wrong shape, or a protocol id was unusable. */
+  | "hs-ntor-bad-message"
+  /** An Ed25519 public key does not decode to a usable curve point (off the curve, non-canonical or of small order). */
+  | "bad-public-key"
   /** AEAD decryption failed: wrong key, wrong nonce, wrong associated data or tampered data. */
   | "aead-auth-failed"
   /** An identity string is malformed (see the message for which part). */
@@ -31,6 +37,8 @@ export type CryptoErrorKind =
   /** KDF parameters are out of the accepted range (too weak or too costly). */
   | "bad-kdf-params"
   /** A requested output length is out of range. */
-  | "bad-length";
+  | "bad-length"
+  /** A time period number, period length or timestamp is out of range. */
+  | "bad-time-period";
 
 export class CryptoError extends PspError<CryptoErrorKind> {}

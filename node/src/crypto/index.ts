@@ -11,6 +11,8 @@ export * from "./x25519.js";
 export * from "./kdf.js";
 export * from "./aead.js";
 export * from "./ntor.js";
+export * from "./hs-ntor.js";
+export * from "./blinding.js";
 export * from "./identity.js";
 export * from "./keyfile.js";
 export * from "./evm-keystore.js";
