@@ -8,6 +8,7 @@ import { formatIdentity, isValidIdentity, parseIdentity } from "../../../node/sr
 import type { Identity } from "../../../node/src/crypto/identity.js";
 import { decryptKeyFile, encryptKeyFile, parseKeyFile } from "../../../node/src/crypto/keyfile.js";
 import { generateX25519KeyPair } from "../../../node/src/crypto/x25519.js";
+import { kindOf as anyKindOf, kindOfAsync as anyKindOfAsync } from "../../helpers/index.js";
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/);
@@ -18,25 +19,8 @@ const identityArb = fc.record({
   publicKey: fc.uint8Array({ minLength: 32, maxLength: 32 }),
 });
 
-function kindOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CryptoError);
-    return (err as CryptoError).kind;
-  }
-}
-
-async function kindOfAsync(fn: () => Promise<unknown>): Promise<string | undefined> {
-  try {
-    await fn();
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CryptoError);
-    return (err as CryptoError).kind;
-  }
-}
+const kindOf = (fn: () => unknown) => anyKindOf(fn, CryptoError);
+const kindOfAsync = (fn: () => Promise<unknown>) => anyKindOfAsync(fn, CryptoError);
 
 describe("identity strings", () => {
   const sample: Identity = { namespace: "peerstream", application: "client", kind: "account", publicKey: generateEd25519KeyPair().publicKey };

@@ -4,19 +4,12 @@ import { generateEd25519KeyPair } from "../../../node/src/crypto/ed25519.js";
 import { decodeCanonical, encodeCanonical } from "../../../node/src/wire/canonical.js";
 import { documentSigningMessage, openDocument, signDocument } from "../../../node/src/wire/document.js";
 import { WireError } from "../../../node/src/wire/errors.js";
+import { kindOf } from "../../helpers/index.js";
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, "hex"));
 
-function wireKind(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof WireError)) throw err;
-    return err.kind;
-  }
-}
+const wireKind = (fn: () => unknown) => kindOf(fn, WireError);
 
 const { tree: canonicalValue } = fc.letrec((tie) => ({
   tree: fc.oneof({ depthSize: "small", withCrossShrink: true }, tie("leaf"), tie("array"), tie("map")),

@@ -1,16 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  CELL_LEN,
-  CELL_PAYLOAD_LEN,
-  CellCommand,
-  cellCommandName,
-  decodeCell,
-  encodeCell,
-  encodeCellInto,
-  encodeCells,
-  isLinkCommand,
-} from "../../../node/src/wire/cell.js";
+import { CELL_LEN, CELL_PAYLOAD_LEN, CellCommand, cellCommandName, decodeCell, encodeCell, encodeCellInto, encodeCells, isLinkCommand } from "../../../node/src/wire/cell.js";
 import type { Cell } from "../../../node/src/wire/cell.js";
 import { WireError } from "../../../node/src/wire/errors.js";
 import { FRAGMENT_HEADER_LEN, Reassembler, fragmentMessage } from "../../../node/src/wire/fragment.js";
@@ -23,19 +13,12 @@ import {
   registerRelayCommands,
   relayCommandName,
 } from "../../../node/src/wire/relay.js";
+import { kindOf } from "../../helpers/index.js";
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 /** Runs fn; if it throws, the error must be a WireError. Returns the kind or undefined. */
-function wireKind(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof WireError)) throw err;
-    return err.kind;
-  }
-}
+const wireKind = (fn: () => unknown) => kindOf(fn, WireError);
 
 const linkCommands = [CellCommand.PADDING, CellCommand.VERSIONS, CellCommand.AUTH, CellCommand.CLOSE];
 const circuitCommands = [CellCommand.CREATE, CellCommand.CREATED, CellCommand.RELAY, CellCommand.DESTROY, CellCommand.RELAY_EARLY];
