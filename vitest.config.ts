@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // happier in real processes than in worker threads. Two cores: two forks.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "node/**/*.test.ts", "oracle/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "node/**/*.test.ts"],
     // Tests that spawn `psp` need a build/ as new as the sources.
     globalSetup: ["test/global-setup.ts"],
     pool: "forks",

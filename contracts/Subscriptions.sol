@@ -7,7 +7,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {IdentityRegistry} from "./IdentityRegistry.sol";
 
 /// @title Subscriptions
-/// @notice Paid access of PSP identities to an application (whitepaper §8: oracles check
+/// @notice Paid access of PSP identities to an application (docs/spec/contracts-pki.md §5: oracles check
 /// subscription status before issuing stream-creation receipts).
 ///
 /// An application owner (as recorded in the IdentityRegistry) defines plans: a price in

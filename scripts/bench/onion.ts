@@ -16,8 +16,8 @@ export async function run(): Promise<BenchSection> {
     `Builds: ${r.buildSamples} with every link already open (after 5 warm-up builds), ${r.coldSamples} from no open link (fresh relays and client each).`,
     `Throughput: one stream to the last hop's \`discard\` service, 64 KiB messages, rate limits lifted; ${r.roundRatios.length} rounds of`,
     `(raw TLS socket, bare prototype without and with onion crypto, ${fmt(r.transferBytes / 2 ** 20)} MiB through the circuit) back to back,`,
-    `the median round by ratio shown. MB = 10^6 application bytes. The bare prototype is the one the throughput target was set against`,
-    `(DESIGN.md §5): the same three TLS links with the onion layer's cipher and hash passes over 32 KB writes, and nothing else.`,
+    `the median round by ratio shown. MB = 10^6 application bytes. The bare prototype is the one the throughput target was set against:`,
+    `the same three TLS links with the onion layer's cipher and hash passes over 32 KB writes, and nothing else.`,
     "",
     table(
       ["measure", "PSP", "baseline", "ratio", "target"],
@@ -60,7 +60,7 @@ export async function run(): Promise<BenchSection> {
     `All round ratios: ${r.roundRatios.map((x) => fmt(x, 3)).join(", ")}. Build target (< 8 ms): ${r.circuitBuildMsMedian < 8 ? "met" : "not met"}; ` +
       `throughput target (>= 0.15 x raw TLS): ${r.throughputRatio >= 0.15 ? "met" : "not met"} in this run.`,
     "",
-    `The target was set when the bare prototype reached 0.15 x raw TLS (DESIGN.md §5); in this run it reached ${fmt(r.prototypeRatio, 3)} x, ` +
+    `The target was set when the bare prototype reached 0.15 x raw TLS; in this run it reached ${fmt(r.prototypeRatio, 3)} x, ` +
       `and the full protocol (cells, sealed runs, flow control, streams) ${fmt(r.throughputVsPrototype, 2)} x the prototype.`,
   ].join("\n");
   return { title: "Onion circuits over TLS", markdown, figures: { ...r } };

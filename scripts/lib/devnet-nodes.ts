@@ -24,7 +24,6 @@ import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
@@ -32,6 +31,7 @@ import { nodeIdFromPublicKey, verifyStaticPuzzle } from "../../node/src/crypto/p
 import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
 import type { NodeInfo } from "../../node/src/node/node.js";
 import { projectRoot } from "./artifacts.js";
+import { freePort } from "./hardhat-node.js";
 
 const pspBin = join(projectRoot, "node", "bin", "psp.js");
 
@@ -84,17 +84,6 @@ export const DEFAULT_DEVNET_SCHEDULE = { periodMs: 60_000, voteDelayMs: 10_000, 
 /** Roles that read the chain: a node with one runs only when the devnet has a chain. */
 const CHAIN_ROLES = ["authority", "oracle"];
 const needsChain = (n: DevnetNodeEntry): boolean => n.roles.some((r) => CHAIN_ROLES.includes(r));
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok, fail) => {
-    server.once("error", fail);
-    server.listen(0, host, ok);
-  });
-  const port = (server.address() as { port: number }).port;
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
 
 interface NodeKeys {
   /** Ed25519 identity seed, 64 hex digits. */

@@ -8,13 +8,7 @@ import { describe, expect, it } from "vitest";
 import { bytesToHex, hexToBytes, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
-import {
-  AttestationError,
-  attestationDigest,
-  recoverRotationAttestationSigner,
-  rotationAttestationDigest,
-  type KeyRotation,
-} from "../../node/src/chain/attestation.js";
+import { AttestationError, attestationDigest, recoverRotationAttestationSigner, rotationAttestationDigest, type KeyRotation } from "../../node/src/chain/attestation.js";
 import {
   attestRegistration,
   attestRotation,
@@ -24,6 +18,7 @@ import {
   signRotationProof,
   verifyRotationProof,
 } from "../../node/src/chain/registration.js";
+import { kindOf as anyKindOf } from "../helpers/index.js";
 
 const registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
 const owner = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" as const;
@@ -34,14 +29,7 @@ function rotationTo(newKey: Uint8Array, overrides: Partial<KeyRotation> = {}) {
   return { chainId: 31337, registry, rotation: { owner, identityId, newKey: bytesToHex(newKey), deadline: 2_000_000_000n, ...overrides } };
 }
 
-function kindOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (err) {
-    return err instanceof AttestationError ? err.kind : `untyped: ${String(err)}`;
-  }
-  return undefined;
-}
+const kindOf = (fn: () => unknown) => anyKindOf(fn, AttestationError);
 
 describe("key rotation attestations off chain", () => {
   it("prefixes the rotation digest with its own domain and verifies only with the new key", async () => {

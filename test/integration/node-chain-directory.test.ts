@@ -9,7 +9,6 @@
  * whose approval is withdrawn stops being trusted after the refresh.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -33,6 +32,7 @@ import { deployPsp, devnetParams, writeDeployment } from "../../scripts/lib/depl
 import { devAccount } from "../../scripts/lib/devnet-accounts.js";
 import { startHardhatNode } from "../../scripts/lib/hardhat-node.js";
 import type { HardhatNode } from "../../scripts/lib/hardhat-node.js";
+import { freePort } from "../helpers/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psp-node-chain-dir-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`node-chain-directory/${label}`));
@@ -47,14 +47,6 @@ let operator: OperatorContext;
 let admin: Awaited<ReturnType<typeof connectChain>>;
 
 const hostOf = (i: number): string => `127.${i + 1}.0.1`;
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -192,7 +184,9 @@ describe("node directory: chain configuration and fallback", () => {
     expect(parseNodeConfig(parsed)).toEqual(parsed); // startNode parses what loadNodeConfig returned
     expect(() => parseNodeConfig({ ...base, directory: { ...base.directory, chain: chainSection } })).toThrow(/directory.chain: unknown field/);
     expect(() => parseNodeConfig({ ...base, roles: ["discovery"] })).toThrow(expect.objectContaining({ kind: "bad-config", message: expect.stringContaining('"chain" section') }));
-    expect(() => parseNodeConfig({ ...base, chain: { ...chainSection, rpcUrl: "ws:nope" } })).toThrow(expect.objectContaining({ kind: "bad-config", message: expect.stringContaining("chain.rpcUrl") }));
+    expect(() => parseNodeConfig({ ...base, chain: { ...chainSection, rpcUrl: "ws:nope" } })).toThrow(
+      expect.objectContaining({ kind: "bad-config", message: expect.stringContaining("chain.rpcUrl") }),
+    );
     expect(() => parseNodeConfig({ ...base, chain: { ...chainSection, confirmations: -1 } })).toThrow(/chain.confirmations/);
     expect(() => parseNodeConfig({ ...base, chain: { ...chainSection, extra: 1 } })).toThrow(/chain.extra: unknown field/);
     // A bridge marks its descriptor so discovery nodes never list it.
@@ -224,11 +218,13 @@ describe("node directory: chain configuration and fallback", () => {
 describe("ChainRoleView", () => {
   it("answers from the last chain read, keeps it when a read fails, and treats 0 bits as not registered", async () => {
     const answers = new Map<string, number | Error>();
-    const view = new ChainRoleView({ nodeRoles: async (key) => {
-      const a = answers.get(key);
-      if (a instanceof Error) throw a;
-      return a ?? 0;
-    } });
+    const view = new ChainRoleView({
+      nodeRoles: async (key) => {
+        const a = answers.get(key);
+        if (a instanceof Error) throw a;
+        return a ?? 0;
+      },
+    });
     const staked = ed25519PublicKey(secret("view-staked"));
     const unstaked = ed25519PublicKey(secret("view-unstaked"));
     answers.set(nodeKeyHex(staked), 3);

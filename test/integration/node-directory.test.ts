@@ -7,7 +7,6 @@
  * an onion client on the node's consensus builds a circuit through it.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -16,6 +15,7 @@ import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import { startNode } from "../../node/src/node/node.js";
 import type { RunningNode } from "../../node/src/node/node.js";
+import { freePort } from "../helpers/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psp-node-dir-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`node-directory/${label}`));
@@ -26,14 +26,6 @@ const nodes: RunningNode[] = [];
 
 // Each node on its own /16, so a 3-hop path can be chosen among them.
 const hostOf = (i: number): string => `127.${i + 1}.0.1`;
-
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, host, resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -1,8 +1,12 @@
 /**
  * The client layer: `createPspClient`, the one bootstrapped object an app
- * uses (docs/CLIENT.md). Depends on every layer below it (directory, onion,
- * DHT, authority); used by applications and by the CLI's devnet helpers.
- * Trust boundary: the discovery keys it is configured with.
+ * uses (docs/CLIENT.md).
+ *
+ * Depends on: every layer below it (directory, onion, dht, authority, link, crypto).
+ * Used by: applications, and the CLI's devnet helpers.
+ * Trust boundary: the discovery keys it is configured with (and the chain
+ * binding, when given); everything else it fetches is verified against them.
+ * Spec: docs/CLIENT.md.
  */
 export { createPspClient, PspClient } from "./client.js";
 export type { PspClientOptions, PspClientEvents, IdentityOption, ConsensusSummary, CertificateInfo, CircuitEvent, CircuitOptions, PspDht, DhtKey, DhtPutInput } from "./client.js";

@@ -1,6 +1,13 @@
 /**
- * The crypto layer's public surface: keys, identities, key exchange, KDFs,
- * AEAD and key files. Import from here, or from the individual modules.
+ * The crypto layer: keys, identity strings, Ed25519/X25519, ntor, HKDF, AEAD,
+ * DHT puzzles and key files. Import from here, or from the individual modules.
+ *
+ * Depends on: nothing in PSP (node:crypto, @noble/*, ethers for EVM keystores).
+ * Used by: every other layer.
+ * Trust boundary: trusts its crypto backends; every decoder (identity strings,
+ * key files, ntor messages) trusts nothing about its input and fails with
+ * CryptoError.
+ * Spec: docs/spec/crypto-wire.md §1–§5.
  */
 export * from "./errors.js";
 export { defaultBackend, randomBytes } from "./backend.js";

@@ -1,6 +1,15 @@
 /**
- * The DHT layer's public surface: S/Kademlia node, lookups, records,
- * stores, transports and the simulator.
+ * The DHT layer: S/Kademlia node, disjoint lookups, signed records, stores,
+ * transports (in memory, over links, through circuits) and the simulator.
+ *
+ * Depends on: crypto/ (puzzles, Ed25519), wire/ (canonical CBOR), link/ and
+ * onion/ for transport.
+ * Used by: node/ (every node holds the DHT), client/.
+ * Trust boundary: only signed messages enter the routing table; a record is
+ * stored only when its owner signature and publisher co-signature verify, its
+ * key is bound to its owner and its sequence and expiry pass. Frozen vector:
+ * test/vectors/dht-record.json.
+ * Spec: docs/spec/dht.md.
  */
 export * from "./errors.js";
 export * from "./id.js";

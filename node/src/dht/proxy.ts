@@ -9,8 +9,8 @@
  * - GET(key): the node runs the disjoint-path value lookup for the client
  *   and answers with the valid records it found, highest sequence first;
  * - PUT(owner-signed record): the node checks the owner signature, co-signs
- *   as publisher (whitepaper §6: the presence node co-signs the
- *   announcement), validates the result like any record and publishes it to
+ *   as publisher (as the presence layer will have its presence
+ *   node co-sign the announcement), validates the result like any record and publishes it to
  *   the k closest nodes, answering how many stored it and the co-signed
  *   record.
  * Plus their limits: message size, a per-stream token bucket, and every

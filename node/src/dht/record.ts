@@ -2,7 +2,7 @@
  * DHT records: the signed, expiring key/value entries every node stores.
  *
  * A record is signed by its owner (a client, node or group identity key) and
- * co-signed by the node that published it (whitepaper §3). Its key is bound
+ * co-signed by the node that published it (docs/spec/dht.md, Records). Its key is bound
  * to the owner: key = SHA-256("psp/dht/key/v1" || 0x00 || owner || name), so
  * no one can squat another identity's keys. Sequence numbers order updates;
  * expiry bounds how long a record lives without renewal by its owner.

@@ -1,6 +1,6 @@
 /**
  * The consensus cache: the latest verified consensus a client uses and any
- * node serves to others (every node proxies discovery requests, whitepaper §2).
+ * node serves to others (every node proxies discovery requests, docs/spec/directory.md §7).
  *
  * Owns the replacement rule: a consensus replaces the held one when it is
  * newer (later valid-after), or the same body with more signatures. A

@@ -3,7 +3,7 @@
  * from any node it knows (discovery nodes, or any node that proxies it),
  * verifies K of N signatures against its trust set, keeps the last good one
  * on disk, refreshes at a random time after fresh-until, and serves what it
- * holds to others (every node proxies the consensus, whitepaper §2).
+ * holds to others (every node proxies the consensus, docs/spec/directory.md §7).
  *
  * Owns: the fetch loop (source order, conditional and compressed fetches,
  * retries), the consensus file (written atomically: temp file + rename, so

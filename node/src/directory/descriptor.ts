@@ -1,6 +1,6 @@
 /**
  * Node descriptors: what every node signs about itself and reports to each
- * discovery node it reaches (whitepaper §2).
+ * discovery node it reaches (docs/spec/directory.md §2).
  *
  * Owns the descriptor layout, a signed document (wire/document.ts) of type
  * "descriptor" whose signer is the node's Ed25519 identity key and whose body

@@ -1,7 +1,16 @@
 /**
- * The directory layer's public surface: descriptors, votes, the signed
- * consensus, the discovery node state machine, the client cache and the
+ * The directory layer: descriptors, votes, the signed consensus, the
+ * discovery node state machine (discovery-node.ts), the client cache and the
  * conversion to path-selection input. Import from here, or the modules.
+ *
+ * Depends on: crypto/, wire/ (signed documents), link/ (RPC transport), onion/
+ * (the path-selection node type it converts the consensus to).
+ * Used by: node/ (the discovery role, and every node's consensus), client/.
+ * Trust boundary: a client trusts only its configured discovery keys (K of N
+ * signatures); a discovery node trusts descriptors only after their signature
+ * and the chain's registration check. Frozen vectors: test/vectors/descriptor.json,
+ * vote.json, consensus.json.
+ * Spec: docs/spec/directory.md.
  */
 export * from "./errors.js";
 export * from "./config.js";
@@ -10,7 +19,7 @@ export * from "./descriptor.js";
 export * from "./vote.js";
 export * from "./consensus.js";
 export * from "./schedule.js";
-export * from "./authority.js";
+export * from "./discovery-node.js";
 export * from "./cache.js";
 export * from "./compression.js";
 export * from "./path-nodes.js";

@@ -1,5 +1,5 @@
 /**
- * The discovery service on the network: drives a DiscoveryNode (authority.ts)
+ * The discovery service on the network: drives a DiscoveryNode (discovery-node.ts)
  * with real time and real links.
  *
  * Owns: the "directory" RPC handler of a discovery node (descriptors in,
@@ -19,8 +19,8 @@
 import { EventEmitter } from "node:events";
 import type { ConnectionManager, PeerAddress } from "../link/manager.js";
 import { decodeAddress } from "./address.js";
-import { DiscoveryNode } from "./authority.js";
-import type { ChainRoles, DirectoryAction } from "./authority.js";
+import { DiscoveryNode } from "./discovery-node.js";
+import type { ChainRoles, DirectoryAction } from "./discovery-node.js";
 import { ConsensusCache } from "./cache.js";
 import { answerFetchConsensus } from "./client.js";
 import type { ConsensusSource } from "./client.js";

@@ -13,8 +13,8 @@
 import { ed25519PublicKey } from "../crypto/ed25519.js";
 import { sha256 } from "../crypto/kdf.js";
 import { x25519PublicKey } from "../crypto/x25519.js";
-import { DiscoveryNode } from "./authority.js";
-import type { DirectoryAction, DiscoveryNodeOptions } from "./authority.js";
+import { DiscoveryNode } from "./discovery-node.js";
+import type { DirectoryAction, DiscoveryNodeOptions } from "./discovery-node.js";
 import { ChainRole, bytesToHexFast, majorityThreshold } from "./config.js";
 import type { DiscoveryTrust, FlagThresholds, VotingSchedule } from "./config.js";
 import { createDescriptor } from "./descriptor.js";

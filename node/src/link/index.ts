@@ -1,7 +1,14 @@
 /**
- * node/src/link: authenticated TLS 1.3 links carrying 512-byte cells, and
- * the connection manager that keeps one link per peer identity.
- * See docs/spec/link.md for the protocol; this file only re-exports.
+ * The link layer: authenticated TLS 1.3 links carrying 512-byte cells, the
+ * connection manager that keeps one link per peer identity, and request/response
+ * RPC over links. This file only re-exports.
+ *
+ * Depends on: crypto/, wire/ (node:tls, @peculiar/x509 for throwaway certificates).
+ * Used by: onion/ (circuits over links), directory/, dht/, authority/, node/.
+ * Trust boundary: trusts TLS for the exported keying material only; the peer's
+ * identity is whatever its AUTH signature over the transcript proves, and
+ * nothing it sends is trusted. Frozen vector: test/vectors/link-auth.json.
+ * Spec: docs/spec/link.md.
  */
 export { CloseReason, LinkError, closeReasonName } from "./errors.js";
 export type { CloseReasonCode, CloseReasonName, LinkErrorKind } from "./errors.js";

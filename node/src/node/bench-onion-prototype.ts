@@ -1,6 +1,6 @@
 /**
- * The bare prototype the onion throughput target was set against (DESIGN.md
- * §5), measured in the same run as PSP's own figures: a client and three
+ * The bare prototype the onion throughput target was set against
+ * (docs/BENCHMARKS.md, onion), measured in the same run as PSP's own figures: a client and three
  * relays in this process over three TLS links on loopback, forwarding 32 KB
  * writes; with `onionCrypto`, the client runs three AES-128-CTR layers and
  * one SHA-256 pass over each write, each relay one AES-128-CTR pass, and the

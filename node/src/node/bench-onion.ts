@@ -67,7 +67,7 @@ export interface OnionBenchResult {
   /** Every round's ratio, sorted. */
   roundRatios: number[];
   /**
-   * The bare prototype the throughput target was set against (DESIGN.md §5),
+   * The bare prototype the throughput target was set against (docs/BENCHMARKS.md, onion),
    * measured in the same rounds: three TLS links forwarding 32 KB writes with
    * six AES-128-CTR and two SHA-256 passes, no cells or protocol (median round).
    */

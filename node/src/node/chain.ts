@@ -20,7 +20,7 @@ import { connectChain } from "../chain/clients.js";
 import { readDeployment } from "../chain/deployment.js";
 import { createChainPki } from "../chain/pki.js";
 import type { Pki, RoleSet } from "../chain/pki.js";
-import type { ChainRoles } from "../directory/authority.js";
+import type { ChainRoles } from "../directory/discovery-node.js";
 import { bytesToHexFast, discoveryTrustFromKeys } from "../directory/config.js";
 import type { DiscoveryTrust } from "../directory/config.js";
 import type { NodeChainConfig } from "./config.js";

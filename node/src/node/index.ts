@@ -1,6 +1,13 @@
 /**
- * node/src/node: the node process (layers composed by role), its config file
- * and the loopback onion benchmark. See docs/spec/node.md and docs/spec/onion.md §15.
+ * The node process: layers composed by role (onion, discovery, authority,
+ * oracle), its config file, the control API and the loopback onion benchmark.
+ *
+ * Depends on: every protocol layer (link, onion, directory, dht, chain,
+ * authority) and api/.
+ * Used by: `psp node run` (cli/), the devnet (scripts/lib/devnet-nodes.ts), tests.
+ * Trust boundary: trusts its config file and key files; everything from the
+ * network goes through the layers' own checks.
+ * Spec: docs/spec/node.md and docs/spec/onion.md §15.
  */
 export { startNode, pathNodeFromInfo } from "./node.js";
 export type { NodeInfo, RunningNode, StartNodeOptions } from "./node.js";

@@ -4,6 +4,13 @@
  * client.ts), plus path selection and an in-memory network for tests; and
  * the runtime that drives them over real links (runtime.ts), the client's
  * circuit manager and its promise API (onion-client.ts).
+ *
+ * Depends on: crypto/ (ntor, X25519), wire/, link/.
+ * Used by: dht/ and authority/ (their services over circuits), client/, node/.
+ * Trust boundary: a relay trusts only the hop keys it agreed with ntor; cells
+ * from links and payloads that do not verify are dropped or close the circuit
+ * with a reason. Frozen vector: test/vectors/sealed-run.json.
+ * Spec: docs/spec/onion.md.
  */
 export { CircuitError } from "./errors.js";
 export type { CircuitErrorKind, CircuitErrorDetails } from "./errors.js";

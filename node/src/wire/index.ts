@@ -1,6 +1,12 @@
 /**
- * The wire layer's public surface: cells, relay payloads, fragmentation,
- * canonical CBOR and signed documents.
+ * The wire layer: 512-byte cells, relay payloads, fragmentation, canonical
+ * CBOR and signed documents.
+ *
+ * Depends on: crypto/ (Ed25519 for signed documents).
+ * Used by: link/, onion/, directory/, dht/, authority/.
+ * Trust boundary: trusts nothing about input bytes; every malformed input is a
+ * WireError. Frozen vectors: test/vectors/cell.json, relay-cell.json.
+ * Spec: docs/spec/crypto-wire.md §6–§10.
  */
 export * from "./errors.js";
 export * from "./cell.js";

@@ -17,6 +17,7 @@ import {
 } from "../../../node/src/authority/certificate.js";
 import { encodeCanonical } from "../../../node/src/wire/canonical.js";
 import { CHAIN_ID, REGISTRY, makeAuthorities, makeIdentity } from "./helpers.js";
+import { kindOf as anyKindOf } from "../../helpers/index.js";
 
 const T0 = 1_800_000_000; // unix seconds
 const authorities = makeAuthorities(4);
@@ -29,18 +30,13 @@ function body(overrides: Partial<{ notBefore: number; notAfter: number; chainId:
 }
 
 function certBy(signers: typeof authorities, bodyBytes = body().bodyBytes): Uint8Array {
-  return assembleCertificate(bodyBytes, signers.map((a) => signCertificateBody(bodyBytes, a.node.secretKey)));
+  return assembleCertificate(
+    bodyBytes,
+    signers.map((a) => signCertificateBody(bodyBytes, a.node.secretKey)),
+  );
 }
 
-function kindOf(fn: () => unknown): CertificateErrorKind | "none" {
-  try {
-    fn();
-    return "none";
-  } catch (err) {
-    if (err instanceof CertificateError) return err.kind;
-    throw err;
-  }
-}
+const kindOf = (fn: () => unknown): CertificateErrorKind | "none" => anyKindOf(fn, CertificateError) ?? "none";
 
 const verify = (cert: Uint8Array, nowSeconds = T0 + 10, threshold = 2) =>
   verifyAccessCertificate(cert, { now: nowSeconds * 1000, authorities: current, threshold, chainId: CHAIN_ID, registry: REGISTRY });

@@ -1,12 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  ed25519Backends,
-  ed25519PublicKey,
-  ed25519Sign,
-  ed25519Verify,
-  generateEd25519KeyPair,
-} from "../../../node/src/crypto/ed25519.js";
+import { ed25519Backends, ed25519PublicKey, ed25519Sign, ed25519Verify, generateEd25519KeyPair } from "../../../node/src/crypto/ed25519.js";
 import { CryptoError } from "../../../node/src/crypto/errors.js";
 import { generateX25519KeyPair, x25519Backends, x25519PublicKey, x25519SharedSecret } from "../../../node/src/crypto/x25519.js";
 import { defaultBackend } from "../../../node/src/crypto/backend.js";
@@ -152,9 +146,7 @@ describe("X25519", () => {
     for (const backend of [x25519Backends.node, x25519Backends.noble]) {
       if (!backend) continue;
       expect(toHex(x25519PublicKey(a, backend))).toBe("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
-      expect(toHex(x25519SharedSecret(a, x25519PublicKey(b, backend), backend))).toBe(
-        "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742",
-      );
+      expect(toHex(x25519SharedSecret(a, x25519PublicKey(b, backend), backend))).toBe("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
     }
   });
 
@@ -181,9 +173,7 @@ describe("X25519", () => {
     for (const backend of [x25519Backends.node, x25519Backends.noble]) {
       if (!backend) continue;
       for (const p of lowOrder) {
-        expect(() => x25519SharedSecret(me.secretKey, hex(p), backend)).toThrowError(
-          expect.objectContaining({ kind: "zero-shared-secret" }),
-        );
+        expect(() => x25519SharedSecret(me.secretKey, hex(p), backend)).toThrowError(expect.objectContaining({ kind: "zero-shared-secret" }));
       }
     }
   });

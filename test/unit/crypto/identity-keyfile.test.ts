@@ -8,6 +8,7 @@ import { formatIdentity, isValidIdentity, parseIdentity } from "../../../node/sr
 import type { Identity } from "../../../node/src/crypto/identity.js";
 import { decryptKeyFile, encryptKeyFile, parseKeyFile } from "../../../node/src/crypto/keyfile.js";
 import { generateX25519KeyPair } from "../../../node/src/crypto/x25519.js";
+import { kindOf as anyKindOf, kindOfAsync as anyKindOfAsync } from "../../helpers/index.js";
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$/);
@@ -18,25 +19,8 @@ const identityArb = fc.record({
   publicKey: fc.uint8Array({ minLength: 32, maxLength: 32 }),
 });
 
-function kindOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CryptoError);
-    return (err as CryptoError).kind;
-  }
-}
-
-async function kindOfAsync(fn: () => Promise<unknown>): Promise<string | undefined> {
-  try {
-    await fn();
-    return undefined;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CryptoError);
-    return (err as CryptoError).kind;
-  }
-}
+const kindOf = (fn: () => unknown) => anyKindOf(fn, CryptoError);
+const kindOfAsync = (fn: () => Promise<unknown>) => anyKindOfAsync(fn, CryptoError);
 
 describe("identity strings", () => {
   const sample: Identity = { namespace: "peerstream", application: "client", kind: "account", publicKey: generateEd25519KeyPair().publicKey };
@@ -87,29 +71,7 @@ describe("identity strings", () => {
       { numRuns: 2000 },
     );
   });
-
-  it("rejects random and mutated strings with CryptoError only", () => {
-    fc.assert(
-      fc.property(fc.string({ maxLength: 140 }), (s) => {
-        expect(kindOf(() => parseIdentity(s))).toBeDefined();
-      }),
-      { numRuns: 4000 },
-    );
-    fc.assert(
-      fc.property(fc.integer({ min: 0, max: text.length }), fc.string({ maxLength: 3 }), fc.nat(3), (pos, insert, del) => {
-        const mutated = text.slice(0, pos) + insert + text.slice(pos + del);
-        if (mutated === text) return;
-        try {
-          // A mutation that still parses must be a genuinely different, self-consistent identity.
-          const id = parseIdentity(mutated);
-          expect(formatIdentity(id)).toBe(mutated);
-        } catch (err) {
-          expect(err).toBeInstanceOf(CryptoError);
-        }
-      }),
-      { numRuns: 4000 },
-    );
-    // Right shape, wrong checksum bytes.
+  it("rejects the right shape with a wrong checksum", () => {
     expect(kindOf(() => parseIdentity(`peerstream.client.account.${base58.encode(new Uint8Array(36))}`))).toBe("identity-checksum-mismatch");
   });
 });
@@ -147,30 +109,6 @@ describe("key files", () => {
     expect(await kindOfAsync(() => decryptKeyFile({ ...file, kdf: { ...(file["kdf"] as object), N: 1000 } }, "pw"))).toBe("bad-kdf-params");
     expect(await kindOfAsync(() => encryptKeyFile(kp.secretKey, "", fast))).toBe("bad-passphrase");
     expect(await kindOfAsync(() => encryptKeyFile(kp.secretKey, "pw", { scrypt: { N: 2 ** 9 } }))).toBe("bad-kdf-params");
-  });
-
-  it("rejects mutated files with typed errors only", async () => {
-    const json = await encryptKeyFile(generateEd25519KeyPair().secretKey, "pw", fast);
-    await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: json.length - 1 }), fc.string({ maxLength: 4 }), fc.nat(4), async (pos, insert, del) => {
-        const mutated = json.slice(0, pos) + insert + json.slice(pos + del);
-        if (mutated === json) return;
-        try {
-          await decryptKeyFile(mutated, "pw");
-          // Only whitespace-level edits of the JSON may still open.
-          expect(JSON.stringify(JSON.parse(mutated))).toBe(JSON.stringify(JSON.parse(json)));
-        } catch (err) {
-          expect(err).toBeInstanceOf(CryptoError);
-        }
-      }),
-      { numRuns: 400 },
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.jsonValue({ maxDepth: 3 }), async (value) => {
-        expect(await kindOfAsync(() => decryptKeyFile(JSON.stringify(value), "pw"))).toBe("malformed-key-file");
-      }),
-      { numRuns: 500 },
-    );
   });
 });
 

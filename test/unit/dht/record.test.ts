@@ -1,16 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { generateEd25519KeyPair } from "../../../node/src/crypto/ed25519.js";
-import {
-  coSignRecord,
-  decodeRecord,
-  encodeRecord,
-  needsRenewal,
-  renewRecord,
-  signRecordAsOwner,
-  validateRecord,
-} from "../../../node/src/dht/record.js";
+import { coSignRecord, decodeRecord, encodeRecord, needsRenewal, renewRecord, signRecordAsOwner, validateRecord } from "../../../node/src/dht/record.js";
 import type { DhtRecord } from "../../../node/src/dht/record.js";
 import { MemoryRecordStore } from "../../../node/src/dht/store.js";
+import { kindOf } from "../../helpers/index.js";
 
 const NOW = Date.UTC(2025, 5, 1);
 const owner = generateEd25519KeyPair();
@@ -26,15 +19,6 @@ function make(o: { seq?: number; expiresAt?: number; value?: Uint8Array; name?: 
   });
   return coSignRecord(signed, publisher.secretKey);
 }
-
-const kindOf = (fn: () => unknown): string | undefined => {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    return (e as { kind?: string }).kind;
-  }
-};
 
 describe("DHT records", () => {
   it("a well-formed record validates and round-trips through canonical CBOR", () => {
@@ -89,9 +73,7 @@ describe("DHT records", () => {
 
   it("renewal needs the owner's key and is due inside the margin", () => {
     const r = make();
-    expect(kindOf(() => renewRecord(r, { ownerSecretKey: publisher.secretKey, publisherSecretKey: publisher.secretKey, ttlMs: 1, now: NOW }))).toBe(
-      "bad-owner-signature",
-    );
+    expect(kindOf(() => renewRecord(r, { ownerSecretKey: publisher.secretKey, publisherSecretKey: publisher.secretKey, ttlMs: 1, now: NOW }))).toBe("bad-owner-signature");
     expect(needsRenewal(r, NOW, 60_000)).toBe(false);
     expect(needsRenewal(r, r.expiresAt - 30_000, 60_000)).toBe(true);
   });

@@ -3,13 +3,7 @@ import { selectPath } from "../../../node/src/onion/path.js";
 import { ConsensusCache } from "../../../node/src/directory/cache.js";
 import { decompressConsensus } from "../../../node/src/directory/compression.js";
 import { NodeFlag, bytesToHexFast, flagNames, resolveTrust } from "../../../node/src/directory/config.js";
-import {
-  assembleConsensus,
-  computeConsensus,
-  encodeConsensusBody,
-  signConsensus,
-  verifyConsensus,
-} from "../../../node/src/directory/consensus.js";
+import { assembleConsensus, computeConsensus, encodeConsensusBody, signConsensus, verifyConsensus } from "../../../node/src/directory/consensus.js";
 import { createDescriptor } from "../../../node/src/directory/descriptor.js";
 import { DirectoryError } from "../../../node/src/directory/errors.js";
 import { consensusToPathNodes } from "../../../node/src/directory/path-nodes.js";
@@ -18,19 +12,12 @@ import { DirectorySimulation, simulatedSecret } from "../../../node/src/director
 import { createVote, openVote } from "../../../node/src/directory/vote.js";
 import type { Vote, VoteEntry } from "../../../node/src/directory/vote.js";
 import { ed25519PublicKey } from "../../../node/src/crypto/ed25519.js";
+import { kindOf as anyKindOf } from "../../helpers/index.js";
 
 const START = 1_700_000_000_000; // a multiple of the 10 s test period
 const SCHEDULE = { periodMs: 10_000, voteDelayMs: 2_000, distDelayMs: 2_000, validPeriods: 3 };
 
-function kindOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof DirectoryError)) throw err;
-    return err.kind;
-  }
-}
+const kindOf = (fn: () => unknown) => anyKindOf(fn, DirectoryError);
 
 function network(options: { discovery?: number; relays?: number; bridges?: number[] } = {}): DirectorySimulation {
   const sim = new DirectorySimulation({
@@ -231,8 +218,7 @@ describe("discovery service (simulated: 3+ discovery nodes, several relays)", ()
       ...o,
     });
     const alt = { descriptorDigest: new Uint8Array(32).fill(9), onionKey: new Uint8Array(32).fill(201), publishedAt: 11 };
-    const mk = (i: number, entries: VoteEntry[]): Vote =>
-      openVote(createVote({ secretKey: voters[i]!, validAfter: 50_000, publishedAt: 1, entries }), { discoverySet: set });
+    const mk = (i: number, entries: VoteEntry[]): Vote => openVote(createVote({ secretKey: voters[i]!, validAfter: 50_000, publishedAt: 1, entries }), { discoverySet: set });
     // Node 1: listed by 3 of 5 (in). Node 2: listed by 2 of 3 votes received, but 2 of N = 5 (out).
     // Node 1's fast flag: 2 of 3 listing votes (set). Stable: 1 of 3 (not set).
     // Node 1's descriptor: two votes name the alt one, one the first -> alt wins.

@@ -6,13 +6,17 @@ import { createDescriptor, verifyDescriptor } from "../../../node/src/directory/
 import type { DescriptorFields } from "../../../node/src/directory/descriptor.js";
 import { DirectoryError } from "../../../node/src/directory/errors.js";
 import { encodeCanonical, decodeCanonical } from "../../../node/src/wire/canonical.js";
+import { kindOf as anyKindOf } from "../../helpers/index.js";
 
 const NOW = 1_700_000_000_000;
 
 function fields(overrides: Partial<DescriptorFields> = {}): DescriptorFields {
   return {
     onionKey: new Uint8Array(32).fill(7),
-    addresses: [{ host: "198.51.100.7", port: 9001 }, { host: "2001:db8::7", port: 9001 }],
+    addresses: [
+      { host: "198.51.100.7", port: 9001 },
+      { host: "2001:db8::7", port: 9001 },
+    ],
     roles: ChainRole.onion,
     bridge: false,
     bandwidth: 250_000,
@@ -24,15 +28,7 @@ function fields(overrides: Partial<DescriptorFields> = {}): DescriptorFields {
   };
 }
 
-function kindOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof DirectoryError)) throw err;
-    return err.kind;
-  }
-}
+const kindOf = (fn: () => unknown) => anyKindOf(fn, DirectoryError);
 
 describe("addresses", () => {
   it("encode to 6 or 18 bytes and format back canonically (RFC 5952)", () => {
@@ -64,7 +60,10 @@ describe("descriptors", () => {
     const bytes = createDescriptor({ ...fields(), secretKey: keys.secretKey });
     const d = verifyDescriptor(bytes, opts);
     expect(d.identity).toEqual(keys.publicKey);
-    expect(d.addresses).toEqual([{ host: "198.51.100.7", port: 9001 }, { host: "2001:db8::7", port: 9001 }]);
+    expect(d.addresses).toEqual([
+      { host: "198.51.100.7", port: 9001 },
+      { host: "2001:db8::7", port: 9001 },
+    ]);
     expect([d.bandwidth, d.country, d.version, d.family, d.roles, d.bridge]).toEqual([250_000, "DE", "psp/0.1.0", "op-1", 1, false]);
     expect(d.digest.length).toBe(32);
     // A predicate works like the set.
@@ -98,7 +97,16 @@ describe("descriptors", () => {
     expect(kindOf(make({ country: "de" }))).toBe("malformed");
     expect(kindOf(make({ version: "has space" }))).toBe("malformed");
     expect(kindOf(make({ addresses: [] }))).toBe("malformed");
-    expect(kindOf(make({ addresses: [{ host: "1.2.3.4", port: 1 }, { host: "1.2.3.4", port: 1 }] }))).toBe("malformed");
+    expect(
+      kindOf(
+        make({
+          addresses: [
+            { host: "1.2.3.4", port: 1 },
+            { host: "1.2.3.4", port: 1 },
+          ],
+        }),
+      ),
+    ).toBe("malformed");
     expect(kindOf(make({ roles: 16 }))).toBe("malformed");
     expect(kindOf(make({ onionKey: new Uint8Array(31) }))).toBe("malformed");
     expect(kindOf(make({ bandwidth: -1 }))).toBe("malformed");

@@ -2,28 +2,15 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { encodeCanonical } from "../../../node/src/wire/canonical.js";
 import { DirectoryError } from "../../../node/src/directory/errors.js";
-import {
-  decodeDirectoryRequest,
-  decodeDirectoryResponse,
-  encodeDirectoryRequest,
-  encodeDirectoryResponse,
-  errorResponse,
-} from "../../../node/src/directory/messages.js";
+import { decodeDirectoryRequest, decodeDirectoryResponse, encodeDirectoryRequest, encodeDirectoryResponse, errorResponse } from "../../../node/src/directory/messages.js";
 import type { DirectoryRequest, DirectoryResponse } from "../../../node/src/directory/messages.js";
 import { answerFetchConsensus } from "../../../node/src/directory/client.js";
 import { sha256 } from "../../../node/src/crypto/kdf.js";
+import { kindOf as anyKindOf } from "../../helpers/index.js";
 
 const bytes = (n: number, fill = 7) => new Uint8Array(n).fill(fill);
 
-function kindOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof DirectoryError) return err.kind;
-    throw err;
-  }
-  return undefined;
-}
+const kindOf = (fn: () => unknown) => anyKindOf(fn, DirectoryError);
 
 describe("directory messages", () => {
   it("round-trips every request and answer", () => {

@@ -1,16 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  CELL_LEN,
-  CELL_PAYLOAD_LEN,
-  CellCommand,
-  cellCommandName,
-  decodeCell,
-  encodeCell,
-  encodeCellInto,
-  encodeCells,
-  isLinkCommand,
-} from "../../../node/src/wire/cell.js";
+import { CELL_LEN, CELL_PAYLOAD_LEN, CellCommand, cellCommandName, decodeCell, encodeCell, encodeCellInto, encodeCells, isLinkCommand } from "../../../node/src/wire/cell.js";
 import type { Cell } from "../../../node/src/wire/cell.js";
 import { WireError } from "../../../node/src/wire/errors.js";
 import { FRAGMENT_HEADER_LEN, Reassembler, fragmentMessage } from "../../../node/src/wire/fragment.js";
@@ -23,30 +13,13 @@ import {
   registerRelayCommands,
   relayCommandName,
 } from "../../../node/src/wire/relay.js";
+import { validCell } from "../../properties/wire.js";
+import { kindOf } from "../../helpers/index.js";
 
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 /** Runs fn; if it throws, the error must be a WireError. Returns the kind or undefined. */
-function wireKind(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof WireError)) throw err;
-    return err.kind;
-  }
-}
-
-const linkCommands = [CellCommand.PADDING, CellCommand.VERSIONS, CellCommand.AUTH, CellCommand.CLOSE];
-const circuitCommands = [CellCommand.CREATE, CellCommand.CREATED, CellCommand.RELAY, CellCommand.DESTROY, CellCommand.RELAY_EARLY];
-const validCell = fc.oneof(
-  fc.record({ circId: fc.constant(0), command: fc.constantFrom(...linkCommands), payload: fc.uint8Array({ maxLength: CELL_PAYLOAD_LEN }) }),
-  fc.record({
-    circId: fc.integer({ min: 1, max: 0xffff_ffff }),
-    command: fc.constantFrom(...circuitCommands),
-    payload: fc.uint8Array({ maxLength: CELL_PAYLOAD_LEN }),
-  }),
-);
+const wireKind = (fn: () => unknown) => kindOf(fn, WireError);
 
 describe("cells", () => {
   it("has the agreed constants", () => {
@@ -118,24 +91,6 @@ describe("cells", () => {
     expect(wireKind(() => encodeCell({ circId: 1, command: CellCommand.RELAY, payload: new Uint8Array(508) }))).toBe("bad-length");
     expect(wireKind(() => encodeCellInto({ circId: 1, command: 3, payload: new Uint8Array(0) }, new Uint8Array(600), 100))).toBe("bad-length");
   });
-
-  it("fuzz: random and mutated bytes decode or give a WireError, never another error", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 1100 }), fc.nat(600), (bytes, offset) => {
-        const kind = wireKind(() => decodeCell(bytes, offset));
-        if (kind === undefined) expect(bytes.length - offset).toBeGreaterThanOrEqual(CELL_LEN);
-      }),
-      { numRuns: 5000 },
-    );
-    fc.assert(
-      fc.property(validCell, fc.nat(4), fc.integer({ min: 1, max: 255 }), (cell, pos, flip) => {
-        const enc = encodeCell(cell);
-        enc[pos] = (enc[pos] as number) ^ flip;
-        wireKind(() => decodeCell(enc));
-      }),
-      { numRuns: 3000 },
-    );
-  });
 });
 
 describe("relay payloads", () => {
@@ -198,16 +153,6 @@ describe("relay payloads", () => {
     expect(wireKind(() => registerRelayCommands({ DATA_AGAIN: RelayCommand.DATA }))).toBe("bad-field");
     expect(wireKind(() => registerRelayCommands({ TOO_BIG: 256 }))).toBe("bad-field");
   });
-
-  it("fuzz: random payloads decode or give a WireError", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 500, maxLength: 510 }), (bytes) => {
-        const kind = wireKind(() => decodeRelayPayload(bytes));
-        if (kind === undefined) expect(bytes.length).toBe(CELL_PAYLOAD_LEN);
-      }),
-      { numRuns: 5000 },
-    );
-  });
 });
 
 describe("fragmentation", () => {
@@ -253,16 +198,5 @@ describe("fragmentation", () => {
     expect(wireKind(() => fragmentMessage(msg, 6))).toBe("bad-field");
     expect(wireKind(() => fragmentMessage(new Uint8Array(70_000), 7))).toBe("message-too-large");
     expect(fragmentMessage(new Uint8Array(0), 100)).toHaveLength(1);
-  });
-
-  it("fuzz: random fragment streams never throw anything but WireError", () => {
-    fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 12 }), (frags) => {
-        const r = new Reassembler({ maxMessageBytes: 1 << 16 });
-        for (const f of frags) wireKind(() => r.push(f));
-        wireKind(() => r.end());
-      }),
-      { numRuns: 3000 },
-    );
   });
 });

@@ -1,0 +1,133 @@
+/**
+ * Writes the frozen known-answer vectors of PSP's own formats to test/vectors/*.json.
+ *
+ *   npx tsx scripts/gen-vectors.ts
+ *
+ * Run it once when a format changes on purpose, and commit the JSON: a wire
+ * change then shows up as a vector change in review. The tests never run this;
+ * they decode the frozen bytes and re-encode them (test/vectors/vectors.test.ts).
+ * Inputs are the fixed seeds and fields of test/vectors/formats.ts.
+ */
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ed25519PublicKey } from "../node/src/crypto/ed25519.js";
+import {
+  certificateIdentity,
+  encodeCellVector,
+  encodeCertificateVector,
+  encodeConsensusVector,
+  encodeDescriptorVector,
+  encodeDhtRecordVector,
+  encodeLinkAuth,
+  encodeRelayCellVector,
+  encodeRelayVector,
+  encodeSealedRuns,
+  encodeVoteVector,
+  hex,
+  inputs,
+  unhex,
+} from "../test/vectors/formats.js";
+import { projectRoot } from "./lib/artifacts.js";
+
+const dir = join(projectRoot, "test", "vectors");
+const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
+const pub = (seedHex: string): string => hex(ed25519PublicKey(unhex(seedHex)));
+
+function write(file: string, vector: Record<string, unknown>): void {
+  writeFileSync(join(dir, file), `${JSON.stringify(vector, null, 2)}\n`);
+  console.log(`wrote test/vectors/${file}`);
+}
+
+write("cell.json", {
+  format: "cell",
+  spec: "docs/spec/crypto-wire.md §6 Cells",
+  description: "512-byte cells: circuit id (4, big-endian) ‖ command (1) ‖ payload (507, zero-padded). One circuit cell, one link cell on circuit id 0.",
+  cases: inputs.cells.map((c) => ({ input: c, hex: hex(encodeCellVector(c)) })),
+});
+
+write("relay-cell.json", {
+  format: "relay cell",
+  spec: "docs/spec/crypto-wire.md §7 Relay payload; §6 Cells",
+  description: "A RELAY cell whose payload is a plaintext relay payload: recognized (2) ‖ stream id (2) ‖ digest (4) ‖ length (2) ‖ relay command (1) ‖ data (496, zero padding).",
+  input: inputs.relayCell,
+  payloadHex: hex(encodeRelayVector(inputs.relayCell.relay)),
+  hex: hex(encodeRelayCellVector(inputs.relayCell)),
+});
+
+write("sealed-run.json", {
+  format: "sealed run",
+  spec: "docs/spec/onion.md §3 Key derivation and relay crypto",
+  description:
+    "Two forward runs of one hop sealed one after the other (3 payloads, then 1): digest fields and RUN_CONTINUES bits written by sealRun, then the hop's AES-128-CTR keystream. 'sealed' is the plaintext after sealing, 'encrypted' what the wire carries.",
+  input: inputs.sealedRun,
+  runs: encodeSealedRuns(inputs.sealedRun),
+});
+
+const auth = encodeLinkAuth(inputs.linkAuth);
+write("link-auth.json", {
+  format: "link AUTH transcript",
+  spec: "docs/spec/link.md §2.1 VERSIONS, §2.2 AUTH payload, §3 AUTH transcript",
+  description:
+    "Both sides' AUTH transcript and AUTH cell for a fixed EKM and fixed identity seeds; the flights are the VERSIONS cell of each side. The transcript is prefix ‖ role ‖ version ‖ initiator VERSIONS body ‖ responder VERSIONS body ‖ EKM ‖ signer identity.",
+  input: inputs.linkAuth,
+  initiatorIdentity: pub(inputs.linkAuth.initiatorSeed),
+  responderIdentity: pub(inputs.linkAuth.responderSeed),
+  ...auth,
+});
+
+const descriptor = encodeDescriptorVector(inputs.descriptor);
+write("descriptor.json", {
+  format: "descriptor",
+  spec: "docs/spec/directory.md §2 Descriptor; docs/spec/crypto-wire.md §10 Signed document envelope",
+  description: 'A node descriptor signed with the node\'s identity key (a signed document of type "descriptor").',
+  input: inputs.descriptor,
+  identity: pub(inputs.descriptor.secretKey),
+  hex: hex(descriptor),
+});
+
+const vote = encodeVoteVector(inputs.vote);
+write("vote.json", {
+  format: "vote",
+  spec: "docs/spec/directory.md §4 Vote; docs/spec/crypto-wire.md §10 Signed document envelope",
+  description: 'A discovery node\'s vote listing two nodes (sorted by identity), signed as a document of type "vote".',
+  input: inputs.vote,
+  voter: pub(inputs.vote.secretKey),
+  hex: hex(vote),
+});
+
+const consensus = encodeConsensusVector(inputs.consensus);
+write("consensus.json", {
+  format: "consensus",
+  spec: "docs/spec/directory.md §5.2 Layout, §5.3 Client verification",
+  description:
+    "A consensus body listing two nodes, signed by all three discovery nodes of the set (signatures sorted by signer). The format changes with internal nodes; regenerate then.",
+  input: inputs.consensus,
+  voters: inputs.consensus.signerSeeds.map(pub).sort(),
+  bodyHex: hex(consensus.body),
+  bodyDigest: sha256(consensus.body),
+  hex: hex(consensus.document),
+});
+
+const record = encodeDhtRecordVector(inputs.dhtRecord);
+write("dht-record.json", {
+  format: "DHT record",
+  spec: "docs/spec/dht.md Records",
+  description: "A record signed by its owner and co-signed by its publishing node, in its canonical CBOR wire form.",
+  input: inputs.dhtRecord,
+  owner: pub(inputs.dhtRecord.ownerSeed),
+  publisher: pub(inputs.dhtRecord.publisherSeed),
+  hex: hex(record),
+});
+
+const cert = encodeCertificateVector(inputs.certificate);
+write("access-certificate.json", {
+  format: "access certificate",
+  spec: "docs/spec/authority.md §2 Access certificates",
+  description: "An access certificate for one account identity, endorsed by three authorities (sorted by authority key).",
+  input: inputs.certificate,
+  identity: certificateIdentity(inputs.certificate),
+  authorities: inputs.certificate.authoritySeeds.map(pub).sort(),
+  bodyHex: hex(cert.body),
+  hex: hex(cert.certificate),
+});

@@ -1,0 +1,368 @@
+/**
+ * The inputs of each frozen vector and how PSP's encoders turn them into bytes.
+ *
+ * scripts/gen-vectors.ts calls `buildVectors()` once to write test/vectors/*.json;
+ * test/vectors/vectors.test.ts never writes them: it decodes the frozen hex,
+ * compares the decoded fields with the JSON, and re-encodes the JSON's inputs
+ * with `encode*` below to the same bytes. Keys are fixed seeds
+ * (SHA-256 of a label); Ed25519 signing is deterministic and relay padding is
+ * the zero padding, so nothing here draws randomness.
+ */
+import { createHash } from "node:crypto";
+import { ed25519PublicKey, ed25519Sign } from "../../node/src/crypto/ed25519.js";
+import { formatIdentity } from "../../node/src/crypto/identity.js";
+import { x25519PublicKey } from "../../node/src/crypto/x25519.js";
+import { assembleCertificate, buildCertificateBody, signCertificateBody } from "../../node/src/authority/certificate.js";
+import { createDescriptor } from "../../node/src/directory/descriptor.js";
+import { createVote, type VoteEntry } from "../../node/src/directory/vote.js";
+import { assembleConsensus, encodeConsensusBody, signConsensus, type ConsensusBody } from "../../node/src/directory/consensus.js";
+import { encodeAddress } from "../../node/src/directory/address.js";
+import { coSignRecord, encodeRecord, signRecordAsOwner } from "../../node/src/dht/record.js";
+import { AUTH_METHOD_ED25519_EKM, encodeAuthPayload, encodeVersionsBody } from "../../node/src/link/cells.js";
+import { authTranscript, type LinkRole } from "../../node/src/link/handshake.js";
+import { hopCryptoFromKeyMaterial } from "../../node/src/onion/relay-crypto.js";
+import { CellCommand, encodeCell } from "../../node/src/wire/cell.js";
+import { RelayCommand, encodeRelayPayload } from "../../node/src/wire/relay.js";
+
+export const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
+export const unhex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, "hex"));
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/** A fixed 32-byte seed: SHA-256("psp-test-vector:" ‖ label). */
+export const seed = (label: string): string => createHash("sha256").update(`psp-test-vector:${label}`).digest("hex");
+
+// ---------------------------------------------------------------- cell
+
+export interface CellInput {
+  circId: number;
+  command: number;
+  /** Before zero padding to 507 bytes. */
+  payload: string;
+}
+export const encodeCellVector = (c: CellInput): Uint8Array => encodeCell({ circId: c.circId, command: c.command, payload: unhex(c.payload) });
+
+// ---------------------------------------------------------------- relay cell
+
+export interface RelayInput {
+  recognized: number;
+  streamId: number;
+  digest: string;
+  command: number;
+  data: string;
+}
+export const encodeRelayVector = (r: RelayInput): Uint8Array =>
+  encodeRelayPayload({ recognized: r.recognized, streamId: r.streamId, digest: unhex(r.digest), command: r.command, data: unhex(r.data) }, { padding: "zero" });
+export interface RelayCellInput {
+  circId: number;
+  command: number;
+  relay: RelayInput;
+}
+export const encodeRelayCellVector = (c: RelayCellInput): Uint8Array => encodeCell({ circId: c.circId, command: c.command, payload: encodeRelayVector(c.relay) });
+
+// ---------------------------------------------------------------- sealed runs
+
+export interface SealedRunInput {
+  /** 96 bytes of ntor key material: Df ‖ Db ‖ Kf ‖ Kb. */
+  keyMaterial: string;
+  /** Runs sealed one after the other in the forward direction; each run's relay payloads (digest fields are written by sealing). */
+  runs: RelayInput[][];
+}
+/** Per run: the sealed plaintext payloads and what the wire carries after the hop's keystream. */
+export function encodeSealedRuns(input: SealedRunInput): { sealed: string; encrypted: string }[] {
+  const layer = hopCryptoFromKeyMaterial(unhex(input.keyMaterial)).forward;
+  return input.runs.map((run) => {
+    const payloads = Buffer.concat(run.map(encodeRelayVector));
+    layer.sealRun(payloads, 0, run.length);
+    const sealed = hex(payloads);
+    return { sealed, encrypted: hex(layer.applyKeystream(payloads)) };
+  });
+}
+
+// ---------------------------------------------------------------- link AUTH
+
+export interface LinkAuthInput {
+  initiatorSeed: string;
+  responderSeed: string;
+  ekm: string;
+  initiatorVersions: number[];
+  responderVersions: number[];
+  version: number;
+}
+export interface LinkAuthSide {
+  transcript: string;
+  authCell: string;
+}
+export function encodeLinkAuth(input: LinkAuthInput): Record<LinkRole, LinkAuthSide> & { initiatorVersionsCell: string; responderVersionsCell: string } {
+  const iv = encodeVersionsBody(input.initiatorVersions);
+  const rv = encodeVersionsBody(input.responderVersions);
+  const side = (role: LinkRole, seedHex: string): LinkAuthSide => {
+    const secret = unhex(seedHex);
+    const identity = ed25519PublicKey(secret);
+    const transcript = authTranscript({ signerRole: role, version: input.version, initiatorVersions: iv, responderVersions: rv, ekm: unhex(input.ekm), signerIdentity: identity });
+    const signature = ed25519Sign(secret, transcript);
+    const cell = encodeCell({ circId: 0, command: CellCommand.AUTH, payload: encodeAuthPayload({ method: AUTH_METHOD_ED25519_EKM, identity, signature }) });
+    return { transcript: hex(transcript), authCell: hex(cell) };
+  };
+  return {
+    initiatorVersionsCell: hex(encodeCell({ circId: 0, command: CellCommand.VERSIONS, payload: iv })),
+    responderVersionsCell: hex(encodeCell({ circId: 0, command: CellCommand.VERSIONS, payload: rv })),
+    initiator: side("initiator", input.initiatorSeed),
+    responder: side("responder", input.responderSeed),
+  };
+}
+
+// ---------------------------------------------------------------- descriptor
+
+export interface DescriptorInput {
+  secretKey: string;
+  onionKey: string;
+  addresses: { host: string; port: number }[];
+  roles: number;
+  bridge: boolean;
+  bandwidth: number;
+  country: string;
+  version: string;
+  publishedAt: number;
+  family?: string;
+}
+export const encodeDescriptorVector = (d: DescriptorInput): Uint8Array => createDescriptor({ ...d, secretKey: unhex(d.secretKey), onionKey: unhex(d.onionKey) });
+
+// ---------------------------------------------------------------- vote
+
+export interface VoteEntryInput {
+  identity: string;
+  descriptorDigest: string;
+  onionKey: string;
+  addresses: { host: string; port: number }[];
+  country: string;
+  version: string;
+  bandwidth: number;
+  flags: number;
+  publishedAt: number;
+  family?: string;
+}
+export interface VoteInput {
+  secretKey: string;
+  validAfter: number;
+  publishedAt: number;
+  entries: VoteEntryInput[];
+}
+export const voteEntry = (e: VoteEntryInput): VoteEntry => ({
+  ...e,
+  identity: unhex(e.identity),
+  descriptorDigest: unhex(e.descriptorDigest),
+  onionKey: unhex(e.onionKey),
+  addresses: e.addresses.map(encodeAddress),
+});
+export const encodeVoteVector = (v: VoteInput): Uint8Array =>
+  createVote({ secretKey: unhex(v.secretKey), validAfter: v.validAfter, publishedAt: v.publishedAt, entries: v.entries.map(voteEntry) });
+
+// ---------------------------------------------------------------- consensus
+
+export interface ConsensusEntryInput {
+  identity: string;
+  onionKey: string;
+  addresses: { host: string; port: number }[];
+  country: string;
+  version: string;
+  bandwidth: number;
+  flags: number;
+  family?: string;
+}
+export interface ConsensusInput {
+  /** Seeds of the discovery nodes that sign; their public keys are the voters. */
+  signerSeeds: string[];
+  validAfter: number;
+  freshUntil: number;
+  validUntil: number;
+  discoverySetSize: number;
+  entries: ConsensusEntryInput[];
+}
+export function consensusBody(c: ConsensusInput): ConsensusBody {
+  return {
+    validAfter: c.validAfter,
+    freshUntil: c.freshUntil,
+    validUntil: c.validUntil,
+    discoverySetSize: c.discoverySetSize,
+    voters: c.signerSeeds.map((s) => ed25519PublicKey(unhex(s))).sort((a, b) => Buffer.compare(a, b)),
+    entries: c.entries.map(({ addresses, ...e }) => ({ ...e, identity: unhex(e.identity), onionKey: unhex(e.onionKey), encodedAddresses: addresses.map(encodeAddress) })),
+  };
+}
+export function encodeConsensusVector(c: ConsensusInput): { body: Uint8Array; document: Uint8Array } {
+  const body = encodeConsensusBody(consensusBody(c));
+  return {
+    body,
+    document: assembleConsensus(
+      body,
+      c.signerSeeds.map((s) => signConsensus(body, unhex(s))),
+    ),
+  };
+}
+
+// ---------------------------------------------------------------- DHT record
+
+export interface DhtRecordInput {
+  ownerSeed: string;
+  publisherSeed: string;
+  name: string;
+  value: string;
+  seq: number;
+  expiresAt: number;
+}
+export const encodeDhtRecordVector = (r: DhtRecordInput): Uint8Array =>
+  encodeRecord(
+    coSignRecord(signRecordAsOwner({ ownerSecretKey: unhex(r.ownerSeed), name: r.name, value: unhex(r.value), seq: r.seq, expiresAt: r.expiresAt }), unhex(r.publisherSeed)),
+  );
+
+// ---------------------------------------------------------------- access certificate
+
+export interface CertificateInput {
+  identitySeed: string;
+  namespace: string;
+  application: string;
+  chainId: number;
+  registry: `0x${string}`;
+  notBefore: number;
+  notAfter: number;
+  authoritySeeds: string[];
+}
+export const certificateIdentity = (c: CertificateInput): string =>
+  formatIdentity({ namespace: c.namespace, application: c.application, kind: "account", publicKey: ed25519PublicKey(unhex(c.identitySeed)) });
+export function encodeCertificateVector(c: CertificateInput): { body: Uint8Array; certificate: Uint8Array } {
+  const { bodyBytes } = buildCertificateBody({ identity: certificateIdentity(c), chainId: c.chainId, registry: c.registry, notBefore: c.notBefore, notAfter: c.notAfter });
+  return {
+    body: bodyBytes,
+    certificate: assembleCertificate(
+      bodyBytes,
+      c.authoritySeeds.map((s) => signCertificateBody(bodyBytes, unhex(s))),
+    ),
+  };
+}
+
+// ---------------------------------------------------------------- the fixed inputs
+
+const pub = (label: string): string => hex(ed25519PublicKey(unhex(seed(label))));
+const onionKey = (label: string): string => hex(x25519PublicKey(unhex(seed(`${label}/onion`))));
+const T = 1_800_000_000_000; // ms; 2027-01-15T08:00:00Z
+
+export const inputs = {
+  cells: [
+    { circId: 0x8000_0001, command: CellCommand.CREATE, payload: hex(utf8("a CREATE payload, zero-padded to 507 bytes")) },
+    { circId: 0, command: CellCommand.VERSIONS, payload: hex(encodeVersionsBody([1])) },
+  ] satisfies CellInput[],
+  relayCell: {
+    circId: 0x8000_0001,
+    command: CellCommand.RELAY,
+    relay: { recognized: 0, streamId: 7, digest: "a1b2c3d4", command: RelayCommand.DATA, data: hex(utf8("hello through three hops")) },
+  } satisfies RelayCellInput,
+  sealedRun: {
+    keyMaterial: seed("hop/key-material-0") + seed("hop/key-material-1") + seed("hop/key-material-2"),
+    runs: [
+      [
+        { recognized: 0, streamId: 1, digest: "00000000", command: RelayCommand.DATA, data: hex(utf8("first of a three-cell run")) },
+        { recognized: 0, streamId: 1, digest: "00000000", command: RelayCommand.DATA, data: hex(utf8("second")) },
+        { recognized: 0, streamId: 1, digest: "00000000", command: RelayCommand.END, data: "" },
+      ],
+      [{ recognized: 0, streamId: 0, digest: "00000000", command: RelayCommand.SENDME, data: "" }],
+    ],
+  } satisfies SealedRunInput,
+  linkAuth: {
+    initiatorSeed: seed("link/initiator"),
+    responderSeed: seed("link/responder"),
+    ekm: seed("link/ekm"),
+    initiatorVersions: [1],
+    responderVersions: [1],
+    version: 1,
+  } satisfies LinkAuthInput,
+  descriptor: {
+    secretKey: seed("relay/a"),
+    onionKey: onionKey("relay/a"),
+    addresses: [
+      { host: "192.0.2.10", port: 9001 },
+      { host: "2001:db8::10", port: 443 },
+    ],
+    roles: 1,
+    bridge: false,
+    bandwidth: 12_500_000,
+    country: "DE",
+    version: "psp/0.1.0",
+    publishedAt: T,
+    family: "example-operator",
+  } satisfies DescriptorInput,
+  vote: {
+    secretKey: seed("discovery/0"),
+    validAfter: T,
+    publishedAt: T - 60_000,
+    entries: [
+      {
+        identity: pub("relay/a"),
+        descriptorDigest: seed("digest/relay/a"),
+        onionKey: onionKey("relay/a"),
+        addresses: [{ host: "192.0.2.10", port: 9001 }],
+        country: "DE",
+        version: "psp/0.1.0",
+        bandwidth: 12_500_000,
+        flags: 3,
+        publishedAt: T - 600_000,
+        family: "example-operator",
+      },
+      {
+        identity: pub("relay/b"),
+        descriptorDigest: seed("digest/relay/b"),
+        onionKey: onionKey("relay/b"),
+        addresses: [{ host: "198.51.100.7", port: 443 }],
+        country: "FR",
+        version: "psp/0.1.0",
+        bandwidth: 4_000_000,
+        flags: 1,
+        publishedAt: T - 300_000,
+      },
+    ],
+  } satisfies VoteInput,
+  consensus: {
+    signerSeeds: [seed("discovery/0"), seed("discovery/1"), seed("discovery/2")],
+    validAfter: T,
+    freshUntil: T + 900_000,
+    validUntil: T + 3 * 900_000,
+    discoverySetSize: 3,
+    entries: [
+      {
+        identity: pub("relay/a"),
+        onionKey: onionKey("relay/a"),
+        addresses: [{ host: "192.0.2.10", port: 9001 }],
+        country: "DE",
+        version: "psp/0.1.0",
+        bandwidth: 12_500_000,
+        flags: 3,
+        family: "example-operator",
+      },
+      {
+        identity: pub("relay/b"),
+        onionKey: onionKey("relay/b"),
+        addresses: [{ host: "198.51.100.7", port: 443 }],
+        country: "FR",
+        version: "psp/0.1.0",
+        bandwidth: 4_000_000,
+        flags: 1,
+      },
+    ].sort((a, b) => (a.identity < b.identity ? -1 : 1)),
+  } satisfies ConsensusInput,
+  dhtRecord: {
+    ownerSeed: seed("dht/owner"),
+    publisherSeed: seed("dht/publisher"),
+    name: "presence/0",
+    value: hex(utf8("an opaque presence value")),
+    seq: 3,
+    expiresAt: T + 3_600_000,
+  } satisfies DhtRecordInput,
+  certificate: {
+    identitySeed: seed("cert/alice"),
+    namespace: "peerstream",
+    application: "client",
+    chainId: 31337,
+    registry: "0x00000000000000000000000000000000000000aa",
+    notBefore: T / 1000,
+    notAfter: T / 1000 + 3600,
+    authoritySeeds: [seed("authority/0"), seed("authority/1"), seed("authority/2")],
+  } satisfies CertificateInput,
+};
