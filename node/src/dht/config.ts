@@ -15,6 +15,14 @@ export interface DhtConfig extends RoutingTableOptions, PuzzleDifficulty {
   disjointPaths: number;
   /** Queries in flight per path. */
   alpha: number;
+  /**
+   * w: a lookup path ends once the w closest entries of its shortlist
+   * answered it (Kademlia's rule is w = k). Publishing and re-replication,
+   * which need the k closest nodes rather than the target, always use w = k.
+   */
+  lookupWindow: number;
+  /** b: each path also queries the b closest referrals of its initial contacts' replies (0 = off). */
+  firstReplyBreadth: number;
   /** Per-RPC timeout. */
   rpcTimeoutMs: number;
   /** Cap on queries per lookup. */
@@ -39,6 +47,8 @@ export const DEFAULT_DHT_CONFIG: DhtConfig = {
   dynamicDifficulty: 16,
   disjointPaths: 4,
   alpha: 1,
+  lookupWindow: 2,
+  firstReplyBreadth: 3,
   rpcTimeoutMs: 3000,
   maxMessagesPerLookup: 256,
   maxClockSkewMs: 60_000,
@@ -52,6 +62,8 @@ export function resolveDhtConfig(partial: Partial<DhtConfig> = {}): DhtConfig {
   const config: DhtConfig = {
     ...DEFAULT_DHT_CONFIG,
     storeWindow: 2 * bucketSize,
+    lookupWindow: Math.min(DEFAULT_DHT_CONFIG.lookupWindow, bucketSize),
+    firstReplyBreadth: Math.min(DEFAULT_DHT_CONFIG.firstReplyBreadth, bucketSize),
     ...partial,
     records: { ...DEFAULT_RECORD_LIMITS, ...partial.records },
   };
@@ -63,6 +75,8 @@ export function resolveDhtConfig(partial: Partial<DhtConfig> = {}): DhtConfig {
     alpha: config.alpha,
     resultSize: config.bucketSize,
     maxMessages: config.maxMessagesPerLookup,
+    window: config.lookupWindow,
+    firstReplyBreadth: config.firstReplyBreadth,
   });
   for (const [name, v] of [
     ["staticDifficulty", config.staticDifficulty],

@@ -25,16 +25,7 @@ import { compareDistance, idsEqual, isId } from "./id.js";
 import type { NodeId } from "./id.js";
 import { disjointLookup } from "./lookup.js";
 import type { LookupResult, ReachedNode } from "./lookup.js";
-import {
-  DHT_PROTOCOL_VERSION,
-  MAX_CONTACTS_PER_RESPONSE,
-  NONCE_BYTES,
-  ReplayGuard,
-  checkMessageShape,
-  ed25519Authenticator,
-  isRequestBody,
-  signingPayload,
-} from "./messages.js";
+import { DHT_PROTOCOL_VERSION, MAX_CONTACTS_PER_RESPONSE, NONCE_BYTES, ReplayGuard, checkMessageShape, ed25519Authenticator, isRequestBody, signingPayload } from "./messages.js";
 import { RoutingTable } from "./routing-table.js";
 import type { DhtMessage, DhtRequest, DhtRequestBody, DhtResponse, DhtResponseBody, DhtTransport, MessageAuthenticator } from "./messages.js";
 import { validateRecord } from "./record.js";
@@ -76,8 +67,8 @@ export interface DhtNodeOptions {
   acceptPublisher?: (publisher: Uint8Array) => boolean;
 }
 
-/** Per-lookup overrides of the node's configured d, alpha and message cap. */
-export type LookupOverrides = Partial<Pick<DhtConfig, "disjointPaths" | "alpha" | "maxMessagesPerLookup">>;
+/** Per-lookup overrides of the node's configured d, alpha, message cap, window w and first-reply breadth b. */
+export type LookupOverrides = Partial<Pick<DhtConfig, "disjointPaths" | "alpha" | "maxMessagesPerLookup" | "lookupWindow" | "firstReplyBreadth">>;
 
 export interface FindValueResult {
   /** The valid record with the highest sequence number found, if any. */
@@ -182,10 +173,7 @@ export class DhtNode {
         const now = this.now();
         // Cheap table check before the two signature checks: a node far from the key never pays for them.
         if (isId(body.record?.key) && !this.isResponsibleFor(body.record.key)) {
-          throw new DhtError(
-            "not-responsible",
-            `this node knows ${this.config.storeWindow} or more nodes closer to the key; store on the k closest nodes a lookup finds`,
-          );
+          throw new DhtError("not-responsible", `this node knows ${this.config.storeWindow} or more nodes closer to the key; store on the k closest nodes a lookup finds`);
         }
         const size = validateRecord(body.record, { now, limits: this.config.records, acceptPublisher: this.acceptPublisher });
         return { type: "STORED", outcome: this.store.put(body.record, size, now) };
@@ -349,7 +337,8 @@ export class DhtNode {
   /** Joins: pings the seeds (they enter the table when they answer), then looks up the own id. Returns the table size. */
   async bootstrap(seeds: readonly Contact[]): Promise<number> {
     await Promise.all(seeds.filter((s) => !idsEqual(s.nodeId, this.nodeId)).map((s) => this.ping(s)));
-    if (this.table.size > 0) await this.lookupNode(this.nodeId);
+    // Joining fills the table from the answers: converge on k like publish.
+    if (this.table.size > 0) await this.lookupNode(this.nodeId, { lookupWindow: this.config.bucketSize });
     return this.table.size;
   }
 
@@ -376,6 +365,8 @@ export class DhtNode {
       resultSize: this.config.bucketSize,
       maxMessages: overrides.maxMessagesPerLookup ?? this.config.maxMessagesPerLookup,
       localId: this.nodeId,
+      window: overrides.lookupWindow ?? this.config.lookupWindow,
+      firstReplyBreadth: overrides.firstReplyBreadth ?? this.config.firstReplyBreadth,
     };
   }
 
@@ -432,7 +423,8 @@ export class DhtNode {
   async publish(record: DhtRecord, overrides: LookupOverrides = {}): Promise<PublishResult> {
     const now = this.now();
     const size = validateRecord(record, { now, limits: this.config.records, acceptPublisher: this.acceptPublisher });
-    const lookup = await this.lookupNode(record.key, overrides);
+    // Storing needs the k closest nodes, not just the target: converge on k (Kademlia's rule).
+    const lookup = await this.lookupNode(record.key, { ...overrides, lookupWindow: this.config.bucketSize });
     const targets: ReachedNode[] = lookup.closest;
     const result: PublishResult = { stored: [], storedLocally: false, failed: [], lookup };
     const k = this.config.bucketSize;
@@ -479,7 +471,7 @@ export class DhtNode {
     for (const record of records) {
       let lookup: LookupResult<never>;
       try {
-        lookup = await this.lookupNode(record.key);
+        lookup = await this.lookupNode(record.key, { lookupWindow: this.config.bucketSize });
       } catch {
         result.failed++;
         continue;

@@ -46,6 +46,7 @@ import { MemoryNetwork } from "./memory-transport.js";
 import { UNSIGNED_SIMULATOR_AUTH } from "./messages.js";
 import type { DhtRequest, DhtResponse } from "./messages.js";
 import { DhtNode } from "./node.js";
+import type { LookupOverrides } from "./node.js";
 import { coSignRecord, signRecordAsOwner } from "./record.js";
 import { MemoryRecordStore } from "./store.js";
 
@@ -116,6 +117,10 @@ export interface LookupRunOptions {
   lookups: number;
   seed: number;
   maxMessagesPerLookup?: number;
+  /** w for node and value lookups (default: the node's, 2); publishing always converges on k. */
+  lookupWindow?: number;
+  /** b (default: the node's, 3; 0 = off). */
+  firstReplyBreadth?: number;
 }
 
 export interface SimulationResult {
@@ -125,12 +130,15 @@ export interface SimulationResult {
   bucketSize: number;
   siblings: number;
   alpha: number;
+  /** w and b the node and value lookups used. */
+  lookupWindow: number;
+  firstReplyBreadth: number;
   lookups: number;
   /** Fraction of lookups that reached the honest node closest to the target. */
   successRate: number;
   /** Mean referral depth at which that node was reached (successful lookups). */
   meanHops: number;
-  /** Mean queries sent per lookup. */
+  /** Mean queries (FIND_NODE RPCs sent; responses not counted) per node lookup. */
   meanMessages: number;
   /** Process CPU time (user + system) per lookup, ms. */
   cpuMsPerLookup: number;
@@ -354,6 +362,13 @@ export class SimulatedNetwork {
     const honest = this.nodes.filter((n) => !this.adversarial.has(n.contact.address));
     if (honest.length < 2) throw new DhtError("bad-config", "need at least two honest nodes");
     const rng = new SeededRandom(o.seed);
+    const lookupOverrides: LookupOverrides = {
+      disjointPaths: o.disjointPaths,
+      alpha: o.alpha,
+      maxMessagesPerLookup: o.maxMessagesPerLookup ?? 20 * this.options.bucketSize,
+      ...(o.lookupWindow === undefined ? {} : { lookupWindow: o.lookupWindow }),
+      ...(o.firstReplyBreadth === undefined ? {} : { firstReplyBreadth: o.firstReplyBreadth }),
+    };
     let successes = 0;
     let hopsSum = 0;
     let messages = 0;
@@ -362,11 +377,7 @@ export class SimulatedNetwork {
       const initiator = honest[rng.int(honest.length)] as DhtNode;
       const target = rng.bytes(ID_BYTES);
       const goal = this.closestHonest(honest, target, initiator);
-      const result = await initiator.lookupNode(target, {
-        disjointPaths: o.disjointPaths,
-        alpha: o.alpha,
-        maxMessagesPerLookup: o.maxMessagesPerLookup ?? 20 * this.options.bucketSize,
-      });
+      const result = await initiator.lookupNode(target, lookupOverrides);
       messages += result.messages;
       const reached = result.queried.find((q) => q.answered && q.contact === goal);
       if (reached !== undefined) {
@@ -374,11 +385,6 @@ export class SimulatedNetwork {
         hopsSum += reached.hops;
       }
     }
-    const lookupOverrides = {
-      disjointPaths: o.disjointPaths,
-      alpha: o.alpha,
-      maxMessagesPerLookup: o.maxMessagesPerLookup ?? 20 * this.options.bucketSize,
-    };
     let valueSuccesses = 0;
     let replicas = 0;
     let valueMessages = 0;
@@ -405,6 +411,8 @@ export class SimulatedNetwork {
       bucketSize: this.options.bucketSize,
       siblings: this.options.siblings,
       alpha: o.alpha,
+      lookupWindow: o.lookupWindow ?? (this.nodes[0] as DhtNode).config.lookupWindow,
+      firstReplyBreadth: o.firstReplyBreadth ?? (this.nodes[0] as DhtNode).config.firstReplyBreadth,
       lookups: o.lookups,
       successRate: successes / o.lookups,
       meanHops: successes === 0 ? 0 : hopsSum / successes,
@@ -434,4 +442,3 @@ export interface SimulationOptions extends NetworkOptions, LookupRunOptions {}
 export async function runSimulation(o: SimulationOptions): Promise<SimulationResult> {
   return SimulatedNetwork.build(o).runLookups(o);
 }
-
