@@ -2,10 +2,10 @@
  * Onion circuits over real TLS links (loopback, relays and client in this
  * process): circuit builds with links open and from cold, 3-hop throughput
  * against one raw TLS socket measured in the same rounds, CPU per MB.
- * The same figures `psp bench onion --json` prints (node/src/node/bench-onion.ts).
+ * The same figures `psp bench onion --json` prints (lib/onion-bench.ts).
  * Run alone with `npx tsx scripts/bench.ts onion`.
  */
-import { runOnionBench } from "../../node/src/node/bench-onion.js";
+import { runOnionBench } from "./lib/onion-bench.js";
 import type { BenchSection } from "./types.js";
 import { fmt, table } from "./types.js";
 
@@ -34,7 +34,13 @@ export async function run(): Promise<BenchSection> {
           "",
         ],
         ["3-hop throughput vs the bare prototype", fmt(r.throughput3HopMBps, 1), `prototype ${fmt(r.prototypeMBps, 1)}`, fmt(r.throughputVsPrototype, 2), ""],
-        ["bare prototype without onion crypto (plain forwarding), MB/s", fmt(r.prototypePlainMBps, 1), `raw TLS ${fmt(r.rawTlsMBps, 1)}`, fmt(r.prototypePlainMBps / r.rawTlsMBps, 3), ""],
+        [
+          "bare prototype without onion crypto (plain forwarding), MB/s",
+          fmt(r.prototypePlainMBps, 1),
+          `raw TLS ${fmt(r.rawTlsMBps, 1)}`,
+          fmt(r.prototypePlainMBps / r.rawTlsMBps, 3),
+          "",
+        ],
         ["3-hop throughput vs Tor, MB/s", fmt(r.throughput3HopMBps, 1), `Tor ${r.torThroughputMBps}`, fmt(r.throughput3HopMBps / r.torThroughputMBps, 1), ""],
         ["CPU ms per MB (all nodes)", fmt(r.cpuMsPerMB, 1), "", "", ""],
         ...(r.relaysInWorker

@@ -2,11 +2,12 @@
  * `psp bench onion`: builds a small loopback onion network in this process
  * (real TLS links) and prints circuit-build times, 3-hop throughput against
  * one raw TLS socket measured in the same run, and CPU per MB; one JSON
- * object with --json. The measurement itself is node/src/node/bench-onion.ts.
+ * object with --json. The measurement itself is benchmark code,
+ * scripts/bench/lib/onion-bench.ts (tsconfig.build.json compiles it into build/).
  */
 import type { Command } from "commander";
 import { integerOption } from "./options.js";
-import { runOnionBench } from "../node/bench-onion.js";
+import { runOnionBench } from "../../../scripts/bench/lib/onion-bench.js";
 
 export function register(program: Command): void {
   const bench = program.command("bench").description("benchmarks on this machine");

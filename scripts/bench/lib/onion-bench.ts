@@ -1,6 +1,8 @@
 /**
  * The loopback onion benchmark behind `psp bench onion` and
- * scripts/bench/onion.ts.
+ * scripts/bench/onion.ts. Benchmark code, kept out of the product folders;
+ * tsconfig.build.json compiles scripts/bench/lib/ so the built `psp bench`
+ * command can import it.
  *
  * Owns the measurement only: it starts relays in this process (real TLS
  * links on 127.x.0.1, one /16 each, so path rules hold), a client over an
@@ -10,20 +12,20 @@
  * limits lifted, the CPU time that costs, and, in the same rounds, one plain
  * TLS socket over the same loopback with both ends in this process (the
  * baseline every ratio uses) and the bare forwarding prototype the target
- * was set against (bench-onion-prototype.ts).
+ * was set against (onion-prototype.ts).
  *
  * Trusts: the layers it measures.
  */
 import { Worker } from "node:worker_threads";
-import { generateTlsCredentials } from "../link/index.js";
-import type { TlsCredentials } from "../link/index.js";
-import { rawTlsThroughput } from "../link/baseline.js";
-import { prototypeChainThroughput } from "./bench-onion-prototype.js";
-import { createOnionClient } from "../onion/onion-client.js";
-import type { PathNode } from "../onion/path.js";
-import type { OnionClientHandle } from "../onion/onion-client.js";
-import { startNode } from "./node.js";
-import type { RunningNode } from "./node.js";
+import { generateTlsCredentials } from "../../../node/src/link/index.js";
+import type { TlsCredentials } from "../../../node/src/link/index.js";
+import { createOnionClient } from "../../../node/src/onion/onion-client.js";
+import type { PathNode } from "../../../node/src/onion/path.js";
+import type { OnionClientHandle } from "../../../node/src/onion/onion-client.js";
+import { startNode } from "../../../node/src/node/node.js";
+import type { RunningNode } from "../../../node/src/node/node.js";
+import { prototypeChainThroughput } from "./onion-prototype.js";
+import { rawTlsThroughput } from "./raw-tls.js";
 
 export interface OnionBenchOptions {
   /** Builds timed with links open (default 40). */
@@ -108,12 +110,7 @@ interface Network {
 async function startNetwork(creds: TlsCredentials, hops = 3): Promise<Network> {
   const relays: RunningNode[] = [];
   for (let i = 1; i <= hops; i++) {
-    relays.push(
-      await startNode(
-        { listen: { host: `127.${i}.0.1`, port: 0 }, onion: { services: ["discard", "echo"], limits: UNLIMITED } },
-        { tlsCredentials: creds },
-      ),
-    );
+    relays.push(await startNode({ listen: { host: `127.${i}.0.1`, port: 0 }, onion: { services: ["discard", "echo"], limits: UNLIMITED } }, { tlsCredentials: creds }));
   }
   const client = await createOnionClient({ nodes: relays.map((r) => r.pathNode), limits: UNLIMITED });
   return {
@@ -188,10 +185,16 @@ function throughput(net: Network, total: number, messageBytes: number): Promise<
     });
     return Promise.resolve({ arrived });
   };
-  return timedTransfer(net.client, net.relays.map((r) => r.pathNode), total, messageBytes, arm);
+  return timedTransfer(
+    net.client,
+    net.relays.map((r) => r.pathNode),
+    total,
+    messageBytes,
+    arm,
+  );
 }
 
-/** The relays of a network living in a worker thread (bench-onion-relays.ts). */
+/** The relays of a network living in a worker thread (onion-relays.ts). */
 interface WorkerRelays {
   nodes: PathNode[];
   /** Arms the count (call before sending); `arrived` resolves once the last relay's discard service counted `bytes` more. */
@@ -204,7 +207,7 @@ async function startWorkerRelays(hops = 3): Promise<WorkerRelays> {
   // Worker threads do not inherit a loader registered at run time (the psp bin's
   // tsx register()), so a TypeScript worker gets tsx on its own command line.
   const needsLoader = ext === ".ts" && !process.execArgv.some((a) => a.includes("tsx"));
-  const worker = new Worker(new URL(`./bench-onion-relays${ext}`, import.meta.url), {
+  const worker = new Worker(new URL(`./onion-relays${ext}`, import.meta.url), {
     workerData: { hops, limits: UNLIMITED },
     ...(needsLoader ? { execArgv: [...process.execArgv, "--import", "tsx"] } : {}),
   });
