@@ -31,8 +31,9 @@ export function register(program: Command): void {
           `circuit build (links open): median ${f(r.circuitBuildMsMedian)} ms, p90 ${f(r.circuitBuildMsP90)} ms (Tor private network: ${r.torBuildMsMedian} ms)`,
           `circuit build (no links):   median ${f(r.circuitBuildColdMsMedian)} ms`,
           `3-hop throughput: ${f(r.throughput3HopMBps)} MB/s = ${f(r.throughputRatio, 3)} x raw TLS ${f(r.rawTlsMBps)} MB/s (Tor: ${r.torThroughputMBps} MB/s)`,
-          `bare prototype:   ${f(r.prototypeMBps)} MB/s = ${f(r.prototypeRatio, 3)} x raw TLS; PSP reaches ${f(r.throughputVsPrototype)} x the prototype`,
-          `CPU: ${f(r.cpuMsPerMB)} ms per MB through 3 hops (all relays and the client)`,
+          `bare prototype:   ${f(r.prototypeMBps)} MB/s = ${f(r.prototypeRatio, 3)} x raw TLS; PSP reaches ${f(r.throughputVsPrototype)} x the prototype (median round; target >= ${r.targets.throughputVsPrototype}: ${r.targetsMet.throughputVsPrototype ? "met" : "not met"})`,
+          `circuit build vs Tor: ${f(r.circuitBuildVsTor)} x (target <= ${r.targets.circuitBuildVsTor}: ${r.targetsMet.circuitBuildVsTor ? "met" : "not met"})`,
+          `CPU: ${f(r.cpuMsPerMB)} ms per MB relayed through 3 hops (all relays and the client)`,
         ].join("\n"),
       );
     });
