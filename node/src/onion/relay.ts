@@ -465,12 +465,12 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
       return;
     }
     // One cipher call over the run; cells for the next hop are written straight
-    // into one buffer of encoded cells (a "send-run"), cut only where a cell
-    // is for us, so the order on the next link is the arrival order.
+    // into one buffer of encoded cells (a "send-run", with the commands they
+    // arrived with), cut only where a cell is for us, so the order on the next
+    // link is the arrival order.
     const n = payloads.length;
     const layer = circ.crypto.forward;
     const plain = layer.applyKeystreamBuffer(gatherPayloadsTransient(payloads));
-    const commands: number[] = new Array<number>(n);
     let pendingFrom = 0;
     let pendingTo = 0;
     for (let i = 0; i < n && !circ.closed; i++) {
@@ -494,27 +494,26 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
           return;
         }
         if (step !== RunStep.NotMine) {
-          this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+          this.forwardRun(circ, runCommands, plain, pendingFrom, pendingTo);
           pendingFrom = pendingTo = i + 1;
           if (step === RunStep.Held) {
             circ.heldEarly.push(early);
             continue;
           }
-          const payloads = layer.takeRun();
+          const run = layer.takeRun();
           const earlies = circ.heldEarly;
           circ.heldEarly = [];
-          for (let k = 0; k < payloads.length && !circ.closed; k++) {
-            this.handleRecognized(circ, payloads[k] as Uint8Array, k < earlies.length ? (earlies[k] as boolean) : early);
+          for (let k = 0; k < run.length && !circ.closed; k++) {
+            this.handleRecognized(circ, run[k] as Uint8Array, k < earlies.length ? (earlies[k] as boolean) : early);
           }
           continue;
         }
       }
       if (circ.next && !circ.extend) {
         if (pendingTo !== i) {
-          this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+          this.forwardRun(circ, runCommands, plain, pendingFrom, pendingTo);
           pendingFrom = i;
         }
-        commands[i] = command;
         pendingTo = i + 1;
       } else {
         this.violation(link.info.linkId, circId, "relay cell not recognized and there is no next hop");
@@ -522,7 +521,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
         return;
       }
     }
-    this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+    this.forwardRun(circ, runCommands, plain, pendingFrom, pendingTo);
     layer.compactHeld();
   }
 
