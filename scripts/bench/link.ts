@@ -9,7 +9,7 @@ import { connect as tlsConnect, createServer } from "node:tls";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { createConnectionManager, generateTlsCredentials } from "../../node/src/link/index.js";
 import type { Link } from "../../node/src/link/index.js";
-import { rawTlsThroughput } from "../../node/src/link/baseline.js";
+import { rawTlsThroughput } from "./lib/raw-tls.js";
 import { clientTlsOptions, serverTlsOptions } from "../../node/src/link/tls.js";
 import type { TlsCredentials } from "../../node/src/link/tls.js";
 import { CELL_LEN, CELL_PAYLOAD_LEN, CellCommand } from "../../node/src/wire/cell.js";

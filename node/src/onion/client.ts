@@ -12,6 +12,9 @@
  * `closeCircuit`, `truncate` (calls from the application) and `linkOpened`,
  * `linkFailed`, `linkClosed`, `handleCell(s)`, `tick` (from the driver), each
  * with the current time. Outputs: `takeActions()` and `nextWakeup()`.
+ * The plumbing it shares with the relay (links, circuit ids, link requests,
+ * the checks every incoming cell passes, runs, scheduling, `pump`) is
+ * circuit-core.ts; this file is what a client does with it.
  * Results come as events (circuit-open, stream-open, stream-message, ...);
  * `circuitInfo` and `streamInfo` answer state queries.
  *
@@ -21,7 +24,6 @@
  * relays as DESTROY.
  */
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
-import type { Cell } from "../wire/cell.js";
 import { MAX_STREAM_ID, RelayCommand, decodeRelayPayload, encodeRelayPayload, encodeRelayPayloadInto } from "../wire/relay.js";
 import type { RelayPayloadInput } from "../wire/relay.js";
 import { ntorClientCreate, ntorClientFinish } from "../crypto/ntor.js";
@@ -41,27 +43,19 @@ import {
   endReasonName,
   toEndReason,
 } from "./constants.js";
+import { CircuitCore, EMPTY, ZERO_DIGEST, makeSide } from "./circuit-core.js";
+import type { CoreLink, Side } from "./circuit-core.js";
 import { CircuitError } from "./errors.js";
 import { FlowWindow } from "./flow-control.js";
 import { DATA_CHUNK_LEN } from "./framing.js";
 import { keyHex } from "./path.js";
 import type { PathNode } from "./path.js";
-import {
-  decodeCreated2,
-  decodeDestroy,
-  decodeTruncatedReason,
-  encodeBegin,
-  encodeCreate2,
-  encodeDestroy,
-  encodeExtend2,
-  encodeReason,
-} from "./payloads.js";
+import { decodeCreated2, decodeDestroy, decodeTruncatedReason, encodeBegin, encodeCreate2, encodeExtend2, encodeReason } from "./payloads.js";
 import { RunStep, hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { encodeRelayRun, gatherPayloads, gatherPayloadsTransient } from "./cell-run.js";
-import { OutboundScheduler } from "./scheduler.js";
 import { EdgeStream } from "./streams.js";
-import type { LinkFailureCause, LinkInfo, OnionAction, OnionEvent } from "./types.js";
+import type { LinkFailureCause } from "./types.js";
 
 export interface ClientLimits {
   nodeBytesPerSecond: number;
@@ -125,9 +119,8 @@ interface ClientCircuit {
   hops: ClientHop[];
   state: ClientCircuitState;
   error: CircuitError | undefined;
-  linkId: string | undefined;
-  circId: number | undefined;
-  key: string | undefined;
+  /** The circuit's side on the link to the first hop, once CREATE is sent. */
+  side: Side | undefined;
   requestId: number | undefined;
   handshake: { state: NtorClientState; node: PathNode } | undefined;
   buildDeadline: number | undefined;
@@ -149,53 +142,20 @@ interface ClientCircuit {
   stagedCount: number;
 }
 
-interface ClientLink {
-  info: LinkInfo;
-  identityHex: string | undefined;
-  circIds: Set<number>;
-}
-
 /** Payloads a circuit stages per flush before falling back to one buffer per payload (about 130 KB). */
 const STAGING_PAYLOADS = 256;
-const EMPTY = new Uint8Array(0);
-const ZERO_DIGEST = new Uint8Array(4);
-
-function sideKey(linkId: string, circId: number): string {
-  return `${linkId}\u0000${circId}`;
-}
-
-function defaultRandomU32(): number {
-  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number;
-}
-
-export class OnionClient {
+/** The client's side table holds the circuit itself: it has one side, towards its first hop. */
+export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreLink> {
   private readonly protoId: string | undefined;
   private readonly limits: ClientLimits;
-  private readonly randomU32: () => number;
-  private readonly scheduler: OutboundScheduler;
   private readonly circuits = new Map<number, ClientCircuit>();
-  private readonly byKey = new Map<string, ClientCircuit>();
-  private readonly links = new Map<string, ClientLink>();
-  private readonly linkRequests = new Map<number, { identityHex: string; circuits: Set<ClientCircuit> }>();
-  private readonly requestByIdentity = new Map<string, number>();
-  private readonly dirty = new Set<ClientCircuit>();
-  private actions: OnionAction[] = [];
   private nextCircuitId = 1;
-  private nextRequestId = 1;
-  private now: number;
-  private depth = 0;
 
   constructor(options: OnionClientOptions) {
+    const limits: ClientLimits = { ...DEFAULT_LIMITS, maxHops: DEFAULT_MAX_CIRCUIT_LENGTH, ...options.limits };
+    super({ now: options.now, limits, randomU32: options.randomU32, relayEarlyInRuns: false });
     this.protoId = options.protoId;
-    this.limits = { ...DEFAULT_LIMITS, maxHops: DEFAULT_MAX_CIRCUIT_LENGTH, ...options.limits };
-    this.randomU32 = options.randomU32 ?? defaultRandomU32;
-    this.now = options.now;
-    this.scheduler = new OutboundScheduler({
-      node: { bytesPerSecond: this.limits.nodeBytesPerSecond, burstBytes: this.limits.nodeBurstBytes },
-      circuit: { bytesPerSecond: this.limits.circuitBytesPerSecond, burstBytes: this.limits.circuitBurstBytes },
-      maxQueuedCellsPerCircuit: this.limits.maxQueuedCellsPerCircuit,
-      now: options.now,
-    });
+    this.limits = limits;
   }
 
   // ---- application calls ------------------------------------------------------
@@ -217,9 +177,7 @@ export class OnionClient {
       hops: [],
       state: "waiting-link",
       error: undefined,
-      linkId: undefined,
-      circId: undefined,
-      key: undefined,
+      side: undefined,
       requestId: undefined,
       handshake: undefined,
       buildDeadline: now + this.limits.buildTimeoutMs,
@@ -235,24 +193,9 @@ export class OnionClient {
     this.circuits.set(circ.id, circ);
     this.enter(now, () => {
       const first = path[0] as PathNode;
-      const firstHex = keyHex(first.identity);
-      for (const link of this.links.values()) {
-        if (link.identityHex === firstHex) return this.sendCreate(circ, link);
-      }
-      let requestId = this.requestByIdentity.get(firstHex);
-      if (requestId === undefined) {
-        requestId = this.nextRequestId++;
-        this.linkRequests.set(requestId, { identityHex: firstHex, circuits: new Set() });
-        this.requestByIdentity.set(firstHex, requestId);
-        this.actions.push({
-          type: "open-link",
-          requestId,
-          identity: first.identity.slice(),
-          addresses: [{ host: first.host, port: first.port }],
-        });
-      }
-      circ.requestId = requestId;
-      this.linkRequests.get(requestId)?.circuits.add(circ);
+      const link = this.linkTo(first.identity, [{ host: first.host, port: first.port }], circ);
+      if (typeof link === "number") circ.requestId = link;
+      else this.sendCreate(circ, link);
     });
     return circ.id;
   }
@@ -373,134 +316,71 @@ export class OnionClient {
     };
   }
 
+  // ---- what the core asks of a client ---------------------------------------------
+
+  protected newLink(base: CoreLink): CoreLink {
+    return base;
+  }
+
+  /** The link to the first hop came up: CREATE on it, unless it proved another identity than the path names. */
+  protected linkAnswered(circ: ClientCircuit, link: CoreLink, identityMatches: boolean): void {
+    if (circ.state !== "waiting-link") return;
+    circ.requestId = undefined;
+    if (identityMatches) this.sendCreate(circ, link);
+    else {
+      this.close(
+        circ,
+        new CircuitError("handshake-failed", "the first hop's link authenticated a different identity than the path names", {
+          destroyReason: DestroyReason.OR_IDENTITY,
+          hop: 0,
+        }),
+        undefined,
+      );
+    }
+  }
+
+  protected linkRequestFailed(circ: ClientCircuit, cause: LinkFailureCause): void {
+    const error =
+      cause === "identity-mismatch"
+        ? new CircuitError("handshake-failed", "the first hop's address answered with another identity than the path names", {
+            destroyReason: DestroyReason.OR_IDENTITY,
+            hop: 0,
+          })
+        : new CircuitError("circuit-destroyed", "could not open a link to the first hop", { destroyReason: DestroyReason.CONNECTFAILED, hop: 0 });
+    this.close(circ, error, undefined);
+  }
+
+  protected sideClosed(circ: ClientCircuit): void {
+    this.close(circ, new CircuitError("circuit-destroyed", "the link to the first hop closed", { destroyReason: DestroyReason.CHANNEL_CLOSED, hop: 0 }), undefined);
+  }
+
+  protected timerWakeup(): number {
+    let t = Number.POSITIVE_INFINITY;
+    for (const circ of this.circuits.values()) {
+      if (circ.state === "closed") continue;
+      if (circ.buildDeadline !== undefined) t = Math.min(t, circ.buildDeadline);
+      else if (circ.streams.size === 0) t = Math.min(t, circ.lastActivity + this.limits.clientCircuitIdleMs);
+    }
+    return t;
+  }
+
+  protected canSend(circ: ClientCircuit): boolean {
+    return circ.state === "open";
+  }
+
+  protected packageWindow(circ: ClientCircuit, stream: EdgeStream): FlowWindow {
+    return (circ.hops[stream.hop] as ClientHop).window;
+  }
+
+  protected sendData(circ: ClientCircuit, stream: EdgeStream, chunk: Uint8Array): void {
+    this.sendRelay(circ, stream.hop, RelayCommand.DATA, stream.streamId, chunk);
+  }
+
   // ---- driver inputs -----------------------------------------------------------
-
-  /**
-   * A link came up. A link already known may be named again with a
-   * `requestId`: it answers that `open-link` request (the connection manager
-   * reused a link it had).
-   */
-  linkOpened(info: LinkInfo, now: number): void {
-    this.enter(now, () => {
-      let link = this.links.get(info.linkId);
-      if (link && info.requestId === undefined) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
-      if (!link) {
-        link = {
-          info: { linkId: info.linkId, peerIdentity: info.peerIdentity, weInitiated: info.weInitiated },
-          identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined,
-          circIds: new Set(),
-        };
-        this.links.set(info.linkId, link);
-      }
-      if (info.requestId === undefined) return;
-      const request = this.linkRequests.get(info.requestId);
-      if (!request) return;
-      this.linkRequests.delete(info.requestId);
-      this.requestByIdentity.delete(request.identityHex);
-      for (const circ of request.circuits) {
-        if (circ.state !== "waiting-link") continue;
-        circ.requestId = undefined;
-        if (link.identityHex === request.identityHex) this.sendCreate(circ, link);
-        else {
-          this.close(
-            circ,
-            new CircuitError("handshake-failed", "the first hop's link authenticated a different identity than the path names", {
-              destroyReason: DestroyReason.OR_IDENTITY,
-              hop: 0,
-            }),
-            undefined,
-          );
-        }
-      }
-    });
-  }
-
-  /** An `open-link` request failed; `cause` "identity-mismatch" when the node there proved another identity. */
-  linkFailed(requestId: number, now: number, cause: LinkFailureCause = "unreachable"): void {
-    this.enter(now, () => {
-      const request = this.linkRequests.get(requestId);
-      if (!request) return;
-      this.linkRequests.delete(requestId);
-      this.requestByIdentity.delete(request.identityHex);
-      for (const circ of request.circuits) {
-        const error =
-          cause === "identity-mismatch"
-            ? new CircuitError("handshake-failed", "the first hop's address answered with another identity than the path names", {
-                destroyReason: DestroyReason.OR_IDENTITY,
-                hop: 0,
-              })
-            : new CircuitError("circuit-destroyed", "could not open a link to the first hop", { destroyReason: DestroyReason.CONNECTFAILED, hop: 0 });
-        this.close(circ, error, undefined);
-      }
-    });
-  }
-
-  /** Circuits using a link; a driver keeps links with circuits from idling out. */
-  linkCircuitCount(linkId: string): number {
-    return this.links.get(linkId)?.circIds.size ?? 0;
-  }
 
   /** The nodes of a circuit's established hops, entry first (empty for an unknown circuit). */
   circuitPath(circuitId: number): PathNode[] {
     return this.circuits.get(circuitId)?.hops.map((h) => h.node) ?? [];
-  }
-
-  linkClosed(linkId: string, now: number): void {
-    this.enter(now, () => {
-      const link = this.links.get(linkId);
-      if (!link) return;
-      for (const circId of [...link.circIds]) {
-        const circ = this.byKey.get(sideKey(linkId, circId));
-        if (circ) {
-          this.close(
-            circ,
-            new CircuitError("circuit-destroyed", "the link to the first hop closed", { destroyReason: DestroyReason.CHANNEL_CLOSED, hop: 0 }),
-            undefined,
-          );
-        }
-      }
-      this.links.delete(linkId);
-    });
-  }
-
-  handleCell(linkId: string, cell: Cell, now: number): void {
-    this.handleCells(linkId, [cell], now);
-  }
-
-  /** Cells from one link in arrival order; consecutive RELAY cells of one circuit are decrypted per layer in one call. */
-  handleCells(linkId: string, cells: readonly Cell[], now: number): void {
-    this.enter(now, () => {
-      const link = this.links.get(linkId);
-      if (!link) throw new CircuitError("bad-state", `cell from unknown link ${linkId}; call linkOpened first`);
-      let i = 0;
-      while (i < cells.length) {
-        const cell = cells[i] as Cell;
-        const circ = this.byKey.get(sideKey(linkId, cell.circId));
-        const payload = cell.payload instanceof Uint8Array && cell.payload.length <= CELL_PAYLOAD_LEN ? cell.payload : undefined;
-        if (!circ || !payload || circ.state === "closed") {
-          if (!circ) this.emit({ type: "protocol-violation", linkId, circId: Number(cell.circId) || 0, message: "cell for an unknown circuit" });
-          i++;
-          continue;
-        }
-        const full = payload.length === CELL_PAYLOAD_LEN ? payload : padTo507(payload);
-        if (cell.command === CellCommand.RELAY) {
-          const run = [full];
-          let j = i + 1;
-          while (j < cells.length) {
-            const c = cells[j] as Cell;
-            if (c.command !== CellCommand.RELAY || c.circId !== cell.circId) break;
-            if (!(c.payload instanceof Uint8Array) || c.payload.length > CELL_PAYLOAD_LEN) break;
-            run.push(c.payload.length === CELL_PAYLOAD_LEN ? c.payload : padTo507(c.payload));
-            j++;
-          }
-          this.relayRun(circ, run);
-          i = j;
-          continue;
-        }
-        this.controlCell(circ, cell.command, full);
-        i++;
-      }
-    });
   }
 
   tick(now: number): void {
@@ -523,101 +403,71 @@ export class OnionClient {
     });
   }
 
-  takeActions(): OnionAction[] {
-    const out = this.actions;
-    this.actions = [];
-    return out;
-  }
-
-  nextWakeup(): number | undefined {
-    let t = this.scheduler.nextReadyAt(this.now) ?? Number.POSITIVE_INFINITY;
-    for (const circ of this.circuits.values()) {
-      if (circ.state === "closed") continue;
-      if (circ.buildDeadline !== undefined) t = Math.min(t, circ.buildDeadline);
-      else if (circ.streams.size === 0) t = Math.min(t, circ.lastActivity + this.limits.clientCircuitIdleMs);
-    }
-    return Number.isFinite(t) ? t : undefined;
-  }
-
   // ---- plumbing -------------------------------------------------------------------
 
   private openCircuit(circuitId: number): ClientCircuit {
     const circ = this.circuits.get(circuitId);
     if (!circ) throw new CircuitError("bad-argument", `no circuit ${circuitId}`);
     if (circ.state === "closed") {
-      throw (
-        circ.error ??
-        new CircuitError("bad-state", `circuit ${circuitId} is closed; build a new one`, { destroyReason: DestroyReason.REQUESTED })
-      );
+      throw circ.error ?? new CircuitError("bad-state", `circuit ${circuitId} is closed; build a new one`, { destroyReason: DestroyReason.REQUESTED });
     }
     if (circ.state !== "open") throw new CircuitError("bad-state", `circuit ${circuitId} is still ${circ.state}; wait for circuit-open`);
     return circ;
   }
 
-  private enter(now: number, fn: () => void): void {
-    if (Number.isFinite(now) && now > this.now) this.now = now;
-    this.depth++;
-    try {
-      fn();
-    } finally {
-      this.depth--;
-      if (this.depth === 0) this.flush();
+  /** Seals the circuit's waiting payloads as runs per hop and wraps them in the onion layers: one cipher call per layer. */
+  protected flushCircuit(circ: ClientCircuit): void {
+    if (circ.state === "closed" || circ.forwardBatch.length === 0) return;
+    const batch = circ.forwardBatch;
+    const staged = circ.stagedCount === batch.length && circ.staging ? circ.staging.subarray(0, batch.length * CELL_PAYLOAD_LEN) : undefined;
+    circ.forwardBatch = [];
+    circ.stagedCount = 0;
+    // Layer i wraps, in order, every cell addressed to hop i or beyond: one cipher call per layer.
+    let deepest = 0;
+    let shallowest = Number.MAX_SAFE_INTEGER;
+    for (const c of batch) {
+      if (c.hop > deepest) deepest = c.hop;
+      if (c.hop < shallowest) shallowest = c.hop;
     }
-  }
-
-  private flush(): void {
-    for (const circ of this.dirty) {
-      if (circ.state === "closed" || circ.forwardBatch.length === 0) continue;
-      const batch = circ.forwardBatch;
-      const staged = circ.stagedCount === batch.length && circ.staging ? circ.staging.subarray(0, batch.length * CELL_PAYLOAD_LEN) : undefined;
-      circ.forwardBatch = [];
-      circ.stagedCount = 0;
-      // Layer i wraps, in order, every cell addressed to hop i or beyond: one cipher call per layer.
-      let deepest = 0;
-      let shallowest = Number.MAX_SAFE_INTEGER;
-      for (const c of batch) {
-        if (c.hop > deepest) deepest = c.hop;
-        if (c.hop < shallowest) shallowest = c.hop;
-      }
-      let bytes: Buffer;
-      if (deepest === shallowest) {
-        // The common case (bulk data to one hop): every layer covers every cell, so one
-        // contiguous buffer goes through each layer's cipher.
-        bytes = staged ?? gatherPayloadsTransient(batch.map((c) => c.payload));
-        (circ.hops[deepest] as ClientHop).crypto.forward.sealRun(bytes, 0, batch.length);
-        for (let layer = deepest; layer >= 0; layer--) bytes = (circ.hops[layer] as ClientHop).crypto.forward.applyKeystreamBuffer(bytes);
-      } else {
-        // Each stretch of consecutive payloads for one hop is sealed as runs of that hop.
-        for (let from = 0, i = 1; i <= batch.length; i++) {
-          const hop = (batch[from] as (typeof batch)[number]).hop;
-          if (i < batch.length && (batch[i] as (typeof batch)[number]).hop === hop) continue;
-          const stretch = gatherPayloads(batch.slice(from, i).map((c) => c.payload));
-          (circ.hops[hop] as ClientHop).crypto.forward.sealRun(stretch, 0, i - from);
-          for (let k = from; k < i; k++) {
-            (batch[k] as (typeof batch)[number]).payload = stretch.subarray((k - from) * CELL_PAYLOAD_LEN, (k - from + 1) * CELL_PAYLOAD_LEN);
-          }
-          from = i;
+    let bytes: Buffer;
+    if (deepest === shallowest) {
+      // The common case (bulk data to one hop): every layer covers every cell, so one
+      // contiguous buffer goes through each layer's cipher.
+      bytes = staged ?? gatherPayloadsTransient(batch.map((c) => c.payload));
+      (circ.hops[deepest] as ClientHop).crypto.forward.sealRun(bytes, 0, batch.length);
+      for (let layer = deepest; layer >= 0; layer--) bytes = (circ.hops[layer] as ClientHop).crypto.forward.applyKeystreamBuffer(bytes);
+    } else {
+      // Each stretch of consecutive payloads for one hop is sealed as runs of that hop.
+      for (let from = 0, i = 1; i <= batch.length; i++) {
+        const hop = (batch[from] as (typeof batch)[number]).hop;
+        if (i < batch.length && (batch[i] as (typeof batch)[number]).hop === hop) continue;
+        const stretch = gatherPayloads(batch.slice(from, i).map((c) => c.payload));
+        (circ.hops[hop] as ClientHop).crypto.forward.sealRun(stretch, 0, i - from);
+        for (let k = from; k < i; k++) {
+          (batch[k] as (typeof batch)[number]).payload = stretch.subarray((k - from) * CELL_PAYLOAD_LEN, (k - from + 1) * CELL_PAYLOAD_LEN);
         }
-        for (let layer = deepest; layer >= 0; layer--) {
-          const hop = circ.hops[layer] as ClientHop;
-          const members = batch.filter((c) => c.hop >= layer);
-          const out = hop.crypto.forward.applyKeystreamBatch(members.map((c) => c.payload));
-          members.forEach((c, k) => (c.payload = out[k] as Uint8Array));
-        }
-        bytes = gatherPayloadsTransient(batch.map((c) => c.payload));
+        from = i;
       }
-      // One run of encoded cells: one "send-run" action, one socket write.
-      const run = encodeRelayRun(circ.circId as number, batch.map((c) => c.command), bytes, 0, batch.length);
-      if (!this.scheduler.enqueueRun(circ.key as string, circ.linkId as string, run, batch.length, this.now)) {
-        this.close(circ, new CircuitError("resource-limit", "too many cells queued on the circuit"), DestroyReason.RESOURCELIMIT);
+      for (let layer = deepest; layer >= 0; layer--) {
+        const hop = circ.hops[layer] as ClientHop;
+        const members = batch.filter((c) => c.hop >= layer);
+        const out = hop.crypto.forward.applyKeystreamBatch(members.map((c) => c.payload));
+        members.forEach((c, k) => (c.payload = out[k] as Uint8Array));
       }
+      bytes = gatherPayloadsTransient(batch.map((c) => c.payload));
     }
-    this.dirty.clear();
-    this.scheduler.flush(this.now, this.actions);
-  }
-
-  private emit(event: OnionEvent): void {
-    this.actions.push({ type: "event", event });
+    // One run of encoded cells: one "send-run" action, one socket write.
+    const side = circ.side as Side;
+    const run = encodeRelayRun(
+      side.circId,
+      batch.map((c) => c.command),
+      bytes,
+      0,
+      batch.length,
+    );
+    if (!this.scheduler.enqueueRun(side.key, side.linkId, run, batch.length, this.now)) {
+      this.close(circ, new CircuitError("resource-limit", "too many cells queued on the circuit"), DestroyReason.RESOURCELIMIT);
+    }
   }
 
   private allocateStreamId(circ: ClientCircuit): number {
@@ -655,36 +505,23 @@ export class OnionClient {
     return circ.staging.subarray(offset, offset + CELL_PAYLOAD_LEN);
   }
 
-  private allocateCircId(link: ClientLink): number | undefined {
-    for (let i = 0; i < 64; i++) {
-      const low = this.randomU32() & 0x7fff_ffff;
-      const id = link.info.weInitiated ? (low | 0x8000_0000) >>> 0 : low;
-      if (id !== 0 && !link.circIds.has(id)) return id;
-    }
-    return undefined;
-  }
-
-  private sendCreate(circ: ClientCircuit, link: ClientLink): void {
+  private sendCreate(circ: ClientCircuit, link: CoreLink): void {
     const circId = this.allocateCircId(link);
     if (circId === undefined) {
       this.close(circ, new CircuitError("resource-limit", "no free circuit id on the link"), undefined);
       return;
     }
     const node = circ.plan.shift() as PathNode;
-    circ.linkId = link.info.linkId;
-    circ.circId = circId;
-    circ.key = sideKey(link.info.linkId, circId);
+    const side = this.addSide(link, makeSide(link.info.linkId, circId), circ);
+    circ.side = side;
     circ.state = "building";
-    link.circIds.add(circId);
-    this.byKey.set(circ.key, circ);
     const { state, onionskin } = ntorClientCreate({
       ...(this.protoId === undefined ? {} : { protoId: this.protoId }),
       id: node.identity,
       onionPublic: node.onionKey,
     });
     circ.handshake = { state, node };
-    const cell = { circId, command: CellCommand.CREATE, payload: encodeCreate2({ handshakeType: HANDSHAKE_NTOR, handshakeData: onionskin }) };
-    if (!this.scheduler.enqueue(circ.key, link.info.linkId, cell, this.now)) {
+    if (!this.enqueueCell(side, CellCommand.CREATE, encodeCreate2({ handshakeType: HANDSHAKE_NTOR, handshakeData: onionskin }))) {
       this.close(circ, new CircuitError("resource-limit", "too many cells queued on the circuit"), undefined);
     }
   }
@@ -693,11 +530,7 @@ export class OnionClient {
     const node = circ.plan.shift();
     if (!node) return;
     if (circ.relayEarlyLeft <= 0) {
-      this.close(
-        circ,
-        new CircuitError("too-many-hops", `no RELAY_EARLY cells left to extend past ${circ.hops.length} hops`),
-        DestroyReason.REQUESTED,
-      );
+      this.close(circ, new CircuitError("too-many-hops", `no RELAY_EARLY cells left to extend past ${circ.hops.length} hops`), DestroyReason.REQUESTED);
       return;
     }
     const { state, onionskin } = ntorClientCreate({
@@ -756,19 +589,10 @@ export class OnionClient {
     if (circ.state === "closed") return;
     circ.state = "closed";
     circ.error = error;
-    if (destroy !== undefined && circ.linkId !== undefined && circ.circId !== undefined && this.links.has(circ.linkId)) {
-      this.actions.push({
-        type: "send",
-        linkId: circ.linkId,
-        cell: { circId: circ.circId, command: CellCommand.DESTROY, payload: encodeDestroy(destroy) },
-      });
-    }
-    if (circ.key) {
-      this.scheduler.drop(circ.key);
-      this.byKey.delete(circ.key);
-      this.links.get(circ.linkId as string)?.circIds.delete(circ.circId as number);
-    }
-    if (circ.requestId !== undefined) this.linkRequests.get(circ.requestId)?.circuits.delete(circ);
+    const side = circ.side;
+    if (destroy !== undefined && side && this.links.has(side.linkId)) this.sendDestroy(side, destroy);
+    if (side) this.forgetSide(side);
+    if (circ.requestId !== undefined) this.leaveRequest(circ.requestId, circ);
     const streamError = new CircuitError("stream-closed", "the circuit closed", {
       endReason: EndReason.DESTROY,
       destroyReason: error?.destroyReason ?? destroy,
@@ -797,25 +621,11 @@ export class OnionClient {
     this.emit({ type: "stream-closed", circuitId: circ.id, streamId: stream.streamId, reason, ...(error ? { error } : {}) });
   }
 
-  private pump(circ: ClientCircuit, stream: ClientStream): void {
-    const hop = circ.hops[stream.hop] as ClientHop;
-    while (
-      circ.state === "open" &&
-      stream.phase === "open" &&
-      stream.queuedCells > 0 &&
-      stream.window.canPackage > 0 &&
-      hop.window.canPackage > 0
-    ) {
-      const chunk = stream.nextChunk() as Uint8Array;
-      stream.window.packaged();
-      hop.window.packaged();
-      this.sendRelay(circ, stream.hop, RelayCommand.DATA, stream.streamId, chunk);
-    }
-  }
-
   // ---- incoming cells --------------------------------------------------------------
 
-  private controlCell(circ: ClientCircuit, command: number, payload: Uint8Array): void {
+  protected controlCell(link: CoreLink, circId: number, command: number, payload: Uint8Array, circ: ClientCircuit | undefined): void {
+    if (!circ) return this.violation(link.info.linkId, circId, "cell for an unknown circuit");
+    if (circ.state === "closed") return;
     switch (command) {
       case CellCommand.CREATED: {
         if (circ.hops.length !== 0 || !circ.handshake) {
@@ -845,11 +655,12 @@ export class OnionClient {
       case CellCommand.RELAY_EARLY:
         return this.close(circ, new CircuitError("protocol-violation", "RELAY_EARLY towards the client"), DestroyReason.PROTOCOL);
       default:
-        this.emit({ type: "protocol-violation", linkId: circ.linkId as string, circId: circ.circId as number, message: `unexpected command ${command}` });
+        this.violation(link.info.linkId, circId, `unexpected command ${command}`);
     }
   }
 
-  private relayRun(circ: ClientCircuit, payloads: Uint8Array[]): void {
+  protected relayRun(_link: CoreLink, _circId: number, circ: ClientCircuit, _commands: number[], payloads: Uint8Array[]): void {
+    if (circ.state === "closed") return;
     if (circ.hops.length === 0) {
       return this.close(circ, new CircuitError("protocol-violation", "relay cell before CREATED"), DestroyReason.PROTOCOL);
     }
@@ -932,7 +743,8 @@ export class OnionClient {
         circ.plan = [];
         circ.handshake = undefined;
         for (const s of [...circ.streams.values()]) {
-          if (s.hop > hop) this.finishStream(circ, s, EndReason.DESTROY, new CircuitError("stream-closed", "circuit truncated", { endReason: EndReason.DESTROY, destroyReason: reason }));
+          if (s.hop > hop)
+            this.finishStream(circ, s, EndReason.DESTROY, new CircuitError("stream-closed", "circuit truncated", { endReason: EndReason.DESTROY, destroyReason: reason }));
         }
         if (circ.state === "building") {
           circ.state = "open";
@@ -982,9 +794,7 @@ export class OnionClient {
         const refused = stream.phase === "connecting";
         const error = new CircuitError(
           refused ? "stream-refused" : "stream-closed",
-          refused
-            ? `hop ${hop} refused a stream to "${stream.service}": ${endReasonName(reason)}`
-            : `stream ${stream.streamId} ended by hop ${hop}: ${endReasonName(reason)}`,
+          refused ? `hop ${hop} refused a stream to "${stream.service}": ${endReasonName(reason)}` : `stream ${stream.streamId} ended by hop ${hop}: ${endReasonName(reason)}`,
           { endReason: reason, hop },
         );
         return this.finishStream(circ, stream, reason, error);
@@ -1016,10 +826,4 @@ export class OnionClient {
 /** Re-reads the state after calls that may have closed the circuit (defeats narrowing). */
 function isClosed(circ: { state: ClientCircuitState }): boolean {
   return circ.state === "closed";
-}
-
-function padTo507(payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(CELL_PAYLOAD_LEN);
-  out.set(payload);
-  return out;
 }

@@ -11,7 +11,10 @@
  *
  * Inputs: `linkOpened`, `linkFailed`, `linkClosed`, `handleCell(s)`, `tick`,
  * each with the current time. Outputs: `takeActions()` (cells to send by link
- * id, links to open, events) and `nextWakeup()` (when to call `tick`).
+ * id, links to open, events) and `nextWakeup()` (when to call `tick`). The
+ * plumbing it shares with the client (links, circuit ids, link requests, cell
+ * checks, runs, scheduling, `pump`) is circuit-core.ts; this file is what a
+ * relay does with it.
  *
  * Trusts: the link layer's `peerIdentity`; local services. Trusts nothing in
  * cells: any malformed or out-of-place cell destroys its circuit (PROTOCOL)
@@ -19,7 +22,6 @@
  * only CircuitError, and only for driver mistakes (e.g. an unknown link id).
  */
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
-import type { Cell } from "../wire/cell.js";
 import { RelayCommand, decodeRelayPayload, encodeRelayPayload } from "../wire/relay.js";
 import { ntorParseOnionskin, ntorServerRespond, PSP_NTOR_ID_LEN } from "../crypto/ntor.js";
 import type { X25519KeyPair } from "../crypto/x25519.js";
@@ -36,39 +38,18 @@ import {
   MAX_RELAY_EARLY,
   toEndReason,
 } from "./constants.js";
+import { CircuitCore, EMPTY, ZERO_DIGEST, makeSide } from "./circuit-core.js";
+import type { CoreLink, Side } from "./circuit-core.js";
 import { CircuitError } from "./errors.js";
 import { FlowWindow } from "./flow-control.js";
 import { DATA_CHUNK_LEN } from "./framing.js";
 import { keyHex } from "./path.js";
-import {
-  decodeBegin,
-  decodeCreate2,
-  decodeCreated2,
-  decodeDestroy,
-  decodeExtend2,
-  encodeCreate2,
-  encodeCreated2,
-  encodeDestroy,
-  encodeExtended2,
-  encodeReason,
-} from "./payloads.js";
+import { decodeBegin, decodeCreate2, decodeCreated2, decodeDestroy, decodeExtend2, encodeCreate2, encodeCreated2, encodeExtended2, encodeReason } from "./payloads.js";
 import { encodeRelayRun, gatherPayloadsTransient } from "./cell-run.js";
 import { RunStep, hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
-import { OutboundScheduler } from "./scheduler.js";
 import { EdgeStream } from "./streams.js";
-import type {
-  LinkFailureCause,
-  LinkInfo,
-  LocalService,
-  NodeAddress,
-  OnionAction,
-  OnionEvent,
-  RelayCommandContext,
-  RelayCommandHandler,
-  ServiceHandler,
-  ServiceStream,
-} from "./types.js";
+import type { LinkFailureCause, LocalService, NodeAddress, RelayCommandContext, RelayCommandHandler, ServiceHandler, ServiceStream } from "./types.js";
 
 export interface RelayLimits {
   nodeBytesPerSecond: number;
@@ -106,12 +87,6 @@ export interface OnionRelayOptions {
   randomU32?: () => number;
 }
 
-interface Side {
-  linkId: string;
-  circId: number;
-  key: string;
-}
-
 interface PendingExtend {
   phase: "link" | "created";
   identity: Uint8Array;
@@ -147,33 +122,20 @@ interface RelayCircuit {
   closed: boolean;
 }
 
-interface LinkState {
-  info: LinkInfo;
-  identityHex: string | undefined;
-  /** Circuit ids in use on this link, both directions. */
-  circIds: Set<number>;
+interface LinkState extends CoreLink {
   circuitsFromPeer: number;
   /** Streams open at this relay on circuits whose previous hop is this link. */
   streamsFromPeer: number;
 }
 
-interface LinkRequest {
-  identityHex: string;
-  circuits: Set<RelayCircuit>;
+/** What the side table holds for one side of a relay circuit. */
+interface RelaySide {
+  circ: RelayCircuit;
+  /** True for the side towards the client. */
+  fromPrev: boolean;
 }
 
-const EMPTY = new Uint8Array(0);
-const ZERO_DIGEST = new Uint8Array(4);
-
-function sideKey(linkId: string, circId: number): string {
-  return `${linkId}\u0000${circId}`;
-}
-
-function defaultRandomU32(): number {
-  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number;
-}
-
-export class OnionRelay {
+export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> {
   readonly identity: Uint8Array;
   private readonly identityHex: string;
   private readonly onionKeys: readonly X25519KeyPair[];
@@ -181,46 +143,28 @@ export class OnionRelay {
   private readonly limits: RelayLimits;
   private readonly relayEarlyBudget: number;
   private readonly allowStreamsAtFirstHop: boolean;
-  private readonly randomU32: () => number;
   private readonly services = new Map<string, LocalService>();
   private readonly commandHandlers = new Map<number, RelayCommandHandler>();
-  private readonly scheduler: OutboundScheduler;
-
-  private readonly links = new Map<string, LinkState>();
-  private readonly bySide = new Map<string, { circ: RelayCircuit; fromPrev: boolean }>();
   private readonly circuits = new Set<RelayCircuit>();
-  private readonly linkRequests = new Map<number, LinkRequest>();
-  private readonly requestByIdentity = new Map<string, number>();
-  private readonly dirty = new Set<RelayCircuit>();
-  private actions: OnionAction[] = [];
   private nextSerial = 1;
-  private nextRequestId = 1;
-  private now: number;
-  private depth = 0;
 
   constructor(options: OnionRelayOptions) {
     if (!(options.identity instanceof Uint8Array) || options.identity.length !== PSP_NTOR_ID_LEN) {
       throw new CircuitError("bad-argument", `relay identity must be a ${PSP_NTOR_ID_LEN}-byte Ed25519 public key`);
     }
     if (options.onionKeys.length === 0) throw new CircuitError("bad-argument", "a relay needs at least one onion key");
+    const limits: RelayLimits = { ...DEFAULT_LIMITS, maxCircuitLength: DEFAULT_MAX_CIRCUIT_LENGTH, maxRelayEarly: MAX_RELAY_EARLY, ...options.limits };
+    if (!Number.isInteger(limits.maxCircuitLength) || limits.maxCircuitLength < 1) {
+      throw new CircuitError("bad-argument", "maxCircuitLength must be a positive integer");
+    }
+    super({ now: options.now, limits, randomU32: options.randomU32, relayEarlyInRuns: true });
     this.identity = options.identity.slice();
     this.identityHex = keyHex(this.identity);
     this.onionKeys = options.onionKeys;
     this.protoId = options.protoId;
-    this.limits = { ...DEFAULT_LIMITS, maxCircuitLength: DEFAULT_MAX_CIRCUIT_LENGTH, maxRelayEarly: MAX_RELAY_EARLY, ...options.limits };
-    if (!Number.isInteger(this.limits.maxCircuitLength) || this.limits.maxCircuitLength < 1) {
-      throw new CircuitError("bad-argument", "maxCircuitLength must be a positive integer");
-    }
-    this.relayEarlyBudget = Math.max(0, Math.min(this.limits.maxRelayEarly, this.limits.maxCircuitLength - 1));
+    this.limits = limits;
+    this.relayEarlyBudget = Math.max(0, Math.min(limits.maxRelayEarly, limits.maxCircuitLength - 1));
     this.allowStreamsAtFirstHop = options.allowStreamsAtFirstHop ?? false;
-    this.randomU32 = options.randomU32 ?? defaultRandomU32;
-    this.now = options.now;
-    this.scheduler = new OutboundScheduler({
-      node: { bytesPerSecond: this.limits.nodeBytesPerSecond, burstBytes: this.limits.nodeBurstBytes },
-      circuit: { bytesPerSecond: this.limits.circuitBytesPerSecond, burstBytes: this.limits.circuitBurstBytes },
-      maxQueuedCellsPerCircuit: this.limits.maxQueuedCellsPerCircuit,
-      now: options.now,
-    });
     for (const [name, service] of Object.entries(options.services ?? {})) this.registerService(name, service);
   }
 
@@ -247,115 +191,48 @@ export class OnionRelay {
     this.commandHandlers.set(command, handler);
   }
 
-  /**
-   * A link came up (accepted, or opened on our `open-link` request). A link
-   * already known may be named again with a `requestId`: the connection
-   * manager answered our request with a link it already had (its "link"
-   * event can come before the dial's promise settles).
-   */
-  linkOpened(info: LinkInfo, now: number): void {
-    this.enter(now, () => {
-      let link = this.links.get(info.linkId);
-      if (link && info.requestId === undefined) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
-      if (!link) {
-        link = {
-          info: { linkId: info.linkId, peerIdentity: info.peerIdentity, weInitiated: info.weInitiated },
-          identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined,
-          circIds: new Set(),
-          circuitsFromPeer: 0,
-          streamsFromPeer: 0,
-        };
-        this.links.set(info.linkId, link);
-      }
-      if (info.requestId === undefined) return;
-      const request = this.linkRequests.get(info.requestId);
-      if (!request) return;
-      this.linkRequests.delete(info.requestId);
-      this.requestByIdentity.delete(request.identityHex);
-      for (const circ of request.circuits) {
-        if (circ.closed || circ.extend?.phase !== "link") continue;
-        if (link.identityHex === request.identityHex) this.startCreate(circ, link);
-        else this.destroy(circ, DestroyReason.OR_IDENTITY, "local");
-      }
-    });
+  // ---- what the core asks of a relay ---------------------------------------------
+
+  protected newLink(base: CoreLink): LinkState {
+    return { ...base, circuitsFromPeer: 0, streamsFromPeer: 0 };
   }
 
-  /**
-   * An `open-link` request failed: unreachable, TLS or handshake failure
-   * (DESTROY CONNECTFAILED), or the node at that address proved another
-   * identity than the one the client named (`cause` "identity-mismatch":
-   * DESTROY OR_IDENTITY).
-   */
-  linkFailed(requestId: number, now: number, cause: LinkFailureCause = "unreachable"): void {
-    this.enter(now, () => {
-      const request = this.linkRequests.get(requestId);
-      if (!request) return;
-      this.linkRequests.delete(requestId);
-      this.requestByIdentity.delete(request.identityHex);
-      const reason = cause === "identity-mismatch" ? DestroyReason.OR_IDENTITY : DestroyReason.CONNECTFAILED;
-      for (const circ of request.circuits) this.destroy(circ, reason, "local");
-    });
+  /** A link to the next hop an EXTEND named came up: CREATE on it, or DESTROY(OR_IDENTITY) if it proved another identity. */
+  protected linkAnswered(circ: RelayCircuit, link: LinkState, identityMatches: boolean): void {
+    if (circ.closed || circ.extend?.phase !== "link") return;
+    if (identityMatches) this.startCreate(circ, link);
+    else this.destroy(circ, DestroyReason.OR_IDENTITY, "local");
   }
 
-  /** Circuits using a link (either side); a driver keeps links with circuits from idling out. */
-  linkCircuitCount(linkId: string): number {
-    return this.links.get(linkId)?.circIds.size ?? 0;
+  /** DESTROY CONNECTFAILED, or OR_IDENTITY when the node at that address proved another identity. */
+  protected linkRequestFailed(circ: RelayCircuit, cause: LinkFailureCause): void {
+    this.destroy(circ, cause === "identity-mismatch" ? DestroyReason.OR_IDENTITY : DestroyReason.CONNECTFAILED, "local");
   }
 
-  /** A link closed: every circuit on it is destroyed (CHANNEL_CLOSED) towards its other side. */
-  linkClosed(linkId: string, now: number): void {
-    this.enter(now, () => {
-      const link = this.links.get(linkId);
-      if (!link) return;
-      for (const circId of [...link.circIds]) {
-        const entry = this.bySide.get(sideKey(linkId, circId));
-        if (entry) this.destroy(entry.circ, DestroyReason.CHANNEL_CLOSED, entry.fromPrev ? "prev" : "next");
-      }
-      this.links.delete(linkId);
-    });
+  /** DESTROY(CHANNEL_CLOSED) towards the circuit's other side. */
+  protected sideClosed(entry: RelaySide): void {
+    this.destroy(entry.circ, DestroyReason.CHANNEL_CLOSED, entry.fromPrev ? "prev" : "next");
   }
 
-  /** One cell from a link. */
-  handleCell(linkId: string, cell: Cell, now: number): void {
-    this.handleCells(linkId, [cell], now);
+  protected timerWakeup(): number {
+    let t = Number.POSITIVE_INFINITY;
+    for (const circ of this.circuits) {
+      if (circ.extend) t = Math.min(t, circ.extend.deadline);
+      t = Math.min(t, circ.lastActivity + this.limits.relayCircuitIdleMs);
+    }
+    return t;
   }
 
-  /**
-   * Cells from one link, in arrival order. Consecutive relay cells of the same
-   * circuit go through the onion layer in one cipher call.
-   */
-  handleCells(linkId: string, cells: readonly Cell[], now: number): void {
-    this.enter(now, () => {
-      const link = this.links.get(linkId);
-      if (!link) throw new CircuitError("bad-state", `cell from unknown link ${linkId}; call linkOpened first`);
-      let i = 0;
-      while (i < cells.length) {
-        const cell = cells[i] as Cell;
-        const payload = this.normalizePayload(link, cell);
-        if (!payload) {
-          i++;
-          continue;
-        }
-        if (cell.command === CellCommand.RELAY || cell.command === CellCommand.RELAY_EARLY) {
-          const key = sideKey(linkId, cell.circId);
-          const run: { command: number; payload: Uint8Array }[] = [{ command: cell.command, payload }];
-          let j = i + 1;
-          while (j < cells.length) {
-            const c = cells[j] as Cell;
-            if ((c.command !== CellCommand.RELAY && c.command !== CellCommand.RELAY_EARLY) || c.circId !== cell.circId) break;
-            const p = this.normalizePayload(link, c);
-            if (!p) break;
-            run.push({ command: c.command, payload: p });
-            j++;
-          }
-          this.relayRun(link, key, cell.circId, run);
-          i = j;
-        } else {
-          this.controlCell(link, cell.circId, cell.command, payload);
-          i++;
-        }
-      }
-    });
+  protected canSend(circ: RelayCircuit): boolean {
+    return !circ.closed;
+  }
+
+  protected packageWindow(circ: RelayCircuit): FlowWindow {
+    return circ.window;
+  }
+
+  protected sendData(circ: RelayCircuit, stream: EdgeStream, chunk: Uint8Array): void {
+    this.sendBackward(circ, stream.streamId, RelayCommand.DATA, chunk);
   }
 
   /** Timers: extend timeouts, idle circuits, rate-limited queues. */
@@ -366,23 +243,6 @@ export class OnionRelay {
         else if (now - circ.lastActivity >= this.limits.relayCircuitIdleMs) this.destroy(circ, DestroyReason.FINISHED, "local");
       }
     });
-  }
-
-  /** Everything the relay asked for since the last call, in order. */
-  takeActions(): OnionAction[] {
-    const out = this.actions;
-    this.actions = [];
-    return out;
-  }
-
-  /** When `tick` should next run (undefined: nothing pending). */
-  nextWakeup(): number | undefined {
-    let t = this.scheduler.nextReadyAt(this.now) ?? Number.POSITIVE_INFINITY;
-    for (const circ of this.circuits) {
-      if (circ.extend) t = Math.min(t, circ.extend.deadline);
-      t = Math.min(t, circ.lastActivity + this.limits.relayCircuitIdleMs);
-    }
-    return Number.isFinite(t) ? t : undefined;
   }
 
   /** Counters for metrics and tests. */
@@ -397,87 +257,27 @@ export class OnionRelay {
 
   // ---- plumbing --------------------------------------------------------------
 
-  private enter(now: number, fn: () => void): void {
-    if (Number.isFinite(now) && now > this.now) this.now = now;
-    this.depth++;
-    try {
-      fn();
-    } finally {
-      this.depth--;
-      if (this.depth === 0) this.flush();
+  /** Seals the payloads we originate as runs and wraps the backward batch in our layer: one cipher call. */
+  protected flushCircuit(circ: RelayCircuit): void {
+    if (circ.closed || circ.backwardBatch.length === 0) return;
+    const batch = circ.backwardBatch;
+    const own = circ.backwardOwn;
+    circ.backwardBatch = [];
+    circ.backwardOwn = [];
+    const plain = gatherPayloadsTransient(batch);
+    for (let r = 0; r < own.length; r += 2) {
+      const from = own[r] as number;
+      circ.crypto.backward.sealRun(plain, from * CELL_PAYLOAD_LEN, (own[r + 1] as number) - from);
     }
-  }
-
-  private flush(): void {
-    for (const circ of this.dirty) {
-      if (circ.closed || circ.backwardBatch.length === 0) continue;
-      const batch = circ.backwardBatch;
-      const own = circ.backwardOwn;
-      circ.backwardBatch = [];
-      circ.backwardOwn = [];
-      const plain = gatherPayloadsTransient(batch);
-      for (let r = 0; r < own.length; r += 2) {
-        const from = own[r] as number;
-        circ.crypto.backward.sealRun(plain, from * CELL_PAYLOAD_LEN, (own[r + 1] as number) - from);
-      }
-      const encrypted = circ.crypto.backward.applyKeystreamBuffer(plain);
-      const bytes = encodeRelayRun(circ.prev.circId, CellCommand.RELAY, encrypted, 0, batch.length);
-      if (!this.scheduler.enqueueRun(circ.prev.key, circ.prev.linkId, bytes, batch.length, this.now)) {
-        this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
-      }
-    }
-    this.dirty.clear();
-    this.scheduler.flush(this.now, this.actions);
-  }
-
-  private emit(event: OnionEvent): void {
-    this.actions.push({ type: "event", event });
-  }
-
-  private violation(linkId: string, circId: number, message: string): void {
-    this.emit({ type: "protocol-violation", linkId, circId, message });
-  }
-
-  /** The cell's payload as exactly 507 bytes, or undefined (with an event) if the cell is unusable. */
-  private normalizePayload(link: LinkState, cell: Cell): Uint8Array | undefined {
-    const { circId, command, payload } = cell;
-    const linkId = link.info.linkId;
-    if (!Number.isInteger(circId) || circId <= 0 || circId > 0xffff_ffff) {
-      this.violation(linkId, Number(circId) || 0, "circuit cell with an invalid circuit id");
-      return undefined;
-    }
-    if (!(payload instanceof Uint8Array) || payload.length > CELL_PAYLOAD_LEN) {
-      this.violation(linkId, circId, "cell payload is not a Uint8Array of at most 507 bytes");
-      return undefined;
-    }
-    if (
-      command !== CellCommand.CREATE &&
-      command !== CellCommand.CREATED &&
-      command !== CellCommand.RELAY &&
-      command !== CellCommand.RELAY_EARLY &&
-      command !== CellCommand.DESTROY
-    ) {
-      this.violation(linkId, circId, `command ${String(command)} is not a circuit command`);
-      return undefined;
-    }
-    if (payload.length === CELL_PAYLOAD_LEN) return payload;
-    const padded = new Uint8Array(CELL_PAYLOAD_LEN);
-    padded.set(payload);
-    return padded;
-  }
-
-  private enqueue(circ: RelayCircuit, side: Side, command: number, payload: Uint8Array): void {
-    if (!this.scheduler.enqueue(side.key, side.linkId, { circId: side.circId, command, payload }, this.now)) {
+    const encrypted = circ.crypto.backward.applyKeystreamBuffer(plain);
+    const bytes = encodeRelayRun(circ.prev.circId, CellCommand.RELAY, encrypted, 0, batch.length);
+    if (!this.scheduler.enqueueRun(circ.prev.key, circ.prev.linkId, bytes, batch.length, this.now)) {
       this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
     }
   }
 
-  private sendDestroy(side: { linkId: string; circId: number }, reason: DestroyReason): void {
-    this.actions.push({
-      type: "send",
-      linkId: side.linkId,
-      cell: { circId: side.circId, command: CellCommand.DESTROY, payload: encodeDestroy(reason) },
-    });
+  private enqueue(circ: RelayCircuit, side: Side, command: number, payload: Uint8Array): void {
+    if (!this.enqueueCell(side, command, payload)) this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
   }
 
   /** Queues a relay message we originate towards the client (sealed, with its neighbours, and encrypted at flush). */
@@ -500,8 +300,8 @@ export class OnionRelay {
     circ.closed = true;
     if (origin !== "prev") this.sendDestroy(circ.prev, reason);
     if (circ.next && origin !== "next") this.sendDestroy(circ.next, reason);
-    this.forgetSide(circ.prev, true);
-    if (circ.next) this.forgetSide(circ.next, false);
+    this.forgetRelaySide(circ.prev, true);
+    if (circ.next) this.forgetRelaySide(circ.next, false);
     this.cancelExtend(circ);
     for (const stream of circ.streams.values()) this.closeStreamLocally(circ, stream, EndReason.DESTROY);
     circ.streams.clear();
@@ -510,22 +310,15 @@ export class OnionRelay {
     this.emit({ type: "circuit-closed", circuitId: circ.serial, reason });
   }
 
-  private forgetSide(side: Side, fromPeer: boolean): void {
-    this.bySide.delete(side.key);
-    this.scheduler.drop(side.key);
-    const link = this.links.get(side.linkId);
-    if (link) {
-      link.circIds.delete(side.circId);
-      if (fromPeer) link.circuitsFromPeer--;
-    }
+  private forgetRelaySide(side: Side, fromPeer: boolean): void {
+    const link = this.forgetSide(side);
+    if (link && fromPeer) link.circuitsFromPeer--;
   }
 
   private cancelExtend(circ: RelayCircuit): void {
     const ext = circ.extend;
     circ.extend = undefined;
-    if (ext?.requestId === undefined) return;
-    const request = this.linkRequests.get(ext.requestId);
-    request?.circuits.delete(circ);
+    if (ext?.requestId !== undefined) this.leaveRequest(ext.requestId, circ);
   }
 
   /** Releases one stream of the circuit's previous link (the per-peer stream count). */
@@ -549,9 +342,8 @@ export class OnionRelay {
 
   // ---- control cells ----------------------------------------------------------
 
-  private controlCell(link: LinkState, circId: number, command: number, payload: Uint8Array): void {
+  protected controlCell(link: LinkState, circId: number, command: number, payload: Uint8Array, entry: RelaySide | undefined): void {
     const linkId = link.info.linkId;
-    const entry = this.bySide.get(sideKey(linkId, circId));
     switch (command) {
       case CellCommand.CREATE:
         if (entry || link.circIds.has(circId)) {
@@ -630,7 +422,7 @@ export class OnionRelay {
       this.sendDestroy({ linkId, circId }, DestroyReason.PROTOCOL);
       return;
     }
-    const prev: Side = { linkId, circId, key: sideKey(linkId, circId) };
+    const prev = makeSide(linkId, circId);
     const circ: RelayCircuit = {
       serial: this.nextSerial++,
       prev,
@@ -648,8 +440,7 @@ export class OnionRelay {
     };
     keys.fill(0);
     this.circuits.add(circ);
-    this.bySide.set(prev.key, { circ, fromPrev: true });
-    link.circIds.add(circId);
+    this.addSide(link, prev, { circ, fromPrev: true });
     link.circuitsFromPeer++;
     this.enqueue(circ, prev, CellCommand.CREATED, encodeCreated2(reply));
     this.emit({ type: "circuit-created", circuitId: circ.serial, linkId });
@@ -657,38 +448,33 @@ export class OnionRelay {
 
   // ---- relay cells ------------------------------------------------------------
 
-  private relayRun(link: LinkState, key: string, circId: number, run: { command: number; payload: Uint8Array }[]): void {
-    const entry = this.bySide.get(key);
-    if (!entry) {
-      this.violation(link.info.linkId, circId, "relay cell for an unknown circuit");
-      return;
-    }
+  protected relayRun(link: LinkState, circId: number, entry: RelaySide, runCommands: number[], payloads: Uint8Array[]): void {
     const { circ, fromPrev } = entry;
     circ.lastActivity = this.now;
     if (!fromPrev) {
       // Backward: add our layer and pass towards the client. Inbound RELAY_EARLY is forbidden (tor-spec 5.6).
-      for (const cell of run) {
-        if (cell.command === CellCommand.RELAY_EARLY) {
+      for (let i = 0; i < payloads.length; i++) {
+        if (runCommands[i] === CellCommand.RELAY_EARLY) {
           this.violation(link.info.linkId, circId, "RELAY_EARLY travelling towards the client");
           this.destroy(circ, DestroyReason.PROTOCOL, "local");
           return;
         }
-        circ.backwardBatch.push(cell.payload);
+        circ.backwardBatch.push(payloads[i] as Uint8Array);
       }
       this.dirty.add(circ);
       return;
     }
     // One cipher call over the run; cells for the next hop are written straight
-    // into one buffer of encoded cells (a "send-run"), cut only where a cell
-    // is for us, so the order on the next link is the arrival order.
-    const n = run.length;
+    // into one buffer of encoded cells (a "send-run", with the commands they
+    // arrived with), cut only where a cell is for us, so the order on the next
+    // link is the arrival order.
+    const n = payloads.length;
     const layer = circ.crypto.forward;
-    const plain = layer.applyKeystreamBuffer(gatherPayloadsTransient(run.map((c) => c.payload)));
-    const commands: number[] = new Array<number>(n);
+    const plain = layer.applyKeystreamBuffer(gatherPayloadsTransient(payloads));
     let pendingFrom = 0;
     let pendingTo = 0;
     for (let i = 0; i < n && !circ.closed; i++) {
-      const command = (run[i] as { command: number }).command;
+      const command = runCommands[i] as number;
       const early = command === CellCommand.RELAY_EARLY;
       if (early && circ.relayEarlyLeft-- <= 0) {
         this.violation(link.info.linkId, circId, `more than ${this.relayEarlyBudget} RELAY_EARLY cells on one circuit`);
@@ -708,27 +494,26 @@ export class OnionRelay {
           return;
         }
         if (step !== RunStep.NotMine) {
-          this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+          this.forwardRun(circ, runCommands, plain, pendingFrom, pendingTo);
           pendingFrom = pendingTo = i + 1;
           if (step === RunStep.Held) {
             circ.heldEarly.push(early);
             continue;
           }
-          const payloads = layer.takeRun();
+          const run = layer.takeRun();
           const earlies = circ.heldEarly;
           circ.heldEarly = [];
-          for (let k = 0; k < payloads.length && !circ.closed; k++) {
-            this.handleRecognized(circ, payloads[k] as Uint8Array, k < earlies.length ? (earlies[k] as boolean) : early);
+          for (let k = 0; k < run.length && !circ.closed; k++) {
+            this.handleRecognized(circ, run[k] as Uint8Array, k < earlies.length ? (earlies[k] as boolean) : early);
           }
           continue;
         }
       }
       if (circ.next && !circ.extend) {
         if (pendingTo !== i) {
-          this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+          this.forwardRun(circ, runCommands, plain, pendingFrom, pendingTo);
           pendingFrom = i;
         }
-        commands[i] = command;
         pendingTo = i + 1;
       } else {
         this.violation(link.info.linkId, circId, "relay cell not recognized and there is no next hop");
@@ -736,7 +521,7 @@ export class OnionRelay {
         return;
       }
     }
-    this.forwardRun(circ, commands, plain, pendingFrom, pendingTo);
+    this.forwardRun(circ, runCommands, plain, pendingFrom, pendingTo);
     layer.compactHeld();
   }
 
@@ -801,10 +586,7 @@ export class OnionRelay {
 
   private handleExtend(circ: RelayCircuit, streamId: number, data: Uint8Array, early: boolean): void {
     if (!early || streamId !== 0 || circ.next || circ.extend) {
-      throw new CircuitError(
-        "protocol-violation",
-        !early ? "EXTEND outside a RELAY_EARLY cell" : streamId !== 0 ? "EXTEND on a stream" : "EXTEND on an extended circuit",
-      );
+      throw new CircuitError("protocol-violation", !early ? "EXTEND outside a RELAY_EARLY cell" : streamId !== 0 ? "EXTEND on a stream" : "EXTEND on an extended circuit");
     }
     const ext = decodeExtend2(data);
     if (ext.handshakeType !== HANDSHAKE_NTOR) throw new CircuitError("protocol-violation", "EXTEND2 with an unknown handshake type");
@@ -818,30 +600,9 @@ export class OnionRelay {
       deadline: this.now + this.limits.extendTimeoutMs,
     };
     circ.extend = pending;
-    for (const link of this.links.values()) {
-      if (link.identityHex === identityHex) {
-        this.startCreate(circ, link);
-        return;
-      }
-    }
-    let requestId = this.requestByIdentity.get(identityHex);
-    if (requestId === undefined) {
-      requestId = this.nextRequestId++;
-      this.linkRequests.set(requestId, { identityHex, circuits: new Set() });
-      this.requestByIdentity.set(identityHex, requestId);
-      this.actions.push({ type: "open-link", requestId, identity: ext.identity.slice(), addresses: ext.addresses });
-    }
-    pending.requestId = requestId;
-    this.linkRequests.get(requestId)?.circuits.add(circ);
-  }
-
-  private allocateCircId(link: LinkState): number | undefined {
-    for (let i = 0; i < 64; i++) {
-      const low = this.randomU32() & 0x7fff_ffff;
-      const id = link.info.weInitiated ? (low | 0x8000_0000) >>> 0 : low;
-      if (id !== 0 && !link.circIds.has(id)) return id;
-    }
-    return undefined;
+    const link = this.linkTo(ext.identity, ext.addresses, circ);
+    if (typeof link === "number") pending.requestId = link;
+    else this.startCreate(circ, link);
   }
 
   private startCreate(circ: RelayCircuit, link: LinkState): void {
@@ -852,12 +613,10 @@ export class OnionRelay {
       this.destroy(circ, DestroyReason.RESOURCELIMIT, "local");
       return;
     }
-    const next: Side = { linkId: link.info.linkId, circId, key: sideKey(link.info.linkId, circId) };
+    const next = this.addSide(link, makeSide(link.info.linkId, circId), { circ, fromPrev: false });
     circ.next = next;
     ext.phase = "created";
     ext.requestId = undefined;
-    this.bySide.set(next.key, { circ, fromPrev: false });
-    link.circIds.add(circId);
     this.enqueue(circ, next, CellCommand.CREATE, ext.create2);
   }
 
@@ -865,7 +624,7 @@ export class OnionRelay {
     if (streamId !== 0) throw new CircuitError("protocol-violation", "TRUNCATE on a stream");
     if (circ.next) {
       this.sendDestroy(circ.next, DestroyReason.REQUESTED);
-      this.forgetSide(circ.next, false);
+      this.forgetRelaySide(circ.next, false);
       circ.next = undefined;
     }
     this.cancelExtend(circ);
@@ -958,21 +717,6 @@ export class OnionRelay {
         });
       },
     };
-  }
-
-  private pump(circ: RelayCircuit, stream: RelayStream): void {
-    while (
-      !circ.closed &&
-      stream.phase === "open" &&
-      stream.queuedCells > 0 &&
-      stream.window.canPackage > 0 &&
-      circ.window.canPackage > 0
-    ) {
-      const chunk = stream.nextChunk() as Uint8Array;
-      stream.window.packaged();
-      circ.window.packaged();
-      this.sendBackward(circ, stream.streamId, RelayCommand.DATA, chunk);
-    }
   }
 
   private handleData(circ: RelayCircuit, streamId: number, data: Uint8Array): void {

@@ -6,8 +6,8 @@
 import { once } from "node:events";
 import { connect as tlsConnect, createServer } from "node:tls";
 import type { TLSSocket } from "node:tls";
-import { clientTlsOptions, serverTlsOptions } from "./tls.js";
-import type { TlsCredentials } from "./tls.js";
+import { clientTlsOptions, serverTlsOptions } from "../../../node/src/link/tls.js";
+import type { TlsCredentials } from "../../../node/src/link/tls.js";
 
 export interface RawTlsOptions {
   /** Bytes to move (default 32 MiB). */

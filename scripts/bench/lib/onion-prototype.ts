@@ -13,8 +13,8 @@ import { once } from "node:events";
 import { createCipheriv, createHash } from "node:crypto";
 import { connect as tlsConnect, createServer } from "node:tls";
 import type { Server, TLSSocket } from "node:tls";
-import { clientTlsOptions, serverTlsOptions } from "../link/tls.js";
-import type { TlsCredentials } from "../link/tls.js";
+import { clientTlsOptions, serverTlsOptions } from "../../../node/src/link/tls.js";
+import type { TlsCredentials } from "../../../node/src/link/tls.js";
 
 export interface PrototypeChainOptions {
   /** Bytes to move (default 32 MiB). */

@@ -5,7 +5,7 @@
  * threads. Only an additional figure: the headline keeps every node on one
  * thread, like the raw TLS baseline (docs/spec/onion.md §15).
  *
- * Owns the message protocol with bench-onion.ts over the worker port:
+ * Owns the message protocol with onion-bench.ts over the worker port:
  *   worker → parent: { type: "ready", nodes: PathNode[] } once listening
  *   parent → worker: { type: "expect", bytes }  → worker: { type: "expecting" } at
  *     once, then { type: "arrived" } once the last relay's discard service
@@ -15,9 +15,9 @@
  * Trusts: the parent (same process).
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { generateTlsCredentials } from "../link/index.js";
-import { startNode } from "./node.js";
-import type { RunningNode } from "./node.js";
+import { generateTlsCredentials } from "../../../node/src/link/index.js";
+import { startNode } from "../../../node/src/node/node.js";
+import type { RunningNode } from "../../../node/src/node/node.js";
 
 interface RelayWorkerData {
   hops: number;
@@ -28,14 +28,12 @@ type ParentMessage = { type: "expect"; bytes: number } | { type: "close" };
 
 async function main(): Promise<void> {
   const port = parentPort;
-  if (!port) throw new Error("bench-onion-relays.ts runs as a worker thread of bench-onion.ts");
+  if (!port) throw new Error("onion-relays.ts runs as a worker thread of onion-bench.ts");
   const { hops, limits } = workerData as RelayWorkerData;
   const creds = await generateTlsCredentials();
   const relays: RunningNode[] = [];
   for (let i = 1; i <= hops; i++) {
-    relays.push(
-      await startNode({ listen: { host: `127.${i}.0.1`, port: 0 }, onion: { services: ["discard", "echo"], limits } }, { tlsCredentials: creds }),
-    );
+    relays.push(await startNode({ listen: { host: `127.${i}.0.1`, port: 0 }, onion: { services: ["discard", "echo"], limits } }, { tlsCredentials: creds }));
   }
   const sink = relays[relays.length - 1]?.services.discard;
   if (!sink) throw new Error("the last relay offers no discard service");
