@@ -14,14 +14,15 @@
  * src/ext/equix and arti's `hashx` crate; it reproduces their test vectors byte
  * for byte (test/vectors/hashx-vectors.json).
  *
- * JavaScript has no 64-bit integers that are fast, so every 64-bit register is
- * a pair of int32 halves (high, low). Two ways to run a program:
- * - `HashX.hash*` interprets it instruction by instruction (used by verifiers,
- *   which hash only eight inputs per challenge);
- * - `HashX.hashRange` compiles the program once into a JavaScript function
- *   (straight-line code, registers in local variables) and runs it over an
- *   input range, which is what the Equi-X solver needs for its 65,536 hashes.
- * Both are checked against each other and the vectors.
+ * JavaScript has no fast 64-bit integers, so every 64-bit register is a pair
+ * of int32 halves (high, low). Two ways to run a program:
+ * - `HashX.hash*` interprets it for one input (verifiers hash eight inputs);
+ * - `HashX.hashRange` runs it instruction by instruction over blocks of 256
+ *   inputs (registers stored structure-of-arrays), which is what the Equi-X
+ *   solver needs for its 65,536 hashes. A per-program JIT (generated
+ *   JavaScript) was measured first: V8 spent more CPU optimizing each new
+ *   program than the generated code saved.
+ * Both paths are checked against each other and the vectors.
  */
 import { blake2b } from "@noble/hashes/blake2.js";
 import { CryptoError } from "./errors.js";
@@ -617,17 +618,18 @@ function execute(p: HashxProgram, r: Int32Array): void {
 }
 
 // ---------------------------------------------------------------------------
-// Compiler: program → straight-line JavaScript over local variables.
+// Batch interpreter: the program runs instruction by instruction over a block
+// of inputs at once (registers stored structure-of-arrays), so one dispatch
+// serves BLOCK inputs and each opcode is a tight loop. None of this code
+// depends on the program, so V8 optimizes it once per process; a per-program
+// JIT was tried and spent more CPU compiling than it saved.
 // ---------------------------------------------------------------------------
 
-/** Hashes `count` consecutive inputs from `start` (all below 2^32); output word i is r0 ^ r4 of input start + i. */
-type BatchFn = (start: number, count: number, outLo: Int32Array, outHi: Int32Array) => void;
+/** Inputs per block. Register word w of input n lives at R[w * BLOCK + n]. */
+const BLOCK = 256;
 
 function srcAdd(d: string, a: string): string {
   return `t=(${d}l+${a}l)|0;${d}h=(${d}h+${a}h+((t>>>0)<(${d}l>>>0)?1:0))|0;${d}l=t;`;
-}
-function srcAddConst(d: string, hi: number, lo: number): string {
-  return `t=(${d}l+${lo})|0;${d}h=(${d}h+${hi}+((t>>>0)<(${d}l>>>0)?1:0))|0;${d}l=t;`;
 }
 function srcXor(d: string, a: string): string {
   return `${d}h^=${a}h;${d}l^=${a}l;`;
@@ -657,132 +659,188 @@ function srcSipRound(a: string, b: string, c: string, d: string): string {
   ].join("");
 }
 
-/** High 64 bits of d × s (unsigned, or signed when `signed`), into d; low word also into `res`. */
-function srcMulHigh(d: string, s: string, signed: boolean): string {
-  let out =
-    `a=${d}h;b=${d}l;c=${s}h;e=${s}l;` +
-    `m0=mulhu32(b,e)>>>0;m1=Math.imul(b,c)>>>0;m2=mulhu32(b,c)>>>0;m3=Math.imul(a,e)>>>0;m4=mulhu32(a,e)>>>0;` +
-    `q=(Math.imul(a,c)>>>0)+m2+m4+Math.floor((m0+m1+m3)/4294967296);` +
-    `${d}l=q|0;${d}h=(mulhu32(a,c)+Math.floor(q/4294967296))|0;`;
-  if (signed) {
-    out += `if(a<0){t=(${d}l-e)|0;${d}h=(${d}h-c-((${d}l>>>0)<(e>>>0)?1:0))|0;${d}l=t;}`;
-    out += `if(c<0){t=(${d}l-b)|0;${d}h=(${d}h-a-((${d}l>>>0)<(b>>>0)?1:0))|0;${d}l=t;}`;
-  }
-  return out + `res=${d}l;`;
-}
+/** SipHash-2-4 state512 for inputs start .. start+m-1 into R; JavaScript over locals, generated once at load. */
+type SipInit = (R: Int32Array, start: number, m: number, k0: number, k1: number, k2: number, k3: number, k4: number, k5: number, k6: number, k7: number) => void;
+/** Finalization of a block: adds the keys, one SipRound per register half, writes r0 ^ r4. */
+type SipFinal = (R: Int32Array, m: number, outLo: Int32Array, outHi: Int32Array, at: number, k0: number, k1: number, k2: number, k3: number, k4: number, k5: number, k6: number, k7: number) => void;
 
-/** JavaScript source for one instruction over registers r0..r7 (hi/lo locals). */
-function srcInstr(p: HashxProgram, i: number): string {
-  const d = `r${p.dst[i]}`;
-  const s = `r${p.src[i]}`;
-  const k = p.imm[i]!;
-  switch (p.op[i]) {
-    case Op.UMULH_R:
-      return srcMulHigh(d, s, false);
-    case Op.SMULH_R:
-      return srcMulHigh(d, s, true);
-    case Op.MUL_R:
-      return `${d}h=(mulhu32(${d}l,${s}l)+Math.imul(${d}l,${s}h)+Math.imul(${d}h,${s}l))|0;${d}l=Math.imul(${d}l,${s}l);`;
-    case Op.SUB_R:
-      return `t=(${d}l-${s}l)|0;${d}h=(${d}h-${s}h-((${d}l>>>0)<(${s}l>>>0)?1:0))|0;${d}l=t;`;
-    case Op.XOR_R:
-      return srcXor(d, s);
-    case Op.ADD_RS:
-      if (k === 0) return srcAdd(d, s);
-      return `c=(${s}h<<${k})|(${s}l>>>${32 - k});e=${s}l<<${k};t=(${d}l+e)|0;${d}h=(${d}h+c+((t>>>0)<(${d}l>>>0)?1:0))|0;${d}l=t;`;
-    case Op.ROR_C:
-      return srcRotl(d, 64 - k);
-    case Op.ADD_C:
-      return srcAddConst(d, (k | 0) >> 31, k | 0);
-    case Op.XOR_C:
-      return `${d}h^=${(k | 0) >> 31};${d}l^=${k | 0};`;
-    default:
-      return "";
-  }
-}
-
-/** Instructions per compiled chunk (chunks end at a BRANCH); keeps each chunk far below V8's 60 KB optimization limit. */
-const CHUNK_INSTRUCTIONS = 96;
-/** Inputs hashed together, chunk by chunk (their states stay in cache: 18 words each). */
-const BLOCK_INPUTS = 512;
+const [sipInitBlock, sipFinalBlock] = (() => {
+  const round = srcSipRound("s0", "s1", "s2", "s3");
+  const put = (base: number): string => Array.from({ length: 8 }, (_, w) => `R[${(base + w) * BLOCK}+n]=s${w >> 1}${w & 1 ? "l" : "h"};`).join("");
+  const init = `"use strict";return function(R,start,m,k0,k1,k2,k3,k4,k5,k6,k7){
+    for(let n=0;n<m;n++){const x=(start+n)|0;let t,s0h=k0,s0l=k1,s1h=k2,s1l=k3^0xee,s2h=k4,s2l=k5,s3h=k6,s3l=k7^x;
+    ${round}${round}s0l^=x;s2l^=0xee;${round}${round}${round}${round}${put(0)}
+    s1l^=0xdd;${round}${round}${round}${round}${put(8)}}}`;
+  const regs: string[] = [];
+  for (let w = 0; w < 16; w++) regs.push(`r${w >> 1}${w & 1 ? "l" : "h"}=R[${w * BLOCK}+n]`);
+  const add = (d: string, kh: string, kl: string): string => `t=(${d}l+${kl})|0;${d}h=(${d}h+${kh}+((t>>>0)<(${d}l>>>0)?1:0))|0;${d}l=t;`;
+  const fin = `"use strict";return function(R,m,outLo,outHi,at,k0,k1,k2,k3,k4,k5,k6,k7){
+    for(let n=0;n<m;n++){let t,${regs.join(",")};
+    ${add("r0", "k0", "k1")}${add("r1", "k2", "k3")}${add("r6", "k4", "k5")}${add("r7", "k6", "k7")}
+    ${srcSipRound("r0", "r1", "r2", "r3")}${srcSipRound("r4", "r5", "r6", "r7")}
+    outLo[at+n]=r0l^r4l;outHi[at+n]=r0h^r4h;}}`;
+  // Fixed source, built from constants in this module only.
+  return [new Function(init)() as SipInit, new Function(fin)() as SipFinal];
+})();
 
 /**
- * Compiles the program, with the keyed SipHash prologue and the finalization, into JavaScript over
- * local variables. V8 does not optimize functions beyond 60 KB of bytecode, so the program is cut
- * into chunks at BRANCH instructions; chunks pass the registers through one Int32Array.
- *
- * Branches: at most one backward jump happens per run, so each BRANCH becomes "if taken, run the
- * instructions after the preceding TARGET once more, then fall through" (after a jump every later
- * branch is inert, exactly as in the interpreter).
+ * Runs instruction i over the inputs listed in sel[0..m) of block R. dh/dl/sh/sl are the word
+ * bases of the destination and source registers.
  */
-function compile(p: HashxProgram, keys: Int32Array): BatchFn {
-  const regNames: string[] = [];
-  for (let i = 0; i < 8; i++) regNames.push(`r${i}h`, `r${i}l`);
-  const temps = "t,a,b,c,e,q,m0,m1,m2,m3,m4";
-  const load = regNames.map((n, i) => `${n}=R[o+${i}]`).join(",");
-  const store = regNames.map((n, i) => `R[o+${i}]=${n};`).join("");
-  const chunks: string[] = [];
-  let body: string[] = [];
-  let count = 0;
+function stepBlock(op: number, imm: number, R: Int32Array, dh: number, dl: number, sh: number, sl: number, sel: Uint16Array, m: number, res: Int32Array): void {
+  switch (op) {
+    case Op.UMULH_R:
+    case Op.SMULH_R: {
+      const signed = op === Op.SMULH_R;
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        const ah = R[dh + n]!;
+        const bh = R[sh + n]!;
+        if (signed) smulh64(ah, R[dl + n]!, bh, R[sl + n]!);
+        else umulh64(ah, R[dl + n]!, bh, R[sl + n]!);
+        R[dh + n] = rh;
+        R[dl + n] = rl;
+        res[n] = rl;
+      }
+      return;
+    }
+    case Op.MUL_R:
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        const al = R[dl + n]!;
+        const bl = R[sl + n]!;
+        R[dh + n] = (mulhu32(al, bl) + Math.imul(al, R[sh + n]!) + Math.imul(R[dh + n]!, bl)) | 0;
+        R[dl + n] = Math.imul(al, bl);
+      }
+      return;
+    case Op.SUB_R:
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        const al = R[dl + n]!;
+        const bl = R[sl + n]!;
+        R[dl + n] = (al - bl) | 0;
+        R[dh + n] = (R[dh + n]! - R[sh + n]! - ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+      }
+      return;
+    case Op.XOR_R:
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        R[dh + n] = R[dh + n]! ^ R[sh + n]!;
+        R[dl + n] = R[dl + n]! ^ R[sl + n]!;
+      }
+      return;
+    case Op.ADD_RS:
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        let bh = R[sh + n]!;
+        let bl = R[sl + n]!;
+        if (imm) {
+          bh = (bh << imm) | (bl >>> (32 - imm));
+          bl = bl << imm;
+        }
+        const al = R[dl + n]!;
+        const lo = (al + bl) | 0;
+        R[dh + n] = (R[dh + n]! + bh + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+        R[dl + n] = lo;
+      }
+      return;
+    case Op.ROR_C: {
+      // Rotate right by imm = rotate left by 64 - imm; split into a word swap and a < 32 rotation.
+      let k = 64 - imm;
+      const swap = k >= 32;
+      if (swap) k -= 32;
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        let h = R[dh + n]!;
+        let l = R[dl + n]!;
+        if (swap) {
+          const t = h;
+          h = l;
+          l = t;
+        }
+        if (k !== 0) {
+          const t = h;
+          h = (h << k) | (l >>> (32 - k));
+          l = (l << k) | (t >>> (32 - k));
+        }
+        R[dh + n] = h;
+        R[dl + n] = l;
+      }
+      return;
+    }
+    case Op.ADD_C: {
+      const c = imm | 0;
+      const ch = c >> 31;
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        const al = R[dl + n]!;
+        const lo = (al + c) | 0;
+        R[dh + n] = (R[dh + n]! + ch + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+        R[dl + n] = lo;
+      }
+      return;
+    }
+    case Op.XOR_C: {
+      const c = imm | 0;
+      const ch = c >> 31;
+      for (let j = 0; j < m; j++) {
+        const n = sel[j]!;
+        R[dh + n] = R[dh + n]! ^ ch;
+        R[dl + n] = R[dl + n]! ^ c;
+      }
+      return;
+    }
+  }
+}
+
+/** Working buffers of the batch interpreter (one set per process; hashing is synchronous). */
+const blockR = new Int32Array(16 * BLOCK);
+const blockRes = new Int32Array(BLOCK);
+const blockEnabled = new Uint8Array(BLOCK);
+const blockAll = Uint16Array.from({ length: BLOCK }, (_, i) => i);
+const blockTaken = new Uint16Array(BLOCK);
+
+function executeBlock(p: HashxProgram, m: number): void {
+  const R = blockR;
+  const res = blockRes;
+  const en = blockEnabled;
+  res.fill(0, 0, m);
+  en.fill(1, 0, m);
   let lastTarget = 0;
-  // Each chunk runs its slice of the program over every input of the block (state stride 18 words),
-  // so each function has one hot loop that V8 optimizes early.
-  const flush = (): void => {
-    if (body.length === 0) return;
-    chunks.push(`function(R,m){for(let o=0;o<m*18;o+=18){let ${temps},${load},res=R[o+16],en=R[o+17];${body.join("")}${store}R[o+16]=res;R[o+17]=en;}}`);
-    body = [];
-    count = 0;
+  const run = (i: number, sel: Uint16Array, count: number): void => {
+    const d = p.dst[i]!;
+    const s = p.src[i]!;
+    stepBlock(p.op[i]!, p.imm[i]!, R, 2 * d * BLOCK, (2 * d + 1) * BLOCK, 2 * s * BLOCK, (2 * s + 1) * BLOCK, sel, count, res);
   };
   for (let i = 0; i < p.size; i++) {
-    const o = p.op[i];
+    const o = p.op[i]!;
     if (o === Op.TARGET) {
       lastTarget = i;
-      continue;
+    } else if (o === Op.BRANCH) {
+      // Inputs whose (still enabled) branch is taken jump back once: rerun the instructions after the last TARGET for them.
+      const mask = p.imm[i]! | 0;
+      let taken = 0;
+      for (let n = 0; n < m; n++) {
+        if (en[n] && (res[n]! & mask) === 0) {
+          en[n] = 0;
+          blockTaken[taken++] = n;
+        }
+      }
+      if (taken) for (let j = lastTarget + 1; j < i; j++) if (p.op[j]! < Op.TARGET) run(j, blockTaken, taken);
+    } else {
+      run(i, blockAll, m);
     }
-    if (o === Op.BRANCH) {
-      const again: string[] = [];
-      for (let j = lastTarget + 1; j < i; j++) again.push(srcInstr(p, j));
-      body.push(`if(en&&(res&${p.imm[i]! | 0})===0){en=0;${again.join("")}}`);
-      count += again.length + 1;
-      if (count >= CHUNK_INSTRUCTIONS) flush();
-      continue;
-    }
-    body.push(srcInstr(p, i));
-    count++;
   }
-  flush();
-  const k = Array.from(keys, (x) => x | 0);
-  const round = srcSipRound("s0", "s1", "s2", "s3");
-  const prologue = `function(R,start,m){for(let n=0;n<m;n++){const o=n*18,x=(start+n)|0;let t,s0h,s0l,s1h,s1l,s2h,s2l,s3h,s3l;
-    s0h=${k[0]};s0l=${k[1]};s1h=${k[2]};s1l=${k[3]! ^ 0xee};s2h=${k[4]};s2l=${k[5]};s3h=${k[6]};s3l=${k[7]}^x;
-    ${round}${round}
-    s0l^=x;s2l^=0xee;
-    ${round}${round}${round}${round}
-    R[o]=s0h;R[o+1]=s0l;R[o+2]=s1h;R[o+3]=s1l;R[o+4]=s2h;R[o+5]=s2l;R[o+6]=s3h;R[o+7]=s3l;
-    s1l^=0xdd;
-    ${round}${round}${round}${round}
-    R[o+8]=s0h;R[o+9]=s0l;R[o+10]=s1h;R[o+11]=s1l;R[o+12]=s2h;R[o+13]=s2l;R[o+14]=s3h;R[o+15]=s3l;R[o+16]=0;R[o+17]=1;}}`;
-  const epilogue = `function(R,m,outLo,outHi,at){for(let n=0;n<m;n++){const o=n*18;let t,${load};
-    ${srcAddConst("r0", k[0]!, k[1]!)}${srcAddConst("r1", k[2]!, k[3]!)}${srcAddConst("r6", k[4]!, k[5]!)}${srcAddConst("r7", k[6]!, k[7]!)}
-    ${srcSipRound("r0", "r1", "r2", "r3")}
-    ${srcSipRound("r4", "r5", "r6", "r7")}
-    outLo[at+n]=r0l^r4l;outHi[at+n]=r0h^r4h;}}`;
-  const source = `"use strict";
-const pro=${prologue};
-const epi=${epilogue};
-${chunks.map((c, i) => `const c${i}=${c};`).join("\n")}
-const R = new Int32Array(${BLOCK_INPUTS * 18});
-return function hashxBatch(start, count, outLo, outHi) {
-  for (let done = 0; done < count; done += ${BLOCK_INPUTS}) {
-    const m = Math.min(${BLOCK_INPUTS}, count - done);
-    pro(R, start + done, m);
-    ${chunks.map((_, i) => `c${i}(R,m);`).join("")}
-    epi(R, m, outLo, outHi, done);
+}
+
+/** Hashes inputs start .. start+count-1 (below 2^32): out words are the low/high halves of r0 ^ r4. */
+function hashRangeBatched(p: HashxProgram, k: Int32Array, start: number, count: number, outLo: Int32Array, outHi: Int32Array): void {
+  for (let done = 0; done < count; done += BLOCK) {
+    const m = Math.min(BLOCK, count - done);
+    sipInitBlock(blockR, start + done, m, k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!);
+    executeBlock(p, m);
+    sipFinalBlock(blockR, m, outLo, outHi, done, k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!, k[6]!, k[7]!);
   }
-};`;
-  // The source is built only from numbers this module computed; no caller-controlled text reaches it.
-  const factory = new Function("mulhu32", source) as (m: typeof mulhu32) => BatchFn;
-  return factory(mulhu32);
 }
 
 // ---------------------------------------------------------------------------
@@ -817,7 +875,6 @@ function splitInput(input: bigint | number): [number, number] {
 
 /** One HashX function, chosen by its seed. Build with `HashX.create` or `HashX.tryCreate`. */
 export class HashX {
-  private batch: BatchFn | undefined;
   private readonly regs = new Int32Array(16);
 
   private constructor(
@@ -898,11 +955,10 @@ export class HashX {
   }
 
   /**
-   * Hashes inputs start .. start+count-1 (below 2^32) with the compiled program: outLo[i], outHi[i]
-   * are the low and high words of the 8-byte output for start + i. Compiles on first use.
+   * Hashes inputs start .. start+count-1 (below 2^32) with the batch interpreter: outLo[i], outHi[i]
+   * are the low and high words of the 8-byte output for start + i.
    */
   hashRange(start: number, count: number, outLo: Int32Array, outHi: Int32Array): void {
-    if (!this.batch) this.batch = compile(this.program, this.keys);
-    this.batch(start, count, outLo, outHi);
+    hashRangeBatched(this.program, this.keys, start, count, outLo, outHi);
   }
 }
