@@ -662,7 +662,21 @@ function srcSipRound(a: string, b: string, c: string, d: string): string {
 /** SipHash-2-4 state512 for inputs start .. start+m-1 into R; JavaScript over locals, generated once at load. */
 type SipInit = (R: Int32Array, start: number, m: number, k0: number, k1: number, k2: number, k3: number, k4: number, k5: number, k6: number, k7: number) => void;
 /** Finalization of a block: adds the keys, one SipRound per register half, writes r0 ^ r4. */
-type SipFinal = (R: Int32Array, m: number, outLo: Int32Array, outHi: Int32Array, at: number, k0: number, k1: number, k2: number, k3: number, k4: number, k5: number, k6: number, k7: number) => void;
+type SipFinal = (
+  R: Int32Array,
+  m: number,
+  outLo: Int32Array,
+  outHi: Int32Array,
+  at: number,
+  k0: number,
+  k1: number,
+  k2: number,
+  k3: number,
+  k4: number,
+  k5: number,
+  k6: number,
+  k7: number,
+) => void;
 
 const [sipInitBlock, sipFinalBlock] = (() => {
   const round = srcSipRound("s0", "s1", "s2", "s3");
@@ -719,7 +733,7 @@ function stepBlock(op: number, imm: number, R: Int32Array, dh: number, dl: numbe
         const al = R[dl + n]!;
         const bl = R[sl + n]!;
         R[dl + n] = (al - bl) | 0;
-        R[dh + n] = (R[dh + n]! - R[sh + n]! - ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+        R[dh + n] = (R[dh + n]! - R[sh + n]! - (al >>> 0 < bl >>> 0 ? 1 : 0)) | 0;
       }
       return;
     case Op.XOR_R:
@@ -740,7 +754,7 @@ function stepBlock(op: number, imm: number, R: Int32Array, dh: number, dl: numbe
         }
         const al = R[dl + n]!;
         const lo = (al + bl) | 0;
-        R[dh + n] = (R[dh + n]! + bh + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+        R[dh + n] = (R[dh + n]! + bh + (lo >>> 0 < al >>> 0 ? 1 : 0)) | 0;
         R[dl + n] = lo;
       }
       return;
@@ -775,7 +789,7 @@ function stepBlock(op: number, imm: number, R: Int32Array, dh: number, dl: numbe
         const n = sel[j]!;
         const al = R[dl + n]!;
         const lo = (al + c) | 0;
-        R[dh + n] = (R[dh + n]! + ch + ((lo >>> 0) < (al >>> 0) ? 1 : 0)) | 0;
+        R[dh + n] = (R[dh + n]! + ch + (lo >>> 0 < al >>> 0 ? 1 : 0)) | 0;
         R[dl + n] = lo;
       }
       return;
