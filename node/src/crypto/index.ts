@@ -14,3 +14,4 @@ export * from "./ntor.js";
 export * from "./identity.js";
 export * from "./keyfile.js";
 export * from "./evm-keystore.js";
+export * from "./equix.js";
