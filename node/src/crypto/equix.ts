@@ -26,6 +26,10 @@ import { CryptoError } from "./errors.js";
 import type { CryptoErrorKind } from "./errors.js";
 import { HashX } from "./hashx.js";
 
+// HashX is exported through this module so the crypto index needs one line for both.
+export { HashX, HASHX_PROGRAM_SIZE } from "./hashx.js";
+export type { HashxOptions, HashxProgram, HashxRngHook } from "./hashx.js";
+
 /** Indices per solution. */
 export const EQUIX_NUM_IDX = 8;
 /** Bytes of a packed solution: eight little-endian u16. */

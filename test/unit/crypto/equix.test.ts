@@ -167,7 +167,7 @@ describe("proof of work v1 (hspow-spec)", () => {
       const sol = solution({ nonce: v.expectedNonce, effort: v.effort, seedHead: v.seed.slice(0, 8), proof: v.proof });
       expect(powVerify({ seed: hex(v.seed), serviceBlindedId: hex(v.serviceBlindedId), solution: sol })).toEqual({ ok: true });
       const otherId = hex(v.serviceBlindedId);
-      otherId[0] ^= 1;
+      otherId[0] = otherId[0]! ^ 1;
       expect(powVerify({ seed: hex(v.seed), serviceBlindedId: otherId, solution: sol }).ok).toBe(false);
       expect(powVerify({ seed: hex(v.seed), serviceBlindedId: hex(v.serviceBlindedId), solution: { ...sol, effort: v.effort + 1 } }).ok).toBe(false);
     }
