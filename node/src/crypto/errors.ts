@@ -39,6 +39,18 @@ export type CryptoErrorKind =
   /** A requested output length is out of range. */
   | "bad-length"
   /** A time period number, period length or timestamp is out of range. */
-  | "bad-time-period";
+  | "bad-time-period"
+  /** A HashX seed (an Equi-X challenge) yields a program that fails HashX's constraints: pick another seed or nonce. */
+  | "hashx-bad-seed"
+  /** An Equi-X solution's indices are not in the canonical tree order (reordered or swapped indices). */
+  | "equix-order"
+  /** An Equi-X solution's hashes do not cancel at an inner tree level (15 or 30 low bits): an altered solution. */
+  | "equix-partial-sum"
+  /** An Equi-X solution's eight hashes do not sum to zero in their low 60 bits. */
+  | "equix-final-sum"
+  /** A proof-of-work solution names a different seed than the one the service published. */
+  | "pow-seed-mismatch"
+  /** A proof-of-work solution's blake2b check fails for the effort it claims. */
+  | "pow-effort-failed";
 
 export class CryptoError extends PspError<CryptoErrorKind> {}

@@ -23,3 +23,4 @@ export * from "./blinding.js";
 export * from "./identity.js";
 export * from "./keyfile.js";
 export * from "./evm-keystore.js";
+export * from "./equix.js";
