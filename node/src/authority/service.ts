@@ -93,14 +93,11 @@ export type AuthorityErrorKind =
   | "not-enough-authorities";
 
 export class AuthorityError extends PspError<AuthorityErrorKind> {
-  /** For "rate-limited" and "busy": when to retry (ms from now). */
-  readonly retryAfterMs: number | undefined;
   /** For "not-enough-authorities": why each authority that did not sign refused. */
   readonly refusals: readonly AuthorityError[];
 
   constructor(kind: AuthorityErrorKind, message: string, options?: { cause?: unknown; retryAfterMs?: number; refusals?: readonly AuthorityError[] }) {
     super(kind, message, options);
-    this.retryAfterMs = options?.retryAfterMs;
     this.refusals = options?.refusals ?? [];
   }
 }

@@ -5,7 +5,8 @@
  * refused record, so a caller (an RPC handler, the presence layer, the CLI)
  * can switch on `kind`. The same kinds travel in ERROR responses.
  */
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 
 export type DhtErrorKind =
   /** A message or record is not of the expected shape (missing field, wrong type or length). */
@@ -55,31 +56,33 @@ export type DhtErrorKind =
   /** A DHT message on a link names a sender other than the identity the link authenticated. */
   | "link-mismatch";
 
-export class DhtError extends PspError<DhtErrorKind> {}
+const DHT_CATEGORIES = {
+  malformed: "peer",
+  "bad-message-signature": "peer",
+  "bad-node-id": "peer",
+  "stale-message": "peer",
+  "replayed-message": "peer",
+  "unexpected-response": "peer",
+  "bad-owner-signature": "peer",
+  "bad-publisher-signature": "peer",
+  "key-mismatch": "peer",
+  "stale-sequence": "peer",
+  expired: "peer",
+  "ttl-too-long": "peer",
+  oversized: "peer",
+  "quota-exceeded": "refused",
+  "store-full": "refused",
+  timeout: "transient",
+  unreachable: "transient",
+  "no-contacts": "transient",
+  "store-io": "config",
+  "bad-config": "bug",
+  "not-responsible": "refused",
+  busy: "transient",
+  "link-mismatch": "peer",
+} as const satisfies KindCategories<DhtErrorKind>;
+
+export class DhtError extends layerError<DhtErrorKind>("dht", DHT_CATEGORIES) {}
 
 /** All kinds, for validating kinds received in ERROR responses. */
-export const DHT_ERROR_KINDS: readonly DhtErrorKind[] = [
-  "malformed",
-  "bad-message-signature",
-  "bad-node-id",
-  "stale-message",
-  "replayed-message",
-  "unexpected-response",
-  "bad-owner-signature",
-  "bad-publisher-signature",
-  "key-mismatch",
-  "stale-sequence",
-  "expired",
-  "ttl-too-long",
-  "oversized",
-  "quota-exceeded",
-  "store-full",
-  "timeout",
-  "unreachable",
-  "no-contacts",
-  "store-io",
-  "bad-config",
-  "not-responsible",
-  "busy",
-  "link-mismatch",
-];
+export const DHT_ERROR_KINDS: readonly DhtErrorKind[] = DhtError.kinds;
