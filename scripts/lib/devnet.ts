@@ -80,6 +80,8 @@ export interface DevnetDemo {
   application: { namespace: string; application: string; applicationId: Hex; owner: Address };
   /** The demo identity ("alice"): its key file is encrypted under DEVNET_PASSPHRASE. */
   identity: { identity: string; identityId: Hex; owner: Address; keyFile: string };
+  /** The registered demo users (alice, carol), key files under DEVNET_PASSPHRASE: they find each other and talk on `npm start`. */
+  users: { name: string; identity: string; identityId: Hex; keyFile: string }[];
   /** The demo identity's access certificate, obtained from the authority nodes over TLS. */
   certificate: { file: string; authorities: number; notAfter: number; verified: boolean };
   /** Registration + certificate through the authority nodes, end to end (ms). */
@@ -255,56 +257,68 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       args: [namespace, application, REGISTRATION_POLICY.open],
     });
     const appId = applicationId(namespace, application);
-    const alice = users[0]!;
-    const aliceKeys = generateEd25519KeyPair();
-    const aliceClients = await connectChain({ rpcUrl: chain.rpcUrl, account: alice });
-    const aliceIdentity = formatIdentity({ namespace, application, kind: "account", publicKey: aliceKeys.publicKey });
-    // End to end through the authority nodes over TLS, as any client does: attestations, the
-    // registration transaction, then a certificate once the authorities' chain view has the identity.
-    const started = performance.now();
-    const authorityClient = await connectAuthorities(authorityPeers);
-    let registered: Awaited<ReturnType<typeof registerIdentity>>;
-    let certificate: Uint8Array;
-    try {
-      registered = await registerIdentity({
-        clients: aliceClients,
-        deployment,
-        namespace,
-        application,
-        kind: "account",
-        secretKey: aliceKeys.secretKey,
-        attesters: authorityClient.transports.map((t) => remoteAttester(t)),
-      });
-      const current = [...authorityKeys];
-      const issued = await requestAccessCertificateWhenConfirmed({
-        transports: authorityClient.transports,
-        identity: aliceIdentity,
-        identitySecretKey: aliceKeys.secretKey,
+    // The demo users: alice (the demo identity, subscribed below) and carol, registered end to end
+    // through the authority nodes over TLS, as any client does: attestations, the registration
+    // transaction, then a certificate once the authorities' chain view has the identity.
+    const registerDemoUser = async (name: string, account: (typeof users)[number]) => {
+      const keys = generateEd25519KeyPair();
+      const clients = await connectChain({ rpcUrl: chain.rpcUrl, account });
+      const identity = formatIdentity({ namespace, application, kind: "account", publicKey: keys.publicKey });
+      const started = performance.now();
+      const authorityClient = await connectAuthorities(authorityPeers);
+      let registered: Awaited<ReturnType<typeof registerIdentity>>;
+      let certificate: Uint8Array;
+      try {
+        registered = await registerIdentity({
+          clients,
+          deployment,
+          namespace,
+          application,
+          kind: "account",
+          secretKey: keys.secretKey,
+          attesters: authorityClient.transports.map((t) => remoteAttester(t)),
+        });
+        const current = [...authorityKeys];
+        const issued = await requestAccessCertificateWhenConfirmed({
+          transports: authorityClient.transports,
+          identity,
+          identitySecretKey: keys.secretKey,
+          chainId: deployment.chainId,
+          registry: deployment.contracts.IdentityRegistry.address,
+          authorities: current,
+          threshold: defaultCertificateThreshold(current.length),
+        });
+        certificate = issued.certificate;
+      } finally {
+        await authorityClient.close();
+      }
+      const endToEndMs = performance.now() - started;
+      // Checked as any node checks it: against the on-chain authority set, here read afresh.
+      const [liveAuthorities] = await contracts.nodeRegistry.read.authoritySet();
+      const verifiedCert = verifyAccessCertificate(certificate, {
+        now: Date.now(),
+        authorities: liveAuthorities,
+        threshold: defaultCertificateThreshold(liveAuthorities.length),
         chainId: deployment.chainId,
         registry: deployment.contracts.IdentityRegistry.address,
-        authorities: current,
-        threshold: defaultCertificateThreshold(current.length),
       });
-      certificate = issued.certificate;
-    } finally {
-      await authorityClient.close();
-    }
-    const endToEndMs = performance.now() - started;
-    // Checked as any node checks it: against the on-chain authority set, here read afresh.
-    const [liveAuthorities] = await contracts.nodeRegistry.read.authoritySet();
-    const verifiedCert = verifyAccessCertificate(certificate, {
-      now: Date.now(),
-      authorities: liveAuthorities,
-      threshold: defaultCertificateThreshold(liveAuthorities.length),
-      chainId: deployment.chainId,
-      registry: deployment.contracts.IdentityRegistry.address,
-    });
-    // The `psp identity` key file format, so `psp cert request --key-file devnet/keys/alice.key` works as is.
-    const aliceKeyFile = join(opts.dir, "keys", "alice.key");
-    await writeFile(aliceKeyFile, (await encryptKeyFile(aliceKeys.secretKey, DEVNET_PASSPHRASE, { scrypt: { N: DEVNET_SCRYPT_N } })) + "\n", { mode: 0o600 });
-    const certFile = `${aliceKeyFile}.cert`;
-    await writeFile(certFile, certificate);
-    log(`identity ${aliceIdentity} registered through ${authorityPeers.length} authority nodes over TLS`);
+      // The `psp identity` key file format, so `psp cert request --key-file devnet/keys/<name>.key` works as is.
+      const keyFile = join(opts.dir, "keys", `${name}.key`);
+      await writeFile(keyFile, (await encryptKeyFile(keys.secretKey, DEVNET_PASSPHRASE, { scrypt: { N: DEVNET_SCRYPT_N } })) + "\n", { mode: 0o600 });
+      const certFile = `${keyFile}.cert`;
+      await writeFile(certFile, certificate);
+      log(`identity ${identity} (${name}) registered through ${authorityPeers.length} authority nodes over TLS`);
+      return { name, identity, clients, registered, verifiedCert, keyFile, certFile, endToEndMs };
+    };
+    const aliceUser = await registerDemoUser("alice", users[0]!);
+    const carolUser = await registerDemoUser("carol", users[2]!);
+    const aliceClients = aliceUser.clients;
+    const registered = aliceUser.registered;
+    const verifiedCert = aliceUser.verifiedCert;
+    const aliceIdentity = aliceUser.identity;
+    const aliceKeyFile = aliceUser.keyFile;
+    const certFile = aliceUser.certFile;
+    const endToEndMs = aliceUser.endToEndMs;
     log(`cert     access certificate signed by ${verifiedCert.authorities.length} authorities, valid until ${new Date(verifiedCert.notAfter * 1000).toISOString()}`);
     log(`e2e      register + certificate through the network: ${endToEndMs.toFixed(0)} ms`);
 
@@ -353,7 +367,8 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       sets: { authority: [...authorityKeys], oracle: [...oracleKeys], discovery: [...discoveryKeys], discoveryThreshold: majorityThreshold(discoveryKeys.length) },
       demo: {
         application: { namespace, application, applicationId: appId, owner: deployer.address },
-        identity: { identity: aliceIdentity, identityId: registered.identityId, owner: alice.address, keyFile: aliceKeyFile },
+        identity: { identity: aliceIdentity, identityId: registered.identityId, owner: users[0]!.address, keyFile: aliceKeyFile },
+        users: [aliceUser, carolUser].map((u) => ({ name: u.name, identity: u.identity, identityId: u.registered.identityId, keyFile: u.keyFile })),
         certificate: { file: certFile, authorities: verifiedCert.authorities.length, notAfter: verifiedCert.notAfter, verified: true },
         endToEndMs: Math.round(endToEndMs),
         subscription: { planId: planId.toString(), expiresAt },

@@ -31,6 +31,9 @@ import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/c
 import { documentSigningMessage } from "../wire/document.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { IDENTITY_KIND, assertValidName } from "../chain/attestation.js";
+import { NodeFlag } from "../directory/config.js";
+
+const AUTHORITY_FLAG = NodeFlag.authority;
 
 export const ACCESS_CERT_TYPE = "access-cert";
 export const CERT_ENDORSEMENT_TYPE = "access-cert-endorsement";
@@ -410,4 +413,33 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+// ---------------------------------------------------------------- against a consensus
+
+/** The part of a consensus certificate checks read: which listed nodes carry the authority flag. */
+export interface AuthorityListing {
+  entries: readonly { identity: Uint8Array; flags: number }[];
+}
+
+/**
+ * Checks a certificate against the authorities a verified consensus lists
+ * (the view clients and nodes share without reading the chain): a majority
+ * of them must have endorsed it (defaultCertificateThreshold). Throws
+ * CertificateError, "below-threshold" when no consensus is held.
+ */
+export function verifyAccessCertificateWithConsensus(
+  cert: Uint8Array,
+  consensus: AuthorityListing | undefined,
+  opts: { now: number; chainId?: number; registry?: Address },
+): VerifiedCertificate {
+  const authorities = consensus ? consensus.entries.filter((e) => (e.flags & AUTHORITY_FLAG) !== 0).map((e) => e.identity) : [];
+  if (authorities.length === 0) throw new CertificateError("below-threshold", "no consensus listing authorities is held yet, so no certificate can be counted: retry once bootstrapped");
+  return verifyAccessCertificate(cert, {
+    now: opts.now,
+    authorities,
+    threshold: defaultCertificateThreshold(authorities.length),
+    ...(opts.chainId === undefined ? {} : { chainId: opts.chainId }),
+    ...(opts.registry === undefined ? {} : { registry: opts.registry }),
+  });
 }

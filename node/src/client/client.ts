@@ -49,6 +49,11 @@ import type { LinkRpc } from "../link/rpc.js";
 import { createOnionClient } from "../onion/onion-client.js";
 import type { OnionCircuit, OnionClientHandle, OnionStream } from "../onion/onion-client.js";
 import type { PathNode } from "../onion/path.js";
+import { verifyAccessCertificateWithConsensus } from "../authority/certificate.js";
+import { PresenceClient } from "../presence/client.js";
+import type { AnnounceOptions, ConnectOptions, FoundPoint, IncomingIntroduction, PointInfo } from "../presence/client.js";
+import type { PresenceChannel } from "../presence/channel.js";
+import type { CapName } from "../presence/messages.js";
 import { resolveBootstrap } from "./bootstrap.js";
 import type { BootstrapOption, ChainBinding, ResolvedBootstrap } from "./bootstrap.js";
 import { ClientError } from "./errors.js";
@@ -71,6 +76,8 @@ export interface PspClientOptions {
   readyTimeoutMs?: number;
   /** Deadline of one DHT operation (default 15 s). */
   dhtTimeoutMs?: number;
+  /** Presence time period in minutes: a network parameter every user shares (default 1440, as Tor). */
+  presencePeriodMinutes?: number;
 }
 
 export interface ConsensusSummary {
@@ -101,7 +108,25 @@ export interface PspClientEvents {
   consensus: [ConsensusSummary];
   circuit: [CircuitEvent];
   certificate: [CertificateInfo];
+  /** Someone asks to open a private channel: answer with accept() or refuse(). Without a listener every introduction is refused. */
+  introduction: [IncomingIntroduction];
+  /** A private channel opened (by connect, or by accepting an introduction). */
+  channel: [PresenceChannel];
+  /** A presence point came up, was lost or replaced. */
+  presence: [PointInfo];
+  /** A presence node reports a cap of this user's reached (the client opens another point unless told not to). */
+  "cap-reached": [{ slot: number; cap: CapName; limit: number }];
   warning: [Error];
+}
+
+/** Presence: being findable and reachable by identity (whitepaper §6.2, §6.3). */
+export interface PspPresence {
+  /** Registers presence points (3 by default) and keeps them; resolves once one is up. */
+  announce(options?: AnnounceOptions): Promise<PointInfo[]>;
+  /** Stops keeping presence points (their records expire on their own). */
+  withdraw(): void;
+  /** The presence points now. */
+  status(): PointInfo[];
 }
 
 /** A record to publish under the client's identity. */
@@ -185,6 +210,9 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   readonly ready: Promise<void>;
   /** Signed, expiring records in the DHT, reached through a circuit (the node at its end runs the lookups). */
   readonly dht: PspDht;
+  /** Presence points: announce to be found and introduced to. */
+  readonly presence: PspPresence;
+  private presenceClient: PresenceClient | undefined;
   private onionClient: OnionClientHandle | undefined;
   private dhtSession: { circuit: OnionCircuit; client: CircuitDhtClient } | undefined;
   private dhtOpening: Promise<{ circuit: OnionCircuit; client: CircuitDhtClient }> | undefined;
@@ -203,6 +231,11 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   ) {
     super();
     this.dht = { get: (key) => this.dhtGet(key), put: (record) => this.dhtPut(record) };
+    this.presence = {
+      announce: async (o) => await (await this.presenceOf("presence.announce()")).announce(o),
+      withdraw: () => this.presenceClient?.withdraw(),
+      status: () => this.presenceClient?.status() ?? [],
+    };
     this.ready = this.boot();
     // `ready` may be left unawaited: its failure also reaches "warning" listeners, never an unhandled rejection.
     this.ready.catch((err: Error) => this.warn(err));
@@ -252,10 +285,31 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     return await this.certifying;
   }
 
+  /**
+   * The presence points of `identity`, freshest first, looked up through a
+   * circuit. Rejects with PresenceError "not-found" when it is not announced.
+   */
+  async lookup(identity: string): Promise<FoundPoint[]> {
+    return await (await this.presenceOf()).lookup(identity);
+  }
+
+  /**
+   * Opens an end-to-end encrypted channel to `identity` through presence,
+   * introduction and rendezvous; the peer's app must accept. Rejects with
+   * PresenceError "refused", "not-found", "unreachable" or "timeout".
+   */
+  async connect(identity: string, options?: ConnectOptions): Promise<PresenceChannel> {
+    const presence = await this.presenceOf("connect()");
+    const channel = await presence.connect(identity, options);
+    this.emit("channel", channel);
+    return channel;
+  }
+
   /** Ends every circuit and link and stops refreshing. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.presenceClient?.close();
     this.consensusClient.stop();
     this.dhtSession?.client.close();
     await this.onionClient?.close();
@@ -336,6 +390,46 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     if (!this.identityKey)
       throw new ClientError("no-identity", `${what} needs the client's identity: pass identity: { keyFile, passphrase } (or { secretKey }) to createPspClient`);
     return this.identityKey;
+  }
+
+  // ------------------------------------------------------------ presence
+
+  /** The presence client, made on first use; `needsIdentity` names the operation that needs the user's identity. */
+  private async presenceOf(needsIdentity?: string): Promise<PresenceClient> {
+    const onion = await this.onion();
+    if (needsIdentity) this.requireIdentity(needsIdentity);
+    if (this.presenceClient) return this.presenceClient;
+    const identity = this.identityKey;
+    const chain = this.options.chain ?? this.bootstrap.chain;
+    const client = new PresenceClient({
+      identity: identity
+        ? { text: identity.text, secretKey: identity.secretKey, publicKey: ed25519PublicKey(identity.secretKey) }
+        : { text: "", secretKey: new Uint8Array(32), publicKey: new Uint8Array(32) },
+      certificate: async () => {
+        const cert = await this.certificate();
+        return { bytes: cert.bytes, notAfter: cert.notAfter };
+      },
+      dhtGetAll: (key) => this.withDht((dht) => dht.getAll(key)),
+      buildCircuit: (o) => (o.path ? onion.buildCircuit({ path: o.path }) : onion.buildCircuit({ ...(o.lastHop ? { lastHop: o.lastHop } : {}) })),
+      nodes: () => {
+        const consensus = this.consensusClient.current();
+        return consensus ? consensusToPathNodes(consensus) : [];
+      },
+      verifyCertificate: (cert) =>
+        verifyAccessCertificateWithConsensus(cert, this.consensusClient.current(), { now: Date.now(), ...(chain ? { chainId: chain.chainId, registry: chain.registry } : {}) }),
+      ...(this.options.presencePeriodMinutes === undefined ? {} : { periodLength: this.options.presencePeriodMinutes }),
+    });
+    client.on("introduction", (intro) => {
+      if (this.listenerCount("introduction") > 0) this.emit("introduction", intro);
+      else intro.refuse();
+    });
+    client.on("channel", (channel) => this.emit("channel", channel));
+    client.on("point", (point) => this.emit("presence", point));
+    client.on("cap-reached", (cap) => this.emit("cap-reached", cap));
+    client.on("bad-introduction", (err) => this.warn(err));
+    client.on("warning", (err) => this.warn(err));
+    this.presenceClient = client;
+    return client;
   }
 
   // ------------------------------------------------------------ certificates
@@ -455,7 +549,7 @@ export async function createPspClient(options: PspClientOptions): Promise<PspCli
   const preemptive = options.preemptiveCircuits;
   if (preemptive !== undefined && (!Number.isInteger(preemptive) || preemptive < 0 || preemptive > 16))
     throw new ClientError("bad-option", "preemptiveCircuits must be an integer in 0..16");
-  for (const k of ["readyTimeoutMs", "dhtTimeoutMs"] as const) {
+  for (const k of ["readyTimeoutMs", "dhtTimeoutMs", "presencePeriodMinutes"] as const) {
     const v = options[k];
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new ClientError("bad-option", `${k} must be a positive integer (ms)`);
   }

@@ -31,7 +31,7 @@ import { DHT_ERROR_KINDS, DhtError } from "./errors.js";
 import type { DhtErrorKind } from "./errors.js";
 import { idsEqual, isId } from "./id.js";
 import type { DhtNode } from "./node.js";
-import { DEFAULT_RECORD_LIMITS, coSignRecord, recordFromWire, validateRecord } from "./record.js";
+import { DEFAULT_RECORD_LIMITS, coSignRecord, ownerRecordFromWire, ownerRecordToWire, recordFromWire, recordToWire, validateRecord } from "./record.js";
 import type { DhtRecord, OwnerSignedRecord, RecordLimits } from "./record.js";
 
 /** The onion service name. */
@@ -63,24 +63,7 @@ export interface DhtProxyOptions {
 
 type Request = { t: "get"; key: Uint8Array } | { t: "put"; record: OwnerSignedRecord };
 
-function ownerRecordToWire(r: OwnerSignedRecord): Record<string, unknown> {
-  return { k: r.key, n: r.name, v: r.value, o: r.owner, s: r.seq, e: r.expiresAt, os: r.ownerSig };
-}
-
-function recordToWire(r: DhtRecord): Record<string, unknown> {
-  return { ...ownerRecordToWire(r), p: r.publisher, ps: r.publisherSig };
-}
-
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-
-/** Shape check of an owner-signed record map (a record without p/ps). Throws DhtError "malformed". */
-function ownerRecordFromWire(value: unknown): OwnerSignedRecord {
-  if (!isMap(value)) throw new DhtError("malformed", "PUT record must be a map");
-  if ("p" in value || "ps" in value) throw new DhtError("malformed", "PUT takes an owner-signed record without publisher fields; the proxy node co-signs it");
-  const full = recordFromWire({ ...value, p: new Uint8Array(32), ps: new Uint8Array(64) });
-  const { publisher: _p, publisherSig: _ps, ...owned } = full;
-  return owned;
-}
 
 /** Canonical CBOR of a DHT proxy request. */
 export function encodeDhtProxyRequest(request: Request): Uint8Array {
@@ -106,6 +89,26 @@ export function decodeDhtProxyRequest(bytes: Uint8Array): Request {
     return { t: "put", record: ownerRecordFromWire(m["record"]) };
   }
   throw new DhtError("malformed", `unknown DHT proxy operation ${JSON.stringify(String(m["t"]).slice(0, 16))}; use "get" or "put"`);
+}
+
+/**
+ * What a node does with a record a client hands it to publish (the "dht"
+ * service's PUT, a presence registration): co-signs it (which checks the
+ * owner signature), applies every record rule before any network work,
+ * publishes it and resolves with the co-signed record and how many nodes
+ * stored it. Throws DhtError; "no-contacts" (or the first node's refusal)
+ * when nobody stored it.
+ */
+export async function publishCoSigned(dht: Pick<DhtNode, "publish" | "config">, record: OwnerSignedRecord, publisherSecretKey: Uint8Array, now: number): Promise<{ stored: number; record: DhtRecord }> {
+  const cosigned = coSignRecord(record, publisherSecretKey);
+  validateRecord(cosigned, { now, limits: dht.config?.records ?? DEFAULT_RECORD_LIMITS });
+  const result = await dht.publish(cosigned);
+  const stored = result.stored.length + (result.storedLocally ? 1 : 0);
+  if (stored === 0) {
+    const first = result.failed[0]?.error;
+    throw first ?? new DhtError("no-contacts", "no DHT node could be reached to store the record");
+  }
+  return { stored, record: cosigned };
 }
 
 /**
@@ -156,16 +159,8 @@ export function dhtProxyService(node: DhtProxyNode | (() => DhtProxyNode | undef
       }
       return encodeCanonical({ t: "records", records: records.map(recordToWire) });
     }
-    // PUT: co-sign (checks the owner signature), then every record rule before any network work.
-    const cosigned = coSignRecord(request.record, options.publisherSecretKey);
-    validateRecord(cosigned, { now: wallClock(), limits });
-    const result = await dht.publish(cosigned);
-    const stored = result.stored.length + (result.storedLocally ? 1 : 0);
-    if (stored === 0) {
-      const first = result.failed[0]?.error;
-      throw first ?? new DhtError("no-contacts", "no DHT node could be reached to store the record");
-    }
-    return encodeCanonical({ t: "stored", stored, record: recordToWire(cosigned) });
+    const published = await publishCoSigned(dht, request.record, options.publisherSecretKey, wallClock());
+    return encodeCanonical({ t: "stored", stored: published.stored, record: recordToWire(published.record) });
   };
 
   const rpcOptions: StreamRpcServiceOptions = {

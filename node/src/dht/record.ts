@@ -102,6 +102,17 @@ export function signRecordAsOwner(o: SignRecordOptions): OwnerSignedRecord {
   return { ...fields, ownerSig: ed25519Sign(o.ownerSecretKey, ownerSigningPayload(fields)) };
 }
 
+/**
+ * Owner side, for an owner whose secret is not a plain Ed25519 seed (a
+ * per-period blinded key, crypto/blinding.ts): `sign` produces the owner's
+ * Ed25519 signature over the payload it is given.
+ */
+export function signRecordWith(o: Omit<SignRecordOptions, "ownerSecretKey"> & { owner: Uint8Array; sign: (payload: Uint8Array) => Uint8Array }): OwnerSignedRecord {
+  checkSeqAndExpiry(o.seq, o.expiresAt);
+  const fields = { key: recordKey(o.owner, o.name), name: o.name, value: o.value, owner: o.owner, seq: o.seq, expiresAt: o.expiresAt };
+  return { ...fields, ownerSig: o.sign(ownerSigningPayload(fields)) };
+}
+
 /** Publishing node side: co-signs an owner-signed record (verify it first with validateRecord after signing, or checkOwnerSignature). */
 export function coSignRecord(record: OwnerSignedRecord, publisherSecretKey: Uint8Array): DhtRecord {
   if (!ed25519Verify(record.owner, ownerSigningPayload(record), record.ownerSig)) {
@@ -149,17 +160,7 @@ function checkSeqAndExpiry(seq: unknown, expiresAt: unknown): void {
 
 /** Wire form: canonical CBOR of a map with short field names. */
 export function encodeRecord(r: DhtRecord): Uint8Array {
-  return encodeCanonical({
-    k: r.key,
-    n: r.name,
-    v: r.value,
-    o: r.owner,
-    s: r.seq,
-    e: r.expiresAt,
-    os: r.ownerSig,
-    p: r.publisher,
-    ps: r.publisherSig,
-  });
+  return encodeCanonical(recordToWire(r));
 }
 
 /** Shape check of a decoded record map; throws DhtError "malformed". */
@@ -191,6 +192,25 @@ export function recordFromWire(value: unknown): DhtRecord {
     publisher: bytes("p", 32),
     publisherSig: bytes("ps", 64),
   };
+}
+
+/** Wire map of an owner-signed record (what a client hands the node that co-signs it). */
+export function ownerRecordToWire(r: OwnerSignedRecord): Record<string, unknown> {
+  return { k: r.key, n: r.name, v: r.value, o: r.owner, s: r.seq, e: r.expiresAt, os: r.ownerSig };
+}
+
+/** Wire map of a whole record (the map encodeRecord encodes). */
+export function recordToWire(r: DhtRecord): Record<string, unknown> {
+  return { ...ownerRecordToWire(r), p: r.publisher, ps: r.publisherSig };
+}
+
+/** Shape check of an owner-signed record map (a record without p/ps). Throws DhtError "malformed". */
+export function ownerRecordFromWire(value: unknown): OwnerSignedRecord {
+  if (typeof value !== "object" || value === null || value instanceof Uint8Array || Array.isArray(value)) throw new DhtError("malformed", "an owner-signed record must be a map");
+  if ("p" in value || "ps" in value) throw new DhtError("malformed", "an owner-signed record has no publisher fields; the publishing node co-signs it");
+  const full = recordFromWire({ ...value, p: new Uint8Array(32), ps: new Uint8Array(64) });
+  const { publisher: _p, publisherSig: _ps, ...owned } = full;
+  return owned;
 }
 
 /** Decodes a record from bytes; throws DhtError "oversized" or "malformed". */

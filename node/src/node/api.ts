@@ -20,6 +20,7 @@ import type { OnionRelay } from "../onion/relay.js";
 import type { NodeDht } from "./dht.js";
 import type { NodeDirectory } from "./directory.js";
 import type { NodeAuthority, NodeOracle } from "./roles.js";
+import type { NodePresence } from "./presence.js";
 import { hex } from "./hex.js";
 import type { NodeInfo } from "./node.js";
 
@@ -32,6 +33,7 @@ export interface NodeApiSources {
   directory: NodeDirectory | undefined;
   authority?: NodeAuthority | undefined;
   oracle?: NodeOracle | undefined;
+  presence?: NodePresence | undefined;
 }
 
 /** What `GET /v1/dht/stats` returns. */
@@ -75,6 +77,16 @@ export function nodeStatus(s: NodeApiSources) {
       ? { validAfter: consensus.validAfter, freshUntil: consensus.freshUntil, validUntil: consensus.validUntil, nodes: consensus.entries.length, signers: consensus.signers.length }
       : null,
     ...(s.directory?.service ? { discovery: discoveryStatus(s.directory.service) } : {}),
+    ...(s.presence
+      ? {
+          presence: {
+            points: s.presence.presence.points,
+            rendezvousWaiting: s.presence.rendezvous.waiting,
+            ...s.presence.presence.stats,
+            rendezvous: s.presence.rendezvous.stats,
+          },
+        }
+      : {}),
     ...(s.authority ? { authority: s.authority.status() } : {}),
     ...(s.oracle ? { oracle: s.oracle.status() } : {}),
   };
@@ -115,6 +127,39 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
   counter(registry, "psp_dht_requests_sent_total", "DHT requests sent", () => s.dht.transport.stats.requestsSent);
   counter(registry, "psp_dht_requests_served_total", "DHT requests answered", () => s.dht.transport.stats.requestsServed);
   counter(registry, "psp_dht_requests_refused_total", "DHT requests refused before the DHT saw them", () => s.dht.transport.stats.requestsRefused);
+  if (s.presence) {
+    const { presence, rendezvous } = s.presence;
+    gauge(registry, "psp_presence_points", "Presence points this node holds", () => presence.points);
+    counter(registry, "psp_presence_registrations_total", "Presence registrations accepted (new points)", () => presence.stats.registered);
+    counter(registry, "psp_presence_registrations_refused_total", "Presence registrations and renewals refused", () => presence.stats.refusedRegistrations);
+    counter(registry, "psp_presence_introductions_total", "Introductions received", () => presence.stats.introductions);
+    counter(registry, "psp_presence_introductions_delivered_total", "Introductions forwarded to the user", () => presence.stats.delivered);
+    new Counter({
+      name: "psp_presence_introduction_outcomes_total",
+      help: "Introductions by how they ended at this presence node",
+      labelNames: ["outcome"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const st = presence.stats;
+        const outcomes: Record<string, number> = {
+          accepted: st.accepted,
+          refused: st.refused,
+          cancelled: st.cancelled,
+          timeout: st.timedOut,
+          replayed: st.replayed,
+          "cap-reached": st.capReached,
+          "pow-required": st.powRequired,
+          "pow-invalid": st.powInvalid,
+          "unknown-presence": st.unknownPoint,
+        };
+        for (const [outcome, n] of Object.entries(outcomes)) this.inc({ outcome }, n);
+      },
+    });
+    gauge(registry, "psp_rendezvous_waiting", "Rendezvous cookies waiting for a join", () => rendezvous.waiting);
+    counter(registry, "psp_rendezvous_joined_total", "Rendezvous channels spliced", () => rendezvous.stats.joined);
+    counter(registry, "psp_rendezvous_relayed_bytes_total", "Bytes passed through spliced rendezvous channels", () => rendezvous.stats.relayedBytes);
+  }
   const inSet = (standing: { inSet: boolean | null }): number => (standing.inSet === null ? -1 : standing.inSet ? 1 : 0);
   if (s.authority) {
     const authority = s.authority;

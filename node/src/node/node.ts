@@ -45,6 +45,8 @@ import type { LocalService } from "../onion/types.js";
 import type { Cell } from "../wire/cell.js";
 import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./config.js";
 import { startNodeAuthority, startNodeOracle } from "./roles.js";
+import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
+import type { NodePresence } from "./presence.js";
 import type { NodeAuthority, NodeOracle } from "./roles.js";
 import type { NodeConfig } from "./config.js";
 
@@ -90,6 +92,8 @@ export interface RunningNode {
   readonly authority: NodeAuthority | undefined;
   /** The oracle role (absent without it). */
   readonly oracle: NodeOracle | undefined;
+  /** Presence points, introductions and rendezvous this node serves. */
+  readonly presence: NodePresence;
   readonly api: ControlApi | undefined;
   /**
    * An onion client on this node's consensus: path selection uses the
@@ -187,6 +191,15 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     flush: () => late.driver?.run(() => undefined),
   });
   if (authority) services["authority"] = authority.circuitService;
+  // Every onion node holds presence points, forwards introductions and hosts rendezvous.
+  const presence = startNodePresence({
+    identity,
+    dht: () => dht?.node,
+    consensus: () => directory?.current(),
+    flush: () => late.driver?.run(() => undefined),
+  });
+  cleanup.push(() => presence.close());
+  Object.assign(services, presence.services);
   Object.assign(services, options.services);
 
   const relay = new OnionRelay({
@@ -194,6 +207,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     onionKeys: [onionKey],
     now: performance.now(),
     services,
+    firstHopServices: PRESENCE_FIRST_HOP_SERVICES,
     ...(config.onion?.limits ? { limits: config.onion.limits } : {}),
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
@@ -234,7 +248,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
       started.onConsensus((consensus) => void dht.reseed(consensusPeers(consensus)).catch(() => undefined));
     }
     if (config.api !== false) {
-      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory, authority, oracle };
+      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory, authority, oracle, presence };
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
       try {
         api = await startControlApi({
@@ -279,6 +293,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     directory,
     authority,
     oracle,
+    presence,
     api,
     services: counters,
     async createOnionClient(options = {}) {

@@ -121,6 +121,14 @@ export class OnionStream extends EventEmitter<OnionStreamEvents> {
     return new Promise((resolve, reject) => this.receivers.push({ resolve, reject }));
   }
 
+  /**
+   * Takes the messages waiting for `receive`: a consumer that switches from
+   * `receive` to "message" listeners handles these first, in order.
+   */
+  takeBuffered(): Uint8Array[] {
+    return this.inbox.splice(0);
+  }
+
   /** Ends the stream (END DONE by default). */
   close(reason: EndReason = EndReason.DONE): void {
     if (this.state === "closed") return;

@@ -83,6 +83,12 @@ export interface OnionRelayOptions {
   services?: Record<string, LocalService>;
   /** Accept BEGIN on circuits whose previous hop is an unauthenticated client (one-hop proxying). Default false. */
   allowStreamsAtFirstHop?: boolean;
+  /**
+   * Services that may be opened at the first hop even so: those a client
+   * reaches directly on purpose (public presence, direct introductions and
+   * rendezvous, docs/spec/presence.md), revealing its address to this node.
+   */
+  firstHopServices?: readonly string[];
   /** Random 32-bit integers for circuit ids; default crypto-random. */
   randomU32?: () => number;
 }
@@ -143,6 +149,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   private readonly limits: RelayLimits;
   private readonly relayEarlyBudget: number;
   private readonly allowStreamsAtFirstHop: boolean;
+  private readonly firstHopServices: ReadonlySet<string>;
   private readonly services = new Map<string, LocalService>();
   private readonly commandHandlers = new Map<number, RelayCommandHandler>();
   private readonly circuits = new Set<RelayCircuit>();
@@ -165,6 +172,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     this.limits = limits;
     this.relayEarlyBudget = Math.max(0, Math.min(limits.maxRelayEarly, limits.maxCircuitLength - 1));
     this.allowStreamsAtFirstHop = options.allowStreamsAtFirstHop ?? false;
+    this.firstHopServices = new Set(options.firstHopServices ?? []);
     for (const [name, service] of Object.entries(options.services ?? {})) this.registerService(name, service);
   }
 
@@ -645,7 +653,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
       return this.endStream(circ, streamId, EndReason.PROTOCOL);
     }
     const prevLink = this.links.get(circ.prev.linkId);
-    if (!this.allowStreamsAtFirstHop && !prevLink?.info.peerIdentity) return this.endStream(circ, streamId, EndReason.POLICY);
+    if (!this.allowStreamsAtFirstHop && !prevLink?.info.peerIdentity && !this.firstHopServices.has(service)) return this.endStream(circ, streamId, EndReason.POLICY);
     if (circ.streams.size >= this.limits.maxStreamsPerCircuit) return this.endStream(circ, streamId, EndReason.RESOURCELIMIT);
     if (prevLink && prevLink.streamsFromPeer >= this.limits.maxStreamsPerLink) return this.endStream(circ, streamId, EndReason.RESOURCELIMIT);
     const accept = this.services.get(service);
@@ -704,6 +712,10 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
           }
           if (!circ.closed) this.sendStreamSendmes(circ, stream);
         });
+      },
+      destroyCircuit: (reason: DestroyReason = DestroyReason.REQUESTED) => {
+        if (circ.closed) return;
+        this.enter(this.now, () => this.destroy(circ, reason, "local"));
       },
       end: (reason: EndReason = EndReason.DONE) => {
         if (circ.closed || stream.phase !== "open") return;
@@ -772,12 +784,27 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   private handleSendme(circ: RelayCircuit, streamId: number): void {
     if (streamId === 0) {
       if (!circ.window.sendmeReceived()) throw new CircuitError("protocol-violation", "circuit SENDME beyond the window");
-      for (const s of circ.streams.values()) this.pump(circ, s);
+      for (const s of circ.streams.values()) this.pumpService(circ, s);
       return;
     }
     const stream = circ.streams.get(streamId);
     if (!stream) return;
     if (!stream.window.sendmeReceived()) throw new CircuitError("protocol-violation", "stream SENDME beyond the window");
+    this.pumpService(circ, stream);
+  }
+
+  /** Pumps a service stream the window reopened for, and tells its handler when that emptied its queue. */
+  private pumpService(circ: RelayCircuit, stream: RelayStream): void {
+    const waiting = stream.queuedCells;
     this.pump(circ, stream);
+    if (waiting > 0 && stream.queuedCells === 0 && stream.phase === "open" && stream.handler?.onDrain) {
+      try {
+        stream.handler.onDrain(this.now);
+      } catch {
+        circ.streams.delete(stream.streamId);
+        this.closeStreamLocally(circ, stream, EndReason.INTERNAL);
+        this.endStream(circ, stream.streamId, EndReason.INTERNAL);
+      }
+    }
   }
 }

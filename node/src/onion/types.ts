@@ -77,6 +77,12 @@ export interface ServiceStream {
   resume(): void;
   /** Ends the stream with END(reason), DONE by default. */
   end(reason?: EndReason): void;
+  /**
+   * Tears down the whole circuit the stream came on, in both directions
+   * (DESTROY with `reason`, REQUESTED by default): a presence node cancelling
+   * an introduction ends the introducer's route at once.
+   */
+  destroyCircuit(reason?: DestroyReason): void;
   /** DATA cells waiting for the flow-control window. */
   readonly queuedCells: number;
 }
@@ -84,6 +90,8 @@ export interface ServiceStream {
 export interface ServiceHandler {
   onMessage(message: Uint8Array, now: number): void;
   onEnd?(reason: EndReason, now: number): void;
+  /** The stream's queue emptied after the window opened (a spliced stream resumes its source). */
+  onDrain?(now: number): void;
 }
 
 /** A named local service (dht, presence, rendezvous, ...): accept with a handler, or refuse with an END reason. */

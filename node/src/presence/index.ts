@@ -7,7 +7,14 @@
  * key material handed to it by the handshake; nothing that arrives in a frame
  * until it authenticates.
  */
-export { createChannelRatchet, CHANNEL_FRAME_VERSION, CHANNEL_HEADER_LEN, CHANNEL_MAX_PLAINTEXT, CHANNEL_REORDER_WINDOW, CHANNEL_MAX_COUNTER } from "./ratchet.js";
+export {
+  createChannelRatchet,
+  CHANNEL_FRAME_VERSION,
+  CHANNEL_HEADER_LEN,
+  CHANNEL_MAX_PLAINTEXT,
+  CHANNEL_REORDER_WINDOW,
+  CHANNEL_MAX_COUNTER,
+} from "./ratchet.js";
 export type { ChannelRatchet, ChannelRole } from "./ratchet.js";
 export { PresenceError } from "./errors.js";
 export type { PresenceErrorKind } from "./errors.js";

@@ -98,8 +98,10 @@ function header(counter: number): Uint8Array {
  */
 export function createChannelRatchet(opts: { keySeed: Uint8Array; role: ChannelRole; reorderWindow?: number }): ChannelRatchet {
   const { keySeed, role } = opts;
-  if (!(keySeed instanceof Uint8Array) || keySeed.length !== KEY_SEED_LEN) throw new PresenceError("bad-argument", `the channel key seed must be ${KEY_SEED_LEN} bytes`);
-  if (role !== "initiator" && role !== "responder") throw new PresenceError("bad-argument", `channel role must be "initiator" or "responder", not ${String(role)}`);
+  if (!(keySeed instanceof Uint8Array) || keySeed.length !== KEY_SEED_LEN)
+    throw new PresenceError("bad-argument", `the channel key seed must be ${KEY_SEED_LEN} bytes`);
+  if (role !== "initiator" && role !== "responder")
+    throw new PresenceError("bad-argument", `channel role must be "initiator" or "responder", not ${String(role)}`);
   const window = opts.reorderWindow ?? CHANNEL_REORDER_WINDOW;
   if (!Number.isSafeInteger(window) || window < 0 || window > 4096) throw new PresenceError("bad-argument", "reorderWindow must be an integer in 0..4096");
 
@@ -143,8 +145,15 @@ export function createChannelRatchet(opts: { keySeed: Uint8Array; role: ChannelR
 
     open(frame) {
       alive();
-      if (!(frame instanceof Uint8Array) || frame.length < CHANNEL_HEADER_LEN + AEAD_TAG_LEN || frame.length > CHANNEL_HEADER_LEN + CHANNEL_MAX_PLAINTEXT + AEAD_TAG_LEN) {
-        throw new PresenceError("channel-malformed", `a channel frame is ${CHANNEL_HEADER_LEN + AEAD_TAG_LEN}..${CHANNEL_HEADER_LEN + CHANNEL_MAX_PLAINTEXT + AEAD_TAG_LEN} bytes`);
+      if (
+        !(frame instanceof Uint8Array) ||
+        frame.length < CHANNEL_HEADER_LEN + AEAD_TAG_LEN ||
+        frame.length > CHANNEL_HEADER_LEN + CHANNEL_MAX_PLAINTEXT + AEAD_TAG_LEN
+      ) {
+        throw new PresenceError(
+          "channel-malformed",
+          `a channel frame is ${CHANNEL_HEADER_LEN + AEAD_TAG_LEN}..${CHANNEL_HEADER_LEN + CHANNEL_MAX_PLAINTEXT + AEAD_TAG_LEN} bytes`,
+        );
       }
       if (frame[0] !== CHANNEL_FRAME_VERSION) throw new PresenceError("channel-malformed", `unknown channel frame version ${frame[0]}`);
       const counter = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(1);
@@ -155,7 +164,8 @@ export function createChannelRatchet(opts: { keySeed: Uint8Array; role: ChannelR
         try {
           return aeadOpen(key, ZERO_NONCE, sealed, aad);
         } catch (err) {
-          if (isPspError(err, "aead-auth-failed")) throw new PresenceError("channel-auth-failed", `channel frame ${counter} does not authenticate`, { cause: err });
+          if (isPspError(err, "aead-auth-failed"))
+            throw new PresenceError("channel-auth-failed", `channel frame ${counter} does not authenticate`, { cause: err });
           throw err;
         }
       };

@@ -82,6 +82,9 @@ function connect(service: ReturnType<typeof createStreamRpcService>["service"], 
       this.ended = reason;
       client.remoteClose(new CircuitError("stream-closed", "ended", { endReason: reason }));
     },
+    destroyCircuit() {
+      this.end(EndReason.DESTROY);
+    },
   };
   const accepted = service(serviceStream, 0);
   if (typeof accepted === "number") throw new Error("service refused the stream");
