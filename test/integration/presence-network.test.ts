@@ -16,49 +16,21 @@
  * Certificates are signed by a test authority key (this network has no
  * chain); the nodes and clients check them against it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { sha256 } from "@noble/hashes/sha2.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assembleCertificate, buildCertificateBody, signCertificateBody, verifyAccessCertificate } from "../../node/src/authority/certificate.js";
-import { ed25519PublicKey, generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
-import { formatIdentity } from "../../node/src/crypto/identity.js";
-import { createCircuitDhtClient } from "../../node/src/dht/proxy.js";
-import type { CircuitDhtClient } from "../../node/src/dht/proxy.js";
-import { consensusToPathNodes } from "../../node/src/directory/path-nodes.js";
-import { generateTlsCredentials } from "../../node/src/link/tls.js";
-import { startNode } from "../../node/src/node/node.js";
-import type { RunningNode } from "../../node/src/node/node.js";
+import { ed25519Sign, generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { DestroyReason } from "../../node/src/onion/constants.js";
-import { createOnionClient } from "../../node/src/onion/onion-client.js";
-import type { OnionCircuit, OnionClientHandle } from "../../node/src/onion/onion-client.js";
 import type { PathNode } from "../../node/src/onion/path.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "../../node/src/onion/types.js";
-import { PresenceClient } from "../../node/src/presence/client.js";
 import type { IncomingIntroduction } from "../../node/src/presence/client.js";
 import { PresenceError } from "../../node/src/presence/errors.js";
 import { buildIntroduction } from "../../node/src/presence/introduction.js";
-import {
-  decodeIntroduceReply,
-  decodePresenceNotice,
-  encodeIntroduceRequest,
-  encodePresenceRequest,
-  registrationSigningPayload,
-} from "../../node/src/presence/messages.js";
+import { decodeIntroduceReply, decodePresenceNotice, encodeIntroduceRequest, encodePresenceRequest, registrationSigningPayload } from "../../node/src/presence/messages.js";
 import type { PresenceRequest } from "../../node/src/presence/messages.js";
 import { presencePeriod, signPresenceRecord } from "../../node/src/presence/record.js";
-import { ed25519Sign } from "../../node/src/crypto/ed25519.js";
-import { freePort } from "../helpers/index.js";
+import { startLocalNetwork } from "../../scripts/lib/local-network.js";
+import type { LocalNetwork, LocalUser } from "../../scripts/lib/local-network.js";
 
-const dir = mkdtempSync(join(tmpdir(), "psp-presence-net-"));
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`presence-network/${label}`));
-const schedule = { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 };
-const names = ["discovery-1", "discovery-2", "discovery-3", "onion-1", "onion-2", "onion-3", "onion-4"];
-const hostOf = (i: number): string => `127.${i + 21}.0.1`;
-const nodes: RunningNode[] = [];
-const nameOf = new Map<string, string>();
 
 /** What nodes saw at the edge of circuits, and every cell on every link. */
 interface Observation {
@@ -70,15 +42,9 @@ interface Observation {
 }
 const observations: Observation[] = [];
 const cells: { from: string; bytes: Uint8Array }[] = [];
-
-const authority = generateEd25519KeyPair();
-const REGISTRY = "0x00000000000000000000000000000000000000aa" as const;
-function mintCertificate(identity: string, offsetSeconds = 0): { bytes: Uint8Array; notAfter: number } {
-  const now = Math.floor(Date.now() / 1000) + offsetSeconds;
-  const { body, bodyBytes } = buildCertificateBody({ identity, chainId: 31337, registry: REGISTRY, notBefore: now - 60, notAfter: now + 3600 - 60 });
-  return { bytes: assembleCertificate(bodyBytes, [signCertificateBody(bodyBytes, authority.secretKey)]), notAfter: body.notAfter };
-}
-const verifyCertificate = (cert: Uint8Array) => verifyAccessCertificate(cert, { now: Date.now(), authorities: [authority.publicKey], threshold: 1 });
+let net: LocalNetwork;
+const users: LocalUser[] = [];
+type User = LocalUser;
 
 function observe(node: string) {
   return (service: string, inner: LocalService): LocalService =>
@@ -116,106 +82,22 @@ async function waitFor<T>(what: string, fn: () => T | undefined | false | Promis
   }
 }
 
-interface User {
-  name: string;
-  identity: string;
-  keys: { secretKey: Uint8Array; publicKey: Uint8Array };
-  onion: OnionClientHandle;
-  presence: PresenceClient;
-  cert: { bytes: Uint8Array; notAfter: number };
-}
-const users: User[] = [];
-let consensusNodes: PathNode[] = [];
-
-/** A user with its own onion client and presence client; `certOffsetSeconds` dates its certificate (negative: expired). */
 async function makeUser(name: string, certOffsetSeconds = 0): Promise<User> {
-  const keys = generateEd25519KeyPair();
-  const identity = formatIdentity({ namespace: "peerstream", application: "client", kind: "account", publicKey: keys.publicKey });
-  const cert = mintCertificate(identity, certOffsetSeconds);
-  const onion = await createOnionClient({
-    nodes: consensusNodes,
-    outboundHook: (cell) => {
-      cells.push({ from: `client:${name}`, bytes: cell.payload.slice() });
-      return cell;
-    },
-  });
-  let dht: { circuit: OnionCircuit; client: CircuitDhtClient } | undefined;
-  const dhtClient = async (): Promise<CircuitDhtClient> => {
-    if (dht?.circuit.isOpen) return dht.client;
-    const circuit = await onion.buildCircuit();
-    dht = { circuit, client: createCircuitDhtClient(await circuit.openStream("dht")) };
-    return dht.client;
-  };
-  // As PspClient does: a lookup whose circuit died under it is retried once on a new one.
-  const dhtGetAll = async (key: Uint8Array) => {
-    try {
-      return await (await dhtClient()).getAll(key);
-    } catch {
-      dht?.circuit.close();
-      dht = undefined;
-      return await (await dhtClient()).getAll(key);
-    }
-  };
-  const presence = new PresenceClient({
-    identity: { text: identity, secretKey: keys.secretKey, publicKey: keys.publicKey },
-    certificate: async () => cert,
-    dhtGetAll,
-    buildCircuit: (o) => (o.path ? onion.buildCircuit({ path: o.path }) : onion.buildCircuit(o.lastHop ? { lastHop: o.lastHop } : {})),
-    nodes: () => consensusNodes.filter((n) => nodes.some((r) => r.info.identity === hex(n.identity))),
-    verifyCertificate,
-  });
-  const user = { name, identity, keys, onion, presence, cert };
+  const user = await net.user(name, certOffsetSeconds);
   users.push(user);
   return user;
 }
 
+let consensusNodes: PathNode[] = [];
+const nodeOf = (name: string) => net.nodes.find((n) => net.nameOf.get(n.info.identity) === name)!;
+
 beforeAll(async () => {
-  const credentials = await generateTlsCredentials();
-  const ports = await Promise.all(names.map((_, i) => freePort(hostOf(i))));
-  const identities = names.map((n) => hex(ed25519PublicKey(secret(n))));
-  names.forEach((n, i) => nameOf.set(identities[i]!, n));
-  const discovery = [0, 1, 2].map((i) => ({ identity: identities[i]!, host: hostOf(i), port: ports[i]! }));
-  const registry = Object.fromEntries(names.map((n, i) => [identities[i]!, n.startsWith("discovery") ? ["onion", "discovery"] : ["onion"]]));
-  for (const [i, name] of names.entries()) {
-    const isDiscovery = name.startsWith("discovery");
-    const node = await startNode(
-      {
-        listen: { host: hostOf(i), port: ports[i] },
-        identity: { secretKeyHex: hex(secret(name)) },
-        roles: isDiscovery ? ["onion", "discovery"] : ["onion"],
-        dataDir: join(dir, name),
-        api: false,
-        dht: { staticDifficulty: 0, dynamicDifficulty: 4, ...(i === 0 ? {} : { seeds: [discovery[0]!] }) },
-        directory: { discovery, schedule, publishIntervalMs: 1000, retryMs: 500, country: "DE", ...(isDiscovery ? { registry } : {}) },
-      },
-      {
-        tlsCredentials: credentials,
-        verifyCertificate,
-        wrapService: observe(name),
-        outboundHook: (cell) => {
-          cells.push({ from: name, bytes: cell.payload.slice() });
-          return cell;
-        },
-      },
-    );
-    nodes.push(node);
-  }
-  const consensus = await waitFor("a consensus listing all seven nodes", () => {
-    const c = nodes[3]!.directory?.current();
-    return c && c.entries.length === names.length ? c : undefined;
-  });
-  consensusNodes = consensusToPathNodes(consensus);
-  // The DHT tables fill from the consensus: wait until every node knows the others.
-  await waitFor("full DHT tables", () => nodes.every((n) => n.dht.node.table.size >= names.length - 1));
-}, 120_000);
+  net = await startLocalNetwork({ instance: 2, wrapService: observe, onCell: (from, cell) => cells.push({ from, bytes: cell.payload.slice() }) });
+  consensusNodes = net.pathNodes();
+}, 180_000);
 
 afterAll(async () => {
-  for (const u of users) {
-    u.presence.close();
-    await u.onion.close();
-  }
-  await Promise.all(nodes.map((n) => n.close()));
-  rmSync(dir, { recursive: true, force: true });
+  await net?.close();
 });
 
 const contains = (haystack: Uint8Array, needle: Uint8Array): boolean => Buffer.from(haystack).indexOf(Buffer.from(needle)) >= 0;
@@ -257,7 +139,7 @@ describe("presence on a seven-node network", () => {
       for (const o of seen) {
         // ... and only they, only on the presence service, and only from a relay: never from the user's own link.
         expect(o.service).toBe("presence");
-        expect(presenceNodesOf(user).has(hex(ed25519PublicKey(secret(o.node))))).toBe(true);
+        expect(presenceNodesOf(user).has(nodeOf(o.node).info.identity)).toBe(true);
         expect(o.previousHop).not.toBeNull();
       }
       // No cell on any link carries the identity in the clear: entrance and middle nodes never see it.
@@ -324,7 +206,7 @@ describe("presence on a seven-node network", () => {
   it("refuses forged and replayed registrations with typed reasons, publishing nothing", async () => {
     const carol = users.find((u) => u.name === "carol")!;
     const alice = users.find((u) => u.name === "alice")!;
-    const node = consensusNodes.find((n) => nameOf.get(hex(n.identity)) === "onion-4")!;
+    const node = consensusNodes.find((n) => net.nameOf.get(hex(n.identity)) === "onion-4")!;
     const register = (o: { identity?: User; certOf?: User; slot?: number; recordSlot?: number; signer?: Uint8Array; time?: number }): PresenceRequest => {
       const who = o.identity ?? carol;
       const wall = o.time ?? Date.now();
@@ -366,12 +248,12 @@ describe("presence on a seven-node network", () => {
         circuit.close();
       }
     };
-    const before = node ? nodes.find((n) => n.info.identity === hex(node.identity))!.presence.presence.stats.registered : 0;
+    const before = node ? net.nodes.find((n) => n.info.identity === hex(node.identity))!.presence.presence.stats.registered : 0;
     expect(await send(register({ certOf: alice }))).toMatchObject({ t: "refused", kind: "bad-certificate" });
     expect(await send(register({ signer: alice.keys.secretKey }))).toMatchObject({ t: "refused", kind: "bad-signature" });
     expect(await send(register({ recordSlot: 6 }))).toMatchObject({ t: "refused", kind: "record-invalid" });
     expect(await send(register({ time: Date.now() - 3600_000 }))).toMatchObject({ t: "refused", kind: "stale" });
-    const holder = nodes.find((n) => n.info.identity === hex(node.identity))!;
+    const holder = net.nodes.find((n) => n.info.identity === hex(node.identity))!;
     expect(holder.presence.presence.stats.registered).toBe(before);
     // A genuine registration is accepted once; the same bytes again are a replay.
     const genuine = encodePresenceRequest(register({}));
@@ -438,7 +320,7 @@ describe("presence on a seven-node network", () => {
     const carol = users.find((u) => u.name === "carol")!;
     const points = alice.presence.status().filter((p) => p.state === "up");
     // Kill a presence node that is not a discovery node, so the consensus keeps forming.
-    const victim = points.map((p) => nodes.find((n) => n.info.identity === p.node)!).find((n) => !nameOf.get(n.info.identity)!.startsWith("discovery"));
+    const victim = points.map((p) => net.nodes.find((n) => n.info.identity === p.node)!).find((n) => !net.nameOf.get(n.info.identity)!.startsWith("discovery"));
     if (!victim) return; // all three points on discovery nodes: nothing safe to kill in this run
     const replaced = new Promise<void>((resolve) => alice.presence.on("point", (p) => p.state === "up" && p.node !== victim.info.identity && resolve()));
     await victim.close();

@@ -329,7 +329,7 @@ export class OnionClientHandle {
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise<OnionCircuit>((resolve, reject) => {
+    const built = new Promise<OnionCircuit>((resolve, reject) => {
       try {
         this.driver.run((now) => {
           const id = this.machine.buildCircuit(path, now);
@@ -339,6 +339,9 @@ export class OnionClientHandle {
         reject(err);
       }
     });
+    // Every build teaches the path policy which relays are down, not only the manager's own.
+    built.catch((err: unknown) => this.circuits.noteFailure(path, err));
+    return built;
   }
 
   /** An open circuit from the manager's ready pool (or built now). */

@@ -674,14 +674,32 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
   async connect(identity: string, options: ConnectOptions = {}): Promise<PresenceChannel> {
     this.assertOpen();
     const timeoutMs = options.timeoutMs ?? 30_000;
-    const attempt = this.connectOnce(identity, options);
-    attempt.catch(() => undefined);
-    return await deadline(attempt, timeoutMs, `connect to ${identity.slice(0, 40)}…`);
+    const progress = { phase: "looking up the peer's presence records" };
+    let timedOut = false;
+    const attempt = this.connectOnce(identity, options, progress);
+    // A connect that completes after its deadline hands its channel to nobody: close it.
+    attempt.then(
+      (channel) => timedOut && channel.close(),
+      () => undefined,
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new PresenceError("timeout", `connect to ${identity.slice(0, 40)}…: no channel within ${timeoutMs} ms (still ${progress.phase})`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([attempt, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  private async connectOnce(identity: string, options: ConnectOptions): Promise<PresenceChannel> {
+  private async connectOnce(identity: string, options: ConnectOptions, progress: { phase: string }): Promise<PresenceChannel> {
     const direct = options.direct ?? false;
     const [cert, found] = await Promise.all([this.deps.certificate(), this.lookup(identity)]);
+    progress.phase = "establishing a rendezvous";
     const rendezvous = await this.establishRendezvous(
       direct,
       found.map((f) => f.node),
@@ -695,7 +713,9 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
           continue;
         }
         try {
+          progress.phase = `introducing at presence point ${point.slot}`;
           const clientSecret = await this.introduce(point, node, rendezvous, cert.bytes, direct, options.maxPowEffort ?? DEFAULT_MAX_POW_EFFORT);
+          progress.phase = "waiting for the peer to join the rendezvous";
           const joined = await rendezvous.joined;
           if (joined.t === "refused") throw new PresenceError(joined.kind, `the rendezvous node refused: ${joined.message}`);
           if (joined.t !== "joined" || !joined.reply) throw new PresenceError("rendezvous-failed", "the rendezvous node did not pass on the peer's reply");
