@@ -325,7 +325,7 @@ describe("carry-over after key rotation", () => {
       f.authorities.map((a) => a.signer),
       { chainId: f.chainId, registry: identities.address, rotation: { owner: alice.account.address, identityId: aliceId, newKey, deadline: r.deadline } },
     );
-    await identities.write.rotateKey([aliceId, newKey, r.deadline, atts], { account: alice.account });
+    await identities.write.rotateKey([aliceId, newKey, r.deadline, KEY_PROOF, atts], { account: alice.account });
     const successor = (await identities.read.getIdentity([aliceId])).successor;
     expect(old.status).toBe(1);
     // The successor already paid one period of its own.

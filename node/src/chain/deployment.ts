@@ -18,6 +18,7 @@ export const pspContracts = [
   "IdentityRegistry",
   "Subscriptions",
   "OracleReceipts",
+  "PSPTimelock",
 ] as const;
 export type PspContract = (typeof pspContracts)[number];
 

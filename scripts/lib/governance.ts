@@ -1,0 +1,89 @@
+/**
+ * Governance through the deployment's PSPTimelock (OpenZeppelin
+ * TimelockController): schedule a batch of calls, wait out the delay, execute.
+ * The devnet and the integration tests use it to approve their nodes for the
+ * discovery, authority and oracle sets; on a real chain the same batches are
+ * proposed by the multisig that holds PROPOSER_ROLE (docs/OPERATIONS.md).
+ *
+ * Owns nothing on chain. Trusts the deployment file for the addresses.
+ */
+import { encodeFunctionData, keccak256, toHex, zeroHash, type Address, type Hex } from "viem";
+import type { ChainClients } from "../../node/src/chain/clients.js";
+import type { Deployment } from "../../node/src/chain/deployment.js";
+import { ChainError } from "../../node/src/chain/errors.js";
+import { nodeRegistryAbi, pspTimelockAbi } from "../../node/src/chain/generated/abis.js";
+import { transact } from "../../node/src/chain/transact.js";
+
+export interface GovernanceCall {
+  target: Address;
+  data: Hex;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Schedules `calls` as one timelock batch from `clients`' account (a proposer),
+ * waits until it is ready and executes it (the account must be an executor).
+ */
+export async function governanceExecute(clients: ChainClients, deployment: Deployment, calls: readonly GovernanceCall[]): Promise<void> {
+  if (calls.length === 0) return;
+  const wallet = clients.walletClient;
+  if (!wallet) throw new ChainError("bad-argument", "governance needs a proposer account");
+  const timelock = deployment.contracts.PSPTimelock.address;
+  const base = { publicClient: clients.publicClient, walletClient: wallet, address: timelock, abi: pspTimelockAbi } as const;
+  const read = clients.publicClient;
+  const delay = await read.readContract({ address: timelock, abi: pspTimelockAbi, functionName: "getMinDelay" });
+  const targets = calls.map((c) => c.target);
+  const values = calls.map(() => 0n);
+  const payloads = calls.map((c) => c.data);
+  const salt = keccak256(toHex(`psp-governance-${Date.now()}-${Math.random()}`));
+  await transact({ ...base, functionName: "scheduleBatch", args: [targets, values, payloads, zeroHash, salt, delay] });
+  const id = await read.readContract({ address: timelock, abi: pspTimelockAbi, functionName: "hashOperationBatch", args: [targets, values, payloads, zeroHash, salt] });
+  const readyAt = await read.readContract({ address: timelock, abi: pspTimelockAbi, functionName: "getTimestamp", args: [id] });
+  // Chain time moves with blocks; wait on the wall clock until the next block can be past readyAt.
+  for (;;) {
+    const now = (await read.getBlock()).timestamp;
+    if (now + 1n >= readyAt) break;
+    await sleep(Number(readyAt - now - 1n) * 1000);
+  }
+  await transact({ ...base, functionName: "executeBatch", args: [targets, values, payloads, zeroHash, salt] });
+}
+
+const SET_ROLE_BITS = [2, 4, 8] as const;
+
+/**
+ * Makes `nodes` members of the sets their role bits name: governance approves
+ * the roles that need approval (one timelock batch), then each node activates
+ * once its activation delay has passed. Nodes must be registered and staked.
+ */
+export async function admitNodes(clients: ChainClients, deployment: Deployment, nodes: readonly { nodeKey: Hex; roles: number }[]): Promise<void> {
+  const registry = deployment.contracts.NodeRegistry.address;
+  const read = clients.publicClient;
+  const params = await read.readContract({ address: registry, abi: nodeRegistryAbi, functionName: "params" });
+  const approvals: GovernanceCall[] = [];
+  for (const node of nodes) {
+    for (const role of SET_ROLE_BITS) {
+      if ((node.roles & role) !== 0 && (params.approvalRoles & role) !== 0) {
+        approvals.push({ target: registry, data: encodeFunctionData({ abi: nodeRegistryAbi, functionName: "approveRole", args: [node.nodeKey, role, true] }) });
+      }
+    }
+  }
+  await governanceExecute(clients, deployment, approvals);
+  const wallet = clients.walletClient!;
+  for (const node of nodes) {
+    for (const role of SET_ROLE_BITS) {
+      if ((node.roles & role) === 0) continue;
+      if (await read.readContract({ address: registry, abi: nodeRegistryAbi, functionName: "isMember", args: [node.nodeKey, role] })) continue;
+      const info = await read.readContract({ address: registry, abi: nodeRegistryAbi, functionName: "getNode", args: [node.nodeKey] });
+      const since = role === 2 ? info.discoverySince : role === 4 ? info.authoritySince : info.oracleSince;
+      if (since === 0n) continue; // not qualified (stake below the role's minimum): stays out
+      const activatesAt = since + (role === 2 ? params.minDiscoveryAge : params.activationDelay);
+      for (;;) {
+        const now = (await read.getBlock()).timestamp;
+        if (now + 1n >= activatesAt) break;
+        await sleep(Number(activatesAt - now - 1n) * 1000);
+      }
+      await transact({ publicClient: read, walletClient: wallet, address: registry, abi: nodeRegistryAbi, functionName: "activate", args: [node.nodeKey, role] });
+    }
+  }
+}
