@@ -169,12 +169,13 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         uint256 endsAt = epochEnd(epoch);
         if (block.timestamp < endsAt) revert EpochNotEnded(epoch, endsAt);
         if (root == bytes32(0)) revert EmptyRoot();
+        (bytes32 nodeKey, uint64 memberSince) = _oracleNode();
         Epoch storage record = _epochs[epoch];
         if (record.agreedAt != 0) revert RootAlreadyAgreed(epoch);
         uint32 round = record.round;
 
-        (bytes32 nodeKey, uint256 votes, bool passed) =
-            _castVote(_roundKey(epoch, round), _proposalKey(epoch, round, root, total), quorumBps);
+        (uint256 votes, bool passed) =
+            _castVote(_roundKey(epoch, round), _proposalKey(epoch, round, root, total), quorumBps, nodeKey, memberSince);
         emit RootVoted(epoch, round, nodeKey, msg.sender, root, total, votes);
         if (!passed) return;
 

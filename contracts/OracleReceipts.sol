@@ -74,6 +74,7 @@ contract OracleReceipts is OracleVoting {
     /// batch's committing oracle revokes at once; any other current oracle node casts a
     /// vote, and the vote that brings a quorum of current oracle nodes revokes it.
     function revokeReceipt(uint256 batchId, bytes32 receiptHash, bytes32[] calldata proof) external {
+        (bytes32 nodeKey, uint64 memberSince) = _oracleNode();
         Batch storage batch = _batches[batchId];
         bytes32 root = batch.root;
         if (root == bytes32(0)) revert UnknownBatch(batchId);
@@ -83,11 +84,9 @@ contract OracleReceipts is OracleVoting {
         if (_revoked[batchId][receiptHash]) revert AlreadyRevoked(batchId, receiptHash);
         if (msg.sender != batch.oracle) {
             bytes32 key = keccak256(abi.encode(batchId, receiptHash));
-            (bytes32 nodeKey, uint256 votes, bool passed) = _castVote(key, key, revocationQuorumBps);
+            (uint256 votes, bool passed) = _castVote(key, key, revocationQuorumBps, nodeKey, memberSince);
             emit RevocationVoted(batchId, receiptHash, nodeKey, votes);
             if (!passed) return;
-        } else {
-            _oracleNode();
         }
         _revoked[batchId][receiptHash] = true;
         emit ReceiptRevoked(batchId, receiptHash, msg.sender);

@@ -53,16 +53,13 @@ abstract contract OracleVoting {
         if (nodeKey == bytes32(0)) revert NotOracle(msg.sender);
     }
 
-    /// @dev Records the caller's node's vote for `proposalKey` in `roundKey`.
-    /// @return nodeKey the voting node
+    /// @dev Records the vote of oracle node `nodeKey` (from `_oracleNode`) for `proposalKey` in `roundKey`.
     /// @return votes votes cast for the proposal so far
     /// @return passed a quorum of the proposal's voters are current, continuous members
-    function _castVote(bytes32 roundKey, bytes32 proposalKey, uint16 quorumBps)
+    function _castVote(bytes32 roundKey, bytes32 proposalKey, uint16 quorumBps, bytes32 nodeKey, uint64 memberSince)
         internal
-        returns (bytes32 nodeKey, uint256 votes, bool passed)
+        returns (uint256 votes, bool passed)
     {
-        uint64 memberSince;
-        (nodeKey, memberSince) = _oracleNode();
         Round memory round = _rounds[roundKey];
         if (round.startedAt == 0) {
             round = Round({

@@ -326,7 +326,7 @@ describe("registerIdentity", () => {
       [3],
     );
     await viem.assertions.revertWithCustomError(
-      identities.write.registerIdentity([{ ...r, key: `0x${"00".repeat(32)}` }, atts], { account: alice.account }),
+      identities.write.registerIdentity([{ ...r, key: `0x${"00".repeat(32)}` }, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "InvalidKey",
     );
@@ -377,13 +377,13 @@ describe("registerIdentity", () => {
       identities.write.registerIdentity([r, KEY_PROOF, one], { account: alice.account }),
       identities,
       "BelowThreshold",
-      [1n, 2],
+      [1n, 2n],
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
       identities.write.registerIdentity([r, KEY_PROOF, []], { account: alice.account }),
       identities,
       "BelowThreshold",
-      [0n, 2],
+      [0n, 2n],
     );
   });
 

@@ -10,6 +10,7 @@ import { getAddress, maxUint256, parseEther, zeroAddress, type Hex } from "viem"
 import { permitSignatureParts, permitTypedData } from "../../node/src/chain/permit.js";
 import { REGISTRATION_POLICY, applicationId, identityId } from "../../node/src/chain/attestation.js";
 import {
+  KEY_PROOF,
   attestRotation,
   createApplication,
   deployPki,

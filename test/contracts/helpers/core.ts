@@ -181,6 +181,24 @@ export interface NodeSpec {
   label?: string;
 }
 
+/** The registerNode transaction for `spec` (the signer's consent signed here), wrapped so a revert reaches the assertion. */
+export async function registerCall(
+  core: CoreFixture,
+  spec: { operator: WalletClient; signer: Address | TypedSigner; nodeKey: Hex; roles: number; keyProof?: Hex },
+): Promise<{ tx: Promise<Hex> }> {
+  const signer = typeof spec.signer === "object" ? spec.signer : walletSigner(core, spec.signer);
+  const consent = await consentOf(core, signer, spec.nodeKey, spec.operator.account.address);
+  const tx = core.registry.write.registerNode([spec.nodeKey, signer.address, spec.roles, consent.deadline, consent.signature, spec.keyProof ?? KEY_PROOF], {
+    account: spec.operator.account,
+  });
+  return { tx };
+}
+
+/** Approves a set role for a node (admin is governance in the fixture). */
+export async function approve(core: CoreFixture, nodeKey: Hex, role: number, approved = true): Promise<void> {
+  await core.registry.write.approveRole([nodeKey, role, approved]);
+}
+
 /** Registers a node and bonds `stake` (approve + stake) from its operator. Returns the node key. */
 export async function addNode(core: CoreFixture, spec: NodeSpec): Promise<Hex> {
   const { operator } = spec;
