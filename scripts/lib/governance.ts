@@ -7,7 +7,7 @@
  *
  * Owns nothing on chain. Trusts the deployment file for the addresses.
  */
-import { encodeFunctionData, keccak256, toHex, zeroHash, type Address, type Hex } from "viem";
+import { encodeFunctionData, keccak256, toHex, zeroHash, type Abi, type Address, type Hex } from "viem";
 import type { ChainClients } from "../../node/src/chain/clients.js";
 import type { Deployment } from "../../node/src/chain/deployment.js";
 import { ChainError } from "../../node/src/chain/errors.js";
@@ -20,6 +20,34 @@ export interface GovernanceCall {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits until a transaction mined now would run at or after `at` (unix seconds):
+ * the wall clock has passed it, and the next block's timestamp (at least the
+ * latest + 1) would too.
+ */
+async function waitUntil(clients: ChainClients, at: bigint): Promise<void> {
+  for (;;) {
+    const latest = (await clients.publicClient.getBlock()).timestamp;
+    const wall = BigInt(Math.floor(Date.now() / 1000));
+    const next = latest + 1n > wall ? latest + 1n : wall;
+    if (next >= at) return;
+    await sleep(Number(at - next) * 1000);
+  }
+}
+
+/**
+ * Sends a call that only becomes valid at a time (a ready timelock operation, an
+ * activation): without the usual simulation, which runs at the latest block's
+ * time and would see it not yet valid while no new block was mined; a revert
+ * still surfaces through the receipt.
+ */
+async function sendTimed(clients: ChainClients, call: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] }): Promise<void> {
+  const wallet = clients.walletClient!;
+  const hash = await wallet.writeContract({ ...call, args: call.args as unknown[], account: wallet.account, chain: wallet.chain, gas: 3_000_000n });
+  const receipt = await clients.publicClient.waitForTransactionReceipt({ hash });
+  if (receipt.status !== "success") throw new ChainError("transaction-reverted", `${call.functionName} reverted in transaction ${hash}`);
+}
 
 /**
  * Schedules `calls` as one timelock batch from `clients`' account (a proposer),
@@ -40,13 +68,8 @@ export async function governanceExecute(clients: ChainClients, deployment: Deplo
   await transact({ ...base, functionName: "scheduleBatch", args: [targets, values, payloads, zeroHash, salt, delay] });
   const id = await read.readContract({ address: timelock, abi: pspTimelockAbi, functionName: "hashOperationBatch", args: [targets, values, payloads, zeroHash, salt] });
   const readyAt = await read.readContract({ address: timelock, abi: pspTimelockAbi, functionName: "getTimestamp", args: [id] });
-  // Chain time moves with blocks; wait on the wall clock until the next block can be past readyAt.
-  for (;;) {
-    const now = (await read.getBlock()).timestamp;
-    if (now + 1n >= readyAt) break;
-    await sleep(Number(readyAt - now - 1n) * 1000);
-  }
-  await transact({ ...base, functionName: "executeBatch", args: [targets, values, payloads, zeroHash, salt] });
+  await waitUntil(clients, readyAt);
+  await sendTimed(clients, { address: timelock, abi: pspTimelockAbi, functionName: "executeBatch", args: [targets, values, payloads, zeroHash, salt] });
 }
 
 const SET_ROLE_BITS = [2, 4, 8] as const;
@@ -69,7 +92,6 @@ export async function admitNodes(clients: ChainClients, deployment: Deployment, 
     }
   }
   await governanceExecute(clients, deployment, approvals);
-  const wallet = clients.walletClient!;
   for (const node of nodes) {
     for (const role of SET_ROLE_BITS) {
       if ((node.roles & role) === 0) continue;
@@ -77,13 +99,8 @@ export async function admitNodes(clients: ChainClients, deployment: Deployment, 
       const info = await read.readContract({ address: registry, abi: nodeRegistryAbi, functionName: "getNode", args: [node.nodeKey] });
       const since = role === 2 ? info.discoverySince : role === 4 ? info.authoritySince : info.oracleSince;
       if (since === 0n) continue; // not qualified (stake below the role's minimum): stays out
-      const activatesAt = since + (role === 2 ? params.minDiscoveryAge : params.activationDelay);
-      for (;;) {
-        const now = (await read.getBlock()).timestamp;
-        if (now + 1n >= activatesAt) break;
-        await sleep(Number(activatesAt - now - 1n) * 1000);
-      }
-      await transact({ publicClient: read, walletClient: wallet, address: registry, abi: nodeRegistryAbi, functionName: "activate", args: [node.nodeKey, role] });
+      await waitUntil(clients, since + (role === 2 ? params.minDiscoveryAge : params.activationDelay));
+      await sendTimed(clients, { address: registry, abi: nodeRegistryAbi, functionName: "activate", args: [node.nodeKey, role] });
     }
   }
 }
