@@ -481,7 +481,7 @@ describe("registerIdentity", () => {
     });
 
     it("made for another registry is rejected", async () => {
-      const { viem, identities, nodeRegistry, admin } = f;
+      const { viem, identities, nodeRegistry } = f;
       const other = await viem.deployContract("IdentityRegistry", [nodeRegistry.address]);
       await other.write.registerNamespace(["peerstream"], { account: appOwner.account });
       await other.write.registerApplication(["peerstream", "client", 0], { account: appOwner.account });

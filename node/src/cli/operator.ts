@@ -8,7 +8,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { Command } from "commander";
 import { formatEther, getAddress, isAddress, isHex, parseEther, type Address, type Hex, type LocalAccount } from "viem";
-import { NodeRole, parseRoles, type NodeRoleName } from "../chain/contracts.js";
+import { parseRoles } from "../chain/contracts.js";
 import { ChainError } from "../chain/errors.js";
 import {
   activateNode,
