@@ -20,7 +20,8 @@ export interface StoredSection extends BenchSection {
 /** The bench sections (scripts/bench/<name>.ts), in report order. */
 export async function benchSectionNames(): Promise<string[]> {
   const files = await readdir(join(projectRoot, "scripts", "bench"));
-  return files.filter((f) => f.endsWith(".ts") && f !== "types.ts").map((f) => f.slice(0, -3)).sort();
+  // Sorted as file names (as scripts/bench.ts runs them), so "onion-core" comes before "onion".
+  return files.filter((f) => f.endsWith(".ts") && f !== "types.ts").sort().map((f) => f.slice(0, -3));
 }
 
 /** The machine line every section is stamped with. */
