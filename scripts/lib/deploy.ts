@@ -16,7 +16,7 @@ import { writeFile, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { getAddress, parseEther, type Abi, type Address, type Hex } from "viem";
 import type { ChainClients } from "../../node/src/chain/clients.js";
-import { assertDeploymentLive, pspContracts, type DeployedContract, type Deployment, type PspContract } from "../../node/src/chain/deployment.js";
+import { assertDeploymentLive, GOVERNANCE_CONTRACT, pspContracts, type Deployment, type PspContract } from "../../node/src/chain/deployment.js";
 import { ChainError } from "../../node/src/chain/errors.js";
 import { bandwidthRewardsAbi, nodeRegistryAbi } from "../../node/src/chain/generated/abis.js";
 import { readArtifact } from "./artifacts.js";
@@ -132,18 +132,19 @@ export async function deployPsp(opts: DeployOptions): Promise<{ deployment: Depl
     }
   }
   const admin = wallet.account.address;
-  const deployed = {} as Record<PspContract, DeployedContract>;
+  const deployed = {} as Deployment["contracts"];
 
-  const deploy = async (name: PspContract, args: readonly unknown[]): Promise<Address> => {
+  const deploy = async (name: PspContract | typeof GOVERNANCE_CONTRACT, args: readonly unknown[]): Promise<Address> => {
     const artifact = await readArtifact(name);
     const hash = await wallet.deployContract({ abi: artifact.abi, bytecode: artifact.bytecode, args: args as unknown[] });
     const receipt = await clients.publicClient.waitForTransactionReceipt({ hash });
     if (receipt.status !== "success" || !receipt.contractAddress) {
       throw new ChainError("transaction-reverted", `deploying ${name} failed in transaction ${hash}`);
     }
-    deployed[name] = { address: getAddress(receipt.contractAddress), blockNumber: Number(receipt.blockNumber) };
+    const entry = { address: getAddress(receipt.contractAddress), blockNumber: Number(receipt.blockNumber) };
+    deployed[name] = entry;
     log(`deployed ${name.padEnd(16)} ${receipt.contractAddress} (gas ${receipt.gasUsed})`);
-    return deployed[name].address;
+    return entry.address;
   };
 
   const genesis = params.rewardsGenesis ?? Number((await clients.publicClient.getBlock()).timestamp);
@@ -182,7 +183,7 @@ export async function deployPsp(opts: DeployOptions): Promise<{ deployment: Depl
   const identities = await deploy("IdentityRegistry", [nodeRegistry]);
   await deploy("Subscriptions", [token, identities, rewards]);
   await deploy("OracleReceipts", [nodeRegistry, params.revocationQuorumBps]);
-  const timelock = await deploy("PSPTimelock", [BigInt(params.timelockDelay), proposers, proposers]);
+  const timelock = await deploy(GOVERNANCE_CONTRACT, [BigInt(params.timelockDelay), proposers, proposers]);
 
   const call = async (address: Address, abi: Abi, functionName: string, args: readonly unknown[]) => {
     const hash = await wallet.writeContract({ address, abi, functionName, args: args as unknown[] });

@@ -57,7 +57,9 @@ export async function governanceExecute(clients: ChainClients, deployment: Deplo
   if (calls.length === 0) return;
   const wallet = clients.walletClient;
   if (!wallet) throw new ChainError("bad-argument", "governance needs a proposer account");
-  const timelock = deployment.contracts.PSPTimelock.address;
+  const entry = deployment.contracts.PSPTimelock;
+  if (!entry) throw new ChainError("bad-deployment", "the deployment file names no PSPTimelock (deployed before governance moved to a timelock): redeploy with `npm run deploy`");
+  const timelock = entry.address;
   const base = { publicClient: clients.publicClient, walletClient: wallet, address: timelock, abi: pspTimelockAbi } as const;
   const read = clients.publicClient;
   const delay = await read.readContract({ address: timelock, abi: pspTimelockAbi, functionName: "getMinDelay" });
