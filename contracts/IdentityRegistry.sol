@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {IAuthorityAttestations} from "./interfaces/IAuthorityAttestations.sol";
 
 /// @title IdentityRegistry
 /// @notice The PSP on-chain PKI. Owns namespaces, applications and identities
@@ -13,9 +12,10 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 /// Possession of an identity's Ed25519 key is proven off chain to the authority
 /// nodes; each one that checked it signs an EIP-712 `IdentityAttestation` over the
 /// owner, names, kind, key and a deadline. This contract trusts the INodeRegistry
-/// to say who the current authority signers are, and nothing else: a registration
-/// needs at least `attestationThreshold` distinct current authorities, presented
-/// in strictly ascending signer order. The owner is inside the signed data, so an
+/// to say who the current authority signers are and how many must attest (the
+/// authority quorum: a fraction of the current set with a floor), and nothing
+/// else: the registry checks the signatures, presented in strictly ascending
+/// signer order. The owner is inside the signed data, so an
 /// attestation copied from the mempool can only ever register the key to the same
 /// owner. A key rotation is attested with its own EIP-712 type,
 /// `KeyRotationAttestation`, naming the owner, the identity being rotated, the
@@ -23,10 +23,18 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 /// be swapped (a rotation seen in the mempool cannot be front-run into a
 /// separate registration of the new key).
 ///
+/// Consent: the key's Ed25519 signature over the digest (its proof of possession)
+/// travels with every registration, rotation and reclaim and is published in a
+/// `KeyConsent` event, so anyone can check whether the key consented. When it did
+/// not (a quorum of authorities attested without a valid proof), the key's holder
+/// takes the identity back with `reclaimIdentity`, attested by a quorum of current
+/// authorities that checked the published proof fails and the reclaim proof holds.
+///
 /// Identity state machine: None -> Active -> (Rotated | Revoked). Rotated and
-/// Revoked are terminal; an identity id that ever existed can never be registered
-/// again, so a revoked key stays revoked.
-contract IdentityRegistry is AccessControl, EIP712 {
+/// Revoked are terminal for the owner; an identity id that ever existed can never
+/// be registered again, so a revoked key stays revoked. Only a reclaim (proven
+/// missing consent) returns an identity to Active, under the key holder.
+contract IdentityRegistry is IAuthorityAttestations, EIP712 {
     /// @notice Who may register identities under an application.
     /// Open: anyone (the attestations alone decide).
     /// Restricted: the caller or the identity owner must be an approved registrar
@@ -54,29 +62,37 @@ contract IdentityRegistry is AccessControl, EIP712 {
         uint64 deadline;
     }
 
-    /// @notice A registered application under a namespace.
+    /// @notice Which consent a `KeyConsent` event records (and so the Ed25519 prefix signed).
+    enum ConsentKind {
+        Registration,
+        Rotation,
+        Reclaim
+    }
+
+    /// @notice A registered application under a namespace. `registrarGeneration` counts
+    /// transfers: registrar approvals of earlier generations no longer count.
     struct Application {
         address owner;
         RegistrationPolicy policy;
+        uint32 registrarGeneration;
         bytes32 namespaceHash;
         bytes32 nameHash;
         string namespace;
         string name;
     }
 
-    /// @notice A registered identity. `successor` is set once the identity is Rotated.
+    /// @notice A registered identity. `successor` is set once the identity is Rotated;
+    /// `reclaims` counts reclaims (a reclaim attestation names the count it contests).
     struct Identity {
         address owner;
         IdentityStatus status;
         uint8 kind;
         uint64 registeredAt;
+        uint16 reclaims;
         bytes32 applicationId;
         bytes32 key;
         bytes32 successor;
     }
-
-    /// @notice Role allowed to change the attestation threshold.
-    bytes32 public constant GOVERNOR_ROLE = keccak256("GOVERNOR_ROLE");
 
     /// @notice EIP-712 type hash of the attestation each authority signs.
     bytes32 public constant ATTESTATION_TYPEHASH =
@@ -90,6 +106,14 @@ contract IdentityRegistry is AccessControl, EIP712 {
     bytes32 public constant ROTATION_TYPEHASH =
         keccak256("KeyRotationAttestation(address owner,bytes32 identityId,bytes32 newKey,uint64 deadline)");
 
+    /// @notice EIP-712 type hash of the attestation each authority signs to hand an identity
+    /// registered without its key's consent to the key's holder.
+    bytes32 public constant RECLAIM_TYPEHASH =
+        keccak256("IdentityReclaim(bytes32 identityId,uint16 contestedReclaims,address newOwner,uint64 deadline)");
+
+    /// @notice Length of an Ed25519 signature (a key proof).
+    uint256 public constant KEY_PROOF_LENGTH = 64;
+
     /// @notice Highest valid identity kind (0 account, 1 node, 2 group).
     uint8 public constant MAX_KIND = 2;
 
@@ -99,14 +123,12 @@ contract IdentityRegistry is AccessControl, EIP712 {
     /// @notice The staking registry that says who the current authority signers are.
     INodeRegistry public immutable nodeRegistry;
 
-    /// @notice Distinct current authority attestations a registration or rotation needs.
-    uint16 public attestationThreshold;
-
     /// @notice Owner of each namespace, keyed by keccak256(bytes(namespace)).
     mapping(bytes32 namespaceHash => address owner) public namespaceOwner;
 
     mapping(bytes32 applicationId => Application) private _applications;
-    mapping(bytes32 applicationId => mapping(address account => bool approved)) private _registrars;
+    mapping(bytes32 applicationId => mapping(uint32 generation => mapping(address account => bool approved)))
+        private _registrars;
     mapping(bytes32 identityId => Identity) private _identities;
 
     /// @notice A namespace was claimed.
@@ -142,13 +164,18 @@ contract IdentityRegistry is AccessControl, EIP712 {
     event IdentityRevokedByOwner(bytes32 indexed identityId, address indexed owner);
     /// @notice An active identity changed owner.
     event IdentityTransferred(bytes32 indexed identityId, address indexed previousOwner, address indexed newOwner);
-    /// @notice Governance changed the attestation threshold.
-    event AttestationThresholdChanged(uint16 previousThreshold, uint16 newThreshold);
+    /// @notice The key's Ed25519 signature `proof` over "psp-identity-<kind>-v1" || `digest`
+    /// (registration, rotation or reclaim), for anyone to verify.
+    event KeyConsent(bytes32 indexed identityId, ConsentKind kind, bytes32 digest, bytes proof);
+    /// @notice The key's holder took the identity back from `previousOwner`; it is Active again.
+    event IdentityReclaimed(bytes32 indexed identityId, address indexed previousOwner, address indexed newOwner);
+    /// @notice An application's transfer dropped the registrar approvals of the previous owner.
+    event RegistrarsCleared(bytes32 indexed applicationId, uint32 generation);
 
     /// @notice A required address was zero.
     error ZeroAddress();
-    /// @notice Threshold must be at least 1.
-    error InvalidThreshold(uint16 threshold);
+    /// @notice An Ed25519 key proof is 64 bytes.
+    error InvalidKeyProofLength(uint256 length);
     /// @notice Names are 1-32 bytes of [a-z0-9-]; `offendingIndex` is the first bad byte (or the length when that is wrong).
     error InvalidName(string name, uint256 offendingIndex);
     /// @notice The namespace is already owned.
@@ -169,16 +196,6 @@ contract IdentityRegistry is AccessControl, EIP712 {
     error InvalidKind(uint8 kind);
     /// @notice The all-zero key is not a usable Ed25519 public key.
     error InvalidKey();
-    /// @notice The attestations' deadline has passed; ask the authorities for fresh ones.
-    error AttestationExpired(uint64 deadline, uint256 nowTimestamp);
-    /// @notice Fewer attestations than the threshold were supplied.
-    error BelowThreshold(uint256 supplied, uint16 threshold);
-    /// @notice Attestation `index` is not a well-formed 65-byte low-s ECDSA signature.
-    error InvalidAttestationSignature(uint256 index);
-    /// @notice Attestation `index` recovers to a signer not above the previous one; sort by signer address, no duplicates.
-    error SignersNotAscending(uint256 index, address signer);
-    /// @notice The recovered signer is not a current authority node.
-    error NotAuthority(address signer);
     /// @notice The identity id is already registered (Active or Rotated).
     error IdentityExists(bytes32 identityId);
     /// @notice The identity id was revoked and can never be registered again.
@@ -190,21 +207,10 @@ contract IdentityRegistry is AccessControl, EIP712 {
     /// @notice Caller does not own the identity.
     error NotIdentityOwner(bytes32 identityId, address caller);
 
-    /// @param nodeRegistry_ staking registry consulted for the current authority set
-    /// @param admin receives DEFAULT_ADMIN_ROLE and GOVERNOR_ROLE
-    /// @param attestationThreshold_ initial number of distinct authority attestations required (>= 1)
-    constructor(
-        INodeRegistry nodeRegistry_,
-        address admin,
-        uint16 attestationThreshold_
-    ) EIP712("PSP IdentityRegistry", "1") {
-        if (address(nodeRegistry_) == address(0) || admin == address(0)) revert ZeroAddress();
-        if (attestationThreshold_ == 0) revert InvalidThreshold(attestationThreshold_);
+    /// @param nodeRegistry_ staking registry consulted for the current authority set and quorum
+    constructor(INodeRegistry nodeRegistry_) EIP712("PSP IdentityRegistry", "1") {
+        if (address(nodeRegistry_) == address(0)) revert ZeroAddress();
         nodeRegistry = nodeRegistry_;
-        attestationThreshold = attestationThreshold_;
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-        _grantRole(GOVERNOR_ROLE, admin);
-        emit AttestationThresholdChanged(0, attestationThreshold_);
     }
 
     // ---------------------------------------------------------------- namespaces
@@ -249,6 +255,7 @@ contract IdentityRegistry is AccessControl, EIP712 {
         _applications[appId] = Application({
             owner: msg.sender,
             policy: policy,
+            registrarGeneration: 0,
             namespaceHash: nsHash,
             nameHash: nameHash,
             namespace: namespace,
@@ -266,14 +273,18 @@ contract IdentityRegistry is AccessControl, EIP712 {
         emit ApplicationPolicyChanged(appId, policy);
     }
 
-    /// @notice Hands an application the caller owns to `newOwner`. Registrar approvals are kept.
+    /// @notice Hands an application the caller owns to `newOwner`. Every registrar approval
+    /// of the previous owner is dropped: the new owner approves its own.
     /// @param appId the application
     /// @param newOwner the new owner, not zero
     function transferApplication(bytes32 appId, address newOwner) external {
         if (newOwner == address(0)) revert ZeroAddress();
         _requireApplicationOwner(appId);
-        _applications[appId].owner = newOwner;
+        Application storage app = _applications[appId];
+        app.owner = newOwner;
+        uint32 generation = ++app.registrarGeneration;
         emit ApplicationTransferred(appId, msg.sender, newOwner);
+        emit RegistrarsCleared(appId, generation);
     }
 
     /// @notice Approves or removes `account` as a registrar of an application the caller owns.
@@ -283,7 +294,7 @@ contract IdentityRegistry is AccessControl, EIP712 {
     function setRegistrar(bytes32 appId, address account, bool approved) external {
         if (account == address(0)) revert ZeroAddress();
         _requireApplicationOwner(appId);
-        _registrars[appId][account] = approved;
+        _registrars[appId][_applications[appId].registrarGeneration][account] = approved;
         emit RegistrarSet(appId, account, approved);
     }
 
@@ -291,41 +302,34 @@ contract IdentityRegistry is AccessControl, EIP712 {
 
     /// @notice Registers an Active identity for `r.owner`, proven by authority attestations.
     /// @param r what the attestations state
-    /// @param attestations 65-byte EIP-712 signatures over `attestationDigest(r)` by distinct
-    /// current authority signers, sorted by strictly ascending signer address
+    /// @param keyProof the key's Ed25519 signature over "psp-identity-registration-v1" ||
+    /// `attestationDigest(r)` (published in `KeyConsent`)
+    /// @param attestations 65-byte EIP-712 signatures over `attestationDigest(r)` by a quorum of
+    /// distinct current authority signers, sorted by strictly ascending signer address
     /// @return identityId the new identity's id
     function registerIdentity(
         Registration calldata r,
+        bytes calldata keyProof,
         bytes[] calldata attestations
     ) external returns (bytes32 identityId) {
-        if (r.owner == address(0)) revert ZeroAddress();
-        if (r.kind > MAX_KIND) revert InvalidKind(r.kind);
-        if (r.key == bytes32(0)) revert InvalidKey();
-        bytes32 nsHash = keccak256(bytes(r.namespace));
-        bytes32 nameHash = keccak256(bytes(r.application));
-        bytes32 appId = keccak256(abi.encode(nsHash, nameHash));
-        Application storage app = _applications[appId];
-        if (app.owner == address(0)) revert ApplicationNotFound(appId);
-        if (
-            app.policy == RegistrationPolicy.Restricted &&
-            !_isRegistrar(appId, app.owner, msg.sender) &&
-            !_isRegistrar(appId, app.owner, r.owner)
-        ) revert PolicyForbids(appId, msg.sender, r.owner);
-
-        identityId = keccak256(abi.encode(nsHash, nameHash, r.kind, r.key));
-        _requireUnused(identityId);
-        _verifyAttestations(_digest(r.owner, nsHash, nameHash, r.kind, r.key, r.deadline), r.deadline, attestations);
+        bytes32 appId;
+        bytes32 digest;
+        (identityId, appId, digest) = _admit(r);
+        _checkKeyProof(keyProof);
+        _verifyAttestations(digest, r.deadline, attestations);
 
         _identities[identityId] = Identity({
             owner: r.owner,
             status: IdentityStatus.Active,
             kind: r.kind,
             registeredAt: uint64(block.timestamp),
+            reclaims: 0,
             applicationId: appId,
             key: r.key,
             successor: bytes32(0)
         });
         emit IdentityRegistered(identityId, appId, r.owner, r.kind, r.key);
+        emit KeyConsent(identityId, ConsentKind.Registration, digest, keyProof);
     }
 
     /// @notice Replaces the key of an Active identity the caller owns. The old identity
@@ -335,6 +339,8 @@ contract IdentityRegistry is AccessControl, EIP712 {
     /// @param identityId the caller's Active identity
     /// @param newKey the new Ed25519 key
     /// @param deadline deadline inside the rotation attestations
+    /// @param keyProof the new key's Ed25519 signature over "psp-identity-rotation-v1" ||
+    /// `rotationDigest(msg.sender, identityId, newKey, deadline)` (published in `KeyConsent`)
     /// @param attestations 65-byte EIP-712 `KeyRotationAttestation` signatures over
     /// `rotationDigest(msg.sender, identityId, newKey, deadline)` by distinct current
     /// authority signers, sorted by strictly ascending signer address
@@ -343,6 +349,7 @@ contract IdentityRegistry is AccessControl, EIP712 {
         bytes32 identityId,
         bytes32 newKey,
         uint64 deadline,
+        bytes calldata keyProof,
         bytes[] calldata attestations
     ) external returns (bytes32 successorId) {
         Identity storage old = _requireActiveOwned(identityId);
@@ -351,7 +358,9 @@ contract IdentityRegistry is AccessControl, EIP712 {
         uint8 kind = old.kind;
         successorId = keccak256(abi.encode(app.namespaceHash, app.nameHash, kind, newKey));
         _requireUnused(successorId);
-        _verifyAttestations(_rotationDigest(msg.sender, identityId, newKey, deadline), deadline, attestations);
+        _checkKeyProof(keyProof);
+        bytes32 digest = _rotationDigest(msg.sender, identityId, newKey, deadline);
+        _verifyAttestations(digest, deadline, attestations);
 
         old.status = IdentityStatus.Rotated;
         old.successor = successorId;
@@ -360,12 +369,50 @@ contract IdentityRegistry is AccessControl, EIP712 {
             status: IdentityStatus.Active,
             kind: kind,
             registeredAt: uint64(block.timestamp),
+            reclaims: 0,
             applicationId: old.applicationId,
             key: newKey,
             successor: bytes32(0)
         });
         emit IdentityKeyRotated(identityId, successorId, newKey);
         emit IdentityRegistered(successorId, old.applicationId, msg.sender, kind, newKey);
+        emit KeyConsent(successorId, ConsentKind.Rotation, digest, keyProof);
+    }
+
+    /// @notice Hands an identity registered (or rotated to) without its key's consent to the
+    /// key's holder, at `newOwner`: Active again whatever its status, successor cleared.
+    /// An identity whose published consent verifies can never be reclaimed, so a revoked
+    /// key stays revoked against anyone who later steals it.
+    /// @param identityId the contested identity (any status but None)
+    /// @param newOwner the owner the key's holder chose, not zero
+    /// @param deadline deadline inside the reclaim attestations
+    /// @param keyProof the key's Ed25519 signature over "psp-identity-reclaim-v1" ||
+    /// `reclaimDigest(identityId, reclaims, newOwner, deadline)` (published in `KeyConsent`)
+    /// @param attestations EIP-712 `IdentityReclaim` signatures by a quorum of current
+    /// authorities, ascending by signer; each checked off chain that the identity's latest
+    /// `KeyConsent` proof does not verify and that `keyProof` does
+    function reclaimIdentity(
+        bytes32 identityId,
+        address newOwner,
+        uint64 deadline,
+        bytes calldata keyProof,
+        bytes[] calldata attestations
+    ) external {
+        if (newOwner == address(0)) revert ZeroAddress();
+        Identity storage id = _identities[identityId];
+        if (id.status == IdentityStatus.None) revert IdentityNotFound(identityId);
+        _checkKeyProof(keyProof);
+        bytes32 digest = _reclaimDigest(identityId, id.reclaims, newOwner, deadline);
+        _verifyAttestations(digest, deadline, attestations);
+
+        address previousOwner = id.owner;
+        id.owner = newOwner;
+        id.status = IdentityStatus.Active;
+        id.successor = bytes32(0);
+        id.registeredAt = uint64(block.timestamp);
+        ++id.reclaims;
+        emit IdentityReclaimed(identityId, previousOwner, newOwner);
+        emit KeyConsent(identityId, ConsentKind.Reclaim, digest, keyProof);
     }
 
     /// @notice Permanently revokes an Active identity the caller owns (e.g. key compromised).
@@ -386,18 +433,14 @@ contract IdentityRegistry is AccessControl, EIP712 {
         emit IdentityTransferred(identityId, msg.sender, newOwner);
     }
 
-    // ---------------------------------------------------------------- governance
-
-    /// @notice Sets how many distinct current authority attestations a registration needs.
-    /// @param newThreshold at least 1
-    function setAttestationThreshold(uint16 newThreshold) external onlyRole(GOVERNOR_ROLE) {
-        if (newThreshold == 0) revert InvalidThreshold(newThreshold);
-        uint16 previous = attestationThreshold;
-        attestationThreshold = newThreshold;
-        emit AttestationThresholdChanged(previous, newThreshold);
-    }
-
     // --------------------------------------------------------------------- views
+
+    /// @notice Distinct current authority attestations a registration, rotation or reclaim
+    /// needs now: the NodeRegistry's authority quorum.
+    /// @return the threshold
+    function attestationThreshold() external view returns (uint256) {
+        return nodeRegistry.authorityQuorum();
+    }
 
     /// @notice The full record of an identity (status None when never registered).
     /// @param identityId the identity
@@ -446,7 +489,8 @@ contract IdentityRegistry is AccessControl, EIP712 {
     /// @param account the account asked about
     /// @return whether it is a registrar
     function isRegistrar(bytes32 appId, address account) external view returns (bool) {
-        return _isRegistrar(appId, _applications[appId].owner, account);
+        Application storage app = _applications[appId];
+        return _isRegistrar(appId, app, account);
     }
 
     /// @notice The EIP-712 digest each authority signs for `r`, bound to this chain and registry.
@@ -470,6 +514,21 @@ contract IdentityRegistry is AccessControl, EIP712 {
         uint64 deadline
     ) external view returns (bytes32) {
         return _rotationDigest(owner, identityId, newKey, deadline);
+    }
+
+    /// @notice The EIP-712 `IdentityReclaim` digest each authority signs for a reclaim.
+    /// @param identityId the contested identity
+    /// @param contestedReclaims its current `reclaims` count
+    /// @param newOwner the owner the key's holder chose
+    /// @param deadline last valid second of the attestations
+    /// @return the digest
+    function reclaimDigest(
+        bytes32 identityId,
+        uint16 contestedReclaims,
+        address newOwner,
+        uint64 deadline
+    ) external view returns (bytes32) {
+        return _reclaimDigest(identityId, contestedReclaims, newOwner, deadline);
     }
 
     /// @notice keccak256(abi.encode(keccak256(bytes(namespace)), keccak256(bytes(application)))).
@@ -517,19 +576,45 @@ contract IdentityRegistry is AccessControl, EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(ROTATION_TYPEHASH, owner, identityId, newKey, deadline)));
     }
 
-    /// @dev Ascending order makes distinctness an O(1) comparison per signature.
+    /// @dev registerIdentity's checks before the attestations: fields, application and
+    /// policy, an unused id. Returns the identity id, its application and the digest.
+    function _admit(Registration calldata r) private view returns (bytes32 identityId, bytes32 appId, bytes32 digest) {
+        if (r.owner == address(0)) revert ZeroAddress();
+        if (r.kind > MAX_KIND) revert InvalidKind(r.kind);
+        if (r.key == bytes32(0)) revert InvalidKey();
+        bytes32 nsHash = keccak256(bytes(r.namespace));
+        bytes32 nameHash = keccak256(bytes(r.application));
+        appId = keccak256(abi.encode(nsHash, nameHash));
+        Application storage app = _applications[appId];
+        if (app.owner == address(0)) revert ApplicationNotFound(appId);
+        if (
+            app.policy == RegistrationPolicy.Restricted &&
+            !_isRegistrar(appId, app, msg.sender) &&
+            !_isRegistrar(appId, app, r.owner)
+        ) revert PolicyForbids(appId, msg.sender, r.owner);
+        identityId = keccak256(abi.encode(nsHash, nameHash, r.kind, r.key));
+        _requireUnused(identityId);
+        digest = _digest(r.owner, nsHash, nameHash, r.kind, r.key, r.deadline);
+    }
+
+    function _reclaimDigest(
+        bytes32 identityId,
+        uint16 contestedReclaims,
+        address newOwner,
+        uint64 deadline
+    ) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(RECLAIM_TYPEHASH, identityId, contestedReclaims, newOwner, deadline)));
+    }
+
+    /// @dev One call: the NodeRegistry checks the quorum, order and membership (O(1) each)
+    /// and reverts with the IAuthorityAttestations errors this contract shares.
     function _verifyAttestations(bytes32 digest, uint64 deadline, bytes[] calldata attestations) private view {
         if (block.timestamp > deadline) revert AttestationExpired(deadline, block.timestamp);
-        uint16 threshold = attestationThreshold;
-        if (attestations.length < threshold) revert BelowThreshold(attestations.length, threshold);
-        address previous = address(0);
-        for (uint256 i = 0; i < attestations.length; ++i) {
-            (address signer, ECDSA.RecoverError err, ) = ECDSA.tryRecoverCalldata(digest, attestations[i]);
-            if (err != ECDSA.RecoverError.NoError) revert InvalidAttestationSignature(i);
-            if (signer <= previous) revert SignersNotAscending(i, signer);
-            if (!nodeRegistry.isAuthoritySigner(signer)) revert NotAuthority(signer);
-            previous = signer;
-        }
+        nodeRegistry.checkAuthorityAttestations(digest, attestations);
+    }
+
+    function _checkKeyProof(bytes calldata keyProof) private pure {
+        if (keyProof.length != KEY_PROOF_LENGTH) revert InvalidKeyProofLength(keyProof.length);
     }
 
     function _requireUnused(bytes32 identityId) private view {
@@ -558,8 +643,8 @@ contract IdentityRegistry is AccessControl, EIP712 {
         if (owner != msg.sender) revert NotApplicationOwner(appId, msg.sender);
     }
 
-    function _isRegistrar(bytes32 appId, address appOwner, address account) private view returns (bool) {
-        return account != address(0) && (account == appOwner || _registrars[appId][account]);
+    function _isRegistrar(bytes32 appId, Application storage app, address account) private view returns (bool) {
+        return account != address(0) && (account == app.owner || _registrars[appId][app.registrarGeneration][account]);
     }
 
     /// @dev 1-32 bytes, each in [a-z0-9-]; no dots since the identity string uses them as separators.

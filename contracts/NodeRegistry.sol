@@ -8,69 +8,44 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {NodeRoleSets} from "./NodeRoleSets.sol";
 
 /// @title NodeRegistry
 /// @notice Registry and staking for PSP nodes. Owns: node records keyed by the
 /// node's Ed25519 identity key, their operator and EVM signer, role bits, bonded
-/// and unbonding PSP stake, slashing, and the derived discovery / authority /
-/// oracle sets. Trusts: the PSP token (a plain OpenZeppelin ERC20 without hooks)
-/// and holders of GOVERNANCE_ROLE / SLASHER_ROLE.
-/// @dev Per role a candidate set (OZ EnumerableSet) holds the nodes that met the
-/// role's conditions at their last update; every set read filters candidates
-/// against the current parameters, so reads are views costing O(candidates).
-/// Candidacy needs the role's minimum stake, which keeps the candidate lists, and
-/// so the gas of `isOracleSigner` inside other contracts, bounded by locked stake.
-/// Invariant: token.balanceOf(this) == totalBonded + totalUnbonding.
-contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient {
+/// and unbonding PSP stake, slashing, the discovery / authority / oracle sets
+/// (NodeRoleSets) and the authority quorum other contracts check attestations
+/// against. Trusts: the PSP token (a plain OpenZeppelin ERC20 without hooks) and
+/// holders of GOVERNANCE_ROLE / SLASHER_ROLE (a TimelockController on deployments).
+/// @dev Consent: a signer is bound to a node only with its EIP-712 `NodeConsent`
+/// signature (nonce per signer, so a consent is used once). The node key is an
+/// Ed25519 key the EVM cannot check cheaply: registration carries its Ed25519
+/// signature over the same digest (event `NodeKeyProof`) for anyone to check off
+/// chain, and the key's holder takes back a node registered without it through
+/// `reclaimNode`, attested by a quorum of current authorities that checked both.
+/// Invariant: token.balanceOf(this) == totalBonded + totalUnbonding, where
+/// totalUnbonding includes stake released by reclaims.
+contract NodeRegistry is INodeRegistry, NodeRoleSets, AccessControl, ReentrancyGuardTransient, EIP712, Nonces {
     using SafeERC20 for IERC20;
     using EnumerableSet for EnumerableSet.Bytes32Set;
 
-    // ---------------------------------------------------------------- constants
-
-    /// @notice Role bit: onion relay.
-    uint8 public constant ROLE_ONION = 1;
-    /// @notice Role bit: discovery node (also needs governance approval and age).
-    uint8 public constant ROLE_DISCOVERY = 2;
-    /// @notice Role bit: authority node (PKI bridge, certificate issuer).
-    uint8 public constant ROLE_AUTHORITY = 4;
-    /// @notice Role bit: oracle node (receipts, bandwidth settlement).
-    uint8 public constant ROLE_ORACLE = 8;
-    /// @notice Union of every defined role bit.
-    uint8 public constant ALL_ROLES = 15;
-    /// @notice Upper bound on the discovery set returned by `discoverySet()`.
-    uint256 public constant MAX_DISCOVERY_NODES = 128;
-
-    /// @notice Sets parameters, approves discovery nodes, sets the slash recipient, may slash.
+    /// @notice Sets parameters, approves set roles, sets the slash recipient, may slash.
     bytes32 public constant GOVERNANCE_ROLE = keccak256("GOVERNANCE_ROLE");
     /// @notice May slash stake with evidence.
     bytes32 public constant SLASHER_ROLE = keccak256("SLASHER_ROLE");
 
-    // ---------------------------------------------------------------- types
-
-    /// @notice Governance parameters. Minimums are in token base units, times in seconds.
-    struct Params {
-        uint256 minStakeOnion;
-        uint256 minStakeDiscovery;
-        uint256 minStakeAuthority;
-        uint256 minStakeOracle;
-        uint64 unbondingDelay;
-        uint64 minDiscoveryAge;
-        uint16 maxAuthorities;
-        uint16 maxOracles;
-    }
-
-    /// @dev Packed into three slots; amounts fit 128 bits (SafeCast checks).
-    struct Node {
-        address operator;
-        uint8 roles;
-        bool discoveryApproved;
-        uint64 registeredAt;
-        address signer;
-        uint64 unbondingReleaseAt;
-        uint128 bonded;
-        uint128 unbonding;
-    }
+    /// @notice EIP-712 type the signer signs to be bound to a node (and the node key signs, Ed25519).
+    bytes32 public constant CONSENT_TYPEHASH =
+        keccak256("NodeConsent(bytes32 nodeKey,address operator,address signer,uint256 nonce,uint64 deadline)");
+    /// @notice EIP-712 type authorities sign to hand a node key to its holder.
+    bytes32 public constant RECLAIM_TYPEHASH =
+        keccak256("NodeReclaim(bytes32 nodeKey,uint32 contestedSeq,bytes32 consentDigest)");
+    /// @notice Length of an Ed25519 signature.
+    uint256 public constant KEY_PROOF_LENGTH = 64;
 
     /// @notice A node record as returned by `getNode` / `nodesPage`.
     struct NodeInfo {
@@ -78,41 +53,49 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         address operator;
         address signer;
         uint8 roles;
-        bool discoveryApproved;
+        uint8 approvedRoles;
+        uint8 memberRoles;
+        uint32 seq;
         uint64 registeredAt;
         uint256 bonded;
         uint256 unbonding;
         uint64 unbondingReleaseAt;
+        uint64 discoverySince;
+        uint64 authoritySince;
+        uint64 oracleSince;
     }
 
-    // ---------------------------------------------------------------- storage
+    /// @notice Stake a reclaim took from a node's former operator, withdrawable after `releaseAt`.
+    struct Released {
+        uint128 amount;
+        uint64 releaseAt;
+    }
 
     /// @notice The staking token (PSP).
     IERC20 public immutable token;
+    /// @inheritdoc INodeRegistry
+    uint64 public immutable minUnbondingDelay;
 
-    Params private _params;
-
-    /// @notice Where slashed stake is sent (the devnet points it at BandwidthRewards).
+    /// @notice Where slashed stake is sent (deployments point it at BandwidthRewards).
     address public slashRecipient;
     /// @notice Sum of bonded stake over all nodes.
     uint256 public totalBonded;
-    /// @notice Sum of unbonding stake over all nodes.
+    /// @notice Sum of unbonding stake over all nodes, plus stake released by reclaims.
     uint256 public totalUnbonding;
+    /// @notice Registrations so far; a node's `seq` is its place in that order (ties rank by it).
+    uint32 public registrationCount;
 
-    mapping(bytes32 nodeKey => Node) private _nodes;
-    mapping(address signer => bytes32 nodeKey) private _nodeKeyOfSigner;
     EnumerableSet.Bytes32Set private _allNodes;
-    EnumerableSet.Bytes32Set private _discoveryCandidates;
-    EnumerableSet.Bytes32Set private _authorityCandidates;
-    EnumerableSet.Bytes32Set private _oracleCandidates;
+    mapping(address operator => Released) private _released;
 
-    // ---------------------------------------------------------------- events
-
-    /// @notice A node was registered by `operator`.
-    event NodeRegistered(bytes32 indexed nodeKey, address indexed operator, address indexed signer, uint8 roles);
+    /// @notice A node was registered by `operator`; `seq` is its registration order.
+    event NodeRegistered(bytes32 indexed nodeKey, address indexed operator, address indexed signer, uint8 roles, uint32 seq);
+    /// @notice The Ed25519 signature by `nodeKey` over `digest` ("psp-node-consent-v1" ||
+    /// digest, or "psp-node-reclaim-v1" || digest for `reclaim`), for anyone to verify.
+    event NodeKeyProof(bytes32 indexed nodeKey, bool reclaim, bytes32 digest, bytes proof);
     /// @notice A node's role bits changed.
     event RolesChanged(bytes32 indexed nodeKey, uint8 oldRoles, uint8 newRoles);
-    /// @notice A node's EVM signer changed.
+    /// @notice A node's EVM signer changed (with the new signer's consent).
     event SignerChanged(bytes32 indexed nodeKey, address indexed oldSigner, address indexed newSigner);
     /// @notice A node without stake was removed.
     event NodeDeregistered(bytes32 indexed nodeKey, address indexed operator);
@@ -130,16 +113,25 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         uint256 fromBonded,
         uint256 fromUnbonding
     );
-    /// @notice Governance approved or revoked a node for the discovery role.
-    event DiscoveryApprovalChanged(bytes32 indexed nodeKey, bool approved);
+    /// @notice The key's holder took the node back from `previousOperator`, whose stake
+    /// (`released`) is withdrawable through `withdrawReleased` from `releaseAt`.
+    event NodeReclaimed(
+        bytes32 indexed nodeKey,
+        address indexed previousOperator,
+        address indexed newOperator,
+        uint256 released,
+        uint64 releaseAt
+    );
+    /// @notice Stake released by a reclaim was paid to `operator`.
+    event ReleasedWithdrawn(address indexed operator, uint256 amount);
+    /// @notice Stake released by a reclaim was slashed.
+    event ReleasedSlashed(address indexed operator, bytes32 indexed evidenceHash, address indexed recipient, uint256 amount);
+    /// @notice Governance approved or revoked a node for a set role.
+    event RoleApprovalChanged(bytes32 indexed nodeKey, uint8 indexed role, bool approved);
     /// @notice Governance changed the parameters.
     event ParamsChanged(Params params);
     /// @notice Governance changed the slash recipient.
     event SlashRecipientChanged(address indexed oldRecipient, address indexed newRecipient);
-    /// @notice A node entered (`isCandidate` true) or left a role's candidate list.
-    event CandidacyChanged(bytes32 indexed nodeKey, uint8 indexed role, bool isCandidate);
-
-    // ---------------------------------------------------------------- errors
 
     /// @notice Node keys are Ed25519 public keys; the all-zero key is reserved as "none".
     error ZeroNodeKey();
@@ -153,6 +145,12 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
     error ZeroSigner();
     /// @notice The signer address already belongs to another node.
     error SignerInUse(address signer, bytes32 nodeKey);
+    /// @notice The consent signature does not recover to `signer` for this node, operator, nonce and deadline.
+    error InvalidSignerConsent(address signer);
+    /// @notice The consent's deadline has passed.
+    error ConsentExpired(uint64 deadline, uint256 nowTimestamp);
+    /// @notice An Ed25519 key proof is 64 bytes.
+    error InvalidKeyProofLength(uint256 length);
     /// @notice Roles must be a non-zero combination of the defined role bits.
     error InvalidRoles(uint8 roles);
     /// @notice Amounts must be non-zero.
@@ -173,18 +171,27 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
     error ZeroSlashRecipient();
     /// @notice Discovery, authority and oracle minimum stakes must be non-zero.
     error ZeroMinimumStake(uint8 role);
-    /// @notice maxAuthorities and maxOracles must be non-zero.
-    error ZeroSetCap();
-    /// @notice `role` must be exactly one defined role bit.
-    error InvalidRole(uint8 role);
+    /// @notice maxAuthorities and maxOracles must be in 1..MAX_SET_CAP.
+    error InvalidSetCap(uint16 cap);
+    /// @notice The unbonding delay must cover the dispute window (minUnbondingDelay).
+    error UnbondingDelayTooShort(uint64 unbondingDelay, uint64 minimum);
+    /// @notice attestationFloor must be in 1..maxAuthorities and attestationBps at most 10000.
+    error InvalidAttestationThreshold(uint16 floor, uint16 bps, uint16 maxAuthorities);
+    /// @notice approvalRoles may only name set roles.
+    error InvalidApprovalRoles(uint8 approvalRoles);
 
     // ---------------------------------------------------------------- construction
 
     /// @param token_ The PSP token staked here.
     /// @param admin Receives DEFAULT_ADMIN_ROLE and GOVERNANCE_ROLE, and is the first slash recipient.
     /// @param initialParams Initial parameters (see `setParams` for the rules).
-    constructor(IERC20 token_, address admin, Params memory initialParams) {
+    /// @param minUnbondingDelay_ Floor of `unbondingDelay` for the registry's life: at least the
+    /// longest dispute window resting on this stake (plus the governance delay to slash).
+    constructor(IERC20 token_, address admin, Params memory initialParams, uint64 minUnbondingDelay_)
+        EIP712("PSP NodeRegistry", "1")
+    {
         token = token_;
+        minUnbondingDelay = minUnbondingDelay_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(GOVERNANCE_ROLE, admin);
         _setParams(initialParams);
@@ -197,24 +204,26 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
     /// @param nodeKey The node's Ed25519 identity public key.
     /// @param signer EVM address the node signs attestations and oracle transactions with.
     /// @param roles Non-zero combination of ROLE_* bits.
-    function registerNode(bytes32 nodeKey, address signer, uint8 roles) external {
+    /// @param deadline Last second the consents are valid.
+    /// @param signerConsent `signer`'s 65-byte EIP-712 signature over `consentDigest(nodeKey, caller, signer, nonces(signer), deadline)`.
+    /// @param keyProof Ed25519 signature by `nodeKey` over "psp-node-consent-v1" || that digest
+    /// (published in `NodeKeyProof`, checked off chain; a node registered without it can be reclaimed).
+    function registerNode(
+        bytes32 nodeKey,
+        address signer,
+        uint8 roles,
+        uint64 deadline,
+        bytes calldata signerConsent,
+        bytes calldata keyProof
+    ) external {
         if (nodeKey == bytes32(0)) revert ZeroNodeKey();
         if (_nodes[nodeKey].operator != address(0)) revert NodeAlreadyRegistered(nodeKey);
         _checkRoles(roles);
-        _checkSignerFree(signer);
-        _nodes[nodeKey] = Node({
-            operator: msg.sender,
-            roles: roles,
-            discoveryApproved: false,
-            registeredAt: uint64(block.timestamp),
-            signer: signer,
-            unbondingReleaseAt: 0,
-            bonded: 0,
-            unbonding: 0
-        });
-        _nodeKeyOfSigner[signer] = nodeKey;
+        bytes32 digest = _useConsent(nodeKey, signer, deadline, signerConsent);
+        _checkKeyProof(keyProof);
         _allNodes.add(nodeKey);
-        emit NodeRegistered(nodeKey, msg.sender, signer, roles);
+        _register(nodeKey, signer, roles);
+        emit NodeKeyProof(nodeKey, false, digest, keyProof);
     }
 
     /// @notice Replaces a node's role bits. Operator only.
@@ -224,13 +233,14 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         uint8 oldRoles = node.roles;
         node.roles = roles;
         emit RolesChanged(nodeKey, oldRoles, roles);
-        _syncCandidacy(nodeKey, node);
+        _syncRoles(nodeKey, node);
     }
 
-    /// @notice Replaces a node's EVM signer. Operator only.
-    function setSigner(bytes32 nodeKey, address newSigner) external {
+    /// @notice Replaces a node's EVM signer, with the new signer's consent. Operator only.
+    /// Votes count per node, so the node keeps one voice in any open vote.
+    function setSigner(bytes32 nodeKey, address newSigner, uint64 deadline, bytes calldata signerConsent) external {
         Node storage node = _operatorNode(nodeKey);
-        _checkSignerFree(newSigner);
+        _useConsent(nodeKey, newSigner, deadline, signerConsent);
         address oldSigner = node.signer;
         delete _nodeKeyOfSigner[oldSigner];
         _nodeKeyOfSigner[newSigner] = nodeKey;
@@ -243,13 +253,9 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         Node storage node = _operatorNode(nodeKey);
         if (node.bonded != 0 || node.unbonding != 0) revert StakeRemaining(node.bonded, node.unbonding);
         address operator = node.operator;
+        // Membership needs a non-zero minimum stake, so a node without stake is in no set.
         delete _nodeKeyOfSigner[node.signer];
         _allNodes.remove(nodeKey);
-        // Candidacy needs a non-zero minimum stake, so a node without stake is in no
-        // candidate list; remove defensively anyway so no stale key can survive.
-        _discoveryCandidates.remove(nodeKey);
-        _authorityCandidates.remove(nodeKey);
-        _oracleCandidates.remove(nodeKey);
         delete _nodes[nodeKey];
         emit NodeDeregistered(nodeKey, operator);
     }
@@ -285,7 +291,7 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         totalBonded -= amount;
         totalUnbonding += amount;
         emit UnstakeRequested(nodeKey, amount, node.unbonding, releaseAt);
-        _syncCandidacy(nodeKey, node);
+        _syncRoles(nodeKey, node);
     }
 
     /// @notice Pays the node's matured unbonding stake to its operator. Operator only.
@@ -301,15 +307,68 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         token.safeTransfer(msg.sender, amount);
     }
 
+    /// @notice Joins `role`'s set once the node qualifies and its activation delay has
+    /// passed: into a free seat, or in place of the lowest member it outranks. Anyone may call.
+    function activate(bytes32 nodeKey, uint8 role) external {
+        _checkSetRole(role);
+        _syncRole(nodeKey, _existingNode(nodeKey), role, true);
+    }
+
+    /// @notice Re-evaluates `nodeKeys` against the current parameters and joins the
+    /// sets they may join (useful after governance lowers a minimum). Anyone may call.
+    function refreshCandidacy(bytes32[] calldata nodeKeys) external {
+        for (uint256 i = 0; i < nodeKeys.length; ++i) {
+            _syncRoles(nodeKeys[i], _existingNode(nodeKeys[i]));
+        }
+    }
+
+    // ---------------------------------------------------------------- reclaim
+
+    /// @notice Hands a node key registered without its holder's consent to the holder: the
+    /// caller becomes its operator with `signer` and `roles`, as a new registration (last in
+    /// order, unapproved). The former operator's stake is released to it after the unbonding
+    /// delay (`withdrawReleased`), slashable meanwhile (`slashReleased`).
+    /// @param attestations EIP-712 `NodeReclaim(nodeKey, contestedSeq, consentDigest)` signatures
+    /// by a quorum of current authorities, ascending by signer. Each checked off chain that the
+    /// contested registration's `NodeKeyProof` does not verify and that `keyProof` does.
+    /// @param keyProof Ed25519 signature by `nodeKey` over "psp-node-reclaim-v1" || consentDigest.
+    function reclaimNode(
+        bytes32 nodeKey,
+        address signer,
+        uint8 roles,
+        uint64 deadline,
+        bytes calldata signerConsent,
+        bytes calldata keyProof,
+        bytes[] calldata attestations
+    ) external nonReentrant {
+        Node storage node = _existingNode(nodeKey);
+        _checkRoles(roles);
+        _checkKeyProof(keyProof);
+        bytes32 digest = _useConsent(nodeKey, signer, deadline, signerConsent);
+        _checkAttestations(reclaimDigest(nodeKey, node.seq, digest), attestations);
+        _release(nodeKey, node);
+        _register(nodeKey, signer, roles);
+        emit NodeKeyProof(nodeKey, true, digest, keyProof);
+    }
+
+    /// @notice Pays the caller the stake reclaims released from its nodes, once matured.
+    function withdrawReleased() external nonReentrant {
+        Released memory held = _released[msg.sender];
+        if (held.amount == 0) revert NothingToWithdraw(bytes32(0));
+        if (block.timestamp < held.releaseAt) revert UnbondingNotMatured(held.releaseAt);
+        delete _released[msg.sender];
+        totalUnbonding -= held.amount;
+        emit ReleasedWithdrawn(msg.sender, held.amount);
+        token.safeTransfer(msg.sender, held.amount);
+    }
+
     // ---------------------------------------------------------------- slashing and governance
 
     /// @notice Slashes up to `amount` from the node, bonded stake first, then unbonding,
     /// and sends it to `slashRecipient`. SLASHER_ROLE or GOVERNANCE_ROLE.
     /// @param evidenceHash Hash of the off-chain evidence, recorded in the event.
     function slash(bytes32 nodeKey, uint256 amount, bytes32 evidenceHash) external nonReentrant {
-        if (!hasRole(SLASHER_ROLE, msg.sender) && !hasRole(GOVERNANCE_ROLE, msg.sender)) {
-            revert NotSlasher(msg.sender);
-        }
+        _onlySlasher();
         Node storage node = _existingNode(nodeKey);
         if (amount == 0) revert ZeroAmount();
         uint256 bonded = node.bonded;
@@ -324,17 +383,34 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         totalUnbonding -= fromUnbonding;
         address recipient = slashRecipient;
         emit Slashed(nodeKey, evidenceHash, recipient, fromBonded, fromUnbonding);
-        _syncCandidacy(nodeKey, node);
+        _syncRoles(nodeKey, node);
         token.safeTransfer(recipient, fromBonded + fromUnbonding);
     }
 
-    /// @notice Replaces the parameters. GOVERNANCE_ROLE.
-    /// @dev Discovery, authority and oracle minimums and both caps must be non-zero.
-    /// A raised minimum takes effect at once (reads filter candidates); after a lowered
-    /// one, nodes that now qualify join their candidate list at their next update or
-    /// through the permissionless `refreshCandidacy`.
+    /// @notice Slashes up to `amount` of the stake a reclaim released to `operator`. SLASHER_ROLE or GOVERNANCE_ROLE.
+    function slashReleased(address operator, uint256 amount, bytes32 evidenceHash) external nonReentrant {
+        _onlySlasher();
+        if (amount == 0) revert ZeroAmount();
+        Released storage held = _released[operator];
+        uint256 taken = amount < held.amount ? amount : held.amount;
+        if (taken == 0) revert NothingToSlash(bytes32(0));
+        held.amount -= uint128(taken);
+        totalUnbonding -= taken;
+        address recipient = slashRecipient;
+        emit ReleasedSlashed(operator, evidenceHash, recipient, taken);
+        token.safeTransfer(recipient, taken);
+    }
+
+    /// @notice Replaces the parameters and re-checks every set against them. GOVERNANCE_ROLE.
+    /// @dev Discovery, authority and oracle minimums must be non-zero, both caps in
+    /// 1..MAX_SET_CAP, unbondingDelay >= minUnbondingDelay, 1 <= attestationFloor <=
+    /// maxAuthorities, attestationBps <= 10000, approvalRoles within SET_ROLES. Members
+    /// that no longer qualify leave at once and sets above a lowered cap lose their
+    /// lowest members; after a lowered minimum, nodes that now qualify join at their
+    /// next update, through `refreshCandidacy` or `activate`.
     function setParams(Params calldata newParams) external onlyRole(GOVERNANCE_ROLE) {
         _setParams(newParams);
+        _sweepSets();
     }
 
     /// @notice Sets where slashed stake goes. GOVERNANCE_ROLE.
@@ -342,20 +418,14 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         _setSlashRecipient(recipient);
     }
 
-    /// @notice Approves (or revokes) a node for the discovery role. GOVERNANCE_ROLE.
-    function approveDiscovery(bytes32 nodeKey, bool approved) external onlyRole(GOVERNANCE_ROLE) {
+    /// @notice Approves (or revokes) a node for a set role (discovery, authority, oracle).
+    /// Where `approvalRoles` names the role, only approved nodes qualify. GOVERNANCE_ROLE.
+    function approveRole(bytes32 nodeKey, uint8 role, bool approved) external onlyRole(GOVERNANCE_ROLE) {
+        _checkSetRole(role);
         Node storage node = _existingNode(nodeKey);
-        node.discoveryApproved = approved;
-        emit DiscoveryApprovalChanged(nodeKey, approved);
-        _syncCandidacy(nodeKey, node);
-    }
-
-    /// @notice Re-evaluates the candidate lists for `nodeKeys` against the current
-    /// parameters (useful after governance lowers a minimum). Anyone may call it.
-    function refreshCandidacy(bytes32[] calldata nodeKeys) external {
-        for (uint256 i = 0; i < nodeKeys.length; ++i) {
-            _syncCandidacy(nodeKeys[i], _existingNode(nodeKeys[i]));
-        }
+        node.approvedRoles = approved ? node.approvedRoles | role : node.approvedRoles & ~role;
+        emit RoleApprovalChanged(nodeKey, role, approved);
+        _syncRoles(nodeKey, node);
     }
 
     // ---------------------------------------------------------------- views: nodes
@@ -397,80 +467,187 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         }
     }
 
-    /// @notice True when the node is eligible for `role` (one ROLE_* bit) right now:
-    /// bit set, bonded stake >= the role minimum, a member of the role's candidate list,
-    /// and for discovery also approved and registered at least `minDiscoveryAge` ago.
-    /// Eligibility does not consider the set caps. View.
+    /// @notice Stake released to `operator` by reclaims, and when it matures. View.
+    function released(address operator) external view returns (Released memory) {
+        return _released[operator];
+    }
+
+    /// @notice True when the node could hold `role` (one ROLE_* bit) now: for onion the bit
+    /// and `minStakeOnion`; for a set role it is a member, or qualifies and its activation
+    /// delay has passed (set caps not considered). View.
     function isEligible(bytes32 nodeKey, uint8 role) external view returns (bool) {
+        Node storage node = _nodes[nodeKey];
         if (role == ROLE_ONION) {
-            Node storage node = _nodes[nodeKey];
-            return node.operator != address(0) && node.roles & ROLE_ONION != 0
-                && node.bonded >= _params.minStakeOnion;
+            return node.operator != address(0) && node.roles & ROLE_ONION != 0 && node.bonded >= _params.minStakeOnion;
         }
-        if (role != ROLE_DISCOVERY && role != ROLE_AUTHORITY && role != ROLE_ORACLE) revert InvalidRole(role);
-        return _candidates(role).contains(nodeKey) && _eligible(role, _nodes[nodeKey]);
+        _checkSetRole(role);
+        if (node.memberRoles & role != 0) return true;
+        uint64 since = _since(node, role);
+        return since != 0 && _qualifies(role, node) && block.timestamp >= since + _delay(role);
+    }
+
+    /// @notice True when the node is in `role`'s set. View.
+    function isMember(bytes32 nodeKey, uint8 role) external view returns (bool) {
+        _checkSetRole(role);
+        return _nodes[nodeKey].memberRoles & role != 0;
     }
 
     // ---------------------------------------------------------------- views: sets
 
-    /// @notice The discovery set: eligible discovery nodes ordered by bonded stake
-    /// descending, ties by node key ascending, at most MAX_DISCOVERY_NODES. View.
+    /// @notice The discovery set, ordered by bonded stake descending, ties by registration order. View.
     function discoverySet() external view returns (bytes32[] memory nodeKeys, address[] memory signers) {
-        return _rankedSet(ROLE_DISCOVERY, MAX_DISCOVERY_NODES);
+        return _rankedSet(ROLE_DISCOVERY);
     }
 
     /// @notice The authority set, ordered as `discoverySet`, at most maxAuthorities. View.
     function authoritySet() external view returns (bytes32[] memory nodeKeys, address[] memory signers) {
-        return _rankedSet(ROLE_AUTHORITY, _params.maxAuthorities);
+        return _rankedSet(ROLE_AUTHORITY);
     }
 
     /// @notice The oracle set, ordered as `discoverySet`, at most maxOracles. View.
     function oracleSet() external view returns (bytes32[] memory nodeKeys, address[] memory signers) {
-        return _rankedSet(ROLE_ORACLE, _params.maxOracles);
+        return _rankedSet(ROLE_ORACLE);
     }
 
     /// @inheritdoc INodeRegistry
     function isAuthoritySigner(address signer) external view returns (bool) {
-        (bool isMember,) = _membership(ROLE_AUTHORITY, _params.maxAuthorities, signer, true);
-        return isMember;
+        return _isMemberSigner(signer, ROLE_AUTHORITY);
     }
 
     /// @inheritdoc INodeRegistry
     function isOracleSigner(address signer) external view returns (bool) {
-        (bool isMember,) = _membership(ROLE_ORACLE, _params.maxOracles, signer, true);
-        return isMember;
-    }
-
-    /// @inheritdoc INodeRegistry
-    function authorityCount() external view returns (uint256) {
-        (, uint256 size) = _membership(ROLE_AUTHORITY, _params.maxAuthorities, address(0), false);
-        return size;
-    }
-
-    /// @inheritdoc INodeRegistry
-    function oracleCount() external view returns (uint256) {
-        (, uint256 size) = _membership(ROLE_ORACLE, _params.maxOracles, address(0), false);
-        return size;
-    }
-
-    /// @inheritdoc INodeRegistry
-    function oracleMembership(address signer) external view returns (bool isMember, uint256 setSize) {
-        return _membership(ROLE_ORACLE, _params.maxOracles, signer, false);
-    }
-
-    /// @notice Size of the discovery set. View.
-    function discoveryCount() external view returns (uint256) {
-        (, uint256 size) = _membership(ROLE_DISCOVERY, MAX_DISCOVERY_NODES, address(0), false);
-        return size;
+        return _isMemberSigner(signer, ROLE_ORACLE);
     }
 
     /// @notice True when `signer` belongs to a node in the current discovery set. View.
     function isDiscoverySigner(address signer) external view returns (bool) {
-        (bool isMember,) = _membership(ROLE_DISCOVERY, MAX_DISCOVERY_NODES, signer, true);
-        return isMember;
+        return _isMemberSigner(signer, ROLE_DISCOVERY);
+    }
+
+    /// @inheritdoc INodeRegistry
+    function authorityCount() external view returns (uint256) {
+        return _setSize(ROLE_AUTHORITY);
+    }
+
+    /// @inheritdoc INodeRegistry
+    function oracleCount() external view returns (uint256) {
+        return _setSize(ROLE_ORACLE);
+    }
+
+    /// @notice Size of the discovery set. View.
+    function discoveryCount() external view returns (uint256) {
+        return _setSize(ROLE_DISCOVERY);
+    }
+
+    /// @inheritdoc INodeRegistry
+    function oracleNodeOf(address signer) external view returns (bytes32 nodeKey, uint64 memberSince) {
+        bytes32 key = _nodeKeyOfSigner[signer];
+        Node storage node = _nodes[key];
+        if (key == bytes32(0) || node.memberRoles & ROLE_ORACLE == 0) return (bytes32(0), 0);
+        return (key, node.oracleSince);
+    }
+
+    /// @inheritdoc INodeRegistry
+    function countOraclesMemberSince(bytes32[] calldata nodeKeys, uint64 since) external view returns (uint256 count) {
+        for (uint256 i = 0; i < nodeKeys.length; ++i) {
+            Node storage node = _nodes[nodeKeys[i]];
+            if (node.memberRoles & ROLE_ORACLE != 0 && node.oracleSince <= since) ++count;
+        }
+    }
+
+    /// @inheritdoc INodeRegistry
+    function authorityQuorum() public view returns (uint256) {
+        uint256 floor = _params.attestationFloor;
+        uint256 share = (_setSize(ROLE_AUTHORITY) * _params.attestationBps + 9_999) / 10_000;
+        return share > floor ? share : floor;
+    }
+
+    /// @inheritdoc INodeRegistry
+    function checkAuthorityAttestations(bytes32 digest, bytes[] calldata attestations) external view {
+        _checkAttestations(digest, attestations);
+    }
+
+    /// @notice The EIP-712 `NodeConsent` digest a signer signs (and the node key signs, Ed25519). View.
+    function consentDigest(bytes32 nodeKey, address operator, address signer, uint256 nonce, uint64 deadline)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(CONSENT_TYPEHASH, nodeKey, operator, signer, nonce, deadline)));
+    }
+
+    /// @notice The EIP-712 `NodeReclaim` digest authorities sign to hand `nodeKey` (registration
+    /// `contestedSeq`) to the holder who consented with `consentDigest_`. View.
+    function reclaimDigest(bytes32 nodeKey, uint32 contestedSeq, bytes32 consentDigest_) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(RECLAIM_TYPEHASH, nodeKey, contestedSeq, consentDigest_)));
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev A reclaim's first half: the contested node leaves its sets and its record is
+    /// deleted; its bonded and unbonding stake become the former operator's released stake.
+    function _release(bytes32 nodeKey, Node storage node) private {
+        for (uint8 role = ROLE_DISCOVERY; role <= ROLE_ORACLE; role <<= 1) {
+            if (node.memberRoles & role != 0) _leave(nodeKey, node, role);
+        }
+        address previous = node.operator;
+        uint256 bonded = node.bonded;
+        uint256 amount = bonded + node.unbonding;
+        uint64 releaseAt = uint64(block.timestamp) + _params.unbondingDelay;
+        if (node.unbondingReleaseAt > releaseAt) releaseAt = node.unbondingReleaseAt;
+        totalBonded -= bonded;
+        totalUnbonding += bonded;
+        Released storage held = _released[previous];
+        held.amount = SafeCast.toUint128(held.amount + amount);
+        if (releaseAt > held.releaseAt) held.releaseAt = releaseAt;
+        delete _nodeKeyOfSigner[node.signer];
+        delete _nodes[nodeKey];
+        emit NodeReclaimed(nodeKey, previous, msg.sender, amount, held.releaseAt);
+    }
+
+    function _register(bytes32 nodeKey, address signer, uint8 roles) private {
+        uint32 seq = ++registrationCount;
+        Node storage node = _nodes[nodeKey];
+        node.operator = msg.sender;
+        node.roles = roles;
+        node.registeredAt = uint64(block.timestamp);
+        node.signer = signer;
+        node.seq = seq;
+        _nodeKeyOfSigner[signer] = nodeKey;
+        emit NodeRegistered(nodeKey, msg.sender, signer, roles, seq);
+    }
+
+    /// @dev Checks and consumes `signer`'s consent to serve `nodeKey` for the caller.
+    function _useConsent(bytes32 nodeKey, address signer, uint64 deadline, bytes calldata signature)
+        private
+        returns (bytes32 digest)
+    {
+        if (signer == address(0)) revert ZeroSigner();
+        bytes32 holder = _nodeKeyOfSigner[signer];
+        if (holder != bytes32(0)) revert SignerInUse(signer, holder);
+        if (block.timestamp > deadline) revert ConsentExpired(deadline, block.timestamp);
+        digest = consentDigest(nodeKey, msg.sender, signer, _useNonce(signer), deadline);
+        (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        if (err != ECDSA.RecoverError.NoError || recovered != signer) revert InvalidSignerConsent(signer);
+    }
+
+    function _checkKeyProof(bytes calldata keyProof) private pure {
+        if (keyProof.length != KEY_PROOF_LENGTH) revert InvalidKeyProofLength(keyProof.length);
+    }
+
+    /// @dev Ascending order makes distinctness an O(1) comparison per signature; the caller pays the loop.
+    function _checkAttestations(bytes32 digest, bytes[] calldata attestations) private view {
+        uint256 threshold = authorityQuorum();
+        if (attestations.length < threshold) revert BelowThreshold(attestations.length, threshold);
+        address previous = address(0);
+        for (uint256 i = 0; i < attestations.length; ++i) {
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, attestations[i]);
+            if (err != ECDSA.RecoverError.NoError) revert InvalidAttestationSignature(i);
+            if (signer <= previous) revert SignersNotAscending(i, signer);
+            if (!_isMemberSigner(signer, ROLE_AUTHORITY)) revert NotAuthority(signer);
+            previous = signer;
+        }
+    }
 
     function _stake(bytes32 nodeKey, uint256 amount) private {
         Node storage node = _operatorNode(nodeKey);
@@ -479,17 +656,23 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         node.bonded = bondedAfter;
         totalBonded += amount;
         emit Staked(nodeKey, msg.sender, amount, bondedAfter);
-        _syncCandidacy(nodeKey, node);
+        _syncRoles(nodeKey, node);
         token.safeTransferFrom(msg.sender, address(this), amount);
     }
 
-    function _setParams(Params memory params_) private {
-        if (params_.minStakeDiscovery == 0) revert ZeroMinimumStake(ROLE_DISCOVERY);
-        if (params_.minStakeAuthority == 0) revert ZeroMinimumStake(ROLE_AUTHORITY);
-        if (params_.minStakeOracle == 0) revert ZeroMinimumStake(ROLE_ORACLE);
-        if (params_.maxAuthorities == 0 || params_.maxOracles == 0) revert ZeroSetCap();
-        _params = params_;
-        emit ParamsChanged(params_);
+    function _setParams(Params memory p) private {
+        if (p.minStakeDiscovery == 0) revert ZeroMinimumStake(ROLE_DISCOVERY);
+        if (p.minStakeAuthority == 0) revert ZeroMinimumStake(ROLE_AUTHORITY);
+        if (p.minStakeOracle == 0) revert ZeroMinimumStake(ROLE_ORACLE);
+        if (p.maxAuthorities == 0 || p.maxAuthorities > MAX_SET_CAP) revert InvalidSetCap(p.maxAuthorities);
+        if (p.maxOracles == 0 || p.maxOracles > MAX_SET_CAP) revert InvalidSetCap(p.maxOracles);
+        if (p.unbondingDelay < minUnbondingDelay) revert UnbondingDelayTooShort(p.unbondingDelay, minUnbondingDelay);
+        if (p.attestationFloor == 0 || p.attestationFloor > p.maxAuthorities || p.attestationBps > 10_000) {
+            revert InvalidAttestationThreshold(p.attestationFloor, p.attestationBps, p.maxAuthorities);
+        }
+        if (p.approvalRoles & ~SET_ROLES != 0) revert InvalidApprovalRoles(p.approvalRoles);
+        _params = p;
+        emit ParamsChanged(p);
     }
 
     function _setSlashRecipient(address recipient) private {
@@ -498,14 +681,14 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         slashRecipient = recipient;
     }
 
-    function _checkRoles(uint8 roles) private pure {
-        if (roles == 0 || roles & ~ALL_ROLES != 0) revert InvalidRoles(roles);
+    function _onlySlasher() private view {
+        if (!hasRole(SLASHER_ROLE, msg.sender) && !hasRole(GOVERNANCE_ROLE, msg.sender)) {
+            revert NotSlasher(msg.sender);
+        }
     }
 
-    function _checkSignerFree(address signer) private view {
-        if (signer == address(0)) revert ZeroSigner();
-        bytes32 holder = _nodeKeyOfSigner[signer];
-        if (holder != bytes32(0)) revert SignerInUse(signer, holder);
+    function _checkRoles(uint8 roles) private pure {
+        if (roles == 0 || roles & ~ALL_ROLES != 0) revert InvalidRoles(roles);
     }
 
     function _existingNode(bytes32 nodeKey) private view returns (Node storage node) {
@@ -518,145 +701,22 @@ contract NodeRegistry is INodeRegistry, AccessControl, ReentrancyGuardTransient 
         if (node.operator != msg.sender) revert NotOperator(nodeKey, msg.sender);
     }
 
-    function _candidates(uint8 role) private view returns (EnumerableSet.Bytes32Set storage) {
-        if (role == ROLE_DISCOVERY) return _discoveryCandidates;
-        if (role == ROLE_AUTHORITY) return _authorityCandidates;
-        return _oracleCandidates;
-    }
-
-    function _minStake(uint8 role) private view returns (uint256) {
-        if (role == ROLE_DISCOVERY) return _params.minStakeDiscovery;
-        if (role == ROLE_AUTHORITY) return _params.minStakeAuthority;
-        return _params.minStakeOracle;
-    }
-
-    /// @dev Candidacy conditions that only change through a node update (so they are
-    /// evaluated on update): bit set, stake at the minimum, discovery approval.
-    function _qualifies(uint8 role, Node storage node) private view returns (bool) {
-        if (node.roles & role == 0 || node.bonded < _minStake(role)) return false;
-        return role != ROLE_DISCOVERY || node.discoveryApproved;
-    }
-
-    /// @dev Full eligibility of a candidate under the current parameters and time.
-    function _eligible(uint8 role, Node storage node) private view returns (bool) {
-        if (node.bonded < _minStake(role)) return false;
-        if (role == ROLE_DISCOVERY) {
-            return node.discoveryApproved && block.timestamp >= uint256(node.registeredAt) + _params.minDiscoveryAge;
-        }
-        return true;
-    }
-
-    function _syncCandidacy(bytes32 nodeKey, Node storage node) private {
-        _syncRole(nodeKey, node, ROLE_DISCOVERY);
-        _syncRole(nodeKey, node, ROLE_AUTHORITY);
-        _syncRole(nodeKey, node, ROLE_ORACLE);
-    }
-
-    function _syncRole(bytes32 nodeKey, Node storage node, uint8 role) private {
-        EnumerableSet.Bytes32Set storage set = _candidates(role);
-        if (_qualifies(role, node)) {
-            if (set.add(nodeKey)) emit CandidacyChanged(nodeKey, role, true);
-        } else if (set.remove(nodeKey)) {
-            emit CandidacyChanged(nodeKey, role, false);
-        }
-    }
-
-    /// @dev True when node a (stake sa, key ka) ranks before node b.
-    function _outranks(uint256 sa, bytes32 ka, uint256 sb, bytes32 kb) private pure returns (bool) {
-        return sa > sb || (sa == sb && ka < kb);
-    }
-
-    /// @dev One pass over the role's candidates: the set size (eligible, capped) and,
-    /// when `signer` is a candidate, whether fewer than `cap` eligible nodes outrank it.
-    /// With `stopEarly`, returns as soon as membership is decided (size is then partial).
-    function _membership(uint8 role, uint256 cap, address signer, bool stopEarly)
-        private
-        view
-        returns (bool isMember, uint256 setSize)
-    {
-        EnumerableSet.Bytes32Set storage set = _candidates(role);
-        bytes32 ownKey = signer == address(0) ? bytes32(0) : _nodeKeyOfSigner[signer];
-        bool ranked = ownKey != bytes32(0) && set.contains(ownKey) && _eligible(role, _nodes[ownKey]);
-        if (stopEarly && !ranked) return (false, 0);
-        uint256 ownStake = ranked ? _nodes[ownKey].bonded : 0;
-        uint256 ahead = 0;
-        uint256 n = set.length();
-        for (uint256 i = 0; i < n; ++i) {
-            bytes32 key = set.at(i);
-            if (!_eligible(role, _nodes[key])) continue;
-            ++setSize;
-            if (ranked && _outranks(_nodes[key].bonded, key, ownStake, ownKey)) {
-                ++ahead;
-                if (stopEarly && ahead >= cap) return (false, 0);
-            }
-        }
-        isMember = ranked && ahead < cap;
-        if (setSize > cap) setSize = cap;
-    }
-
-    /// @dev Top `cap` eligible candidates by (stake desc, key asc): insertion into a
-    /// sorted buffer, O(candidates x cap), fine for views.
-    function _rankedSet(uint8 role, uint256 cap)
-        private
-        view
-        returns (bytes32[] memory nodeKeys, address[] memory signers)
-    {
-        EnumerableSet.Bytes32Set storage set = _candidates(role);
-        uint256 n = set.length();
-        uint256 bufferSize = n < cap ? n : cap;
-        bytes32[] memory keys = new bytes32[](bufferSize);
-        uint256[] memory stakes = new uint256[](bufferSize);
-        uint256 filled = 0;
-        for (uint256 i = 0; i < n; ++i) {
-            bytes32 key = set.at(i);
-            Node storage node = _nodes[key];
-            if (_eligible(role, node)) filled = _insertRanked(keys, stakes, filled, key, node.bonded);
-        }
-        nodeKeys = new bytes32[](filled);
-        signers = new address[](filled);
-        for (uint256 i = 0; i < filled; ++i) {
-            nodeKeys[i] = keys[i];
-            signers[i] = _nodes[keys[i]].signer;
-        }
-    }
-
-    /// @dev Inserts (key, nodeStake) into the sorted buffers holding `filled` entries,
-    /// shifting lower-ranked entries down; the last one falls off when the buffer is full.
-    function _insertRanked(
-        bytes32[] memory keys,
-        uint256[] memory stakes,
-        uint256 filled,
-        bytes32 key,
-        uint256 nodeStake
-    ) private pure returns (uint256) {
-        uint256 size = keys.length;
-        uint256 pos = filled;
-        while (pos > 0 && _outranks(nodeStake, key, stakes[pos - 1], keys[pos - 1])) {
-            if (pos < size) {
-                keys[pos] = keys[pos - 1];
-                stakes[pos] = stakes[pos - 1];
-            }
-            --pos;
-        }
-        if (pos < size) {
-            keys[pos] = key;
-            stakes[pos] = nodeStake;
-            if (filled < size) ++filled;
-        }
-        return filled;
-    }
-
     function _info(bytes32 nodeKey, Node storage node) private view returns (NodeInfo memory) {
         return NodeInfo({
             nodeKey: nodeKey,
             operator: node.operator,
             signer: node.signer,
             roles: node.roles,
-            discoveryApproved: node.discoveryApproved,
+            approvedRoles: node.approvedRoles,
+            memberRoles: node.memberRoles,
+            seq: node.seq,
             registeredAt: node.registeredAt,
             bonded: node.bonded,
             unbonding: node.unbonding,
-            unbondingReleaseAt: node.unbondingReleaseAt
+            unbondingReleaseAt: node.unbondingReleaseAt,
+            discoverySince: node.discoverySince,
+            authoritySince: node.authoritySince,
+            oracleSince: node.oracleSince
         });
     }
 }

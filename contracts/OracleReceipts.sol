@@ -3,15 +3,20 @@ pragma solidity ^0.8.24;
 
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {OracleVoting} from "./OracleVoting.sol";
 
 /// @title OracleReceipts
 /// @notice On-chain commitments to batches of anonymous stream-creation receipts.
 /// Owns: batch records (Merkle root, receipt count, committing oracle, time) and the
 /// per-batch revocation list. Holds no identities: a leaf is a receipt hash only.
 /// Trusts: the NodeRegistry for who the current oracles are.
+/// Revocation: the committing oracle (its signer, while still a current oracle)
+/// revokes its own receipts at once; any other receipt needs a quorum of oracle
+/// nodes (OracleVoting, `revocationQuorumBps`), so one oracle cannot revoke
+/// another's receipts.
 /// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(receiptHash)))), the
 /// double-hashed OpenZeppelin StandardMerkleTree leaf; pairs are hashed sorted.
-contract OracleReceipts {
+contract OracleReceipts is OracleVoting {
     /// @notice A committed batch. Slot 0: root; slot 1: oracle, time, count.
     struct Batch {
         bytes32 root;
@@ -20,8 +25,8 @@ contract OracleReceipts {
         uint32 count;
     }
 
-    /// @notice The registry whose oracle set may commit and revoke.
-    INodeRegistry public immutable registry;
+    /// @notice Quorum of oracle nodes, in basis points of the oracle set, that revokes another oracle's receipt.
+    uint16 public immutable revocationQuorumBps;
 
     /// @notice Number of batches committed so far; batch ids run from 1 to batchCount.
     uint256 public batchCount;
@@ -31,11 +36,11 @@ contract OracleReceipts {
 
     /// @notice An oracle committed a batch of `count` receipts under `root`.
     event BatchCommitted(uint256 indexed batchId, address indexed oracle, bytes32 root, uint32 count);
-    /// @notice An oracle revoked a receipt of a batch.
+    /// @notice A receipt of a batch was revoked; `oracle` sent the deciding transaction.
     event ReceiptRevoked(uint256 indexed batchId, bytes32 indexed receiptHash, address indexed oracle);
+    /// @notice Oracle node `nodeKey` voted to revoke a receipt of another oracle's batch.
+    event RevocationVoted(uint256 indexed batchId, bytes32 indexed receiptHash, bytes32 indexed nodeKey, uint256 votes);
 
-    /// @notice The caller's address is not the signer of a node in the current oracle set.
-    error NotOracle(address caller);
     /// @notice No batch with this id has been committed.
     error UnknownBatch(uint256 batchId);
     /// @notice A batch root must be non-zero.
@@ -48,14 +53,16 @@ contract OracleReceipts {
     error AlreadyRevoked(uint256 batchId, bytes32 receiptHash);
 
     /// @param registry_ The NodeRegistry (or any INodeRegistry) defining the oracle set.
-    constructor(INodeRegistry registry_) {
-        registry = registry_;
+    /// @param revocationQuorumBps_ Revocation quorum (1..10000), e.g. 6667.
+    constructor(INodeRegistry registry_, uint16 revocationQuorumBps_) OracleVoting(registry_) {
+        if (revocationQuorumBps_ == 0 || revocationQuorumBps_ > 10_000) revert InvalidQuorum(revocationQuorumBps_);
+        revocationQuorumBps = revocationQuorumBps_;
     }
 
     /// @notice Commits a batch of `count` receipts under Merkle `root`. Current oracles only.
     /// @return batchId The new batch's id (1-based, sequential).
     function commitBatch(bytes32 root, uint32 count) external returns (uint256 batchId) {
-        _onlyOracle();
+        if (!registry.isOracleSigner(msg.sender)) revert NotOracle(msg.sender);
         if (root == bytes32(0)) revert EmptyRoot();
         if (count == 0) revert EmptyBatch();
         batchId = ++batchCount;
@@ -63,18 +70,31 @@ contract OracleReceipts {
         emit BatchCommitted(batchId, msg.sender, root, count);
     }
 
-    /// @notice Revokes a receipt of a batch; the proof shows it is a real member.
-    /// Any current oracle may revoke (receipts are shared among oracles).
+    /// @notice Revokes a receipt of a batch; the proof shows it is a real member. The
+    /// batch's committing oracle revokes at once; any other current oracle node casts a
+    /// vote, and the vote that brings a quorum of current oracle nodes revokes it.
     function revokeReceipt(uint256 batchId, bytes32 receiptHash, bytes32[] calldata proof) external {
-        _onlyOracle();
-        bytes32 root = _batches[batchId].root;
+        (bytes32 nodeKey, uint64 memberSince) = _oracleNode();
+        Batch storage batch = _batches[batchId];
+        bytes32 root = batch.root;
         if (root == bytes32(0)) revert UnknownBatch(batchId);
         if (!MerkleProof.verifyCalldata(proof, root, receiptLeaf(receiptHash))) {
             revert InvalidProof(batchId, receiptHash);
         }
         if (_revoked[batchId][receiptHash]) revert AlreadyRevoked(batchId, receiptHash);
+        if (msg.sender != batch.oracle) {
+            bytes32 key = keccak256(abi.encode(batchId, receiptHash));
+            (uint256 votes, bool passed) = _castVote(key, key, revocationQuorumBps, nodeKey, memberSince);
+            emit RevocationVoted(batchId, receiptHash, nodeKey, votes);
+            if (!passed) return;
+        }
         _revoked[batchId][receiptHash] = true;
         emit ReceiptRevoked(batchId, receiptHash, msg.sender);
+    }
+
+    /// @notice Votes so far to revoke a receipt of a batch. View.
+    function revocationVotes(uint256 batchId, bytes32 receiptHash) external view returns (uint256) {
+        return _votesFor(keccak256(abi.encode(batchId, receiptHash)));
     }
 
     /// @notice True when `receiptHash` is in batch `batchId` and not revoked. False for
@@ -103,9 +123,5 @@ contract OracleReceipts {
     /// @notice The Merkle leaf of a receipt hash. Pure.
     function receiptLeaf(bytes32 receiptHash) public pure returns (bytes32) {
         return keccak256(bytes.concat(keccak256(abi.encode(receiptHash))));
-    }
-
-    function _onlyOracle() private view {
-        if (!registry.isOracleSigner(msg.sender)) revert NotOracle(msg.sender);
     }
 }

@@ -2,11 +2,17 @@
  * Deploys the PSP contracts (idempotent) and writes deployments/<network>.json.
  *
  *   npm run deploy -- [--rpc URL] [--network NAME] [--keystore FILE] [--devnet-params]
+ *                     [--timelock-delay SECONDS] [--proposers ADDR,...] [--guardian ADDR]
+ *
+ * Governance ends up in an OpenZeppelin TimelockController (PSPTimelock) whose
+ * proposers and executors are --proposers (default: the deployer; a multisig on
+ * a real chain, docs/OPERATIONS.md); BandwidthRewards' guardian is --guardian.
  *
  * Against a local Hardhat chain (id 31337) without --keystore, Hardhat's first
  * development account deploys.
  */
 import { Command, Option } from "commander";
+import { getAddress, isAddress, type Address } from "viem";
 import { connectChain } from "../node/src/chain/clients.js";
 import { readDeployment, type Deployment } from "../node/src/chain/deployment.js";
 import { ChainError } from "../node/src/chain/errors.js";
@@ -23,7 +29,23 @@ const program = new Command("deploy")
   .option("--deployment <file>", "deployment file path (overrides --network)")
   .option("--keystore <file>", "deployer's ethers JSON keystore (required except on a local Hardhat chain)")
   .option("--devnet-params", "seconds-long delays and epochs instead of days (local testing)")
-  .action(async (opts: { rpc: string; network: string; deployment?: string; keystore?: string; devnetParams?: boolean }) => {
+  .option("--timelock-delay <seconds>", "governance timelock delay (default: 2 days, 1 s with --devnet-params)")
+  .option("--proposers <addresses>", "comma-separated timelock proposers and executors (default: the deployer)")
+  .option("--guardian <address>", "BandwidthRewards guardian: rejects roots in their dispute window (default: the deployer)")
+  .action(async (opts: { rpc: string; network: string; deployment?: string; keystore?: string; devnetParams?: boolean; timelockDelay?: string; proposers?: string; guardian?: string }) => {
+    const address = (value: string, what: string): Address => {
+      if (!isAddress(value.trim())) throw new ChainError("bad-argument", `${what} ${value} is not an EVM address`);
+      return getAddress(value.trim());
+    };
+    const base = opts.devnetParams ? devnetParams : defaultParams;
+    const timelockDelay = opts.timelockDelay === undefined ? base.timelockDelay : Number(opts.timelockDelay);
+    if (!Number.isSafeInteger(timelockDelay) || timelockDelay < 0) throw new ChainError("bad-argument", `--timelock-delay ${opts.timelockDelay} is not a number of seconds`);
+    const params = {
+      ...base,
+      timelockDelay,
+      ...(opts.proposers ? { proposers: opts.proposers.split(",").map((p) => address(p, "--proposers")) } : {}),
+      ...(opts.guardian ? { guardian: address(opts.guardian, "--guardian") } : {}),
+    };
     const probe = await connectChain({ rpcUrl: opts.rpc });
     let account;
     if (opts.keystore) account = await loadKeystoreAccount(opts.keystore);
@@ -40,7 +62,7 @@ const program = new Command("deploy")
     const { deployment, reused } = await deployPsp({
       clients,
       network: opts.network,
-      params: opts.devnetParams ? devnetParams : defaultParams,
+      params,
       ...(previous ? { previous } : {}),
       log: (line) => console.log(line),
     });

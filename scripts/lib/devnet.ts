@@ -29,7 +29,7 @@ import { encryptEvmKeystore } from "../../node/src/crypto/evm-keystore.js";
 import type { PeerAddress } from "../../node/src/link/manager.js";
 import { defaultCertificateThreshold, verifyAccessCertificate } from "../../node/src/authority/certificate.js";
 import { registerIdentity } from "../../node/src/chain/identities.js";
-import { nodeKeyHex, registerNode, stakeNode } from "../../node/src/chain/staking.js";
+import { nodeKeyHex, registerNode, signNodeRegistration, stakeNode } from "../../node/src/chain/staking.js";
 import { transact } from "../../node/src/chain/transact.js";
 import { identityRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi } from "../../node/src/chain/generated/abis.js";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
@@ -39,6 +39,7 @@ import { startDevnetNodes, type DevnetNodeEntry, type DevnetNodes } from "./devn
 import { formatIdentity } from "../../node/src/crypto/identity.js";
 import { deployPsp, devnetParams, writeDeployment, type DeployParams } from "./deploy.js";
 import { devAccount } from "./devnet-accounts.js";
+import { admitNodes } from "./governance.js";
 import { startHardhatNode, type HardhatNode } from "./hardhat-node.js";
 import { startDevnetApi } from "./devnet-api.js";
 
@@ -170,13 +171,11 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       const operator = operators[i]!;
       const ctx = { clients: await connectChain({ rpcUrl: chain.rpcUrl, account: operator }), deployment };
       const nodeKey = nodeKeyHex(keys.publicKey);
-      await registerNode(ctx, { nodeKey, signer: signer.address, roles: spec.roles.reduce((m, r) => m | NodeRole[r], 0) });
+      const consent = await signNodeRegistration(ctx, { nodeSecretKey: keys.secretKey, signer, operator: operator.address });
+      await registerNode(ctx, { consent, roles: spec.roles.reduce((m, r) => m | NodeRole[r], 0) });
       await stakeNode(ctx, { nodeKey, amount: spec.stake });
       // Signers send oracle transactions, so they need gas.
       await admin.walletClient!.sendTransaction({ to: signer.address, value: SIGNER_GAS_FUNDS });
-      if (spec.roles.includes("discovery")) {
-        await send(admin, { address: contracts.nodeRegistry.address, abi: contracts.nodeRegistry.abi, functionName: "approveDiscovery", args: [nodeKey, true] });
-      }
       const keyFile = join(opts.dir, "keys", `${spec.name}.json`);
       await writeFile(
         keyFile,
@@ -202,6 +201,9 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
           .padEnd(16)} staked ${formatEther(spec.stake)} PSP`,
       );
     }
+    // Governance (the timelock, 1 s on the devnet) approves every discovery, authority and oracle node
+    // in one batch; each then activates once its (devnet: 1 s) activation delay has passed.
+    await admitNodes(admin, deployment, nodes.map((n) => ({ nodeKey: n.nodeKey as Hex, roles: n.roles.reduce((m, r) => m | NodeRole[r as NodeRoleName], 0) })));
     const [authorityKeys] = await contracts.nodeRegistry.read.authoritySet();
     const [oracleKeys] = await contracts.nodeRegistry.read.oracleSet();
     const [discoveryKeys] = await contracts.nodeRegistry.read.discoverySet();

@@ -24,8 +24,10 @@ import {
   attestRotation,
   createApplication,
   deployPki,
+  KEY_PROOF,
   makeRegistration,
   registerIdentity,
+  setQuorum,
   testKey,
   testSigner,
   type PkiFixture,
@@ -74,32 +76,16 @@ const rotationCtx = (owner: WalletClient, identityId: Hex, newKey: Hex, deadline
 });
 
 describe("IdentityRegistry construction", () => {
-  it("rejects zero addresses and a zero threshold", async () => {
-    const { viem, identities, nodeRegistry, admin } = f;
-    await viem.assertions.revertWithCustomError(
-      viem.deployContract("IdentityRegistry", [zeroAddress, admin.account.address, 2]),
-      identities,
-      "ZeroAddress",
-    );
-    await viem.assertions.revertWithCustomError(
-      viem.deployContract("IdentityRegistry", [nodeRegistry.address, zeroAddress, 2]),
-      identities,
-      "ZeroAddress",
-    );
-    await viem.assertions.revertWithCustomErrorWithArgs(
-      viem.deployContract("IdentityRegistry", [nodeRegistry.address, admin.account.address, 0]),
-      identities,
-      "InvalidThreshold",
-      [0],
-    );
+  it("rejects a zero registry", async () => {
+    const { viem, identities } = f;
+    await viem.assertions.revertWithCustomError(viem.deployContract("IdentityRegistry", [zeroAddress]), identities, "ZeroAddress");
   });
 
-  it("exposes its wiring and grants the admin both roles", async () => {
-    const { identities, nodeRegistry, admin } = f;
+  it("exposes its wiring and takes its threshold from the NodeRegistry's authority quorum", async () => {
+    const { identities, nodeRegistry } = f;
     expect((await identities.read.nodeRegistry()).toLowerCase()).toBe(nodeRegistry.address.toLowerCase());
-    expect(await identities.read.attestationThreshold()).toBe(2);
-    expect(await identities.read.hasRole([await identities.read.GOVERNOR_ROLE(), admin.account.address])).toBe(true);
-    expect(await identities.read.hasRole([await identities.read.DEFAULT_ADMIN_ROLE(), admin.account.address])).toBe(true);
+    expect(await identities.read.attestationThreshold()).toBe(2n);
+    expect(await nodeRegistry.read.authorityQuorum()).toBe(2n);
     expect(await nodeRegistry.read.authorityCount()).toBe(3n);
   });
 });
@@ -277,6 +263,10 @@ describe("applications", () => {
       [appId, appOwner.account.address, bob.account.address],
     );
     expect(await identities.read.applicationOwner([appId])).toBe(getAddress(bob.account.address));
+    // The transfer dropped the previous owner's registrars (and the previous owner itself is none).
+    expect(await identities.read.isRegistrar([appId, alice.account.address])).toBe(false);
+    expect(await identities.read.isRegistrar([appId, appOwner.account.address])).toBe(false);
+    expect(await identities.read.isRegistrar([appId, bob.account.address])).toBe(true);
     await viem.assertions.revertWithCustomError(
       identities.write.setApplicationPolicy([appId, 0], { account: appOwner.account }),
       identities,
@@ -294,7 +284,7 @@ describe("registerIdentity", () => {
     const id = tsIdentityId(r);
     // Submitted by someone else: under the Open policy the attestations alone decide.
     await viem.assertions.emitWithArgs(
-      identities.write.registerIdentity([r, attestations], { account: bob.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, attestations], { account: bob.account }),
       identities,
       "IdentityRegistered",
       [id, tsApplicationId("peerstream", "client"), alice.account.address, 1, r.key],
@@ -325,23 +315,23 @@ describe("registerIdentity", () => {
     const r = await makeRegistration(f, { owner: alice.account.address });
     const atts = await attest(signers(), ctxFor(r));
     await viem.assertions.revertWithCustomError(
-      identities.write.registerIdentity([{ ...r, owner: zeroAddress }, atts], { account: alice.account }),
+      identities.write.registerIdentity([{ ...r, owner: zeroAddress }, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "ZeroAddress",
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([{ ...r, kind: 3 }, atts], { account: alice.account }),
+      identities.write.registerIdentity([{ ...r, kind: 3 }, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "InvalidKind",
       [3],
     );
     await viem.assertions.revertWithCustomError(
-      identities.write.registerIdentity([{ ...r, key: `0x${"00".repeat(32)}` }, atts], { account: alice.account }),
+      identities.write.registerIdentity([{ ...r, key: `0x${"00".repeat(32)}` }, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "InvalidKey",
     );
     await viem.assertions.revertWithCustomError(
-      identities.write.registerIdentity([{ ...r, application: "nope" }, atts], { account: alice.account }),
+      identities.write.registerIdentity([{ ...r, application: "nope" }, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "ApplicationNotFound",
     );
@@ -352,7 +342,7 @@ describe("registerIdentity", () => {
     const r = await makeRegistration(f, { owner: alice.account.address });
     const id = await registerIdentity(f, r, alice);
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, await attest(signers(), ctxFor(r))], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, await attest(signers(), ctxFor(r))], { account: alice.account }),
       identities,
       "IdentityExists",
       [id],
@@ -365,7 +355,7 @@ describe("registerIdentity", () => {
     const atts = await attest(signers(), ctxFor(r));
     await networkHelpers.time.increaseTo(r.deadline + 1n);
     await viem.assertions.revertWithCustomError(
-      identities.write.registerIdentity([r, atts], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "AttestationExpired",
     );
@@ -375,7 +365,7 @@ describe("registerIdentity", () => {
     const r = await makeRegistration(f, { owner: alice.account.address });
     const atts = await attest(signers(), ctxFor(r));
     await f.networkHelpers.time.setNextBlockTimestamp(r.deadline);
-    await f.identities.write.registerIdentity([r, atts], { account: alice.account });
+    await f.identities.write.registerIdentity([r, KEY_PROOF, atts], { account: alice.account });
     expect(await f.identities.read.isActive([tsIdentityId(r)])).toBe(true);
   });
 
@@ -384,16 +374,16 @@ describe("registerIdentity", () => {
     const r = await makeRegistration(f, { owner: alice.account.address });
     const one = await attest(signers().slice(0, 1), ctxFor(r));
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, one], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, one], { account: alice.account }),
       identities,
       "BelowThreshold",
-      [1n, 2],
+      [1n, 2n],
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, []], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, []], { account: alice.account }),
       identities,
       "BelowThreshold",
-      [0n, 2],
+      [0n, 2n],
     );
   });
 
@@ -403,17 +393,17 @@ describe("registerIdentity", () => {
     const sorted = await attest(signers().slice(0, 2), ctxFor(r));
     const [first, second] = [at(sorted, 0), at(sorted, 1)];
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, [first, first]], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, [first, first]], { account: alice.account }),
       identities,
       "SignersNotAscending",
       [1n, (a: string) => a.length === 42],
     );
     await viem.assertions.revertWithCustomError(
-      identities.write.registerIdentity([r, [second, first]], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, [second, first]], { account: alice.account }),
       identities,
       "SignersNotAscending",
     );
-    await identities.write.registerIdentity([r, [first, second]], { account: alice.account });
+    await identities.write.registerIdentity([r, KEY_PROOF, [first, second]], { account: alice.account });
   });
 
   it("rejects malformed signatures", async () => {
@@ -422,7 +412,7 @@ describe("registerIdentity", () => {
     const sorted = await attest(signers().slice(0, 2), ctxFor(r));
     const truncated = at(sorted, 1).slice(0, -2) as Hex;
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, [at(sorted, 0), truncated]], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, [at(sorted, 0), truncated]], { account: alice.account }),
       identities,
       "InvalidAttestationSignature",
       [1n],
@@ -435,7 +425,7 @@ describe("registerIdentity", () => {
     const outsider = testSigner("outsider", 0);
     const atts = await attest([at(signers(), 0), outsider], ctxFor(r));
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, atts], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "NotAuthority",
       [outsider.address],
@@ -450,7 +440,7 @@ describe("registerIdentity", () => {
     await nodeRegistry.write.requestUnstake([leaving.nodeKey, MIN_STAKE_AUTHORITY], { account: leaving.operator.account });
     expect(await nodeRegistry.read.isAuthoritySigner([leaving.signer.address])).toBe(false);
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, atts], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, atts], { account: alice.account }),
       identities,
       "NotAuthority",
       [leaving.signer.address],
@@ -463,7 +453,7 @@ describe("registerIdentity", () => {
     // With threshold 1 a single attestation decides, so the replayed signature's
     // recovered (wrong) signer is checked for authority, not for ordering.
     beforeEach(async () => {
-      await f.identities.write.setAttestationThreshold([1], { account: f.admin.account });
+      await setQuorum(f, 1);
     });
 
     it("for another owner recovers a non-authority", async () => {
@@ -471,11 +461,11 @@ describe("registerIdentity", () => {
       const r = await makeRegistration(f, { owner: alice.account.address });
       const atts = await attest(signers().slice(0, 1), ctxFor(r));
       await viem.assertions.revertWithCustomError(
-        identities.write.registerIdentity([{ ...r, owner: mallory.account.address }, atts], { account: mallory.account }),
+        identities.write.registerIdentity([{ ...r, owner: mallory.account.address }, KEY_PROOF, atts], { account: mallory.account }),
         identities,
         "NotAuthority",
       );
-      await identities.write.registerIdentity([r, atts], { account: mallory.account });
+      await identities.write.registerIdentity([r, KEY_PROOF, atts], { account: mallory.account });
       expect(await identities.read.ownerOf([tsIdentityId(r)])).toBe(getAddress(alice.account.address));
     });
 
@@ -484,26 +474,26 @@ describe("registerIdentity", () => {
       const r = await makeRegistration(f, { owner: alice.account.address });
       const atts = await attest(signers().slice(0, 1), { ...ctxFor(r), chainId: f.chainId + 1 });
       await viem.assertions.revertWithCustomError(
-        identities.write.registerIdentity([r, atts], { account: alice.account }),
+        identities.write.registerIdentity([r, KEY_PROOF, atts], { account: alice.account }),
         identities,
         "NotAuthority",
       );
     });
 
     it("made for another registry is rejected", async () => {
-      const { viem, identities, nodeRegistry, admin } = f;
-      const other = await viem.deployContract("IdentityRegistry", [nodeRegistry.address, admin.account.address, 1]);
+      const { viem, identities, nodeRegistry } = f;
+      const other = await viem.deployContract("IdentityRegistry", [nodeRegistry.address]);
       await other.write.registerNamespace(["peerstream"], { account: appOwner.account });
       await other.write.registerApplication(["peerstream", "client", 0], { account: appOwner.account });
       const r = await makeRegistration(f, { owner: alice.account.address });
       const atts = await attest(signers().slice(0, 1), { ...ctxFor(r), registry: other.address });
       await viem.assertions.revertWithCustomError(
-        identities.write.registerIdentity([r, atts], { account: alice.account }),
+        identities.write.registerIdentity([r, KEY_PROOF, atts], { account: alice.account }),
         identities,
         "NotAuthority",
       );
       // Control: the same attestation is good where it was meant to be used.
-      await other.write.registerIdentity([r, atts], { account: alice.account });
+      await other.write.registerIdentity([r, KEY_PROOF, atts], { account: alice.account });
       expect(await other.read.isActive([tsIdentityId(r)])).toBe(true);
       expect(await identities.read.isActive([tsIdentityId(r)])).toBe(false);
     });
@@ -514,7 +504,7 @@ describe("registerIdentity", () => {
       const atts = await attest(signers().slice(0, 1), ctxFor(r));
       for (const changed of [{ ...r, key: testKey("other") }, { ...r, kind: 2 }, { ...r, deadline: r.deadline + 1n }]) {
         await viem.assertions.revertWithCustomError(
-          identities.write.registerIdentity([changed, atts], { account: alice.account }),
+          identities.write.registerIdentity([changed, KEY_PROOF, atts], { account: alice.account }),
           identities,
           "NotAuthority",
         );
@@ -532,7 +522,7 @@ describe("registerIdentity", () => {
     it("refuses when neither caller nor owner is a registrar", async () => {
       const r = await makeRegistration(f, { owner: alice.account.address });
       await f.viem.assertions.revertWithCustomErrorWithArgs(
-        f.identities.write.registerIdentity([r, await attest(signers(), ctxFor(r))], { account: bob.account }),
+        f.identities.write.registerIdentity([r, KEY_PROOF, await attest(signers(), ctxFor(r))], { account: bob.account }),
         f.identities,
         "PolicyForbids",
         [appId, bob.account.address, alice.account.address],
@@ -547,7 +537,7 @@ describe("registerIdentity", () => {
       await f.identities.write.setRegistrar([appId, bob.account.address, false], { account: appOwner.account });
       const r = await makeRegistration(f, { owner: alice.account.address });
       await f.viem.assertions.revertWithCustomError(
-        f.identities.write.registerIdentity([r, await attest(signers(), ctxFor(r))], { account: bob.account }),
+        f.identities.write.registerIdentity([r, KEY_PROOF, await attest(signers(), ctxFor(r))], { account: bob.account }),
         f.identities,
         "PolicyForbids",
       );
@@ -564,7 +554,7 @@ describe("identity lifecycle", () => {
     const rotation = { ...r, key: newKey };
     const atts = await attestRotation(signers().slice(0, 2), rotationCtx(alice, oldId, newKey, r.deadline));
     const newId = tsIdentityId(rotation);
-    const hash = await identities.write.rotateKey([oldId, newKey, r.deadline, atts], { account: alice.account });
+    const hash = await identities.write.rotateKey([oldId, newKey, r.deadline, KEY_PROOF, atts], { account: alice.account });
     await viem.assertions.emitWithArgs(hash, identities, "IdentityKeyRotated", [oldId, newId, newKey]);
     await viem.assertions.emitWithArgs(hash, identities, "IdentityRegistered", [
       newId,
@@ -586,7 +576,7 @@ describe("identity lifecycle", () => {
       "IdentityNotActive",
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, await attest(signers(), ctxFor(r))], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, await attest(signers(), ctxFor(r))], { account: alice.account }),
       identities,
       "IdentityExists",
       [oldId],
@@ -602,22 +592,22 @@ describe("identity lifecycle", () => {
     const newKey = testKey("rotated-2");
     const forAlice = await attestRotation(signers(), rotationCtx(alice, id, newKey, r.deadline));
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([id, newKey, r.deadline, forAlice], { account: mallory.account }),
+      identities.write.rotateKey([id, newKey, r.deadline, KEY_PROOF, forAlice], { account: mallory.account }),
       identities,
       "NotIdentityOwner",
     );
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([testKey("never"), newKey, r.deadline, forAlice], { account: alice.account }),
+      identities.write.rotateKey([testKey("never"), newKey, r.deadline, KEY_PROOF, forAlice], { account: alice.account }),
       identities,
       "IdentityNotFound",
     );
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([id, `0x${"00".repeat(32)}`, r.deadline, forAlice], { account: alice.account }),
+      identities.write.rotateKey([id, `0x${"00".repeat(32)}`, r.deadline, KEY_PROOF, forAlice], { account: alice.account }),
       identities,
       "InvalidKey",
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.rotateKey([id, taken.key, r.deadline, await attestRotation(signers(), rotationCtx(alice, id, taken.key, r.deadline))], {
+      identities.write.rotateKey([id, taken.key, r.deadline, KEY_PROOF, await attestRotation(signers(), rotationCtx(alice, id, taken.key, r.deadline))], {
         account: alice.account,
       }),
       identities,
@@ -626,13 +616,13 @@ describe("identity lifecycle", () => {
     );
     // Attestations naming Mallory as owner do not let Alice rotate to that key (and vice versa).
     const forMallory = await attestRotation(signers().slice(0, 1), rotationCtx(mallory, id, newKey, r.deadline));
-    await identities.write.setAttestationThreshold([1], { account: f.admin.account });
+    await setQuorum(f, 1);
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([id, newKey, r.deadline, forMallory], { account: alice.account }),
+      identities.write.rotateKey([id, newKey, r.deadline, KEY_PROOF, forMallory], { account: alice.account }),
       identities,
       "NotAuthority",
     );
-    await identities.write.rotateKey([id, newKey, r.deadline, forAlice], { account: alice.account });
+    await identities.write.rotateKey([id, newKey, r.deadline, KEY_PROOF, forAlice], { account: alice.account });
   });
 
   it("never accepts a rotation's attestations as a registration, nor the reverse", async () => {
@@ -656,38 +646,38 @@ describe("identity lifecycle", () => {
 
     // Front-running: a rotation's attestations submitted to registerIdentity recover non-authority signers.
     await viem.assertions.revertWithCustomError(
-      identities.write.registerIdentity([registrationOfNewKey, rotationAtts], { account: mallory.account }),
+      identities.write.registerIdentity([registrationOfNewKey, KEY_PROOF, rotationAtts], { account: mallory.account }),
       identities,
       "NotAuthority",
     );
     // The reverse: registration attestations of the new key cannot rotate an identity to it.
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([id, newKey, r.deadline, registrationAtts], { account: alice.account }),
+      identities.write.rotateKey([id, newKey, r.deadline, KEY_PROOF, registrationAtts], { account: alice.account }),
       identities,
       "NotAuthority",
     );
     // A rotation is bound to the identity it names: not usable for another identity of the same owner.
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([other, newKey, r.deadline, rotationAtts], { account: alice.account }),
+      identities.write.rotateKey([other, newKey, r.deadline, KEY_PROOF, rotationAtts], { account: alice.account }),
       identities,
       "NotAuthority",
     );
     // ... nor with another deadline.
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([id, newKey, r.deadline - 1n, rotationAtts], { account: alice.account }),
+      identities.write.rotateKey([id, newKey, r.deadline - 1n, KEY_PROOF, rotationAtts], { account: alice.account }),
       identities,
       "NotAuthority",
     );
     // The genuine rotation still goes through after the failed front-run.
     await viem.assertions.emit(
-      identities.write.rotateKey([id, newKey, r.deadline, rotationAtts], { account: alice.account }),
+      identities.write.rotateKey([id, newKey, r.deadline, KEY_PROOF, rotationAtts], { account: alice.account }),
       identities,
       "IdentityKeyRotated",
     );
     expect(await identities.read.isActive([tsIdentityId(registrationOfNewKey)])).toBe(true);
     // Replaying the registration attestations now finds the key taken by the successor.
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([registrationOfNewKey, registrationAtts], { account: alice.account }),
+      identities.write.registerIdentity([registrationOfNewKey, KEY_PROOF, registrationAtts], { account: alice.account }),
       identities,
       "IdentityExists",
       [tsIdentityId(registrationOfNewKey)],
@@ -712,7 +702,7 @@ describe("identity lifecycle", () => {
     expect(await identities.read.isActive([id])).toBe(false);
     expect((await identities.read.getIdentity([id])).status).toBe(IDENTITY_STATUS.revoked);
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, await attest(signers(), ctxFor(r))], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, await attest(signers(), ctxFor(r))], { account: alice.account }),
       identities,
       "IdentityRevoked",
       [id],
@@ -725,7 +715,7 @@ describe("identity lifecycle", () => {
     );
     const newKey = testKey("after-revoke");
     await viem.assertions.revertWithCustomError(
-      identities.write.rotateKey([id, newKey, r.deadline, await attestRotation(signers(), rotationCtx(alice, id, newKey, r.deadline))], {
+      identities.write.rotateKey([id, newKey, r.deadline, KEY_PROOF, await attestRotation(signers(), rotationCtx(alice, id, newKey, r.deadline))], {
         account: alice.account,
       }),
       identities,
@@ -767,36 +757,52 @@ describe("identity lifecycle", () => {
   });
 });
 
-describe("governance", () => {
-  it("lets only the governor change the threshold, never to zero", async () => {
-    const { viem, identities, admin } = f;
+describe("authority quorum", () => {
+  it("is a fraction of the current authority set with a floor, set by NodeRegistry governance only", async () => {
+    const { viem, identities, nodeRegistry } = f;
+    const params = await nodeRegistry.read.params();
     await viem.assertions.revertWithCustomError(
-      identities.write.setAttestationThreshold([1], { account: mallory.account }),
-      identities,
+      nodeRegistry.write.setParams([{ ...params, attestationFloor: 1 }], { account: mallory.account }),
+      nodeRegistry,
       "AccessControlUnauthorizedAccount",
     );
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.setAttestationThreshold([0], { account: admin.account }),
-      identities,
-      "InvalidThreshold",
-      [0],
+      nodeRegistry.write.setParams([{ ...params, attestationFloor: 0 }]),
+      nodeRegistry,
+      "InvalidAttestationThreshold",
+      [0, 0, params.maxAuthorities],
     );
-    await viem.assertions.emitWithArgs(
-      identities.write.setAttestationThreshold([3], { account: admin.account }),
-      identities,
-      "AttestationThresholdChanged",
-      [2, 3],
-    );
+    // Three authorities at 2/3 and floor 1: ceil(3 * 0.6667) = 3.
+    await setQuorum(f, 1, 6667);
+    expect(await identities.read.attestationThreshold()).toBe(3n);
     const r = await makeRegistration(f, { owner: alice.account.address });
     await viem.assertions.revertWithCustomErrorWithArgs(
-      identities.write.registerIdentity([r, await attest(signers().slice(0, 2), ctxFor(r))], { account: alice.account }),
+      identities.write.registerIdentity([r, KEY_PROOF, await attest(signers().slice(0, 2), ctxFor(r))], { account: alice.account }),
       identities,
       "BelowThreshold",
-      [2n, 3],
+      [2n, 3n],
     );
     await registerIdentity(f, r, alice, signers());
   });
 
+  it("cannot be set above the authority cap, so lowering the cap never stops registrations", async () => {
+    const { viem, nodeRegistry } = f;
+    const params = await nodeRegistry.read.params();
+    await setQuorum(f, 3);
+    // The cap cannot fall below the floor (attestationFloor <= maxAuthorities is checked on every change).
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      nodeRegistry.write.setParams([{ ...params, attestationFloor: 3, maxAuthorities: 2 }]),
+      nodeRegistry,
+      "InvalidAttestationThreshold",
+      [3, 0, 2],
+    );
+    await viem.assertions.revertWithCustomErrorWithArgs(
+      nodeRegistry.write.setParams([{ ...params, attestationFloor: 17 }]),
+      nodeRegistry,
+      "InvalidAttestationThreshold",
+      [17, 0, 16],
+    );
+  });
 });
 
 describe("attestation helper (node/src/chain/attestation.ts)", () => {

@@ -12,6 +12,7 @@ import fc from "fast-check";
 import { parseEther, type Hex } from "viem";
 import { addNode, addOracles, deployCore, endEpoch, ROLE_AUTHORITY, ROLE_ONION, type CoreFixture } from "./helpers/core.js";
 import { buildRewardTree } from "./helpers/merkle.js";
+import { runContractInvariants } from "../properties/contracts.js";
 
 type Step =
   | { kind: "stake"; node: number; amount: bigint }
@@ -179,4 +180,14 @@ describe("stake and pool accounting (fast-check)", () => {
       { numRuns: 12 },
     );
   });
+});
+
+describe("registry and pool invariants under stake, signer, set and vote churn (fast-check)", () => {
+  it("balances cover what is owed, no epoch pays over its total, no root agreed without a quorum of current nodes", async () => {
+    // scripts/invariants.ts runs the same property 10,000 times (npm run invariants).
+    const stats = await runContractInvariants({ runs: 200, maxSteps: 8 });
+    expect(stats.sequences).toBe(200);
+    expect(stats.agreements).toBeGreaterThan(0);
+    expect(stats.claims).toBeGreaterThan(0);
+  }, 120_000);
 });

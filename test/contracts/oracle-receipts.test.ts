@@ -1,4 +1,7 @@
-/** OracleReceipts: batch commitments by current oracles, Merkle verification, revocation. */
+/**
+ * OracleReceipts: batch commitments by current oracles, Merkle verification, and
+ * revocation (the committing oracle at once, any other receipt by a quorum of oracle nodes).
+ */
 import { describe, expect, it } from "vitest";
 import { keccak256, parseEther, toHex, type Hex } from "viem";
 import { addNode, addOracles, deployCore, ROLE_AUTHORITY } from "./helpers/core.js";
@@ -9,7 +12,7 @@ const receipts = Array.from({ length: 7 }, (_, i) => keccak256(toHex(`receipt-${
 describe("OracleReceipts", () => {
   it("commits, verifies and revokes receipts", async () => {
     const core = await deployCore();
-    const [oracleA, oracleB] = await addOracles(core, 2);
+    const [oracleA, oracleB, oracleC, oracleD] = await addOracles(core, 4); // revocation quorum ceil(4 * 0.6667) = 3
     const c = core.receipts;
     const a = core.viem.assertions;
     const tree = buildTree(receipts.map(receiptLeaf));
@@ -33,18 +36,31 @@ describe("OracleReceipts", () => {
     expect(await c.read.verifyReceipt([1n, receipts[1]!, tree.proof(0)])).toBe(false);
     expect(await c.read.verifyReceipt([2n, receipts[0]!, tree.proof(0)])).toBe(false);
 
-    // Any current oracle may revoke a real member.
     await a.revertWithCustomError(c.write.revokeReceipt([1n, stranger, tree.proof(0)], { account: oracleB!.account }), c, "InvalidProof");
     await a.revertWithCustomError(c.write.revokeReceipt([9n, receipts[0]!, tree.proof(0)], { account: oracleB!.account }), c, "UnknownBatch");
-    await a.emitWithArgs(c.write.revokeReceipt([1n, receipts[3]!, tree.proof(3)], { account: oracleB!.account }), c, "ReceiptRevoked", [
+    // The committing oracle revokes its own receipt at once.
+    await a.emitWithArgs(c.write.revokeReceipt([1n, receipts[3]!, tree.proof(3)], { account: oracleA!.account }), c, "ReceiptRevoked", [
       1n,
       receipts[3]!,
-      oracleB!.account.address,
+      oracleA!.account.address,
     ]);
     expect(await c.read.isRevoked([1n, receipts[3]!])).toBe(true);
     expect(await c.read.verifyReceipt([1n, receipts[3]!, tree.proof(3)])).toBe(false);
     expect(await c.read.verifyReceipt([1n, receipts[4]!, tree.proof(4)])).toBe(true);
-    await a.revertWithCustomError(c.write.revokeReceipt([1n, receipts[3]!, tree.proof(3)], { account: oracleA!.account }), c, "AlreadyRevoked");
+    await a.revertWithCustomError(c.write.revokeReceipt([1n, receipts[3]!, tree.proof(3)], { account: oracleB!.account }), c, "AlreadyRevoked");
+    // Another oracle's receipt needs a quorum of oracle nodes: two votes do not revoke, the third does.
+    const nodeB = await core.registry.read.nodeKeyOfSigner([oracleB!.account.address]);
+    await a.emitWithArgs(c.write.revokeReceipt([1n, receipts[4]!, tree.proof(4)], { account: oracleB!.account }), c, "RevocationVoted", [1n, receipts[4]!, nodeB, 1n]);
+    await a.revertWithCustomErrorWithArgs(c.write.revokeReceipt([1n, receipts[4]!, tree.proof(4)], { account: oracleB!.account }), c, "AlreadyVoted", [nodeB]);
+    await c.write.revokeReceipt([1n, receipts[4]!, tree.proof(4)], { account: oracleC!.account });
+    expect(await c.read.isRevoked([1n, receipts[4]!])).toBe(false);
+    expect(await c.read.revocationVotes([1n, receipts[4]!])).toBe(2n);
+    await a.emitWithArgs(c.write.revokeReceipt([1n, receipts[4]!, tree.proof(4)], { account: oracleD!.account }), c, "ReceiptRevoked", [
+      1n,
+      receipts[4]!,
+      oracleD!.account.address,
+    ]);
+    expect(await c.read.isRevoked([1n, receipts[4]!])).toBe(true);
 
     const second = await c.simulate.commitBatch([tree.root, 1], { account: oracleB!.account.address });
     expect(second.result).toBe(2n);

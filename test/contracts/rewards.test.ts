@@ -91,15 +91,18 @@ describe("BandwidthRewards: epoch lifecycle", () => {
     ]);
 
     // Two votes for the good root and one for a different total: a split, no quorum yet.
+    const node0 = await core.registry.read.nodeKeyOfSigner([oracles[0]!.account.address]);
     await a.emitWithArgs(rewards.write.submitRoot([0n, good.root, good.total], { account: oracles[0]!.account }), rewards, "RootVoted", [
       0n,
       0,
+      node0,
       oracles[0]!.account.address,
       good.root,
       good.total,
       1n,
     ]);
-    await a.revertWithCustomError(rewards.write.submitRoot([0n, good.root, good.total], { account: oracles[0]!.account }), rewards, "AlreadyVoted");
+    expect(await rewards.read.currentRound([0n])).toEqual({ startedAt: BigInt(await core.networkHelpers.time.latest()), needed: 3 });
+    await a.revertWithCustomErrorWithArgs(rewards.write.submitRoot([0n, good.root, good.total], { account: oracles[0]!.account }), rewards, "AlreadyVoted", [node0]);
     await vote(core, [oracles[1]!], 0n, good.root, good.total);
     await vote(core, [oracles[2]!], 0n, good.root, good.total + 1n);
     expect(await rewards.read.proposalVotes([0n, good.root, good.total])).toBe(2n);
@@ -116,7 +119,7 @@ describe("BandwidthRewards: epoch lifecycle", () => {
     await a.emitWithArgs(rewards.write.rejectRoot([0n]), rewards, "RootRejected", [0n, good.root, good.total, 1]);
     expect(await rewards.read.epochStatus([0n])).toBe(Status.Voting);
     expect(await rewards.read.totalReserved()).toBe(0n);
-    expect(await rewards.read.hasVoted([0n, oracles[0]!.account.address])).toBe(false);
+    expect(await rewards.read.hasVoted([0n, node0])).toBe(false);
     expect((await rewards.read.getEpoch([0n])).round).toBe(1);
     await a.revertWithCustomError(rewards.write.rejectRoot([0n]), rewards, "WrongEpochStatus");
 
@@ -142,7 +145,7 @@ describe("BandwidthRewards: epoch lifecycle", () => {
       tree.total - 1n,
     ]);
     // The failed vote was rolled back with the agreement: the oracle can vote again after funding.
-    expect(await rewards.read.hasVoted([0n, oracles[0]!.account.address])).toBe(false);
+    expect(await rewards.read.hasVoted([0n, await core.registry.read.nodeKeyOfSigner([oracles[0]!.account.address])])).toBe(false);
 
     await a.revertWithCustomError(rewards.write.resetVotes([1n]), rewards, "WrongEpochStatus");
     await a.revertWithCustomError(rewards.write.resetVotes([0n], { account: oracles[0]!.account }), rewards, "AccessControlUnauthorizedAccount");
@@ -231,7 +234,7 @@ describe("BandwidthRewards: claims", () => {
     expect(await rewards.read.unallocated()).toBe(rejected.total);
   });
 
-  it("never pays a root beyond what was reserved", async () => {
+  it("never pays a root beyond its own agreed total", async () => {
     const core = await deployCore();
     const oracles = await addOracles(core, 1);
     const { rewards } = core;
@@ -248,10 +251,11 @@ describe("BandwidthRewards: claims", () => {
     await core.viem.assertions.revertWithCustomErrorWithArgs(
       rewards.write.claim([0n, 0n, entries[0]!.account, 300n, tree.proof(0)]),
       rewards,
-      "ClaimExceedsReserve",
-      [300n, 100n],
+      "ClaimExceedsEpochReserve",
+      [0n, 300n, 100n],
     );
     await rewards.write.claim([0n, 1n, entries[1]!.account, 10n, tree.proof(1)]);
+    expect(await rewards.read.remainingReserve([0n])).toBe(90n);
     expect(await rewards.read.totalReserved()).toBe(90n);
     expect(await rewards.read.unallocated()).toBe(900n);
   });

@@ -10,6 +10,7 @@ import { getAddress, maxUint256, parseEther, zeroAddress, type Hex } from "viem"
 import { permitSignatureParts, permitTypedData } from "../../node/src/chain/permit.js";
 import { REGISTRATION_POLICY, applicationId, identityId } from "../../node/src/chain/attestation.js";
 import {
+  KEY_PROOF,
   attestRotation,
   createApplication,
   deployPki,
@@ -325,7 +326,7 @@ describe("carry-over after key rotation", () => {
       f.authorities.map((a) => a.signer),
       { chainId: f.chainId, registry: identities.address, rotation: { owner: alice.account.address, identityId: aliceId, newKey, deadline: r.deadline } },
     );
-    await identities.write.rotateKey([aliceId, newKey, r.deadline, atts], { account: alice.account });
+    await identities.write.rotateKey([aliceId, newKey, r.deadline, KEY_PROOF, atts], { account: alice.account });
     const successor = (await identities.read.getIdentity([aliceId])).successor;
     expect(old.status).toBe(1);
     // The successor already paid one period of its own.

@@ -16,7 +16,8 @@ import type { ChainClients } from "../../node/src/chain/clients.js";
 import type { Deployment } from "../../node/src/chain/deployment.js";
 import { identityRegistryAbi } from "../../node/src/chain/generated/abis.js";
 import { registerIdentity } from "../../node/src/chain/identities.js";
-import { nodeKeyHex, registerNode, stakeNode } from "../../node/src/chain/staking.js";
+import { nodeKeyHex, registerNode, signNodeRegistration, stakeNode } from "../../node/src/chain/staking.js";
+import { admitNodes } from "../../scripts/lib/governance.js";
 import { transact } from "../../node/src/chain/transact.js";
 import { generateEd25519KeyPair, type Ed25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { formatIdentity } from "../../node/src/crypto/identity.js";
@@ -67,7 +68,7 @@ beforeAll(async () => {
   const publicClient = await connection.viem.getPublicClient();
   const wallets = await connection.viem.getWalletClients();
   clientsOf = (index) => ({ chain: publicClient.chain, publicClient, walletClient: wallets[index]! }) as unknown as ChainClients;
-  ({ deployment } = await deployPsp({ clients: clientsOf(0), network: "test", params: { ...devnetParams, attestationThreshold: 2 } }));
+  ({ deployment } = await deployPsp({ clients: clientsOf(0), network: "test", params: { ...devnetParams, attestationFloor: 2, attestationBps: 0 } }));
   const tokenAbi = [{ type: "function", name: "transfer", stateMutability: "nonpayable", inputs: [{ name: "to", type: "address" }, { name: "amount", type: "uint256" }], outputs: [{ type: "bool" }] }] as const;
   const stake = parseEther("100000");
   for (let i = 0; i < 3; i++) {
@@ -76,8 +77,11 @@ beforeAll(async () => {
     const identity = generateEd25519KeyPair();
     const signer = privateKeyToAccount(keccak256(toHex(`authority-network-${i}`)));
     const ctx = { clients: clientsOf(operator), deployment };
-    await registerNode(ctx, { nodeKey: nodeKeyHex(identity.publicKey), signer: signer.address, roles: 4 });
+    const consent = await signNodeRegistration(ctx, { nodeSecretKey: identity.secretKey, signer, operator: wallets[operator]!.account.address });
+    await registerNode(ctx, { consent, roles: 4 });
     await stakeNode(ctx, { nodeKey: nodeKeyHex(identity.publicKey), amount: stake });
+    // Governance (the devnet timelock) approves the authority role; the node then activates.
+    await admitNodes(clientsOf(0), deployment, [{ nodeKey: nodeKeyHex(identity.publicKey), roles: 4 }]);
     nodes.push(
       await startAuthorityNode({
         identitySecretKey: identity.secretKey,

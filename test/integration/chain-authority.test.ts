@@ -18,7 +18,8 @@ import { identityRegistryAbi } from "../../node/src/chain/generated/abis.js";
 import { registerIdentity } from "../../node/src/chain/identities.js";
 import { createChainPki, type Pki } from "../../node/src/chain/pki.js";
 import { signRegistrationProof } from "../../node/src/chain/registration.js";
-import { nodeKeyHex, registerNode, requestUnstake, stakeNode } from "../../node/src/chain/staking.js";
+import { nodeKeyHex, registerNode, requestUnstake, signNodeRegistration, stakeNode } from "../../node/src/chain/staking.js";
+import { admitNodes } from "../../scripts/lib/governance.js";
 import { transact } from "../../node/src/chain/transact.js";
 import { generateEd25519KeyPair, type Ed25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { formatIdentity } from "../../node/src/crypto/identity.js";
@@ -80,7 +81,7 @@ beforeAll(async () => {
   const publicClient = await connection.viem.getPublicClient();
   const wallets = await connection.viem.getWalletClients();
   clientsOf = (index) => ({ chain: publicClient.chain, publicClient, walletClient: wallets[index]! }) as unknown as ChainClients;
-  ({ deployment } = await deployPsp({ clients: clientsOf(0), network: "test", params: { ...devnetParams, attestationThreshold: 2 } }));
+  ({ deployment } = await deployPsp({ clients: clientsOf(0), network: "test", params: { ...devnetParams, attestationFloor: 2, attestationBps: 0 } }));
   pki = await createChainPki({ clients: clientsOf(0), deployment, cacheMs: 600_000, confirmations: 1, follow: false });
   const token = deployment.contracts.PSPToken.address;
   const tokenAbi = [{ type: "function", name: "transfer", stateMutability: "nonpayable", inputs: [{ name: "to", type: "address" }, { name: "amount", type: "uint256" }], outputs: [{ type: "bool" }] }] as const;
@@ -90,8 +91,10 @@ beforeAll(async () => {
     const node = generateEd25519KeyPair();
     const signer = privateKeyToAccount(keccak256(toHex(`chain-authority-test-${i}`)));
     const ctx = { clients: clientsOf(operator), deployment };
-    await registerNode(ctx, { nodeKey: nodeKeyHex(node.publicKey), signer: signer.address, roles: 4 });
+    const consent = await signNodeRegistration(ctx, { nodeSecretKey: node.secretKey, signer, operator: wallets[operator]!.account.address });
+    await registerNode(ctx, { consent, roles: 4 });
     await stakeNode(ctx, { nodeKey: nodeKeyHex(node.publicKey), amount: STAKE });
+    await admitNodes(clientsOf(0), deployment, [{ nodeKey: nodeKeyHex(node.publicKey), roles: 4 }]);
     const service = createAuthorityService({ pki, nodeSecretKey: node.secretKey, signer });
     authorities.push({ node, service, operator, nodeKey: nodeKeyHex(node.publicKey) });
   }
@@ -208,7 +211,7 @@ describe("chain bridge on Hardhat", () => {
     const proof = signRegistrationProof(keys.secretKey, ctx);
     const signed = await Promise.all(attesters.map((attest) => attest(ctx, proof)));
     const submit = (r: typeof registration, sigs: Hex[], sender = 8) =>
-      transact({ publicClient: clientsOf(sender).publicClient, walletClient: clientsOf(sender).walletClient!, address: ctx.registry, abi: identityRegistryAbi, functionName: "registerIdentity", args: [r, sigs] });
+      transact({ publicClient: clientsOf(sender).publicClient, walletClient: clientsOf(sender).walletClient!, address: ctx.registry, abi: identityRegistryAbi, functionName: "registerIdentity", args: [r, toHex(proof), sigs] });
     // ... and on chain: replayed for another owner, the signatures recover to non-authorities.
     const mallory = clientsOf(9).walletClient!.account.address as Address;
     await expect(submit({ ...registration, owner: mallory }, sortAttestationsBySigner(signed), 9)).rejects.toThrow(/NotAuthority/);

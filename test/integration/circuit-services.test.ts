@@ -20,7 +20,8 @@ import type { Deployment } from "../../node/src/chain/deployment.js";
 import { identityRegistryAbi } from "../../node/src/chain/generated/abis.js";
 import { registerIdentity } from "../../node/src/chain/identities.js";
 import { createChainPki, type Pki } from "../../node/src/chain/pki.js";
-import { nodeKeyHex, registerNode, stakeNode } from "../../node/src/chain/staking.js";
+import { nodeKeyHex, registerNode, signNodeRegistration, stakeNode } from "../../node/src/chain/staking.js";
+import { admitNodes } from "../../scripts/lib/governance.js";
 import { transact } from "../../node/src/chain/transact.js";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { formatIdentity } from "../../node/src/crypto/identity.js";
@@ -142,15 +143,17 @@ describe("the authority service through a circuit", () => {
     const publicClient = await connection.viem.getPublicClient();
     const wallets = await connection.viem.getWalletClients();
     clientsOf = (index) => ({ chain: publicClient.chain, publicClient, walletClient: wallets[index]! }) as unknown as ChainClients;
-    ({ deployment } = await deployPsp({ clients: clientsOf(0), network: "test", params: { ...devnetParams, attestationThreshold: 1 } }));
+    ({ deployment } = await deployPsp({ clients: clientsOf(0), network: "test", params: { ...devnetParams, attestationFloor: 1, attestationBps: 0 } }));
     const tokenAbi = [{ type: "function", name: "transfer", stateMutability: "nonpayable", inputs: [{ name: "to", type: "address" }, { name: "amount", type: "uint256" }], outputs: [{ type: "bool" }] }] as const;
     const stake = parseEther("100000");
     await transact({ publicClient, walletClient: wallets[0]!, address: deployment.contracts.PSPToken.address, abi: tokenAbi, functionName: "transfer", args: [wallets[1]!.account.address, stake] });
     const nodeSecret = secret("node-4");
     const signer = privateKeyToAccount(keccak256(toHex("circuit-services-authority")));
     const ctx = { clients: clientsOf(1), deployment };
-    await registerNode(ctx, { nodeKey: nodeKeyHex(ed25519PublicKey(nodeSecret)), signer: signer.address, roles: 4 });
+    const consent = await signNodeRegistration(ctx, { nodeSecretKey: nodeSecret, signer, operator: wallets[1]!.account.address });
+    await registerNode(ctx, { consent, roles: 4 });
     await stakeNode(ctx, { nodeKey: nodeKeyHex(ed25519PublicKey(nodeSecret)), amount: stake });
+    await admitNodes(clientsOf(0), deployment, [{ nodeKey: nodeKeyHex(ed25519PublicKey(nodeSecret)), roles: 4 }]);
     for (const [functionName, args] of [["registerNamespace", ["peerstream"]], ["registerApplication", ["peerstream", "client", REGISTRATION_POLICY.open]]] as const) {
       await transact({ publicClient, walletClient: wallets[0]!, address: deployment.contracts.IdentityRegistry.address, abi: identityRegistryAbi, functionName, args } as Parameters<typeof transact>[0]);
     }

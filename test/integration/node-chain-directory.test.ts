@@ -12,13 +12,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { parseEther } from "viem";
+import { encodeFunctionData, parseEther, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectChain } from "../../node/src/chain/clients.js";
 import { NodeRole, pspContractsFor } from "../../node/src/chain/contracts.js";
 import type { Deployment } from "../../node/src/chain/deployment.js";
-import { nodeKeyHex, registerNode, requestUnstake, stakeNode } from "../../node/src/chain/staking.js";
+import { nodeRegistryAbi } from "../../node/src/chain/generated/abis.js";
+import { nodeKeyHex, registerNode, requestUnstake, signNodeRegistration, stakeNode } from "../../node/src/chain/staking.js";
+import { admitNodes, governanceExecute } from "../../scripts/lib/governance.js";
 import type { OperatorContext } from "../../node/src/chain/staking.js";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { bytesToHexFast } from "../../node/src/directory/config.js";
@@ -71,17 +73,20 @@ beforeAll(async () => {
   operator = { clients: await connectChain({ rpcUrl: chain.rpcUrl, account: devAccount(1) }), deployment };
 
   // Discovery nodes: staked for discovery and approved by governance; one onion node staked, one registered only.
+  const discoveryKeys: Hex[] = [];
   for (const [i, name] of names.entries()) {
     const nodeKey = nodeKeyHex(identities[i]!);
     const isDiscovery = name.startsWith("discovery");
-    await registerNode(operator, { nodeKey, signer: privateKeyToAccount(generatePrivateKey()).address, roles: isDiscovery ? NodeRole.onion | NodeRole.discovery : NodeRole.onion });
+    const consent = await signNodeRegistration(operator, { nodeSecretKey: secret(name), signer: privateKeyToAccount(generatePrivateKey()), operator: devAccount(1).address });
+    await registerNode(operator, { consent, roles: isDiscovery ? NodeRole.onion | NodeRole.discovery : NodeRole.onion });
     if (isDiscovery) {
       await stakeNode(operator, { nodeKey, amount: parseEther("50000") });
-      await admin.publicClient.waitForTransactionReceipt({ hash: await contracts.nodeRegistry.write.approveDiscovery([nodeKey, true]) });
+      discoveryKeys.push(nodeKey);
     } else if (name === "onion-staked") {
       await stakeNode(operator, { nodeKey, amount: parseEther("1000") });
     }
   }
+  await admitNodes(admin, deployment, discoveryKeys.map((nodeKey) => ({ nodeKey, roles: NodeRole.discovery })));
 
   const credentials = await generateTlsCredentials();
   const ports = await Promise.all(names.map((_, i) => freePort(hostOf(i))));
@@ -156,8 +161,12 @@ describe("node directory on the chain's NodeRegistry", () => {
   }, 20_000);
 
   it("a discovery node withdrawn from the on-chain set stops being trusted after the refresh", async () => {
-    const contracts = pspContractsFor(deployment, { public: admin.publicClient, wallet: admin.walletClient! });
-    await admin.publicClient.waitForTransactionReceipt({ hash: await contracts.nodeRegistry.write.approveDiscovery([nodeKeyHex(identities[2]!), false]) });
+    await governanceExecute(admin, deployment, [
+      {
+        target: deployment.contracts.NodeRegistry.address,
+        data: encodeFunctionData({ abi: nodeRegistryAbi, functionName: "approveRole", args: [nodeKeyHex(identities[2]!), NodeRole.discovery, false] }),
+      },
+    ]);
     const remaining = identities.slice(0, 2).sort();
     for (const node of nodes) {
       await waitFor("the shrunken discovery set", () => node.directory!.chainStatus().discoverySet.sort().join() === remaining.join());

@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectChain } from "../../node/src/chain/clients.js";
 import { pspContractsFor } from "../../node/src/chain/contracts.js";
 import { readDeployment, type Deployment } from "../../node/src/chain/deployment.js";
-import { nodeKeyHex, nodeStatus, registerNode, requestUnstake, stakeNode, withdrawStake } from "../../node/src/chain/staking.js";
+import { nodeKeyHex, nodeStatus, registerNode, requestUnstake, signNodeRegistration, stakeNode, withdrawStake } from "../../node/src/chain/staking.js";
+import { encryptKeyFile } from "../../node/src/crypto/keyfile.js";
+import { admitNodes } from "../../scripts/lib/governance.js";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { encryptEvmKeystore } from "../../node/src/crypto/evm-keystore.js";
 import { projectRoot } from "../../scripts/lib/artifacts.js";
@@ -68,13 +70,26 @@ describe("deploy and operator scripts", () => {
     expect(fresh.deployment.contracts.NodeRegistry.address).not.toBe(deployment.contracts.NodeRegistry.address);
   });
 
-  it("registers, stakes with a permit, unstakes and withdraws after the unbonding delay", async () => {
+  /** Registers a fresh node with `signer`'s consent and its key's proof. */
+  const register = async (ctx: Awaited<ReturnType<typeof ctxFor>>, signer: number, roles: number) => {
+    const keys = generateEd25519KeyPair();
+    const consent = await signNodeRegistration(ctx, { nodeSecretKey: keys.secretKey, signer: devAccount(signer), operator: ctx.clients.walletClient!.account.address });
+    await registerNode(ctx, { consent, roles });
+    return consent.nodeKey;
+  };
+
+  it("registers, stakes with a permit, joins after approval, unstakes and withdraws after the unbonding delay", async () => {
     const ctx = await ctxFor();
-    const nodeKey = nodeKeyHex(generateEd25519KeyPair().publicKey);
-    await registerNode(ctx, { nodeKey, signer: devAccount(9).address, roles: 1 | 4 });
+    const nodeKey = await register(ctx, 9, 1 | 4);
     await stakeNode(ctx, { nodeKey, amount: parseEther("100000") });
     let status = await nodeStatus(ctx, nodeKey);
     expect(status.bonded).toBe(parseEther("100000"));
+    // Staked, but the authority role needs governance approval on this deployment.
+    expect(status.eligible).toEqual(["onion"]);
+    expect(status.memberOf).toEqual([]);
+    await admitNodes(await connectChain({ rpcUrl: chain.rpcUrl, account: devAccount(0) }), deployment, [{ nodeKey, roles: 4 }]);
+    status = await nodeStatus(ctx, nodeKey);
+    expect(status.approved).toEqual(["authority"]);
     expect(status.eligible).toEqual(["onion", "authority"]);
     expect(status.memberOf).toContain("authority");
 
@@ -95,21 +110,27 @@ describe("deploy and operator scripts", () => {
 
   it("refuses with errors that name the fix", async () => {
     const ctx = await ctxFor();
-    const nodeKey = nodeKeyHex(generateEd25519KeyPair().publicKey);
-    await expect(stakeNode(ctx, { nodeKey, amount: 1n })).rejects.toMatchObject({ kind: "unknown-node" });
-    await registerNode(ctx, { nodeKey, signer: devAccount(10).address, roles: 1 });
+    await expect(stakeNode(ctx, { nodeKey: nodeKeyHex(generateEd25519KeyPair().publicKey), amount: 1n })).rejects.toMatchObject({ kind: "unknown-node" });
+    const keys = generateEd25519KeyPair();
+    const consent = await signNodeRegistration(ctx, { nodeSecretKey: keys.secretKey, signer: devAccount(10), operator: operator.address });
+    const nodeKey = consent.nodeKey;
+    await registerNode(ctx, { consent, roles: 1 });
     await expect(stakeNode(ctx, { nodeKey, amount: parseEther("999999999") })).rejects.toMatchObject({ kind: "insufficient-balance" });
     await expect(requestUnstake(ctx, { nodeKey, amount: 1n })).rejects.toMatchObject({ kind: "insufficient-balance" });
     await expect(withdrawStake(ctx, { nodeKey })).rejects.toMatchObject({ kind: "nothing-to-withdraw" });
     const strangerCtx = await ctxFor(stranger);
     await expect(stakeNode(strangerCtx, { nodeKey, amount: 1n })).rejects.toMatchObject({ kind: "not-operator" });
     // The same key twice is refused by the contract, reported by its custom error.
-    await expect(registerNode(ctx, { nodeKey, signer: devAccount(11).address, roles: 1 })).rejects.toMatchObject({
+    const twice = await signNodeRegistration(ctx, { nodeSecretKey: keys.secretKey, signer: devAccount(11), operator: operator.address });
+    await expect(registerNode(ctx, { consent: twice, roles: 1 })).rejects.toMatchObject({
       kind: "transaction-reverted",
       message: expect.stringContaining("NodeAlreadyRegistered"),
     });
+    // A consent for another operator is refused before anything is sent.
+    const forOther = await signNodeRegistration(ctx, { nodeSecretKey: generateEd25519KeyPair().secretKey, signer: devAccount(12), operator: stranger.address });
+    await expect(registerNode(ctx, { consent: forOther, roles: 1 })).rejects.toMatchObject({ kind: "bad-argument" });
     const wrongChain = { ...ctx, deployment: { ...deployment, chainId: 1 } };
-    await expect(registerNode(wrongChain, { nodeKey: nodeKeyHex(generateEd25519KeyPair().publicKey), signer: devAccount(12).address, roles: 1 })).rejects.toMatchObject({
+    await expect(registerNode(wrongChain, { consent: forOther, roles: 1 })).rejects.toMatchObject({
       kind: "wrong-chain",
     });
     await expect(readDeployment(join(dir, "nope.json"))).rejects.toMatchObject({ kind: "missing-deployment" });
@@ -120,12 +141,21 @@ describe("deploy and operator scripts", () => {
     const keystore = join(dir, "operator.json");
     const operatorKey: Hex = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"; // Hardhat dev account 1
     await writeFile(keystore, await encryptEvmKeystore(operatorKey, "correct horse", { scryptN: 2 ** 10 }));
-    const nodeKey = toHex(generateEd25519KeyPair().publicKey).slice(2);
+    const nodeKeys = generateEd25519KeyPair();
+    const nodeKey = toHex(nodeKeys.publicKey).slice(2);
     const common = ["--rpc", chain.rpcUrl, "--deployment", deploymentFile(), "--node-key", nodeKey];
-    const env = { ...process.env, PSP_KEYSTORE_PASSWORD: "correct horse" };
+    const env = { ...process.env, PSP_KEYSTORE_PASSWORD: "correct horse", PSP_KEY_PASSWORD: "node key pass" };
     const cli = (args: string[], extraEnv = env) => run(tsx, [join(projectRoot, "scripts", "operator.ts"), ...args], { env: extraEnv, cwd: projectRoot });
 
-    await cli(["register", ...common, "--keystore", keystore, "--signer", devAccount(13).address, "--roles", "onion"]);
+    // Where the node's keys are: its signer's keystore and its identity key file sign the consent.
+    const signerKeystore = join(dir, "signer.json");
+    await writeFile(signerKeystore, await encryptEvmKeystore(toHex(devAccount(13).getHdKey().privateKey!), "correct horse", { scryptN: 2 ** 10 }));
+    const nodeKeyFile = join(dir, "node.key");
+    await writeFile(nodeKeyFile, await encryptKeyFile(nodeKeys.secretKey, "node key pass", { scrypt: { N: 2 ** 10 } }));
+    const consentFile = join(dir, "consent.json");
+    const chainArgs = ["--rpc", chain.rpcUrl, "--deployment", deploymentFile()];
+    await cli(["consent", ...chainArgs, "--node-key-file", nodeKeyFile, "--signer-keystore", signerKeystore, "--operator", operator.address, "--out", consentFile]);
+    await cli(["register", ...common, "--keystore", keystore, "--consent", consentFile, "--roles", "onion"]);
     await cli(["stake", ...common, "--keystore", keystore, "--amount", "2500"]);
     const { stdout } = await cli(["status", ...common, "--json"]);
     const status = JSON.parse(stdout) as { bonded: string; eligible: string[] };
@@ -134,7 +164,7 @@ describe("deploy and operator scripts", () => {
 
     const wrongPassword = cli(["stake", ...common, "--keystore", keystore, "--amount", "1"], { ...env, PSP_KEYSTORE_PASSWORD: "wrong" });
     await expect(wrongPassword).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("[bad-passphrase]") });
-    const badRole = cli(["register", ...common, "--keystore", keystore, "--signer", devAccount(14).address, "--roles", "exit"]);
+    const badRole = cli(["register", ...common, "--keystore", keystore, "--consent", consentFile, "--roles", "exit"]);
     await expect(badRole).rejects.toMatchObject({ stderr: expect.stringContaining('unknown role "exit"') });
   });
 });

@@ -21,6 +21,13 @@ export const pspContracts = [
 ] as const;
 export type PspContract = (typeof pspContracts)[number];
 
+/**
+ * The governance timelock (OpenZeppelin TimelockController) deployments since
+ * issue 13 hand the governance roles to. Optional in the file: nodes never
+ * need it, and files written before it still parse; governance tools require it.
+ */
+export const GOVERNANCE_CONTRACT = "PSPTimelock" as const;
+
 export interface DeployedContract {
   address: Address;
   /** Block in which it was deployed; event followers start here. */
@@ -32,7 +39,7 @@ export interface Deployment {
   chainId: number;
   deployer: Address;
   deployedAt: string;
-  contracts: Record<PspContract, DeployedContract>;
+  contracts: Record<PspContract, DeployedContract> & { [GOVERNANCE_CONTRACT]?: DeployedContract };
   /** Constructor parameters, for operators reading the file. */
   params: Record<string, string | number>;
 }
@@ -52,13 +59,20 @@ export function parseDeployment(text: string, source = "deployment file"): Deplo
   if (typeof obj.network !== "string") throw bad("network must be a string");
   if (typeof obj.deployer !== "string" || !isAddress(obj.deployer)) throw bad("deployer must be an address");
   if (typeof obj.contracts !== "object" || obj.contracts === null) throw bad("contracts must be an object");
-  const contracts = {} as Record<PspContract, DeployedContract>;
-  for (const name of pspContracts) {
+  const contracts = {} as Deployment["contracts"];
+  const entryOf = (name: string): DeployedContract | undefined => {
     const entry = (obj.contracts as Record<string, unknown>)[name] as Record<string, unknown> | undefined;
-    if (!entry || typeof entry.address !== "string" || !isAddress(entry.address)) throw bad(`contracts.${name}.address is missing or not an address`);
-    const blockNumber = typeof entry.blockNumber === "number" ? entry.blockNumber : 0;
-    contracts[name] = { address: getAddress(entry.address), blockNumber };
+    if (entry === undefined) return undefined;
+    if (typeof entry.address !== "string" || !isAddress(entry.address)) throw bad(`contracts.${name}.address is not an address`);
+    return { address: getAddress(entry.address), blockNumber: typeof entry.blockNumber === "number" ? entry.blockNumber : 0 };
+  };
+  for (const name of pspContracts) {
+    const entry = entryOf(name);
+    if (!entry) throw bad(`contracts.${name}.address is missing or not an address`);
+    contracts[name] = entry;
   }
+  const timelock = entryOf(GOVERNANCE_CONTRACT);
+  if (timelock) contracts[GOVERNANCE_CONTRACT] = timelock;
   return {
     network: obj.network,
     chainId: obj.chainId,
@@ -96,12 +110,13 @@ export async function assertDeploymentLive(client: PublicClient, deployment: Dep
       `the RPC serves chain ${chainId} but the deployment is for chain ${deployment.chainId}: point --rpc at the right chain or use that chain's deployment file`,
     );
   }
-  for (const name of pspContracts) {
-    const code = await client.getCode({ address: deployment.contracts[name].address });
+  const names = deployment.contracts[GOVERNANCE_CONTRACT] ? [...pspContracts, GOVERNANCE_CONTRACT] : pspContracts;
+  for (const name of names) {
+    const code = await client.getCode({ address: deployment.contracts[name]!.address });
     if (!code || code === "0x") {
       throw new ChainError(
         "no-code",
-        `${name} has no code at ${deployment.contracts[name].address} on chain ${chainId}: the chain was reset; redeploy with \`npm run deploy\``,
+        `${name} has no code at ${deployment.contracts[name]!.address} on chain ${chainId}: the chain was reset; redeploy with \`npm run deploy\``,
       );
     }
   }

@@ -14,6 +14,7 @@ export type ChainErrorKind =
   | "nothing-to-withdraw"
   | "bad-argument"
   | "insufficient-attestations"
-  | "transaction-reverted";
+  | "transaction-reverted"
+  | "reclaim-refused";
 
 export class ChainError extends PspError<ChainErrorKind> {}

@@ -69,7 +69,7 @@ export async function registerIdentity(opts: RegisterIdentityOptions): Promise<{
     address: ctx.registry,
     abi: identityRegistryAbi,
     functionName: "registerIdentity",
-    args: [registration, sortAttestationsBySigner(attestations)],
+    args: [registration, toHex(proof), sortAttestationsBySigner(attestations)],
   });
   return { identityId: identityId(registration), hash, registration };
 }

@@ -216,6 +216,8 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
       if (from.has(nodeRegistry)) {
         sets.invalidate();
         nodeRoles.invalidateAll();
+        // The attestation threshold is the NodeRegistry's authority quorum: it moves with the set and its parameters.
+        threshold.invalidate();
       }
       if (from.has(identityRegistry)) {
         identities.invalidateAll();

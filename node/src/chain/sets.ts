@@ -30,7 +30,7 @@ export interface SetMember {
 
 export interface RoleSet {
   role: SetRole;
-  /** Members in registry order (stake descending, key ascending). */
+  /** Members in registry order (stake descending, registration order ascending). */
   members: readonly SetMember[];
   /** The confirmed block the set was read at. */
   blockNumber: bigint;

@@ -1,16 +1,19 @@
 /**
- * Operator actions on the NodeRegistry: register a node, stake, request an
- * unstake, withdraw, and read a node's status.
+ * Operator actions on the NodeRegistry: register a node (with its signer's
+ * consent and its key's proof, consent.ts), stake, activate it into a set,
+ * request an unstake, withdraw, and read a node's status.
  *
  * Every action checks what it can before sending (the chain, the node, the
  * balance, the unbonding clock) so an operator gets a message that names the
  * fix, and simulates the call so a contract revert is reported by name.
  */
-import { formatEther, type Address, type Hex } from "viem";
+import { bytesToHex, formatEther, type Address, type Hex, type LocalAccount } from "viem";
 import type { ChainClients } from "./clients.js";
-import { pspContractsFor, roleNames, type NodeRoleName } from "./contracts.js";
+import { NodeRole, pspContractsFor, roleNames, type NodeRoleName } from "./contracts.js";
 import { assertDeploymentLive, type Deployment } from "./deployment.js";
 import { ChainError } from "./errors.js";
+import { nodeConsentDigest, signNodeConsent, signNodeKeyProof } from "./consent.js";
+import { ed25519PublicKey } from "../crypto/ed25519.js";
 import { transact } from "./transact.js";
 import { permitSignatureParts, permitTypedData } from "./permit.js";
 import { nodeRegistryAbi, pspTokenAbi } from "./generated/abis.js";
@@ -39,13 +42,18 @@ export interface NodeStatus {
   operator: Address;
   signer: Address;
   roles: NodeRoleName[];
-  discoveryApproved: boolean;
+  /** Set roles governance approved the node for. */
+  approved: NodeRoleName[];
+  /** Registration order (ties in stake rank by it, earlier first). */
+  seq: number;
   registeredAt: number;
   bonded: bigint;
   unbonding: bigint;
   unbondingReleaseAt: number;
-  /** Roles whose minimum stake (and, for discovery, approval and age) the node meets. */
+  /** Roles the node holds or may join now: minimum stake, approval where needed, activation delay passed. */
   eligible: NodeRoleName[];
+  /** Set roles it qualifies for but whose activation delay still runs, with the time it ends (unix seconds). */
+  pending: { role: NodeRoleName; activatesAt: number }[];
   /** Current sets the node's signer is a member of. */
   memberOf: NodeRoleName[];
 }
@@ -55,32 +63,38 @@ export async function nodeStatus(ctx: OperatorContext, nodeKey: Hex): Promise<No
   // getNode reverts with UnknownNode for a key that was never registered.
   if (!(await nodeRegistry.read.isRegistered([nodeKey]))) {
     const zero = "0x0000000000000000000000000000000000000000" as const;
-    return { nodeKey, registered: false, operator: zero, signer: zero, roles: [], discoveryApproved: false, registeredAt: 0, bonded: 0n, unbonding: 0n, unbondingReleaseAt: 0, eligible: [], memberOf: [] };
+    return { nodeKey, registered: false, operator: zero, signer: zero, roles: [], approved: [], seq: 0, registeredAt: 0, bonded: 0n, unbonding: 0n, unbondingReleaseAt: 0, eligible: [], pending: [], memberOf: [] };
   }
   const info = await nodeRegistry.read.getNode([nodeKey]);
   const registered = true;
   const roles = roleNames(info.roles);
   const eligible: NodeRoleName[] = [];
-  const memberOf: NodeRoleName[] = [];
-  if (registered) {
-    const bits = { onion: 1, discovery: 2, authority: 4, oracle: 8 } as const;
-    for (const role of roles) if (await nodeRegistry.read.isEligible([nodeKey, bits[role]])) eligible.push(role);
-    if (await nodeRegistry.read.isAuthoritySigner([info.signer])) memberOf.push("authority");
-    if (await nodeRegistry.read.isOracleSigner([info.signer])) memberOf.push("oracle");
-    if (await nodeRegistry.read.isDiscoverySigner([info.signer])) memberOf.push("discovery");
+  const pending: NodeStatus["pending"] = [];
+  const params = await nodeRegistry.read.params();
+  for (const role of roles) {
+    if (await nodeRegistry.read.isEligible([nodeKey, NodeRole[role]])) {
+      eligible.push(role);
+      continue;
+    }
+    const since = { onion: 0n, discovery: info.discoverySince, authority: info.authoritySince, oracle: info.oracleSince }[role];
+    const delay = role === "discovery" ? params.minDiscoveryAge : params.activationDelay;
+    if (since !== 0n) pending.push({ role, activatesAt: Number(since + delay) });
   }
+  const memberOf = roleNames(info.memberRoles);
   return {
     nodeKey,
     registered,
     operator: info.operator,
     signer: info.signer,
     roles,
-    discoveryApproved: info.discoveryApproved,
+    approved: roleNames(info.approvedRoles),
+    seq: info.seq,
     registeredAt: Number(info.registeredAt),
     bonded: info.bonded,
     unbonding: info.unbonding,
     unbondingReleaseAt: Number(info.unbondingReleaseAt),
     eligible,
+    pending,
     memberOf,
   };
 }
@@ -95,15 +109,76 @@ async function requireOperatedNode(ctx: OperatorContext, nodeKey: Hex): Promise<
   return status;
 }
 
-export async function registerNode(ctx: OperatorContext, args: { nodeKey: Hex; signer: Address; roles: number }) {
+/** A signer's consent and the node key's proof for one registration (or signer change). */
+export interface NodeConsentProof {
+  nodeKey: Hex;
+  signer: Address;
+  /** The operator the consent names (the account that will send the transaction). */
+  operator: Address;
+  /** Last second (chain time) the consent is valid. */
+  deadline: bigint;
+  /** The signer's EIP-712 NodeConsent signature. */
+  signerConsent: Hex;
+  /** The node key's Ed25519 signature over "psp-node-consent-v1" || the same digest. */
+  keyProof: Hex;
+}
+
+/**
+ * Signs what `registerNode` needs, where the node's keys are: the signer's
+ * consent to serve the node for `operator` (with its current nonce) and the
+ * node key's proof over the same digest. Valid `validForSeconds` (default an hour).
+ */
+export async function signNodeRegistration(
+  ctx: Pick<OperatorContext, "clients" | "deployment">,
+  args: { nodeSecretKey: Uint8Array; signer: Pick<LocalAccount, "address" | "signTypedData">; operator: Address; validForSeconds?: number },
+): Promise<NodeConsentProof> {
+  const { nodeRegistry } = pspContractsFor(ctx.deployment, { public: ctx.clients.publicClient });
+  const nodeKey = nodeKeyHex(ed25519PublicKey(args.nodeSecretKey));
+  const now = Number((await ctx.clients.publicClient.getBlock()).timestamp);
+  const consent = { nodeKey, operator: args.operator, signer: args.signer.address, nonce: await nodeRegistry.read.nonces([args.signer.address]), deadline: BigInt(now + (args.validForSeconds ?? 3600)) };
+  const cctx = { chainId: ctx.deployment.chainId, registry: ctx.deployment.contracts.NodeRegistry.address, consent };
+  return {
+    nodeKey,
+    signer: args.signer.address,
+    operator: args.operator,
+    deadline: consent.deadline,
+    signerConsent: await signNodeConsent(args.signer, cctx),
+    keyProof: bytesToHex(signNodeKeyProof(args.nodeSecretKey, nodeConsentDigest(cctx))),
+  };
+}
+
+/** Registers a node with `roles`; the sending account must be the consent's operator. */
+export async function registerNode(ctx: OperatorContext, args: { consent: NodeConsentProof; roles: number }) {
   await assertDeploymentLive(ctx.clients.publicClient, ctx.deployment);
+  const me = wallet(ctx).account.address;
+  const c = args.consent;
+  if (c.operator.toLowerCase() !== me.toLowerCase()) {
+    throw new ChainError("bad-argument", `the consent names operator ${c.operator}, but this keystore is ${me}: sign the consent for ${me}`);
+  }
   return await transact({
     publicClient: ctx.clients.publicClient,
     walletClient: wallet(ctx),
     address: ctx.deployment.contracts.NodeRegistry.address,
     abi: nodeRegistryAbi,
     functionName: "registerNode",
-    args: [args.nodeKey, args.signer, args.roles],
+    args: [c.nodeKey, c.signer, args.roles, c.deadline, c.signerConsent, c.keyProof],
+  });
+}
+
+/**
+ * Joins `role`'s set once the node qualifies and its activation delay has
+ * passed (anyone may send it; a free seat is taken, or the lowest member the
+ * node outranks is evicted).
+ */
+export async function activateNode(ctx: OperatorContext, args: { nodeKey: Hex; role: Exclude<NodeRoleName, "onion"> }) {
+  await assertDeploymentLive(ctx.clients.publicClient, ctx.deployment);
+  return await transact({
+    publicClient: ctx.clients.publicClient,
+    walletClient: wallet(ctx),
+    address: ctx.deployment.contracts.NodeRegistry.address,
+    abi: nodeRegistryAbi,
+    functionName: "activate",
+    args: [args.nodeKey, NodeRole[args.role]],
   });
 }
 

@@ -6,7 +6,8 @@
  */
 import { network } from "hardhat";
 import type { ContractReturnType } from "@nomicfoundation/hardhat-viem/types";
-import { keccak256, parseEther, toHex, type Address, type Hex } from "viem";
+import { getAddress, keccak256, parseEther, toHex, type Address, type Hex, type TypedDataDefinition } from "viem";
+import { nodeConsentTypedData } from "../../../node/src/chain/consent.js";
 
 export const ROLE_ONION = 1;
 export const ROLE_DISCOVERY = 2;
@@ -22,8 +23,12 @@ export interface RegistryParams {
   minStakeOracle: bigint;
   unbondingDelay: bigint;
   minDiscoveryAge: bigint;
+  activationDelay: bigint;
   maxAuthorities: number;
   maxOracles: number;
+  attestationFloor: number;
+  attestationBps: number;
+  approvalRoles: number;
 }
 
 export const DEFAULT_PARAMS: RegistryParams = {
@@ -33,9 +38,16 @@ export const DEFAULT_PARAMS: RegistryParams = {
   minStakeOracle: parseEther("1000"),
   unbondingDelay: 7n * 24n * 3600n,
   minDiscoveryAge: 24n * 3600n,
+  activationDelay: 0n,
   maxAuthorities: 5,
   maxOracles: 5,
+  attestationFloor: 1,
+  attestationBps: 0,
+  approvalRoles: ROLE_DISCOVERY,
 };
+
+/** A 64-byte stand-in for an Ed25519 key proof: the contracts only carry it (readers and authorities check it). */
+export const KEY_PROOF: Hex = `0x${"a5".repeat(64)}`;
 
 export const DEFAULT_EPOCH_LENGTH = 3600n;
 export const DEFAULT_DISPUTE_WINDOW = 1800n;
@@ -50,6 +62,10 @@ export interface CoreOptions {
   epochLength?: bigint;
   disputeWindow?: bigint;
   quorumBps?: number;
+  /** NodeRegistry.minUnbondingDelay (default: the dispute window). */
+  minUnbondingDelay?: bigint;
+  /** OracleReceipts revocation quorum (default 6667). */
+  revocationQuorumBps?: number;
   /** Epoch 0 start; defaults to the latest block time at deployment. */
   genesis?: bigint;
   /** PSP sent from the admin to each other wallet (default 1,000,000). */
@@ -95,8 +111,8 @@ export async function deployCore(options: CoreOptions = {}): Promise<CoreFixture
   const genesis = options.genesis ?? BigInt(await networkHelpers.time.latest());
 
   const token = await viem.deployContract("PSPToken", [admin.account.address, INITIAL_SUPPLY]);
-  const registry = await viem.deployContract("NodeRegistry", [token.address, admin.account.address, params]);
-  const receipts = await viem.deployContract("OracleReceipts", [registry.address]);
+  const registry = await viem.deployContract("NodeRegistry", [token.address, admin.account.address, params, options.minUnbondingDelay ?? disputeWindow]);
+  const receipts = await viem.deployContract("OracleReceipts", [registry.address, options.revocationQuorumBps ?? DEFAULT_QUORUM_BPS]);
   const rewards = await viem.deployContract("BandwidthRewards", [
     token.address,
     registry.address,
@@ -128,14 +144,59 @@ export async function deployCore(options: CoreOptions = {}): Promise<CoreFixture
   };
 }
 
+/** Anything that signs EIP-712 typed data as one address (a wallet client's account or a local account). */
+export interface TypedSigner {
+  address: Address;
+  signTypedData(typed: TypedDataDefinition): Promise<Hex>;
+}
+
+/** The Hardhat wallet among the fixture's that holds `address`, as a TypedSigner. */
+export function walletSigner(core: Pick<CoreFixture, "admin" | "users">, address: Address): TypedSigner {
+  const wallet = [core.admin, ...core.users].find((w) => getAddress(w.account.address) === getAddress(address));
+  if (!wallet) throw new Error(`no fixture wallet holds ${address}`);
+  return { address: wallet.account.address, signTypedData: (typed) => wallet.signTypedData({ account: wallet.account, ...(typed as TypedDataDefinition) } as never) };
+}
+
+/** `signer`'s consent to serve `nodeKey` for `operator` (nonce read from the registry, valid an hour). */
+export async function consentOf(
+  core: Pick<CoreFixture, "registry" | "networkHelpers" | "publicClient">,
+  signer: TypedSigner,
+  nodeKey: Hex,
+  operator: Address,
+): Promise<{ deadline: bigint; signature: Hex }> {
+  const nonce = await core.registry.read.nonces([signer.address]);
+  const deadline = BigInt(await core.networkHelpers.time.latest()) + 3600n;
+  const chainId = await core.publicClient.getChainId();
+  const typed = nodeConsentTypedData({ chainId, registry: core.registry.address, consent: { nodeKey, operator, signer: signer.address, nonce, deadline } });
+  return { deadline, signature: await signer.signTypedData(typed as TypedDataDefinition) };
+}
+
 export interface NodeSpec {
   operator: WalletClient;
-  /** Defaults to the operator's own address (so an oracle can send its own transactions). */
-  signer?: Address;
+  /** Defaults to the operator's own address (so an oracle can send its own transactions); a fixture wallet or a local account. */
+  signer?: Address | TypedSigner;
   roles: number;
   stake?: bigint;
   nodeKey?: Hex;
   label?: string;
+}
+
+/** The registerNode transaction for `spec` (the signer's consent signed here), wrapped so a revert reaches the assertion. */
+export async function registerCall(
+  core: CoreFixture,
+  spec: { operator: WalletClient; signer: Address | TypedSigner; nodeKey: Hex; roles: number; keyProof?: Hex },
+): Promise<{ tx: Promise<Hex> }> {
+  const signer = typeof spec.signer === "object" ? spec.signer : walletSigner(core, spec.signer);
+  const consent = await consentOf(core, signer, spec.nodeKey, spec.operator.account.address);
+  const tx = core.registry.write.registerNode([spec.nodeKey, signer.address, spec.roles, consent.deadline, consent.signature, spec.keyProof ?? KEY_PROOF], {
+    account: spec.operator.account,
+  });
+  return { tx };
+}
+
+/** Approves a set role for a node (admin is governance in the fixture). */
+export async function approve(core: CoreFixture, nodeKey: Hex, role: number, approved = true): Promise<void> {
+  await core.registry.write.approveRole([nodeKey, role, approved]);
 }
 
 /** Registers a node and bonds `stake` (approve + stake) from its operator. Returns the node key. */
@@ -143,8 +204,9 @@ export async function addNode(core: CoreFixture, spec: NodeSpec): Promise<Hex> {
   const { operator } = spec;
   const account = operator.account;
   const nodeKey = spec.nodeKey ?? nodeKeyOf(spec.label ?? account.address);
-  const signer = spec.signer ?? account.address;
-  await core.registry.write.registerNode([nodeKey, signer, spec.roles], { account });
+  const signer = typeof spec.signer === "object" ? spec.signer : walletSigner(core, spec.signer ?? account.address);
+  const consent = await consentOf(core, signer, nodeKey, account.address);
+  await core.registry.write.registerNode([nodeKey, signer.address, spec.roles, consent.deadline, consent.signature, KEY_PROOF], { account });
   if (spec.stake !== undefined && spec.stake > 0n) {
     await core.token.write.approve([core.registry.address, spec.stake], { account });
     await core.registry.write.stake([nodeKey, spec.stake], { account });

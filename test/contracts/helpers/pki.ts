@@ -11,6 +11,7 @@ import { network } from "hardhat";
 import type { ContractReturnType } from "@nomicfoundation/hardhat-viem/types";
 import { keccak256, parseEther, toHex, type Address, type Hex } from "viem";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import { nodeConsentTypedData } from "../../../node/src/chain/consent.js";
 import {
   REGISTRATION_POLICY,
   signAttestation,
@@ -24,6 +25,8 @@ export const ROLE_AUTHORITY = 4;
 export const MIN_STAKE_AUTHORITY = parseEther("1000");
 export const INITIAL_SUPPLY = parseEther("1000000000");
 export const UNBONDING_DELAY = 7n * 24n * 3600n;
+/** A 64-byte stand-in for an Ed25519 key proof (the contracts only carry it). */
+export const KEY_PROOF: Hex = `0x${"a5".repeat(64)}`;
 
 export type Connection = Awaited<ReturnType<typeof network.connect>>;
 export type Viem = Connection["viem"];
@@ -66,8 +69,10 @@ export function testKey(label: string): Hex {
 export interface DeployOptions {
   /** Number of staked authority nodes (default 3). */
   authorityCount?: number;
-  /** IdentityRegistry attestation threshold (default 2). */
+  /** Authority quorum floor (default 2); with `thresholdBps` 0 (default) it is the whole threshold. */
   threshold?: number;
+  /** Authority quorum share of the current authority set, in basis points (default 0). */
+  thresholdBps?: number;
 }
 
 /** Deploys the whole PKI on a fresh in-process chain. */
@@ -96,20 +101,26 @@ export async function deployPki(opts: DeployOptions = {}): Promise<PkiFixture> {
       minStakeOracle: MIN_STAKE_AUTHORITY,
       unbondingDelay: UNBONDING_DELAY,
       minDiscoveryAge: 0n,
+      activationDelay: 0n,
       maxAuthorities: 16,
       maxOracles: 16,
+      attestationFloor: threshold,
+      attestationBps: opts.thresholdBps ?? 0,
+      approvalRoles: 0,
     },
+    UNBONDING_DELAY,
   ]);
-  const identities = await viem.deployContract("IdentityRegistry", [nodeRegistry.address, admin.account.address, threshold]);
+  const identities = await viem.deployContract("IdentityRegistry", [nodeRegistry.address]);
   const subscriptions = await viem.deployContract("Subscriptions", [token.address, identities.address, pool.account.address]);
 
   for (const w of [...operators, ...users]) {
     await token.write.transfer([w.account.address, parseEther("100000")]);
   }
   const authorities: Authority[] = [];
+  const chainId = await publicClient.getChainId();
   for (const [i, operator] of operators.entries()) {
     const authority = { nodeKey: testKey(`authority-node-${i}`), operator, signer: testSigner("authority", i) };
-    await stakeAuthority(nodeRegistry, token, authority);
+    await stakeAuthority({ nodeRegistry, token, networkHelpers, chainId }, authority);
     authorities.push(authority);
   }
   return {
@@ -117,7 +128,7 @@ export async function deployPki(opts: DeployOptions = {}): Promise<PkiFixture> {
     viem,
     networkHelpers,
     publicClient,
-    chainId: await publicClient.getChainId(),
+    chainId,
     admin,
     users,
     rewardPool: pool.account.address,
@@ -129,16 +140,31 @@ export async function deployPki(opts: DeployOptions = {}): Promise<PkiFixture> {
   };
 }
 
-/** Registers `authority` as an authority node and bonds the minimum stake. */
+/** Registers `authority` as an authority node (its signer consenting) and bonds the minimum stake. */
 export async function stakeAuthority(
-  nodeRegistry: ContractReturnType<"NodeRegistry">,
-  token: ContractReturnType<"PSPToken">,
+  f: Pick<PkiFixture, "nodeRegistry" | "token" | "networkHelpers" | "chainId">,
   authority: Authority,
 ): Promise<void> {
+  const { nodeRegistry, token } = f;
   const account = authority.operator.account;
-  await nodeRegistry.write.registerNode([authority.nodeKey, authority.signer.address, ROLE_AUTHORITY], { account });
+  const nonce = await nodeRegistry.read.nonces([authority.signer.address]);
+  const deadline = BigInt(await f.networkHelpers.time.latest()) + 3600n;
+  const consent = await authority.signer.signTypedData(
+    nodeConsentTypedData({
+      chainId: f.chainId,
+      registry: nodeRegistry.address,
+      consent: { nodeKey: authority.nodeKey, operator: account.address, signer: authority.signer.address, nonce, deadline },
+    }),
+  );
+  await nodeRegistry.write.registerNode([authority.nodeKey, authority.signer.address, ROLE_AUTHORITY, deadline, consent, KEY_PROOF], { account });
   await token.write.approve([nodeRegistry.address, MIN_STAKE_AUTHORITY], { account });
   await nodeRegistry.write.stake([authority.nodeKey, MIN_STAKE_AUTHORITY], { account });
+}
+
+/** Sets the NodeRegistry's authority quorum to max(floor, ceil(authorityCount * bps / 10000)) (admin is governance). */
+export async function setQuorum(f: Pick<PkiFixture, "nodeRegistry" | "admin">, floor: number, bps = 0): Promise<void> {
+  const params = await f.nodeRegistry.read.params();
+  await f.nodeRegistry.write.setParams([{ ...params, attestationFloor: floor, attestationBps: bps }], { account: f.admin.account });
 }
 
 /** Signs `registration` with each signer for (chainId, registry) and returns them sorted for the contract. */
@@ -202,6 +228,6 @@ export async function registerIdentity(
   signers: readonly PrivateKeyAccount[] = f.authorities.map((a) => a.signer),
 ): Promise<Hex> {
   const attestations = await attest(signers, { chainId: f.chainId, registry: f.identities.address, registration });
-  await f.identities.write.registerIdentity([registration, attestations], { account: sender.account });
+  await f.identities.write.registerIdentity([registration, KEY_PROOF, attestations], { account: sender.account });
   return f.identities.read.identityIdOf([registration.namespace, registration.application, registration.kind, registration.key]);
 }
