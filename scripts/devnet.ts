@@ -38,7 +38,9 @@ console.log(
     `  deployment   ${state.deploymentFile}`,
     `  nodes        ${state.nodes.length} registered and staked (${state.sets.authority.length} authority, ${state.sets.oracle.length} oracle, ${state.sets.discovery.length} discovery)`,
     `  demo id      ${state.demo.identity.identity}`,
-    ...state.nodes.filter((n) => n.controlApi || n.addresses.length).map((n) => `  ${n.name.padEnd(12)} ${n.addresses.join(", ").padEnd(22)} ${n.controlApi ?? ""}`),
+    ...state.nodes
+      .filter((n) => n.controlApi || n.addresses.length)
+      .map((n) => `  ${n.name.padEnd(12)} ${n.addresses.join(", ").padEnd(22)} ${n.controlApi ?? ""}`),
     "",
     "Try: npm run operator -- status --node-key " + state.nodes[0]!.nodeKey.slice(2),
     "Ctrl-C stops the devnet.",
@@ -55,13 +57,14 @@ void devnet.firstConsensus.then(async (c) => {
   try {
     // Presence needs relays in the consensus: descriptors arrive over the first periods.
     const listed = await waitForConsensusListing(state.nodes, state.nodes.length, 5 * 60_000);
+    if (stopping) return;
     console.log(`consensus lists all ${listed} nodes: starting the demo users alice and carol`);
-    users = await startDevnetUsers({ stateFile: join(dir, "state.json"), users: state.demo.users, passphrase: DEVNET_PASSPHRASE, log: (line) => console.log(line) });
+    users = startDevnetUsers({ stateFile: join(dir, "state.json"), users: state.demo.users, passphrase: DEVNET_PASSPHRASE, log: (line) => console.log(line) });
     await users.demo;
     const alice = state.demo.users.find((u) => u.name === "alice")!;
     console.log(`Message alice: npx psp msg send --key-file devnet/keys/carol.key --to ${alice.identity} --text hi`);
   } catch (err) {
-    console.error(`devnet demo users did not start: ${err instanceof Error ? err.message : String(err)}`);
+    if (!stopping) console.error(`devnet demo users: ${err instanceof Error ? err.message : String(err)}`);
   }
 });
 

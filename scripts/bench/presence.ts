@@ -96,18 +96,17 @@ interface CorePoint {
 }
 
 /** A presence node in this process with one registered point whose user answers through `decide`. */
-async function corePoint(
-  certs: ReturnType<typeof certificates>,
-  limits: PresenceLimits,
-  decide: (id: number, bytes: Uint8Array) => void,
-): Promise<CorePoint> {
+async function corePoint(certs: ReturnType<typeof certificates>, limits: PresenceLimits, decide: (id: number, bytes: Uint8Array) => void): Promise<CorePoint> {
   const userKeys = generateEd25519KeyPair();
   const nodeKeys = generateEd25519KeyPair();
   const identity = formatIdentity({ namespace: "peerstream", application: "client", kind: "account", publicKey: userKeys.publicKey });
   const { mintCertificate, verify } = certs;
   const node = createPresenceNode({
     nodeKey: nodeKeys.publicKey,
-    publish: async (record: OwnerSignedRecord) => ({ stored: 1, record: { ...record, publisher: nodeKeys.publicKey, publisherSig: new Uint8Array(64) } as DhtRecord }),
+    publish: async (record: OwnerSignedRecord) => ({
+      stored: 1,
+      record: { ...record, publisher: nodeKeys.publicKey, publisherSig: new Uint8Array(64) } as DhtRecord,
+    }),
     verifyCertificate: verify,
     limits: { maxPendingPerPoint: 4096, maxIntrosPerSecond: 100_000 },
   });
@@ -166,7 +165,13 @@ function certificates(authority: { secretKey: Uint8Array; publicKey: Uint8Array 
   return {
     mintCertificate: (identity: string): Uint8Array => {
       const now = Math.floor(Date.now() / 1000);
-      const { bodyBytes } = buildCertificateBody({ identity, chainId: 31337, registry: "0x00000000000000000000000000000000000000aa", notBefore: now - 60, notAfter: now + 3540 });
+      const { bodyBytes } = buildCertificateBody({
+        identity,
+        chainId: 31337,
+        registry: "0x00000000000000000000000000000000000000aa",
+        notBefore: now - 60,
+        notAfter: now + 3540,
+      });
       return assembleCertificate(bodyBytes, [signCertificateBody(bodyBytes, authority.secretKey)]);
     },
     verify: (cert: Uint8Array) => verifyAccessCertificate(cert, { now: Date.now(), authorities: [authority.publicKey], threshold: 1 }),
@@ -203,7 +208,17 @@ async function coreIntroRate(count: number): Promise<number> {
     // The user's side: decrypt, check certificate, signature and time, then refuse.
     const notice = decodePresenceNotice(bytes);
     if (notice.t !== "introduce") return;
-    openIntroduction({ authKey: point.authKey, encSecret: point.encSecret, encKey: point.encKey, subcredentials: [point.subcredential], x: notice.x, ct: notice.ct, mac: notice.mac, verifyCertificate: verifyCert, now: Date.now() });
+    openIntroduction({
+      authKey: point.authKey,
+      encSecret: point.encSecret,
+      encKey: point.encKey,
+      subcredentials: [point.subcredential],
+      x: notice.x,
+      ct: notice.ct,
+      mac: notice.mac,
+      verifyCertificate: verifyCert,
+      now: Date.now(),
+    });
     point.user.handler!.onMessage(encodePresenceRequest({ t: "decide", id, accept: false }), performance.now());
   });
   const next = introducer(point, certs.mintCertificate);
@@ -245,15 +260,22 @@ function cryptoFloorRate(): number {
  * without a puzzle and one with a puzzle solved at the effort the point
  * suggests. Returns how long each took to reach the user (or undefined).
  */
-async function powUnderFlood(rate: number, floodMs: number): Promise<{ solveMs: number; effort: number; withPowMs: number | undefined; withoutPowMs: number | undefined; refusedFlood: number; deliveredFlood: number }> {
+async function powUnderFlood(
+  rate: number,
+  floodMs: number,
+): Promise<{ solveMs: number; effort: number; withPowMs: number | undefined; withoutPowMs: number | undefined; refusedFlood: number; deliveredFlood: number }> {
   const certs = certificates(generateEd25519KeyPair());
   const deliveredAt = new Map<string, number>();
-  const point: CorePoint = await corePoint(certs, { maxPending: 4, maxChannels: 1_000_000, introsPerSecond: rate, introBurst: Math.max(1, Math.floor(rate / 10)) }, (id, bytes) => {
-    const notice = decodePresenceNotice(bytes);
-    if (notice.t === "introduce") deliveredAt.set(hex(notice.x), performance.now());
-    // The user answers at once (refuses), so only the point's rate limits the flow.
-    setImmediate(() => point.user.handler!.onMessage(encodePresenceRequest({ t: "decide", id, accept: false }), performance.now()));
-  });
+  const point: CorePoint = await corePoint(
+    certs,
+    { maxPending: 4, maxChannels: 1_000_000, introsPerSecond: rate, introBurst: Math.max(1, Math.floor(rate / 10)) },
+    (id, bytes) => {
+      const notice = decodePresenceNotice(bytes);
+      if (notice.t === "introduce") deliveredAt.set(hex(notice.x), performance.now());
+      // The user answers at once (refuses), so only the point's rate limits the flow.
+      setImmediate(() => point.user.handler!.onMessage(encodePresenceRequest({ t: "decide", id, accept: false }), performance.now()));
+    },
+  );
   const next = introducer(point, certs.mintCertificate);
   let refusedFlood = 0;
   let streamId = 1000;

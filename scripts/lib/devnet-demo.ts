@@ -20,59 +20,68 @@ export interface DevnetUsersOptions {
 }
 
 export interface DevnetUsers {
-  alice: PspClient;
-  carol: PspClient;
+  /** Resolves once both users are up and announced (rejects if stopped first). */
+  started: Promise<{ alice: PspClient; carol: PspClient }>;
   /** The first exchange, once it happened. */
   demo: Promise<{ connectMs: number; roundTripMs: number }>;
+  /** Closes every client made so far, whether or not start-up finished. */
   stop(): Promise<void>;
 }
 
 const short = (identity: string): string => `${identity.split(".").slice(0, 3).join(".")}.${identity.split(".")[3]?.slice(0, 8)}…`;
 
-/** Starts both users; alice answers every channel; carol greets alice once. */
-export async function startDevnetUsers(o: DevnetUsersOptions): Promise<DevnetUsers> {
+/** Starts both users; alice answers every channel; carol greets alice once. Returns at once: await `started` and `demo`. */
+export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
+  const clients: PspClient[] = [];
+  const channels = new Set<PresenceChannel>();
+  let stopped = false;
   const user = (name: string) => {
     const u = o.users.find((x) => x.name === name);
     if (!u) throw new Error(`devnet: no demo user "${name}" in the state file`);
     return u;
   };
-  const [alice, carol] = (await Promise.all(
-    ["alice", "carol"].map(async (name) => {
-      const client = await createPspClient({ bootstrap: { devnet: o.stateFile }, identity: { keyFile: user(name).keyFile, passphrase: o.passphrase } });
-      client.on("warning", (err) => o.log(`${name}    warning: ${err.message}`));
-      await client.ready;
-      return client;
-    }),
-  )) as [PspClient, PspClient];
   const names = new Map(o.users.map((u) => [u.identity, u.name]));
   const nameOf = (identity: string): string => names.get(identity) ?? short(identity);
-  const channels = new Set<PresenceChannel>();
 
-  // alice: accept everyone, answer every message.
-  alice.on("introduction", (intro) => {
-    intro
-      .accept()
-      .then((channel) => {
-        channels.add(channel);
-        void channel.closed.then(() => channels.delete(channel));
-        void (async () => {
-          for await (const m of channel.messages()) {
-            o.log(`msg      alice <- ${nameOf(m.from)}: ${m.text}`);
-            await channel.send(`alice here, got "${m.text.slice(0, 200)}"`).catch((err: Error) => o.log(`alice    reply failed: ${err.message}`));
-          }
-        })();
-      })
-      .catch((err: Error) => o.log(`alice    could not accept ${nameOf(intro.from)}: ${err.message}`));
-  });
-  const [alicePoints, carolPoints] = await Promise.all([alice.presence.announce(), carol.presence.announce()]);
-  o.log(
-    `presence alice announced at ${alicePoints.filter((p) => p.state === "up").length} presence points, carol at ${carolPoints.filter((p) => p.state === "up").length}`,
-  );
+  const started = (async () => {
+    const [alice, carol] = (await Promise.all(
+      ["alice", "carol"].map(async (name) => {
+        const client = await createPspClient({ bootstrap: { devnet: o.stateFile }, identity: { keyFile: user(name).keyFile, passphrase: o.passphrase } });
+        clients.push(client);
+        if (stopped) await client.close();
+        client.on("warning", (err) => o.log(`${name}    warning: ${err.message}`));
+        await client.ready;
+        return client;
+      }),
+    )) as [PspClient, PspClient];
+    if (stopped) throw new Error("devnet demo users stopped while starting");
+    // alice: accept everyone, answer every message.
+    alice.on("introduction", (intro) => {
+      intro
+        .accept()
+        .then((channel) => {
+          channels.add(channel);
+          void channel.closed.then(() => channels.delete(channel));
+          void (async () => {
+            for await (const m of channel.messages()) {
+              o.log(`msg      alice <- ${nameOf(m.from)}: ${m.text}`);
+              await channel.send(`alice here, got "${m.text.slice(0, 200)}"`).catch((err: Error) => o.log(`alice    reply failed: ${err.message}`));
+            }
+          })();
+        })
+        .catch((err: Error) => o.log(`alice    could not accept ${nameOf(intro.from)}: ${err.message}`));
+    });
+    const [alicePoints, carolPoints] = await Promise.all([alice.presence.announce(), carol.presence.announce()]);
+    o.log(
+      `presence alice announced at ${alicePoints.filter((p) => p.state === "up").length} presence points, carol at ${carolPoints.filter((p) => p.state === "up").length}`,
+    );
+    return { alice, carol };
+  })();
 
-  const demo = (async () => {
-    const started = performance.now();
+  const demo = started.then(async ({ alice, carol }) => {
+    const t0 = performance.now();
     const channel = await carol.connect(alice.identity!);
-    const connectMs = performance.now() - started;
+    const connectMs = performance.now() - t0;
     o.log(`connect  carol found alice by identity and opened a private channel in ${connectMs.toFixed(0)} ms (lookup, introduction, rendezvous)`);
     const replies = channel.messages();
     const sent = performance.now();
@@ -82,16 +91,17 @@ export async function startDevnetUsers(o: DevnetUsersOptions): Promise<DevnetUse
     o.log(`msg      carol <- alice: ${reply.value?.text ?? "(no reply)"} (${roundTripMs.toFixed(0)} ms round trip)`);
     channel.close();
     return { connectMs, roundTripMs };
-  })();
-  demo.catch((err: Error) => o.log(`demo     carol could not reach alice: ${err.message}`));
+  });
+  started.catch(() => undefined);
+  demo.catch(() => undefined);
 
   return {
-    alice,
-    carol,
+    started,
     demo,
     async stop() {
+      stopped = true;
       for (const c of channels) c.close();
-      await Promise.all([alice.close(), carol.close()]);
+      await Promise.all(clients.map((c) => c.close()));
     },
   };
 }
