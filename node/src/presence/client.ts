@@ -698,12 +698,17 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
 
   private async connectOnce(identity: string, options: ConnectOptions, progress: { phase: string }): Promise<PresenceChannel> {
     const direct = options.direct ?? false;
-    const [cert, found] = await Promise.all([this.deps.certificate(), this.lookup(identity)]);
-    progress.phase = "establishing a rendezvous";
-    const rendezvous = await this.establishRendezvous(
-      direct,
-      found.map((f) => f.node),
+    // The rendezvous is set up while the lookup runs: both sit on the connect path.
+    const lookingUp = Promise.all([this.deps.certificate(), this.lookup(identity)]);
+    const establishing = this.establishRendezvous(direct, []);
+    // A failed lookup leaves nobody to meet: close the rendezvous circuit.
+    establishing.then(
+      (r) => lookingUp.catch(() => r.circuit.close()),
+      () => undefined,
     );
+    const [cert, found] = await lookingUp;
+    progress.phase = "establishing a rendezvous";
+    const rendezvous = await establishing;
     let lastError: unknown;
     try {
       for (const point of found) {
