@@ -30,7 +30,7 @@ import { DirectoryError } from "../directory/errors.js";
 import { decodeCanonical, encodeCanonical } from "../wire/canonical.js";
 import { WireError } from "../wire/errors.js";
 import { PresenceError } from "./errors.js";
-import { KEY_LEN } from "./messages.js";
+import { describeValue, KEY_LEN } from "./messages.js";
 
 export const PRESENCE_RECORD_VERSION = 1;
 /** Slots a record may name: "presence/0" .. "presence/7". */
@@ -148,7 +148,7 @@ export function openPresencePoint(identityKey: Uint8Array, location: Pick<Presen
       "v",
     ]);
     if (m["v"] !== PRESENCE_RECORD_VERSION)
-      throw new PresenceError("record-invalid", `presence record version ${String(m["v"])} is not ${PRESENCE_RECORD_VERSION}`);
+      throw new PresenceError("record-invalid", `presence record version ${describeValue(m["v"])} is not ${PRESENCE_RECORD_VERSION}`);
     return {
       slot: location.slot,
       node: readBytes(m["node"], "node", KEY_LEN),
