@@ -180,6 +180,12 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
     if (closed) return EndReason.RESOURCELIMIT;
     const side: Side = { stream, held: [], ended: false };
     let cookieKey: string | undefined;
+    /** Refuses and ends this stream; ending it ourselves does not call onEnd, so its cookie goes here. */
+    const refuseHere = (kind: PresenceErrorKind, message: string): void => {
+      if (cookieKey !== undefined && cookies.get(cookieKey)?.side === side) cookies.delete(cookieKey);
+      side.ended = true;
+      refuse(stream, kind, message);
+    };
     const handler: ServiceHandler = {
       onMessage(message) {
         if (side.other) {
@@ -191,12 +197,12 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
         try {
           m = decodeRendezvousMessage(message);
         } catch (err) {
-          return refuse(stream, "malformed", (err as Error).message);
+          return refuseHere("malformed", (err as Error).message);
         }
         const t = now();
         sweep(t);
         if (m.t === "establish") {
-          if (cookieKey !== undefined) return refuse(stream, "malformed", "one cookie per rendezvous stream");
+          if (cookieKey !== undefined) return refuseHere("malformed", "one cookie per rendezvous stream");
           const key = hex(m.cookie);
           if (cookies.has(key)) return refuse(stream, "replayed", "that cookie is already waiting here: pick a fresh random one");
           if (cookies.size >= limits.maxCookies) return refuse(stream, "busy", "this rendezvous node holds all the cookies it serves: use another node");
@@ -207,7 +213,7 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
           return;
         }
         if (m.t === "join") {
-          if (cookieKey !== undefined) return refuse(stream, "malformed", "a stream that established a cookie cannot join one");
+          if (cookieKey !== undefined) return refuseHere("malformed", "a stream that established a cookie cannot join one");
           const waiting = cookies.get(hex(m.cookie));
           if (!waiting) return refuse(stream, "rendezvous-failed", "no rendezvous is waiting under that cookie");
           cookies.delete(hex(m.cookie));
@@ -227,7 +233,7 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
           }
           return;
         }
-        refuse(stream, "malformed", `"${m.t}" is not a request`);
+        refuseHere("malformed", `"${m.t}" is not a request`);
       },
       onEnd() {
         if (cookieKey !== undefined && cookies.get(cookieKey)?.side === side) cookies.delete(cookieKey);
