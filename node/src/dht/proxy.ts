@@ -144,7 +144,6 @@ export function dhtProxyService(node: DhtProxyNode | (() => DhtProxyNode | undef
     }
     const request = decodeDhtProxyRequest(bytes);
     const dht = resolveNode();
-    const limits: RecordLimits = dht.config?.records ?? DEFAULT_RECORD_LIMITS;
     if (request.t === "get") {
       const found = await dht.findValue(request.key);
       const seen = new Set<string>();
