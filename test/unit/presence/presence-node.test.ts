@@ -146,6 +146,7 @@ function setup(o: { limits?: Partial<PresenceNodeLimits>; publishFails?: boolean
   return { clock, nodeKeys, presence, published, certFor, registerRequest, register, point, introduce, noticesOf, introductionsTo, decide };
 }
 
+const replyKind = (reply: IntroduceReply | undefined) => (reply?.t === "refused" ? reply.kind : reply?.t);
 const refusalOf = (notices: PresenceNotice[]) => notices.map((n) => (n.t === "refused" ? n.kind : n.t));
 
 describe("presence node: registration", () => {
@@ -342,7 +343,7 @@ describe("presence node: introductions", () => {
       if (pending) t.decide(p.stream, { t: "decide", id: pending.id, accept: true });
     }
     expect(t.introductionsTo(p.stream)).toHaveLength(2);
-    expect(intros.map((i) => i.replies()[0]?.t === "refused" ? i.replies()[0]?.kind : i.replies()[0]?.t)).toEqual(["ack", "ack", "cap-reached", "cap-reached"]);
+    expect(intros.map((i) => replyKind(i.replies()[0]))).toEqual(["ack", "ack", "cap-reached", "cap-reached"]);
   });
 
   it("past the pending cap introductions wait (the user is told once) and are delivered as decisions free room", async () => {
