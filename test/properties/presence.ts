@@ -3,13 +3,23 @@
  * PRESENCE_DECODERS, fed random bytes, mutated valid encodings and valid maps
  * with one field replaced by any CBOR value, either decodes or throws
  * PresenceError "malformed", never another error or kind; what decodes
- * re-encodes to the same bytes. Run briefly by test/unit/presence/fuzz.test.ts
- * and at length by scripts/fuzz-presence.ts.
+ * re-encodes to the same bytes. And the presence and rendezvous services,
+ * fed any sequence of such messages on several streams (around one valid
+ * registered point), never throw and only ever send messages their peers'
+ * decoders accept, at most one answer per introduction. Run briefly by
+ * test/unit/presence/fuzz.test.ts and at length by scripts/fuzz-presence.ts.
  */
 import fc from "fast-check";
+import { ed25519Sign, generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
+import { generateX25519KeyPair } from "../../node/src/crypto/x25519.js";
+import { coSignRecord } from "../../node/src/dht/record.js";
 import { PresenceError } from "../../node/src/presence/errors.js";
+import { createPresenceNode } from "../../node/src/presence/presence-node.js";
+import { presencePeriod, signPresenceRecord } from "../../node/src/presence/record.js";
+import { createRendezvousNode } from "../../node/src/presence/rendezvous-node.js";
 import {
   PRESENCE_DECODERS,
+  registrationSigningPayload,
   encodeChannelPayload,
   encodeIntroPlaintext,
   encodeIntroduceReply,
@@ -21,6 +31,7 @@ import {
 import type { OwnerSignedRecord } from "../../node/src/dht/record.js";
 import { decodeCanonical, encodeCanonical } from "../../node/src/wire/canonical.js";
 import type { CanonicalValue } from "../../node/src/wire/canonical.js";
+import { FakeServiceStream, ManualClock, makeUser } from "../unit/presence/helpers.js";
 import { check, mutate, target, typedOnly, type FuzzTarget } from "./common.js";
 
 export type DecoderName = keyof typeof PRESENCE_DECODERS;
@@ -192,6 +203,90 @@ export const fieldEdit = fc
     return { name, bytes: encodeCanonical(root) };
   });
 
+// ---------------------------------------------------------------- services
+
+type ServiceName = "presence" | "introduce" | "rendezvous";
+const SERVICE_DECODERS: Record<ServiceName, DecoderName> = { presence: "presenceNotice", introduce: "introduceReply", rendezvous: "rendezvousMessage" };
+
+/** One valid registered point at a node with a fixed key and clock, and valid messages for each service to mutate. */
+function serviceWorld() {
+  const wall = Date.UTC(2025, 0, 15, 12, 0, 0);
+  const nodeKeys = generateEd25519KeyPair();
+  const user = makeUser();
+  const cert = new TextEncoder().encode(`cert:${user.text}`);
+  const authKey = generateEd25519KeyPair().publicKey;
+  const period = presencePeriod(wall, 1440);
+  const record = signPresenceRecord({
+    identitySecret: user.secretKey,
+    identityKey: user.publicKey,
+    period,
+    periodLength: 1440,
+    slot: 0,
+    point: { node: nodeKeys.publicKey, authKey, encKey: generateX25519KeyPair().publicKey, flags: 0, points: 3, issuedAt: wall },
+    seq: wall,
+    expiresAt: wall + 600_000,
+  });
+  const unsigned = {
+    t: "register" as const,
+    node: nodeKeys.publicKey,
+    identity: user.text,
+    cert,
+    period,
+    periodLength: 1440,
+    slot: 0,
+    authKey,
+    record,
+    limits: { maxPending: 1, maxChannels: 3, introsPerSecond: 1, introBurst: 1 },
+    time: wall,
+    sig: new Uint8Array(64),
+  };
+  const register = encodePresenceRequest({ ...unsigned, sig: ed25519Sign(user.secretKey, registrationSigningPayload(unsigned)) });
+  const cookie = new Uint8Array(20).fill(1);
+  const valid: Record<ServiceName, Uint8Array[]> = {
+    presence: [register, encodePresenceRequest({ t: "renew", record }), ...[1, 2, 3].map((id) => encodePresenceRequest({ t: "decide", id, accept: id !== 2 })), encodePresenceRequest({ t: "cancel", id: 1 })],
+    introduce: [0, 1, 2, 3, 4, 5, 6, 7].map((i) => encodeIntroduceRequest({ t: "introduce", authKey, x: new Uint8Array(32).fill(i), ct: new Uint8Array(48).fill(i), mac: new Uint8Array(32) })),
+    rendezvous: [encodeRendezvousMessage({ t: "establish", cookie }), encodeRendezvousMessage({ t: "join", cookie, reply: new Uint8Array(64), rate: 100, burst: 100 })],
+  };
+  const start = () => {
+    const clock = new ManualClock(wall);
+    const presence = createPresenceNode({
+      nodeKey: nodeKeys.publicKey,
+      publish: async (r) => ({ stored: 1, record: coSignRecord(r, nodeKeys.secretKey) }),
+      verifyCertificate: (c) => {
+        if (Buffer.from(c).equals(Buffer.from(cert))) return { identity: user.text, key: user.publicKey, notAfter: wall / 1000 + 3600 };
+        throw new Error("certificate refused");
+      },
+      now: clock.now,
+      wallClock: clock.wallClock,
+      setTimer: clock.setTimer,
+      limits: { queueCapacity: 2, decisionTimeoutMs: 1000 },
+    });
+    const rendezvous = createRendezvousNode({ now: clock.now, setTimer: clock.setTimer });
+    const services = { presence: presence.services.presence, introduce: presence.services.introduce, rendezvous: rendezvous.service };
+    return { clock, services };
+  };
+  return { valid, start };
+}
+
+const serviceOp = (valid: Record<ServiceName, Uint8Array[]>) =>
+  fc.oneof(
+    { weight: 8, arbitrary: fc.constantFrom<ServiceName>("presence", "introduce", "introduce", "rendezvous").chain((service) =>
+      fc.record({
+        op: fc.constant("send" as const),
+        service: fc.constant(service),
+        slot: fc.nat(2),
+        bytes: fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...valid[service]) }, { weight: 2, arbitrary: fc.constantFrom(...valid[service]).chain(mutate) }, fc.uint8Array({ maxLength: 80 })),
+      }),
+    ) },
+    fc.record({ op: fc.constant("end" as const), service: fc.constantFrom<ServiceName>("presence", "introduce", "rendezvous"), slot: fc.nat(2) }),
+    fc.record({ op: fc.constant("drain" as const), service: fc.constant<ServiceName>("rendezvous"), slot: fc.nat(2) }),
+    fc.nat(3000).map((ms) => ({ op: "time" as const, ms })),
+  );
+
+let world: ReturnType<typeof serviceWorld> | undefined;
+/** The registration's channel cap (serviceWorld's limits). */
+const MAX_CHANNELS = 3;
+
 export const presenceTargets: FuzzTarget[] = [
   target("presence decoders: random bytes decode and re-encode, or are refused malformed", () =>
     fc.property(fc.constantFrom(...DECODER_NAMES), fc.uint8Array({ maxLength: 600 }), (name, input) => {
@@ -216,5 +311,63 @@ export const presenceTargets: FuzzTarget[] = [
       const input = encodeCanonical(value);
       for (const name of DECODER_NAMES) decodeOrMalformed(name, input);
     }),
+  ),
+  target(
+    "presence and rendezvous services: any messages on any streams are answered only with messages the peers' decoders accept",
+    () => {
+      world ??= serviceWorld();
+      const { valid, start } = world;
+      return fc.asyncProperty(fc.array(serviceOp(valid), { minLength: 1, maxLength: 40 }), async (ops) => {
+        const { clock, services } = start();
+        const user = new FakeServiceStream("presence").open(services.presence);
+        const streams = new Map<string, { service: ServiceName; stream: FakeServiceStream }>([["presence/0", { service: "presence", stream: user }]]);
+        const all: { service: ServiceName; stream: FakeServiceStream }[] = [...streams.values()];
+        // The point is registered before anything else happens.
+        user.receive(valid.presence[0] as Uint8Array);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const into = new Set<string>(); // bytes sent into rendezvous streams: relayed frames come out unchanged
+        const streamAt = (service: ServiceName, slot: number) => {
+          const key = `${service}/${slot}`;
+          let s = streams.get(key);
+          if (!s || !s.stream.isOpen) {
+            s = { service, stream: new FakeServiceStream(service).open(services[service]) };
+            streams.set(key, s);
+            all.push(s);
+          }
+          return s.stream;
+        };
+        const verify = () => {
+          for (const { service, stream } of all) {
+            for (const m of stream.sent) {
+              if (service === "rendezvous" && into.has(Buffer.from(m).toString("hex"))) continue;
+              decodeOrMalformed(SERVICE_DECODERS[service], m);
+              check(typedOnly([PresenceError], () => PRESENCE_DECODERS[SERVICE_DECODERS[service]](m)) === undefined, `the ${service} service sent a message its peer refuses`);
+            }
+            if (service === "introduce") check(stream.sent.length <= 1, "an introducer got more than one answer");
+            if (service === "presence") {
+              const delivered = stream.sent.filter((m) => PRESENCE_DECODERS.presenceNotice(m).t === "introduce").length;
+              check(delivered <= MAX_CHANNELS, `a point took ${delivered} introductions; its user allows ${MAX_CHANNELS}`);
+            }
+          }
+        };
+        for (const o of ops) {
+          if (o.op === "time") clock.advance(o.ms);
+          else if (o.op === "end") streams.get(`${o.service}/${o.slot}`)?.stream.remoteEnd();
+          else if (o.op === "drain") streams.get(`${o.service}/${o.slot}`)?.stream.drain();
+          else {
+            const stream = streamAt(o.service, o.slot);
+            if (o.service === "rendezvous") into.add(Buffer.from(o.bytes).toString("hex"));
+            stream.receive(o.bytes);
+          }
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          verify();
+        }
+        clock.advance(60_000);
+        verify();
+        // Nobody is left hanging: every introducer that stayed got its one answer (or its circuit was cancelled).
+        for (const { service, stream } of all) if (service === "introduce") check(!stream.isOpen, "an introducer still waits after every timeout passed");
+      });
+    },
+    0.1,
   ),
 ];
