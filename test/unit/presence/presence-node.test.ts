@@ -234,6 +234,55 @@ describe("presence node: registration", () => {
     expect(refusalOf(thief.notices())).toEqual(["wrong-binding"]);
   });
 
+  it("accepts the neighbouring periods (a client near a period boundary)", async () => {
+    for (const delta of [-1, 1]) {
+      const t = setup();
+      const { notices } = await t.register(t.registerRequest({ period: presencePeriod(t.clock.wall, PERIOD_LENGTH) + delta }));
+      expect(refusalOf(notices())).toEqual(["registered"]);
+    }
+  });
+
+  it("re-registering on the same stream moves the point to the next period, keeping its introductions flowing", async () => {
+    const t = setup();
+    const user = makeUser();
+    const p = await t.point({}, user);
+    t.clock.advance(24 * 3600_000);
+    await t.register(t.registerRequest({ user, authKey: p.authKey }), p.stream);
+    expect(refusalOf(t.noticesOf(p.stream))).toEqual(["registered"]);
+    expect(t.published).toHaveLength(2);
+    expect(hex(t.published[1]!.owner)).not.toBe(hex(t.published[0]!.owner));
+    expect(t.presence.points).toBe(1);
+    t.introduce(p.authKey);
+    expect(t.introductionsTo(p.stream)).toHaveLength(1);
+  });
+
+  it("a stream holds one point: registering another introduction key on it is wrong-binding", async () => {
+    const t = setup();
+    const user = makeUser();
+    const p = await t.point({}, user);
+    await t.register(t.registerRequest({ user }), p.stream);
+    expect(refusalOf(t.noticesOf(p.stream))).toEqual(["wrong-binding"]);
+    expect(t.presence.points).toBe(1);
+  });
+
+  it("a renewal brings a fresh certificate or keeps the registered one; a refused certificate is bad-certificate", async () => {
+    const t = setup();
+    const user = makeUser();
+    const p = await t.point({}, user);
+    const renew = (cert?: Uint8Array) => {
+      const fresh = t.registerRequest({ user, authKey: p.authKey });
+      t.decide(p.stream, { t: "renew", record: fresh.record, ...(cert ? { cert } : {}) });
+    };
+    renew();
+    await settle();
+    renew(t.certFor(user));
+    await settle();
+    renew(new TextEncoder().encode("forged"));
+    await settle();
+    expect(refusalOf(t.noticesOf(p.stream))).toEqual(["registered", "registered", "bad-certificate"]);
+    expect(t.published).toHaveLength(3);
+  });
+
   it("a node full of registrations refuses the next with cap-reached", async () => {
     const t = setup({ limits: { maxRegistrations: 1 } });
     await t.point();
