@@ -20,10 +20,18 @@ import type { Logger } from "../log.js";
 import { EndReason } from "../onion/constants.js";
 import { TokenBucket } from "../onion/token-bucket.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "../onion/types.js";
+import { AEAD_TAG_LEN } from "../crypto/aead.js";
 import type { PresenceErrorKind } from "./errors.js";
 import { decodeRendezvousMessage, encodeRendezvousMessage } from "./messages.js";
+import { CHANNEL_HEADER_LEN, CHANNEL_MAX_PLAINTEXT } from "./ratchet.js";
 
 export const RENDEZVOUS_SERVICE = "rendezvous";
+/**
+ * The largest frame a channel sends (ratchet.ts). A direction's burst is at
+ * least this (within maxBurst): a frame larger than the burst could never
+ * pass, and the channel would end the first time its app sent a long message.
+ */
+export const MAX_CHANNEL_FRAME = CHANNEL_HEADER_LEN + CHANNEL_MAX_PLAINTEXT + AEAD_TAG_LEN;
 
 export interface RendezvousNodeLimits {
   maxCookies: number;
@@ -219,7 +227,7 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
           cookies.delete(hex(m.cookie));
           const initiator = waiting.side;
           const rate = Math.min(m.rate || limits.maxRate, limits.maxRate);
-          const burst = Math.min(Math.max(m.burst || limits.maxBurst, 1), limits.maxBurst);
+          const burst = Math.min(Math.max(m.burst || limits.maxBurst, MAX_CHANNEL_FRAME), limits.maxBurst);
           side.other = initiator;
           initiator.other = side;
           side.bucket = new TokenBucket({ bytesPerSecond: rate, burstBytes: burst, now: t });

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { EndReason } from "../../../node/src/onion/constants.js";
 import { decodeRendezvousMessage, encodeRendezvousMessage } from "../../../node/src/presence/messages.js";
 import type { RendezvousMessage } from "../../../node/src/presence/messages.js";
-import { createRendezvousNode } from "../../../node/src/presence/rendezvous-node.js";
+import { createRendezvousNode, MAX_CHANNEL_FRAME } from "../../../node/src/presence/rendezvous-node.js";
 import type { RendezvousNodeLimits } from "../../../node/src/presence/rendezvous-node.js";
 import { FakeServiceStream, hex, ManualClock } from "./helpers.js";
 
@@ -161,7 +161,7 @@ describe("rendezvous node", () => {
   });
 
   it("a direction over its rate is paused and resumed when the clock brings tokens, in order", () => {
-    const t = setup();
+    const t = setup({ maxBurst: 1000 });
     const { a, b } = t.spliced(1000, 1000);
     a.receive(frame(600, 1));
     a.receive(frame(600, 2));
@@ -195,8 +195,20 @@ describe("rendezvous node", () => {
     expect(b.sent).toHaveLength(2);
   });
 
-  it("a message larger than the burst can never pass: both sides end", () => {
+  it("a join asking for a burst below the largest channel frame gets enough for one: a long message waits for tokens instead of ending the channel", () => {
     const t = setup();
+    // What a client with a 1 KiB/s channel rate asks for: burst = 2 × rate.
+    const { a, b } = t.spliced(1024, 2048);
+    a.receive(frame(MAX_CHANNEL_FRAME, 1));
+    a.receive(frame(MAX_CHANNEL_FRAME, 2));
+    expect([a.isOpen, b.isOpen]).toEqual([true, true]);
+    expect(b.sent.map((m) => m[0])).toEqual([1]);
+    t.clock.advance(Math.ceil((MAX_CHANNEL_FRAME * 1000) / 1024));
+    expect(b.sent.map((m) => m[0])).toEqual([1, 2]);
+  });
+
+  it("a message larger than the node's largest burst can never pass: both sides end", () => {
+    const t = setup({ maxBurst: 100 });
     const { a, b } = t.spliced(1000, 100);
     a.receive(frame(101));
     expect([a.ended, b.ended]).toEqual([EndReason.DONE, EndReason.DONE]);
