@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { blindPublicKey } from "../node/src/crypto/blinding.js";
 import { ed25519PublicKey } from "../node/src/crypto/ed25519.js";
 import {
   certificateIdentity,
@@ -19,13 +20,17 @@ import {
   encodeConsensusVector,
   encodeDescriptorVector,
   encodeDhtRecordVector,
+  encodeIntroductionVector,
   encodeLinkAuth,
+  encodePresenceRecordVector,
   encodeRelayCellVector,
   encodeRelayVector,
   encodeSealedRuns,
   encodeVoteVector,
   hex,
   inputs,
+  introductionIdentity,
+  introductionSubcredential,
   unhex,
 } from "../test/vectors/formats.js";
 import { projectRoot } from "./lib/artifacts.js";
@@ -130,4 +135,36 @@ write("access-certificate.json", {
   authorities: inputs.certificate.authoritySeeds.map(pub).sort(),
   bodyHex: hex(cert.body),
   hex: hex(cert.certificate),
+});
+
+const presence = encodePresenceRecordVector(inputs.presenceRecord);
+write("presence-record.json", {
+  format: "presence record",
+  spec: "docs/spec/presence.md Presence records",
+  description:
+    "Slot 1 of one identity for one day-long period: a DHT record owned by the identity's blinded key for the period, named presence/<slot>, whose value is nonce ‖ ChaCha20-Poly1305 of the point (key from the period's subcredential), signed by the blinded key; 'ownerHex' is what the client hands its presence node, 'hex' the record the node co-signs and publishes.",
+  input: inputs.presenceRecord,
+  identity: pub(inputs.presenceRecord.identitySeed),
+  node: pub(inputs.presenceRecord.nodeSeed),
+  blinded: hex(blindPublicKey(unhex(pub(inputs.presenceRecord.identitySeed)), inputs.presenceRecord.period, inputs.presenceRecord.periodLength)),
+  dhtKey: hex(presence.owner.key),
+  value: hex(presence.owner.value),
+  ownerSig: hex(presence.owner.ownerSig),
+  ownerHex: hex(presence.ownerWire),
+  hex: hex(presence.record),
+});
+
+const introduction = encodeIntroductionVector(inputs.introduction);
+write("presence-introduction.json", {
+  format: "introduction",
+  spec: "docs/spec/presence.md Introduction",
+  description:
+    "An INTRODUCE request on the introduce stream for a fixed hs-ntor secret x: the introduction plaintext (identity, certificate, rendezvous node, cookie, time, signature) sealed under hs-ntor's ENC_KEY with aad authKey ‖ X, and hs-ntor's MAC over authKey ‖ X ‖ ct.",
+  input: inputs.introduction,
+  identity: introductionIdentity(inputs.introduction),
+  subcredential: hex(introductionSubcredential(inputs.introduction)),
+  x: hex(introduction.request.x),
+  ct: hex(introduction.request.ct),
+  mac: hex(introduction.request.mac),
+  hex: hex(introduction.bytes),
 });

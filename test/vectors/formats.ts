@@ -17,7 +17,14 @@ import { createDescriptor } from "../../node/src/directory/descriptor.js";
 import { createVote, type VoteEntry } from "../../node/src/directory/vote.js";
 import { assembleConsensus, encodeConsensusBody, signConsensus, type ConsensusBody } from "../../node/src/directory/consensus.js";
 import { encodeAddress } from "../../node/src/directory/address.js";
-import { coSignRecord, encodeRecord, signRecordAsOwner } from "../../node/src/dht/record.js";
+import { coSignRecord, encodeRecord, ownerRecordToWire, signRecordAsOwner } from "../../node/src/dht/record.js";
+import type { OwnerSignedRecord } from "../../node/src/dht/record.js";
+import { subcredential } from "../../node/src/crypto/blinding.js";
+import { buildIntroduction } from "../../node/src/presence/introduction.js";
+import { encodeIntroduceRequest } from "../../node/src/presence/messages.js";
+import type { IntroduceRequest } from "../../node/src/presence/messages.js";
+import { presenceLocation, signPresenceRecord } from "../../node/src/presence/record.js";
+import { encodeCanonical } from "../../node/src/wire/canonical.js";
 import { AUTH_METHOD_ED25519_EKM, encodeAuthPayload, encodeVersionsBody } from "../../node/src/link/cells.js";
 import { authTranscript, type LinkRole } from "../../node/src/link/handshake.js";
 import { hopCryptoFromKeyMaterial } from "../../node/src/onion/relay-crypto.js";
@@ -239,6 +246,85 @@ export function encodeCertificateVector(c: CertificateInput): { body: Uint8Array
   };
 }
 
+// ---------------------------------------------------------------- presence record
+
+export interface PresenceRecordInput {
+  identitySeed: string;
+  /** The presence node: named in the record, and its co-signer. */
+  nodeSeed: string;
+  period: number;
+  periodLength: number;
+  slot: number;
+  authKey: string;
+  encKey: string;
+  flags: number;
+  points: number;
+  issuedAt: number;
+  /** The value's AEAD nonce (random in use). */
+  nonce: string;
+  seq: number;
+  expiresAt: number;
+}
+/** The owner-signed record (what a client hands its presence node) and the co-signed DHT record. */
+export function encodePresenceRecordVector(r: PresenceRecordInput): { owner: OwnerSignedRecord; ownerWire: Uint8Array; record: Uint8Array } {
+  const owner = signPresenceRecord({
+    identitySecret: unhex(r.identitySeed),
+    identityKey: ed25519PublicKey(unhex(r.identitySeed)),
+    period: r.period,
+    periodLength: r.periodLength,
+    slot: r.slot,
+    point: { node: ed25519PublicKey(unhex(r.nodeSeed)), authKey: unhex(r.authKey), encKey: unhex(r.encKey), flags: r.flags, points: r.points, issuedAt: r.issuedAt },
+    seq: r.seq,
+    expiresAt: r.expiresAt,
+    nonce: unhex(r.nonce),
+  });
+  return { owner, ownerWire: encodeCanonical(ownerRecordToWire(owner)), record: encodeRecord(coSignRecord(owner, unhex(r.nodeSeed))) };
+}
+
+// ---------------------------------------------------------------- introduction
+
+export interface IntroductionInput {
+  /** The initiator. */
+  identitySeed: string;
+  namespace: string;
+  application: string;
+  /** Opaque here: the introduction carries it as it is. */
+  cert: string;
+  /** The peer, whose point is introduced to, and the period its record was found under. */
+  peerSeed: string;
+  period: number;
+  periodLength: number;
+  slot: number;
+  authKey: string;
+  encSecret: string;
+  rdv: string;
+  cookie: string;
+  now: number;
+  /** The hs-ntor secret x (random in use). */
+  clientSecret: string;
+}
+export const introductionIdentity = (i: IntroductionInput): string =>
+  formatIdentity({ namespace: i.namespace, application: i.application, kind: "account", publicKey: ed25519PublicKey(unhex(i.identitySeed)) });
+export const introductionSubcredential = (i: IntroductionInput): Uint8Array => {
+  const peer = ed25519PublicKey(unhex(i.peerSeed));
+  return subcredential(peer, presenceLocation(peer, i.period, i.periodLength, i.slot).blinded);
+};
+export function encodeIntroductionVector(i: IntroductionInput): { request: IntroduceRequest; bytes: Uint8Array } {
+  const { request } = buildIntroduction({
+    authKey: unhex(i.authKey),
+    encKey: x25519PublicKey(unhex(i.encSecret)),
+    subcredential: introductionSubcredential(i),
+    identity: introductionIdentity(i),
+    identitySecret: unhex(i.identitySeed),
+    cert: unhex(i.cert),
+    rdv: unhex(i.rdv),
+    cookie: unhex(i.cookie),
+    now: i.now,
+    clientSecret: unhex(i.clientSecret),
+  });
+  return { request, bytes: encodeIntroduceRequest(request) };
+}
+
 // ---------------------------------------------------------------- the fixed inputs
 
 const pub = (label: string): string => hex(ed25519PublicKey(unhex(seed(label))));
@@ -365,4 +451,35 @@ export const inputs = {
     notAfter: T / 1000 + 3600,
     authoritySeeds: [seed("authority/0"), seed("authority/1"), seed("authority/2")],
   } satisfies CertificateInput,
+  presenceRecord: {
+    identitySeed: seed("presence/alice"),
+    nodeSeed: seed("presence/node"),
+    period: 20_832, // the day-long period T falls in (presencePeriod(T, 1440))
+    periodLength: 1440,
+    slot: 1,
+    authKey: pub("presence/alice/point-1/auth"),
+    encKey: hex(x25519PublicKey(unhex(seed("presence/alice/point-1/enc")))),
+    flags: 0,
+    points: 3,
+    issuedAt: T,
+    nonce: seed("presence/record-nonce").slice(0, 24),
+    seq: T,
+    expiresAt: T + 600_000,
+  } satisfies PresenceRecordInput,
+  introduction: {
+    identitySeed: seed("presence/bob"),
+    namespace: "peerstream",
+    application: "client",
+    cert: hex(utf8("an access certificate, opaque to the introduction")),
+    peerSeed: seed("presence/alice"),
+    period: 20_832,
+    periodLength: 1440,
+    slot: 1,
+    authKey: pub("presence/alice/point-1/auth"),
+    encSecret: seed("presence/alice/point-1/enc"),
+    rdv: pub("presence/rendezvous"),
+    cookie: seed("presence/cookie").slice(0, 40),
+    now: T,
+    clientSecret: seed("presence/introduction-x"),
+  } satisfies IntroductionInput,
 };

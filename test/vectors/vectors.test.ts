@@ -15,7 +15,12 @@ import { checkConsensusSignature, decodeConsensusBody, parseConsensusDocument, v
 import { decodeAddress, encodeAddress } from "../../node/src/directory/address.js";
 import { openDescriptor } from "../../node/src/directory/descriptor.js";
 import { openVote } from "../../node/src/directory/vote.js";
-import { decodeRecord, recordKey, validateRecord } from "../../node/src/dht/record.js";
+import { decodeRecord, ownerRecordFromWire, recordKey, validateRecord } from "../../node/src/dht/record.js";
+import { x25519PublicKey } from "../../node/src/crypto/x25519.js";
+import { openIntroduction } from "../../node/src/presence/introduction.js";
+import { decodeIntroduceRequest } from "../../node/src/presence/messages.js";
+import { presenceLocation, presencePeriod, readPresenceRecord } from "../../node/src/presence/record.js";
+import { decodeCanonical } from "../../node/src/wire/canonical.js";
 import { AUTH_METHOD_ED25519_EKM, parseAuthPayload, parseVersionsPayload } from "../../node/src/link/cells.js";
 import { LinkHandshake, authTranscript } from "../../node/src/link/handshake.js";
 import { RunStep, hopCryptoFromKeyMaterial } from "../../node/src/onion/relay-crypto.js";
@@ -27,18 +32,24 @@ import {
   encodeConsensusVector,
   encodeDescriptorVector,
   encodeDhtRecordVector,
+  encodeIntroductionVector,
   encodeLinkAuth,
+  encodePresenceRecordVector,
   encodeRelayCellVector,
   encodeRelayVector,
   encodeSealedRuns,
   encodeVoteVector,
   hex,
+  introductionIdentity,
+  introductionSubcredential,
   unhex,
   type CellInput,
   type CertificateInput,
   type ConsensusInput,
   type DescriptorInput,
   type DhtRecordInput,
+  type IntroductionInput,
+  type PresenceRecordInput,
   type LinkAuthInput,
   type RelayCellInput,
   type RelayInput,
@@ -63,7 +74,19 @@ function expectRelay(decoded: ReturnType<typeof decodeRelayPayload>, r: RelayInp
 
 describe("frozen vectors", () => {
   it("every vector names its spec chapter", () => {
-    for (const f of ["cell", "relay-cell", "sealed-run", "link-auth", "descriptor", "vote", "consensus", "dht-record", "access-certificate"]) {
+    for (const f of [
+      "cell",
+      "relay-cell",
+      "sealed-run",
+      "link-auth",
+      "descriptor",
+      "vote",
+      "consensus",
+      "dht-record",
+      "access-certificate",
+      "presence-record",
+      "presence-introduction",
+    ]) {
       const spec = load(`${f}.json`).spec;
       expect(spec).toMatch(/^docs\/spec\/[a-z-]+\.md \S/);
       expect(readFileSync(new URL(`../../${spec.split(" ")[0]}`, import.meta.url), "utf8").length).toBeGreaterThan(0);
@@ -271,5 +294,74 @@ describe("frozen vectors", () => {
     expect(verified.authorities.map(hex).sort()).toEqual(v.authorities);
     const again = encodeCertificateVector(v.input);
     expect([hex(again.body), hex(again.certificate)]).toEqual([v.bodyHex, v.hex]);
+  });
+
+  it("presence record", () => {
+    const v = load<{ input: PresenceRecordInput; identity: string; node: string; blinded: string; dhtKey: string; value: string; ownerSig: string; ownerHex: string; hex: string }>(
+      "presence-record.json",
+    );
+    const identityKey = unhex(v.identity);
+    expect([v.identity, v.node]).toEqual([pub(v.input.identitySeed), pub(v.input.nodeSeed)]);
+    const location = presenceLocation(identityKey, v.input.period, v.input.periodLength, v.input.slot);
+    expect([hex(location.blinded), hex(location.key)]).toEqual([v.blinded, v.dhtKey]);
+    expect(presencePeriod(v.input.issuedAt, v.input.periodLength)).toBe(v.input.period);
+    // The co-signed record: the DHT accepts it, it is the owner-signed one plus the node's signature, and it opens to the point.
+    const r = decodeRecord(unhex(v.hex));
+    expect({ owner: hex(r.owner), key: hex(r.key), name: r.name, value: hex(r.value), ownerSig: hex(r.ownerSig), publisher: hex(r.publisher) }).toEqual({
+      owner: v.blinded,
+      key: v.dhtKey,
+      name: `presence/${v.input.slot}`,
+      value: v.value,
+      ownerSig: v.ownerSig,
+      publisher: v.node,
+    });
+    expect(v.value.startsWith(v.input.nonce)).toBe(true);
+    expect(validateRecord(r, { now: v.input.issuedAt })).toBe(v.hex.length / 2);
+    const owned = ownerRecordFromWire(decodeCanonical(unhex(v.ownerHex), { maxBytes: 4096 }));
+    expect([hex(owned.value), hex(owned.ownerSig), owned.seq, owned.expiresAt]).toEqual([v.value, v.ownerSig, v.input.seq, v.input.expiresAt]);
+    const point = readPresenceRecord(identityKey, location, r);
+    expect({ ...point, node: hex(point.node), authKey: hex(point.authKey), encKey: hex(point.encKey) }).toEqual({
+      slot: v.input.slot,
+      node: v.node,
+      authKey: v.input.authKey,
+      encKey: v.input.encKey,
+      flags: v.input.flags,
+      points: v.input.points,
+      issuedAt: v.input.issuedAt,
+    });
+    const again = encodePresenceRecordVector(v.input);
+    expect([hex(again.ownerWire), hex(again.record)]).toEqual([v.ownerHex, v.hex]);
+  });
+
+  it("presence introduction", () => {
+    const v = load<{ input: IntroductionInput; identity: string; subcredential: string; x: string; ct: string; mac: string; hex: string }>("presence-introduction.json");
+    const request = decodeIntroduceRequest(unhex(v.hex));
+    expect({ authKey: hex(request.authKey), x: hex(request.x), ct: hex(request.ct), mac: hex(request.mac), pow: request.pow }).toEqual({
+      authKey: v.input.authKey,
+      x: v.x,
+      ct: v.ct,
+      mac: v.mac,
+      pow: undefined,
+    });
+    expect(v.x).toBe(hex(x25519PublicKey(unhex(v.input.clientSecret))));
+    expect(v.identity).toBe(introductionIdentity(v.input));
+    expect(v.subcredential).toBe(hex(introductionSubcredential(v.input)));
+    // The peer opens it with its point's keys: who asks, where to meet, when.
+    const opened = openIntroduction({
+      authKey: request.authKey,
+      encSecret: unhex(v.input.encSecret),
+      encKey: x25519PublicKey(unhex(v.input.encSecret)),
+      subcredentials: [unhex(v.subcredential)],
+      x: request.x,
+      ct: request.ct,
+      mac: request.mac,
+      verifyCertificate: (cert) => {
+        expect(hex(cert)).toBe(v.input.cert);
+        return { identity: v.identity, key: ed25519PublicKey(unhex(v.input.identitySeed)), notAfter: v.input.now / 1000 + 3600 };
+      },
+      now: v.input.now,
+    });
+    expect([opened.identity, hex(opened.rdv), hex(opened.cookie), opened.time]).toEqual([v.identity, v.input.rdv, v.input.cookie, v.input.now]);
+    expect(hex(encodeIntroductionVector(v.input).bytes)).toBe(v.hex);
   });
 });

@@ -57,6 +57,8 @@ export interface BuildIntroductionOptions {
   cookie: Uint8Array;
   /** Wall clock, ms since the epoch. */
   now: number;
+  /** The hs-ntor secret x; random when omitted (given only by test vectors). */
+  clientSecret?: Uint8Array;
 }
 
 export interface BuiltIntroduction {
@@ -67,7 +69,12 @@ export interface BuiltIntroduction {
 
 /** Initiator side: the INTRODUCE request for one presence point. */
 export function buildIntroduction(o: BuildIntroductionOptions): BuiltIntroduction {
-  const keys = hsNtorClientIntroduceKeys({ introAuthKey: o.authKey, introEncKey: o.encKey, subcredential: o.subcredential });
+  const keys = hsNtorClientIntroduceKeys({
+    introAuthKey: o.authKey,
+    introEncKey: o.encKey,
+    subcredential: o.subcredential,
+    ...(o.clientSecret ? { clientSecret: o.clientSecret.slice() } : {}),
+  });
   const x = keys.clientPublic;
   const sig = ed25519Sign(o.identitySecret, introductionSigningPayload({ authKey: o.authKey, x, rdv: o.rdv, cookie: o.cookie, time: o.now }));
   const plaintext = encodeIntroPlaintext({ identity: o.identity, cert: o.cert, rdv: o.rdv, cookie: o.cookie, time: o.now, sig });

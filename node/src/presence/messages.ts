@@ -33,6 +33,10 @@ export const HS_REPLY_LEN = 64;
 /** Largest access certificate carried (authority/certificate.ts MAX_CERT_BYTES). */
 const MAX_CERT_BYTES = 4096;
 const MAX_TEXT = 256;
+/** Highest slot a presence record can name (record.ts MAX_PRESENCE_SLOTS - 1). */
+const MAX_SLOT = 7;
+/** Longest time period, minutes (crypto/blinding.ts MAX_PERIOD_LENGTH_MINUTES). */
+const MAX_PERIOD_LENGTH = 14_400;
 const IDENTITY_PATTERN = /^[\x21-\x7e]{1,200}$/;
 const U32 = 0xffff_ffff;
 
@@ -129,6 +133,17 @@ export type ChannelPayload = { t: "msg"; id: number; body: Uint8Array } | { t: "
 
 // ---------------------------------------------------------------- helpers
 
+/**
+ * A received value for an error message. Only primitives are shown: a CBOR
+ * map may carry a "toString" key that makes String() and template literals
+ * throw a TypeError.
+ */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.slice(0, 16));
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean" || value === null) return String(value);
+  return value instanceof Uint8Array ? "a byte string" : Array.isArray(value) ? "an array" : "a map";
+}
+
 function malformed(what: string, cause?: unknown): PresenceError {
   return new PresenceError("malformed", what, cause === undefined ? undefined : { cause });
 }
@@ -158,7 +173,7 @@ function decodeMap(bytes: Uint8Array, maxBytes: number, what: string): Record<st
 
 function typeOf(map: Record<string, unknown>, what: string, allowed: readonly string[]): string {
   const t = map["t"];
-  if (typeof t !== "string" || !allowed.includes(t)) throw malformed(`${what} has an unknown type ${JSON.stringify(String(t).slice(0, 16))}`);
+  if (typeof t !== "string" || !allowed.includes(t)) throw malformed(`${what} has an unknown type ${describeValue(t)}`);
   return t;
 }
 
@@ -205,6 +220,12 @@ function limitsFrom(value: unknown): PresenceLimits {
   });
 }
 
+function periodLength(value: unknown): number {
+  const minutes = readUint(value, "periodLength", MAX_PERIOD_LENGTH);
+  if (minutes < 1) throw malformed("periodLength must be at least 1 minute");
+  return minutes;
+}
+
 // ---------------------------------------------------------------- presence stream
 
 export function encodePresenceRequest(r: PresenceRequest): Uint8Array {
@@ -241,15 +262,15 @@ export function decodePresenceRequest(bytes: Uint8Array): PresenceRequest {
     if (t === "register") {
       const r = readMap(m, "register", ["authKey", "cert", "identity", "limits", "node", "period", "periodLength", "record", "sig", "slot", "t", "time", "v"]);
       if (r["v"] !== PRESENCE_PROTOCOL_VERSION)
-        throw malformed(`register has protocol version ${String(r["v"])}; this node speaks ${PRESENCE_PROTOCOL_VERSION}`);
+        throw malformed(`register has protocol version ${describeValue(r["v"])}; this node speaks ${PRESENCE_PROTOCOL_VERSION}`);
       return {
         t,
         node: readBytes(r["node"], "node", KEY_LEN),
         identity: readString(r["identity"], "identity", IDENTITY_PATTERN),
         cert: boundedBytes(r["cert"], "cert", MAX_CERT_BYTES),
         period: readUint(r["period"], "period", U32),
-        periodLength: readUint(r["periodLength"], "periodLength", 14_400),
-        slot: readUint(r["slot"], "slot", 15),
+        periodLength: periodLength(r["periodLength"]),
+        slot: readUint(r["slot"], "slot", MAX_SLOT),
         authKey: readBytes(r["authKey"], "authKey", KEY_LEN),
         record: ownerRecord(r["record"], "register.record"),
         limits: limitsFrom(r["limits"]),
@@ -330,7 +351,7 @@ export function decodeIntroduceRequest(bytes: Uint8Array): IntroduceRequest {
   return reading("introduction", () => {
     const r = readMap(m, "introduce", ["authKey", "ct", "mac", "t", "v", "x"], ["pow"]);
     if (r["v"] !== PRESENCE_PROTOCOL_VERSION)
-      throw malformed(`introduction has protocol version ${String(r["v"])}; this node speaks ${PRESENCE_PROTOCOL_VERSION}`);
+      throw malformed(`introduction has protocol version ${describeValue(r["v"])}; this node speaks ${PRESENCE_PROTOCOL_VERSION}`);
     const out: IntroduceRequest = {
       t: "introduce",
       authKey: readBytes(r["authKey"], "authKey", KEY_LEN),
@@ -431,7 +452,7 @@ export function decodeIntroPlaintext(bytes: Uint8Array): IntroPlaintext {
   const m = decodeMap(bytes, MAX_INTRO_CIPHERTEXT_BYTES, "introduction plaintext");
   return reading("introduction plaintext", () => {
     const r = readMap(m, "introduction", ["cert", "cookie", "identity", "rdv", "sig", "time", "v"]);
-    if (r["v"] !== PRESENCE_PROTOCOL_VERSION) throw malformed(`introduction plaintext has version ${String(r["v"])}`);
+    if (r["v"] !== PRESENCE_PROTOCOL_VERSION) throw malformed(`introduction plaintext has version ${describeValue(r["v"])}`);
     return {
       identity: readString(r["identity"], "identity", IDENTITY_PATTERN),
       cert: boundedBytes(r["cert"], "cert", MAX_CERT_BYTES),

@@ -206,8 +206,10 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     try {
       reg.stream.send(encodePresenceNotice(notice));
     } catch (err) {
-      // The user's circuit cannot take more: it is not reading. Its point goes.
+      // The user's circuit cannot take more: it is not reading. Its point goes
+      // (ending the stream ourselves does not call our onEnd, so close it here).
       logFailure(log, err, "notify presence point", "debug");
+      closeRegistration(reg, "its stream cannot take more");
       reg.stream.end(EndReason.RESOURCELIMIT);
     }
   };
@@ -249,6 +251,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     reg.delivered++;
     stats.delivered++;
     notify(reg, { t: "introduce", id: p.id, x: p.request.x, ct: p.request.ct, mac: p.request.mac, effort: p.effort });
+    if (reg.closed) return; // the notice could not be sent: the point closed and answered p
     p.timer = setTimer(() => {
       if (p.state !== "delivered") return;
       reg.pending.delete(p.id);
@@ -339,7 +342,8 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
       const oldest = reg.seenHandshakes.values().next().value as string;
       reg.seenHandshakes.delete(oldest);
     }
-    if (reg.delivered >= reg.limits.maxChannels) {
+    // Queued introductions count too: each may yet be delivered, and delivery does not check the cap again.
+    if (reg.delivered + reg.queue.length >= reg.limits.maxChannels) {
       noticeOnce(reg, "channels", reg.limits.maxChannels);
       return refuse("cap-reached", "this presence point has taken all the channels its user allows: try another point");
     }
@@ -350,6 +354,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     }
     if (reg.pending.size >= reg.limits.maxPending) noticeOnce(reg, "pending", reg.limits.maxPending);
     else noticeOnce(reg, "rate", reg.limits.introsPerSecond);
+    if (reg.closed) return refuse("unknown-presence", "the presence point closed");
     const queued = reg.queue.enqueue(pending, effort, t);
     if (!queued.queued) {
       stats.powRequired++;
@@ -368,10 +373,23 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     if (closed) return EndReason.RESOURCELIMIT;
     let mine: Pending | undefined;
     let got = false;
+    /** The introducer went away: its introduction leaves the queue or the user's pending set. */
+    const withdraw = (): void => {
+      if (!mine || mine.state === "done") return;
+      const reg = byAuthKey.get(hex(mine.request.authKey));
+      mine.state = "done";
+      mine.timer?.cancel();
+      if (reg) {
+        reg.pending.delete(mine.id);
+        reg.queue.remove(mine);
+        pump(reg);
+      }
+    };
     const handler: ServiceHandler = {
       onMessage(message) {
         if (got) {
-          // One introduction per stream.
+          // One introduction per stream. Ending it ourselves does not call onEnd: withdraw here.
+          withdraw();
           stream.end(EndReason.PROTOCOL);
           return;
         }
@@ -379,15 +397,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
         mine = handleIntroduction(stream, message);
       },
       onEnd() {
-        if (!mine || mine.state === "done") return;
-        const reg = byAuthKey.get(hex(mine.request.authKey));
-        mine.state = "done";
-        mine.timer?.cancel();
-        if (reg) {
-          reg.pending.delete(mine.id);
-          reg.queue.remove(mine);
-          pump(reg);
-        }
+        withdraw();
       },
     };
     return handler;

@@ -30,7 +30,7 @@ import { DirectoryError } from "../directory/errors.js";
 import { decodeCanonical, encodeCanonical } from "../wire/canonical.js";
 import { WireError } from "../wire/errors.js";
 import { PresenceError } from "./errors.js";
-import { KEY_LEN } from "./messages.js";
+import { describeValue, KEY_LEN } from "./messages.js";
 
 export const PRESENCE_RECORD_VERSION = 1;
 /** Slots a record may name: "presence/0" .. "presence/7". */
@@ -98,11 +98,15 @@ function associatedData(blinded: Uint8Array, slot: number): Uint8Array {
   return aad;
 }
 
-/** The encrypted value of a presence record: nonce ‖ ChaCha20-Poly1305(plaintext). */
+/**
+ * The encrypted value of a presence record: nonce ‖ ChaCha20-Poly1305(plaintext).
+ * `nonce` is random when omitted (given only by test vectors).
+ */
 export function sealPresencePoint(
   identityKey: Uint8Array,
   location: Pick<PresenceLocation, "blinded" | "slot">,
   point: Omit<PresencePoint, "slot">,
+  nonce: Uint8Array = randomBytes(AEAD_NONCE_LEN),
 ): Uint8Array {
   const plaintext = encodeCanonical({
     v: PRESENCE_RECORD_VERSION,
@@ -113,7 +117,7 @@ export function sealPresencePoint(
     points: point.points,
     issuedAt: point.issuedAt,
   });
-  const nonce = randomBytes(AEAD_NONCE_LEN);
+  if (!(nonce instanceof Uint8Array) || nonce.length !== AEAD_NONCE_LEN) throw new PresenceError("bad-argument", `a record nonce is ${AEAD_NONCE_LEN} bytes`);
   const key = recordCipherKey(identityKey, location.blinded, location.slot);
   const sealed = aeadSeal(key, nonce, plaintext, associatedData(location.blinded, location.slot));
   key.fill(0);
@@ -148,7 +152,7 @@ export function openPresencePoint(identityKey: Uint8Array, location: Pick<Presen
       "v",
     ]);
     if (m["v"] !== PRESENCE_RECORD_VERSION)
-      throw new PresenceError("record-invalid", `presence record version ${String(m["v"])} is not ${PRESENCE_RECORD_VERSION}`);
+      throw new PresenceError("record-invalid", `presence record version ${describeValue(m["v"])} is not ${PRESENCE_RECORD_VERSION}`);
     return {
       slot: location.slot,
       node: readBytes(m["node"], "node", KEY_LEN),
@@ -177,13 +181,15 @@ export interface SignPresenceRecordOptions {
   point: Omit<PresencePoint, "slot">;
   seq: number;
   expiresAt: number;
+  /** The value's AEAD nonce; random when omitted (given only by test vectors). */
+  nonce?: Uint8Array;
 }
 
 /** Owner side: the slot's record for the period, encrypted and signed with the period's blinded key. */
 export function signPresenceRecord(o: SignPresenceRecordOptions): OwnerSignedRecord {
   const blindedPair = blindSecretKey(o.identitySecret, o.period, o.periodLength);
   try {
-    const value = sealPresencePoint(o.identityKey, { blinded: blindedPair.publicKey, slot: o.slot }, o.point);
+    const value = sealPresencePoint(o.identityKey, { blinded: blindedPair.publicKey, slot: o.slot }, o.point, o.nonce);
     return signRecordWith({
       owner: blindedPair.publicKey,
       name: presenceSlotName(o.slot),

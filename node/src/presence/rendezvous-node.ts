@@ -20,10 +20,18 @@ import type { Logger } from "../log.js";
 import { EndReason } from "../onion/constants.js";
 import { TokenBucket } from "../onion/token-bucket.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "../onion/types.js";
+import { AEAD_TAG_LEN } from "../crypto/aead.js";
 import type { PresenceErrorKind } from "./errors.js";
 import { decodeRendezvousMessage, encodeRendezvousMessage } from "./messages.js";
+import { CHANNEL_HEADER_LEN, CHANNEL_MAX_PLAINTEXT } from "./ratchet.js";
 
 export const RENDEZVOUS_SERVICE = "rendezvous";
+/**
+ * The largest frame a channel sends (ratchet.ts). A direction's burst is at
+ * least this (within maxBurst): a frame larger than the burst could never
+ * pass, and the channel would end the first time its app sent a long message.
+ */
+export const MAX_CHANNEL_FRAME = CHANNEL_HEADER_LEN + CHANNEL_MAX_PLAINTEXT + AEAD_TAG_LEN;
 
 export interface RendezvousNodeLimits {
   maxCookies: number;
@@ -180,6 +188,12 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
     if (closed) return EndReason.RESOURCELIMIT;
     const side: Side = { stream, held: [], ended: false };
     let cookieKey: string | undefined;
+    /** Refuses and ends this stream; ending it ourselves does not call onEnd, so its cookie goes here. */
+    const refuseHere = (kind: PresenceErrorKind, message: string): void => {
+      if (cookieKey !== undefined && cookies.get(cookieKey)?.side === side) cookies.delete(cookieKey);
+      side.ended = true;
+      refuse(stream, kind, message);
+    };
     const handler: ServiceHandler = {
       onMessage(message) {
         if (side.other) {
@@ -191,12 +205,12 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
         try {
           m = decodeRendezvousMessage(message);
         } catch (err) {
-          return refuse(stream, "malformed", (err as Error).message);
+          return refuseHere("malformed", (err as Error).message);
         }
         const t = now();
         sweep(t);
         if (m.t === "establish") {
-          if (cookieKey !== undefined) return refuse(stream, "malformed", "one cookie per rendezvous stream");
+          if (cookieKey !== undefined) return refuseHere("malformed", "one cookie per rendezvous stream");
           const key = hex(m.cookie);
           if (cookies.has(key)) return refuse(stream, "replayed", "that cookie is already waiting here: pick a fresh random one");
           if (cookies.size >= limits.maxCookies) return refuse(stream, "busy", "this rendezvous node holds all the cookies it serves: use another node");
@@ -207,13 +221,13 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
           return;
         }
         if (m.t === "join") {
-          if (cookieKey !== undefined) return refuse(stream, "malformed", "a stream that established a cookie cannot join one");
+          if (cookieKey !== undefined) return refuseHere("malformed", "a stream that established a cookie cannot join one");
           const waiting = cookies.get(hex(m.cookie));
           if (!waiting) return refuse(stream, "rendezvous-failed", "no rendezvous is waiting under that cookie");
           cookies.delete(hex(m.cookie));
           const initiator = waiting.side;
           const rate = Math.min(m.rate || limits.maxRate, limits.maxRate);
-          const burst = Math.min(Math.max(m.burst || limits.maxBurst, 1), limits.maxBurst);
+          const burst = Math.min(Math.max(m.burst || limits.maxBurst, MAX_CHANNEL_FRAME), limits.maxBurst);
           side.other = initiator;
           initiator.other = side;
           side.bucket = new TokenBucket({ bytesPerSecond: rate, burstBytes: burst, now: t });
@@ -227,7 +241,7 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
           }
           return;
         }
-        refuse(stream, "malformed", `"${m.t}" is not a request`);
+        refuseHere("malformed", `"${m.t}" is not a request`);
       },
       onEnd() {
         if (cookieKey !== undefined && cookies.get(cookieKey)?.side === side) cookies.delete(cookieKey);
