@@ -19,7 +19,7 @@
  * devnet (client-options.ts).
  */
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import { AuthorityError } from "../authority/service.js";
 import { ClientError } from "../client/errors.js";
 import { formatIdentity, parseIdentity } from "../crypto/identity.js";
@@ -163,7 +163,7 @@ export function register(program: Command): void {
   const msg = program.command("msg").description("private messages over presence and rendezvous: listen for them, send one");
 
   clientOptions(msg.command("listen").description("announce presence, accept introductions and print every message received, until Ctrl-C"), "required")
-    .option("--allow <identity>", "accept introductions only from this identity (repeat for more; default: everyone)", collectIdentity, [] as string[])
+    .addOption(new Option("--allow <identity>", "accept introductions only from this identity (repeat for more)").argParser(collectIdentity).default([], "everyone"))
     .option("--json", "one JSON object per line: ready, channel, message, closed, refused")
     .option("--points <n>", "presence points to keep", integerOption("--points", 1, 8), 3)
     .option("--public", "public presence: one-hop circuits, so the presence nodes learn this machine's address")

@@ -17,6 +17,7 @@ import { PresenceChannel } from "../../../node/src/presence/channel.js";
 import type { IncomingIntroduction, PointInfo } from "../../../node/src/presence/client.js";
 import { PresenceError } from "../../../node/src/presence/errors.js";
 import { createChannelRatchet } from "../../../node/src/presence/ratchet.js";
+import { daemonCaller, daemonEvents } from "../../helpers/daemon.js";
 
 const TOKEN = "unit-test-token-0123456789";
 const ALICE = "peerstream.client.account.alice";
@@ -116,34 +117,9 @@ class FakeClient extends EventEmitter<PspClientEvents> implements SessionClient 
 let client: FakeClient;
 let daemon: ClientDaemon;
 
-async function call(method: string, path: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; json: Record<string, unknown> }> {
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(`${daemon.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }) });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
-/** An events socket and the events it received, in order. */
-async function events(): Promise<{ socket: WebSocket; next: (type: string) => Promise<Record<string, unknown>> }> {
-  const socket = new WebSocket(`${daemon.url.replace("http", "ws")}/v1/events?token=${TOKEN}`);
-  const seen: Record<string, unknown>[] = [];
-  const waiters: { type: string; resolve: (e: Record<string, unknown>) => void }[] = [];
-  socket.addEventListener("message", (m) => {
-    const event = JSON.parse(String(m.data)) as Record<string, unknown>;
-    const i = waiters.findIndex((w) => w.type === event.type);
-    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(event);
-    else seen.push(event);
-  });
-  const next = (type: string) =>
-    new Promise<Record<string, unknown>>((resolve) => {
-      const i = seen.findIndex((e) => e.type === type);
-      if (i >= 0) resolve(seen.splice(i, 1)[0]!);
-      else waiters.push({ type, resolve });
-    });
-  await next("attached");
-  return { socket, next };
-}
+/** The daemon as an app calls it. */
+const call = (...args: Parameters<ReturnType<typeof daemonCaller>>) => daemonCaller(daemon.url, TOKEN)(...args);
+const events = () => daemonEvents(daemon.url, TOKEN);
 
 beforeAll(async () => {
   client = new FakeClient();
@@ -219,7 +195,8 @@ describe("client daemon API", () => {
   });
 
   it("opens a channel, sends on it (answering on the peer's acknowledgement) and streams the peer's messages", async () => {
-    const { socket, next } = await events();
+    const app = await events();
+    const { next } = app;
     const opened = await call("POST", "/v1/channels", { to: ALICE });
     expect(opened.status).toBe(201);
     const id = opened.json.id as string;
@@ -237,11 +214,12 @@ describe("client daemon API", () => {
     expect((await call("DELETE", `/v1/channels/${id}`)).json).toEqual({ closed: true });
     expect(await next("closed")).toMatchObject({ channel: id, peer: ALICE });
     expect((await call("POST", `/v1/channels/${id}/messages`, { text: "late" })).status).toBe(404);
-    socket.close();
+    await app.close();
   });
 
   it("offers introductions on the socket: accepted there or over REST, refused, or refused at once with no app attached", async () => {
-    const { socket, next } = await events();
+    const app = await events();
+    const { socket, next } = app;
     const first = client.introduce(ALICE);
     const offered = await next("introduction");
     expect(offered).toMatchObject({ from: ALICE });
@@ -265,18 +243,17 @@ describe("client daemon API", () => {
     socket.send(JSON.stringify({ type: "accept", id: "0123456789abcdef" }));
     expect((await next("error")).error).toMatchObject({ kind: "not-found" });
 
-    socket.close();
-    await new Promise((r) => socket.addEventListener("close", r));
-    for (let i = 0; i < 50 && (await call("GET", "/v1/status")).json.sockets !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await app.close();
+    while ((await call("GET", "/v1/status")).json.sockets !== 0) await new Promise((r) => setTimeout(r, 20));
     expect(await client.introduce(ALICE).answer).toBe("refused");
   });
 
   it("keeps events for the next socket while none is attached", async () => {
     const opened = await call("POST", "/v1/channels", { to: ALICE });
+    // Resolves on our end's acknowledgement, sent as the message is handed on: it waits in the backlog now.
     await client.far.get(ALICE)!.send("while nobody listened");
-    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
-    const { next, socket } = await events();
-    expect(await next("message")).toMatchObject({ channel: opened.json.id, text: "while nobody listened" });
-    socket.close();
+    const app = await events();
+    expect(await app.next("message")).toMatchObject({ channel: opened.json.id, text: "while nobody listened" });
+    await app.close();
   });
 });
