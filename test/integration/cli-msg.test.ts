@@ -72,7 +72,8 @@ describe("psp msg", () => {
     expect(errors[0]).toMatch(/\[refused\] .* refused the channel: .*--allow/);
     expect(await listener.line((l) => l.includes('"type":"refused"'))).toBe(JSON.stringify({ type: "refused", from: alice.identity }));
 
-    const allowed = await runPsp(net.root, ["msg", "send", "--key-file", carol.keyFile, "--to", bob, "--text", "hi bob"]);
+    // As in the README: PSP_KEY_PASSWORD is bob's, and carol's devnet key file still opens with the devnet's passphrase.
+    const allowed = await runPsp(net.root, ["msg", "send", "--key-file", carol.keyFile, "--to", bob, "--text", "hi bob"], env);
     expect(allowed.code, allowed.stderr).toBe(0);
     expect(await listener.line((l) => l.includes('"type":"message"'))).toBe(JSON.stringify({ type: "message", from: carol.identity, text: "hi bob" }));
     expect(listener.stdout()).not.toContain("let me in");

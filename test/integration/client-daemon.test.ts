@@ -5,15 +5,18 @@
  * request without the token is a 401; alice opens a channel that carol's
  * app accepts on its socket (and a second one over REST), they exchange
  * messages both ways; malformed bodies get a 400 with a kind and the daemon
- * goes on serving; SIGINT stops both cleanly.
+ * goes on serving; the docs/CLIENT.md app runs as printed; SIGINT stops
+ * both cleanly.
  */
-import { readFile, stat } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { daemonCaller, daemonEvents } from "../helpers/daemon.js";
 import type { DaemonEvents } from "../helpers/daemon.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
-import { startPsp, type RunningPsp } from "../helpers/psp.js";
+import { runPsp, startPsp, type RunningPsp } from "../helpers/psp.js";
+import { projectRoot } from "../../scripts/lib/artifacts.js";
 
 interface Daemon {
   run: RunningPsp;
@@ -134,6 +137,33 @@ describe("psp client run", () => {
     expect((await alice.call("GET", "/v1/status")).status).toBe(200);
     expect((await alice.call("POST", `/v1/channels/${open}/messages`, { text: "still here" })).json).toEqual({ delivered: true });
   }, 120_000);
+
+  it("runs the docs/CLIENT.md daemon app as printed: psp msg send reaches it", async () => {
+    const doc = await readFile(join(projectRoot, "docs", "CLIENT.md"), "utf8");
+    const example = /## The client daemon[\s\S]*?```js\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(example).toBeDefined();
+    // The one change: the port this test's daemon got instead of the default 8700.
+    await writeFile(join(net.root, "echo.mjs"), example!.replace("http://127.0.0.1:8700", carol.url));
+    const app = spawn(process.execPath, ["echo.mjs"], { cwd: net.root, env: { ...process.env, PSP_CLIENT_TOKEN: carol.token }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const printed = (text: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => out.includes(text) && resolve();
+        app.stdout.on("data", (c: Buffer) => {
+          out += c.toString();
+          check();
+        });
+        check();
+      });
+    try {
+      await printed("announced");
+      const sent = await runPsp(net.root, ["msg", "send", "--key-file", net.user("alice").keyFile, "--to", carol.identity, "--text", "hi echo"]);
+      expect(sent.code, sent.stderr).toBe(0);
+      await printed(`${alice.identity}: hi echo`);
+    } finally {
+      app.kill("SIGINT");
+    }
+  }, 180_000);
 
   it("stops cleanly on SIGINT", async () => {
     expect(await carol.run.stop()).toEqual({ code: 0, signal: null });

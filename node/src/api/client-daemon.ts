@@ -162,6 +162,17 @@ async function answerFromSocket(session: ClientSession, socket: WebSocket, data:
   }
 }
 
+/** JSON bodies, where an empty one is no body (many HTTP clients send the content type on every request). */
+function parseJsonBody(_request: FastifyRequest, body: string | Buffer, done: (err: Error | null, value?: unknown) => void): void {
+  const text = body.toString();
+  if (text.trim() === "") return done(null, undefined);
+  try {
+    done(null, JSON.parse(text));
+  } catch (err) {
+    done(new ApiError("bad-request", `the body is not JSON: ${(err as Error).message}`, { cause: err }));
+  }
+}
+
 /** A POST without a body means "no options" (fastify would check `undefined` against the object schema). */
 async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
   request.body ??= {};
@@ -230,6 +241,8 @@ export async function startClientDaemon(options: ClientDaemonOptions): Promise<C
     else log.debug({ kind: body.error.kind, route: request.url }, `${request.method} ${request.url}: ${body.error.message}`);
     void reply.status(status).send(body);
   });
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
   app.setNotFoundHandler((request, reply) => {
     const { status, body } = errorAnswer(new ApiError("not-found", `no route ${request.method} ${request.url.split("?")[0]}: see docs/CLIENT.md for the daemon's routes`));
     void reply.status(status).send(body);

@@ -32,17 +32,18 @@ export function identityNameOptions(cmd: Command): Command {
 }
 
 /**
- * The passphrase of the key file at `path`: PSP_KEY_PASSWORD, the devnet
- * passphrase for the devnet's own key files, or asked on the terminal
+ * The passphrase of the key file at `path`: the devnet passphrase for the
+ * devnet's own key files, else PSP_KEY_PASSWORD, else asked on the terminal
  * (twice with `confirm`, for a new file).
  */
 export async function keyPassphrase(path: string, confirm = false): Promise<string> {
+  // The devnet's own key files (the demo users) open with the documented devnet passphrase, whatever
+  // PSP_KEY_PASSWORD holds for the user's own files.
+  const devnet = confirm ? undefined : await devnetPassphraseFor(path);
+  if (devnet !== undefined) return devnet;
   const fromEnv = process.env.PSP_KEY_PASSWORD;
   // An empty variable is an unset one: no key file is sealed with an empty passphrase.
   if (fromEnv) return fromEnv;
-  // The devnet's own key files (the demo users) open with the documented devnet passphrase.
-  const devnet = confirm ? undefined : await devnetPassphraseFor(path);
-  if (devnet !== undefined) return devnet;
   if (!process.stdin.isTTY) throw new ChainError("bad-argument", `no passphrase for ${path}: set PSP_KEY_PASSWORD or run on a terminal`);
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   try {
