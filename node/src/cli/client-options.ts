@@ -12,10 +12,14 @@ import type { Command } from "commander";
 import { createPspClient } from "../client/client.js";
 import type { PspClient } from "../client/client.js";
 import type { BootstrapOption } from "../client/bootstrap.js";
+import { readDevnetState } from "../client/devnet-state.js";
 import { ClientError } from "../client/errors.js";
 import { defaultDevnetStateFile } from "./devnet-defaults.js";
 import { identityNameOptions, keyPassphrase } from "./key-file.js";
 import type { NameOptions } from "./key-file.js";
+
+/** How long the devnet's API may take to show it runs. */
+const DEVNET_PROBE_MS = 3000;
 
 export interface ClientCliOptions extends NameOptions {
   keyFile?: string;
@@ -56,7 +60,20 @@ export async function bootstrapFrom(file: string | undefined): Promise<Bootstrap
     throw new ClientError("bad-bootstrap", `${path} is not JSON (${(err as Error).message}): check --bootstrap`, { cause: err });
   }
   if (typeof json === "object" && json !== null && "discovery" in json) return json as BootstrapOption;
+  await assertDevnetRunning(path);
   return { devnet: path };
+}
+
+/** Fails at once, naming the fix, when the devnet a state file describes is not running (rather than after the client's bootstrap deadline). */
+async function assertDevnetRunning(path: string): Promise<void> {
+  const state = await readDevnetState(path);
+  try {
+    const res = await fetch(`${state.controlApi}/v1/status`, { signal: AbortSignal.timeout(DEVNET_PROBE_MS) });
+    if (res.ok) return;
+  } catch {
+    // not answering: reported below
+  }
+  throw new ClientError("bad-bootstrap", `the devnet of ${path} is not running (its API at ${state.controlApi} does not answer): start it with \`npm start\``);
 }
 
 /**

@@ -17,7 +17,7 @@ import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { MIN_TOKEN_LENGTH, startClientDaemon } from "../api/client-daemon.js";
 import { ClientError } from "../client/errors.js";
-import { createLogger, LOG_LEVELS, logFailure } from "../log.js";
+import { childLogger, createLogger, LOG_LEVELS, logFailure } from "../log.js";
 import type { LogLevel } from "../log.js";
 import { clientOptions, openClient, untilSignal } from "./client-options.js";
 import type { ClientCliOptions } from "./client-options.js";
@@ -70,7 +70,7 @@ async function run(opts: RunOptions): Promise<void> {
     const shown = opts.tokenFile !== undefined ? { tokenFile: opts.tokenFile } : { token };
     console.log(JSON.stringify({ event: "ready", url: daemon.url, identity: client.identity ?? null, ...shown }));
     const signal = await stopped;
-    log.info(`${signal}: stopping`);
+    childLogger(log, "cli").info(`${signal}: stopping`);
   } finally {
     await daemon?.close();
     await client.close();

@@ -33,6 +33,7 @@ import { integerOption } from "./options.js";
 
 interface ListenOptions extends ClientCliOptions {
   keyFile: string;
+  verbose?: boolean;
   allow: string[];
   json?: boolean;
   points: number;
@@ -41,6 +42,7 @@ interface ListenOptions extends ClientCliOptions {
 
 interface SendOptions extends ClientCliOptions {
   keyFile: string;
+  verbose?: boolean;
   to: string;
   text: string;
   direct?: boolean;
@@ -55,6 +57,15 @@ type ListenEvent =
   | { type: "message"; from: string; text: string }
   | { type: "closed"; from: string; error?: string }
   | { type: "refused"; from: string };
+
+/**
+ * Where the client's background warnings go: stderr with --verbose. Without
+ * it they are left out (a failed bootstrap still ends in its own error line
+ * naming the fix), so a command's output stays its answer.
+ */
+function warnings(opts: { verbose?: boolean }): (err: Error) => void {
+  return opts.verbose ? warnLine : () => undefined;
+}
 
 /** An identity argument, checked (checksum and all) and in its canonical form. */
 function identityArgument(value: string): string {
@@ -92,7 +103,7 @@ async function printChannel(channel: PresenceChannel, print: (event: ListenEvent
 async function listen(opts: ListenOptions): Promise<void> {
   const print = listenPrinter(opts.json ?? false);
   const allow = new Set(opts.allow);
-  const client = await openClient(opts, warnLine);
+  const client = await openClient(opts, warnings(opts));
   const channels = new Set<PresenceChannel>();
   const answer = (intro: IncomingIntroduction): void => {
     if (allow.size > 0 && !allow.has(intro.from)) {
@@ -130,15 +141,18 @@ function explain(err: unknown, to: string, me: string, keyFile: string): unknown
   if (PresenceError.is(err, "timeout")) return fix(err.message, "try again, or pass a larger --timeout");
   if (PresenceError.is(err, "closed")) return fix(`the channel closed before ${to} acknowledged the message`, "send it again");
   if (PresenceError.is(err)) return fix(err.message, "try again in a moment");
-  if (err instanceof AuthorityError || ClientError.is(err, "no-authorities"))
-    return new ClientError("no-authorities", `no access certificate for ${me} (${err.message}): is it registered? (psp identity register --key-file ${keyFile})`, {
+  const authority = err.walk((e) => e instanceof AuthorityError) as AuthorityError | undefined;
+  if (authority?.refusals.some((r) => r.kind === "identity-not-registered"))
+    return new ClientError("no-authorities", `${me} is not registered on chain, so no authority certifies it: register it first (psp identity register --key-file ${keyFile})`, {
       cause: err,
     });
+  if (authority || ClientError.is(err, "no-authorities"))
+    return new ClientError("no-authorities", `no access certificate for ${me}: ${err.message}`, { cause: err, fix: "check that it is registered and the authorities run" });
   return err;
 }
 
 async function send(opts: SendOptions): Promise<void> {
-  const client = await openClient(opts, warnLine);
+  const client = await openClient(opts, warnings(opts));
   try {
     const me = client.identity!;
     const channel = await client
@@ -167,6 +181,7 @@ export function register(program: Command): void {
     .option("--json", "one JSON object per line: ready, channel, message, closed, refused")
     .option("--points <n>", "presence points to keep", integerOption("--points", 1, 8), 3)
     .option("--public", "public presence: one-hop circuits, so the presence nodes learn this machine's address")
+    .option("--verbose", "print the client's background warnings (failed fetches, circuit builds) on stderr")
     .action(listen);
 
   clientOptions(msg.command("send").description("send one message to an identity and exit once it acknowledged delivery"), "required")
@@ -175,5 +190,6 @@ export function register(program: Command): void {
     .option("--direct", "one-hop circuits to the rendezvous and presence nodes: faster, and they learn this machine's address (never its identity)")
     .option("--timeout <ms>", "how long connecting, and then delivery, may each take", integerOption("--timeout", 1000, 600_000), 60_000)
     .option("--json", "print the result as one JSON object")
+    .option("--verbose", "print the client's background warnings (failed fetches, circuit builds) on stderr")
     .action(send);
 }
