@@ -27,6 +27,9 @@ export async function startTestDevnet(prefix: string): Promise<TestDevnet> {
     dir: join(root, "devnet"),
     deploymentFile: join(root, "deployment.json"),
     schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 },
+  }).catch(async (err: unknown) => {
+    await rm(root, { recursive: true, force: true });
+    throw err;
   });
   try {
     await devnet.firstConsensus;
@@ -38,6 +41,7 @@ export async function startTestDevnet(prefix: string): Promise<TestDevnet> {
     }
   } catch (err) {
     await devnet.stop();
+    await rm(root, { recursive: true, force: true });
     throw err;
   }
   return {

@@ -18,8 +18,8 @@ import { defaultDevnetStateFile } from "./devnet-defaults.js";
 import { identityNameOptions, keyPassphrase } from "./key-file.js";
 import type { NameOptions } from "./key-file.js";
 
-/** How long the devnet's API may take to show it runs. */
-const DEVNET_PROBE_MS = 3000;
+/** How long the devnet's API may take to show it runs (a loaded machine answers slowly; a stopped devnet refuses at once). */
+const DEVNET_PROBE_MS = 15_000;
 
 export interface ClientCliOptions extends NameOptions {
   keyFile?: string;
@@ -68,8 +68,9 @@ export async function bootstrapFrom(file: string | undefined): Promise<Bootstrap
 async function assertDevnetRunning(path: string): Promise<void> {
   const state = await readDevnetState(path);
   try {
-    const res = await fetch(`${state.controlApi}/v1/status`, { signal: AbortSignal.timeout(DEVNET_PROBE_MS) });
-    if (res.ok) return;
+    // Any answer means it runs; a stopped devnet refuses the connection at once.
+    await fetch(`${state.controlApi}/v1/status`, { signal: AbortSignal.timeout(DEVNET_PROBE_MS) });
+    return;
   } catch {
     // not answering: reported below
   }
