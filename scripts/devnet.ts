@@ -7,7 +7,9 @@
  */
 import { join } from "node:path";
 import { projectRoot } from "./lib/artifacts.js";
-import { startDevnet } from "./lib/devnet.js";
+import { DEVNET_PASSPHRASE, startDevnet, waitForConsensusListing } from "./lib/devnet.js";
+import { startDevnetUsers } from "./lib/devnet-demo.js";
+import type { DevnetUsers } from "./lib/devnet-demo.js";
 
 const port = Number(process.env.PSP_DEVNET_PORT ?? 8545);
 const apiPort = Number(process.env.PSP_DEVNET_API_PORT ?? 8600);
@@ -44,11 +46,24 @@ console.log(
 );
 
 console.log("Waiting for the discovery nodes' first signed consensus (one voting period)...");
-void devnet.firstConsensus.then((c) =>
+let users: DevnetUsers | undefined;
+void devnet.firstConsensus.then(async (c) => {
   console.log(
     `consensus signed by ${c.signers} discovery nodes, listing ${c.nodes} nodes, valid until ${new Date(c.validUntil).toISOString()} (served by ${c.servedBy}'s /v1/consensus, ${(c.afterMs / 1000).toFixed(1)} s after start)`,
-  ),
-);
+  );
+  // The demo users find each other and talk; alice then stays present for anyone to message.
+  try {
+    // Presence needs relays in the consensus: descriptors arrive over the first periods.
+    const listed = await waitForConsensusListing(state.nodes, state.nodes.length, 5 * 60_000);
+    console.log(`consensus lists all ${listed} nodes: starting the demo users alice and carol`);
+    users = await startDevnetUsers({ stateFile: join(dir, "state.json"), users: state.demo.users, passphrase: DEVNET_PASSPHRASE, log: (line) => console.log(line) });
+    await users.demo;
+    const alice = state.demo.users.find((u) => u.name === "alice")!;
+    console.log(`Message alice: npx psp msg send --key-file devnet/keys/carol.key --to ${alice.identity} --text hi`);
+  } catch (err) {
+    console.error(`devnet demo users did not start: ${err instanceof Error ? err.message : String(err)}`);
+  }
+});
 
 let stopping = false;
 const shutdown = async (signal: string) => {
@@ -56,6 +71,7 @@ const shutdown = async (signal: string) => {
   stopping = true;
   console.log(`\n${signal}: stopping the devnet`);
   try {
+    await users?.stop();
     await devnet.stop();
   } catch (err) {
     console.error(`devnet did not stop cleanly: ${err instanceof Error ? err.message : String(err)}`);

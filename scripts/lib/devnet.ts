@@ -401,6 +401,32 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   }
 }
 
+/**
+ * Polls the nodes' `GET /v1/consensus` until one serves a consensus listing
+ * at least `count` nodes (descriptors reach the discovery nodes over the
+ * first periods, so the first consensus may list few). Resolves with how
+ * many it lists; rejects after `timeoutMs`.
+ */
+export async function waitForConsensusListing(nodes: readonly DevnetNodeState[], count: number, timeoutMs: number): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  const apis = nodes.filter((n) => n.controlApi).map((n) => n.controlApi!);
+  let best = 0;
+  while (performance.now() < deadline) {
+    for (const api of apis) {
+      try {
+        const res = await fetch(`${api}/v1/consensus`);
+        if (!res.ok) continue;
+        best = Math.max(best, ((await res.json()) as { nodes: unknown[] }).nodes.length);
+        if (best >= count) return best;
+      } catch {
+        // A node still starting (or stopping): ask the next.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`no consensus listing ${count} nodes within ${Math.round(timeoutMs / 1000)} s (the best lists ${best})`);
+}
+
 /** Polls the running nodes' `GET /v1/consensus` until one serves a verified consensus. */
 async function watchFirstConsensus(nodes: DevnetNodeState[], signal: AbortSignal): Promise<FirstConsensus> {
   const started = performance.now();

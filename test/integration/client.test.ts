@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPspClient } from "../../node/src/client/client.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import { projectRoot } from "../../scripts/lib/artifacts.js";
-import { startDevnet, type Devnet } from "../../scripts/lib/devnet.js";
+import { startDevnet, waitForConsensusListing, type Devnet } from "../../scripts/lib/devnet.js";
 
 const run = promisify(execFile);
 let root: string;
@@ -34,11 +34,7 @@ beforeAll(async () => {
   });
   await devnet.firstConsensus;
   // Descriptors reach the discovery nodes over the first periods: wait for a consensus listing all eleven.
-  const onion = devnet.state.nodes.find((n) => n.name === "onion-1")!;
-  for (let listed = 0; listed < 11; await new Promise((r) => setTimeout(r, 500))) {
-    const res = await fetch(`${onion.controlApi}/v1/consensus`);
-    listed = res.ok ? ((await res.json()) as { nodes: unknown[] }).nodes.length : 0;
-  }
+  await waitForConsensusListing(devnet.state.nodes, devnet.state.nodes.length, 240_000);
 }, 300_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPspClient } from "../../node/src/client/client.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import type { PresenceChannel } from "../../node/src/presence/channel.js";
-import { startDevnet, DEVNET_PASSPHRASE, type Devnet } from "../../scripts/lib/devnet.js";
+import { startDevnet, waitForConsensusListing, DEVNET_PASSPHRASE, type Devnet } from "../../scripts/lib/devnet.js";
 
 let root: string;
 let devnet: Devnet;
@@ -37,11 +37,7 @@ beforeAll(async () => {
     schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 },
   });
   await devnet.firstConsensus;
-  const onion = devnet.state.nodes.find((n) => n.name === "onion-1")!;
-  for (let listed = 0; listed < 11; await new Promise((r) => setTimeout(r, 500))) {
-    const res = await fetch(`${onion.controlApi}/v1/consensus`);
-    listed = res.ok ? ((await res.json()) as { nodes: unknown[] }).nodes.length : 0;
-  }
+  await waitForConsensusListing(devnet.state.nodes, devnet.state.nodes.length, 240_000);
   [alice, carol] = await Promise.all([client("alice"), client("carol")]);
 }, 300_000);
 

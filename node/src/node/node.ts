@@ -47,6 +47,7 @@ import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./con
 import { startNodeAuthority, startNodeOracle } from "./roles.js";
 import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
+import type { IntroducerCertificate } from "../presence/introduction.js";
 import type { NodeAuthority, NodeOracle } from "./roles.js";
 import type { NodeConfig } from "./config.js";
 
@@ -70,6 +71,14 @@ export interface StartNodeOptions {
   tlsCredentials?: TlsCredentials;
   /** Extra local services by name (in addition to the configured built-ins). */
   services?: Record<string, LocalService>;
+  /**
+   * Checks access certificates for the presence services instead of the
+   * consensus's authorities (tests on networks without a chain, whose
+   * consensus lists no authority).
+   */
+  verifyCertificate?: (cert: Uint8Array) => IntroducerCertificate;
+  /** Test hook: wraps every local service the relay offers (to observe what this node sees at the edge of circuits). */
+  wrapService?: (name: string, service: LocalService) => LocalService;
   /** Test hook on every cell the relay sends (see OnionDriverOptions.outboundHook). */
   outboundHook?: (cell: Cell, link: Link) => Cell | undefined;
   /** Operator-facing messages (chain fallbacks, role standing); default stderr. */
@@ -197,10 +206,12 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     dht: () => dht?.node,
     consensus: () => directory?.current(),
     flush: () => late.driver?.run(() => undefined),
+    ...(options.verifyCertificate ? { verifyCertificate: options.verifyCertificate } : {}),
   });
   cleanup.push(() => presence.close());
   Object.assign(services, presence.services);
   Object.assign(services, options.services);
+  if (options.wrapService) for (const [name, service] of Object.entries(services)) services[name] = options.wrapService(name, service);
 
   const relay = new OnionRelay({
     identity: identity.publicKey,

@@ -20,6 +20,7 @@ import type { Logger } from "../log.js";
 import type { LocalService } from "../onion/types.js";
 import { createPresenceNode, INTRODUCE_SERVICE, PRESENCE_SERVICE } from "../presence/presence-node.js";
 import type { PresenceNode, PresenceNodeLimits } from "../presence/presence-node.js";
+import type { IntroducerCertificate } from "../presence/introduction.js";
 import { createRendezvousNode, RENDEZVOUS_SERVICE } from "../presence/rendezvous-node.js";
 import type { RendezvousNode, RendezvousNodeLimits } from "../presence/rendezvous-node.js";
 
@@ -33,6 +34,8 @@ export interface NodePresenceOptions {
   /** The node's verified consensus, once it holds one. */
   consensus: () => AuthorityListing | undefined;
   flush: () => void;
+  /** Overrides the consensus-based certificate check (networks without authorities). */
+  verifyCertificate?: (cert: Uint8Array) => IntroducerCertificate;
   logger?: Logger;
   presenceLimits?: Partial<PresenceNodeLimits>;
   rendezvousLimits?: Partial<RendezvousNodeLimits>;
@@ -53,7 +56,7 @@ export function startNodePresence(o: NodePresenceOptions): NodePresence {
       if (!dht) throw new DhtError("no-contacts", "this node's DHT is not running yet; retry shortly");
       return await publishCoSigned(dht, record, o.identity.secretKey, Date.now());
     },
-    verifyCertificate: (cert) => verifyAccessCertificateWithConsensus(cert, o.consensus(), { now: Date.now() }),
+    verifyCertificate: o.verifyCertificate ?? ((cert) => verifyAccessCertificateWithConsensus(cert, o.consensus(), { now: Date.now() })),
     flush: o.flush,
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.presenceLimits ? { limits: o.presenceLimits } : {}),

@@ -683,10 +683,12 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
 
   private serviceHandle(circ: RelayCircuit, stream: RelayStream): ServiceStream {
     const maxQueued = Math.ceil(this.limits.maxMessageBytes / DATA_CHUNK_LEN) * 4;
+    const previousHop = this.links.get(circ.prev.linkId)?.info.peerIdentity ?? null;
     return {
       circuitId: circ.serial,
       streamId: stream.streamId,
       service: stream.service,
+      previousHop: previousHop ? previousHop.slice() : null,
       get queuedCells() {
         return stream.queuedCells;
       },

@@ -65,6 +65,11 @@ export interface ServiceStream {
   readonly circuitId: number;
   readonly streamId: number;
   readonly service: string;
+  /**
+   * Identity key of the node the circuit reached us from, or null when it
+   * came straight from a client (a one-hop circuit: we know its address).
+   */
+  readonly previousHop: Uint8Array | null;
   /** Queues one message (fragmented into DATA cells). Throws CircuitError when closed or too large. */
   send(message: Uint8Array): void;
   /**

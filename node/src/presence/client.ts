@@ -37,6 +37,7 @@ import { generateX25519KeyPair } from "../crypto/x25519.js";
 import type { DhtRecord } from "../dht/record.js";
 import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
+import { CircuitError } from "../onion/errors.js";
 import type { OnionCircuit, OnionStream } from "../onion/onion-client.js";
 import type { PathNode } from "../onion/path.js";
 import { PresenceChannel } from "./channel.js";
@@ -320,7 +321,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     if (this.points.get(slot)?.state === "up") return;
     this.points.set(slot, point);
     try {
-      const circuit = await this.deps.buildCircuit(announced.public ? { path: [node] } : { lastHop: node });
+      const circuit = await this.circuitTo(node, announced.public);
       point.circuit = circuit;
       if (this.closed || this.points.get(slot) !== point) throw new PresenceError("closed", "presence was withdrawn");
       const stream = await circuit.openStream(PRESENCE_SERVICE);
@@ -571,7 +572,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       x,
     });
     const direct = this.announced?.public ?? false;
-    const circuit = await this.deps.buildCircuit(direct ? { path: [node] } : { lastHop: node });
+    const circuit = await this.circuitTo(node, direct);
     try {
       const stream = await circuit.openStream(RENDEZVOUS_SERVICE);
       void stream.closed.then(() => circuit.close());
@@ -586,6 +587,22 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       throw err;
     } finally {
       keySeed.fill(0);
+    }
+  }
+
+  /**
+   * A circuit ending at `node` (one hop when `direct`). A chosen path can run
+   * through a relay that died since the consensus was made: such a build is
+   * tried again (three times at most) on a fresh path; a direct one is not.
+   */
+  private async circuitTo(node: PathNode, direct: boolean): Promise<OnionCircuit> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.deps.buildCircuit(direct ? { path: [node] } : { lastHop: node });
+      } catch (err) {
+        if (direct || attempt >= 3 || !CircuitError.is(err) || err.category === "bug") throw err;
+        logFailure(this.log, err, `build a circuit to ${hex(node.identity).slice(0, 16)}… (attempt ${attempt})`, "debug");
+      }
     }
   }
 
@@ -637,6 +654,12 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     for (const r of results) {
       if (r.status === "fulfilled" && r.value) found.push(r.value);
       else if (r.status === "rejected") logFailure(this.log, r.reason, "presence lookup", "debug");
+    }
+    // Nothing found because every lookup failed is not "not announced": say why.
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (found.length === 0 && failed.length === results.length && failed[0]) {
+      const cause = failed[0].reason as unknown;
+      throw new PresenceError("unreachable", `the presence lookup failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
     return found;
   }
@@ -702,7 +725,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     avoid: readonly Uint8Array[],
   ): Promise<{ circuit: OnionCircuit; stream: OnionStream; node: PathNode; cookie: Uint8Array; joined: Promise<RendezvousMessage> }> {
     const node = this.pickRendezvous(avoid);
-    const circuit = await this.deps.buildCircuit(direct ? { path: [node] } : { lastHop: node });
+    const circuit = await this.circuitTo(node, direct);
     try {
       const stream = await circuit.openStream(RENDEZVOUS_SERVICE);
       void stream.closed.then(() => circuit.close());
@@ -755,7 +778,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
         cookie: rendezvous.cookie,
         now: this.now(),
       });
-      const circuit = await this.deps.buildCircuit(direct ? { path: [node] } : { lastHop: node });
+      const circuit = await this.circuitTo(node, direct);
       let reply;
       try {
         const stream = await circuit.openStream(INTRODUCE_SERVICE);

@@ -29,6 +29,7 @@ import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
 import { parseIdentity } from "../crypto/identity.js";
 import { ed25519Verify } from "../crypto/ed25519.js";
+import { DhtError } from "../dht/errors.js";
 import type { DhtRecord, OwnerSignedRecord } from "../dht/record.js";
 import { DestroyReason, EndReason } from "../onion/constants.js";
 import { TokenBucket } from "../onion/token-bucket.js";
@@ -185,6 +186,18 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     unknownPoint: 0,
   };
   const byAuthKey = new Map<string, Registration>();
+  /** Signatures of registrations seen within the clock window: a registration is accepted once. */
+  const seenRegistrations = new Map<string, number>();
+  const rememberRegistration = (sig: Uint8Array, wall: number): boolean => {
+    for (const [key, until] of seenRegistrations) {
+      if (until > wall && seenRegistrations.size < limits.maxRegistrations * 4) break;
+      seenRegistrations.delete(key);
+    }
+    const key = hex(sig);
+    if (seenRegistrations.has(key)) return false;
+    seenRegistrations.set(key, wall + 2 * limits.maxSkewMs);
+    return true;
+  };
   let nextIntroId = 1;
   let closed = false;
 
@@ -250,6 +263,13 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
   const pump = (reg: Registration): void => {
     if (reg.closed) return;
     while (reg.queue.length > 0) {
+      if (reg.delivered >= reg.limits.maxChannels) {
+        // The point took all the channels its user allows: nothing waiting can be delivered any more.
+        noticeOnce(reg, "channels", reg.limits.maxChannels);
+        for (const p of reg.queue.drain())
+          answer(p, { t: "refused", kind: "cap-reached", message: "this presence point has taken all the channels its user allows: try another point" });
+        return;
+      }
       if (reg.pending.size >= reg.limits.maxPending) return;
       const t = now();
       if (!reg.bucket.tryTake(1, t)) {
@@ -431,6 +451,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     const cert = checkCertificate(r.cert, r.identity, identityKey);
     if (!ed25519Verify(identityKey, registrationSigningPayload(r), r.sig))
       throw new PresenceError("bad-signature", "the registration is not signed by its identity");
+    if (!rememberRegistration(r.sig, wall)) throw new PresenceError("replayed", "this registration was received before");
     const current = presencePeriod(wall, r.periodLength);
     if (Math.abs(r.period - current) > 1)
       throw new PresenceError("wrong-binding", `the registration is for period ${r.period}; this node is in period ${current}`);
@@ -541,12 +562,12 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
               await publish(reg, request.record);
             }
           } catch (err) {
-            if (!(err instanceof PresenceError)) {
-              refuseRegistration(stream, "busy", `the record could not be published: ${(err as Error).message}`);
-              logFailure(log, err, "publish presence record");
-              return;
-            }
-            refuseRegistration(stream, err.kind, err.message);
+            if (err instanceof PresenceError) return refuseRegistration(stream, err.kind, err.message);
+            if (DhtError.is(err, "stale-sequence"))
+              return refuseRegistration(stream, "replayed", `the DHT holds a newer version of this record: ${err.message}`);
+            if (DhtError.is(err) && err.category === "peer") return refuseRegistration(stream, "record-invalid", `the DHT refuses the record: ${err.message}`);
+            refuseRegistration(stream, "busy", `the record could not be published: ${(err as Error).message}`);
+            logFailure(log, err, "publish presence record");
           }
         });
       },
