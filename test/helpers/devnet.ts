@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startDevnet, type Devnet } from "../../scripts/lib/devnet.js";
+import { startDevnet, waitForConsensusListing, type Devnet } from "../../scripts/lib/devnet.js";
 
 export interface TestDevnet {
   /** The working directory: devnet/ and deployment.json are in it. */
@@ -34,11 +34,7 @@ export async function startTestDevnet(prefix: string): Promise<TestDevnet> {
   try {
     await devnet.firstConsensus;
     // Descriptors reach the discovery nodes over the first periods: wait for a consensus listing them all.
-    const onion = devnet.state.nodes.find((n) => n.name === "onion-1")!;
-    for (let listed = 0; listed < devnet.state.nodes.length; await new Promise((r) => setTimeout(r, 500))) {
-      const res = await fetch(`${onion.controlApi}/v1/consensus`);
-      listed = res.ok ? ((await res.json()) as { nodes: unknown[] }).nodes.length : 0;
-    }
+    await waitForConsensusListing(devnet.state.nodes, devnet.state.nodes.length, 5 * 60_000);
   } catch (err) {
     await devnet.stop();
     await rm(root, { recursive: true, force: true });

@@ -4,10 +4,16 @@
  * exits 0 once carol acknowledged, carol printing the exact JSON line; a
  * fresh identity (bob) made and registered with the README's commands
  * listens with `--allow carol`, refuses alice (her `send` exits non-zero
- * with one error line naming the fix) and takes carol's message.
+ * with one error line naming the fix) and takes carol's message; with the
+ * demo users `npm start` runs, bob's message to alice is acknowledged, as
+ * the README says.
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
+import { formatIdentity } from "../../node/src/crypto/identity.js";
+import { DEVNET_PASSPHRASE } from "../../scripts/lib/devnet.js";
+import { startDevnetUsers } from "../../scripts/lib/devnet-demo.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
 import { runPsp, startPsp, type RunningPsp } from "../helpers/psp.js";
 
@@ -33,6 +39,23 @@ async function listen(keyFile: string, extra: string[] = [], env: Record<string,
 
 const errorLines = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith("error:"));
 
+/** bob's key file is sealed with this (PSP_KEY_PASSWORD), as in the README. */
+const env = { PSP_KEY_PASSWORD: "bob's passphrase" };
+let bob: Promise<{ identity: string; keyFile: string }> | undefined;
+
+/** bob as in the README: a new identity, registered on chain through the authorities (once per file). */
+function registeredBob(): Promise<{ identity: string; keyFile: string }> {
+  bob ??= (async () => {
+    const keyFile = join(net.root, "bob.key");
+    const created = await runPsp(net.root, ["identity", "create", "--out", keyFile], env);
+    expect(created.code, created.stderr).toBe(0);
+    const registered = await runPsp(net.root, ["identity", "register", "--key-file", keyFile, "--deployment", join(net.root, "deployment.json"), "--rpc", net.devnet.state.rpcUrl], env);
+    expect(registered.code, registered.stderr).toBe(0);
+    return { identity: created.stdout.trim(), keyFile };
+  })();
+  return bob;
+}
+
 describe("psp msg", () => {
   it("delivers alice's message to carol's listener, which prints the exact JSON line and stops cleanly on SIGINT", async () => {
     const alice = net.user("alice");
@@ -55,14 +78,7 @@ describe("psp msg", () => {
   it("--allow refuses everyone else: the sender exits non-zero with the refusal, the allowed one gets through", async () => {
     const alice = net.user("alice");
     const carol = net.user("carol");
-    // bob as in the README: a new identity, registered on chain through the authorities.
-    const env = { PSP_KEY_PASSWORD: "bob's passphrase" };
-    const bobKey = join(net.root, "bob.key");
-    const created = await runPsp(net.root, ["identity", "create", "--out", bobKey], env);
-    expect(created.code, created.stderr).toBe(0);
-    const bob = created.stdout.trim();
-    const registered = await runPsp(net.root, ["identity", "register", "--key-file", bobKey, "--deployment", join(net.root, "deployment.json"), "--rpc", net.devnet.state.rpcUrl], env);
-    expect(registered.code, registered.stderr).toBe(0);
+    const { identity: bob, keyFile: bobKey } = await registeredBob();
 
     const { run: listener } = await listen(bobKey, ["--allow", carol.identity], env);
     const refused = await runPsp(net.root, ["msg", "send", "--key-file", alice.keyFile, "--to", bob, "--text", "let me in"]);
@@ -83,7 +99,8 @@ describe("psp msg", () => {
   it("refuses a recipient that is not announced, and a mistyped identity, with one error line naming the fix", async () => {
     const alice = net.user("alice");
     const carol = net.user("carol");
-    const absent = await runPsp(net.root, ["msg", "send", "--key-file", carol.keyFile, "--to", alice.identity, "--text", "anyone?"]);
+    const nobody = formatIdentity({ namespace: "peerstream", application: "client", kind: "account", publicKey: generateEd25519KeyPair().publicKey });
+    const absent = await runPsp(net.root, ["msg", "send", "--key-file", carol.keyFile, "--to", nobody, "--text", "anyone?"]);
     expect(absent.code).not.toBe(0);
     expect(errorLines(absent.stderr), absent.stderr).toEqual([expect.stringMatching(/\[not-found\] .* is not announced: .*psp msg listen/)]);
 
@@ -91,4 +108,19 @@ describe("psp msg", () => {
     expect(typo.code).not.toBe(0);
     expect(typo.stderr).toMatch(/--to.*not an identity/);
   }, 120_000);
+
+  it("runs the README's step on a devnet like npm start's: bob messages alice, whom the devnet keeps present", async () => {
+    const { keyFile } = await registeredBob();
+    // What `npm start` adds to the devnet once the consensus lists every node: alice and carol, alice answering everyone.
+    const users = await startDevnetUsers({ stateFile: join(net.root, "devnet", "state.json"), users: net.devnet.state.demo.users, passphrase: DEVNET_PASSPHRASE, log: () => {} });
+    try {
+      await users.demo;
+      const alice = net.user("alice");
+      const sent = await runPsp(net.root, ["msg", "send", "--key-file", keyFile, "--to", alice.identity, "--text", "hi"], env);
+      expect(sent.code, sent.stderr).toBe(0);
+      expect(sent.stdout.trim()).toBe(`delivered to ${alice.identity}`);
+    } finally {
+      await users.stop();
+    }
+  }, 180_000);
 });
