@@ -116,3 +116,39 @@ export function untilSignal(): Promise<NodeJS.Signals> {
 export function warnLine(err: Error): void {
   console.error(`warning: ${err.message}`);
 }
+
+/** How long closing a client may take before a command gives up on it (and says so). */
+const CLOSE_WITHIN_MS = 10_000;
+
+/**
+ * Closes `client`, giving up after 10 s with a warning line: a command that
+ * has done its work ends with its own exit code, never hanging on a route
+ * that no longer answers.
+ */
+export async function closeClient(client: PspClient): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), CLOSE_WITHIN_MS)));
+  const closed = client.close().then(
+    () => "closed" as const,
+    (err: unknown) => {
+      warnLine(new Error(`closing the client failed: ${(err as Error).message}`));
+      return "closed" as const;
+    },
+  );
+  try {
+    if ((await Promise.race([closed, late])) === "late") warnLine(new Error(`the client did not close within ${CLOSE_WITHIN_MS / 1000} s; exiting anyway`));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Rejects with `error()` unless `promise` settles within `ms` (the timer also keeps the process waiting for it). */
+export async function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error()), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

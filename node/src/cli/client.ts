@@ -19,7 +19,7 @@ import { MIN_TOKEN_LENGTH, startClientDaemon } from "../api/client-daemon.js";
 import { ClientError } from "../client/errors.js";
 import { childLogger, createLogger, LOG_LEVELS, logFailure } from "../log.js";
 import type { LogLevel } from "../log.js";
-import { clientOptions, openClient, untilSignal } from "./client-options.js";
+import { clientOptions, closeClient, openClient, untilSignal } from "./client-options.js";
 import type { ClientCliOptions } from "./client-options.js";
 import { integerOption } from "./options.js";
 
@@ -73,7 +73,7 @@ async function run(opts: RunOptions): Promise<void> {
     childLogger(log, "cli").info(`${signal}: stopping`);
   } finally {
     await daemon?.close();
-    await client.close();
+    await closeClient(client);
   }
 }
 

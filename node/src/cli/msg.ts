@@ -27,7 +27,7 @@ import { isPspError } from "../errors.js";
 import type { PresenceChannel } from "../presence/channel.js";
 import { PresenceError } from "../presence/errors.js";
 import type { IncomingIntroduction } from "../presence/client.js";
-import { clientOptions, openClient, untilSignal, warnLine } from "./client-options.js";
+import { clientOptions, closeClient, openClient, untilSignal, warnLine, within } from "./client-options.js";
 import type { ClientCliOptions } from "./client-options.js";
 import { integerOption } from "./options.js";
 
@@ -127,7 +127,7 @@ async function listen(opts: ListenOptions): Promise<void> {
     await stopped;
   } finally {
     for (const channel of channels) channel.close();
-    await client.close();
+    await closeClient(client);
   }
 }
 
@@ -161,7 +161,8 @@ async function send(opts: SendOptions): Promise<void> {
         throw explain(err, opts.to, me, opts.keyFile);
       });
     try {
-      await channel.send(opts.text);
+      // channel.send has its own acknowledgement deadline; this one also covers a route that stops answering altogether.
+      await within(channel.send(opts.text), opts.timeout + 5_000, () => new PresenceError("timeout", `${opts.to} did not acknowledge the message within ${opts.timeout} ms`));
     } catch (err) {
       throw explain(err, opts.to, me, opts.keyFile);
     } finally {
@@ -169,7 +170,7 @@ async function send(opts: SendOptions): Promise<void> {
     }
     console.log(opts.json ? JSON.stringify({ type: "delivered", to: opts.to }) : `delivered to ${opts.to}`);
   } finally {
-    await client.close();
+    await closeClient(client);
   }
 }
 
