@@ -19,6 +19,8 @@ export const commandGroups: readonly CommandGroup[] = [
   { name: "cert", description: "access certificates from the authority nodes", load: () => import("./cert.js") },
   { name: "operator", description: "node operator actions on the NodeRegistry: consent, register, stake, activate, unstake, withdraw, status", load: () => import("./operator.js") },
   { name: "node", description: "run a PSP node", load: () => import("./node.js") },
+  { name: "msg", description: "private messages: listen for them (psp msg listen), send one (psp msg send)", load: () => import("./msg.js") },
+  { name: "client", description: "run a local client daemon: a REST + WebSocket API for apps in any language", load: () => import("./client.js") },
   { name: "sim", description: "in-process simulators", load: () => import("./sim.js") },
   { name: "bench", description: "benchmarks on this machine", load: () => import("./bench.js") },
 ];

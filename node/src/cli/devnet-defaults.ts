@@ -47,6 +47,16 @@ export async function devnetPassphraseFor(file: string): Promise<string | undefi
   } catch {
     return undefined; // a broken state file never unlocks anything
   }
-  const own = [...state.accounts.keystores.files.map((k) => k.file), String((state.demo.identity as { keyFile?: unknown } | undefined)?.keyFile ?? "")];
-  return own.some((f) => f !== "" && resolve(f) === resolve(file)) ? state.accounts.keystores.passphrase : undefined;
+  const own = [...state.accounts.keystores.files.map((k) => k.file), ...demoKeyFiles(state.demo ?? {})];
+  return own.some((f) => resolve(f) === resolve(file)) ? state.accounts.keystores.passphrase : undefined;
+}
+
+/** The key files of the devnet's demo identity and demo users (alice, carol), as far as the state names them. */
+function demoKeyFiles(demo: DevnetState["demo"]): string[] {
+  const keyFileOf = (v: unknown): string[] => {
+    const file = typeof v === "object" && v !== null ? (v as { keyFile?: unknown }).keyFile : undefined;
+    return typeof file === "string" && file !== "" ? [file] : [];
+  };
+  const users = Array.isArray(demo.users) ? (demo.users as unknown[]) : [];
+  return [...keyFileOf(demo.identity), ...users.flatMap(keyFileOf)];
 }

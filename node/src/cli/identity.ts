@@ -17,7 +17,6 @@
  */
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
-import { createInterface } from "node:readline/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { InvalidArgumentError } from "commander";
@@ -28,10 +27,13 @@ import type { AuthorityTransport } from "../authority/service.js";
 import { createChainPki, type Pki } from "../chain/pki.js";
 import { ChainError } from "../chain/errors.js";
 import { generateEd25519KeyPair } from "../crypto/ed25519.js";
-import { formatIdentity, isIdentityKind, parseIdentity, type Identity, type IdentityKind } from "../crypto/identity.js";
+import { formatIdentity, parseIdentity, type Identity } from "../crypto/identity.js";
 import { decryptKeyFile, encryptKeyFile, parseKeyFile } from "../crypto/keyfile.js";
 import { addChainOptions, chainContext, type ChainCliOptions } from "./chain-context.js";
-import { defaultDevnetStateFile, devnetPassphraseFor } from "./devnet-defaults.js";
+import { defaultDevnetStateFile } from "./devnet-defaults.js";
+import { identityNameOptions, keyPassphrase, type NameOptions } from "./key-file.js";
+
+export { identityNameOptions, type NameOptions } from "./key-file.js";
 
 // The authority client (links, TLS) and the registration flow load only in the commands that use them.
 const authorityModules = async () => ({ ...(await import("../authority/service.js")), ...(await import("../authority/node.js")) });
@@ -74,28 +76,10 @@ export function chainOptions(cmd: Command): Command {
   return addChainOptions(cmd).option("--confirmations <n>", "blocks a chain fact must be buried under (default 0 on the devnet, 2 elsewhere)", nonNegativeInteger);
 }
 
-export function identityNameOptions(cmd: Command): Command {
-  return cmd
-    .option("--namespace <name>", "identity namespace", "peerstream")
-    .option("--application <name>", "identity application", "client")
-    .option("--kind <kind>", "account, node or group", identityKind, "account" as IdentityKind);
-}
-
 function nonNegativeInteger(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError("must be a non-negative integer");
   return n;
-}
-
-function identityKind(value: string): IdentityKind {
-  if (!isIdentityKind(value)) throw new InvalidArgumentError("must be account, node or group");
-  return value;
-}
-
-export interface NameOptions {
-  namespace: string;
-  application: string;
-  kind: IdentityKind;
 }
 
 export type ChainOptions = ChainCliOptions & { confirmations?: number };
@@ -106,24 +90,6 @@ export async function cliPki(opts: ChainOptions, needsAccount: boolean) {
   const confirmations = opts.confirmations ?? (ctx.deployment.chainId === 31337 ? 0 : 2);
   const pki = await createChainPki({ clients: ctx.clients, deployment: ctx.deployment, confirmations, follow: false });
   return { ...ctx, pki };
-}
-
-async function keyPassphrase(path: string, confirm = false): Promise<string> {
-  const fromEnv = process.env.PSP_KEY_PASSWORD;
-  // An empty variable is an unset one: no key file is sealed with an empty passphrase.
-  if (fromEnv) return fromEnv;
-  // The devnet's own key files (the demo identity) open with the documented devnet passphrase.
-  const devnet = confirm ? undefined : await devnetPassphraseFor(path);
-  if (devnet !== undefined) return devnet;
-  if (!process.stdin.isTTY) throw new ChainError("bad-argument", `no passphrase for ${path}: set PSP_KEY_PASSWORD or run on a terminal`);
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  try {
-    const first = await rl.question(`passphrase for ${path}: `);
-    if (confirm && (await rl.question("again: ")) !== first) throw new ChainError("bad-argument", "the passphrases differ");
-    return first;
-  } finally {
-    rl.close();
-  }
 }
 
 /** Decrypts an identity key file and names it under `names`. */

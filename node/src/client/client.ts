@@ -162,7 +162,8 @@ const CERT_RENEW_MARGIN_S = 300;
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
-function summary(c: VerifiedConsensus): ConsensusSummary {
+/** What a consensus amounts to for an app: its times, nodes listed and trusted signatures. */
+export function consensusSummary(c: VerifiedConsensus): ConsensusSummary {
   return { validAfter: c.validAfter, freshUntil: c.freshUntil, validUntil: c.validUntil, nodes: c.entries.length, signers: c.signers.length };
 }
 
@@ -323,7 +324,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     const timeoutMs = this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     this.consensusClient.on("consensus", (c) => {
       this.onionClient?.setNodes(consensusToPathNodes(c));
-      this.emit("consensus", summary(c));
+      this.emit("consensus", consensusSummary(c));
     });
     this.consensusClient.on("fetch-error", (peer, err) =>
       this.warn(new ClientError("no-consensus", `consensus fetch from ${hexOf(peer.identity).slice(0, 16)}… at ${peer.host}:${peer.port} failed: ${err.message}`, { cause: err })),

@@ -111,8 +111,9 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
       this.waiting.set(id, { resolve, reject, timer });
     });
     acked.catch(() => undefined); // observed by the caller's await below
-    await this.sendFrame(encodeChannelPayload({ t: "msg", id, body: bytes }));
-    await acked;
+    const sent = this.sendFrame(encodeChannelPayload({ t: "msg", id, body: bytes }));
+    // The acknowledgement settles it: a write still waiting for room on the route must not hold a delivered message.
+    await Promise.race([acked, sent.then(() => acked)]);
   }
 
   /** Messages as they arrive; ends when the channel closes. One reader at a time. */
