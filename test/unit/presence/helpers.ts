@@ -100,6 +100,8 @@ export class FakeServiceStream implements ServiceStream {
   private static serial = 1;
   readonly circuitId = FakeServiceStream.serial++;
   readonly streamId = 1;
+  /** The relay the circuit came from (a presence node refuses registrations that came straight from a client). */
+  previousHop: Uint8Array | null = new Uint8Array(32).fill(7);
   readonly sent: Uint8Array[] = [];
   ended: EndReason | undefined;
   destroyed: DestroyReason | undefined;
