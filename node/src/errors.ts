@@ -22,6 +22,7 @@
 /** The layers that raise PspErrors (one per folder of node/src, plus the oracle service). */
 export type ErrorLayer =
   | "core"
+  | "base"
   | "crypto"
   | "wire"
   | "link"
@@ -169,6 +170,8 @@ export class PspError<K extends string = string> extends Error {
  */
 export function layerError<K extends string>(layer: ErrorLayer, categories: KindCategories<K>) {
   return class LayerError extends PspError<K> {
+    /** The layer every error of this class belongs to. */
+    static readonly layer: ErrorLayer = layer;
     override get layer(): ErrorLayer {
       return layer;
     }

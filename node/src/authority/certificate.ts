@@ -24,7 +24,8 @@
  * own CertificateError kind.
  */
 import { bytesToHex, getAddress, hexToBytes, isAddress, type Address, type Hex } from "viem";
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { parseIdentity } from "../crypto/identity.js";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
@@ -66,7 +67,21 @@ export type CertificateErrorKind =
   /** A caller passed an unusable argument (a bug, not hostile input). */
   | "bad-argument";
 
-export class CertificateError extends PspError<CertificateErrorKind> {}
+/** A certificate that fails a check was presented by someone else; a bad argument is the caller's. */
+const CERTIFICATE_CATEGORIES = {
+  "too-large": "peer",
+  malformed: "peer",
+  "wrong-chain": "peer",
+  "bad-validity": "peer",
+  expired: "peer",
+  "not-yet-valid": "peer",
+  forged: "peer",
+  "below-threshold": "peer",
+  "bad-argument": "bug",
+} as const satisfies KindCategories<CertificateErrorKind>;
+
+/** Why an access certificate was refused (certificate.ts); AuthorityError is the service's. */
+export class CertificateError extends layerError<CertificateErrorKind>("authority", CERTIFICATE_CATEGORIES) {}
 
 export interface AccessCertificateBody {
   /** `<namespace>.<application>.<kind>.<base58>` */

@@ -31,7 +31,8 @@
  * any chain read.
  */
 import { bytesToHex, getAddress, hexToBytes, type Address, type Hex, type LocalAccount } from "viem";
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { randomBytes as secureRandomBytes } from "../crypto/backend.js";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { TokenBucket } from "../onion/token-bucket.js";
@@ -92,22 +93,55 @@ export type AuthorityErrorKind =
   /** Client side: fewer authorities answered than the threshold. */
   | "not-enough-authorities";
 
-export class AuthorityError extends PspError<AuthorityErrorKind> {
+/**
+ * The service's refusals travel to the client with their kind: a request
+ * that is malformed, for another chain, with a window out of bounds or a bad
+ * proof is the sender's doing (and, to a client, an authority that refuses
+ * a well-formed request so is one to drop); the chain's answers (not
+ * registered, revoked, forbidden) are refusals; limits and a chain view that
+ * has not caught up are worth a retry (after `retryAfterMs` when given).
+ * Kinds shared with CertificateError have its category.
+ */
+const AUTHORITY_CATEGORIES = {
+  "too-large": "peer",
+  "malformed-request": "peer",
+  "unknown-message": "peer",
+  "rate-limited": "transient",
+  busy: "transient",
+  "unknown-challenge": "transient",
+  "challenge-expired": "transient",
+  "challenge-reused": "peer",
+  "wrong-chain": "peer",
+  "bad-validity": "peer",
+  "bad-proof": "peer",
+  "not-an-authority": "refused",
+  "identity-not-registered": "refused",
+  "identity-unconfirmed": "transient",
+  "identity-revoked": "refused",
+  "identity-rotated": "refused",
+  "application-not-found": "refused",
+  "policy-forbids": "refused",
+  "identity-exists": "refused",
+  "deadline-out-of-range": "refused",
+  "chain-unavailable": "transient",
+  "bad-response": "peer",
+  unreachable: "transient",
+  "not-enough-authorities": "transient",
+} as const satisfies KindCategories<AuthorityErrorKind>;
+
+export class AuthorityError extends layerError<AuthorityErrorKind>("authority", AUTHORITY_CATEGORIES) {
   /** For "not-enough-authorities": why each authority that did not sign refused. */
   readonly refusals: readonly AuthorityError[];
 
-  constructor(kind: AuthorityErrorKind, message: string, options?: { cause?: unknown; retryAfterMs?: number; refusals?: readonly AuthorityError[] }) {
+  constructor(kind: AuthorityErrorKind, message: string, options?: PspErrorOptions & { refusals?: readonly AuthorityError[] }) {
     super(kind, message, options);
     this.refusals = options?.refusals ?? [];
   }
 }
 
-const KNOWN_KINDS = new Set<string>([
-  "too-large", "malformed-request", "unknown-message", "rate-limited", "busy", "unknown-challenge", "challenge-expired",
-  "challenge-reused", "wrong-chain", "bad-validity", "bad-proof", "not-an-authority", "identity-not-registered",
-  "identity-unconfirmed", "identity-revoked", "identity-rotated", "application-not-found", "policy-forbids",
-  "identity-exists", "deadline-out-of-range", "chain-unavailable",
-]);
+/** Kinds only the client side raises; every other kind is a refusal an authority may send. */
+const CLIENT_SIDE_KINDS: readonly AuthorityErrorKind[] = ["bad-response", "unreachable", "not-enough-authorities"];
+const REFUSAL_KINDS = new Set<string>(AuthorityError.kinds.filter((kind) => !CLIENT_SIDE_KINDS.includes(kind)));
 
 // ---------------------------------------------------------------- messages
 
@@ -577,7 +611,7 @@ export function localAuthorityTransport(service: AuthorityService, client = "loc
 async function exchange(transport: AuthorityTransport, request: AuthorityRequest): Promise<AuthorityResponse> {
   const response = decodeAuthorityResponse(await transport(encodeAuthorityMessage(request)));
   if (response.t === "error") {
-    const kind = KNOWN_KINDS.has(response.kind) ? (response.kind as AuthorityErrorKind) : "bad-response";
+    const kind = REFUSAL_KINDS.has(response.kind) ? (response.kind as AuthorityErrorKind) : "bad-response";
     throw new AuthorityError(kind, `authority refused: ${response.message}`, response.retryAfterMs !== undefined ? { retryAfterMs: response.retryAfterMs } : {});
   }
   return response;

@@ -41,7 +41,6 @@ import type { CircuitDhtClient, CircuitDhtPutResult } from "../dht/proxy.js";
 import { recordKey, signRecordAsOwner } from "../dht/record.js";
 import type { DhtRecord, OwnerSignedRecord } from "../dht/record.js";
 import { DhtError } from "../dht/errors.js";
-import { isPspError } from "../errors.js";
 import { createConnectionManager } from "../link/manager.js";
 import type { ConnectionManager } from "../link/manager.js";
 import { createLinkRpc } from "../link/rpc.js";
@@ -414,7 +413,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       try {
         return await op(client);
       } catch (err) {
-        const lost = isPspError(err, "unreachable") || !this.dhtSession?.circuit.isOpen;
+        const lost = DhtError.is(err, "unreachable") || !this.dhtSession?.circuit.isOpen;
         if (!lost || attempt > 0) throw err;
         this.warn(new ClientError("no-circuit", `the DHT circuit was lost (${(err as Error).message}); retrying on a new one`, { cause: err }));
         this.dhtSession?.circuit.close();

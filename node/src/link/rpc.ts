@@ -21,7 +21,8 @@
  * Trusts nothing in the cells; message contents are the service's to check.
  */
 import { randomBytes } from "../crypto/backend.js";
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { WireError } from "../wire/errors.js";
@@ -87,13 +88,36 @@ const WIRE_KINDS: readonly RpcErrorKind[] = ["busy", "oversized", "malformed", "
 const MAX_CODE_LEN = 32;
 const MAX_ERROR_TEXT = CELL_PAYLOAD_LEN - RPC_CELL_HEADER_LEN - 2 - MAX_CODE_LEN - 2;
 
-export class RpcError extends PspError<RpcErrorKind> {
+/**
+ * Categories as the requester meets them (refusals arrive from the peer in
+ * ERROR cells): a busy, slow or failing peer can be asked again later, a
+ * refusal or an oversized message will be refused again unchanged.
+ */
+const RPC_CATEGORIES = {
+  config: "bug",
+  unreachable: "transient",
+  timeout: "transient",
+  busy: "transient",
+  oversized: "refused",
+  malformed: "peer",
+  "unknown-service": "refused",
+  unauthenticated: "refused",
+  refused: "refused",
+  "handler-failed": "transient",
+  closed: "shutdown",
+} as const satisfies KindCategories<RpcErrorKind>;
+
+/**
+ * The link layer's request/response error: one request failed or was
+ * refused, the link goes on (a LinkError is about the link itself).
+ */
+export class RpcError extends layerError<RpcErrorKind>("link", RPC_CATEGORIES) {
   /** For "refused": the service's reason (e.g. a DHT error kind); ASCII, ≤ 32 bytes. */
   readonly code: string | undefined;
   /** True when the peer sent this refusal in an ERROR cell. */
   readonly remote: boolean;
 
-  constructor(kind: RpcErrorKind, message: string, options?: { cause?: unknown; code?: string; remote?: boolean }) {
+  constructor(kind: RpcErrorKind, message: string, options?: PspErrorOptions & { code?: string; remote?: boolean }) {
     super(kind, message, options);
     this.code = options?.code;
     this.remote = options?.remote ?? false;

@@ -16,7 +16,8 @@
  * nothing in the messages; their bodies are the handler's to check. The
  * server learns nothing about the client beyond the local circuit serial.
  */
-import { PspError } from "../errors.js";
+import { PspError, layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { EndReason } from "./constants.js";
 import type { OnionStream } from "./onion-client.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "./types.js";
@@ -60,14 +61,31 @@ const WIRE_KINDS: readonly StreamRpcErrorKind[] = ["busy", "oversized", "malform
 const MAX_CODE_LEN = 32;
 const MAX_ERROR_TEXT = 512;
 
-export class StreamRpcError extends PspError<StreamRpcErrorKind> {
+/**
+ * Categories as the requester meets them, the same as the link RPC's: a
+ * closed stream, a busy or failing service can be asked again (on a new
+ * stream), a refusal or an oversized message will be refused again.
+ */
+const STREAM_RPC_CATEGORIES = {
+  "bad-argument": "bug",
+  timeout: "transient",
+  closed: "transient",
+  busy: "transient",
+  oversized: "refused",
+  malformed: "peer",
+  refused: "refused",
+  "handler-failed": "transient",
+} as const satisfies KindCategories<StreamRpcErrorKind>;
+
+/** The onion layer's request/response error: one request over a stream failed or was refused. */
+export class StreamRpcError extends layerError<StreamRpcErrorKind>("onion", STREAM_RPC_CATEGORIES) {
   /** For "refused": the service's reason, ASCII, ≤ 32 bytes. */
   readonly code: string | undefined;
   /** True when the far end sent this error. */
   readonly remote: boolean;
 
-  constructor(kind: StreamRpcErrorKind, message: string, options?: { cause?: unknown; code?: string; remote?: boolean }) {
-    super(kind, message, options?.cause === undefined ? undefined : { cause: options.cause });
+  constructor(kind: StreamRpcErrorKind, message: string, options?: PspErrorOptions & { code?: string; remote?: boolean }) {
+    super(kind, message, options);
     this.code = options?.code;
     this.remote = options?.remote ?? false;
   }

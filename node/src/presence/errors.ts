@@ -5,7 +5,8 @@
  * Every function in node/src/presence throws only this error for bad input,
  * so a caller can switch on `kind` (docs/spec/presence.md lists them).
  */
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 
 export type PresenceErrorKind =
   /** A key or seed had the wrong length, or an option is out of range: a caller bug. */
@@ -21,4 +22,14 @@ export type PresenceErrorKind =
   /** A channel has sent or received its last counter value; open a new one. */
   | "channel-exhausted";
 
-export class PresenceError extends PspError<PresenceErrorKind> {}
+/** Frames that fail to open came from the other end; an exhausted channel refuses more until a new one is opened. */
+const PRESENCE_CATEGORIES = {
+  "bad-argument": "bug",
+  "channel-malformed": "peer",
+  "channel-auth-failed": "peer",
+  "channel-replayed": "peer",
+  "channel-too-far-ahead": "peer",
+  "channel-exhausted": "refused",
+} as const satisfies KindCategories<PresenceErrorKind>;
+
+export class PresenceError extends layerError<PresenceErrorKind>("presence", PRESENCE_CATEGORIES) {}
