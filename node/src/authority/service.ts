@@ -35,9 +35,10 @@ import { layerError } from "../errors.js";
 import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { randomBytes as secureRandomBytes } from "../crypto/backend.js";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
-import { TokenBucket } from "../onion/token-bucket.js";
+import { TokenBucket } from "../base/token-bucket.js";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
 import { documentSigningMessage } from "../wire/document.js";
+import { cborReaders, isCborMap } from "../wire/fields.js";
 import {
   applicationId as computeApplicationId,
   identityId as computeIdentityId,
@@ -228,35 +229,22 @@ function decodeMap(bytes: Uint8Array): Record<string, CanonicalValue> {
   } catch (err) {
     throw new AuthorityError("malformed-request", `message is not canonical CBOR: ${(err as Error).message}`, { cause: err });
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw) || raw instanceof Uint8Array) throw bad("a message is a CBOR map");
+  if (!isCborMap(raw)) throw bad("a message is a CBOR map");
   if (raw.v !== AUTHORITY_MESSAGE_VERSION) throw bad(`message version ${String(raw.v)} is not ${AUTHORITY_MESSAGE_VERSION}`);
   if (typeof raw.t !== "string") throw bad('a message names its type in "t"');
   return raw;
 }
 
+const { readMap, readBytes, readText, readUint } = cborReaders(bad);
+
+/** Checks that a message holds exactly "t", "v", the required fields and any of the optional ones. */
 function fields(map: Record<string, CanonicalValue>, required: string[], optional: string[] = []): void {
-  const allowed = new Set(["t", "v", ...required, ...optional]);
-  for (const k of Object.keys(map)) if (!allowed.has(k)) throw bad(`"${map.t as string}" has an unknown field "${k}"`);
-  for (const k of required) if (!(k in map)) throw bad(`"${map.t as string}" lacks the field "${k}"`);
+  readMap(map, `"${map.t as string}"`, ["t", "v", ...required], optional);
 }
 
-function bytesField(map: Record<string, CanonicalValue>, key: string, length: number): Uint8Array {
-  const value = map[key];
-  if (!(value instanceof Uint8Array) || value.length !== length) throw bad(`"${key}" must be ${length} bytes`);
-  return value;
-}
-
-function stringField(map: Record<string, CanonicalValue>, key: string, maxLength = 64): string {
-  const value = map[key];
-  if (typeof value !== "string" || value.length > maxLength) throw bad(`"${key}" must be text of at most ${maxLength} characters`);
-  return value;
-}
-
-function uintField(map: Record<string, CanonicalValue>, key: string): number {
-  const value = map[key];
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) throw bad(`"${key}" must be an unsigned integer`);
-  return value;
-}
+const bytesField = (map: Record<string, CanonicalValue>, key: string, length: number): Uint8Array => readBytes(map[key], `"${key}"`, length);
+const stringField = (map: Record<string, CanonicalValue>, key: string, maxLength = 64): string => readText(map[key], `"${key}"`, maxLength);
+const uintField = (map: Record<string, CanonicalValue>, key: string): number => readUint(map[key], `"${key}"`);
 
 /** Decodes a request; throws AuthorityError "too-large", "malformed-request" or "unknown-message". */
 export function decodeAuthorityRequest(bytes: Uint8Array): AuthorityRequest {

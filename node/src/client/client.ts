@@ -26,6 +26,7 @@
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { circuitAuthorityTransport } from "../authority/circuit.js";
+import { hexOf } from "../base/hex.js";
 import { defaultCertificateThreshold } from "../authority/certificate.js";
 import { requestAccessCertificateWhenConfirmed } from "../authority/node.js";
 import { ed25519PublicKey } from "../crypto/ed25519.js";
@@ -133,8 +134,6 @@ const DEFAULT_READY_TIMEOUT_MS = 60_000;
 const DEFAULT_TTL_MS = 3600_000;
 /** A held certificate is renewed when less than this is left. */
 const CERT_RENEW_MARGIN_S = 300;
-
-const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 function summary(c: VerifiedConsensus): ConsensusSummary {
   return { validAfter: c.validAfter, freshUntil: c.freshUntil, validUntil: c.validUntil, nodes: c.entries.length, signers: c.signers.length };

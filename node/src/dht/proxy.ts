@@ -24,9 +24,10 @@
 import { isPspError } from "../errors.js";
 import { createStreamRpc, streamRpcService, StreamRpcError } from "../onion/stream-rpc.js";
 import type { RpcStream, StreamRpc, StreamRpcContext, StreamRpcServiceOptions } from "../onion/stream-rpc.js";
-import { TokenBucket } from "../onion/token-bucket.js";
+import { TokenBucket } from "../base/token-bucket.js";
 import type { LocalService } from "../onion/types.js";
 import { decodeCanonical, encodeCanonical } from "../wire/canonical.js";
+import { isCborMap } from "../wire/fields.js";
 import { DHT_ERROR_KINDS, DhtError } from "./errors.js";
 import type { DhtErrorKind } from "./errors.js";
 import { idsEqual, isId } from "./id.js";
@@ -71,11 +72,10 @@ function recordToWire(r: DhtRecord): Record<string, unknown> {
   return { ...ownerRecordToWire(r), p: r.publisher, ps: r.publisherSig };
 }
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 
 /** Shape check of an owner-signed record map (a record without p/ps). Throws DhtError "malformed". */
 function ownerRecordFromWire(value: unknown): OwnerSignedRecord {
-  if (!isMap(value)) throw new DhtError("malformed", "PUT record must be a map");
+  if (!isCborMap(value)) throw new DhtError("malformed", "PUT record must be a map");
   if ("p" in value || "ps" in value) throw new DhtError("malformed", "PUT takes an owner-signed record without publisher fields; the proxy node co-signs it");
   const full = recordFromWire({ ...value, p: new Uint8Array(32), ps: new Uint8Array(64) });
   const { publisher: _p, publisherSig: _ps, ...owned } = full;
@@ -95,7 +95,7 @@ export function decodeDhtProxyRequest(bytes: Uint8Array): Request {
   } catch (cause) {
     throw new DhtError("malformed", "DHT proxy request is not canonical CBOR", { cause });
   }
-  if (!isMap(m)) throw new DhtError("malformed", "DHT proxy request must be a map");
+  if (!isCborMap(m)) throw new DhtError("malformed", "DHT proxy request must be a map");
   const fields = Object.keys(m).sort().join(",");
   if (m["t"] === "get") {
     if (fields !== "key,t" || !isId(m["key"])) throw new DhtError("malformed", 'GET is { t: "get", key: 32 bytes }');
@@ -234,7 +234,7 @@ function decodeResponse(bytes: Uint8Array, expected: "records" | "stored"): Reco
   } catch (cause) {
     throw new DhtError("unexpected-response", "the DHT proxy answered with bytes that are not canonical CBOR", { cause });
   }
-  if (!isMap(m) || m["t"] !== expected) throw new DhtError("unexpected-response", `the DHT proxy did not answer with "${expected}"`);
+  if (!isCborMap(m) || m["t"] !== expected) throw new DhtError("unexpected-response", `the DHT proxy did not answer with "${expected}"`);
   return m;
 }
 

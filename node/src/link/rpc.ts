@@ -20,6 +20,7 @@
  * `ctx.peer`, null on an anonymous client link) and for ordered delivery.
  * Trusts nothing in the cells; message contents are the service's to check.
  */
+import { hexOf } from "../base/hex.js";
 import { randomBytes } from "../crypto/backend.js";
 import { layerError } from "../errors.js";
 import type { KindCategories, PspErrorOptions } from "../errors.js";
@@ -327,10 +328,6 @@ function positiveInteger(name: string, v: number): number {
   return v;
 }
 
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
-
 /**
  * Creates the RPC endpoint of one connection manager (one per manager: it
  * registers the manager's handler for CellCommand.RPC, so a second one on the
@@ -482,7 +479,7 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     const { id, maxResponseBytes } = checkRequest(service, bytes, options);
     if (!(peer?.identity instanceof Uint8Array)) throw new RpcError("config", "peer needs an identity key, a host and a port");
     const deadline = performance.now() + options.timeoutMs;
-    const release = await acquireSlot(hex(peer.identity), options.timeoutMs);
+    const release = await acquireSlot(hexOf(peer.identity), options.timeoutMs);
     try {
       let link: Link;
       try {
@@ -504,7 +501,7 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     const { id, maxResponseBytes } = checkRequest(service, bytes, options);
     if (!link.isOpen) throw new RpcError("unreachable", "that link is not open");
     const deadline = performance.now() + options.timeoutMs;
-    const release = await acquireSlot(link.peerIdentity ? hex(link.peerIdentity) : `link-${link.id}`, options.timeoutMs);
+    const release = await acquireSlot(link.peerIdentity ? hexOf(link.peerIdentity) : `link-${link.id}`, options.timeoutMs);
     try {
       const response = await exchange(link, id, bytes, deadline, maxResponseBytes);
       stats.responsesReceived++;

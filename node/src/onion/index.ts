@@ -37,7 +37,6 @@ export { selectPath, networkKey } from "./path.js";
 export type { PathNode, SelectPathOptions } from "./path.js";
 export { RelayLayer, hopCryptoFromKeyMaterial, splitHopKeys } from "./relay-crypto.js";
 export type { HopCrypto, HopKeys } from "./relay-crypto.js";
-export { TokenBucket } from "./token-bucket.js";
 export { OutboundScheduler } from "./scheduler.js";
 export { FlowWindow } from "./flow-control.js";
 export { OnionSim } from "./sim.js";

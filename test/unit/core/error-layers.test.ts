@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ERROR_CATEGORIES, PspError } from "../../../node/src/errors.js";
+import { BaseError } from "../../../node/src/base/errors.js";
 import { CryptoError } from "../../../node/src/crypto/errors.js";
 import { WireError } from "../../../node/src/wire/errors.js";
 import { LinkError } from "../../../node/src/link/errors.js";
@@ -30,6 +31,7 @@ interface LayerErrorClass {
 }
 
 const CLASSES: Record<string, LayerErrorClass> = {
+  base: BaseError,
   crypto: CryptoError,
   wire: WireError,
   link: LinkError,
