@@ -27,6 +27,7 @@ import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { circuitAuthorityTransport } from "../authority/circuit.js";
 import { hexOf } from "../base/hex.js";
+import { withTimeout } from "../base/timeout.js";
 import { defaultCertificateThreshold } from "../authority/certificate.js";
 import { requestAccessCertificateWhenConfirmed } from "../authority/node.js";
 import { ed25519PublicKey } from "../crypto/ed25519.js";
@@ -137,14 +138,6 @@ const CERT_RENEW_MARGIN_S = 300;
 
 function summary(c: VerifiedConsensus): ConsensusSummary {
   return { validAfter: c.validAfter, freshUntil: c.freshUntil, validUntil: c.validUntil, nodes: c.entries.length, signers: c.signers.length };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(error()), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 interface LoadedIdentity {

@@ -8,6 +8,7 @@
  *
  * Trusts nothing: unknown codes received from a peer are kept as numbers.
  */
+import { codeLookup } from "../base/codes.js";
 import { layerError } from "../errors.js";
 import type { KindCategories, PspErrorOptions } from "../errors.js";
 
@@ -68,13 +69,11 @@ export const CloseReason = {
 export type CloseReasonName = keyof typeof CloseReason;
 export type CloseReasonCode = (typeof CloseReason)[CloseReasonName];
 
-const REASON_NAMES = new Map<number, CloseReasonName>(
-  Object.entries(CloseReason).map(([name, code]) => [code, name as CloseReasonName]),
-);
+const closeReasons = codeLookup(CloseReason);
 
 /** "IDLE" for 8; "UNKNOWN_REASON_200" for a code this version does not know. */
 export function closeReasonName(code: number): string {
-  return REASON_NAMES.get(code) ?? `UNKNOWN_REASON_${code}`;
+  return closeReasons.nameOf(code) ?? `UNKNOWN_REASON_${code}`;
 }
 
 /** The close reason we send to the peer when we fail the link with `kind`. */
