@@ -1,7 +1,10 @@
 /**
  * The shared primitives (node/src/base): byte equality and order, hex, UTF-8
- * cut at a character boundary, timeouts and code tables.
+ * cut at a character boundary, timeouts and code tables; and that the layer
+ * stays below every other (it imports only the error base).
  */
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BaseError, bytesEqual, codeLookup, compareBytes, concatBytes, hexOf, parseHex, printableAscii, utf8Prefix, withTimeout } from "../../../node/src/base/index.js";
 
@@ -80,5 +83,17 @@ describe("codeLookup", () => {
 
   it("refuses a table with two names for one code", () => {
     expect(() => codeLookup({ A: 1, B: 1 })).toThrow(BaseError);
+  });
+});
+
+describe("the base layer", () => {
+  it("imports nothing of PSP but the error base, and no node: module", async () => {
+    const dir = join(import.meta.dirname, "..", "..", "..", "node", "src", "base");
+    for (const file of await readdir(dir)) {
+      const source = await readFile(join(dir, file), "utf8");
+      for (const [, from] of source.matchAll(/from "([^"]+)"/g)) {
+        expect(from === "../errors.js" || /^\.\/[a-z-]+\.js$/.test(from ?? ""), `${file} imports ${from}`).toBe(true);
+      }
+    }
   });
 });
