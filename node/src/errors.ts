@@ -58,6 +58,11 @@ export type ErrorLayer =
  *   wrong state). Fix the caller.
  * - `shutdown`: the object was closed or is closing; the operation was
  *   abandoned and nothing is wrong.
+ *
+ * A kind has one category wherever it is met: a refusal that travels back
+ * to a requester (an RPC ERROR, an authority's refusal) keeps its sender's
+ * kind and so its category, and two error classes of one layer give a kind
+ * they share the same category (test/unit/core/error-layers.test.ts).
  */
 export type ErrorCategory = "peer" | "refused" | "transient" | "config" | "bug" | "shutdown";
 

@@ -7,6 +7,7 @@
  *   const closeReasons = codeLookup(CloseReason);
  *   closeReasons.nameOf(1)  // "PROTOCOL_VIOLATION"
  *   closeReasons.nameOf(200) // undefined: a code from a peer this version does not know
+ *   closeReasons.codeOf("IDLE") // 8
  */
 import { BaseError } from "./errors.js";
 
@@ -22,6 +23,8 @@ export interface CodeLookup<T extends CodeTable> {
   nameOf(code: number): CodeName<T> | undefined;
   /** True when the table lists `code`. */
   isCode(code: number): code is Code<T>;
+  /** The code of `name`, or undefined for a name the table does not list (any string may be asked). */
+  codeOf(name: string): Code<T> | undefined;
 }
 
 /** The reverse lookup of `table`; two names with one code are a BaseError "bad-argument". */
@@ -35,5 +38,6 @@ export function codeLookup<const T extends CodeTable>(table: T): CodeLookup<T> {
   return {
     nameOf: (code) => names.get(code),
     isCode: (code): code is Code<T> => names.has(code),
+    codeOf: (name) => (Object.hasOwn(table, name) ? (table[name] as Code<T>) : undefined),
   };
 }

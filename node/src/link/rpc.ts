@@ -20,8 +20,8 @@
  * `ctx.peer`, null on an anonymous client link) and for ordered delivery.
  * Trusts nothing in the cells; message contents are the service's to check.
  */
-import { hexOf } from "../base/hex.js";
 import { codeLookup } from "../base/codes.js";
+import { hexOf } from "../base/hex.js";
 import { withTimeout } from "../base/timeout.js";
 import { randomBytes } from "../crypto/backend.js";
 import { layerError } from "../errors.js";
@@ -256,7 +256,7 @@ export function encodeRpcCells(kind: typeof RpcCellKind.REQUEST | typeof RpcCell
 
 /** An ERROR cell refusing request `id`, its body as wire/error-body.ts lays it out. */
 export function encodeRpcErrorCell(service: number, id: number, error: { kind: RpcErrorKind; message: string; code?: string | undefined }): Cell {
-  const code = (RpcErrorCode as Partial<Record<RpcErrorKind, number>>)[error.kind] ?? RpcErrorCode["handler-failed"];
+  const code = rpcErrorCodes.codeOf(error.kind) ?? RpcErrorCode["handler-failed"];
   return rpcCell(RpcCellKind.ERROR, service, id, encodeErrorBody({ code, detail: error.code ?? "", text: error.message }, MAX_ERROR_TEXT));
 }
 

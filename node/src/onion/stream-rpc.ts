@@ -129,7 +129,7 @@ export function decodeStreamRpcMessage(message: Uint8Array): StreamRpcMessage {
 
 /** An ERROR message's body, as wire/error-body.ts lays it out. */
 export function encodeStreamRpcError(error: { kind: StreamRpcErrorKind; message: string; code?: string | undefined }): Uint8Array {
-  const code = (StreamRpcErrorCode as Partial<Record<StreamRpcErrorKind, number>>)[error.kind] ?? StreamRpcErrorCode["handler-failed"];
+  const code = streamRpcErrorCodes.codeOf(error.kind) ?? StreamRpcErrorCode["handler-failed"];
   return encodeErrorBody({ code, detail: error.code ?? "", text: error.message }, MAX_ERROR_TEXT);
 }
 

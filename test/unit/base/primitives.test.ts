@@ -79,6 +79,7 @@ describe("codeLookup", () => {
     expect(reasons.nameOf(0)).toBe("DONE");
     expect(reasons.nameOf(2)).toBeUndefined();
     expect([reasons.isCode(1), reasons.isCode(200)]).toEqual([true, false]);
+    expect([reasons.codeOf("IDLE"), reasons.codeOf("NOPE"), reasons.codeOf("toString")]).toEqual([8, undefined, undefined]);
   });
 
   it("refuses a table with two names for one code", () => {
