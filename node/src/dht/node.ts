@@ -292,8 +292,8 @@ export class DhtNode {
     const request = this.seal({ body });
     let response: DhtResponse;
     try {
-      const ms = this.config.rpcTimeoutMs;
-      response = await withTimeout(this.transport.request(contact, request, { timeoutMs: ms }), ms, () => new DhtError("timeout", `no response within ${ms} ms`));
+      const timeoutMs = this.config.rpcTimeoutMs;
+      response = await withTimeout(this.transport.request(contact, request, { timeoutMs }), timeoutMs, () => new DhtError("timeout", `no response within ${timeoutMs} ms`));
     } catch (err) {
       if (options.countFailure !== false) this.table.recordFailure(contact.nodeId);
       throw asDhtError(err);
