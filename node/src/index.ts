@@ -8,8 +8,8 @@
  * DHT and certificates. Errors are PspError subclasses with a `kind` to
  * switch on and a `category` (peer, refused, transient, config, bug,
  * shutdown) that says what to do about it whatever the layer; `errorCategory`
- * gives it for any thrown value. The identity and record helpers apps need beside it are here
- * too; the layers themselves are reachable as subpaths
+ * gives it for any thrown value. The identity and record helpers apps need
+ * beside it are here too; the layers themselves are reachable as subpaths
  * ("peerstream-protocol/onion", ".../dht", ...) for tools and nodes.
  */
 export * from "./client/index.js";
