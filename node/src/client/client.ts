@@ -366,7 +366,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         authorities: authorities.map((a) => a.identity),
         threshold,
       });
-      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.kind}] ${refusal.message}`));
+      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.qualifiedKind}] ${refusal.message}`));
       const v = issued.verified;
       this.held = { bytes: issued.certificate, identity: v.identity, identityId: v.identityId, notBefore: v.notBefore, notAfter: v.notAfter, authorities: v.authorities.length };
       this.emit("certificate", this.held);
