@@ -16,7 +16,6 @@ import { getAddress, isAddress, type Address } from "viem";
 import { connectChain } from "../node/src/chain/clients.js";
 import { readDeployment, type Deployment } from "../node/src/chain/deployment.js";
 import { ChainError } from "../node/src/chain/errors.js";
-import { isPspError } from "../node/src/errors.js";
 import { defaultRpcUrl, deploymentPath, loadKeystoreAccount } from "../node/src/cli/chain-context.js";
 import { runCli } from "../node/src/cli/run.js";
 import { defaultParams, deployPsp, devnetParams, writeDeployment } from "./lib/deploy.js";
@@ -57,7 +56,7 @@ const program = new Command("deploy")
     try {
       previous = await readDeployment(path);
     } catch (err) {
-      if (!isPspError(err, "missing-deployment")) throw err;
+      if (!ChainError.is(err, "missing-deployment")) throw err;
     }
     const { deployment, reused } = await deployPsp({
       clients,

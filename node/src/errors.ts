@@ -22,6 +22,7 @@
 /** The layers that raise PspErrors (one per folder of node/src, plus the oracle service). */
 export type ErrorLayer =
   | "core"
+  | "base"
   | "crypto"
   | "wire"
   | "link"
@@ -57,6 +58,11 @@ export type ErrorLayer =
  *   wrong state). Fix the caller.
  * - `shutdown`: the object was closed or is closing; the operation was
  *   abandoned and nothing is wrong.
+ *
+ * A kind has one category wherever it is met: a refusal that travels back
+ * to a requester (an RPC ERROR, an authority's refusal) keeps its sender's
+ * kind and so its category, and two error classes of one layer give a kind
+ * they share the same category (test/unit/core/error-layers.test.ts).
  */
 export type ErrorCategory = "peer" | "refused" | "transient" | "config" | "bug" | "shutdown";
 
@@ -169,6 +175,8 @@ export class PspError<K extends string = string> extends Error {
  */
 export function layerError<K extends string>(layer: ErrorLayer, categories: KindCategories<K>) {
   return class LayerError extends PspError<K> {
+    /** The layer every error of this class belongs to. */
+    static readonly layer: ErrorLayer = layer;
     override get layer(): ErrorLayer {
       return layer;
     }

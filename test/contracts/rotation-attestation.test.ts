@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { bytesToHex, hexToBytes, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
-import { AttestationError, attestationDigest, recoverRotationAttestationSigner, rotationAttestationDigest, type KeyRotation } from "../../node/src/chain/attestation.js";
+import { attestationDigest, recoverRotationAttestationSigner, rotationAttestationDigest, type KeyRotation } from "../../node/src/chain/attestation.js";
 import {
   attestRegistration,
   attestRotation,
@@ -18,6 +18,7 @@ import {
   signRotationProof,
   verifyRotationProof,
 } from "../../node/src/chain/registration.js";
+import { ChainError } from "../../node/src/chain/errors.js";
 import { kindOf as anyKindOf } from "../helpers/index.js";
 
 const registry = "0x5FbDB2315678afecb367f032d93F642f64180aa3" as const;
@@ -29,7 +30,7 @@ function rotationTo(newKey: Uint8Array, overrides: Partial<KeyRotation> = {}) {
   return { chainId: 31337, registry, rotation: { owner, identityId, newKey: bytesToHex(newKey), deadline: 2_000_000_000n, ...overrides } };
 }
 
-const kindOf = (fn: () => unknown) => anyKindOf(fn, AttestationError);
+const kindOf = (fn: () => unknown) => anyKindOf(fn, ChainError);
 
 describe("key rotation attestations off chain", () => {
   it("prefixes the rotation digest with its own domain and verifies only with the new key", async () => {

@@ -163,7 +163,7 @@ describe("deploy and operator scripts", () => {
     expect(status.eligible).toEqual(["onion"]);
 
     const wrongPassword = cli(["stake", ...common, "--keystore", keystore, "--amount", "1"], { ...env, PSP_KEYSTORE_PASSWORD: "wrong" });
-    await expect(wrongPassword).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("[bad-passphrase]") });
+    await expect(wrongPassword).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("[crypto/bad-passphrase]") });
     const badRole = cli(["register", ...common, "--keystore", keystore, "--consent", consentFile, "--roles", "exit"]);
     await expect(badRole).rejects.toMatchObject({ stderr: expect.stringContaining('unknown role "exit"') });
   });

@@ -24,11 +24,14 @@
  * own CertificateError kind.
  */
 import { bytesToHex, getAddress, hexToBytes, isAddress, type Address, type Hex } from "viem";
-import { PspError } from "../errors.js";
+import { bytesEqual } from "../base/bytes.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { parseIdentity } from "../crypto/identity.js";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
 import { documentSigningMessage } from "../wire/document.js";
+import { cborReaders } from "../wire/fields.js";
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { IDENTITY_KIND, assertValidName } from "../chain/attestation.js";
 import { NodeFlag } from "../directory/config.js";
@@ -69,7 +72,21 @@ export type CertificateErrorKind =
   /** A caller passed an unusable argument (a bug, not hostile input). */
   | "bad-argument";
 
-export class CertificateError extends PspError<CertificateErrorKind> {}
+/** A certificate that fails a check was presented by someone else; a bad argument is the caller's. */
+const CERTIFICATE_CATEGORIES = {
+  "too-large": "peer",
+  malformed: "peer",
+  "wrong-chain": "peer",
+  "bad-validity": "peer",
+  expired: "peer",
+  "not-yet-valid": "peer",
+  forged: "peer",
+  "below-threshold": "peer",
+  "bad-argument": "bug",
+} as const satisfies KindCategories<CertificateErrorKind>;
+
+/** Why an access certificate was refused (certificate.ts); AuthorityError is the service's. */
+export class CertificateError extends layerError<CertificateErrorKind>("authority", CERTIFICATE_CATEGORIES) {}
 
 export interface AccessCertificateBody {
   /** `<namespace>.<application>.<kind>.<base58>` */
@@ -110,6 +127,7 @@ const CERT_KEYS = ["body", "sigs", "type", "v"];
 const MAX_UNIX_SECONDS = 2 ** 40;
 
 const malformed = (message: string) => new CertificateError("malformed", `access certificate: ${message}`);
+const { readArray, readBytes, readMap } = cborReaders(malformed);
 
 // ---------------------------------------------------------------- body
 
@@ -171,13 +189,13 @@ export function decodeCertificateBody(bytes: Uint8Array): AccessCertificateBody 
   } catch (err) {
     throw new CertificateError("malformed", `access certificate body is not canonical CBOR: ${(err as Error).message}`, { cause: err });
   }
-  const map = asMap(raw, BODY_KEYS, "body");
+  const map = readMap(raw, "body", BODY_KEYS);
   if (map.v !== ACCESS_CERT_VERSION) throw malformed(`body version ${String(map.v)} is not ${ACCESS_CERT_VERSION}`);
   const { chain, id, identity, key, na, nb, registry } = map;
   if (typeof identity !== "string") throw malformed("identity must be a text string");
-  const keyBytes = fixedBytes(key, ED25519_PUBLIC_KEY_LEN, "key");
-  const idBytes = fixedBytes(id, 32, "id");
-  const registryBytes = fixedBytes(registry, 20, "registry");
+  const keyBytes = readBytes(key, "key", ED25519_PUBLIC_KEY_LEN);
+  const idBytes = readBytes(id, "id", 32);
+  const registryBytes = readBytes(registry, "registry", 20);
   checkBodyNumbers({ chainId: chain, notBefore: nb, notAfter: na }, malformed);
   let parsed;
   try {
@@ -254,19 +272,18 @@ export function decodeAccessCertificate(bytes: Uint8Array): AccessCertificate {
   } catch (err) {
     throw new CertificateError("malformed", `access certificate is not canonical CBOR: ${(err as Error).message}`, { cause: err });
   }
-  const map = asMap(raw, CERT_KEYS, "certificate");
+  const map = readMap(raw, "certificate", CERT_KEYS);
   if (map.v !== ACCESS_CERT_VERSION) throw malformed(`version ${String(map.v)} is not ${ACCESS_CERT_VERSION}`);
   if (map.type !== ACCESS_CERT_TYPE) throw malformed(`type must be "${ACCESS_CERT_TYPE}"`);
   if (!(map.body instanceof Uint8Array)) throw malformed("body must be a byte string");
   const body = decodeCertificateBody(map.body);
-  if (!Array.isArray(map.sigs)) throw malformed("sigs must be an array");
-  if (map.sigs.length > MAX_CERT_SIGNATURES) throw malformed(`${map.sigs.length} signatures, at most ${MAX_CERT_SIGNATURES} allowed`);
+  const sigs = readArray(map.sigs, "sigs", MAX_CERT_SIGNATURES);
   const signatures: AuthoritySignature[] = [];
   let previous = "";
-  for (const [i, entry] of map.sigs.entries()) {
-    const sig = asMap(entry, ["a", "s"], `sigs[${i}]`);
-    const authority = fixedBytes(sig.a, ED25519_PUBLIC_KEY_LEN, `sigs[${i}].a`);
-    const signature = fixedBytes(sig.s, ED25519_SIGNATURE_LEN, `sigs[${i}].s`);
+  for (const [i, entry] of sigs.entries()) {
+    const sig = readMap(entry, `sigs[${i}]`, ["a", "s"]);
+    const authority = readBytes(sig.a, `sigs[${i}].a`, ED25519_PUBLIC_KEY_LEN);
+    const signature = readBytes(sig.s, `sigs[${i}].s`, ED25519_SIGNATURE_LEN);
     const hex = bytesToHex(authority);
     if (hex <= previous) throw malformed("signatures must be sorted by strictly ascending authority key");
     previous = hex;
@@ -396,25 +413,6 @@ function computeIdentityId(params: { namespace: string; application: string; kin
   encoded.set(params.key, 96);
   return bytesToHex(keccak_256(encoded));
 }
-
-function asMap(value: CanonicalValue, keys: readonly string[], what: string): Record<string, CanonicalValue> {
-  if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Uint8Array) throw malformed(`${what} must be a map`);
-  const got = Object.keys(value).sort();
-  if (got.length !== keys.length || got.some((k, i) => k !== keys[i])) throw malformed(`${what} must have exactly the fields ${keys.join(", ")}`);
-  return value;
-}
-
-function fixedBytes(value: CanonicalValue | undefined, length: number, what: string): Uint8Array {
-  if (!(value instanceof Uint8Array) || value.length !== length) throw malformed(`${what} must be ${length} bytes`);
-  return value;
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 // ---------------------------------------------------------------- against a consensus
 
 /** The part of a consensus certificate checks read: which listed nodes carry the authority flag. */

@@ -2,7 +2,7 @@
  * The authority layer: registration attestations and access certificates,
  * served over links and circuits.
  *
- * Depends on: chain/ (the PKI: identities, sets, EIP-712 attestation types),
+ * Depends on: base/, chain/ (the PKI: identities, sets, EIP-712 attestation types),
  * crypto/, wire/, and link/ and onion/ for transport.
  * Used by: the node process (the "authority" role of `psp node run`),
  * createPspClient (certificates through circuits) and the `psp identity` /

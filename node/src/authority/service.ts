@@ -31,12 +31,14 @@
  * any chain read.
  */
 import { bytesToHex, getAddress, hexToBytes, type Address, type Hex, type LocalAccount } from "viem";
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { randomBytes as secureRandomBytes } from "../crypto/backend.js";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
-import { TokenBucket } from "../onion/token-bucket.js";
+import { TokenBucket } from "../base/token-bucket.js";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
 import { documentSigningMessage } from "../wire/document.js";
+import { cborReaders, isCborMap } from "../wire/fields.js";
 import {
   applicationId as computeApplicationId,
   identityId as computeIdentityId,
@@ -92,22 +94,55 @@ export type AuthorityErrorKind =
   /** Client side: fewer authorities answered than the threshold. */
   | "not-enough-authorities";
 
-export class AuthorityError extends PspError<AuthorityErrorKind> {
+/**
+ * The service's refusals travel to the client with their kind: a request
+ * that is malformed, for another chain, with a window out of bounds or a bad
+ * proof is the sender's doing (and, to a client, an authority that refuses
+ * a well-formed request so is one to drop); the chain's answers (not
+ * registered, revoked, forbidden) are refusals; limits and a chain view that
+ * has not caught up are worth a retry (after `retryAfterMs` when given).
+ * Kinds shared with CertificateError have its category.
+ */
+const AUTHORITY_CATEGORIES = {
+  "too-large": "peer",
+  "malformed-request": "peer",
+  "unknown-message": "peer",
+  "rate-limited": "transient",
+  busy: "transient",
+  "unknown-challenge": "transient",
+  "challenge-expired": "transient",
+  "challenge-reused": "peer",
+  "wrong-chain": "peer",
+  "bad-validity": "peer",
+  "bad-proof": "peer",
+  "not-an-authority": "refused",
+  "identity-not-registered": "refused",
+  "identity-unconfirmed": "transient",
+  "identity-revoked": "refused",
+  "identity-rotated": "refused",
+  "application-not-found": "refused",
+  "policy-forbids": "refused",
+  "identity-exists": "refused",
+  "deadline-out-of-range": "refused",
+  "chain-unavailable": "transient",
+  "bad-response": "peer",
+  unreachable: "transient",
+  "not-enough-authorities": "transient",
+} as const satisfies KindCategories<AuthorityErrorKind>;
+
+export class AuthorityError extends layerError<AuthorityErrorKind>("authority", AUTHORITY_CATEGORIES) {
   /** For "not-enough-authorities": why each authority that did not sign refused. */
   readonly refusals: readonly AuthorityError[];
 
-  constructor(kind: AuthorityErrorKind, message: string, options?: { cause?: unknown; retryAfterMs?: number; refusals?: readonly AuthorityError[] }) {
+  constructor(kind: AuthorityErrorKind, message: string, options?: PspErrorOptions & { refusals?: readonly AuthorityError[] }) {
     super(kind, message, options);
     this.refusals = options?.refusals ?? [];
   }
 }
 
-const KNOWN_KINDS = new Set<string>([
-  "too-large", "malformed-request", "unknown-message", "rate-limited", "busy", "unknown-challenge", "challenge-expired",
-  "challenge-reused", "wrong-chain", "bad-validity", "bad-proof", "not-an-authority", "identity-not-registered",
-  "identity-unconfirmed", "identity-revoked", "identity-rotated", "application-not-found", "policy-forbids",
-  "identity-exists", "deadline-out-of-range", "chain-unavailable",
-]);
+/** Kinds only the client side raises; every other kind is a refusal an authority may send. */
+const CLIENT_SIDE_KINDS: readonly AuthorityErrorKind[] = ["bad-response", "unreachable", "not-enough-authorities"];
+const REFUSAL_KINDS = new Set<string>(AuthorityError.kinds.filter((kind) => !CLIENT_SIDE_KINDS.includes(kind)));
 
 // ---------------------------------------------------------------- messages
 
@@ -194,35 +229,22 @@ function decodeMap(bytes: Uint8Array): Record<string, CanonicalValue> {
   } catch (err) {
     throw new AuthorityError("malformed-request", `message is not canonical CBOR: ${(err as Error).message}`, { cause: err });
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw) || raw instanceof Uint8Array) throw bad("a message is a CBOR map");
+  if (!isCborMap(raw)) throw bad("a message is a CBOR map");
   if (raw.v !== AUTHORITY_MESSAGE_VERSION) throw bad(`message version ${String(raw.v)} is not ${AUTHORITY_MESSAGE_VERSION}`);
   if (typeof raw.t !== "string") throw bad('a message names its type in "t"');
   return raw;
 }
 
+const { readMap, readBytes, readText, readUint } = cborReaders(bad);
+
+/** Checks that a message holds exactly "t", "v", the required fields and any of the optional ones. */
 function fields(map: Record<string, CanonicalValue>, required: string[], optional: string[] = []): void {
-  const allowed = new Set(["t", "v", ...required, ...optional]);
-  for (const k of Object.keys(map)) if (!allowed.has(k)) throw bad(`"${map.t as string}" has an unknown field "${k}"`);
-  for (const k of required) if (!(k in map)) throw bad(`"${map.t as string}" lacks the field "${k}"`);
+  readMap(map, `"${map.t as string}"`, ["t", "v", ...required], optional);
 }
 
-function bytesField(map: Record<string, CanonicalValue>, key: string, length: number): Uint8Array {
-  const value = map[key];
-  if (!(value instanceof Uint8Array) || value.length !== length) throw bad(`"${key}" must be ${length} bytes`);
-  return value;
-}
-
-function stringField(map: Record<string, CanonicalValue>, key: string, maxLength = 64): string {
-  const value = map[key];
-  if (typeof value !== "string" || value.length > maxLength) throw bad(`"${key}" must be text of at most ${maxLength} characters`);
-  return value;
-}
-
-function uintField(map: Record<string, CanonicalValue>, key: string): number {
-  const value = map[key];
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) throw bad(`"${key}" must be an unsigned integer`);
-  return value;
-}
+const bytesField = (map: Record<string, CanonicalValue>, key: string, length: number): Uint8Array => readBytes(map[key], `"${key}"`, length);
+const stringField = (map: Record<string, CanonicalValue>, key: string, maxLength = 64): string => readText(map[key], `"${key}"`, maxLength);
+const uintField = (map: Record<string, CanonicalValue>, key: string): number => readUint(map[key], `"${key}"`);
 
 /** Decodes a request; throws AuthorityError "too-large", "malformed-request" or "unknown-message". */
 export function decodeAuthorityRequest(bytes: Uint8Array): AuthorityRequest {
@@ -577,7 +599,7 @@ export function localAuthorityTransport(service: AuthorityService, client = "loc
 async function exchange(transport: AuthorityTransport, request: AuthorityRequest): Promise<AuthorityResponse> {
   const response = decodeAuthorityResponse(await transport(encodeAuthorityMessage(request)));
   if (response.t === "error") {
-    const kind = KNOWN_KINDS.has(response.kind) ? (response.kind as AuthorityErrorKind) : "bad-response";
+    const kind = REFUSAL_KINDS.has(response.kind) ? (response.kind as AuthorityErrorKind) : "bad-response";
     throw new AuthorityError(kind, `authority refused: ${response.message}`, response.retryAfterMs !== undefined ? { retryAfterMs: response.retryAfterMs } : {});
   }
   return response;

@@ -14,7 +14,7 @@
  *
  * Trusts: nothing it is given. Every registration is validated (names, kind,
  * 32-byte key, owner address, deadline) before it is hashed or signed, and bad
- * input raises an AttestationError whose `kind` says what to fix.
+ * input raises a ChainError whose `kind` says what to fix.
  */
 import {
   encodeAbiParameters,
@@ -30,21 +30,7 @@ import {
   type LocalAccount,
   type TypedDataDefinition,
 } from "viem";
-import { PspError } from "../errors.js";
-
-/** Why an attestation could not be built, signed, sorted or checked. */
-export type AttestationErrorKind =
-  | "invalid-name"
-  | "invalid-kind"
-  | "invalid-key"
-  | "invalid-owner"
-  | "invalid-deadline"
-  | "invalid-chain"
-  | "invalid-signature"
-  | "invalid-identity-id"
-  | "duplicate-signer";
-
-export class AttestationError extends PspError<AttestationErrorKind> {}
+import { ChainError } from "./errors.js";
 
 /** EIP-712 domain name of the IdentityRegistry. */
 export const ATTESTATION_DOMAIN_NAME = "PSP IdentityRegistry";
@@ -109,7 +95,7 @@ const MAX_UINT64 = (1n << 64n) - 1n;
 /** Throws unless `name` is a valid namespace or application name: 1-32 chars of [a-z0-9-]. */
 export function assertValidName(name: string, what = "name"): void {
   if (!NAME_PATTERN.test(name)) {
-    throw new AttestationError("invalid-name", `${what} ${JSON.stringify(name)} must be 1-32 characters of a-z, 0-9 and '-' (no dots)`);
+    throw new ChainError("invalid-name", `${what} ${JSON.stringify(name)} must be 1-32 characters of a-z, 0-9 and '-' (no dots)`);
   }
 }
 
@@ -117,17 +103,17 @@ export function assertValidName(name: string, what = "name"): void {
 export function normalizeKey(key: Hex | Uint8Array): Hex {
   const bytes = typeof key === "string" ? hexToBytesChecked(key) : key;
   if (bytes.length !== 32) {
-    throw new AttestationError("invalid-key", `an Ed25519 public key is 32 bytes, got ${bytes.length}`);
+    throw new ChainError("invalid-key", `an Ed25519 public key is 32 bytes, got ${bytes.length}`);
   }
   if (bytes.every((b) => b === 0)) {
-    throw new AttestationError("invalid-key", "the all-zero key is not a usable Ed25519 public key");
+    throw new ChainError("invalid-key", "the all-zero key is not a usable Ed25519 public key");
   }
   return toHex(bytes);
 }
 
 function hexToBytesChecked(hex: string): Uint8Array {
   if (!/^0x([0-9a-fA-F]{2})*$/.test(hex)) {
-    throw new AttestationError("invalid-key", `key ${JSON.stringify(hex)} is not 0x-prefixed hex with whole bytes`);
+    throw new ChainError("invalid-key", `key ${JSON.stringify(hex)} is not 0x-prefixed hex with whole bytes`);
   }
   return toBytes(hex as Hex);
 }
@@ -135,15 +121,15 @@ function hexToBytesChecked(hex: string): Uint8Array {
 /** Checks every field the contract checks (except the attestations) and returns a normalized copy. */
 export function validateRegistration(r: Registration): Registration {
   if (!isAddress(r.owner, { strict: false }) || BigInt(r.owner) === 0n) {
-    throw new AttestationError("invalid-owner", `owner ${JSON.stringify(r.owner)} must be a non-zero EVM address`);
+    throw new ChainError("invalid-owner", `owner ${JSON.stringify(r.owner)} must be a non-zero EVM address`);
   }
   assertValidName(r.namespace, "namespace");
   assertValidName(r.application, "application");
   if (!Number.isInteger(r.kind) || r.kind < 0 || r.kind > 2) {
-    throw new AttestationError("invalid-kind", `kind ${r.kind} must be 0 (account), 1 (node) or 2 (group)`);
+    throw new ChainError("invalid-kind", `kind ${r.kind} must be 0 (account), 1 (node) or 2 (group)`);
   }
   if (typeof r.deadline !== "bigint" || r.deadline < 0n || r.deadline > MAX_UINT64) {
-    throw new AttestationError("invalid-deadline", `deadline ${String(r.deadline)} must be a uint64 of unix seconds`);
+    throw new ChainError("invalid-deadline", `deadline ${String(r.deadline)} must be a uint64 of unix seconds`);
   }
   return { ...r, owner: getAddress(r.owner), key: normalizeKey(r.key) };
 }
@@ -151,10 +137,10 @@ export function validateRegistration(r: Registration): Registration {
 /** The viem typed data an authority signs for `registration` on `chainId` at `registry`. */
 export function attestationTypedData(ctx: AttestationContext): AttestationTypedData {
   if (!Number.isSafeInteger(ctx.chainId) || ctx.chainId <= 0) {
-    throw new AttestationError("invalid-chain", `chain id ${ctx.chainId} must be a positive integer`);
+    throw new ChainError("invalid-chain", `chain id ${ctx.chainId} must be a positive integer`);
   }
   if (!isAddress(ctx.registry, { strict: false })) {
-    throw new AttestationError("invalid-chain", `registry ${JSON.stringify(ctx.registry)} is not an address`);
+    throw new ChainError("invalid-chain", `registry ${JSON.stringify(ctx.registry)} is not an address`);
   }
   const r = validateRegistration(ctx.registration);
   return {
@@ -196,7 +182,7 @@ export async function recoverAttestationSigner(ctx: AttestationContext, signatur
   try {
     return await recoverTypedDataAddress({ ...attestationTypedData(ctx), signature });
   } catch (err) {
-    throw new AttestationError("invalid-signature", "attestation signature is malformed: expect 65 bytes r || s || v", { cause: err });
+    throw new ChainError("invalid-signature", "attestation signature is malformed: expect 65 bytes r || s || v", { cause: err });
   }
 }
 
@@ -215,7 +201,7 @@ export function sortAttestationsBySigner(attestations: readonly SignedAttestatio
     const prev = sorted[i - 1];
     const cur = sorted[i];
     if (prev !== undefined && cur !== undefined && BigInt(prev.signer) === BigInt(cur.signer)) {
-      throw new AttestationError("duplicate-signer", `two attestations from signer ${getAddress(cur.signer)}: keep one per authority`);
+      throw new ChainError("duplicate-signer", `two attestations from signer ${getAddress(cur.signer)}: keep one per authority`);
     }
   }
   return sorted.map((a) => a.signature);
@@ -235,7 +221,7 @@ export function identityId(params: { namespace: string; application: string; kin
   assertValidName(params.namespace, "namespace");
   assertValidName(params.application, "application");
   if (!Number.isInteger(params.kind) || params.kind < 0 || params.kind > 2) {
-    throw new AttestationError("invalid-kind", `kind ${params.kind} must be 0 (account), 1 (node) or 2 (group)`);
+    throw new ChainError("invalid-kind", `kind ${params.kind} must be 0 (account), 1 (node) or 2 (group)`);
   }
   return keccak256(
     encodeAbiParameters(
@@ -281,13 +267,13 @@ export type RotationAttestationTypedData = TypedDataDefinition<typeof rotationAt
 /** Checks every field the contract checks (except the attestations) and returns a normalized copy. */
 export function validateKeyRotation(r: KeyRotation): KeyRotation {
   if (!isAddress(r.owner, { strict: false }) || BigInt(r.owner) === 0n) {
-    throw new AttestationError("invalid-owner", `owner ${JSON.stringify(r.owner)} must be a non-zero EVM address`);
+    throw new ChainError("invalid-owner", `owner ${JSON.stringify(r.owner)} must be a non-zero EVM address`);
   }
   if (typeof r.identityId !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(r.identityId)) {
-    throw new AttestationError("invalid-identity-id", `identity id ${JSON.stringify(r.identityId)} must be 32 bytes of 0x-prefixed hex (see identityId())`);
+    throw new ChainError("invalid-identity-id", `identity id ${JSON.stringify(r.identityId)} must be 32 bytes of 0x-prefixed hex (see identityId())`);
   }
   if (typeof r.deadline !== "bigint" || r.deadline < 0n || r.deadline > MAX_UINT64) {
-    throw new AttestationError("invalid-deadline", `deadline ${String(r.deadline)} must be a uint64 of unix seconds`);
+    throw new ChainError("invalid-deadline", `deadline ${String(r.deadline)} must be a uint64 of unix seconds`);
   }
   return { owner: getAddress(r.owner), identityId: r.identityId.toLowerCase() as Hex, newKey: normalizeKey(r.newKey), deadline: r.deadline };
 }
@@ -323,16 +309,16 @@ export async function recoverRotationAttestationSigner(ctx: RotationAttestationC
   try {
     return await recoverTypedDataAddress({ ...typedData, signature });
   } catch (err) {
-    throw new AttestationError("invalid-signature", "rotation attestation signature is malformed: expect 65 bytes r || s || v", { cause: err });
+    throw new ChainError("invalid-signature", "rotation attestation signature is malformed: expect 65 bytes r || s || v", { cause: err });
   }
 }
 
 function registryDomain(chainId: number, registry: Address): { name: string; version: string; chainId: number; verifyingContract: Address } {
   if (!Number.isSafeInteger(chainId) || chainId <= 0) {
-    throw new AttestationError("invalid-chain", `chain id ${chainId} must be a positive integer`);
+    throw new ChainError("invalid-chain", `chain id ${chainId} must be a positive integer`);
   }
   if (!isAddress(registry, { strict: false })) {
-    throw new AttestationError("invalid-chain", `registry ${JSON.stringify(registry)} is not an address`);
+    throw new ChainError("invalid-chain", `registry ${JSON.stringify(registry)} is not an address`);
   }
   return { name: ATTESTATION_DOMAIN_NAME, version: ATTESTATION_DOMAIN_VERSION, chainId, verifyingContract: getAddress(registry) };
 }

@@ -7,6 +7,7 @@
  */
 import { getContract, type Account, type Chain, type GetContractReturnType, type PublicClient, type Transport, type WalletClient } from "viem";
 import type { Deployment } from "./deployment.js";
+import { ChainError } from "./errors.js";
 import { bandwidthRewardsAbi, identityRegistryAbi, nodeRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi } from "./generated/abis.js";
 
 export { bandwidthRewardsAbi, identityRegistryAbi, nodeRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi };
@@ -21,10 +22,10 @@ export function parseRoles(list: string): number {
   for (const raw of list.split(",")) {
     const name = raw.trim().toLowerCase();
     if (!name) continue;
-    if (!(name in NodeRole)) throw new Error(`unknown role "${name}": use a comma-separated list of ${Object.keys(NodeRole).join(", ")}`);
+    if (!(name in NodeRole)) throw new ChainError("bad-argument", `unknown role "${name}": use a comma-separated list of ${Object.keys(NodeRole).join(", ")}`);
     mask |= NodeRole[name as NodeRoleName];
   }
-  if (mask === 0) throw new Error("at least one role is needed");
+  if (mask === 0) throw new ChainError("bad-argument", "at least one role is needed");
   return mask;
 }
 

@@ -8,6 +8,7 @@
  * fix, and simulates the call so a contract revert is reported by name.
  */
 import { bytesToHex, formatEther, type Address, type Hex, type LocalAccount } from "viem";
+import { hexOf } from "../base/hex.js";
 import type { ChainClients } from "./clients.js";
 import { NodeRole, pspContractsFor, roleNames, type NodeRoleName } from "./contracts.js";
 import { assertDeploymentLive, type Deployment } from "./deployment.js";
@@ -31,7 +32,7 @@ function wallet(ctx: OperatorContext) {
 
 /** A 32-byte Ed25519 public key as the registry's bytes32. */
 export function nodeKeyHex(key: Uint8Array | string): Hex {
-  const hex = typeof key === "string" ? key.replace(/^0x/, "") : Buffer.from(key).toString("hex");
+  const hex = typeof key === "string" ? key.replace(/^0x/, "") : hexOf(key);
   if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new ChainError("bad-argument", "a node key is a 32-byte Ed25519 public key in hex (64 hex digits)");
   return `0x${hex.toLowerCase()}`;
 }

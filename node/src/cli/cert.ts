@@ -24,6 +24,7 @@ import {
   type ChainOptions,
   type NameOptions,
 } from "./identity.js";
+import { errorSummary } from "./run.js";
 
 function positiveInteger(value: string): number {
   const n = Number(value);
@@ -71,7 +72,7 @@ export function register(program: Command): void {
         });
         const out = opts.out ?? `${opts.keyFile}.cert`;
         await writeFile(out, issued.certificate);
-        for (const r of issued.refusals) console.error(`warning: an authority refused: [${r.kind}] ${r.message}`);
+        for (const r of issued.refusals) console.error(`warning: an authority refused: ${errorSummary(r)}`);
         console.log(`${describe(issued.verified)}\nwritten to   ${out} (${issued.certificate.length} bytes)`);
       } finally {
         await release();

@@ -9,6 +9,7 @@
  */
 import type { Command } from "commander";
 import { isPspError } from "../errors.js";
+import { errorSummary } from "./run.js";
 import { loadNodeConfig } from "../node/config.js";
 import { startNode } from "../node/node.js";
 
@@ -24,7 +25,7 @@ export function register(program: Command): void {
         running = await startNode(await loadNodeConfig(o.config));
       } catch (err) {
         if (!isPspError(err)) throw err;
-        console.error(`psp node run: ${err.message}`);
+        console.error(`psp node run: ${errorSummary(err)}`);
         process.exitCode = 2;
         return;
       }

@@ -26,6 +26,8 @@
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { circuitAuthorityTransport } from "../authority/circuit.js";
+import { hexOf } from "../base/hex.js";
+import { withTimeout } from "../base/timeout.js";
 import { defaultCertificateThreshold } from "../authority/certificate.js";
 import { requestAccessCertificateWhenConfirmed } from "../authority/node.js";
 import { ed25519PublicKey } from "../crypto/ed25519.js";
@@ -41,7 +43,6 @@ import type { CircuitDhtClient, CircuitDhtPutResult } from "../dht/proxy.js";
 import { recordKey, signRecordAsOwner } from "../dht/record.js";
 import type { DhtRecord, OwnerSignedRecord } from "../dht/record.js";
 import { DhtError } from "../dht/errors.js";
-import { isPspError } from "../errors.js";
 import { createConnectionManager } from "../link/manager.js";
 import type { ConnectionManager } from "../link/manager.js";
 import { createLinkRpc } from "../link/rpc.js";
@@ -160,19 +161,9 @@ const DEFAULT_TTL_MS = 3600_000;
 /** A held certificate is renewed when less than this is left. */
 const CERT_RENEW_MARGIN_S = 300;
 
-const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
 /** What a consensus amounts to for an app: its times, nodes listed and trusted signatures. */
 export function consensusSummary(c: VerifiedConsensus): ConsensusSummary {
   return { validAfter: c.validAfter, freshUntil: c.freshUntil, validUntil: c.validUntil, nodes: c.entries.length, signers: c.signers.length };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(error()), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 interface LoadedIdentity {
@@ -470,7 +461,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         authorities: authorities.map((a) => a.identity),
         threshold,
       });
-      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.kind}] ${refusal.message}`));
+      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.qualifiedKind}] ${refusal.message}`));
       const v = issued.verified;
       this.held = { bytes: issued.certificate, identity: v.identity, identityId: v.identityId, notBefore: v.notBefore, notAfter: v.notAfter, authorities: v.authorities.length };
       this.emit("certificate", this.held);
@@ -509,7 +500,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       try {
         return await op(client);
       } catch (err) {
-        const lost = isPspError(err, "unreachable") || !this.dhtSession?.circuit.isOpen;
+        const lost = DhtError.is(err, "unreachable") || !this.dhtSession?.circuit.isOpen;
         if (!lost || attempt > 0) throw err;
         this.warn(new ClientError("no-circuit", `the DHT circuit was lost (${(err as Error).message}); retrying on a new one`, { cause: err }));
         this.dhtSession?.circuit.close();

@@ -1,4 +1,5 @@
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 
 /** Why the client refused or failed; every message names the fix. */
 export type ClientErrorKind =
@@ -17,4 +18,15 @@ export type ClientErrorKind =
   /** The client was closed. */
   | "closed";
 
-export class ClientError extends PspError<ClientErrorKind> {}
+/** Options and bootstrap files are the app's (or its user's) to fix; a network that does not answer yet is worth a retry. */
+const CLIENT_CATEGORIES = {
+  "bad-option": "config",
+  "bad-bootstrap": "config",
+  "no-consensus": "transient",
+  "no-identity": "config",
+  "no-circuit": "transient",
+  "no-authorities": "transient",
+  closed: "shutdown",
+} as const satisfies KindCategories<ClientErrorKind>;
+
+export class ClientError extends layerError<ClientErrorKind>("client", CLIENT_CATEGORIES) {}

@@ -12,6 +12,7 @@
  * Trusts: the runtime's node:crypto, when present, to be genuine.
  */
 import type * as NodeCrypto from "node:crypto";
+import { bytesEqual } from "../base/bytes.js";
 
 export type BackendName = "node" | "noble";
 
@@ -65,22 +66,5 @@ export class KeyObjectCache<T> {
   }
 }
 
-/** Plain (not constant-time) equality, for cache checks on public data only. */
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** Concatenates byte arrays into a new one. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
+/** Concatenates byte arrays into a new one (the crypto modules' import of base's). */
+export { concatBytes } from "../base/bytes.js";

@@ -14,6 +14,7 @@
 import type { KeyObject } from "node:crypto";
 import { ed25519 as nobleEd25519 } from "@noble/curves/ed25519.js";
 import { CryptoError } from "./errors.js";
+import { hexOf } from "../base/hex.js";
 import { KeyObjectCache, concatBytes, nodeCrypto, randomBytes } from "./backend.js";
 import type { BackendName } from "./backend.js";
 
@@ -155,9 +156,7 @@ const SMALL_ORDER_KEYS = new Set(
 );
 
 function isSmallOrderEncoding(publicKey: Uint8Array): boolean {
-  let hex = "";
-  for (const b of publicKey) hex += b.toString(16).padStart(2, "0");
-  return SMALL_ORDER_KEYS.has(hex);
+  return SMALL_ORDER_KEYS.has(hexOf(publicKey));
 }
 
 /** node:crypto backend, or undefined where node:crypto is absent (browsers). */

@@ -5,7 +5,8 @@
  * exchanges, identity strings and key files. Every function in node/src/crypto
  * throws only this error for bad input, so a caller can switch on `kind`.
  */
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 
 export type CryptoErrorKind =
   /** A key, nonce, signature or other fixed-size value had the wrong length. */
@@ -53,4 +54,35 @@ export type CryptoErrorKind =
   /** A proof-of-work solution's blake2b check fails for the effort it claims. */
   | "pow-effort-failed";
 
-export class CryptoError extends PspError<CryptoErrorKind> {}
+/**
+ * Lengths, lengths of outputs and time periods are the caller's to get right
+ * (a peer's bytes are length-checked by the decoder above before they get
+ * here); what fails to verify came from someone else; identity strings,
+ * passphrases and key files come from a person.
+ */
+const CRYPTO_CATEGORIES = {
+  "bad-key-length": "bug",
+  "zero-shared-secret": "peer",
+  "ntor-auth-failed": "peer",
+  "ntor-bad-message": "peer",
+  "hs-ntor-auth-failed": "peer",
+  "hs-ntor-bad-message": "peer",
+  "bad-public-key": "peer",
+  "aead-auth-failed": "peer",
+  "bad-identity": "config",
+  "identity-checksum-mismatch": "config",
+  "unknown-identity-kind": "config",
+  "bad-passphrase": "config",
+  "malformed-key-file": "config",
+  "bad-kdf-params": "config",
+  "bad-length": "bug",
+  "bad-time-period": "bug",
+  "hashx-bad-seed": "peer",
+  "equix-order": "peer",
+  "equix-partial-sum": "peer",
+  "equix-final-sum": "peer",
+  "pow-seed-mismatch": "peer",
+  "pow-effort-failed": "peer",
+} as const satisfies KindCategories<CryptoErrorKind>;
+
+export class CryptoError extends layerError<CryptoErrorKind>("crypto", CRYPTO_CATEGORIES) {}

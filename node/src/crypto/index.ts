@@ -2,7 +2,7 @@
  * The crypto layer: keys, identity strings, Ed25519/X25519, ntor, HKDF, AEAD,
  * DHT puzzles and key files. Import from here, or from the individual modules.
  *
- * Depends on: nothing in PSP (node:crypto, @noble/*, ethers for EVM keystores).
+ * Depends on: base/ only (node:crypto, @noble/*, ethers for EVM keystores).
  * Used by: every other layer.
  * Trust boundary: trusts its crypto backends; every decoder (identity strings,
  * key files, ntor messages) trusts nothing about its input and fails with

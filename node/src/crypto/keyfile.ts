@@ -24,6 +24,7 @@
  * structural), "bad-kdf-params" (parameters outside the bounds).
  */
 import { scryptAsync as nobleScryptAsync } from "@noble/hashes/scrypt.js";
+import { hexOf, parseHex } from "../base/hex.js";
 import { AEAD_ALGORITHM, AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, aeadOpen, aeadSeal } from "./aead.js";
 import { concatBytes, nodeCrypto, randomBytes } from "./backend.js";
 import { ED25519_SECRET_KEY_LEN, ed25519PublicKey } from "./ed25519.js";
@@ -122,22 +123,15 @@ function derivePublicKey(keyType: KeyFileKeyType, secretKey: Uint8Array): Uint8A
   return keyType === "ed25519" ? ed25519PublicKey(secretKey) : x25519PublicKey(secretKey);
 }
 
-const HEX = /^(?:[0-9a-f]{2})*$/;
-
-function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
+const LOWERCASE_HEX = /^[0-9a-f]*$/;
 
 function fromHex(value: unknown, what: string, minLen: number, maxLen = minLen): Uint8Array {
-  if (typeof value !== "string" || !HEX.test(value) || value.length < 2 * minLen || value.length > 2 * maxLen) {
+  const bytes = typeof value === "string" && LOWERCASE_HEX.test(value) ? parseHex(value) : undefined;
+  if (bytes === undefined || bytes.length < minLen || bytes.length > maxLen) {
     const size = minLen === maxLen ? `${minLen}` : `${minLen}..${maxLen}`;
     throw malformed(`${what} must be ${size} bytes of lowercase hex`);
   }
-  const out = new Uint8Array(value.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(value.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  return bytes;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -166,10 +160,10 @@ export async function encryptKeyFile(secretKey: Uint8Array, passphrase: string, 
   const file: KeyFile = {
     version: KEY_FILE_VERSION,
     keyType,
-    publicKey: toHex(publicKey),
-    kdf: { name: "scrypt", N: params.N, r: params.r, p: params.p, salt: toHex(salt) },
-    cipher: { name: AEAD_ALGORITHM, nonce: toHex(nonce) },
-    ciphertext: toHex(ciphertext),
+    publicKey: hexOf(publicKey),
+    kdf: { name: "scrypt", N: params.N, r: params.r, p: params.p, salt: hexOf(salt) },
+    cipher: { name: AEAD_ALGORITHM, nonce: hexOf(nonce) },
+    ciphertext: hexOf(ciphertext),
   };
   return JSON.stringify(file, null, 2);
 }
@@ -205,10 +199,10 @@ export function parseKeyFile(json: string | unknown): KeyFile {
   return {
     version: KEY_FILE_VERSION,
     keyType,
-    publicKey: toHex(publicKey),
-    kdf: { name: "scrypt", ...params, salt: toHex(salt) },
-    cipher: { name: AEAD_ALGORITHM, nonce: toHex(nonce) },
-    ciphertext: toHex(ciphertext),
+    publicKey: hexOf(publicKey),
+    kdf: { name: "scrypt", ...params, salt: hexOf(salt) },
+    cipher: { name: AEAD_ALGORITHM, nonce: hexOf(nonce) },
+    ciphertext: hexOf(ciphertext),
   };
 }
 
@@ -234,7 +228,7 @@ export async function decryptKeyFile(json: string | unknown, passphrase: string)
     key.fill(0);
   }
   const derived = derivePublicKey(file.keyType, secretKey);
-  if (toHex(derived) !== file.publicKey) {
+  if (hexOf(derived) !== file.publicKey) {
     secretKey.fill(0);
     throw malformed("the decrypted secret key does not match the file's publicKey");
   }

@@ -4,6 +4,8 @@
  *
  * Owns the id arithmetic only; trusts nothing (pure functions over bytes).
  */
+import { bytesEqual } from "../base/bytes.js";
+import { hexOf, parseHex } from "../base/hex.js";
 
 /** Id width in bytes and bits. */
 export const ID_BYTES = 32;
@@ -18,26 +20,15 @@ export function isId(value: unknown): value is NodeId {
 }
 
 /** Lower-case hex form, used as a Map key. */
-export function idHex(id: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < id.length; i++) out += HEX[id[i] as number];
-  return out;
-}
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+export const idHex: (id: Uint8Array) => string = hexOf;
 
 /** Parses 64 hex characters into an id, or returns undefined. */
 export function idFromHex(hex: string): NodeId | undefined {
-  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return undefined;
-  const out = new Uint8Array(ID_BYTES);
-  for (let i = 0; i < ID_BYTES; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  return hex.length === 2 * ID_BYTES ? parseHex(hex) : undefined;
 }
 
-export function idsEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+/** Ids (and other public bytes: keys, signatures) are equal. */
+export const idsEqual: (a: Uint8Array, b: Uint8Array) => boolean = bytesEqual;
 
 /** a XOR b. */
 export function xorDistance(a: NodeId, b: NodeId): Uint8Array {

@@ -2,7 +2,7 @@
  * The DHT layer: S/Kademlia node, disjoint lookups, signed records, stores,
  * transports (in memory, over links, through circuits) and the simulator.
  *
- * Depends on: crypto/ (puzzles, Ed25519), wire/ (canonical CBOR), link/ and
+ * Depends on: base/, crypto/ (puzzles, Ed25519), wire/ (canonical CBOR), link/ and
  * onion/ for transport.
  * Used by: node/ (every node holds the DHT), client/.
  * Trust boundary: only signed messages enter the routing table; a record is

@@ -14,6 +14,7 @@
  * Trusts: its transport to deliver bytes somewhere (nothing more), its store
  * to keep what it put, and its clock.
  */
+import { withTimeout } from "../base/timeout.js";
 import { randomBytes } from "../crypto/backend.js";
 import { nodeIdFromPublicKey } from "../crypto/puzzles.js";
 import { DhtError } from "./errors.js";
@@ -291,7 +292,8 @@ export class DhtNode {
     const request = this.seal({ body });
     let response: DhtResponse;
     try {
-      response = await this.withTimeout(this.transport.request(contact, request, { timeoutMs: this.config.rpcTimeoutMs }));
+      const timeoutMs = this.config.rpcTimeoutMs;
+      response = await withTimeout(this.transport.request(contact, request, { timeoutMs }), timeoutMs, () => new DhtError("timeout", `no response within ${timeoutMs} ms`));
     } catch (err) {
       if (options.countFailure !== false) this.table.recordFailure(contact.nodeId);
       throw asDhtError(err);
@@ -306,23 +308,6 @@ export class DhtNode {
     if (isRequestBody(verified.body)) throw new DhtError("unexpected-response", `got a ${verified.body.type} request as a response`);
     this.observe(verified.sender);
     return verified.body;
-  }
-
-  private withTimeout<T>(promise: Promise<T>): Promise<T> {
-    const ms = this.config.rpcTimeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new DhtError("timeout", `no response within ${ms} ms`)), ms);
-      promise.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
-    });
   }
 
   /** True when the contact answers a PING. */

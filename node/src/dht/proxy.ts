@@ -24,9 +24,10 @@
 import { isPspError } from "../errors.js";
 import { createStreamRpc, streamRpcService, StreamRpcError } from "../onion/stream-rpc.js";
 import type { RpcStream, StreamRpc, StreamRpcContext, StreamRpcServiceOptions } from "../onion/stream-rpc.js";
-import { TokenBucket } from "../onion/token-bucket.js";
+import { TokenBucket } from "../base/token-bucket.js";
 import type { LocalService } from "../onion/types.js";
 import { decodeCanonical, encodeCanonical } from "../wire/canonical.js";
+import { isCborMap } from "../wire/fields.js";
 import { DHT_ERROR_KINDS, DhtError } from "./errors.js";
 import type { DhtErrorKind } from "./errors.js";
 import { idsEqual, isId } from "./id.js";
@@ -63,8 +64,6 @@ export interface DhtProxyOptions {
 
 type Request = { t: "get"; key: Uint8Array } | { t: "put"; record: OwnerSignedRecord };
 
-const isMap = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
-
 /** Canonical CBOR of a DHT proxy request. */
 export function encodeDhtProxyRequest(request: Request): Uint8Array {
   return request.t === "get" ? encodeCanonical({ t: "get", key: request.key }) : encodeCanonical({ t: "put", record: ownerRecordToWire(request.record) });
@@ -78,7 +77,7 @@ export function decodeDhtProxyRequest(bytes: Uint8Array): Request {
   } catch (cause) {
     throw new DhtError("malformed", "DHT proxy request is not canonical CBOR", { cause });
   }
-  if (!isMap(m)) throw new DhtError("malformed", "DHT proxy request must be a map");
+  if (!isCborMap(m)) throw new DhtError("malformed", "DHT proxy request must be a map");
   const fields = Object.keys(m).sort().join(",");
   if (m["t"] === "get") {
     if (fields !== "key,t" || !isId(m["key"])) throw new DhtError("malformed", 'GET is { t: "get", key: 32 bytes }');
@@ -228,7 +227,7 @@ function decodeResponse(bytes: Uint8Array, expected: "records" | "stored"): Reco
   } catch (cause) {
     throw new DhtError("unexpected-response", "the DHT proxy answered with bytes that are not canonical CBOR", { cause });
   }
-  if (!isMap(m) || m["t"] !== expected) throw new DhtError("unexpected-response", `the DHT proxy did not answer with "${expected}"`);
+  if (!isCborMap(m) || m["t"] !== expected) throw new DhtError("unexpected-response", `the DHT proxy did not answer with "${expected}"`);
   return m;
 }
 

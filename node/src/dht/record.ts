@@ -13,6 +13,7 @@
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { decodeCanonical, encodeCanonical } from "../wire/canonical.js";
+import { isCborMap } from "../wire/fields.js";
 import { DhtError } from "./errors.js";
 import { idsEqual, isId } from "./id.js";
 
@@ -165,10 +166,8 @@ export function encodeRecord(r: DhtRecord): Uint8Array {
 
 /** Shape check of a decoded record map; throws DhtError "malformed". */
 export function recordFromWire(value: unknown): DhtRecord {
-  if (typeof value !== "object" || value === null || value instanceof Uint8Array || Array.isArray(value)) {
-    throw new DhtError("malformed", "record must be a map");
-  }
-  const m = value as Record<string, unknown>;
+  if (!isCborMap(value)) throw new DhtError("malformed", "record must be a map");
+  const m = value;
   const bytes = (field: string, length?: number): Uint8Array => {
     const v = m[field];
     if (!(v instanceof Uint8Array) || (length !== undefined && v.length !== length)) {

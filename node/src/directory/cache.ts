@@ -13,7 +13,7 @@ import type { RefreshOptions } from "./schedule.js";
 import { nextRefreshTime } from "./schedule.js";
 import { verifyConsensus } from "./consensus.js";
 import type { VerifiedConsensus, VerifyConsensusOptions } from "./consensus.js";
-import { bytesEqual } from "./fields.js";
+import { bytesEqual } from "../base/bytes.js";
 
 export type ConsensusCacheOptions = Omit<VerifyConsensusOptions, "now">;
 

@@ -24,7 +24,7 @@ import { DEFAULT_LIMITS, builtInDiscoveryTrust, resolveTrust } from "./config.js
 import type { DiscoveryTrust } from "./config.js";
 import type { VerifiedConsensus } from "./consensus.js";
 import { DirectoryError } from "./errors.js";
-import { bytesEqual } from "./fields.js";
+import { bytesEqual } from "../base/bytes.js";
 import { DIRECTORY_SERVICE, decodeDirectoryRequest, encodeDirectoryResponse, errorResponse } from "./messages.js";
 import type { DirectoryRequest, DirectoryResponse } from "./messages.js";
 import { consensusToPathNodes } from "./path-nodes.js";

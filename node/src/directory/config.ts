@@ -7,6 +7,7 @@
  * Trusts nothing; resolve* functions validate caller-supplied values and
  * throw DirectoryError "bad-config" naming the fix.
  */
+import { hexOf, parseHex } from "../base/hex.js";
 import { DirectoryError } from "./errors.js";
 
 /**
@@ -209,18 +210,11 @@ export function resolveTrust(trust: DiscoveryTrust): DiscoveryTrust {
   return { keys: keys.slice(), threshold: k };
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-
 /** Lower-case hex of bytes (no Buffer, so it runs in browsers too). */
-export function bytesToHexFast(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i] as number];
-  return out;
-}
+export const bytesToHexFast: (bytes: Uint8Array) => string = hexOf;
 
 function hexToBytesStrict(hex: string): Uint8Array {
-  if (!/^(?:[0-9a-fA-F]{2})*$/.test(hex)) throw new DirectoryError("bad-config", `not a hex string: ${JSON.stringify(hex.slice(0, 80))}`);
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  const bytes = parseHex(hex);
+  if (bytes === undefined) throw new DirectoryError("bad-config", `not a hex string: ${JSON.stringify(String(hex).slice(0, 80))}`);
+  return bytes;
 }

@@ -50,7 +50,8 @@ import {
 import type { VotingSchedule } from "./config.js";
 import { COUNTRY_PATTERN, FAMILY_PATTERN, VERSION_PATTERN } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
-import { bytesEqual, compareBytes, fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
+import { bytesEqual, compareBytes } from "../base/bytes.js";
+import { fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
 import type { Vote, VoteEntry } from "./vote.js";
 
 export const CONSENSUS_TYPE = "consensus";

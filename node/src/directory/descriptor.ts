@@ -35,7 +35,8 @@ import {
   bytesToHexFast,
 } from "./config.js";
 import { DirectoryError } from "./errors.js";
-import { bytesEqual, fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
+import { bytesEqual } from "../base/bytes.js";
+import { fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
 
 export const DESCRIPTOR_TYPE = "descriptor";
 export const COUNTRY_PATTERN = /^[A-Z]{2}$/;

@@ -35,7 +35,7 @@ import { verifyDescriptor } from "./descriptor.js";
 import type { Descriptor } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
 import type { DirectoryErrorKind } from "./errors.js";
-import { bytesEqual } from "./fields.js";
+import { bytesEqual } from "../base/bytes.js";
 import { currentValidAfter, nextValidAfter, roundTimes } from "./schedule.js";
 import { createVote, openVote } from "./vote.js";
 import type { Vote, VoteEntry } from "./vote.js";

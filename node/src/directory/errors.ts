@@ -6,7 +6,8 @@
  * caller (the link handler, the client bootstrap, the CLI) can switch on
  * `kind`: drop the peer, fetch again later, or fix its configuration.
  */
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 
 export type DirectoryErrorKind =
   /** Bytes are not a well-formed document of the expected type and shape. */
@@ -33,11 +34,34 @@ export type DirectoryErrorKind =
   | "conflicting-vote"
   /** Too few votes (not more than half of the discovery set) to compute a consensus. */
   | "insufficient-votes"
-  /** A configuration value is out of range (caller bug; the message names the fix). */
+  /** A configuration value is out of range (the trust or schedule settings, or a caller's option; the message names the fix). */
   | "bad-config"
   /** The asked node does not serve this request (e.g. a vote pushed to a node that is not a discovery node). */
   | "not-served"
   /** No node could be reached or none answered usefully (transport failures, timeouts, no consensus held). */
   | "unavailable";
 
-export class DirectoryError extends PspError<DirectoryErrorKind> {}
+/**
+ * Documents that fail a check came from a peer (drop them, ask another
+ * source); "bad-config" is mostly the operator's trust and schedule settings,
+ * so a person fixes it; too few votes or no answer is worth another try later.
+ */
+const DIRECTORY_CATEGORIES = {
+  malformed: "peer",
+  "too-large": "peer",
+  "bad-signature": "peer",
+  stale: "peer",
+  "future-dated": "peer",
+  expired: "peer",
+  "not-registered": "refused",
+  "under-signed": "peer",
+  "unknown-signer": "peer",
+  "wrong-period": "refused",
+  "conflicting-vote": "peer",
+  "insufficient-votes": "transient",
+  "bad-config": "config",
+  "not-served": "refused",
+  unavailable: "transient",
+} as const satisfies KindCategories<DirectoryErrorKind>;
+
+export class DirectoryError extends layerError<DirectoryErrorKind>("directory", DIRECTORY_CATEGORIES) {}

@@ -3,7 +3,7 @@
  * discovery node state machine (discovery-node.ts), the client cache and the
  * conversion to path-selection input. Import from here, or the modules.
  *
- * Depends on: crypto/, wire/ (signed documents), link/ (RPC transport), onion/
+ * Depends on: base/, crypto/, wire/ (signed documents), link/ (RPC transport), onion/
  * (the path-selection node type it converts the consensus to).
  * Used by: node/ (the discovery role, and every node's consensus), client/.
  * Trust boundary: a client trusts only its configured discovery keys (K of N

@@ -21,7 +21,8 @@ import { decodeAddress } from "./address.js";
 import { ALL_NODE_FLAGS, DEFAULT_LIMITS, MAX_ADDRESSES, MAX_BANDWIDTH, bytesToHexFast } from "./config.js";
 import { COUNTRY_PATTERN, FAMILY_PATTERN, VERSION_PATTERN } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
-import { bytesEqual, compareBytes, fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
+import { bytesEqual, compareBytes } from "../base/bytes.js";
+import { fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
 
 export const VOTE_TYPE = "vote";
 

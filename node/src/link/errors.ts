@@ -8,7 +8,9 @@
  *
  * Trusts nothing: unknown codes received from a peer are kept as numbers.
  */
-import { PspError } from "../errors.js";
+import { codeLookup } from "../base/codes.js";
+import { layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
 
 export type LinkErrorKind =
   /** Options were invalid (caller bug): the message names the option. */
@@ -67,13 +69,11 @@ export const CloseReason = {
 export type CloseReasonName = keyof typeof CloseReason;
 export type CloseReasonCode = (typeof CloseReason)[CloseReasonName];
 
-const REASON_NAMES = new Map<number, CloseReasonName>(
-  Object.entries(CloseReason).map(([name, code]) => [code, name as CloseReasonName]),
-);
+const closeReasons = codeLookup(CloseReason);
 
 /** "IDLE" for 8; "UNKNOWN_REASON_200" for a code this version does not know. */
 export function closeReasonName(code: number): string {
-  return REASON_NAMES.get(code) ?? `UNKNOWN_REASON_${code}`;
+  return closeReasons.nameOf(code) ?? `UNKNOWN_REASON_${code}`;
 }
 
 /** The close reason we send to the peer when we fail the link with `kind`. */
@@ -124,11 +124,36 @@ export function kindForPeerCloseReason(code: number): LinkErrorKind {
   }
 }
 
-export class LinkError extends PspError<LinkErrorKind> {
+/**
+ * A link that broke the protocol or failed authentication is the peer's
+ * doing; one that dropped, timed out or hit a cap can be dialed again later;
+ * a peer that cannot or will not speak with us (no common version, no
+ * anonymous clients) refuses.
+ */
+const LINK_CATEGORIES = {
+  config: "bug",
+  transport: "transient",
+  "handshake-timeout": "transient",
+  protocol: "peer",
+  "unknown-command": "peer",
+  "no-common-version": "refused",
+  "auth-failed": "peer",
+  "identity-mismatch": "peer",
+  "anonymous-refused": "refused",
+  "peer-closed": "transient",
+  truncated: "peer",
+  closed: "shutdown",
+  "send-queue-full": "transient",
+  "link-cap": "transient",
+  "peer-silent": "transient",
+  "manager-closed": "shutdown",
+} as const satisfies KindCategories<LinkErrorKind>;
+
+export class LinkError extends layerError<LinkErrorKind>("link", LINK_CATEGORIES) {
   /** The CLOSE reason involved (sent by us, or received from the peer for "peer-closed"). */
   readonly closeReason: number | undefined;
 
-  constructor(kind: LinkErrorKind, message: string, options?: { cause?: unknown; closeReason?: number }) {
+  constructor(kind: LinkErrorKind, message: string, options?: PspErrorOptions & { closeReason?: number }) {
     super(kind, message, options);
     this.closeReason = options?.closeReason;
   }

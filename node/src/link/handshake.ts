@@ -12,6 +12,8 @@
  * unique to this TLS session on both ends, so a signature over it cannot be
  * replayed on another connection. Trusts nothing the peer sends.
  */
+import { concatBytes } from "../base/bytes.js";
+import { constantTimeEqual } from "../crypto/compare.js";
 import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import { CellCommand, cellCommandName, decodeCell, encodeCell } from "../wire/cell.js";
@@ -96,28 +98,14 @@ export function authTranscript(args: {
   ekm: Uint8Array;
   signerIdentity: Uint8Array;
 }): Uint8Array {
-  const parts = [
+  return concatBytes(
     prefixBytes,
     Uint8Array.of(args.signerRole === "initiator" ? ROLE_INITIATOR : ROLE_RESPONDER, args.version >>> 8, args.version & 0xff),
     args.initiatorVersions,
     args.responderVersions,
     args.ekm,
     args.signerIdentity,
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= (a[i] as number) ^ (b[i] as number);
-  return diff === 0;
+  );
 }
 
 function fail(kind: ConstructorParameters<typeof LinkError>[0], message: string): LinkError {
@@ -325,11 +313,11 @@ export class LinkHandshake {
         output.push(...this.failWith(fail("auth-failed", "the peer's AUTH signature does not verify over this TLS session's transcript")));
         return false;
       }
-      if (this.expectedPeer && !bytesEqual(auth.identity, this.expectedPeer)) {
+      if (this.expectedPeer && !constantTimeEqual(auth.identity, this.expectedPeer)) {
         output.push(...this.failWith(fail("identity-mismatch", "the peer proved a different identity than the one dialed")));
         return false;
       }
-      if (this.identity && bytesEqual(auth.identity, this.identity.publicKey)) {
+      if (this.identity && constantTimeEqual(auth.identity, this.identity.publicKey)) {
         output.push(...this.failWith(fail("protocol", "the peer proved our own identity: a node does not link to itself")));
         return false;
       }

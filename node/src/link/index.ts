@@ -3,7 +3,7 @@
  * connection manager that keeps one link per peer identity, and request/response
  * RPC over links. This file only re-exports.
  *
- * Depends on: crypto/, wire/ (node:tls, @peculiar/x509 for throwaway certificates).
+ * Depends on: base/, crypto/, wire/ (node:tls, @peculiar/x509 for throwaway certificates).
  * Used by: onion/ (circuits over links), directory/, dht/, authority/, node/.
  * Trust boundary: trusts TLS for the exported keying material only; the peer's
  * identity is whatever its AUTH signature over the transcript proves, and

@@ -15,6 +15,8 @@
 import { EventEmitter } from "node:events";
 import { connect as tlsConnect, createServer } from "node:tls";
 import type { Server, TLSSocket } from "node:tls";
+import { compareBytes } from "../base/bytes.js";
+import { hexOf } from "../base/hex.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import { isLinkCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
@@ -59,19 +61,6 @@ export interface ManagerStats {
   refusedAtCap: number;
   /** Links retired as duplicates of another link to the same peer (they close once unused). */
   duplicatesRetired: number;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
-
-/** Negative when a < b bytewise (both 32 bytes). */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < a.length && i < b.length; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
 }
 
 export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
@@ -154,7 +143,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
 
   /** The open link to this identity, if there is one. */
   findLink(identity: Uint8Array): Link | undefined {
-    const link = this.byPeer.get(hex(identity));
+    const link = this.byPeer.get(hexOf(identity));
     return link?.isOpen ? link : undefined;
   }
 
@@ -175,7 +164,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     if (this.identity && compareBytes(peer.identity, this.identity.publicKey) === 0) {
       return Promise.reject(new LinkError("config", "that is our own identity: a node does not link to itself"));
     }
-    const key = hex(peer.identity);
+    const key = hexOf(peer.identity);
     const existing = this.byPeer.get(key);
     if (existing?.isOpen) return Promise.resolve(existing);
     const pending = this.dials.get(key);
@@ -282,7 +271,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     link.ready.then(
       () => {
         const peer = link.peerIdentity;
-        this.register(link, peer ? hex(peer) : undefined);
+        this.register(link, peer ? hexOf(peer) : undefined);
       },
       () => undefined, // handshake failures are the peer's problem; the link is already closing
     );
@@ -293,8 +282,8 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     link.once("close", (info) => {
       this.all.delete(link);
       const peer = link.peerIdentity;
-      const registered = peer !== undefined && this.byPeer.get(hex(peer)) === link;
-      if (registered) this.byPeer.delete(hex(peer));
+      const registered = peer !== undefined && this.byPeer.get(hexOf(peer)) === link;
+      if (registered) this.byPeer.delete(hexOf(peer));
       if (this.announced.has(link)) this.emit("linkClosed", link, info);
     });
   }

@@ -20,10 +20,15 @@
  * `ctx.peer`, null on an anonymous client link) and for ordered delivery.
  * Trusts nothing in the cells; message contents are the service's to check.
  */
+import { codeLookup } from "../base/codes.js";
+import { hexOf } from "../base/hex.js";
+import { withTimeout } from "../base/timeout.js";
 import { randomBytes } from "../crypto/backend.js";
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
+import { ERROR_BODY_FIXED_LEN, ERROR_DETAIL_MAX_LEN, decodeErrorBody, encodeErrorBody } from "../wire/error-body.js";
 import { WireError } from "../wire/errors.js";
 import { FRAGMENT_HEADER_LEN, Reassembler, fragmentMessage } from "../wire/fragment.js";
 import { LinkError } from "./errors.js";
@@ -82,18 +87,51 @@ export type RpcErrorKind =
   /** The RPC endpoint was closed. */
   | "closed";
 
-/** Kinds that travel in ERROR cells, by their one-byte code. */
-const WIRE_KINDS: readonly RpcErrorKind[] = ["busy", "oversized", "malformed", "unknown-service", "unauthenticated", "refused", "handler-failed", "timeout"];
-const MAX_CODE_LEN = 32;
-const MAX_ERROR_TEXT = CELL_PAYLOAD_LEN - RPC_CELL_HEADER_LEN - 2 - MAX_CODE_LEN - 2;
+/** The kinds that travel in ERROR cells, by their one-byte code; any other kind is sent as "handler-failed". */
+export const RpcErrorCode = {
+  busy: 1,
+  oversized: 2,
+  malformed: 3,
+  "unknown-service": 4,
+  unauthenticated: 5,
+  refused: 6,
+  "handler-failed": 7,
+  timeout: 8,
+} as const satisfies Partial<Record<RpcErrorKind, number>>;
+const rpcErrorCodes = codeLookup(RpcErrorCode);
+/** The text of an ERROR cell fills what the cell has left: 464 bytes. */
+const MAX_ERROR_TEXT = CELL_PAYLOAD_LEN - RPC_CELL_HEADER_LEN - ERROR_BODY_FIXED_LEN - ERROR_DETAIL_MAX_LEN;
 
-export class RpcError extends PspError<RpcErrorKind> {
+/**
+ * Categories as the requester meets them (refusals arrive from the peer in
+ * ERROR cells): a busy, slow or failing peer can be asked again later, a
+ * refusal or an oversized message will be refused again unchanged.
+ */
+const RPC_CATEGORIES = {
+  config: "bug",
+  unreachable: "transient",
+  timeout: "transient",
+  busy: "transient",
+  oversized: "refused",
+  malformed: "peer",
+  "unknown-service": "refused",
+  unauthenticated: "refused",
+  refused: "refused",
+  "handler-failed": "transient",
+  closed: "shutdown",
+} as const satisfies KindCategories<RpcErrorKind>;
+
+/**
+ * The link layer's request/response error: one request failed or was
+ * refused, the link goes on (a LinkError is about the link itself).
+ */
+export class RpcError extends layerError<RpcErrorKind>("link", RPC_CATEGORIES) {
   /** For "refused": the service's reason (e.g. a DHT error kind); ASCII, ≤ 32 bytes. */
   readonly code: string | undefined;
   /** True when the peer sent this refusal in an ERROR cell. */
   readonly remote: boolean;
 
-  constructor(kind: RpcErrorKind, message: string, options?: { cause?: unknown; code?: string; remote?: boolean }) {
+  constructor(kind: RpcErrorKind, message: string, options?: PspErrorOptions & { code?: string; remote?: boolean }) {
     super(kind, message, options);
     this.code = options?.code;
     this.remote = options?.remote ?? false;
@@ -183,9 +221,10 @@ export function serviceId(service: RpcServiceName | number): number {
   return service;
 }
 
+const services = codeLookup(RpcService);
+
 function serviceLabel(id: number): string {
-  const name = Object.entries(RpcService).find(([, v]) => v === id)?.[0];
-  return name ?? `service ${id}`;
+  return services.nameOf(id) ?? `service ${id}`;
 }
 
 function u32(bytes: Uint8Array, at: number): number {
@@ -215,33 +254,19 @@ export function encodeRpcCells(kind: typeof RpcCellKind.REQUEST | typeof RpcCell
   return fragmentMessage(message, RPC_FRAGMENT_MAX).map((f) => rpcCell(kind, service, id, f));
 }
 
-const ascii = (s: string): Uint8Array => new TextEncoder().encode(s.replace(/[^\x20-\x7e]/g, "?"));
-
-/** An ERROR cell refusing request `id`: code u8 ‖ detail-len u8 ‖ detail ‖ text-len u16 ‖ text (UTF-8). */
+/** An ERROR cell refusing request `id`, its body as wire/error-body.ts lays it out. */
 export function encodeRpcErrorCell(service: number, id: number, error: { kind: RpcErrorKind; message: string; code?: string | undefined }): Cell {
-  const wireCode = WIRE_KINDS.indexOf(error.kind) + 1 || WIRE_KINDS.indexOf("handler-failed") + 1;
-  const detail = ascii(error.code ?? "").subarray(0, MAX_CODE_LEN);
-  let text = new TextEncoder().encode(error.message);
-  if (text.length > MAX_ERROR_TEXT) text = new TextEncoder().encode(error.message.slice(0, Math.floor(MAX_ERROR_TEXT / 3)));
-  const body = new Uint8Array(2 + detail.length + 2 + text.length);
-  body[0] = wireCode;
-  body[1] = detail.length;
-  body.set(detail, 2);
-  body[2 + detail.length] = text.length >>> 8;
-  body[3 + detail.length] = text.length & 0xff;
-  body.set(text, 4 + detail.length);
-  return rpcCell(RpcCellKind.ERROR, service, id, body);
+  const code = rpcErrorCodes.codeOf(error.kind) ?? RpcErrorCode["handler-failed"];
+  return rpcCell(RpcCellKind.ERROR, service, id, encodeErrorBody({ code, detail: error.code ?? "", text: error.message }, MAX_ERROR_TEXT));
 }
 
-/** Decodes an ERROR cell body into the RpcError it reports; an unknown code is "malformed". */
+/** Decodes an ERROR cell body into the RpcError it reports; an unknown code or a body that does not decode is "malformed". */
 export function decodeRpcErrorBody(body: Uint8Array): RpcError {
-  const kind = WIRE_KINDS[(body[0] ?? 0) - 1];
-  const detailLen = Math.min(body[1] ?? 0, MAX_CODE_LEN);
-  const code = new TextDecoder().decode(body.subarray(2, 2 + detailLen));
-  const textLen = ((body[2 + detailLen] ?? 0) << 8) | (body[3 + detailLen] ?? 0);
-  const text = new TextDecoder().decode(body.subarray(4 + detailLen, Math.min(body.length, 4 + detailLen + textLen)));
-  if (kind === undefined) return new RpcError("malformed", `peer sent an RPC ERROR cell with unknown code ${body[0] ?? 0}`, { remote: true });
-  return new RpcError(kind, `peer refused the request${code ? ` (${code})` : ""}: ${text}`, { ...(code ? { code } : {}), remote: true });
+  const decoded = decodeErrorBody(body);
+  const kind = decoded === undefined ? undefined : rpcErrorCodes.nameOf(decoded.code);
+  if (decoded === undefined || kind === undefined) return new RpcError("malformed", `peer sent an RPC ERROR cell with code ${body[0] ?? "none"} that does not decode`, { remote: true });
+  const { detail, text } = decoded;
+  return new RpcError(kind, `peer refused the request${detail ? ` (${detail})` : ""}: ${text}`, { ...(detail ? { code: detail } : {}), remote: true });
 }
 
 /**
@@ -301,10 +326,6 @@ interface Service {
 function positiveInteger(name: string, v: number): number {
   if (!Number.isInteger(v) || v < 1) throw new RpcError("config", `${name} must be a positive integer, got ${v}`);
   return v;
-}
-
-function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
 }
 
 /**
@@ -389,22 +410,6 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     });
   }
 
-  function beforeDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new RpcError("timeout", `timed out ${what} before the request's deadline`)), Math.max(0, deadline - performance.now()));
-      promise.then(
-        (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        (e: unknown) => {
-          clearTimeout(timer);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      );
-    });
-  }
-
   function allocateId(): number {
     do nextId = (nextId + 1) >>> 0 || 1;
     while (pending.has(nextId));
@@ -458,11 +463,11 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     const { id, maxResponseBytes } = checkRequest(service, bytes, options);
     if (!(peer?.identity instanceof Uint8Array)) throw new RpcError("config", "peer needs an identity key, a host and a port");
     const deadline = performance.now() + options.timeoutMs;
-    const release = await acquireSlot(hex(peer.identity), options.timeoutMs);
+    const release = await acquireSlot(hexOf(peer.identity), options.timeoutMs);
     try {
       let link: Link;
       try {
-        link = await beforeDeadline(manager.getLink(peer), deadline, "connecting");
+        link = await withTimeout(manager.getLink(peer), deadline - performance.now(), () => new RpcError("timeout", "timed out connecting before the request's deadline"));
       } catch (err) {
         if (err instanceof RpcError) throw err;
         const reason = err instanceof LinkError ? `${err.kind}: ${err.message}` : String(err);
@@ -480,7 +485,7 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     const { id, maxResponseBytes } = checkRequest(service, bytes, options);
     if (!link.isOpen) throw new RpcError("unreachable", "that link is not open");
     const deadline = performance.now() + options.timeoutMs;
-    const release = await acquireSlot(link.peerIdentity ? hex(link.peerIdentity) : `link-${link.id}`, options.timeoutMs);
+    const release = await acquireSlot(link.peerIdentity ? hexOf(link.peerIdentity) : `link-${link.id}`, options.timeoutMs);
     try {
       const response = await exchange(link, id, bytes, deadline, maxResponseBytes);
       stats.responsesReceived++;

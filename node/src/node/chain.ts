@@ -16,8 +16,10 @@
  * node counts as not registered until the chain says otherwise.
  */
 import type { Hex } from "viem";
+import { withTimeout } from "../base/timeout.js";
 import { connectChain } from "../chain/clients.js";
 import { readDeployment } from "../chain/deployment.js";
+import { ChainError } from "../chain/errors.js";
 import { createChainPki } from "../chain/pki.js";
 import type { Pki, RoleSet } from "../chain/pki.js";
 import type { ChainRoles } from "../directory/discovery-node.js";
@@ -101,18 +103,18 @@ export class ChainRoleView {
     }
     this.inflight++;
     this.stats.lookups++;
-    let timer: NodeJS.Timeout | undefined;
+    const timeoutMs = this.options.timeoutMs ?? 5_000;
     try {
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`chain lookup of node ${key} took longer than ${this.options.timeoutMs ?? 5_000} ms`)), this.options.timeoutMs ?? 5_000);
-      });
-      const bits = await Promise.race([this.options.nodeRoles(`0x${key}`), deadline]);
+      const bits = await withTimeout(
+        this.options.nodeRoles(`0x${key}`),
+        timeoutMs,
+        () => new ChainError("rpc-unreachable", `chain lookup of node ${key} took longer than ${timeoutMs} ms`),
+      );
       this.remember(key, bits);
     } catch (err) {
       this.stats.lookupFailures++;
       this.options.onError?.(err);
     } finally {
-      clearTimeout(timer);
       this.inflight--;
     }
     return this.roles(identity);

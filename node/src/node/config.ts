@@ -11,7 +11,8 @@
  * Trusts nothing in the file.
  */
 import { readFile } from "node:fs/promises";
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 import { decryptKeyFile } from "../crypto/keyfile.js";
 import { ed25519PublicKey, generateEd25519KeyPair } from "../crypto/ed25519.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
@@ -28,7 +29,14 @@ export type NodeErrorKind =
   /** The node could not start (listen failed, ...). */
   | "start-failed";
 
-export class NodeError extends PspError<NodeErrorKind> {}
+/** All three are the operator's to fix: the file, the keys, or the machine (a port in use). */
+const NODE_CATEGORIES = {
+  "bad-config": "config",
+  "key-load": "config",
+  "start-failed": "config",
+} as const satisfies KindCategories<NodeErrorKind>;
+
+export class NodeError extends layerError<NodeErrorKind>("node", NODE_CATEGORIES) {}
 
 /**
  * Roles a node process can run. Every node also runs the DHT, the control

@@ -1,4 +1,2 @@
-/** Hex form of bytes (lower case), for node info printed and parsed by the CLI. */
-export function hex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-}
+/** Hex form of bytes (lower case), for node info printed and parsed by the CLI: base's hexOf under the node process's name. */
+export { hexOf as hex } from "../base/hex.js";

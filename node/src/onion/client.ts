@@ -780,7 +780,7 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
         try {
           message = stream.reassembler.push(msg.data);
         } catch (err) {
-          const reason = isPspError(err, "resource-limit") ? EndReason.RESOURCELIMIT : EndReason.PROTOCOL;
+          const reason = CircuitError.is(err, "resource-limit") ? EndReason.RESOURCELIMIT : EndReason.PROTOCOL;
           this.finishStream(circ, stream, reason, err as CircuitError);
           return this.sendRelay(circ, hop, RelayCommand.END, stream.streamId, encodeReason(reason));
         }

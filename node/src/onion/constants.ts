@@ -6,6 +6,7 @@
  * local limit. Reason codes keep Tor's numbering where Tor has the same
  * meaning, so operators can read them with Tor's documentation at hand.
  */
+import { codeLookup } from "../base/codes.js";
 
 /** Reason byte of a DESTROY cell (and of a TRUNCATED relay message). */
 export const DestroyReason = {
@@ -35,17 +36,15 @@ export const DestroyReason = {
 export type DestroyReasonName = keyof typeof DestroyReason;
 export type DestroyReason = (typeof DestroyReason)[DestroyReasonName];
 
-const DESTROY_NAMES = new Map<number, DestroyReasonName>(
-  Object.entries(DestroyReason).map(([k, v]) => [v, k as DestroyReasonName]),
-);
+const destroyReasons = codeLookup(DestroyReason);
 
 /** Maps a received reason byte to a known reason; unknown bytes read as NONE (never trusted further). */
 export function toDestroyReason(byte: number): DestroyReason {
-  return DESTROY_NAMES.has(byte) ? (byte as DestroyReason) : DestroyReason.NONE;
+  return destroyReasons.isCode(byte) ? byte : DestroyReason.NONE;
 }
 
 export function destroyReasonName(reason: number): DestroyReasonName | "UNKNOWN" {
-  return DESTROY_NAMES.get(reason) ?? "UNKNOWN";
+  return destroyReasons.nameOf(reason) ?? "UNKNOWN";
 }
 
 /** Reason byte of an END relay message (closes one stream, not the circuit). */
@@ -71,15 +70,15 @@ export const EndReason = {
 export type EndReasonName = keyof typeof EndReason;
 export type EndReason = (typeof EndReason)[EndReasonName];
 
-const END_NAMES = new Map<number, EndReasonName>(Object.entries(EndReason).map(([k, v]) => [v, k as EndReasonName]));
+const endReasons = codeLookup(EndReason);
 
 /** Maps a received END reason byte to a known reason; unknown bytes read as MISC. */
 export function toEndReason(byte: number): EndReason {
-  return END_NAMES.has(byte) ? (byte as EndReason) : EndReason.MISC;
+  return endReasons.isCode(byte) ? byte : EndReason.MISC;
 }
 
 export function endReasonName(reason: number): EndReasonName | "UNKNOWN" {
-  return END_NAMES.get(reason) ?? "UNKNOWN";
+  return endReasons.nameOf(reason) ?? "UNKNOWN";
 }
 
 /** CREATE2 handshake type for ntor (tor-spec's value, kept). */

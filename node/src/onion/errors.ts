@@ -7,7 +7,8 @@
  * instead of parsing messages. Protocol violations by a peer never throw out
  * of a relay's entry point: they become a DESTROY cell plus an event.
  */
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
 import type { DestroyReason, EndReason } from "./constants.js";
 
 export type CircuitErrorKind =
@@ -36,21 +37,41 @@ export type CircuitErrorKind =
   /** A cell arrived for a circuit id that this node does not know. */
   | "unknown-circuit";
 
-export interface CircuitErrorDetails {
+export interface CircuitErrorDetails extends PspErrorOptions {
   destroyReason?: DestroyReason;
   endReason?: EndReason;
   /** Index of the hop (0 = first) that reported the failure, when known. */
   hop?: number;
-  cause?: unknown;
 }
 
-export class CircuitError extends PspError<CircuitErrorKind> {
+/**
+ * A circuit or stream that went away, a build that timed out, a path that
+ * could not be chosen from this consensus and a limit reached are all
+ * worth another try later (a new circuit, a new stream); a hop that fails
+ * its handshake or breaks the protocol is the peer's doing.
+ */
+const CIRCUIT_CATEGORIES = {
+  "circuit-destroyed": "transient",
+  "build-timeout": "transient",
+  "handshake-failed": "peer",
+  "too-many-hops": "bug",
+  "no-path": "transient",
+  "stream-closed": "transient",
+  "stream-refused": "refused",
+  "resource-limit": "transient",
+  "bad-state": "bug",
+  "bad-argument": "bug",
+  "protocol-violation": "peer",
+  "unknown-circuit": "peer",
+} as const satisfies KindCategories<CircuitErrorKind>;
+
+export class CircuitError extends layerError<CircuitErrorKind>("onion", CIRCUIT_CATEGORIES) {
   readonly destroyReason: DestroyReason | undefined;
   readonly endReason: EndReason | undefined;
   readonly hop: number | undefined;
 
   constructor(kind: CircuitErrorKind, message: string, details: CircuitErrorDetails = {}) {
-    super(kind, message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(kind, message, details);
     this.destroyReason = details.destroyReason;
     this.endReason = details.endReason;
     this.hop = details.hop;

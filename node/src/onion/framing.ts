@@ -11,7 +11,7 @@
  */
 import { RELAY_DATA_LEN } from "../wire/relay.js";
 import { FRAGMENT_HEADER_LEN, MAX_FRAGMENTS, Reassembler, fragmentMessage } from "../wire/fragment.js";
-import { isPspError } from "../errors.js";
+import { WireError } from "../wire/errors.js";
 import { CircuitError } from "./errors.js";
 
 /** Largest DATA body: one relay cell's data. */
@@ -65,7 +65,7 @@ export class MessageReassembler {
     try {
       return this.inner.push(body);
     } catch (err) {
-      if (!isPspError(err)) throw err;
+      if (!WireError.is(err)) throw err;
       throw new CircuitError(err.kind === "message-too-large" ? "resource-limit" : "protocol-violation", err.message, { cause: err });
     }
   }

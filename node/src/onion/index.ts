@@ -5,7 +5,7 @@
  * the runtime that drives them over real links (runtime.ts), the client's
  * circuit manager and its promise API (onion-client.ts).
  *
- * Depends on: crypto/ (ntor, X25519), wire/, link/.
+ * Depends on: base/ (the token bucket, code tables), crypto/ (ntor, X25519), wire/, link/.
  * Used by: dht/ and authority/ (their services over circuits), client/, node/.
  * Trust boundary: a relay trusts only the hop keys it agreed with ntor; cells
  * from links and payloads that do not verify are dropped or close the circuit
@@ -37,7 +37,6 @@ export { selectPath, networkKey } from "./path.js";
 export type { PathNode, SelectPathOptions } from "./path.js";
 export { RelayLayer, hopCryptoFromKeyMaterial, splitHopKeys } from "./relay-crypto.js";
 export type { HopCrypto, HopKeys } from "./relay-crypto.js";
-export { TokenBucket } from "./token-bucket.js";
 export { OutboundScheduler } from "./scheduler.js";
 export { FlowWindow } from "./flow-control.js";
 export { OnionSim } from "./sim.js";

@@ -10,6 +10,7 @@
  * Trusts: the node list (the directory layer has verified it). Validates only
  * what it needs to choose safely.
  */
+import { hexOf } from "../base/hex.js";
 import { CircuitError } from "./errors.js";
 import { DEFAULT_PATH_LENGTH } from "./constants.js";
 
@@ -58,9 +59,7 @@ function defaultRandom(): number {
 }
 
 /** Hex form of a key, for set membership. */
-export function keyHex(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("hex");
-}
+export const keyHex: (key: Uint8Array) => string = hexOf;
 
 function parseIPv4(host: string): number[] | undefined {
   const parts = host.split(".");

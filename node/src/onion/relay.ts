@@ -748,7 +748,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     try {
       message = stream.reassembler.push(data);
     } catch (err) {
-      const reason = isPspError(err, "resource-limit") ? EndReason.RESOURCELIMIT : EndReason.PROTOCOL;
+      const reason = CircuitError.is(err, "resource-limit") ? EndReason.RESOURCELIMIT : EndReason.PROTOCOL;
       circ.streams.delete(streamId);
       this.closeStreamLocally(circ, stream, reason);
       return this.endStream(circ, streamId, reason);

@@ -248,7 +248,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
         }),
       (err: unknown) =>
         this.guard(undefined, () => {
-          if (!this.stopped) this.fail(requestId, isPspError(err, "identity-mismatch") ? "identity-mismatch" : "unreachable");
+          if (!this.stopped) this.fail(requestId, LinkError.is(err, "identity-mismatch") ? "identity-mismatch" : "unreachable");
         }),
     );
   }
@@ -267,7 +267,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
         return await this.manager.getLink({ identity, host, port });
       } catch (err) {
         last = err;
-        if (isPspError(err, "identity-mismatch", "manager-closed")) break;
+        if (LinkError.is(err, "identity-mismatch", "manager-closed")) break;
       }
     }
     throw last;

@@ -19,7 +19,7 @@
  */
 import type { Cell } from "../wire/cell.js";
 import { CELL_LEN } from "../wire/cell.js";
-import { TokenBucket } from "./token-bucket.js";
+import { TokenBucket } from "../base/token-bucket.js";
 
 export interface RateLimit {
   bytesPerSecond: number;

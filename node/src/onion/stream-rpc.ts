@@ -16,7 +16,10 @@
  * nothing in the messages; their bodies are the handler's to check. The
  * server learns nothing about the client beyond the local circuit serial.
  */
-import { PspError } from "../errors.js";
+import { codeLookup } from "../base/codes.js";
+import { PspError, layerError } from "../errors.js";
+import type { KindCategories, PspErrorOptions } from "../errors.js";
+import { decodeErrorBody, encodeErrorBody } from "../wire/error-body.js";
 import { EndReason } from "./constants.js";
 import type { OnionStream } from "./onion-client.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "./types.js";
@@ -55,19 +58,43 @@ export type StreamRpcErrorKind =
   /** The service failed while answering. */
   | "handler-failed";
 
-/** Kinds that travel in ERROR messages, by their one-byte code (1-based). */
-const WIRE_KINDS: readonly StreamRpcErrorKind[] = ["busy", "oversized", "malformed", "refused", "handler-failed"];
-const MAX_CODE_LEN = 32;
+/** The kinds that travel in ERROR messages, by their one-byte code; any other kind is sent as "handler-failed". */
+export const StreamRpcErrorCode = {
+  busy: 1,
+  oversized: 2,
+  malformed: 3,
+  refused: 4,
+  "handler-failed": 5,
+} as const satisfies Partial<Record<StreamRpcErrorKind, number>>;
+const streamRpcErrorCodes = codeLookup(StreamRpcErrorCode);
+/** Longest ERROR text, in bytes of UTF-8. */
 const MAX_ERROR_TEXT = 512;
 
-export class StreamRpcError extends PspError<StreamRpcErrorKind> {
+/**
+ * Categories as the requester meets them, the same as the link RPC's: a
+ * closed stream, a busy or failing service can be asked again (on a new
+ * stream), a refusal or an oversized message will be refused again.
+ */
+const STREAM_RPC_CATEGORIES = {
+  "bad-argument": "bug",
+  timeout: "transient",
+  closed: "transient",
+  busy: "transient",
+  oversized: "refused",
+  malformed: "peer",
+  refused: "refused",
+  "handler-failed": "transient",
+} as const satisfies KindCategories<StreamRpcErrorKind>;
+
+/** The onion layer's request/response error: one request over a stream failed or was refused. */
+export class StreamRpcError extends layerError<StreamRpcErrorKind>("onion", STREAM_RPC_CATEGORIES) {
   /** For "refused": the service's reason, ASCII, ≤ 32 bytes. */
   readonly code: string | undefined;
   /** True when the far end sent this error. */
   readonly remote: boolean;
 
-  constructor(kind: StreamRpcErrorKind, message: string, options?: { cause?: unknown; code?: string; remote?: boolean }) {
-    super(kind, message, options?.cause === undefined ? undefined : { cause: options.cause });
+  constructor(kind: StreamRpcErrorKind, message: string, options?: PspErrorOptions & { code?: string; remote?: boolean }) {
+    super(kind, message, options);
     this.code = options?.code;
     this.remote = options?.remote ?? false;
   }
@@ -100,35 +127,21 @@ export function decodeStreamRpcMessage(message: Uint8Array): StreamRpcMessage {
   return { id: view.getUint32(0), kind: message[4] as number, body: message.subarray(STREAM_RPC_HEADER_LEN) };
 }
 
-const printable = (s: string): string => s.replace(/[^\x20-\x7e]/g, "?");
-
-/** ERROR body: code (1) ‖ detail-len (1) ‖ detail (ASCII) ‖ text-len (2) ‖ text (UTF-8). */
+/** An ERROR message's body, as wire/error-body.ts lays it out. */
 export function encodeStreamRpcError(error: { kind: StreamRpcErrorKind; message: string; code?: string | undefined }): Uint8Array {
-  const wireCode = WIRE_KINDS.indexOf(error.kind) + 1 || WIRE_KINDS.indexOf("handler-failed") + 1;
-  const detail = new TextEncoder().encode(printable(error.code ?? "").slice(0, MAX_CODE_LEN));
-  let text = new TextEncoder().encode(error.message);
-  if (text.length > MAX_ERROR_TEXT) text = text.subarray(0, MAX_ERROR_TEXT);
-  const body = new Uint8Array(2 + detail.length + 2 + text.length);
-  body[0] = wireCode;
-  body[1] = detail.length;
-  body.set(detail, 2);
-  body[2 + detail.length] = text.length >>> 8;
-  body[3 + detail.length] = text.length & 0xff;
-  body.set(text, 4 + detail.length);
-  return body;
+  const code = streamRpcErrorCodes.codeOf(error.kind) ?? StreamRpcErrorCode["handler-failed"];
+  return encodeErrorBody({ code, detail: error.code ?? "", text: error.message }, MAX_ERROR_TEXT);
 }
 
-/** The error an ERROR body reports; an unknown code or a short body is "malformed". */
+/** The error an ERROR body reports; an unknown code or a body that does not decode is "malformed". */
 export function decodeStreamRpcError(body: Uint8Array): StreamRpcError {
-  const kind = WIRE_KINDS[(body[0] ?? 0) - 1];
-  const detailLen = body[1] ?? 0;
-  if (kind === undefined || detailLen > MAX_CODE_LEN || body.length < 4 + detailLen) {
+  const decoded = decodeErrorBody(body);
+  const kind = decoded === undefined ? undefined : streamRpcErrorCodes.nameOf(decoded.code);
+  if (decoded === undefined || kind === undefined) {
     return new StreamRpcError("malformed", `the service sent an ERROR message with code ${body[0] ?? "none"} that does not decode`, { remote: true });
   }
-  const code = printable(new TextDecoder().decode(body.subarray(2, 2 + detailLen)));
-  const textLen = ((body[2 + detailLen] as number) << 8) | (body[3 + detailLen] as number);
-  const text = new TextDecoder().decode(body.subarray(4 + detailLen, Math.min(body.length, 4 + detailLen + textLen)));
-  return new StreamRpcError(kind, `the service refused the request${code ? ` (${code})` : ""}: ${text}`, { ...(code ? { code } : {}), remote: true });
+  const { detail, text } = decoded;
+  return new StreamRpcError(kind, `the service refused the request${detail ? ` (${detail})` : ""}: ${text}`, { ...(detail ? { code: detail } : {}), remote: true });
 }
 
 function positiveInteger(name: string, v: number): number {

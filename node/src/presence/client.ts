@@ -42,6 +42,9 @@ import type { OnionCircuit, OnionStream } from "../onion/onion-client.js";
 import type { PathNode } from "../onion/path.js";
 import { PresenceChannel } from "./channel.js";
 import type { PresenceChannelOptions } from "./channel.js";
+import { bytesEqual } from "../base/bytes.js";
+import { hexOf } from "../base/hex.js";
+import { withTimeout } from "../base/timeout.js";
 import { PresenceError } from "./errors.js";
 import { answerIntroduction, buildIntroduction, finishIntroduction, openIntroduction } from "./introduction.js";
 import type { IntroducerCertificate, OpenedIntroduction } from "./introduction.js";
@@ -192,16 +195,8 @@ interface Point {
   waiting?: { resolve: (n: PresenceNotice) => void; reject: (e: PresenceError) => void };
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-const sameKey = (a: Uint8Array, b: Uint8Array): boolean => a.length === b.length && hex(a) === hex(b);
-
-function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PresenceError("timeout", `${what}: no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
+const deadline = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
+  withTimeout(promise, ms, () => new PresenceError("timeout", `${what}: no answer within ${ms} ms`));
 
 /** The next message on a stream, decoded; a closed stream is PresenceError "unreachable". */
 async function receive<T>(stream: OnionStream, decode: (b: Uint8Array) => T, what: string): Promise<T> {
@@ -285,12 +280,12 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
   }
 
   private info(p: Point): PointInfo {
-    return { slot: p.slot, node: hex(p.node.identity), state: p.state, expiresAt: p.expiresAt, stored: p.stored, introductions: p.introductions };
+    return { slot: p.slot, node: hexOf(p.node.identity), state: p.state, expiresAt: p.expiresAt, stored: p.stored, introductions: p.introductions };
   }
 
   private pickNode(exclude: readonly Uint8Array[]): PathNode {
-    const used = new Set([...exclude.map(hex), ...[...this.points.values()].filter((p) => p.state !== "lost").map((p) => hex(p.node.identity))]);
-    const candidates = this.deps.nodes().filter((n) => !used.has(hex(n.identity)));
+    const used = new Set([...exclude.map(hexOf), ...[...this.points.values()].filter((p) => p.state !== "lost").map((p) => hexOf(p.node.identity))]);
+    const candidates = this.deps.nodes().filter((n) => !used.has(hexOf(n.identity)));
     const pool = candidates.length > 0 ? candidates : [...this.deps.nodes()];
     const node = pool[Math.floor(this.random() * pool.length)];
     if (!node) throw new PresenceError("unreachable", "the consensus lists no node to hold a presence point");
@@ -332,7 +327,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       point.state = "up";
       this.scheduleRenewal(point);
       this.emit("point", this.info(point));
-      this.log.info({ slot, node: hex(node.identity).slice(0, 16) }, "presence point up");
+      this.log.info({ slot, node: hexOf(node.identity).slice(0, 16) }, "presence point up");
     } catch (err) {
       this.dropPoint(point);
       throw err;
@@ -412,7 +407,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     } catch (err) {
       throw new PresenceError("unreachable", `the presence node could not be reached: ${(err as Error).message}`, { cause: err });
     }
-    const notice = await deadline(answer, 20_000, `presence ${request.t} at ${hex(point.node.identity).slice(0, 16)}…`);
+    const notice = await deadline(answer, 20_000, `presence ${request.t} at ${hexOf(point.node.identity).slice(0, 16)}…`);
     if (notice.t === "refused") throw new PresenceError(notice.kind, `the presence node refused: ${notice.message}`);
     if (notice.t === "registered") {
       point.expiresAt = notice.expiresAt;
@@ -470,7 +465,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     this.dropPoint(point);
     if (!wasUp) this.emit("point", this.info(point));
     if (this.closed || !this.announced || this.points.get(point.slot) !== point) return;
-    this.log.info({ slot: point.slot, node: hex(point.node.identity).slice(0, 16), err }, "presence point lost: replacing it on another node");
+    this.log.info({ slot: point.slot, node: hexOf(point.node.identity).slice(0, 16), err }, "presence point lost: replacing it on another node");
     this.replaceLater(point.slot, [point.node.identity], 250);
   }
 
@@ -562,7 +557,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
   }
 
   private async joinRendezvous(point: Point, opened: OpenedIntroduction, x: Uint8Array, options?: PresenceChannelOptions): Promise<PresenceChannel> {
-    const node = this.deps.nodes().find((n) => sameKey(n.identity, opened.rdv));
+    const node = this.deps.nodes().find((n) => bytesEqual(n.identity, opened.rdv));
     if (!node) throw new PresenceError("rendezvous-failed", "the introducer's rendezvous node is not in this client's consensus");
     const { reply, keySeed } = answerIntroduction({
       authKey: point.authKey,
@@ -601,7 +596,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
         return await this.deps.buildCircuit(direct ? { path: [node] } : { lastHop: node });
       } catch (err) {
         if (direct || attempt >= 3 || !CircuitError.is(err) || err.category === "bug") throw err;
-        logFailure(this.log, err, `build a circuit to ${hex(node.identity).slice(0, 16)}… (attempt ${attempt})`, "debug");
+        logFailure(this.log, err, `build a circuit to ${hexOf(node.identity).slice(0, 16)}… (attempt ${attempt})`, "debug");
       }
     }
   }
@@ -712,7 +707,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     let lastError: unknown;
     try {
       for (const point of found) {
-        const node = this.deps.nodes().find((n) => sameKey(n.identity, point.node));
+        const node = this.deps.nodes().find((n) => bytesEqual(n.identity, point.node));
         if (!node) {
           lastError = new PresenceError("unreachable", "a presence point's node is not in the consensus");
           continue;
@@ -773,9 +768,9 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
   }
 
   private pickRendezvous(avoid: readonly Uint8Array[]): PathNode {
-    const skip = new Set(avoid.map(hex));
+    const skip = new Set(avoid.map(hexOf));
     const nodes = this.deps.nodes();
-    const pool = nodes.filter((n) => !skip.has(hex(n.identity)));
+    const pool = nodes.filter((n) => !skip.has(hexOf(n.identity)));
     const chosen = (pool.length > 0 ? pool : nodes)[Math.floor(this.random() * (pool.length > 0 ? pool.length : nodes.length))];
     if (!chosen) throw new PresenceError("unreachable", "the consensus lists no node to meet at");
     return chosen;

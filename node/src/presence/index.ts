@@ -1,11 +1,14 @@
 /**
  * The presence layer: presence points, lookups, introductions, rendezvous and
- * the private channels they open (docs/spec/presence.md).
+ * the private channels they open. Built so far: the channel ratchet.
  *
- * Depends on crypto/ (AEAD, HKDF) and, as it grows, on onion/ circuits, the
- * DHT and access certificates. Used by the client library (client/). Trusts
- * key material handed to it by the handshake; nothing that arrives in a frame
- * until it authenticates.
+ * Depends on: crypto/ (AEAD, HKDF) and, as it grows, onion/ circuits, the
+ * DHT and access certificates.
+ * Used by: the client library (client/), as it grows.
+ * Trust boundary: trusts the key material the handshake hands it; nothing
+ * that arrives in a frame until it authenticates, and every bad frame is a
+ * PresenceError.
+ * Spec: docs/spec/presence.md.
  */
 export {
   createChannelRatchet,

@@ -21,6 +21,7 @@ import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { CryptoError } from "../crypto/errors.js";
 import { hsMac, hsNtorClientIntroduceKeys, hsNtorClientRendezvous, hsNtorServiceIntroduceKeys, hsNtorServiceRendezvous } from "../crypto/hs-ntor.js";
 import { parseIdentity } from "../crypto/identity.js";
+import { concatBytes } from "../base/bytes.js";
 import { PresenceError } from "./errors.js";
 import { decodeIntroPlaintext, encodeIntroPlaintext, introductionSigningPayload } from "./messages.js";
 import type { IntroduceRequest } from "./messages.js";
@@ -29,18 +30,6 @@ import type { IntroduceRequest } from "./messages.js";
 export const DEFAULT_INTRO_MAX_SKEW_MS = 5 * 60_000;
 /** ENC_KEY seals exactly one introduction, so a zero nonce is safe. */
 const ZERO_NONCE = new Uint8Array(AEAD_NONCE_LEN);
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 export interface BuildIntroductionOptions {
   /** The presence point's introduction key and announcement encryption key. */
@@ -78,8 +67,8 @@ export function buildIntroduction(o: BuildIntroductionOptions): BuiltIntroductio
   const x = keys.clientPublic;
   const sig = ed25519Sign(o.identitySecret, introductionSigningPayload({ authKey: o.authKey, x, rdv: o.rdv, cookie: o.cookie, time: o.now }));
   const plaintext = encodeIntroPlaintext({ identity: o.identity, cert: o.cert, rdv: o.rdv, cookie: o.cookie, time: o.now, sig });
-  const ct = aeadSeal(keys.encKey, ZERO_NONCE, plaintext, concat(o.authKey, x));
-  const mac = hsMac(keys.macKey, concat(o.authKey, x, ct));
+  const ct = aeadSeal(keys.encKey, ZERO_NONCE, plaintext, concatBytes(o.authKey, x));
+  const mac = hsMac(keys.macKey, concatBytes(o.authKey, x, ct));
   keys.encKey.fill(0);
   keys.macKey.fill(0);
   return { request: { t: "introduce", authKey: o.authKey, x, ct, mac }, clientSecret: keys.clientSecret };
@@ -128,7 +117,7 @@ export interface OpenedIntroduction {
 export function openIntroduction(o: OpenIntroductionOptions): OpenedIntroduction {
   let plaintext: Uint8Array | undefined;
   let usedSubcredential: Uint8Array | undefined;
-  const macInput = concat(o.authKey, o.x, o.ct);
+  const macInput = concatBytes(o.authKey, o.x, o.ct);
   for (const sub of o.subcredentials) {
     let keys;
     try {
@@ -141,7 +130,7 @@ export function openIntroduction(o: OpenIntroductionOptions): OpenedIntroduction
     const macOk = constantTimeEqual(hsMac(keys.macKey, macInput), o.mac);
     if (macOk) {
       try {
-        plaintext = aeadOpen(keys.encKey, ZERO_NONCE, o.ct, concat(o.authKey, o.x));
+        plaintext = aeadOpen(keys.encKey, ZERO_NONCE, o.ct, concatBytes(o.authKey, o.x));
         usedSubcredential = sub;
       } catch (err) {
         throw new PresenceError("intro-auth-failed", "introduction does not decrypt", { cause: err });

@@ -32,8 +32,9 @@ import { ed25519Verify } from "../crypto/ed25519.js";
 import { DhtError } from "../dht/errors.js";
 import type { DhtRecord, OwnerSignedRecord } from "../dht/record.js";
 import { DestroyReason, EndReason } from "../onion/constants.js";
-import { TokenBucket } from "../onion/token-bucket.js";
+import { TokenBucket } from "../base/token-bucket.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "../onion/types.js";
+import { hexOf } from "../base/hex.js";
 import { PresenceError } from "./errors.js";
 import type { PresenceErrorKind } from "./errors.js";
 import type { IntroducerCertificate } from "./introduction.js";
@@ -143,8 +144,6 @@ interface Registration {
   closed: boolean;
 }
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-
 export interface PresenceNode {
   readonly services: { [PRESENCE_SERVICE]: LocalService; [INTRODUCE_SERVICE]: LocalService };
   readonly stats: PresenceNodeStats;
@@ -193,7 +192,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
       if (until > wall && seenRegistrations.size < limits.maxRegistrations * 4) break;
       seenRegistrations.delete(key);
     }
-    const key = hex(sig);
+    const key = hexOf(sig);
     if (seenRegistrations.has(key)) return false;
     seenRegistrations.set(key, wall + 2 * limits.maxSkewMs);
     return true;
@@ -308,7 +307,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     } catch (err) {
       return refuse("malformed", (err as Error).message);
     }
-    const reg = byAuthKey.get(hex(request.authKey));
+    const reg = byAuthKey.get(hexOf(request.authKey));
     if (!reg || reg.closed) {
       stats.unknownPoint++;
       return refuse("unknown-presence", "no presence point with that introduction key is held here");
@@ -321,7 +320,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
       return refuse("unknown-presence", "no presence point with that introduction key is held here");
     }
     const t = now();
-    const handshake = hex(request.x);
+    const handshake = hexOf(request.x);
     if (reg.seenHandshakes.has(handshake)) {
       stats.replayed++;
       return refuse("replayed", "this introduction was seen before");
@@ -376,7 +375,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     /** The introducer went away: its introduction leaves the queue or the user's pending set. */
     const withdraw = (): void => {
       if (!mine || mine.state === "done") return;
-      const reg = byAuthKey.get(hex(mine.request.authKey));
+      const reg = byAuthKey.get(hexOf(mine.request.authKey));
       mine.state = "done";
       mine.timer?.cancel();
       if (reg) {
@@ -420,8 +419,8 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
   const checkRecord = (identityKey: Uint8Array, period: number, periodLength: number, slot: number, authKey: Uint8Array, record: OwnerSignedRecord): void => {
     const location = presenceLocation(identityKey, period, periodLength, slot);
     const point = readPresenceRecord(identityKey, location, record);
-    if (hex(point.node) !== hex(options.nodeKey)) throw new PresenceError("wrong-binding", "the presence record names another presence node");
-    if (hex(point.authKey) !== hex(authKey))
+    if (hexOf(point.node) !== hexOf(options.nodeKey)) throw new PresenceError("wrong-binding", "the presence record names another presence node");
+    if (hexOf(point.authKey) !== hexOf(authKey))
       throw new PresenceError("wrong-binding", "the presence record carries another introduction key than the registration");
     const wall = wallClock();
     if (record.expiresAt <= wall) throw new PresenceError("stale", "the presence record has already expired");
@@ -437,7 +436,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     } catch (err) {
       throw new PresenceError("bad-certificate", `access certificate refused: ${(err as Error).message}`, { cause: err });
     }
-    if (checked.identity !== identity || hex(checked.key) !== hex(identityKey))
+    if (checked.identity !== identity || hexOf(checked.key) !== hexOf(identityKey))
       throw new PresenceError("bad-certificate", "the access certificate is for another identity");
     return checked;
   };
@@ -449,7 +448,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
   };
 
   const register = async (stream: ServiceStream, r: Extract<PresenceRequest, { t: "register" }>, existing: Registration | undefined): Promise<Registration> => {
-    if (hex(r.node) !== hex(options.nodeKey)) throw new PresenceError("wrong-binding", "the registration names another presence node");
+    if (hexOf(r.node) !== hexOf(options.nodeKey)) throw new PresenceError("wrong-binding", "the registration names another presence node");
     const wall = wallClock();
     if (Math.abs(r.time - wall) > limits.maxSkewMs) throw new PresenceError("stale", "the registration's time is too far from this node's clock");
     let identityKey: Uint8Array;
@@ -469,7 +468,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     if (r.limits.maxPending < 1 || r.limits.maxChannels < 1 || r.limits.introsPerSecond < 1 || r.limits.introBurst < 1) {
       throw new PresenceError("malformed", "registration limits must each be at least 1");
     }
-    const authHex = hex(r.authKey);
+    const authHex = hexOf(r.authKey);
     if (existing && existing.authHex !== authHex)
       throw new PresenceError("wrong-binding", "a presence stream holds one point: open another stream for another introduction key");
     const holder = byAuthKey.get(authHex);
@@ -516,7 +515,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
     else if (wallClock() / 1000 >= reg.certNotAfter + limits.maxSkewMs / 1000)
       throw new PresenceError("bad-certificate", "the access certificate of this point expired: renew with a fresh one");
     checkRecord(reg.identityKey, reg.period, reg.periodLength, reg.slot, reg.authKey, r.record);
-    if (hex(r.record.owner) !== hex(reg.blinded))
+    if (hexOf(r.record.owner) !== hexOf(reg.blinded))
       throw new PresenceError("wrong-binding", "renewals keep the registered period's key: register again for a new period");
   };
 

@@ -18,7 +18,7 @@
  * hs-ntor, crypto/hs-ntor.ts) and nothing in a frame until it authenticates.
  */
 import { aeadOpen, aeadSeal, AEAD_NONCE_LEN, AEAD_TAG_LEN } from "../crypto/aead.js";
-import { isPspError } from "../errors.js";
+import { CryptoError } from "../crypto/errors.js";
 import { hkdfSha256, hmacSha256 } from "../crypto/kdf.js";
 import { PresenceError } from "./errors.js";
 
@@ -164,7 +164,7 @@ export function createChannelRatchet(opts: { keySeed: Uint8Array; role: ChannelR
         try {
           return aeadOpen(key, ZERO_NONCE, sealed, aad);
         } catch (err) {
-          if (isPspError(err, "aead-auth-failed"))
+          if (CryptoError.is(err, "aead-auth-failed"))
             throw new PresenceError("channel-auth-failed", `channel frame ${counter} does not authenticate`, { cause: err });
           throw err;
         }

@@ -18,7 +18,8 @@
 import { childLogger } from "../log.js";
 import type { Logger } from "../log.js";
 import { EndReason } from "../onion/constants.js";
-import { TokenBucket } from "../onion/token-bucket.js";
+import { TokenBucket } from "../base/token-bucket.js";
+import { hexOf } from "../base/hex.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "../onion/types.js";
 import { AEAD_TAG_LEN } from "../crypto/aead.js";
 import type { PresenceErrorKind } from "./errors.js";
@@ -94,8 +95,6 @@ export interface RendezvousNode {
   readonly waiting: number;
   close(): void;
 }
-
-const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 export function createRendezvousNode(options: RendezvousNodeOptions = {}): RendezvousNode {
   const limits: RendezvousNodeLimits = { ...DEFAULT_RENDEZVOUS_LIMITS, ...options.limits };
@@ -211,7 +210,7 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
         sweep(t);
         if (m.t === "establish") {
           if (cookieKey !== undefined) return refuseHere("malformed", "one cookie per rendezvous stream");
-          const key = hex(m.cookie);
+          const key = hexOf(m.cookie);
           if (cookies.has(key)) return refuse(stream, "replayed", "that cookie is already waiting here: pick a fresh random one");
           if (cookies.size >= limits.maxCookies) return refuse(stream, "busy", "this rendezvous node holds all the cookies it serves: use another node");
           cookieKey = key;
@@ -222,9 +221,9 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
         }
         if (m.t === "join") {
           if (cookieKey !== undefined) return refuseHere("malformed", "a stream that established a cookie cannot join one");
-          const waiting = cookies.get(hex(m.cookie));
+          const waiting = cookies.get(hexOf(m.cookie));
           if (!waiting) return refuse(stream, "rendezvous-failed", "no rendezvous is waiting under that cookie");
-          cookies.delete(hex(m.cookie));
+          cookies.delete(hexOf(m.cookie));
           const initiator = waiting.side;
           const rate = Math.min(m.rate || limits.maxRate, limits.maxRate);
           const burst = Math.min(Math.max(m.burst || limits.maxBurst, MAX_CHANNEL_FRAME), limits.maxBurst);

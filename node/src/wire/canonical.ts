@@ -23,6 +23,7 @@
  */
 import { Tokenizer, Type, decode, encode, rfc8949EncodeOptions } from "cborg";
 import type { DecodeOptions, EncodeOptions } from "cborg";
+import { bytesEqual } from "../base/bytes.js";
 import { WireError } from "./errors.js";
 
 export type CanonicalValue =
@@ -157,12 +158,6 @@ class DepthLimitedTokenizer extends Tokenizer {
  */
 function plainBytes(bytes: Uint8Array): Uint8Array {
   return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /**

@@ -13,6 +13,7 @@
  *
  * Trusts nothing about its input bytes: every malformed cell is a WireError.
  */
+import { codeLookup } from "../base/codes.js";
 import { WireError } from "./errors.js";
 
 export const CELL_LEN = 512;
@@ -59,9 +60,7 @@ for (const c of [CellCommand.CREATE, CellCommand.CREATED, CellCommand.RELAY, Cel
   COMMAND_CLASS[c] = 2;
 }
 
-const COMMAND_NAMES = new Map<number, CellCommandName>(
-  Object.entries(CellCommand).map(([name, value]) => [value, name as CellCommandName]),
-);
+const cellCommands = codeLookup(CellCommand);
 
 /** True for a command byte this version knows. */
 export function isKnownCellCommand(command: number): command is CellCommandValue {
@@ -75,7 +74,7 @@ export function isLinkCommand(command: number): boolean {
 
 /** The command's name, e.g. "RELAY", or undefined for an unknown byte. */
 export function cellCommandName(command: number): CellCommandName | undefined {
-  return COMMAND_NAMES.get(command);
+  return cellCommands.nameOf(command);
 }
 
 function checkCircIdForCommand(circId: number, command: number): void {

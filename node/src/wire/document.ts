@@ -16,11 +16,12 @@
  * body, type and signature, in that order, throwing WireError "too-large",
  * "malformed", "non-canonical", "wrong-type" or "bad-signature".
  */
-import { concatBytes } from "../crypto/backend.js";
+import { bytesEqual, concatBytes } from "../base/bytes.js";
 import { ED25519_PUBLIC_KEY_LEN, ED25519_SIGNATURE_LEN, ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { decodeCanonical, encodeCanonical } from "./canonical.js";
 import type { CanonicalValue } from "./canonical.js";
 import { WireError } from "./errors.js";
+import { isCborMap } from "./fields.js";
 
 export const DOCUMENT_VERSION = 1;
 const DOMAIN = new TextEncoder().encode("psp-doc-v1");
@@ -80,9 +81,7 @@ export function signDocument(options: SignDocumentOptions): Uint8Array {
 export function openDocument(bytes: Uint8Array, options: OpenDocumentOptions): OpenedDocument {
   const expectedType = checkType(options.type);
   const envelope = decodeCanonical(bytes, { maxBytes: options.maxBytes, maxDepth: 2 });
-  if (typeof envelope !== "object" || envelope === null || Array.isArray(envelope) || envelope instanceof Uint8Array) {
-    throw new WireError("malformed", "a signed document must be a CBOR map");
-  }
+  if (!isCborMap(envelope)) throw new WireError("malformed", "a signed document must be a CBOR map");
   const keys = Object.keys(envelope).sort();
   if (keys.length !== ENVELOPE_KEYS.length || keys.some((k, i) => k !== ENVELOPE_KEYS[i])) {
     throw new WireError("malformed", `a signed document has exactly the fields ${ENVELOPE_KEYS.join(", ")}; got ${keys.join(", ")}`);
@@ -108,10 +107,4 @@ export function openDocument(bytes: Uint8Array, options: OpenDocumentOptions): O
     throw new WireError("bad-signature", `signature on the "${type}" document does not verify`);
   }
   return { body: decodedBody, signer, bodyBytes: body };
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (!(a instanceof Uint8Array) || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

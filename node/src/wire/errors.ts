@@ -5,7 +5,8 @@
  * TypeError or RangeError), so a link or circuit can map `kind` to a close
  * reason instead of crashing.
  */
-import { PspError } from "../errors.js";
+import { layerError } from "../errors.js";
+import type { KindCategories } from "../errors.js";
 
 export type WireErrorKind =
   /** A buffer is shorter or longer than the layout requires. */
@@ -43,4 +44,25 @@ export type WireErrorKind =
   /** A signed document's signature does not verify. */
   | "bad-signature";
 
-export class WireError extends PspError<WireErrorKind> {}
+/** Bytes that do not decode came from a peer; values that cannot be encoded are the caller's. */
+const WIRE_CATEGORIES = {
+  "bad-length": "peer",
+  "unknown-command": "peer",
+  "bad-circ-id": "peer",
+  "bad-relay-length": "peer",
+  "unknown-relay-command": "peer",
+  "bad-stream-id": "bug",
+  "bad-field": "bug",
+  "message-too-large": "peer",
+  "out-of-order": "peer",
+  truncated: "peer",
+  "bad-fragment": "peer",
+  "too-large": "peer",
+  malformed: "peer",
+  "non-canonical": "peer",
+  unencodable: "bug",
+  "wrong-type": "peer",
+  "bad-signature": "peer",
+} as const satisfies KindCategories<WireErrorKind>;
+
+export class WireError extends layerError<WireErrorKind>("wire", WIRE_CATEGORIES) {}

@@ -2,7 +2,7 @@
  * The wire layer: 512-byte cells, relay payloads, fragmentation, canonical
  * CBOR and signed documents.
  *
- * Depends on: crypto/ (Ed25519 for signed documents).
+ * Depends on: base/, crypto/ (Ed25519 for signed documents).
  * Used by: link/, onion/, directory/, dht/, authority/.
  * Trust boundary: trusts nothing about input bytes; every malformed input is a
  * WireError. Frozen vectors: test/vectors/cell.json, relay-cell.json.

@@ -97,7 +97,7 @@ export interface OnionBenchResult {
   cpuMsPerMB: number;
   /** Relays in a worker thread (two threads; not comparable to the one-thread raw TLS baseline); absent when not measured. */
   relaysInWorker?: RelaysInWorkerResult;
-  /** Reference: Tor 0.4.9 private network on the same kind of machine (docs/DESIGN §5). */
+  /** Reference: Tor 0.4.9 as a private network on the same kind of machine (TOR_BUILD_MS_MEDIAN). */
   torBuildMsMedian: number;
   torThroughputMBps: number;
   buildSamples: number;
@@ -105,7 +105,7 @@ export interface OnionBenchResult {
   transferBytes: number;
 }
 
-/** Tor 0.4.9 as a private network on this kind of machine: 3-hop build median, ms (DESIGN.md §5: 17.6 and 17.7; the lower one is used). */
+/** Tor 0.4.9 as a private network on this kind of machine: 3-hop build median, ms (measured twice, 17.6 and 17.7; the lower one is used). */
 const TOR_BUILD_MS_MEDIAN = 17.6;
 
 /** The onion figure as issue 12 restates it: throughput / bare prototype at least 0.9, build / Tor's at most 0.45. */

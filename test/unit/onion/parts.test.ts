@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { RelayLayer, RunStep, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
 import { FlowWindow } from "../../../node/src/onion/flow-control.js";
-import { TokenBucket } from "../../../node/src/onion/token-bucket.js";
+import { TokenBucket } from "../../../node/src/base/token-bucket.js";
+import { BaseError } from "../../../node/src/base/errors.js";
 import { OutboundScheduler } from "../../../node/src/onion/scheduler.js";
 import type { OutboundCell } from "../../../node/src/onion/scheduler.js";
 import { networkKey, selectPath } from "../../../node/src/onion/path.js";
@@ -110,7 +111,7 @@ describe("token bucket and scheduler", () => {
     expect(taken).toBeLessThanOrEqual(500 + 1000 * 10);
     expect(taken).toBeGreaterThanOrEqual(1000 * 10 - 100);
     expect(b.readyAt(1000, 10_000)).toBe(Number.POSITIVE_INFINITY); // more than the burst: never
-    expect(() => new TokenBucket({ bytesPerSecond: 0, burstBytes: 1, now: 0 })).toThrow(CircuitError);
+    expect(() => new TokenBucket({ bytesPerSecond: 0, burstBytes: 1, now: 0 })).toThrow(BaseError);
   });
 
   it("the scheduler holds a flood to the node rate and shares it fairly between circuits", () => {

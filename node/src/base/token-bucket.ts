@@ -4,9 +4,10 @@
  * Owns rate arithmetic only: tokens accrue at `bytesPerSecond` up to `burstBytes`;
  * a send of n bytes is allowed when n tokens are present. Time is an input (ms,
  * monotonic), so tests run it on a fake clock. A clock that goes backwards is
- * treated as no time passing.
+ * treated as no time passing. The unit need not be bytes: the authority and
+ * the DHT proxy count requests with it.
  */
-import { CircuitError } from "./errors.js";
+import { BaseError } from "./errors.js";
 
 export interface TokenBucketOptions {
   bytesPerSecond: number;
@@ -24,10 +25,10 @@ export class TokenBucket {
   constructor(options: TokenBucketOptions) {
     const { bytesPerSecond, burstBytes, now } = options;
     if (!(bytesPerSecond > 0) || !Number.isFinite(bytesPerSecond)) {
-      throw new CircuitError("bad-argument", `bytesPerSecond must be a positive finite number, got ${bytesPerSecond}`);
+      throw new BaseError("bad-argument", `bytesPerSecond must be a positive finite number, got ${bytesPerSecond}`);
     }
     if (!(burstBytes > 0) || !Number.isFinite(burstBytes)) {
-      throw new CircuitError("bad-argument", `burstBytes must be a positive finite number, got ${burstBytes}`);
+      throw new BaseError("bad-argument", `burstBytes must be a positive finite number, got ${burstBytes}`);
     }
     this.bytesPerSecond = bytesPerSecond;
     this.burstBytes = burstBytes;

@@ -1,0 +1,15 @@
+/**
+ * The control API every PSP process serves: a fastify app on loopback with
+ * `GET /v1/status`, `GET /metrics` (Prometheus) and JSON errors; layers add
+ * their routes. This file only re-exports.
+ *
+ * Depends on: nothing in PSP (fastify, prom-client).
+ * Used by: node/ (the node process's API and metrics), directory/ (the
+ * consensus routes).
+ * Trust boundary: listens on loopback by default, for the operator; fastify
+ * checks each route's parameters against its schema, unknown routes get a
+ * 404 with the route list.
+ * Spec: docs/spec/node.md (the control API).
+ */
+export { startControlApi } from "./server.js";
+export type { ControlApi, ControlApiOptions } from "./server.js";
