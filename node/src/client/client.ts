@@ -17,7 +17,9 @@
  * Events: "consensus" (a newer verified consensus), "circuit" (preemptive
  * circuits built, lost, failed), "certificate" (a new certificate), and
  * "warning" for every failure in the background (a refused fetch, a failed
- * build, a DHT session lost): nothing fails silently.
+ * build, a DHT session lost): nothing fails silently. With `logger`, each
+ * warning is also logged (component "client", with the operation that
+ * failed), and the layers the client runs log beneath the same logger.
  *
  * Trusts: the discovery keys it is given (the consensus), the link layer for
  * node identities, the authority layer's checks of every endorsement, the
@@ -42,6 +44,8 @@ import { recordKey, signRecordAsOwner } from "../dht/record.js";
 import type { DhtRecord, OwnerSignedRecord } from "../dht/record.js";
 import { DhtError } from "../dht/errors.js";
 import { isPspError } from "../errors.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { createConnectionManager } from "../link/manager.js";
 import type { ConnectionManager } from "../link/manager.js";
 import { createLinkRpc } from "../link/rpc.js";
@@ -71,6 +75,8 @@ export interface PspClientOptions {
   readyTimeoutMs?: number;
   /** Deadline of one DHT operation (default 15 s). */
   dhtTimeoutMs?: number;
+  /** Where the client and its layers log (every "warning" is logged too); silent when absent. */
+  logger?: Logger;
 }
 
 export interface ConsensusSummary {
@@ -191,6 +197,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   private held: CertificateInfo | undefined;
   private certifying: Promise<CertificateInfo> | undefined;
   private closed = false;
+  private readonly log: Logger;
 
   /** @internal use createPspClient */
   constructor(
@@ -202,10 +209,11 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     private readonly consensusClient: ConsensusClient,
   ) {
     super();
+    this.log = childLogger(options.logger, "client");
     this.dht = { get: (key) => this.dhtGet(key), put: (record) => this.dhtPut(record) };
     this.ready = this.boot();
-    // `ready` may be left unawaited: its failure also reaches "warning" listeners, never an unhandled rejection.
-    this.ready.catch((err: Error) => this.warn(err));
+    // `ready` may be left unawaited: its failure also reaches "warning" listeners and the log, never an unhandled rejection.
+    this.ready.catch((err: Error) => this.warn(err, "bootstrap"));
   }
 
   /** The identity string this client acts as (undefined without an identity). */
@@ -272,16 +280,19 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       this.emit("consensus", summary(c));
     });
     this.consensusClient.on("fetch-error", (peer, err) =>
-      this.warn(new ClientError("no-consensus", `consensus fetch from ${hexOf(peer.identity).slice(0, 16)}… at ${peer.host}:${peer.port} failed: ${err.message}`, { cause: err })),
+      this.warn(new ClientError("no-consensus", `consensus fetch from ${hexOf(peer.identity).slice(0, 16)}… at ${peer.host}:${peer.port} failed: ${err.message}`, { cause: err }), "fetch consensus"),
     );
     const held = new Promise<VerifiedConsensus>((resolve) => {
       const now = this.consensusClient.current();
       if (now) return resolve(now);
       this.consensusClient.once("consensus", resolve);
     });
-    void this.consensusClient.start().then((loaded) => {
-      if (!loaded.loaded && this.bootstrap.consensusFile !== undefined) this.warn(new ClientError("bad-bootstrap", `consensus file not used: ${loaded.message}`));
-    });
+    void this.consensusClient.start().then(
+      (loaded) => {
+        if (!loaded.loaded && this.bootstrap.consensusFile !== undefined) this.warn(new ClientError("bad-bootstrap", `consensus file not used: ${loaded.message}`), "load consensus file");
+      },
+      (err: unknown) => this.warn(err, "start consensus client"),
+    );
     const consensus = await withTimeout(
       held,
       timeoutMs,
@@ -293,13 +304,13 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     );
     this.assertOpen();
     const preemptive = this.options.preemptiveCircuits ?? DEFAULT_PREEMPTIVE;
-    const onion = await createOnionClient({ nodes: consensusToPathNodes(consensus), manager: this.manager, preemptiveCircuits: preemptive });
+    const onion = await createOnionClient({ nodes: consensusToPathNodes(consensus), manager: this.manager, preemptiveCircuits: preemptive, ...this.withLogger() });
     this.onionClient = onion;
     onion.circuits.on("ready", (c) => this.emit("circuit", { type: "ready", circuitId: c.id, path: c.path.map((n) => hexOf(n.identity)) }));
     onion.circuits.on("lost", (c, err) => this.emit("circuit", { type: "lost", circuitId: c.id, ...(err ? { error: err.message } : {}) }));
     onion.circuits.on("build-failed", (err) => {
       this.emit("circuit", { type: "build-failed", error: err.message });
-      this.warn(err);
+      this.warn(err, "build circuit");
     });
     if (preemptive > 0 && onion.circuits.readyCount === 0) {
       await withTimeout(
@@ -324,8 +335,15 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     return node;
   }
 
-  private warn(err: unknown): void {
+  /** Reports a background failure: logged (and counted) under `operation`, and emitted as "warning". */
+  private warn(err: unknown, operation: string): void {
+    logFailure(this.log, err, operation, "warn");
     if (this.listenerCount("warning") > 0) this.emit("warning", err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** The client's own logger for the layers it starts ({} without one). */
+  private withLogger(): { logger?: Logger } {
+    return this.options.logger ? { logger: this.options.logger } : {};
   }
 
   private assertOpen(): void {
@@ -354,14 +372,14 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     const onion = await this.onion();
     const circuits = await Promise.allSettled(authorities.map((a) => onion.buildCircuit({ lastHop: a })));
     const open = circuits.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-    for (const r of circuits) if (r.status === "rejected") this.warn(r.reason);
+    for (const r of circuits) if (r.status === "rejected") this.warn(r.reason, "build circuit to an authority");
     try {
       const transports = [];
       for (const circuit of open) {
         try {
           transports.push(circuitAuthorityTransport(await circuit.openStream("authority")));
         } catch (err) {
-          this.warn(err);
+          this.warn(err, "open authority stream");
         }
       }
       if (transports.length < threshold)
@@ -375,7 +393,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         authorities: authorities.map((a) => a.identity),
         threshold,
       });
-      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.kind}] ${refusal.message}`));
+      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.kind}] ${refusal.message}`), "get certificate");
       const v = issued.verified;
       this.held = { bytes: issued.certificate, identity: v.identity, identityId: v.identityId, notBefore: v.notBefore, notAfter: v.notAfter, authorities: v.authorities.length };
       this.emit("certificate", this.held);
@@ -392,7 +410,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     this.dhtOpening ??= (async () => {
       const circuit = await (await this.onion()).getCircuit();
       try {
-        const client = createCircuitDhtClient(await circuit.openStream("dht"), { ...(this.options.dhtTimeoutMs ? { timeoutMs: this.options.dhtTimeoutMs } : {}) });
+        const client = createCircuitDhtClient(await circuit.openStream("dht"), { ...(this.options.dhtTimeoutMs ? { timeoutMs: this.options.dhtTimeoutMs } : {}), ...this.withLogger() });
         const session = { circuit, client };
         void circuit.closed.then(() => {
           if (this.dhtSession === session) this.dhtSession = undefined;
@@ -416,7 +434,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       } catch (err) {
         const lost = isPspError(err, "unreachable") || !this.dhtSession?.circuit.isOpen;
         if (!lost || attempt > 0) throw err;
-        this.warn(new ClientError("no-circuit", `the DHT circuit was lost (${(err as Error).message}); retrying on a new one`, { cause: err }));
+        this.warn(new ClientError("no-circuit", `the DHT circuit was lost (${(err as Error).message}); retrying on a new one`, { cause: err }), "use DHT session");
         this.dhtSession?.circuit.close();
         this.dhtSession = undefined;
       }
@@ -461,10 +479,12 @@ export async function createPspClient(options: PspClientOptions): Promise<PspCli
   }
   const bootstrap = await resolveBootstrap(options.bootstrap);
   const identity = await loadIdentity(options.identity);
-  const manager = await createConnectionManager({});
-  const rpc = createLinkRpc({ manager });
+  const logger = options.logger ? { logger: options.logger } : {};
+  const manager = await createConnectionManager({ ...logger });
+  const rpc = createLinkRpc({ manager, ...logger });
   const consensusClient = new ConsensusClient({
     rpc,
+    ...logger,
     trust: bootstrap.trust,
     sources: bootstrap.sources,
     ...(bootstrap.consensusFile === undefined ? {} : { file: bootstrap.consensusFile }),
