@@ -93,9 +93,12 @@ function componentOf(log: Logger): string {
 const LISTENERS = Symbol("psp.logListeners");
 type Watched = { [LISTENERS]?: Set<LogListener> };
 
-function notify(log: Logger, event: LogEvent): void {
+/** Hands the event to every watcher of `log` or its ancestors; the event is built only when someone watches (simulators log into silence a lot). */
+function notify(log: Logger, makeEvent: () => LogEvent): void {
+  let event: LogEvent | undefined;
   for (let o: object | null = log; o !== null; o = Object.getPrototypeOf(o) as object | null) {
-    if (Object.hasOwn(o, LISTENERS)) for (const listener of (o as Watched)[LISTENERS] as Set<LogListener>) listener(event);
+    if (!Object.hasOwn(o, LISTENERS)) continue;
+    for (const listener of (o as Watched)[LISTENERS] as Set<LogListener>) listener((event ??= makeEvent()));
   }
 }
 
@@ -129,8 +132,10 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
       logMethod(this: Logger, args: Parameters<pino.LogFn>, method: pino.LogFn, level: number) {
         const name = LEVEL_NAMES[level];
         if (name && !reportedByCaller) {
-          const operation = operationOf(args);
-          notify(this, { level: name, component: componentOf(this), errorKind: errorKindOf(errorOf(args)), ...(operation === undefined ? {} : { operation }) });
+          notify(this, () => {
+            const operation = operationOf(args);
+            return { level: name, component: componentOf(this), errorKind: errorKindOf(errorOf(args)), ...(operation === undefined ? {} : { operation }) };
+          });
         }
         method.apply(this, args);
       },
@@ -194,7 +199,7 @@ function messageOf(err: unknown): string {
  * level is not printed. Use it as `.catch((err) => logFailure(log, err, "reseed"))`.
  */
 export function logFailure(log: Logger, err: unknown, operation: string, level: FailureLevel = failureLevel(err), fields: Record<string, unknown> = {}): void {
-  notify(log, { level, component: componentOf(log), errorKind: errorKindOf(err), operation });
+  notify(log, () => ({ level, component: componentOf(log), errorKind: errorKindOf(err), operation }));
   if (!log.isLevelEnabled(level)) return;
   reportedByCaller = true;
   try {
@@ -219,7 +224,7 @@ export function throttledFailureLog(log: Logger, intervalMs = 60_000, clock: () 
     const seen = last.get(key);
     if (seen && now - seen.at < intervalMs) {
       seen.suppressed++;
-      notify(log, { level, component: componentOf(log), errorKind: errorKindOf(err), operation });
+      notify(log, () => ({ level, component: componentOf(log), errorKind: errorKindOf(err), operation }));
       return;
     }
     // Keys are operations × error kinds, both fixed sets in the code; the cap guards against a caller that is not.
