@@ -109,15 +109,17 @@ function waitReady(child: ChildProcess, name: string, timeoutMs: number, logFile
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   return new Promise<NodeInfo>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`devnet node ${name}: no ready line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+    // stdout carries the node's JSON log lines; the ready line is the one with event "ready" (the NodeInfo fields sit beside the log fields).
     lines.on("line", (line) => {
+      let parsed: NodeInfo & { event?: string };
       try {
-        const parsed = JSON.parse(line) as NodeInfo & { event?: string };
-        if (parsed.event === "ready") {
-          clearTimeout(timer);
-          ok(parsed);
-        }
+        parsed = JSON.parse(line) as NodeInfo & { event?: string };
       } catch {
-        // Not a JSON line (a log line): ignored.
+        return; // not JSON (a stray print of a dependency): it is in node.log all the same
+      }
+      if (parsed.event === "ready") {
+        clearTimeout(timer);
+        ok(parsed);
       }
     });
     child.once("exit", (code, signal) => {
@@ -181,6 +183,8 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         const signer = nodeKeys.signer ? { signer: { privateKeyHex: nodeKeys.signer } } : undefined;
         const config = {
           listen: { host: hosts[i], port: ports[i] },
+          // Every node.log line then names its node (the level comes from PSP_LOG_LEVEL, inherited, or info).
+          log: { name: n.name },
           identity: { secretKeyHex: nodeKeys.secret },
           roles: n.roles.filter((r) => r === "onion" || r === "discovery" || (options.chain && CHAIN_ROLES.includes(r))),
           // Every local client shares 127.0.0.1 and so one per-client rate-limit bucket: the burst is raised for that.
