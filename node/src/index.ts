@@ -6,12 +6,15 @@
  * `createPspClient` (docs/CLIENT.md) bootstraps from a devnet, bootstrap
  * nodes or a consensus file and hides the assembly of consensus, circuits,
  * DHT and certificates. Errors are PspError subclasses with a `kind` to
- * switch on. The identity and record helpers apps need beside it are here
+ * switch on; `createLogger` makes the logger its `logger` option takes. The
+ * identity and record helpers apps need beside it are here
  * too; the layers themselves are reachable as subpaths
  * ("peerstream-protocol/onion", ".../dht", ...) for tools and nodes.
  */
 export * from "./client/index.js";
 export { PspError, isPspError } from "./errors.js";
+export { createLogger, childLogger, watchLogEvents } from "./log.js";
+export type { Logger, LogEvent, LogLevel } from "./log.js";
 export { formatIdentity, parseIdentity } from "./crypto/identity.js";
 export type { Identity, IdentityKind } from "./crypto/identity.js";
 export { generateEd25519KeyPair } from "./crypto/ed25519.js";

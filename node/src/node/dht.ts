@@ -193,7 +193,9 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
         stats.bootstrapFailures++;
         logFailure(log, err, "bootstrap the DHT", "warn", { seeds: seeds.length });
       }
-      log.debug({ tableSize: node.table.size }, "DHT bootstrapped");
+      // No seed answering is not an exception in the DHT (pings just come back false), but it is news to the operator.
+      if (node.table.size === 0) log.warn({ operation: "bootstrap the DHT", seeds: seeds.length }, "bootstrap the DHT: no seed answered; the next consensus re-seeds");
+      else log.debug({ tableSize: node.table.size }, "DHT bootstrapped");
       return node.table.size;
     },
     async reseed(peers) {
