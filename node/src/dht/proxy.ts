@@ -188,6 +188,7 @@ export function dhtProxyService(node: DhtProxyNode | (() => DhtProxyNode | undef
     maxInflight: options.maxInflight ?? 4,
     onStreamEnd: (ctx) => buckets.delete(keyOf(ctx)),
     ...(options.flush ? { flush: options.flush } : {}),
+    ...(options.logger ? { logger: childLogger(options.logger, "dht-proxy") } : {}),
   };
   return streamRpcService(loggedHandler, rpcOptions);
 }

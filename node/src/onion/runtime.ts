@@ -381,6 +381,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     if (pressured && source) this.pauseFor(source, pressured);
     for (const event of events) {
       if (HOLD_EVENTS.has(event.type)) this.holdsDirty = true;
+      this.logEvent(event);
       try {
         this.emit("event", event);
       } catch (err) {
@@ -502,6 +503,15 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
           new LinkError("protocol", `onion layer failed on this link: ${(err as Error).message}`, { closeReason: CloseReason.INTERNAL, cause: err }),
         );
       }
+    }
+  }
+
+  /** The machine's events that are failures: a peer's protocol violation (counted, a debug line) and a local service that threw (a bug). */
+  private logEvent(event: OnionEvent): void {
+    if (event.type === "protocol-violation") {
+      logFailure(this.log, new CircuitError("protocol-violation", event.message), "take circuit cells", "debug", { link: event.linkId, circId: event.circId });
+    } else if (event.type === "service-error") {
+      logFailure(this.log, event.error, "run a local service", "error", { service: event.service, stage: event.stage, circuit: event.circuitId, stream: event.streamId });
     }
   }
 
