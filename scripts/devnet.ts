@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { projectRoot } from "./lib/artifacts.js";
 import { startDevnet } from "./lib/devnet.js";
+import { createLogger } from "../node/src/log.js";
 
 const port = Number(process.env.PSP_DEVNET_PORT ?? 8545);
 const apiPort = Number(process.env.PSP_DEVNET_API_PORT ?? 8600);
@@ -19,7 +20,8 @@ const devnet = await startDevnet({
   apiPort,
   dir,
   deploymentFile: join(projectRoot, "deployments", "localhost.json"),
-  log: (line) => console.log(line),
+  // Start-up progress as log lines (pretty on a terminal); each node logs to devnet/nodes/<name>/node.log.
+  logger: createLogger({ level: "info" }),
 }).catch((err: unknown) => {
   console.error(`devnet failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);

@@ -246,11 +246,13 @@ function serializeError(err: unknown): unknown {
 /** pino-pretty is loaded only when pretty output is asked for (a terminal), so JSON-only runs never load it. */
 function prettyStream(destination: NodeJS.WritableStream | pino.DestinationStream): NodeJS.WritableStream {
   const pretty = requireModule("pino-pretty") as (options: Record<string, unknown>) => NodeJS.WritableStream;
+  // A terminal shows one process: its name and component lead the message instead of filling lines of their own.
   return pretty({
     destination,
     sync: true,
     colorize: true,
-    ignore: "pid,hostname",
+    ignore: "pid,hostname,node,name,component",
+    messageFormat: "{if name}[{name}] {end}{if component}{component}: {end}{msg}",
     translateTime: "HH:MM:ss.l",
   });
 }
