@@ -106,7 +106,10 @@ function notify(log: Logger, makeEvent: () => LogEvent): void {
  * Calls `listener` for every warn-and-above line of `logger` and its
  * children, and for every failure they report through logFailure (at any
  * level). Warn lines reach it only from loggers made by createLogger (the
- * hook lives on the root). Returns a function that stops the calls.
+ * hook lives on the root). Watch a root or a logger made with `.child()`:
+ * childLogger re-roots nested components on the nearest such logger, so a
+ * watcher on a childLogger product misses its grandchildren. Returns a
+ * function that stops the calls.
  */
 export function watchLogEvents(logger: Logger, listener: LogListener): () => void {
   const target = logger as Logger & Watched;
@@ -147,7 +150,7 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
   return root;
 }
 
-/** One silent logger for every component given none: simulators make thousands of components. */
+/** One silent logger for every component given none (simulators make thousands of components); shared, so never change its level. */
 const SILENT: Logger = pino({ level: "silent" });
 
 /** A logger that writes nothing (the default for library users). */

@@ -13,7 +13,7 @@
  */
 import type { Command } from "commander";
 import { isPspError } from "../errors.js";
-import { LOG_LEVELS, childLogger, createLogger } from "../log.js";
+import { LOG_LEVELS, createLogger } from "../log.js";
 import type { LogLevel } from "../log.js";
 import { NodeError, loadNodeConfig, parseLogLevel } from "../node/config.js";
 import type { NodeConfig } from "../node/config.js";
@@ -53,9 +53,7 @@ export function register(program: Command): void {
         return;
       }
       // Scripts wait for this line (scripts/lib/devnet-nodes.ts, tests): written at info whatever the configured level.
-      const announce = childLogger(running.logger, "node");
-      announce.level = "info";
-      announce.info({ event: "ready", ...running.info }, "ready");
+      running.logger.child({ component: "node" }, { level: "info" }).info({ event: "ready", ...running.info }, "ready");
       const stop = async (): Promise<void> => {
         await running.close();
         process.exit(0);

@@ -19,9 +19,9 @@
  */
 import { EventEmitter } from "node:events";
 import { createConnectionManager } from "../link/index.js";
+import type { ConnectionManager, Link, LinkOptions } from "../link/index.js";
 import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
-import type { ConnectionManager, Link, LinkOptions } from "../link/index.js";
 import type { Cell } from "../wire/cell.js";
 import { OnionClient } from "./client.js";
 import type { ClientLimits } from "./client.js";
