@@ -4,7 +4,8 @@
  * operation, and counts it (and the debug-level failures it did not print)
  * in psp_log_events_total on /metrics; `psp node run` writes every stdout
  * line as a JSON log line with a level and a component, the ready line
- * among them; a client given a logger logs each warning it emits.
+ * among them; a client given a logger logs each warning it emits; a local
+ * service that throws is an error line of the onion driver.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import { resolveLogLevel } from "../../node/src/cli/node.js";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { createLogger } from "../../node/src/log.js";
 import { startNode } from "../../node/src/node/node.js";
+import { createOnionClient } from "../../node/src/onion/onion-client.js";
 import type { RunningNode } from "../../node/src/node/node.js";
 import { freePort } from "../helpers/index.js";
 
@@ -31,9 +33,11 @@ const secretHex = (label: string): string => hexOf(sha256(new TextEncoder().enco
 /** A discovery node that is never started: every fetch from it and every publication to it fails. */
 const absentDiscovery = { identity: hexOf(ed25519PublicKey(sha256(new TextEncoder().encode("node-logs/absent")))), host: "127.0.0.1" };
 let node: RunningNode | undefined;
+let serviceNode: RunningNode | undefined;
 
 afterAll(async () => {
   await node?.close();
+  await serviceNode?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -162,5 +166,35 @@ describe("node logs", () => {
     // Every warning an app hears of is also in the log.
     const logged = sink.lines.filter((l) => l.component === "client").map((l) => (l.err as { message: string }).message);
     for (const warning of warnings) expect(logged).toContain(warning.message);
+  });
+
+  it("a local service that throws is an error line of the onion driver, with the service and the stage", async () => {
+    const sink = lineSink();
+    serviceNode = await startNode(
+      {
+        listen: { host: "127.0.0.1", port: 0 },
+        identity: { secretKeyHex: secretHex("service") },
+        api: false,
+        dht: { staticDifficulty: 0, dynamicDifficulty: 4 },
+        onion: { allowStreamsAtFirstHop: true },
+      },
+      {
+        logger: createLogger({ destination: sink.stream, pretty: false, level: "info" }),
+        services: {
+          broken: () => {
+            throw new TypeError("the service's own bug");
+          },
+        },
+      },
+    );
+    const client = await createOnionClient({ nodes: [serviceNode.pathNode] });
+    try {
+      const circuit = await client.buildCircuit({ path: [serviceNode.pathNode] });
+      await expect(circuit.openStream("broken")).rejects.toMatchObject({ kind: "stream-refused" });
+    } finally {
+      await client.close();
+    }
+    const line = await waitFor("the service error line", () => sink.lines.find((l) => l.operation === "run a local service"));
+    expect(line).toMatchObject({ level: 50, component: "onion", service: "broken", stage: "accept", err: { type: "TypeError", message: "the service's own bug" } });
   });
 });
