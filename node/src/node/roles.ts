@@ -141,7 +141,7 @@ export async function startNodeAuthority(opts: StartRoleOptions & { config: Node
   const stopFollowing = followStanding(standing, `0x${hex(opts.identity.publicKey)}`, () => chain.pki.currentAuthorities(), opts.chain.refreshMs ?? 60_000, log);
   return {
     service,
-    circuitService: authorityCircuitService(service, { flush: opts.flush }),
+    circuitService: authorityCircuitService(service, { flush: opts.flush, logger: log }),
     status: () => ({ ...standing, requests: counts.requests, refusals: { ...counts.refusals } }),
     close() {
       stopFollowing();
