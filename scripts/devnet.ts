@@ -10,18 +10,21 @@ import { projectRoot } from "./lib/artifacts.js";
 import { DEVNET_PASSPHRASE, startDevnet, waitForConsensusListing } from "./lib/devnet.js";
 import { startDevnetUsers } from "./lib/devnet-demo.js";
 import type { DevnetUsers } from "./lib/devnet-demo.js";
+import { createLogger } from "../node/src/log.js";
 
 const port = Number(process.env.PSP_DEVNET_PORT ?? 8545);
 const apiPort = Number(process.env.PSP_DEVNET_API_PORT ?? 8600);
 const dir = join(projectRoot, "devnet");
 const started = performance.now();
 
+// Start-up progress as log lines (pretty on a terminal); each node logs to devnet/nodes/<name>/node.log.
+const logger = createLogger({ level: "info" });
 const devnet = await startDevnet({
   port,
   apiPort,
   dir,
   deploymentFile: join(projectRoot, "deployments", "localhost.json"),
-  log: (line) => console.log(line),
+  logger,
 }).catch((err: unknown) => {
   console.error(`devnet failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
@@ -59,7 +62,7 @@ void devnet.firstConsensus.then(async (c) => {
     const listed = await waitForConsensusListing(state.nodes, state.nodes.length, 5 * 60_000);
     if (stopping) return;
     console.log(`consensus lists all ${listed} nodes: starting the demo users alice and carol`);
-    users = startDevnetUsers({ stateFile: join(dir, "state.json"), users: state.demo.users, passphrase: DEVNET_PASSPHRASE, log: (line) => console.log(line) });
+    users = startDevnetUsers({ stateFile: join(dir, "state.json"), users: state.demo.users, passphrase: DEVNET_PASSPHRASE, logger });
     await users.demo;
     const alice = state.demo.users.find((u) => u.name === "alice")!;
     console.log(`Message alice: npx psp msg send --key-file devnet/keys/carol.key --to ${alice.identity} --text hi`);

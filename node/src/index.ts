@@ -8,13 +8,16 @@
  * DHT and certificates. Errors are PspError subclasses with a `kind` to
  * switch on and a `category` (peer, refused, transient, config, bug,
  * shutdown) that says what to do about it whatever the layer; `errorCategory`
- * gives it for any thrown value. The identity and record helpers apps need
- * beside it are here too; the layers themselves are reachable as subpaths
+ * gives it for any thrown value. `createLogger` makes the logger its `logger`
+ * option takes. The identity and record helpers apps need beside it are here
+ * too; the layers themselves are reachable as subpaths
  * ("peerstream-protocol/onion", ".../dht", ...) for tools and nodes.
  */
 export * from "./client/index.js";
 export { PspError, errorCategory, isPspError } from "./errors.js";
 export type { ErrorCategory, ErrorLayer } from "./errors.js";
+export { createLogger, childLogger, watchLogEvents } from "./log.js";
+export type { Logger, LogEvent, LogLevel } from "./log.js";
 export { formatIdentity, parseIdentity } from "./crypto/identity.js";
 export type { Identity, IdentityKind } from "./crypto/identity.js";
 export { generateEd25519KeyPair } from "./crypto/ed25519.js";

@@ -11,12 +11,15 @@
 import { createPspClient } from "../../node/src/client/client.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import type { PresenceChannel } from "../../node/src/presence/channel.js";
+import { childLogger, logFailure } from "../../node/src/log.js";
+import type { Logger } from "../../node/src/log.js";
 
 export interface DevnetUsersOptions {
   stateFile: string;
   users: readonly { name: string; identity: string; keyFile: string }[];
   passphrase: string;
-  log: (line: string) => void;
+  /** Progress lines and failures (the clients log beneath it too); silent when absent. */
+  logger?: Logger;
 }
 
 export interface DevnetUsers {
@@ -32,6 +35,7 @@ const short = (identity: string): string => `${identity.split(".").slice(0, 3).j
 
 /** Starts both users; alice answers every channel; carol greets alice once. Returns at once: await `started` and `demo`. */
 export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
+  const log = childLogger(o.logger, "devnet.demo");
   const clients: PspClient[] = [];
   const channels = new Set<PresenceChannel>();
   let stopped = false;
@@ -46,10 +50,13 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
   const started = (async () => {
     const [alice, carol] = (await Promise.all(
       ["alice", "carol"].map(async (name) => {
-        const client = await createPspClient({ bootstrap: { devnet: o.stateFile }, identity: { keyFile: user(name).keyFile, passphrase: o.passphrase } });
+        const client = await createPspClient({
+          bootstrap: { devnet: o.stateFile },
+          identity: { keyFile: user(name).keyFile, passphrase: o.passphrase },
+          ...(o.logger ? { logger: o.logger.child({ user: name }) } : {}),
+        });
         clients.push(client);
         if (stopped) await client.close();
-        client.on("warning", (err) => o.log(`${name}    warning: ${err.message}`));
         await client.ready;
         return client;
       }),
@@ -64,15 +71,15 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
           void channel.closed.then(() => channels.delete(channel));
           void (async () => {
             for await (const m of channel.messages()) {
-              o.log(`msg      alice <- ${nameOf(m.from)}: ${m.text}`);
-              await channel.send(`alice here, got "${m.text.slice(0, 200)}"`).catch((err: Error) => o.log(`alice    reply failed: ${err.message}`));
+              log.info(`msg      alice <- ${nameOf(m.from)}: ${m.text}`);
+              await channel.send(`alice here, got "${m.text.slice(0, 200)}"`).catch((err: unknown) => logFailure(log, err, "alice reply", "warn"));
             }
           })();
         })
-        .catch((err: Error) => o.log(`alice    could not accept ${nameOf(intro.from)}: ${err.message}`));
+        .catch((err: unknown) => logFailure(log, err, "alice accept", "warn", { from: nameOf(intro.from) }));
     });
     const [alicePoints, carolPoints] = await Promise.all([alice.presence.announce(), carol.presence.announce()]);
-    o.log(
+    log.info(
       `presence alice announced at ${alicePoints.filter((p) => p.state === "up").length} presence points, carol at ${carolPoints.filter((p) => p.state === "up").length}`,
     );
     return { alice, carol };
@@ -82,13 +89,13 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
     const t0 = performance.now();
     const channel = await carol.connect(alice.identity!);
     const connectMs = performance.now() - t0;
-    o.log(`connect  carol found alice by identity and opened a private channel in ${connectMs.toFixed(0)} ms (lookup, introduction, rendezvous)`);
+    log.info(`connect  carol found alice by identity and opened a private channel in ${connectMs.toFixed(0)} ms (lookup, introduction, rendezvous)`);
     const replies = channel.messages();
     const sent = performance.now();
     await channel.send("hello alice, carol here");
     const reply = await replies.next();
     const roundTripMs = performance.now() - sent;
-    o.log(`msg      carol <- alice: ${reply.value?.text ?? "(no reply)"} (${roundTripMs.toFixed(0)} ms round trip)`);
+    log.info(`msg      carol <- alice: ${reply.value?.text ?? "(no reply)"} (${roundTripMs.toFixed(0)} ms round trip)`);
     channel.close();
     return { connectMs, roundTripMs };
   });

@@ -30,6 +30,8 @@ import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { nodeIdFromPublicKey, verifyStaticPuzzle } from "../../node/src/crypto/puzzles.js";
 import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
 import type { NodeInfo } from "../../node/src/node/node.js";
+import { childLogger } from "../../node/src/log.js";
+import type { Logger } from "../../node/src/log.js";
 import { projectRoot } from "./artifacts.js";
 import { freePort } from "./hardhat-node.js";
 
@@ -60,7 +62,8 @@ export interface DevnetNodesOptions {
   publishIntervalMs?: number;
   /** Ready-line deadline per node (default 120 s: eleven processes start at once, and a shared CI machine can be several times slower than usual). */
   readyTimeoutMs?: number;
-  log?: (line: string) => void;
+  /** One info line per node started (component "nodes" beneath it); silent when absent. The nodes' own logs go to their node.log. */
+  logger?: Logger;
 }
 
 export interface DevnetNodeProcess {
@@ -109,15 +112,17 @@ function waitReady(child: ChildProcess, name: string, timeoutMs: number, logFile
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   return new Promise<NodeInfo>((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`devnet node ${name}: no ready line within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+    // stdout carries the node's JSON log lines; the ready line is the one with event "ready" (the NodeInfo fields sit beside the log fields).
     lines.on("line", (line) => {
+      let parsed: NodeInfo & { event?: string };
       try {
-        const parsed = JSON.parse(line) as NodeInfo & { event?: string };
-        if (parsed.event === "ready") {
-          clearTimeout(timer);
-          ok(parsed);
-        }
+        parsed = JSON.parse(line) as NodeInfo & { event?: string };
       } catch {
-        // Not a JSON line (a log line): ignored.
+        return; // not JSON (a stray print of a dependency): it is in node.log all the same
+      }
+      if (parsed.event === "ready") {
+        clearTimeout(timer);
+        ok(parsed);
       }
     });
     child.once("exit", (code, signal) => {
@@ -138,7 +143,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 
 /** Starts the devnet's onion and discovery nodes as `psp node run` processes and waits until each is ready. */
 export async function startDevnetNodes(options: DevnetNodesOptions): Promise<DevnetNodes> {
-  const log = options.log ?? (() => {});
+  const log = childLogger(options.logger, "nodes");
   const schedule = options.schedule ?? DEFAULT_DEVNET_SCHEDULE;
   const selected = options.nodes.filter(options.run ?? ((n) => options.chain !== undefined || !needsChain(n)));
   const keys = new Map<string, NodeKeys>();
@@ -159,7 +164,7 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
     return verifyStaticPuzzle(key, nodeIdFromPublicKey(key), DEFAULT_DHT_CONFIG.staticDifficulty);
   });
   const staticDifficulty = solves ? DEFAULT_DHT_CONFIG.staticDifficulty : 0;
-  if (!solves) log(`nodes    identity keys do not solve the DHT static puzzle (difficulty ${DEFAULT_DHT_CONFIG.staticDifficulty}); the devnet DHT runs at difficulty 0`);
+  if (!solves) log.warn(`nodes    identity keys do not solve the DHT static puzzle (difficulty ${DEFAULT_DHT_CONFIG.staticDifficulty}); the devnet DHT runs at difficulty 0`);
 
   const hosts = selected.map((_, i) => `127.${i + 1}.0.1`);
   const ports = await Promise.all(hosts.map((h) => freePort(h)));
@@ -181,6 +186,8 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         const signer = nodeKeys.signer ? { signer: { privateKeyHex: nodeKeys.signer } } : undefined;
         const config = {
           listen: { host: hosts[i], port: ports[i] },
+          // Every node.log line then names its node (the level comes from PSP_LOG_LEVEL, inherited, or info).
+          log: { name: n.name },
           identity: { secretKeyHex: nodeKeys.secret },
           roles: n.roles.filter((r) => r === "onion" || r === "discovery" || (options.chain && CHAIN_ROLES.includes(r))),
           // Every local client shares 127.0.0.1 and so one per-client rate-limit bucket: the burst is raised for that.
@@ -218,7 +225,7 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         const child = spawn(process.execPath, [pspBin, "node", "run", "--config", configFile], { cwd: projectRoot, stdio: ["ignore", "pipe", "pipe"] });
         children.push(child);
         const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 120_000, join(nodeDir, "node.log"));
-        log(`node     ${n.name.padEnd(12)} pid ${child.pid} link ${info.host}:${info.port} api ${info.controlApi}`);
+        log.info(`node     ${n.name.padEnd(12)} pid ${child.pid} link ${info.host}:${info.port} api ${info.controlApi}`);
         return {
           name: n.name,
           roles: info.roles,

@@ -42,6 +42,8 @@ import { devAccount } from "./devnet-accounts.js";
 import { admitNodes } from "./governance.js";
 import { startHardhatNode, type HardhatNode } from "./hardhat-node.js";
 import { startDevnetApi } from "./devnet-api.js";
+import { childLogger } from "../../node/src/log.js";
+import type { Logger } from "../../node/src/log.js";
 
 export interface DevnetNodeSpec {
   name: string;
@@ -109,7 +111,8 @@ export interface DevnetOptions {
   runNodes?: (node: DevnetNodeEntry) => boolean;
   /** Discovery voting schedule for those nodes (default: 60 s periods). */
   schedule?: { periodMs: number; voteDelayMs: number; distDelayMs: number; validPeriods: number };
-  log?: (line: string) => void;
+  /** Progress of the start-up, one info line per step (component "devnet"); silent when absent. */
+  logger?: Logger;
 }
 
 export interface Devnet {
@@ -138,16 +141,16 @@ const USER_FUNDS = parseEther("100000");
 const SIGNER_GAS_FUNDS = parseEther("10");
 
 export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
-  const log = opts.log ?? (() => {});
+  const log = childLogger(opts.logger, "devnet");
   const specs = opts.nodes ?? defaultDevnetNodes;
   await mkdir(join(opts.dir, "keys", "accounts"), { recursive: true });
   const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log") });
   let nodeProcesses: DevnetNodes | undefined;
   try {
-    log(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337)`);
+    log.info(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337)`);
     const deployer = devAccount(0);
     const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: deployer });
-    const { deployment } = await deployPsp({ clients: admin, network: "localhost", params: opts.params ?? devnetParams, log });
+    const { deployment } = await deployPsp({ clients: admin, network: "localhost", params: opts.params ?? devnetParams, log: (line) => log.info(line) });
     await writeDeployment(opts.deploymentFile, deployment);
     const contracts = pspContractsFor(deployment, { public: admin.publicClient, wallet: admin.walletClient! });
 
@@ -157,7 +160,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     for (const account of [...operators.map((a) => [a, OPERATOR_FUNDS] as const), ...users.map((a) => [a, USER_FUNDS] as const)]) {
       await send(admin, { address: contracts.token.address, abi: pspTokenAbi, functionName: "transfer", args: [account[0].address, account[1]] });
     }
-    log(`funded   ${operators.length} operators with ${formatEther(OPERATOR_FUNDS)} PSP, ${users.length} users with ${formatEther(USER_FUNDS)} PSP`);
+    log.info(`funded   ${operators.length} operators with ${formatEther(OPERATOR_FUNDS)} PSP, ${users.length} users with ${formatEther(USER_FUNDS)} PSP`);
 
     // Register and stake every node from its operator's account.
     const nodes: DevnetNodeState[] = [];
@@ -195,7 +198,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
         pid: null,
         keyFile,
       });
-      log(
+      log.info(
         `node     ${spec.name.padEnd(12)} ${roleNames(spec.roles.reduce((m, r) => m | NodeRole[r], 0))
           .join("+")
           .padEnd(16)} staked ${formatEther(spec.stake)} PSP`,
@@ -207,7 +210,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const [authorityKeys] = await contracts.nodeRegistry.read.authoritySet();
     const [oracleKeys] = await contracts.nodeRegistry.read.oracleSet();
     const [discoveryKeys] = await contracts.nodeRegistry.read.discoverySet();
-    log(`sets     ${authorityKeys.length} authorities, ${oracleKeys.length} oracles, ${discoveryKeys.length} discovery nodes`);
+    log.info(`sets     ${authorityKeys.length} authorities, ${oracleKeys.length} oracles, ${discoveryKeys.length} discovery nodes`);
 
     // Every node as a real process: TLS links, onion relay, DHT, directory, its roles, a control API.
     // Chain-backed: discovery nodes check descriptors and take the discovery set from the NodeRegistry,
@@ -215,7 +218,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     nodeProcesses = await startDevnetNodes({
       dir: opts.dir,
       nodes,
-      log,
+      logger: log,
       chain: { rpcUrl: chain.rpcUrl, deploymentFile: opts.deploymentFile },
       ...(opts.runNodes ? { run: opts.runNodes } : {}),
       ...(opts.schedule ? { schedule: opts.schedule } : {}),
@@ -246,7 +249,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       await writeFile(file, (await encryptEvmKeystore(privateKey, DEVNET_PASSPHRASE, { scryptN: DEVNET_SCRYPT_N })) + "\n", { mode: 0o600 });
       keystores.push({ label, address: account.address, file });
     }
-    log(`accounts ${keystores.length} keystores in ${join(opts.dir, "keys", "accounts")} (passphrase "${DEVNET_PASSPHRASE}", devnet only)`);
+    log.info(`accounts ${keystores.length} keystores in ${join(opts.dir, "keys", "accounts")} (passphrase "${DEVNET_PASSPHRASE}", devnet only)`);
 
     // A demo application and identity, registered with authority attestations.
     const namespace = "peerstream";
@@ -309,7 +312,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       await writeFile(keyFile, (await encryptKeyFile(keys.secretKey, DEVNET_PASSPHRASE, { scrypt: { N: DEVNET_SCRYPT_N } })) + "\n", { mode: 0o600 });
       const certFile = `${keyFile}.cert`;
       await writeFile(certFile, certificate);
-      log(`identity ${identity} (${name}) registered through ${authorityPeers.length} authority nodes over TLS`);
+      log.info(`identity ${identity} (${name}) registered through ${authorityPeers.length} authority nodes over TLS`);
       return { name, identity, clients, registered, verifiedCert, keyFile, certFile, endToEndMs };
     };
     const aliceUser = await registerDemoUser("alice", users[0]!);
@@ -321,8 +324,8 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const aliceKeyFile = aliceUser.keyFile;
     const certFile = aliceUser.certFile;
     const endToEndMs = aliceUser.endToEndMs;
-    log(`cert     access certificate signed by ${verifiedCert.authorities.length} authorities, valid until ${new Date(verifiedCert.notAfter * 1000).toISOString()}`);
-    log(`e2e      register + certificate through the network: ${endToEndMs.toFixed(0)} ms`);
+    log.info(`cert     access certificate signed by ${verifiedCert.authorities.length} authorities, valid until ${new Date(verifiedCert.notAfter * 1000).toISOString()}`);
+    log.info(`e2e      register + certificate through the network: ${endToEndMs.toFixed(0)} ms`);
 
     // A monthly plan for the application; alice subscribes for one period.
     const price = parseEther("10");
@@ -336,7 +339,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     await send(aliceClients, { address: contracts.token.address, abi: pspTokenAbi, functionName: "approve", args: [contracts.subscriptions.address, price] });
     await send(aliceClients, { address: contracts.subscriptions.address, abi: subscriptionsAbi, functionName: "subscribe", args: [registered.identityId, planId, 1] });
     const expiresAt = Number(await contracts.subscriptions.read.subscriptionExpiry([registered.identityId]));
-    log(`subscribe plan ${planId}: ${formatEther(price)} PSP / 30 days, alice subscribed until ${new Date(expiresAt * 1000).toISOString()}`);
+    log.info(`subscribe plan ${planId}: ${formatEther(price)} PSP / 30 days, alice subscribed until ${new Date(expiresAt * 1000).toISOString()}`);
 
     // An oracle commits a batch of (demo) stream-creation receipt hashes.
     const receiptHashes = [0, 1, 2, 3].map((i) => keccak256(toHex(`devnet demo receipt ${i} ${Date.now()}`)));
@@ -349,7 +352,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     await send(oracleClients, { address: contracts.oracleReceipts.address, abi: oracleReceiptsAbi, functionName: "commitBatch", args: [tree.root as Hex, receiptHashes.length] });
     const batchId = (await contracts.oracleReceipts.read.batchCount()) as bigint;
     const verified = await contracts.oracleReceipts.read.verifyReceipt([batchId, receiptHashes[0]!, tree.getProof(0) as Hex[]]);
-    log(`receipts batch ${batchId}: ${receiptHashes.length} receipts committed by oracle-1, inclusion proof ${verified ? "verifies" : "FAILS"}`);
+    log.info(`receipts batch ${batchId}: ${receiptHashes.length} receipts committed by oracle-1, inclusion proof ${verified ? "verifies" : "FAILS"}`);
 
     const bob = keystores.find((k) => k.label === "bob")!;
     const state: Devnet["state"] = {
@@ -379,7 +382,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     };
     const api = await startDevnetApi(state, opts.apiPort);
     state.controlApi = api.url;
-    log(`api      ${api.url}/v1/status`);
+    log.info(`api      ${api.url}/v1/status`);
     await writeFile(join(opts.dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
     const stopWatching = new AbortController();
     const running = nodeProcesses;

@@ -112,7 +112,7 @@ describe("psp msg", () => {
   it("runs the README's step on a devnet like npm start's: bob messages alice, whom the devnet keeps present", async () => {
     const { keyFile } = await registeredBob();
     // What `npm start` adds to the devnet once the consensus lists every node: alice and carol, alice answering everyone.
-    const users = await startDevnetUsers({ stateFile: join(net.root, "devnet", "state.json"), users: net.devnet.state.demo.users, passphrase: DEVNET_PASSPHRASE, log: () => {} });
+    const users = await startDevnetUsers({ stateFile: join(net.root, "devnet", "state.json"), users: net.devnet.state.demo.users, passphrase: DEVNET_PASSPHRASE });
     try {
       await users.demo;
       const alice = net.user("alice");

@@ -47,10 +47,10 @@ async function spawnRelay(host: string): Promise<{ child: ChildProcess; info: No
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const info = await new Promise<NodeInfo>((resolve, reject) => {
-    lines.once("line", (line) => {
-      const parsed = JSON.parse(line) as NodeInfo & { event: string };
+    // Every stdout line is a JSON log line; the ready line is the one with event "ready".
+    lines.on("line", (line) => {
+      const parsed = JSON.parse(line) as NodeInfo & { event?: string };
       if (parsed.event === "ready") resolve(parsed);
-      else reject(new Error(`unexpected first line: ${line}`));
     });
     child.once("exit", (code) => reject(new Error(`psp node run exited with ${code}: ${stderr}`)));
   });

@@ -6,9 +6,13 @@
  *
  * Trusts nothing from requests: fastify validates parameters against each
  * route's JSON schema and unknown routes get a 404 with the route list.
+ * A request that fails is logged (component "api"): a 5xx at error, a 4xx
+ * at debug; fastify's own request logging stays off.
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 
 export interface ControlApiOptions {
   /** Defaults to 127.0.0.1: the API is for the operator, not the network. */
@@ -21,6 +25,8 @@ export interface ControlApiOptions {
   routes?: (app: FastifyInstance, metrics: Registry) => void | Promise<void>;
   /** Extra labels on every metric, e.g. { node: "authority-1" }. */
   metricLabels?: Record<string, string>;
+  /** Logs failed requests as component "api"; silent when absent. */
+  logger?: Logger;
 }
 
 export interface ControlApi {
@@ -35,12 +41,15 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   if (opts.metricLabels) metrics.setDefaultLabels(opts.metricLabels);
   collectDefaultMetrics({ register: metrics, prefix: "psp_process_" });
 
+  const log = childLogger(opts.logger, "api");
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   // JSON for bigint values (chain amounts) as decimal strings.
   app.setReplySerializer((payload) => JSON.stringify(payload, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value)));
-  app.setErrorHandler((err: unknown, _request, reply) => {
+  app.setErrorHandler((err: unknown, request, reply) => {
     const e = (err ?? {}) as { statusCode?: unknown; message?: unknown; kind?: unknown };
     const status = typeof e.statusCode === "number" && e.statusCode >= 400 ? e.statusCode : 500;
+    // A 5xx is ours to fix; a 4xx is the caller's, kept to a debug line.
+    logFailure(log, err, "answer API request", status >= 500 ? "error" : "debug", { method: request.method, route: request.routeOptions.url, status });
     const message = typeof e.message === "string" ? e.message : "internal error";
     void reply.status(status).send({ error: message, ...(typeof e.kind === "string" ? { kind: e.kind } : {}) });
   });

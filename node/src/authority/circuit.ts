@@ -21,6 +21,7 @@ import type { AuthorityService, AuthorityTransport } from "./service.js";
 import { createStreamRpc, streamRpcService, StreamRpcError } from "../onion/stream-rpc.js";
 import type { RpcStream, StreamRpc } from "../onion/stream-rpc.js";
 import type { LocalService } from "../onion/types.js";
+import type { Logger } from "../log.js";
 
 /** The onion service name. */
 export const AUTHORITY_CIRCUIT_SERVICE = "authority";
@@ -32,6 +33,8 @@ export interface AuthorityCircuitServiceOptions {
   maxInflight?: number;
   /** See StreamRpcServiceOptions.flush (startNode: `() => driver.run(() => undefined)`). */
   flush?: () => void;
+  /** The stream RPC under the service logs beneath it (replies it could not send); silent when absent. */
+  logger?: Logger;
 }
 
 /** The rate-limit key of a request that came through local circuit `circuitId`. */
@@ -52,6 +55,7 @@ export function authorityCircuitService(service: Pick<AuthorityService, "handleM
     maxMessageBytes: MAX_AUTHORITY_MESSAGE_BYTES,
     maxInflight: options.maxInflight ?? 4,
     ...(options.flush ? { flush: options.flush } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
 }
 

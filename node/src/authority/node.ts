@@ -40,6 +40,7 @@ import type { ChainClients } from "../chain/clients.js";
 import type { Deployment } from "../chain/deployment.js";
 import { ChainError } from "../chain/errors.js";
 import { createChainPki, type Pki } from "../chain/pki.js";
+import type { Logger } from "../log.js";
 
 /** The RPC service authorities answer on. */
 export const AUTHORITY_RPC_SERVICE = "authority";
@@ -255,6 +256,8 @@ export interface StartAuthorityNodeOptions {
   /** Link RPC caps (defaults: link/rpc.ts). */
   maxInflightPerPeer?: number;
   onWarning?: (message: string, cause?: unknown) => void;
+  /** Handed to the connection manager, link RPC, chain PKI and authority service; silent when absent. */
+  logger?: Logger;
 }
 
 export interface AuthorityNode {
@@ -280,12 +283,14 @@ export async function startAuthorityNode(opts: StartAuthorityNodeOptions): Promi
     ...(opts.cacheMs !== undefined ? { cacheMs: opts.cacheMs } : {}),
     follow: { intervalMs: opts.followIntervalMs ?? 2000 },
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    ...(opts.logger ? { logger: opts.logger } : {}),
   });
+  const logger = opts.logger ? { logger: opts.logger } : {};
   let manager: ConnectionManager | undefined;
   try {
-    manager = await createConnectionManager({ identity: { secretKey: opts.identitySecretKey, publicKey }, listen: opts.listen });
-    const rpc = createLinkRpc({ manager, maxMessageBytes: MAX_AUTHORITY_MESSAGE_BYTES, ...(opts.maxInflightPerPeer ? { maxInflightPerPeer: opts.maxInflightPerPeer } : {}) });
-    const service = createAuthorityService({ pki, nodeSecretKey: opts.identitySecretKey, signer: opts.signer, ...(opts.limits ? { limits: opts.limits } : {}) });
+    manager = await createConnectionManager({ identity: { secretKey: opts.identitySecretKey, publicKey }, listen: opts.listen, ...logger });
+    const rpc = createLinkRpc({ manager, maxMessageBytes: MAX_AUTHORITY_MESSAGE_BYTES, ...(opts.maxInflightPerPeer ? { maxInflightPerPeer: opts.maxInflightPerPeer } : {}), ...logger });
+    const service = createAuthorityService({ pki, nodeSecretKey: opts.identitySecretKey, signer: opts.signer, ...(opts.limits ? { limits: opts.limits } : {}), ...logger });
     serveAuthority(rpc, service);
     const bound = manager.address() as { host: string; port: number };
     const host = bound.host === "0.0.0.0" || bound.host === "::" ? opts.listen.host : bound.host;

@@ -35,6 +35,8 @@ import { layerError } from "../errors.js";
 import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { randomBytes as secureRandomBytes } from "../crypto/backend.js";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { TokenBucket } from "../base/token-bucket.js";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
 import { documentSigningMessage } from "../wire/document.js";
@@ -368,6 +370,8 @@ export interface AuthorityServiceOptions {
   now?: () => number;
   /** Nonce source; default the crypto layer's CSPRNG. */
   randomBytes?: (length: number) => Uint8Array;
+  /** Logs as component "authority": refusals at debug (counted), an unreadable chain at warn, an unexpected failure at error. */
+  logger?: Logger;
 }
 
 export interface RequestContext {
@@ -414,6 +418,7 @@ export function createAuthorityService(opts: AuthorityServiceOptions): Authority
   const limits: AuthorityLimits = { ...DEFAULT_AUTHORITY_LIMITS, ...opts.limits };
   const now = opts.now ?? Date.now;
   const random = opts.randomBytes ?? secureRandomBytes;
+  const log = childLogger(opts.logger, "authority");
   const { pki } = opts;
   const nodeKey = ed25519PublicKey(opts.nodeSecretKey);
   const nodeKeyHex = bytesToHex(nodeKey);
@@ -570,6 +575,9 @@ export function createAuthorityService(opts: AuthorityServiceOptions): Authority
           err instanceof AuthorityError
             ? err
             : new AuthorityError("malformed-request", `request refused: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        // A client's bad or refused request is counted; our chain being down is the operator's business; anything untyped is a bug of ours.
+        const level = !(err instanceof AuthorityError) ? "error" : refusal.kind === "chain-unavailable" ? "warn" : "debug";
+        logFailure(log, level === "error" ? err : refusal, "answer authority request", level, { client: ctx.client });
         return encodeAuthorityMessage({
           t: "error",
           kind: refusal.kind,

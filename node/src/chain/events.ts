@@ -20,6 +20,8 @@
  */
 import type { Address, Hex } from "viem";
 import { ChainError } from "./errors.js";
+import { childLogger, throttledFailureLog } from "../log.js";
+import type { Logger } from "../log.js";
 
 /** The fields of a log this module needs; viem's `Log` has them all. */
 export interface ChainLog {
@@ -175,6 +177,8 @@ export interface EventFollowerOptions<L extends ChainLog> {
   /** Poll period for `start()`; default 2 s. */
   intervalMs?: number;
   maxRange?: bigint;
+  /** Logs as component "events": a failed background poll at warn (once a minute while the RPC stays down, each counted). */
+  logger?: Logger;
 }
 
 export interface EventFollower {
@@ -193,6 +197,7 @@ export function createEventFollower<L extends ChainLog>(opts: EventFollowerOptio
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = false;
   let inFlight: Promise<void> | undefined;
+  const logPollFailure = throttledFailureLog(childLogger(opts.logger, "events"));
 
   const blockRef = async (blockNumber: bigint): Promise<BlockRef> => {
     const block = await opts.source.getBlock({ blockNumber });
@@ -217,8 +222,10 @@ export function createEventFollower<L extends ChainLog>(opts: EventFollowerOptio
   };
 
   const pollOnce = (): Promise<void> => {
-    // Serialize polls: two overlapping ones would deliver the same range twice.
-    const next = (inFlight ?? Promise.resolve()).catch(() => {}).then(pollLoop);
+    // Serialize polls: two overlapping ones would deliver the same range twice. The
+    // next poll runs whether the previous one succeeded or not; the previous
+    // one's failure went to whoever awaited it (a caller, or onError below).
+    const next = (inFlight ?? Promise.resolve()).then(pollLoop, pollLoop);
     inFlight = next;
     return next;
   };
@@ -227,7 +234,10 @@ export function createEventFollower<L extends ChainLog>(opts: EventFollowerOptio
     if (!running) return;
     timer = setTimeout(() => {
       pollOnce()
-        .catch((err: unknown) => opts.onError?.(err))
+        .catch((err: unknown) => {
+          logPollFailure(err, "poll chain events", "warn");
+          opts.onError?.(err);
+        })
         .finally(schedule);
     }, opts.intervalMs ?? 2_000);
     timer.unref?.();

@@ -24,6 +24,8 @@ import { getAddress, type Address, type Hex } from "viem";
 import type { ChainClients } from "./clients.js";
 import type { Deployment } from "./deployment.js";
 import { ChainError } from "./errors.js";
+import { childLogger } from "../log.js";
+import type { Logger } from "../log.js";
 import { createEventFollower, type BlockRef, type EventFollower } from "./events.js";
 import { identityRegistryAbi, nodeRegistryAbi, subscriptionsAbi } from "./generated/abis.js";
 import { KeyedTtlCache, TtlCache, createNodeSets, type RoleSet } from "./sets.js";
@@ -108,8 +110,10 @@ export interface ChainPkiOptions {
   follow?: boolean | { intervalMs: number };
   /** Clock for the caches (ms); default Date.now. */
   now?: () => number;
-  /** Called when event following fails or a deep reorg is seen. */
+  /** Called when event following fails or a deep reorg is seen (both are also logged). */
   onWarning?: (message: string, cause?: unknown) => void;
+  /** Logs as component "pki" (event following as "pki.events"): failed polls and deep reorgs at warn. */
+  logger?: Logger;
 }
 
 /** NodeRegistry ROLE_ONION .. ROLE_ORACLE. */
@@ -128,6 +132,7 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
   }
   if (!(cacheMs >= 0)) throw new ChainError("bad-argument", `cacheMs must be a non-negative number of milliseconds, got ${cacheMs}`);
   const now = opts.now ?? Date.now;
+  const log = childLogger(opts.logger, "pki");
   let chainId: number;
   try {
     chainId = await client.getChainId();
@@ -228,10 +233,14 @@ export async function createChainPki(opts: ChainPkiOptions): Promise<Pki> {
       if (from.has(subscriptions) || from.has(identityRegistry)) expiries.invalidateAll();
     },
     onDeepReorg: (at: BlockRef) => {
-      opts.onWarning?.(`block ${at.number} (${at.hash}) is no longer canonical: a reorg deeper than ${confirmations} confirmations; dropping every cached PKI answer`);
+      const message = `block ${at.number} (${at.hash}) is no longer canonical: a reorg deeper than ${confirmations} confirmations; dropping every cached PKI answer`;
+      log.warn({ block: at.number.toString(), hash: at.hash }, message);
+      opts.onWarning?.(message);
       invalidate();
     },
+    // The follower logs the failed poll itself; this only tells the caller.
     onError: (err) => opts.onWarning?.("following PKI events failed; will retry", err),
+    logger: log,
     ...(typeof opts.follow === "object" ? { intervalMs: opts.follow.intervalMs } : {}),
   });
   if (opts.follow !== false) follower.start();

@@ -17,7 +17,9 @@
  * Events: "consensus" (a newer verified consensus), "circuit" (preemptive
  * circuits built, lost, failed), "certificate" (a new certificate), and
  * "warning" for every failure in the background (a refused fetch, a failed
- * build, a DHT session lost): nothing fails silently.
+ * build, a DHT session lost): nothing fails silently. With `logger`, each
+ * warning is also logged (component "client", with the operation that
+ * failed), and the layers the client runs log beneath the same logger.
  *
  * Trusts: the discovery keys it is given (the consensus), the link layer for
  * node identities, the authority layer's checks of every endorsement, the
@@ -43,6 +45,8 @@ import type { CircuitDhtClient, CircuitDhtPutResult } from "../dht/proxy.js";
 import { recordKey, signRecordAsOwner } from "../dht/record.js";
 import type { DhtRecord, OwnerSignedRecord } from "../dht/record.js";
 import { DhtError } from "../dht/errors.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { createConnectionManager } from "../link/manager.js";
 import type { ConnectionManager } from "../link/manager.js";
 import { createLinkRpc } from "../link/rpc.js";
@@ -79,6 +83,8 @@ export interface PspClientOptions {
   dhtTimeoutMs?: number;
   /** Presence time period in minutes: a network parameter every user shares (default 1440, as Tor). */
   presencePeriodMinutes?: number;
+  /** Where the client and its layers log (every "warning" is logged too); silent when absent. */
+  logger?: Logger;
 }
 
 export interface ConsensusSummary {
@@ -103,7 +109,8 @@ export interface CertificateInfo {
   authorities: number;
 }
 
-export type CircuitEvent = { type: "ready"; circuitId: number; path: string[] } | { type: "lost"; circuitId: number; error?: string } | { type: "build-failed"; error: string };
+export type CircuitEvent =
+  { type: "ready"; circuitId: number; path: string[] } | { type: "lost"; circuitId: number; error?: string } | { type: "build-failed"; error: string };
 
 export interface PspClientEvents {
   consensus: [ConsensusSummary];
@@ -189,10 +196,16 @@ async function loadIdentity(option: IdentityOption | undefined): Promise<LoadedI
     if (key.keyType !== "ed25519") throw new ClientError("bad-option", `${option.keyFile} holds an ${key.keyType} key; identities are Ed25519`);
     secretKey = key.secretKey;
   } else {
-    if (!(option.secretKey instanceof Uint8Array) || option.secretKey.length !== 32) throw new ClientError("bad-option", "identity.secretKey must be a 32-byte Ed25519 seed");
+    if (!(option.secretKey instanceof Uint8Array) || option.secretKey.length !== 32)
+      throw new ClientError("bad-option", "identity.secretKey must be a 32-byte Ed25519 seed");
     secretKey = option.secretKey;
   }
-  const text = formatIdentity({ namespace: option.namespace ?? "peerstream", application: option.application ?? "client", kind, publicKey: ed25519PublicKey(secretKey) });
+  const text = formatIdentity({
+    namespace: option.namespace ?? "peerstream",
+    application: option.application ?? "client",
+    kind,
+    publicKey: ed25519PublicKey(secretKey),
+  });
   return { secretKey, text };
 }
 
@@ -211,6 +224,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   private held: CertificateInfo | undefined;
   private certifying: Promise<CertificateInfo> | undefined;
   private closed = false;
+  private readonly log: Logger;
 
   /** @internal use createPspClient */
   constructor(
@@ -222,6 +236,7 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     private readonly consensusClient: ConsensusClient,
   ) {
     super();
+    this.log = childLogger(options.logger, "client");
     this.dht = { get: (key) => this.dhtGet(key), put: (record) => this.dhtPut(record) };
     this.presence = {
       announce: async (o) => await (await this.presenceOf("presence.announce()")).announce(o),
@@ -229,8 +244,8 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       status: () => this.presenceClient?.status() ?? [],
     };
     this.ready = this.boot();
-    // `ready` may be left unawaited: its failure also reaches "warning" listeners, never an unhandled rejection.
-    this.ready.catch((err: Error) => this.warn(err));
+    // `ready` may be left unawaited: its failure also reaches "warning" listeners and the log, never an unhandled rejection.
+    this.ready.catch((err: Error) => this.warn(err, "bootstrap"));
   }
 
   /** The identity string this client acts as (undefined without an identity). */
@@ -318,16 +333,25 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       this.emit("consensus", consensusSummary(c));
     });
     this.consensusClient.on("fetch-error", (peer, err) =>
-      this.warn(new ClientError("no-consensus", `consensus fetch from ${hexOf(peer.identity).slice(0, 16)}… at ${peer.host}:${peer.port} failed: ${err.message}`, { cause: err })),
+      this.warn(
+        new ClientError("no-consensus", `consensus fetch from ${hexOf(peer.identity).slice(0, 16)}… at ${peer.host}:${peer.port} failed: ${err.message}`, {
+          cause: err,
+        }),
+        "fetch consensus",
+      ),
     );
     const held = new Promise<VerifiedConsensus>((resolve) => {
       const now = this.consensusClient.current();
       if (now) return resolve(now);
       this.consensusClient.once("consensus", resolve);
     });
-    void this.consensusClient.start().then((loaded) => {
-      if (!loaded.loaded && this.bootstrap.consensusFile !== undefined) this.warn(new ClientError("bad-bootstrap", `consensus file not used: ${loaded.message}`));
-    });
+    void this.consensusClient.start().then(
+      (loaded) => {
+        if (!loaded.loaded && this.bootstrap.consensusFile !== undefined)
+          this.warn(new ClientError("bad-bootstrap", `consensus file not used: ${loaded.message}`), "load consensus file");
+      },
+      (err: unknown) => this.warn(err, "start consensus client"),
+    );
     const consensus = await withTimeout(
       held,
       timeoutMs,
@@ -339,13 +363,18 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     );
     this.assertOpen();
     const preemptive = this.options.preemptiveCircuits ?? DEFAULT_PREEMPTIVE;
-    const onion = await createOnionClient({ nodes: consensusToPathNodes(consensus), manager: this.manager, preemptiveCircuits: preemptive });
+    const onion = await createOnionClient({
+      nodes: consensusToPathNodes(consensus),
+      manager: this.manager,
+      preemptiveCircuits: preemptive,
+      ...this.withLogger(),
+    });
     this.onionClient = onion;
     onion.circuits.on("ready", (c) => this.emit("circuit", { type: "ready", circuitId: c.id, path: c.path.map((n) => hexOf(n.identity)) }));
     onion.circuits.on("lost", (c, err) => this.emit("circuit", { type: "lost", circuitId: c.id, ...(err ? { error: err.message } : {}) }));
     onion.circuits.on("build-failed", (err) => {
       this.emit("circuit", { type: "build-failed", error: err.message });
-      this.warn(err);
+      this.warn(err, "build circuit");
     });
     if (preemptive > 0 && onion.circuits.readyCount === 0) {
       await withTimeout(
@@ -370,8 +399,15 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     return node;
   }
 
-  private warn(err: unknown): void {
+  /** Reports a background failure: logged (and counted) under `operation`, and emitted as "warning". */
+  private warn(err: unknown, operation: string): void {
+    logFailure(this.log, err, operation, "warn");
     if (this.listenerCount("warning") > 0) this.emit("warning", err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** The client's own logger for the layers it starts ({} without one). */
+  private withLogger(): { logger?: Logger } {
+    return this.options.logger ? { logger: this.options.logger } : {};
   }
 
   private assertOpen(): void {
@@ -408,8 +444,12 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         return consensus ? consensusToPathNodes(consensus) : [];
       },
       verifyCertificate: (cert) =>
-        verifyAccessCertificateWithConsensus(cert, this.consensusClient.current(), { now: Date.now(), ...(chain ? { chainId: chain.chainId, registry: chain.registry } : {}) }),
+        verifyAccessCertificateWithConsensus(cert, this.consensusClient.current(), {
+          now: Date.now(),
+          ...(chain ? { chainId: chain.chainId, registry: chain.registry } : {}),
+        }),
       ...(this.options.presencePeriodMinutes === undefined ? {} : { periodLength: this.options.presencePeriodMinutes }),
+      ...this.withLogger(),
     });
     client.on("introduction", (intro) => {
       if (this.listenerCount("introduction") > 0) this.emit("introduction", intro);
@@ -418,8 +458,11 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     client.on("channel", (channel) => this.emit("channel", channel));
     client.on("point", (point) => this.emit("presence", point));
     client.on("cap-reached", (cap) => this.emit("cap-reached", cap));
-    client.on("bad-introduction", (err) => this.warn(err));
-    client.on("warning", (err) => this.warn(err));
+    // Already a debug line of the presence client: a peer's bad introduction is not the app's warning to log.
+    client.on("bad-introduction", (err) => {
+      if (this.listenerCount("warning") > 0) this.emit("warning", err);
+    });
+    client.on("warning", (err) => this.warn(err, "presence"));
     this.presenceClient = client;
     return client;
   }
@@ -429,29 +472,36 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   private async requestCertificate(): Promise<CertificateInfo> {
     const identity = this.requireIdentity("certificate()");
     const chain = this.options.chain ?? this.bootstrap.chain;
-    if (!chain) throw new ClientError("bad-option", "certificate() needs the PKI deployment: pass chain: { chainId, registry } (a devnet bootstrap names its own)");
+    if (!chain)
+      throw new ClientError("bad-option", "certificate() needs the PKI deployment: pass chain: { chainId, registry } (a devnet bootstrap names its own)");
     const consensus = this.consensusClient.current();
     const authorities = consensus ? consensusToPathNodes(consensus, { requireFlags: ["onion", "authority"] }) : [];
     const listed = consensus?.entries.filter((e) => (e.flags & NodeFlag.authority) !== 0).length ?? 0;
     const threshold = defaultCertificateThreshold(listed);
     if (authorities.length < threshold) {
-      throw new ClientError("no-authorities", `the consensus lists ${authorities.length} authorities this client can reach through circuits, ${threshold} are needed`);
+      throw new ClientError(
+        "no-authorities",
+        `the consensus lists ${authorities.length} authorities this client can reach through circuits, ${threshold} are needed`,
+      );
     }
     const onion = await this.onion();
     const circuits = await Promise.allSettled(authorities.map((a) => onion.buildCircuit({ lastHop: a })));
     const open = circuits.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-    for (const r of circuits) if (r.status === "rejected") this.warn(r.reason);
+    for (const r of circuits) if (r.status === "rejected") this.warn(r.reason, "build circuit to an authority");
     try {
       const transports = [];
       for (const circuit of open) {
         try {
           transports.push(circuitAuthorityTransport(await circuit.openStream("authority")));
         } catch (err) {
-          this.warn(err);
+          this.warn(err, "open authority stream");
         }
       }
       if (transports.length < threshold)
-        throw new ClientError("no-authorities", `${transports.length} of ${authorities.length} authorities could be reached through circuits, ${threshold} are needed`);
+        throw new ClientError(
+          "no-authorities",
+          `${transports.length} of ${authorities.length} authorities could be reached through circuits, ${threshold} are needed`,
+        );
       const issued = await requestAccessCertificateWhenConfirmed({
         transports,
         identity: identity.text,
@@ -461,9 +511,17 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         authorities: authorities.map((a) => a.identity),
         threshold,
       });
-      for (const refusal of issued.refusals) this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.qualifiedKind}] ${refusal.message}`));
+      for (const refusal of issued.refusals)
+        this.warn(new ClientError("no-authorities", `an authority refused: [${refusal.qualifiedKind}] ${refusal.message}`), "get certificate");
       const v = issued.verified;
-      this.held = { bytes: issued.certificate, identity: v.identity, identityId: v.identityId, notBefore: v.notBefore, notAfter: v.notAfter, authorities: v.authorities.length };
+      this.held = {
+        bytes: issued.certificate,
+        identity: v.identity,
+        identityId: v.identityId,
+        notBefore: v.notBefore,
+        notAfter: v.notAfter,
+        authorities: v.authorities.length,
+      };
       this.emit("certificate", this.held);
       return this.held;
     } finally {
@@ -478,7 +536,10 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     this.dhtOpening ??= (async () => {
       const circuit = await (await this.onion()).getCircuit();
       try {
-        const client = createCircuitDhtClient(await circuit.openStream("dht"), { ...(this.options.dhtTimeoutMs ? { timeoutMs: this.options.dhtTimeoutMs } : {}) });
+        const client = createCircuitDhtClient(await circuit.openStream("dht"), {
+          ...(this.options.dhtTimeoutMs ? { timeoutMs: this.options.dhtTimeoutMs } : {}),
+          ...this.withLogger(),
+        });
         const session = { circuit, client };
         void circuit.closed.then(() => {
           if (this.dhtSession === session) this.dhtSession = undefined;
@@ -502,7 +563,10 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       } catch (err) {
         const lost = DhtError.is(err, "unreachable") || !this.dhtSession?.circuit.isOpen;
         if (!lost || attempt > 0) throw err;
-        this.warn(new ClientError("no-circuit", `the DHT circuit was lost (${(err as Error).message}); retrying on a new one`, { cause: err }));
+        this.warn(
+          new ClientError("no-circuit", `the DHT circuit was lost (${(err as Error).message}); retrying on a new one`, { cause: err }),
+          "use DHT session",
+        );
         this.dhtSession?.circuit.close();
         this.dhtSession = undefined;
       }
@@ -525,7 +589,13 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     else {
       const identity = this.requireIdentity("dht.put of an unsigned record");
       const ttlMs = input.ttlMs ?? DEFAULT_TTL_MS;
-      record = signRecordAsOwner({ ownerSecretKey: identity.secretKey, name: input.name, value: input.value, seq: input.seq ?? Date.now(), expiresAt: Date.now() + ttlMs });
+      record = signRecordAsOwner({
+        ownerSecretKey: identity.secretKey,
+        name: input.name,
+        value: input.value,
+        seq: input.seq ?? Date.now(),
+        expiresAt: Date.now() + ttlMs,
+      });
     }
     return await this.withDht((client) => client.put(record));
   }
@@ -537,7 +607,8 @@ export class PspClient extends EventEmitter<PspClientEvents> {
  * cannot use, and the crypto layer's error for a wrong key-file passphrase.
  */
 export async function createPspClient(options: PspClientOptions): Promise<PspClient> {
-  if (typeof options !== "object" || options === null) throw new ClientError("bad-option", "createPspClient needs an options object: { bootstrap, identity?, ... }");
+  if (typeof options !== "object" || options === null)
+    throw new ClientError("bad-option", "createPspClient needs an options object: { bootstrap, identity?, ... }");
   const preemptive = options.preemptiveCircuits;
   if (preemptive !== undefined && (!Number.isInteger(preemptive) || preemptive < 0 || preemptive > 16))
     throw new ClientError("bad-option", "preemptiveCircuits must be an integer in 0..16");
@@ -547,10 +618,12 @@ export async function createPspClient(options: PspClientOptions): Promise<PspCli
   }
   const bootstrap = await resolveBootstrap(options.bootstrap);
   const identity = await loadIdentity(options.identity);
-  const manager = await createConnectionManager({});
-  const rpc = createLinkRpc({ manager });
+  const logger = options.logger ? { logger: options.logger } : {};
+  const manager = await createConnectionManager({ ...logger });
+  const rpc = createLinkRpc({ manager, ...logger });
   const consensusClient = new ConsensusClient({
     rpc,
+    ...logger,
     trust: bootstrap.trust,
     sources: bootstrap.sources,
     ...(bootstrap.consensusFile === undefined ? {} : { file: bootstrap.consensusFile }),

@@ -17,6 +17,8 @@
 import { withTimeout } from "../base/timeout.js";
 import { randomBytes } from "../crypto/backend.js";
 import { nodeIdFromPublicKey } from "../crypto/puzzles.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { DhtError } from "./errors.js";
 import { resolveDhtConfig } from "./config.js";
 import type { DhtConfig } from "./config.js";
@@ -66,6 +68,8 @@ export interface DhtNodeOptions {
   contactVerifier?: ContactVerifier;
   /** Extra rule on record publishers (see validateRecord). */
   acceptPublisher?: (publisher: Uint8Array) => boolean;
+  /** Logs as component "dht": refused requests and bad referrals at debug (counted), failed maintenance at warn; silent when absent. */
+  logger?: Logger;
 }
 
 /** Per-lookup overrides of the node's configured d, alpha, message cap, window w and first-reply breadth b. */
@@ -106,6 +110,7 @@ export class DhtNode {
   private readonly learnFromRequests: boolean;
   private readonly acceptPublisher: ((publisher: Uint8Array) => boolean) | undefined;
   private readonly background = new Set<Promise<void>>();
+  private readonly log: Logger;
 
   constructor(options: DhtNodeOptions) {
     this.config = resolveDhtConfig(options.config);
@@ -129,6 +134,7 @@ export class DhtNode {
     this.checkShapes = options.checkShapes ?? true;
     this.learnFromRequests = options.learnFromRequests ?? true;
     this.acceptPublisher = options.acceptPublisher;
+    this.log = childLogger(options.logger, "dht");
   }
 
   get nodeId(): NodeId {
@@ -146,6 +152,7 @@ export class DhtNode {
       request = accepted as DhtRequest;
     } catch (err) {
       const e = asDhtError(err);
+      logFailure(this.log, e, "accept DHT request", "debug");
       return this.respond(incoming, { type: "ERROR", kind: e.kind, message: e.message.slice(0, 512) });
     }
     if (this.learnFromRequests) this.observe(request.sender);
@@ -153,6 +160,7 @@ export class DhtNode {
       return this.respond(request, this.answer(request.body, request.sender));
     } catch (err) {
       const e = asDhtError(err);
+      logFailure(this.log, e, `answer ${request.body.type}`, "debug");
       return this.respond(request, { type: "ERROR", kind: e.kind, message: e.message.slice(0, 512) });
     }
   }
@@ -253,11 +261,13 @@ export class DhtNode {
       this.ping(oldest, { countFailure: false }).then((alive) => {
         this.table.resolvePing(oldest.nodeId, alive);
       }),
+      "ping the oldest contact of a full bucket",
     );
   }
 
-  private track(task: Promise<void>): void {
-    const guarded = task.catch(() => undefined).finally(() => this.background.delete(guarded));
+  /** Runs a background task nobody awaits (settled() waits for them): its failure is logged and counted under `operation`. */
+  private track(task: Promise<void>, operation: string): void {
+    const guarded = task.catch((err: unknown) => logFailure(this.log, err, operation)).finally(() => this.background.delete(guarded));
     this.background.add(guarded);
   }
 
@@ -278,8 +288,9 @@ export class DhtNode {
         const outcome = this.table.offer(this.verifier.verify(c));
         if (outcome.kind === "added") added++;
         else if (outcome.kind === "ping-oldest") this.table.resolvePing(outcome.oldest.nodeId, true);
-      } catch {
+      } catch (err) {
         // A contact failing its puzzle is skipped; the seed list may be stale or hostile.
+        logFailure(this.log, err, "seed contact", "debug");
       }
     }
     return added;
@@ -332,8 +343,9 @@ export class DhtNode {
     for (const c of list.slice(0, this.config.bucketSize)) {
       try {
         out.push(this.verifier.verify(c));
-      } catch {
+      } catch (err) {
         // A referral with a bad id is dropped; the rest of the reply is still usable.
+        logFailure(this.log, err, "take a referred contact", "debug");
       }
     }
     return out;
@@ -379,7 +391,9 @@ export class DhtNode {
     if (local !== undefined) {
       try {
         validateRecord(local, { now: this.now(), limits: this.config.records, acceptPublisher: this.acceptPublisher });
-      } catch {
+      } catch (err) {
+        // Our own store returned a record that does not validate: looked up on the network instead.
+        logFailure(this.log, err, "validate a stored record", "warn");
         local = undefined;
       }
     }
@@ -517,8 +531,8 @@ export class DhtNode {
     const every = { ...DEFAULT_MAINTENANCE_INTERVALS, ...intervals };
     const timers = [
       setInterval(() => this.sweep(), every.sweepMs),
-      setInterval(() => this.track(this.refreshTable().then(() => undefined)), every.refreshMs),
-      setInterval(() => this.track(this.replicate().then(() => undefined)), every.replicateMs),
+      setInterval(() => this.track(this.refreshTable().then((removed) => void this.log.debug({ removed }, "routing table refreshed")), "refresh the routing table"), every.refreshMs),
+      setInterval(() => this.track(this.replicate().then((result) => void this.log.debug({ ...result }, "records re-replicated")), "re-replicate records"), every.replicateMs),
     ];
     for (const t of timers) t.unref();
     return () => {

@@ -22,6 +22,8 @@
  * every record itself (key, signatures, expiry).
  */
 import { isPspError } from "../errors.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { createStreamRpc, streamRpcService, StreamRpcError } from "../onion/stream-rpc.js";
 import type { RpcStream, StreamRpc, StreamRpcContext, StreamRpcServiceOptions } from "../onion/stream-rpc.js";
 import { TokenBucket } from "../base/token-bucket.js";
@@ -60,6 +62,8 @@ export interface DhtProxyOptions {
   now?: () => number;
   /** Clock for record expiry, ms since the epoch (default Date.now). */
   wallClock?: () => number;
+  /** Logs as component "dht-proxy": refused requests at debug (counted), a failure that is not a typed refusal at error. */
+  logger?: Logger;
 }
 
 type Request = { t: "get"; key: Uint8Array } | { t: "put"; record: OwnerSignedRecord };
@@ -133,6 +137,17 @@ export function dhtProxyService(node: DhtProxyNode | (() => DhtProxyNode | undef
   };
   const buckets = new Map<string, TokenBucket>();
   const keyOf = (ctx: StreamRpcContext): string => `${ctx.circuitId}/${ctx.streamId}`;
+  const log = childLogger(options.logger, "dht-proxy");
+
+  // The client hears every refusal as its DhtError kind; here it is counted, and anything untyped is a bug of ours.
+  const loggedHandler = async (bytes: Uint8Array, ctx: StreamRpcContext): Promise<Uint8Array> => {
+    try {
+      return await handler(bytes, ctx);
+    } catch (err) {
+      logFailure(log, err, "answer DHT proxy request", isPspError(err) ? "debug" : "error", { circuit: ctx.circuitId });
+      throw err;
+    }
+  };
 
   const handler = async (bytes: Uint8Array, ctx: StreamRpcContext): Promise<Uint8Array> => {
     const now = clock();
@@ -166,8 +181,9 @@ export function dhtProxyService(node: DhtProxyNode | (() => DhtProxyNode | undef
     maxInflight: options.maxInflight ?? 4,
     onStreamEnd: (ctx) => buckets.delete(keyOf(ctx)),
     ...(options.flush ? { flush: options.flush } : {}),
+    ...(options.logger ? { logger: childLogger(options.logger, "dht-proxy") } : {}),
   };
-  return streamRpcService(handler, rpcOptions);
+  return streamRpcService(loggedHandler, rpcOptions);
 }
 
 // ------------------------------------------------------------------ client
@@ -179,6 +195,8 @@ export interface CircuitDhtClientOptions {
   limits?: RecordLimits;
   /** Wall clock, ms since the epoch (default Date.now). */
   now?: () => number;
+  /** Logs as component "dht-proxy": records the proxy returned that do not validate (debug, counted). */
+  logger?: Logger;
 }
 
 export interface CircuitDhtPutResult {
@@ -237,6 +255,7 @@ export function createCircuitDhtClient(stream: RpcStream, options: CircuitDhtCli
   const timeoutMs = options.timeoutMs ?? DEFAULT_DHT_PROXY_TIMEOUT_MS;
   const limits = options.limits ?? DEFAULT_RECORD_LIMITS;
   const now = options.now ?? Date.now;
+  const log = childLogger(options.logger, "dht-proxy");
   const call = async (request: Request, expected: "records" | "stored"): Promise<Record<string, unknown>> => {
     let bytes: Uint8Array;
     try {
@@ -261,6 +280,7 @@ export function createCircuitDhtClient(stream: RpcStream, options: CircuitDhtCli
       } catch (err) {
         if (!isPspError(err)) throw err;
         // An invalid record from the proxy is dropped, never returned.
+        logFailure(log, err, "take a record from the DHT proxy", "debug");
       }
     }
     return valid.sort((a, b) => b.seq - a.seq);

@@ -16,6 +16,8 @@ import { EventEmitter } from "node:events";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { sha256 } from "../crypto/kdf.js";
 import type { PeerAddress } from "../link/manager.js";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
+import type { Logger } from "../log.js";
 import { decodeAddress } from "./address.js";
 import { ConsensusCache } from "./cache.js";
 import type { OfferResult } from "./cache.js";
@@ -96,6 +98,8 @@ export interface ConsensusClientOptions {
   clockSkewMs?: number;
   random?: () => number;
   now?: () => number;
+  /** Logs as component "consensus": refresh failures (throttled warnings), each source's failure (debug, counted), accepted consensuses. */
+  logger?: Logger;
 }
 
 export type LoadResult = { loaded: true; validAfter: number } | { loaded: false; reason: "no-file" | DirectoryError["kind"]; message: string };
@@ -123,6 +127,9 @@ export class ConsensusClient extends EventEmitter<ConsensusClientEvents> impleme
   private timer?: NodeJS.Timeout;
   private stopped = false;
   private refreshing?: Promise<VerifiedConsensus | undefined>;
+  private readonly log: Logger;
+  /** A refresh is retried every retryMs while no source helps: one line a minute, each counted. */
+  private readonly logRefreshFailure: ReturnType<typeof throttledFailureLog>;
 
   constructor(options: ConsensusClientOptions) {
     super();
@@ -130,6 +137,8 @@ export class ConsensusClient extends EventEmitter<ConsensusClientEvents> impleme
     const trust = resolveTrust(options.trust ?? builtInDiscoveryTrust());
     this.options = options;
     this.now = options.now ?? Date.now;
+    this.log = childLogger(options.logger, "consensus");
+    this.logRefreshFailure = throttledFailureLog(this.log);
     this.cache = new ConsensusCache({ trustedKeys: trust.keys, threshold: trust.threshold, clockSkewMs: options.clockSkewMs ?? 0 });
   }
 
@@ -161,6 +170,7 @@ export class ConsensusClient extends EventEmitter<ConsensusClientEvents> impleme
     if (result === "accepted") {
       const held = this.cache.current(this.now()) as VerifiedConsensus;
       this.persist(held.bytes);
+      this.log.info({ validAfter: held.validAfter, validUntil: held.validUntil, nodes: held.entries.length, signers: held.signers.length }, "consensus accepted");
       this.emit("consensus", held);
     }
     return result;
@@ -213,6 +223,8 @@ export class ConsensusClient extends EventEmitter<ConsensusClientEvents> impleme
     } catch (err) {
       if (!(err instanceof DirectoryError)) throw err;
       this.stats.failures[err.kind] = (this.stats.failures[err.kind] ?? 0) + 1;
+      // One source of several: the refresh as a whole is what a person needs to hear about.
+      logFailure(this.log, err, "fetch consensus from a source", "debug", { source: peerName(peer) });
       this.emit("fetch-error", peer, err);
       throw err;
     }
@@ -272,7 +284,9 @@ export class ConsensusClient extends EventEmitter<ConsensusClientEvents> impleme
   async start(): Promise<LoadResult> {
     this.stopped = false;
     const loaded = this.load();
-    if (!this.cache.isFresh(this.now())) await this.refresh().catch(() => undefined);
+    if (!loaded.loaded && loaded.reason !== "no-file") this.log.warn({ reason: loaded.reason }, `consensus file not used: ${loaded.message}`);
+    // Without a consensus yet, the schedule below keeps retrying: the failure is logged, not thrown.
+    if (!this.cache.isFresh(this.now())) await this.refresh().catch((err: unknown) => this.logRefreshFailure(err, "refresh consensus", "warn"));
     this.schedule();
     return loaded;
   }
@@ -291,7 +305,7 @@ export class ConsensusClient extends EventEmitter<ConsensusClientEvents> impleme
     if (at <= now) at = now + retry;
     this.timer = setTimeout(() => {
       void this.refresh()
-        .catch(() => undefined)
+        .catch((err: unknown) => this.logRefreshFailure(err, "refresh consensus", "warn"))
         .finally(() => this.schedule());
     }, at - now);
     this.timer.unref();

@@ -9,6 +9,8 @@
  * beyond its verdict.
  */
 import type { PeerAddress } from "../link/manager.js";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
+import type { Logger } from "../log.js";
 import { bytesToHexFast } from "./config.js";
 import { createDescriptor } from "./descriptor.js";
 import type { DescriptorFields } from "./descriptor.js";
@@ -29,6 +31,8 @@ export interface DescriptorPublisherOptions {
   intervalMs?: number;
   timeoutMs?: number;
   now?: () => number;
+  /** Logs as component "publisher": a discovery node that refuses or cannot be reached (throttled warnings), a round that fails. */
+  logger?: Logger;
 }
 
 export type PublishOutcome =
@@ -48,6 +52,8 @@ export function startDescriptorPublisher(options: DescriptorPublisherOptions): D
   const intervalMs = options.intervalMs ?? 10 * 60_000;
   if (!Number.isSafeInteger(intervalMs) || intervalMs <= 0) throw new DirectoryError("bad-config", `intervalMs must be a positive integer, got ${String(intervalMs)}`);
   const now = options.now ?? Date.now;
+  const log = childLogger(options.logger, "publisher");
+  const logRefusal = throttledFailureLog(log);
   let lastOutcomes: PublishOutcome[] = [];
   let stopped = false;
 
@@ -63,19 +69,23 @@ export function startDescriptorPublisher(options: DescriptorPublisherOptions): D
           return { discovery, ok: true, accepted: response.accepted };
         } catch (err) {
           if (!(err instanceof DirectoryError)) throw err;
+          logRefusal(err, "publish descriptor to a discovery node", "warn");
           return { discovery, ok: false, kind: err.kind, message: err.message };
         }
       }),
     );
     lastOutcomes = outcomes;
+    log.debug({ reached: outcomes.filter((o) => o.ok).length, of: outcomes.length }, "descriptor published");
     return outcomes;
   };
 
+  // A round that throws (our descriptor fields, a bug) has no caller: it is logged, and the next round tries again.
+  const publishInBackground = (): void => void publishNow().catch((err: unknown) => logFailure(log, err, "publish descriptor", "error"));
   const timer = setInterval(() => {
-    if (!stopped) void publishNow().catch(() => undefined);
+    if (!stopped) publishInBackground();
   }, intervalMs);
   timer.unref();
-  void publishNow().catch(() => undefined);
+  publishInBackground();
 
   return {
     publishNow,

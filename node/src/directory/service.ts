@@ -18,6 +18,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { ConnectionManager, PeerAddress } from "../link/manager.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { decodeAddress } from "./address.js";
 import { DiscoveryNode } from "./discovery-node.js";
 import type { ChainRoles, DirectoryAction } from "./discovery-node.js";
@@ -73,6 +75,12 @@ export interface DiscoveryServiceOptions {
   /** Deadline for each request to another discovery node (default 10 s). */
   requestTimeoutMs?: number;
   now?: () => number;
+  /**
+   * Logs as component "discovery": refused descriptors, votes and signatures
+   * and failed pushes at debug (counted), a round without a consensus and a
+   * disagreement at warn, each published consensus at info.
+   */
+  logger?: Logger;
 }
 
 export interface DiscoveryServiceStats {
@@ -108,6 +116,8 @@ const bump = (counts: Record<string, number>, kind: string): void => {
   counts[kind] = (counts[kind] ?? 0) + 1;
 };
 const kindOf = (err: unknown): string => (err instanceof DirectoryError ? err.kind : "internal");
+/** A peer's refused input is a debug line (counted); anything but a DirectoryError is a bug of ours. */
+const refusalLevel = (err: unknown): "debug" | "error" => (err instanceof DirectoryError ? "debug" : "error");
 
 export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> implements ConsensusSource {
   readonly node: DiscoveryNode;
@@ -139,12 +149,14 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
   private readonly graceMs: number;
   private timer?: NodeJS.Timeout;
   private published = false;
+  private readonly log: Logger;
 
   constructor(options: DiscoveryServiceOptions) {
     super();
     if (!options?.rpc || !options.manager) throw new DirectoryError("bad-config", "startDiscoveryService needs rpc (createLinkRpc) and manager (the node's ConnectionManager)");
     this.options = options;
     this.now = options.now ?? Date.now;
+    this.log = childLogger(options.logger, "discovery");
     this.node = new DiscoveryNode({
       secretKey: options.secretKey,
       discoverySet: options.discoverySet,
@@ -223,6 +235,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
           return { type: "ok", accepted };
         } catch (err) {
           bump(this.stats.votesRejected, kindOf(err));
+          logFailure(this.log, err, "accept vote", refusalLevel(err));
           return errorResponse(err);
         }
       case "push-signature":
@@ -232,6 +245,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
           return { type: "ok", accepted: true };
         } catch (err) {
           bump(this.stats.signaturesRejected, kindOf(err));
+          logFailure(this.log, err, "accept consensus signature", refusalLevel(err));
           return errorResponse(err);
         }
     }
@@ -251,6 +265,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
       return { type: "ok", accepted };
     } catch (err) {
       bump(this.stats.descriptorsRejected, kindOf(err));
+      logFailure(this.log, err, "accept descriptor", refusalLevel(err));
       return errorResponse(err);
     }
   }
@@ -285,10 +300,12 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
           break;
         case "consensus-failed":
           bump(this.stats.consensusFailures, action.kind);
+          logFailure(this.log, new DirectoryError(action.kind, action.message), "make consensus", "warn", { validAfter: action.validAfter });
           this.emit("consensus-failed", action);
           break;
         case "consensus-disagreement":
           this.stats.disagreements++;
+          this.log.warn({ validAfter: action.validAfter, signer: bytesToHexFast(action.signer).slice(0, 16) }, "another discovery node signed a different consensus for this period");
           this.emit("disagreement", action);
           break;
       }
@@ -302,12 +319,14 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
     } catch (err) {
       // Our own assembly failing verification would be a bug in the rules; count it, keep serving the last one.
       bump(this.stats.consensusFailures, kindOf(err));
+      logFailure(this.log, err, "verify our own consensus", "error");
       return;
     }
     const held = this.cache.current(now);
     if (!held) return;
     this.stats.consensusPublished++;
     this.stats.lastConsensus = { validAfter: held.validAfter, signers: held.signers.length, nodes: held.entries.length, publishedAt: now };
+    this.log.info({ validAfter: held.validAfter, signers: held.signers.length, nodes: held.entries.length }, "consensus published");
     if (!this.published) {
       this.published = true;
       this.emit("first-consensus", held);
@@ -317,7 +336,10 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
 
   private toPeers(request: DirectoryRequest): void {
     for (const peer of this.peers) {
-      directoryRequest(this.options.rpc, peer, request, { timeoutMs: this.requestTimeout() }).catch((err: unknown) => bump(this.stats.peerFailures, kindOf(err)));
+      directoryRequest(this.options.rpc, peer, request, { timeoutMs: this.requestTimeout() }).catch((err: unknown) => {
+        bump(this.stats.peerFailures, kindOf(err));
+        logFailure(this.log, err, `send ${request.type} to a discovery node`, refusalLevel(err));
+      });
     }
   }
 
@@ -337,10 +359,12 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
               if (this.node.receiveVote(vote, this.now())) this.stats.votesReceived++;
             } catch (err) {
               bump(this.stats.votesRejected, kindOf(err));
+              logFailure(this.log, err, "accept fetched vote", refusalLevel(err));
             }
           }
         } catch (err) {
           bump(this.stats.peerFailures, kindOf(err));
+          logFailure(this.log, err, "fetch votes from a discovery node", refusalLevel(err));
         }
       }),
     );
@@ -388,7 +412,9 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
     const probe = this.options.reachability?.probe ?? ((p: PeerAddress) => this.dial(p));
     try {
       return await probe(peer);
-    } catch {
+    } catch (err) {
+      // Unreachable is the probe's answer, not a failure of ours.
+      logFailure(this.log, err, "probe reachability", "debug");
       return false;
     }
   }

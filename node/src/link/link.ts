@@ -15,6 +15,8 @@
 import { EventEmitter } from "node:events";
 import type { TLSSocket } from "node:tls";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
+import { logFailure, silentLogger } from "../log.js";
+import type { Logger } from "../log.js";
 import { CELL_LEN, CellCommand, cellCommandName, checkEncodedCells, decodeCell, encodeCell, encodeCellInto } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { WireError } from "../wire/errors.js";
@@ -115,7 +117,16 @@ export interface LinkInit {
   options: LinkOptions;
   /** When the dial (or accept) began, on the performance.now() clock: the handshake deadline counts from here. */
   startedAt?: number;
+  /** Where the link reports how it ended (the connection manager's logger); silent when absent. */
+  logger?: Logger;
 }
+
+/**
+ * For `link.ready.catch(...)`: a failed handshake rejects `ready` and also
+ * ends the link, and the link logs and counts it once, when it closes
+ * (`closed`), so whoever leaves `ready` unawaited loses nothing.
+ */
+export function handshakeFailureReportedOnClose(): void {}
 
 /**
  * A link. Created by the connection manager around a TLS socket whose TLS
@@ -140,6 +151,7 @@ export class Link extends EventEmitter<LinkEvents> {
 
   private readonly socket: TLSSocket;
   private readonly options: LinkOptions;
+  private readonly log: Logger;
   private handshake: LinkHandshake | undefined;
   private readonly framer = new CellFramer();
   private cellHandler: LinkCellHandler | undefined;
@@ -181,13 +193,14 @@ export class Link extends EventEmitter<LinkEvents> {
     this.socket = init.socket;
     this.role = init.role;
     this.options = init.options;
+    this.log = init.logger ?? silentLogger();
     const started = init.startedAt ?? performance.now();
     this.lastWriteAt = this.lastReadAt = this.lastUseAt = performance.now();
     this.ready = new Promise<Link>((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
     });
-    this.ready.catch(() => undefined); // a failed handshake is reported through `closed` too
+    this.ready.catch(handshakeFailureReportedOnClose);
     this.closed = new Promise<LinkCloseInfo>((resolve) => (this.resolveClosed = resolve));
 
     this.socket.setNoDelay(true);
@@ -517,6 +530,7 @@ export class Link extends EventEmitter<LinkEvents> {
         handler(cell, this);
       } catch (err) {
         // A bug above us must not take the process down; it does end this link.
+        logFailure(this.log, err, "cell handler", "error", { link: this.id, command: cellCommandName(cell.command) });
         this.fail(new LinkError("protocol", `cell handler threw: ${(err as Error).message}`, { closeReason: CloseReason.INTERNAL, cause: err }));
         return false;
       }
@@ -725,6 +739,18 @@ export class Link extends EventEmitter<LinkEvents> {
     this.beginClose(info, false, false);
   }
 
+  /**
+   * One record of how the link ended. A failure is the peer's or the
+   * network's doing (a bug of ours was logged where it happened), so it is a
+   * debug line: counted, not printed by default, so a scanner cannot flood
+   * the log.
+   */
+  private logClose(info: LinkCloseInfo): void {
+    const fields = { link: this.id, peer: this.peer ? Buffer.from(this.peer.subarray(0, 8)).toString("hex") : null, reason: info.reasonName, by: info.initiatedBy };
+    if (info.error) logFailure(this.log, info.error, this.negotiatedVersion === 0 ? "link handshake" : "link", "debug", fields);
+    else this.log.debug(fields, "link closed");
+  }
+
   private onSocketClose(): void {
     if (this.linkState === "closed") return;
     if (this.linkState !== "closing") {
@@ -737,6 +763,7 @@ export class Link extends EventEmitter<LinkEvents> {
     const info = this.pendingClose ?? { initiatedBy: "transport", reason: CloseReason.INTERNAL, reasonName: "INTERNAL", message: "socket closed" };
     this.closeInfo = info;
     this.cellHandler = undefined;
+    this.logClose(info);
     this.resolveClosed(info);
     this.emit("close", info);
   }

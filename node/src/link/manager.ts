@@ -18,11 +18,13 @@ import type { Server, TLSSocket } from "node:tls";
 import { compareBytes } from "../base/bytes.js";
 import { hexOf } from "../base/hex.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
+import type { Logger } from "../log.js";
 import { isLinkCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { IDENTITY_KEY_LEN } from "./cells.js";
 import { CloseReason, LinkError } from "./errors.js";
-import { DEFAULT_LINK_OPTIONS, Link } from "./link.js";
+import { DEFAULT_LINK_OPTIONS, Link, handshakeFailureReportedOnClose } from "./link.js";
 import type { LinkCellHandler, LinkCloseInfo, LinkOptions } from "./link.js";
 import { clientTlsOptions, generateTlsCredentials, serverTlsOptions } from "./tls.js";
 import type { TlsCredentials } from "./tls.js";
@@ -45,6 +47,8 @@ export interface ConnectionManagerOptions {
   link?: Partial<LinkOptions>;
   /** TLS certificate; a throwaway one is generated when absent. */
   tlsCredentials?: TlsCredentials;
+  /** Logs as component "link" (the manager and every link it holds); silent when absent. */
+  logger?: Logger;
 }
 
 export interface ConnectionManagerEvents {
@@ -69,6 +73,9 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
   private readonly maxLinks: number;
   private readonly linkOptions: LinkOptions;
   private readonly credentials: TlsCredentials;
+  private readonly log: Logger;
+  /** Refusals at the link cap repeat at an attacker's pace: one line a minute, each counted. */
+  private readonly logCapRefusal: ReturnType<typeof throttledFailureLog>;
   private server: Server | undefined;
   private readonly byPeer = new Map<string, Link>();
   private readonly dials = new Map<string, Promise<Link>>();
@@ -92,6 +99,8 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     this.maxLinks = options.maxLinks ?? 1024;
     this.linkOptions = { ...DEFAULT_LINK_OPTIONS, ...options.link };
     this.credentials = options.tlsCredentials;
+    this.log = childLogger(options.logger, "link");
+    this.logCapRefusal = throttledFailureLog(this.log);
     if (!Number.isInteger(this.maxLinks) || this.maxLinks < 1) {
       throw new LinkError("config", `maxLinks must be a positive integer, got ${String(options.maxLinks)}`);
     }
@@ -112,8 +121,11 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
   async listen(at: { host: string; port: number }): Promise<void> {
     const server = createServer(serverTlsOptions(this.credentials));
     server.on("secureConnection", (socket) => this.onInbound(socket));
-    // A failed inbound TLS handshake (scanner, garbage) only costs that socket.
-    server.on("tlsClientError", (_err, socket) => socket.destroy());
+    // A failed inbound TLS handshake (scanner, garbage) only costs that socket: counted, a debug line.
+    server.on("tlsClientError", (err, socket) => {
+      logFailure(this.log, err, "inbound TLS handshake", "debug", { from: socket.remoteAddress });
+      socket.destroy();
+    });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(at.port, at.host, () => {
@@ -121,8 +133,10 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
         resolve();
       });
     });
-    server.on("error", () => undefined);
+    // After listen, an error (e.g. too many open files on accept) is the listener's, not a link's: it keeps listening.
+    server.on("error", (err) => logFailure(this.log, err, "accept links", "warn"));
     this.server = server;
+    this.log.debug({ host: at.host, port: this.address()?.port }, "listening for links");
   }
 
   /** Where we listen, once listening. */
@@ -246,6 +260,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
           expectedPeer: peer.identity,
           options: this.linkOptions,
           startedAt,
+          logger: this.log,
         });
         this.track(link);
         link.ready.then(
@@ -261,10 +276,13 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
       socket.destroy();
       return;
     }
-    const link = new Link({ socket, role: "responder", identity: this.identity, options: this.linkOptions });
+    const link = new Link({ socket, role: "responder", identity: this.identity, options: this.linkOptions, logger: this.log });
     if (this.linkCount >= this.maxLinks) {
       this.stats.refusedAtCap++;
-      link.fail(new LinkError("link-cap", `this node holds its maximum of ${this.maxLinks} links; try later`, { closeReason: CloseReason.LINK_CAP }));
+      const refusal = new LinkError("link-cap", `this node holds its maximum of ${this.maxLinks} links; try later`, { closeReason: CloseReason.LINK_CAP });
+      // An operator may want to raise maxLinks: a warning, once a minute at most.
+      this.logCapRefusal(refusal, "accept link", "warn");
+      link.fail(refusal);
       return;
     }
     this.track(link);
@@ -273,7 +291,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
         const peer = link.peerIdentity;
         this.register(link, peer ? hexOf(peer) : undefined);
       },
-      () => undefined, // handshake failures are the peer's problem; the link is already closing
+      handshakeFailureReportedOnClose, // the peer's problem; the link is already closing
     );
   }
 

@@ -26,6 +26,8 @@ import { withTimeout } from "../base/timeout.js";
 import { randomBytes } from "../crypto/backend.js";
 import { layerError } from "../errors.js";
 import type { KindCategories, PspErrorOptions } from "../errors.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { ERROR_BODY_FIXED_LEN, ERROR_DETAIL_MAX_LEN, decodeErrorBody, encodeErrorBody } from "../wire/error-body.js";
@@ -175,6 +177,8 @@ export interface LinkRpcOptions {
   reassemblyTimeoutMs?: number;
   /** Incoming requests being received or served at once, all links together (default 1024); past it "busy". */
   maxServingTotal?: number;
+  /** Logs as component "rpc": refusals at debug (counted), a handler that throws something other than RpcError at error. */
+  logger?: Logger;
 }
 
 export interface LinkRpcStats {
@@ -340,6 +344,7 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   const maxQueued = positiveInteger("maxQueuedPerPeer", options.maxQueuedPerPeer ?? 256);
   const reassemblyTimeoutMs = positiveInteger("reassemblyTimeoutMs", options.reassemblyTimeoutMs ?? 10_000);
   const maxServingTotal = positiveInteger("maxServingTotal", options.maxServingTotal ?? 1024);
+  const log = childLogger(options.logger, "rpc");
   const stats: LinkRpcStats = {
     requestsSent: 0,
     responsesReceived: 0,
@@ -638,6 +643,8 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
         response = await s.handler(bytes, { peer: link.peerIdentity ?? null, link, service });
       } catch (err) {
         if (err instanceof RpcError) throw err;
+        // Handlers refuse with RpcError; anything else thrown is a failure of ours the requester only sees as "handler-failed".
+        logFailure(log, err, `serve ${serviceLabel(service)}`, "error");
         throw new RpcError("handler-failed", `${serviceLabel(service)} could not answer: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       }
       if (!(response instanceof Uint8Array)) throw new RpcError("handler-failed", `${serviceLabel(service)} answered with something other than bytes`);
@@ -657,12 +664,15 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   }
 
   function refuse(link: Link, service: number, id: number, error: RpcError): void {
+    // A peer's bad or excess requests: counted, printed only at debug.
+    logFailure(log, error, "answer request", "debug", { service: serviceLabel(service), link: link.id });
     if (!link.isOpen) return;
     try {
       link.send(encodeRpcErrorCell(service, id, error));
       stats.errorsSent++;
-    } catch {
+    } catch (err) {
       // The link is closing; the requester's own deadline or linkClosed handles it.
+      logFailure(log, err, "send refusal", "debug", { service: serviceLabel(service), link: link.id });
     }
   }
 

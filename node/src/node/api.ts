@@ -2,10 +2,11 @@
  * The node's control API routes and metrics, mounted on the shared fastify
  * base (api/server.ts): `GET /v1/status`, `GET /v1/dht/stats`,
  * `GET /v1/dht/records/:key`, `GET /metrics` (links, circuits, DHT,
- * directory, authority and oracle figures) and `GET /v1/consensus`.
+ * directory, authority and oracle figures, and the log events counted by
+ * level, component, kind and operation) and `GET /v1/consensus`.
  *
  * Owns the JSON shapes of these routes and the psp_node_* / psp_dht_* /
- * psp_link_* / psp_onion_* / psp_authority_* / psp_oracle_* metric names. Reads state only, except that a
+ * psp_link_* / psp_onion_* / psp_authority_* / psp_oracle_* / psp_log_* metric names. Reads state only, except that a
  * record lookup runs a DHT value lookup. Parameters are checked by JSON
  * schema: a bad one gets 400 `{ error, kind: "bad-request" }`.
  *
@@ -16,6 +17,7 @@ import { Counter, Gauge } from "prom-client";
 import type { Registry } from "prom-client";
 import { discoveryStatus, mountConsensusRoute, registerDirectoryMetrics } from "../directory/api.js";
 import type { ConnectionManager } from "../link/manager.js";
+import type { LogEvent } from "../log.js";
 import type { OnionRelay } from "../onion/relay.js";
 import type { NodeDht } from "./dht.js";
 import type { NodeDirectory } from "./directory.js";
@@ -34,6 +36,31 @@ export interface NodeApiSources {
   authority?: NodeAuthority | undefined;
   oracle?: NodeOracle | undefined;
   presence?: NodePresence | undefined;
+  /** psp_log_events_total, fed from the node's logger since start (createLogEventsMetric). */
+  logEvents?: LogEventsMetric;
+}
+
+export type LogEventsMetric = Counter<"level" | "component" | "kind" | "operation">;
+
+/**
+ * psp_log_events_total{level, component, kind, operation}: every line at
+ * warn or above and every failure a layer reports (at any level, printed or
+ * not). Labels come from the code, never from peers: components and
+ * operations are fixed names, kind an error's layer/kind or class name.
+ * Made before the control API exists (start-up failures count too) and
+ * registered with it later.
+ */
+export function createLogEventsMetric(): LogEventsMetric {
+  return new Counter({
+    name: "psp_log_events_total",
+    help: "Log lines at warn or above and failures reported at any level, by level, component, error kind (layer/kind) and operation",
+    labelNames: ["level", "component", "kind", "operation"],
+    registers: [],
+  });
+}
+
+export function countLogEvents(metric: LogEventsMetric, event: LogEvent): void {
+  metric.inc({ level: event.level, component: event.component, kind: event.errorKind, operation: event.operation ?? "none" });
 }
 
 /** What `GET /v1/dht/stats` returns. */
@@ -180,6 +207,7 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
     const oracle = s.oracle;
     gauge(registry, "psp_oracle_in_set", "1 while the chain counts this node as an oracle, 0 when not, -1 before it answered", () => inSet(oracle.status()));
   }
+  if (s.logEvents) registry.registerMetric(s.logEvents);
   if (s.directory) {
     registerDirectoryMetrics(registry, { ...(s.directory.service ? { service: s.directory.service } : {}), ...(s.directory.client ? { client: s.directory.client } : {}) });
   }

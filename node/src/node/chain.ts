@@ -25,6 +25,7 @@ import type { Pki, RoleSet } from "../chain/pki.js";
 import type { ChainRoles } from "../directory/discovery-node.js";
 import { bytesToHexFast, discoveryTrustFromKeys } from "../directory/config.js";
 import type { DiscoveryTrust } from "../directory/config.js";
+import type { Logger } from "../log.js";
 import type { NodeChainConfig } from "./config.js";
 
 /** The node's chain connection (close() stops following events). */
@@ -38,7 +39,7 @@ export interface NodeChain {
  * id it serves and starts following NodeRegistry events. Throws ChainError
  * ("rpc-unreachable", "wrong-chain", "missing-deployment", "bad-deployment").
  */
-export async function connectNodeChain(config: NodeChainConfig, options: { onWarning?: (message: string, cause?: unknown) => void } = {}): Promise<NodeChain> {
+export async function connectNodeChain(config: NodeChainConfig, options: { logger?: Logger } = {}): Promise<NodeChain> {
   const deployment = await readDeployment(config.deploymentFile);
   const clients = await connectChain({ rpcUrl: config.rpcUrl, expectedChainId: deployment.chainId });
   const pki = await createChainPki({
@@ -47,7 +48,7 @@ export async function connectNodeChain(config: NodeChainConfig, options: { onWar
     ...(config.cacheMs === undefined ? {} : { cacheMs: config.cacheMs }),
     ...(config.confirmations === undefined ? {} : { confirmations: config.confirmations }),
     follow: { intervalMs: config.followMs ?? 2_000 },
-    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   return { pki, close: () => pki.close() };
 }

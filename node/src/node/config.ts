@@ -19,6 +19,8 @@ import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import { generateX25519KeyPair, x25519PublicKey } from "../crypto/x25519.js";
 import type { X25519KeyPair } from "../crypto/x25519.js";
 import type { LinkOptions } from "../link/index.js";
+import { LOG_LEVELS } from "../log.js";
+import type { LogLevel } from "../log.js";
 import type { RelayLimits } from "../onion/relay.js";
 
 export type NodeErrorKind =
@@ -109,6 +111,15 @@ export interface NodeConfig {
    * (and where the discovery nodes are dialled).
    */
   chain?: NodeChainConfig;
+  /** The node's log (docs/spec/node.md "Logs"). */
+  log?: NodeLogConfig;
+}
+
+export interface NodeLogConfig {
+  /** Lowest level written (`--log-level` and PSP_LOG_LEVEL override it); default "info". */
+  level?: LogLevel;
+  /** A name on every line (`"name"`), e.g. the devnet's "onion-1"; every line also carries the short identity (`"node"`). */
+  name?: string;
 }
 
 export interface NodeChainConfig {
@@ -274,6 +285,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     "chain",
     "authority",
     "oracle",
+    "log",
   ]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
   const config: NodeConfig = { listen: checkAddress("listen", value.listen) };
@@ -326,6 +338,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     config.chain = checkChain(value.chain);
     if (config.directory) config.directory.chain = config.chain;
   }
+  if (value.log !== undefined) config.log = checkLog(value.log);
   if (value.authority !== undefined) config.authority = checkAuthority(value.authority);
   if (value.oracle !== undefined) {
     if (!isObject(value.oracle)) throw bad("oracle", 'must be an object { "signer": ... }');
@@ -352,6 +365,27 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     }
   }
   return config;
+}
+
+/** A log level name, or undefined when `v` is not one. */
+export function parseLogLevel(v: unknown): LogLevel | undefined {
+  return typeof v === "string" && (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : undefined;
+}
+
+function checkLog(v: unknown): NodeLogConfig {
+  if (!isObject(v)) throw bad("log", 'must be an object { "level"?: "info", "name"?: string }');
+  for (const k of Object.keys(v)) if (k !== "level" && k !== "name") throw bad(`log.${k}`, "unknown field; known: level, name");
+  const out: NodeLogConfig = {};
+  if (v.level !== undefined) {
+    const level = parseLogLevel(v.level);
+    if (level === undefined) throw bad("log.level", `must be one of ${LOG_LEVELS.join(", ")}`);
+    out.level = level;
+  }
+  if (v.name !== undefined) {
+    if (typeof v.name !== "string" || !/^[\w.-]{1,64}$/.test(v.name)) throw bad("log.name", "must be 1..64 letters, digits, '_', '.' or '-'");
+    out.name = v.name;
+  }
+  return out;
 }
 
 function checkSigner(field: string, v: unknown): SignerSource {

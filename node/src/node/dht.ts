@@ -26,6 +26,8 @@ import { LinkDhtTransport, formatLinkAddress } from "../dht/link-transport.js";
 import { DEFAULT_MAINTENANCE_INTERVALS, DhtNode } from "../dht/node.js";
 import { SqliteRecordStore } from "../dht/sqlite-store.js";
 import type { LinkRpc } from "../link/rpc.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { NodeError } from "./config.js";
 import type { ConfiguredPeer, NodeDhtConfig } from "./config.js";
 
@@ -95,6 +97,8 @@ export interface StartNodeDhtOptions {
   advertised: { host: string; port: number };
   config: NodeDhtConfig;
   dataDir: string | undefined;
+  /** The node's logger: the DHT logs as component "dht" (bootstrap and re-seed failures at warn). */
+  logger?: Logger;
 }
 
 /**
@@ -131,6 +135,7 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
   } catch (err) {
     throw new NodeError("start-failed", `cannot open the DHT record store in ${options.dataDir ?? "memory"}: ${(err as Error).message}`, { cause: err });
   }
+  const log = childLogger(options.logger, "dht");
   const self = contactFor(identity.publicKey, options.advertised.host, options.advertised.port, dhtConfig);
   const transport = new LinkDhtTransport({ rpc: options.rpc });
   const node = new DhtNode({
@@ -138,6 +143,7 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
     transport,
     store,
     config: dhtConfig,
+    ...(options.logger ? { logger: options.logger } : {}),
   });
   const stopServing = transport.serve((request) => node.handleRequest(request));
   const stopMaintenance = node.startMaintenance({
@@ -182,9 +188,14 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
       stats.bootstraps++;
       try {
         await node.bootstrap(seeds);
-      } catch {
+      } catch (err) {
+        // Maintenance and the next consensus re-seed try again; the operator hears of it once per attempt.
         stats.bootstrapFailures++;
+        logFailure(log, err, "bootstrap the DHT", "warn", { seeds: seeds.length });
       }
+      // No seed answering is not an exception in the DHT (pings just come back false), but it is news to the operator.
+      if (node.table.size === 0) log.warn({ operation: "bootstrap the DHT", seeds: seeds.length }, "bootstrap the DHT: no seed answered; the next consensus re-seeds");
+      else log.debug({ tableSize: node.table.size }, "DHT bootstrapped");
       return node.table.size;
     },
     async reseed(peers) {
@@ -200,7 +211,8 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
       const added = node.seedContacts(contactsOf(picked));
       stats.reseedContacts += added;
       // A lookup of our own id spreads us into the new contacts' tables (they only learn from signed messages).
-      await node.lookupNode(node.nodeId).catch(() => undefined);
+      // The contacts are seeded either way; a failed lookup is logged and counted, and the next consensus tries again.
+      await node.lookupNode(node.nodeId).catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus", "warn", { contacts: picked.length }));
       return added;
     },
     close() {

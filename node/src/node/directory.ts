@@ -45,6 +45,8 @@ import type { DiscoveryService } from "../directory/service.js";
 import type { DirectoryRpc } from "../directory/transport.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import type { ConnectionManager, PeerAddress } from "../link/manager.js";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
+import type { Logger } from "../log.js";
 import type { LinkRpc } from "../link/rpc.js";
 import type { PathNode } from "../onion/path.js";
 import { ChainRoleView, connectNodeChain, discoveryTrustFromChain, sameTrust } from "./chain.js";
@@ -105,8 +107,12 @@ export interface StartNodeDirectoryOptions {
   rpc: LinkRpc;
   config: NodeDirectoryConfig;
   dataDir: string | undefined;
-  /** Operator-facing messages (chain fallbacks, set changes); default stderr. */
-  log?: (message: string) => void;
+  /**
+   * Logs as component "directory" (chain fallbacks, set changes), with the
+   * consensus client, publisher, discovery service and chain PKI beneath it;
+   * silent when absent.
+   */
+  logger?: Logger;
 }
 
 const toPeer = (p: ConfiguredPeer): PeerAddress => ({ identity: Uint8Array.from(Buffer.from(p.identity, "hex")), host: p.host, port: p.port });
@@ -143,7 +149,9 @@ function follow<T extends object>(initial: T, current: () => T): T {
 /** Starts descriptor publication and the consensus holder (client or discovery service). Throws NodeError "bad-config". */
 export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDirectory {
   const { config, identity } = options;
-  const log = options.log ?? ((message: string) => process.stderr.write(`directory: ${message}\n`));
+  const log = childLogger(options.logger, "directory");
+  /** Refusals of our own descriptor and failed chain lookups repeat every interval while the cause lasts. */
+  const logRepeating = throttledFailureLog(log);
   const configuredPeers = config.discovery.map(toPeer);
   const ownHex = hex(identity.publicKey);
   let bootstrap: DiscoveryTrust;
@@ -191,6 +199,8 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
             if (!chain) throw new DirectoryError("unavailable", "the chain has not answered yet: registrations cannot be checked");
             return await chain.pki.nodeRoles(nodeKey);
           },
+          // The snapshot keeps its last answer; the lookup is counted in roleLookups.
+          onError: (err) => logRepeating(err, "look up a node's roles on chain", "warn"),
         })
       : undefined;
   const configRegistry = new Map(Object.entries(config.registry ?? {}).map(([k, roles]) => [k, roleBits(roles)]));
@@ -223,8 +233,9 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       if (request.type !== "publish-descriptor") return;
       // Only a well-signed descriptor costs a chain read; anything else the service refuses on its own.
       await roleView.resolve(openDescriptor(request.descriptor).identity);
-    } catch {
-      // Malformed or forged: the service refuses it with the precise kind.
+    } catch (err) {
+      // Malformed or forged: the service refuses it with the precise kind, and counts and logs that refusal.
+      log.debug({ err }, "descriptor not looked up on chain: it does not open");
     }
   };
 
@@ -259,6 +270,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     if (voting) {
       const service = startDiscoveryService({
         rpc: generationRpc(gen.unserve, true),
+        logger: log,
         manager: options.manager,
         secretKey: identity.secretKey,
         discoverySet: trust.keys,
@@ -273,8 +285,9 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
         for (const d of before.node.heldDescriptors()) {
           try {
             service.node.submitDescriptor(d.bytes, Date.now());
-          } catch {
+          } catch (err) {
             // No longer acceptable (e.g. aged out): dropped, as the old service would have.
+            log.debug({ err }, "a held descriptor is not carried over to the new discovery set");
           }
         }
       }
@@ -284,6 +297,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     } else {
       const client = new ConsensusClient({
         rpc: options.rpc,
+        logger: log,
         trust,
         sources: () => peersOf(trust),
         role: "cache",
@@ -296,13 +310,15 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       if (consensus) {
         try {
           client.offer(consensus.bytes);
-        } catch {
+        } catch (err) {
           // Not signed by K of the new set: fetched afresh.
+          log.info({ err }, "the held consensus is not signed by K of the new discovery set; fetching afresh");
         }
       }
       serveConsensus(generationRpc(gen.unserve, false), client);
       client.on("consensus", emit);
-      void client.start().catch(() => undefined);
+      // start() logs its own fetch failures; what is left (an unreadable data directory, a bug) is logged here.
+      void client.start().catch((err: unknown) => logFailure(log, err, "start consensus client", "error"));
       gen.client = client;
       lastClient = client;
     }
@@ -328,12 +344,15 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     status.discoverySource = source;
     const old = live();
     if (sameTrust(trust, old.trust)) return;
-    log(`the trusted discovery set changes (${source}): ${old.trust.keys.length} keys K=${old.trust.threshold} -> ${trust.keys.length} keys K=${trust.threshold}`);
+    log.info(
+      { source, keys: trust.keys.length, threshold: trust.threshold },
+      `the trusted discovery set changes (${source}): ${old.trust.keys.length} keys K=${old.trust.threshold} -> ${trust.keys.length} keys K=${trust.threshold}`,
+    );
     stopGeneration(old);
     try {
       gen = startGeneration(trust, old);
     } catch (err) {
-      log(`cannot run the directory on the new set (${(err as Error).message}); keeping the previous set`);
+      logFailure(log, err, "run the directory on the new discovery set", "error", { keeping: "the previous set" });
       gen = startGeneration(old.trust, old);
       return;
     }
@@ -348,7 +367,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     if (!chainConfig || closed) return;
     try {
       if (!chain) {
-        const connected = await connectNodeChain(chainConfig, { onWarning: (message) => log(message) });
+        const connected = await connectNodeChain(chainConfig, { logger: log });
         if (closed) {
           connected.close();
           return;
@@ -360,10 +379,10 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       if (closed) return;
       const trust = discoveryTrustFromChain(set, config.threshold);
       if (!trust) {
-        log("NodeRegistry.discoverySet() is empty: keeping the configured discovery set");
+        log.warn("NodeRegistry.discoverySet() is empty: keeping the configured discovery set");
       } else {
         if (config.threshold !== undefined && config.threshold > set.members.length) {
-          log(`configured K=${config.threshold} exceeds the ${set.members.length} discovery nodes on chain: using a majority, K=${trust.threshold}`);
+          log.warn(`configured K=${config.threshold} exceeds the ${set.members.length} discovery nodes on chain: using a majority, K=${trust.threshold}`);
         }
         adopt(trust, "chain");
       }
@@ -372,10 +391,11 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       delete status.lastError;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      // Logged once per outage (lastError marks it); every failed read is counted.
       if (!status.chainConnected && status.lastError === undefined) {
-        log(`the chain cannot be read at start (${message}): trusting the configured discovery set (${bootstrap.keys.length} keys, K=${bootstrap.threshold}) until it answers`);
-      } else if (status.lastError === undefined) {
-        log(`reading the chain failed (${message}): keeping the current discovery set`);
+        logFailure(log, err, "read the chain at start", "warn", { trusting: "the configured discovery set until it answers", keys: bootstrap.keys.length, threshold: bootstrap.threshold });
+      } else {
+        logFailure(log, err, "read the chain", status.lastError === undefined ? "warn" : "debug", { keeping: "the current discovery set" });
       }
       status.lastError = message;
     }
@@ -396,6 +416,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
   const publishIntervalMs = config.publishIntervalMs ?? 10 * 60_000;
   const publisher = startDescriptorPublisher({
     rpc: options.rpc,
+    logger: log,
     secretKey: identity.secretKey,
     descriptor,
     discovery: () => peersOf(live().trust).filter((p) => hex(p.identity) !== ownHex),
@@ -406,8 +427,9 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     if (roleView) await roleView.resolve(identity.publicKey);
     try {
       live().service?.node.submitDescriptor(createDescriptor({ ...descriptor(), publishedAt: Date.now(), secretKey: identity.secretKey }), Date.now());
-    } catch {
-      // Refused by our own rules (e.g. the chain lacks our stake): visible in the service's counters.
+    } catch (err) {
+      // Refused by our own rules (e.g. the chain lacks our stake): the operator must hear of it, once in a while.
+      logRepeating(err, "submit our own descriptor to our discovery service", "warn");
     }
   };
   let selfTimer: NodeJS.Timeout | undefined;

@@ -12,6 +12,10 @@
  * links and circuits; the oracle's standing on chain); and the control API
  * (api.ts). Shutdown runs in reverse order.
  *
+ * Logs: every layer gets a child of the logger it is given (bound to the
+ * node's short identity), and every failure they log or report is counted
+ * in /metrics as psp_log_events_total. Without a logger the node is silent.
+ *
  * Trusts: its config (validated by config.ts) and the layers it composes.
  */
 import { mkdirSync } from "node:fs";
@@ -24,9 +28,11 @@ import { DEFAULT_DHT_CONFIG } from "../dht/config.js";
 import { formatLinkAddress } from "../dht/link-transport.js";
 import { createLinkRpc } from "../link/rpc.js";
 import type { LinkRpc } from "../link/rpc.js";
+import { childLogger, logFailure, silentLogger, watchLogEvents } from "../log.js";
+import type { Logger } from "../log.js";
 import { createOnionClient } from "../onion/onion-client.js";
 import type { CreateOnionClientOptions, OnionClientHandle } from "../onion/onion-client.js";
-import { mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
+import { countLogEvents, createLogEventsMetric, mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
 import type { NodeApiSources } from "./api.js";
 import { startNodeDht } from "./dht.js";
 import { dhtProxyService } from "../dht/proxy.js";
@@ -81,12 +87,18 @@ export interface StartNodeOptions {
   wrapService?: (name: string, service: LocalService) => LocalService;
   /** Test hook on every cell the relay sends (see OnionDriverOptions.outboundHook). */
   outboundHook?: (cell: Cell, link: Link) => Cell | undefined;
-  /** Operator-facing messages (chain fallbacks, role standing); default stderr. */
-  log?: (message: string) => void;
+  /**
+   * The root every layer logs under (`psp node run` passes one writing JSON
+   * lines to stdout); the node binds its short identity (and log.name) to it.
+   * Default: silent.
+   */
+  logger?: Logger;
 }
 
 export interface RunningNode {
   readonly info: NodeInfo;
+  /** The node's logger (bound to its identity; silent when startNode was given none). */
+  readonly logger: Logger;
   /** The node as a client puts it in a path. */
   readonly pathNode: PathNode;
   readonly manager: ConnectionManager;
@@ -135,16 +147,24 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     }
   }
   const onionKey = await loadOnionKey(config);
+  // Every layer logs under this, so every line says which node wrote it.
+  const nodeLogger: Logger | undefined = options.logger?.child({ node: hex(identity.publicKey).slice(0, 16), ...(config.log?.name ? { name: config.log.name } : {}) });
+  const withLogger = nodeLogger ? { logger: nodeLogger } : {};
+  const log = childLogger(nodeLogger, "node");
+  const logEvents = createLogEventsMetric();
+  const stopCounting = nodeLogger ? watchLogEvents(nodeLogger, (event) => countLogEvents(logEvents, event)) : () => undefined;
   let manager: ConnectionManager;
   try {
     manager = await createConnectionManager({
       identity,
       listen: config.listen,
+      ...withLogger,
       ...(config.link ? { link: config.link } : {}),
       ...(config.maxLinks === undefined ? {} : { maxLinks: config.maxLinks }),
       ...(options.tlsCredentials ? { tlsCredentials: options.tlsCredentials } : {}),
     });
   } catch (err) {
+    stopCounting();
     throw new NodeError("start-failed", `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`, { cause: err });
   }
   const bound = manager.address() as { host: string; port: number };
@@ -153,17 +173,18 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   // Set once the relay exists; closures made before then (flush, cleanup) read it late.
   const late: { driver?: OnionDriver } = {};
   const roles = config.roles ?? ["onion"];
-  const log = options.log ?? ((message: string) => console.error(message));
-  const rpc = createLinkRpc({ manager });
+  const rpc = createLinkRpc({ manager, ...withLogger });
   const cleanup: (() => void | Promise<void>)[] = [
     async () => {
       rpc.close();
       await manager.close();
       late.driver?.stop();
+      stopCounting();
     },
   ];
+  // Every step runs even when one fails: a failed step is logged and counted, and the rest still close.
   const unwind = async (): Promise<void> => {
-    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => undefined);
+    for (const step of cleanup.reverse()) await Promise.resolve().then(step).catch((err: unknown) => logFailure(log, err, "shut down a layer", "warn"));
   };
 
   // Chain-backed roles first: they can fail (no chain, bad signer key) before anything else runs.
@@ -171,12 +192,12 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   let oracle: NodeOracle | undefined;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
-      const started = await startNodeAuthority({ identity, config: config.authority, chain: config.chain, rpc, log, flush: () => late.driver?.run(() => undefined) });
+      const started = await startNodeAuthority({ identity, config: config.authority, chain: config.chain, rpc, ...withLogger, flush: () => late.driver?.run(() => undefined) });
       authority = started;
       cleanup.push(() => started.close());
     }
     if (roles.includes("oracle") && config.oracle && config.chain) {
-      const started = await startNodeOracle({ identity, config: config.oracle, chain: config.chain, log });
+      const started = await startNodeOracle({ identity, config: config.oracle, chain: config.chain, ...withLogger });
       oracle = started;
       cleanup.push(() => started.close());
     }
@@ -198,6 +219,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   services["dht"] = dhtProxyService(() => dht?.node, {
     publisherSecretKey: identity.secretKey,
     flush: () => late.driver?.run(() => undefined),
+    ...withLogger,
   });
   if (authority) services["authority"] = authority.circuitService;
   // Every onion node holds presence points, forwards introductions and hosts rendezvous.
@@ -207,6 +229,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     consensus: () => directory?.current(),
     flush: () => late.driver?.run(() => undefined),
     ...(options.verifyCertificate ? { verifyCertificate: options.verifyCertificate } : {}),
+    ...withLogger,
   });
   cleanup.push(() => presence.close());
   Object.assign(services, presence.services);
@@ -223,7 +246,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
   });
-  const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}) });
+  const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}), ...withLogger });
   late.driver = onionDriver;
 
   let dht: NodeDht;
@@ -240,7 +263,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   };
   const startedAt = Date.now();
   try {
-    dht = startNodeDht({ identity, rpc, advertised, config: config.dht ?? {}, dataDir: config.dataDir });
+    dht = startNodeDht({ identity, rpc, advertised, config: config.dht ?? {}, dataDir: config.dataDir, ...withLogger });
     cleanup.push(() => dht.close());
     if (config.directory) {
       const started = startNodeDirectory({
@@ -252,20 +275,23 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
         rpc,
         config: config.directory,
         dataDir: config.dataDir,
+        ...withLogger,
       });
       directory = started;
       cleanup.push(() => started.close());
       // Every new consensus re-seeds the DHT from random nodes of it (S/Kademlia bootstrap from the node list).
-      started.onConsensus((consensus) => void dht.reseed(consensusPeers(consensus)).catch(() => undefined));
+      // reseed() logs a failed lookup itself; what reaches here (a bad consensus entry, the store) is logged and counted too.
+      started.onConsensus((consensus) => void dht.reseed(consensusPeers(consensus)).catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus")));
     }
     if (config.api !== false) {
-      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory, authority, oracle, presence };
+      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory, authority, oracle, presence, logEvents };
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
       try {
         api = await startControlApi({
           host: apiAddress.host,
           port: apiAddress.port,
           status: () => nodeStatus(sources),
+          ...withLogger,
           routes: (app, metrics) => {
             registerNodeMetrics(metrics, sources);
             mountNodeRoutes(app, sources);
@@ -284,7 +310,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   }
   // Bootstrap in the background: seeds may still be starting; maintenance refreshes later.
   const seeds = config.dht?.seeds ?? [];
-  void dht.bootstrapFrom(seeds).catch(() => undefined);
+  void dht.bootstrapFrom(seeds).catch((err: unknown) => logFailure(log, err, "bootstrap the DHT"));
   const pathNode: PathNode = {
     identity: identity.publicKey,
     onionKey: onionKey.publicKey,
@@ -293,8 +319,10 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     flags: ["running"],
   };
   let closing: Promise<void> | undefined;
+  log.debug({ ...info }, "node started");
   return {
     info,
+    logger: nodeLogger ?? silentLogger(),
     pathNode,
     manager,
     rpc,
@@ -311,11 +339,13 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
       const held = directory?.current();
       const nodes = options.nodes ?? (held ? onionPathNodes(held) : []);
       if (nodes.length === 0) throw new NodeError("start-failed", "no consensus is held yet and no nodes were given: wait for GET /v1/consensus, or pass options.nodes");
-      const client = await createOnionClient({ ...options, nodes });
+      // The node's own clients log beneath it, as "client.onion", "client.circuits", ...
+      const client = await createOnionClient({ ...(nodeLogger ? { logger: childLogger(nodeLogger, "client") } : {}), ...options, nodes });
       if (!options.nodes) directory?.onConsensus((c) => client.setNodes(onionPathNodes(c)));
       return client;
     },
     close() {
+      if (!closing) log.info("node shutting down");
       closing ??= unwind();
       return closing;
     },

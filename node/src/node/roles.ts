@@ -25,6 +25,8 @@ import { createAuthorityService, decodeAuthorityResponse } from "../authority/se
 import type { AuthorityService } from "../authority/service.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import type { LinkRpc } from "../link/rpc.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import type { LocalService } from "../onion/types.js";
 import { connectNodeChain } from "./chain.js";
 import type { NodeChain } from "./chain.js";
@@ -63,24 +65,31 @@ export interface NodeOracle {
   close(): void;
 }
 
-async function connect(role: string, chain: NodeChainConfig, log: (m: string) => void): Promise<NodeChain> {
+async function connect(role: string, chain: NodeChainConfig, log: Logger): Promise<NodeChain> {
   try {
-    return await connectNodeChain(chain, { onWarning: (message) => log(`${role}: ${message}`) });
+    return await connectNodeChain(chain, { logger: log });
   } catch (err) {
     throw new NodeError("start-failed", `the ${role} role reads the chain, and ${chain.rpcUrl} with ${chain.deploymentFile} failed: ${(err as Error).message}`, { cause: err });
   }
 }
 
-/** Keeps a RoleStanding current: reads `set` now and every `refreshMs`. */
-function followStanding(standing: RoleStanding, nodeKey: string, read: () => Promise<{ members: readonly { nodeKey: string; signer: string }[] }>, refreshMs: number) {
+/** Keeps a RoleStanding current: reads `set` now and every `refreshMs`; logs each change of standing, and a failed read once per outage. */
+function followStanding(standing: RoleStanding, nodeKey: string, read: () => Promise<{ members: readonly { nodeKey: string; signer: string }[] }>, refreshMs: number, log: Logger) {
   const refresh = async (): Promise<void> => {
     try {
       const set = await read();
       const me = set.members.find((m) => m.nodeKey.toLowerCase() === nodeKey);
+      const before = { inSet: standing.inSet, signerMismatch: standing.signerMismatch };
       standing.inSet = me !== undefined;
       standing.signerMismatch = me !== undefined && me.signer.toLowerCase() !== standing.signer.toLowerCase();
       delete standing.lastError;
+      if (standing.inSet !== before.inSet) {
+        if (standing.inSet) log.info({ signer: standing.signer }, "this node is in the on-chain set");
+        else log.warn({ signer: standing.signer }, "this node is not in the on-chain set: its signatures do not count");
+      }
+      if (standing.signerMismatch && !before.signerMismatch) log.warn({ signer: standing.signer, onChain: me?.signer }, "the chain names another signer for this node: its signatures do not count");
     } catch (err) {
+      logFailure(log, err, "read the on-chain set", standing.lastError === undefined ? "warn" : "debug");
       standing.lastError = (err as Error).message;
     }
   };
@@ -93,14 +102,22 @@ function followStanding(standing: RoleStanding, nodeKey: string, read: () => Pro
 export interface StartRoleOptions {
   identity: Ed25519KeyPair;
   chain: NodeChainConfig;
-  log: (message: string) => void;
+  /** The node's logger; the role logs as component "authority" or "oracle" (its chain PKI beneath). */
+  logger?: Logger;
 }
 
 /** Starts the authority role: serves "authority" on `rpc`; `flush` sends replies a circuit service makes after an await. */
 export async function startNodeAuthority(opts: StartRoleOptions & { config: NodeAuthorityConfig; rpc: LinkRpc; flush: () => void }): Promise<NodeAuthority> {
   const signer = privateKeyToAccount(await loadSignerKey(opts.config.signer, "authority.signer"));
-  const chain = await connect("authority", opts.chain, opts.log);
-  const inner = createAuthorityService({ pki: chain.pki, nodeSecretKey: opts.identity.secretKey, signer, ...(opts.config.limits ? { limits: opts.config.limits } : {}) });
+  const log = childLogger(opts.logger, "authority");
+  const chain = await connect("authority", opts.chain, log);
+  const inner = createAuthorityService({
+    pki: chain.pki,
+    nodeSecretKey: opts.identity.secretKey,
+    signer,
+    ...(opts.config.limits ? { limits: opts.config.limits } : {}),
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  });
   const counts = { requests: 0, refusals: {} as Record<string, number> };
   // The same service, counted: every answer is one of its messages, a refusal an `error` message.
   const service: AuthorityService = {
@@ -111,18 +128,20 @@ export async function startNodeAuthority(opts: StartRoleOptions & { config: Node
       try {
         const response = decodeAuthorityResponse(answer);
         if (response.t === "error") counts.refusals[response.kind] = (counts.refusals[response.kind] ?? 0) + 1;
-      } catch {
+      } catch (err) {
+        // Our own service answered something we cannot read back: a bug of ours.
         counts.refusals["unreadable-answer"] = (counts.refusals["unreadable-answer"] ?? 0) + 1;
+        logFailure(log, err, "read our own authority answer", "error");
       }
       return answer;
     },
   };
   const stopServing = serveAuthority(opts.rpc, service);
   const standing: RoleStanding = { signer: signer.address, inSet: null, signerMismatch: false };
-  const stopFollowing = followStanding(standing, `0x${hex(opts.identity.publicKey)}`, () => chain.pki.currentAuthorities(), opts.chain.refreshMs ?? 60_000);
+  const stopFollowing = followStanding(standing, `0x${hex(opts.identity.publicKey)}`, () => chain.pki.currentAuthorities(), opts.chain.refreshMs ?? 60_000, log);
   return {
     service,
-    circuitService: authorityCircuitService(service, { flush: opts.flush }),
+    circuitService: authorityCircuitService(service, { flush: opts.flush, logger: log }),
     status: () => ({ ...standing, requests: counts.requests, refusals: { ...counts.refusals } }),
     close() {
       stopFollowing();
@@ -135,9 +154,10 @@ export async function startNodeAuthority(opts: StartRoleOptions & { config: Node
 /** Starts the oracle role: its signer, and its standing in the on-chain oracle set. */
 export async function startNodeOracle(opts: StartRoleOptions & { config: NodeOracleConfig }): Promise<NodeOracle> {
   const signer = privateKeyToAccount(await loadSignerKey(opts.config.signer, "oracle.signer"));
-  const chain = await connect("oracle", opts.chain, opts.log);
+  const log = childLogger(opts.logger, "oracle");
+  const chain = await connect("oracle", opts.chain, log);
   const standing: RoleStanding = { signer: signer.address, inSet: null, signerMismatch: false };
-  const stopFollowing = followStanding(standing, `0x${hex(opts.identity.publicKey)}`, () => chain.pki.currentOracles(), opts.chain.refreshMs ?? 60_000);
+  const stopFollowing = followStanding(standing, `0x${hex(opts.identity.publicKey)}`, () => chain.pki.currentOracles(), opts.chain.refreshMs ?? 60_000, log);
   return {
     status: () => ({ ...standing }),
     close() {

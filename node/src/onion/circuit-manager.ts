@@ -16,6 +16,8 @@
  * Trusts: the node list; the circuit builder for typed errors.
  */
 import { EventEmitter } from "node:events";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
+import type { Logger } from "../log.js";
 import { DEFAULT_PATH_LENGTH, DestroyReason } from "./constants.js";
 import { CircuitError } from "./errors.js";
 import { keyHex, selectPath } from "./path.js";
@@ -51,6 +53,8 @@ export interface CircuitManagerOptions<C extends ManagedCircuit> {
   path?: Omit<SelectPathOptions, "length" | "exclude" | "lastHop">;
   /** Clock in ms (default Date.now); only used for the down-node timer. */
   clock?: () => number;
+  /** Logs as component "circuits": background build failures (throttled warnings), lost circuits. */
+  logger?: Logger;
 }
 
 export interface CircuitManagerEvents<C> {
@@ -73,6 +77,9 @@ export class CircuitManager<C extends ManagedCircuit> extends EventEmitter<Circu
   private readonly acquireAttempts: number;
   private readonly pathOptions: Omit<SelectPathOptions, "length" | "exclude" | "lastHop">;
   private readonly clock: () => number;
+  private readonly log: Logger;
+  /** Background builds retry every few seconds while the network is down: one line a minute per kind, each counted. */
+  private readonly logBuildFailure: ReturnType<typeof throttledFailureLog>;
   private readonly readyCircuits: C[] = [];
   private readonly downUntil = new Map<string, number>();
   private building = 0;
@@ -93,6 +100,8 @@ export class CircuitManager<C extends ManagedCircuit> extends EventEmitter<Circu
     this.acquireAttempts = options.acquireAttempts ?? 3;
     this.pathOptions = options.path ?? {};
     this.clock = options.clock ?? Date.now;
+    this.log = childLogger(options.logger, "circuits");
+    this.logBuildFailure = throttledFailureLog(this.log);
     for (const [name, n] of [["preemptive", this.preemptive], ["maxConcurrentBuilds", this.maxConcurrentBuilds], ["acquireAttempts", this.acquireAttempts]] as const) {
       if (!Number.isInteger(n) || n < 0) throw new CircuitError("bad-argument", `${name} must be a non-negative integer, got ${n}`);
     }
@@ -172,6 +181,8 @@ export class CircuitManager<C extends ManagedCircuit> extends EventEmitter<Circu
       } catch (err) {
         last = err;
         this.noteFailure(path, err);
+        // The caller gets the last failure; earlier attempts are counted.
+        logFailure(this.log, err, "build circuit on demand", "debug", { attempt });
         this.emit("build-failed", asCircuitError(err));
       }
     }
@@ -231,6 +242,7 @@ export class CircuitManager<C extends ManagedCircuit> extends EventEmitter<Circu
     const error = asCircuitError(err);
     this.emit("build-failed", error);
     if (this.stopped) return;
+    this.logBuildFailure(error, "build preemptive circuit", "warn");
     this.failuresInARow++;
     if (error.kind === "no-path" || this.failuresInARow >= 3) {
       for (const w of this.waiters.splice(0)) w.reject(error);
@@ -248,6 +260,7 @@ export class CircuitManager<C extends ManagedCircuit> extends EventEmitter<Circu
     const i = this.readyCircuits.indexOf(circuit);
     if (i < 0) return; // handed out: the owner deals with it
     this.readyCircuits.splice(i, 1);
+    this.log.info({ circuit: circuit.id, ...(error ? { err: error } : {}) }, "a ready circuit closed; building a replacement");
     this.emit("lost", circuit, error);
     this.refill();
   }

@@ -20,6 +20,8 @@
 import { EventEmitter } from "node:events";
 import { createConnectionManager } from "../link/index.js";
 import type { ConnectionManager, Link, LinkOptions } from "../link/index.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import type { Cell } from "../wire/cell.js";
 import { OnionClient } from "./client.js";
 import type { ClientLimits } from "./client.js";
@@ -50,6 +52,8 @@ export interface CreateOnionClientOptions {
   maxBufferedMessages?: number;
   /** Test hook: sees every cell leaving this client (see OnionDriverOptions). */
   outboundHook?: (cell: Cell, link: Link) => Cell | undefined;
+  /** Handed to the driver ("onion"), the circuit manager ("circuits") and the manager made here ("link"); silent when absent. */
+  logger?: Logger;
 }
 
 export interface BuildOptions {
@@ -280,12 +284,14 @@ export class OnionClientHandle {
   private readonly live = new Map<number, OnionCircuit>();
   private roomWaiters: { stream: OnionStream; resolve: () => void }[] = [];
   private readonly listeners = new Set<(event: OnionEvent) => void>();
+  private readonly log: Logger;
 
   /** @internal use createOnionClient */
   constructor(options: CreateOnionClientOptions, manager: ConnectionManager, ownsManager: boolean) {
     this.manager = manager;
     this.ownsManager = ownsManager;
     this.maxBuffered = options.maxBufferedMessages ?? 1024;
+    this.log = childLogger(options.logger, "onion-client");
     this.machine = new OnionClient({
       now: performance.now(),
       ...(options.limits ? { limits: options.limits } : {}),
@@ -296,6 +302,7 @@ export class OnionClientHandle {
       machine: this.machine,
       onRound: () => this.checkRoom(),
       ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
     });
     this.driver.on("event", (event) => this.dispatch(event));
     this.circuits = new CircuitManager<OnionCircuit>({
@@ -304,6 +311,7 @@ export class OnionClientHandle {
       preemptive: options.preemptiveCircuits ?? 0,
       ...(options.pathLength === undefined ? {} : { pathLength: options.pathLength }),
       ...(options.path ? { path: options.path } : {}),
+      ...(options.logger ? { logger: options.logger } : {}),
     });
     this.circuits.start();
   }
@@ -360,8 +368,9 @@ export class OnionClientHandle {
     for (const circuit of this.live.values()) {
       try {
         circuit.close();
-      } catch {
-        // already closing
+      } catch (err) {
+        // Already closing, or the driver stopped under it: nothing left to tear down.
+        logFailure(this.log, err, "close circuit", "debug", { circuit: circuit.id });
       }
     }
     this.driver.stop();
@@ -423,7 +432,7 @@ export class OnionClientHandle {
  */
 export async function createOnionClient(options: CreateOnionClientOptions): Promise<OnionClientHandle> {
   if (!options || !Array.isArray(options.nodes)) throw new CircuitError("bad-argument", "createOnionClient needs { nodes: PathNode[] }");
-  const manager = options.manager ?? (await createConnectionManager(options.link ? { link: options.link } : {}));
+  const manager = options.manager ?? (await createConnectionManager({ ...(options.link ? { link: options.link } : {}), ...(options.logger ? { logger: options.logger } : {}) }));
   return new OnionClientHandle(options, manager, options.manager === undefined);
 }
 

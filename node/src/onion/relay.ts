@@ -342,8 +342,9 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     stream.clearQueue();
     try {
       stream.handler?.onEnd?.(reason, this.now);
-    } catch {
-      // A failing service must not take the relay down; the stream is closed either way.
+    } catch (error) {
+      // A failing service must not take the relay down; the stream is closed either way, and the driver logs the event.
+      this.emit({ type: "service-error", circuitId: circ.serial, streamId: stream.streamId, service: stream.service, stage: "end", error });
     }
     this.emit({ type: "stream-closed", circuitId: circ.serial, streamId: stream.streamId, reason });
   }
@@ -666,8 +667,9 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     let result: ServiceHandler | EndReason;
     try {
       result = accept(this.serviceHandle(circ, stream), this.now);
-    } catch {
+    } catch (error) {
       result = EndReason.INTERNAL;
+      this.emit({ type: "service-error", circuitId: circ.serial, streamId, service, stage: "accept", error });
     }
     if (typeof result === "number") {
       stream.phase = "closed";
@@ -769,7 +771,8 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   private deliver(circ: RelayCircuit, stream: RelayStream, message: Uint8Array): void {
     try {
       stream.handler?.onMessage(message, this.now);
-    } catch {
+    } catch (error) {
+      this.emit({ type: "service-error", circuitId: circ.serial, streamId: stream.streamId, service: stream.service, stage: "message", error });
       circ.streams.delete(stream.streamId);
       this.closeStreamLocally(circ, stream, EndReason.INTERNAL);
       this.endStream(circ, stream.streamId, EndReason.INTERNAL);

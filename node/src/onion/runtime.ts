@@ -30,6 +30,8 @@
 import { EventEmitter } from "node:events";
 import { isPspError } from "../errors.js";
 import { CloseReason, LinkError } from "../link/index.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import type { ConnectionManager, Link, LinkCloseInfo } from "../link/index.js";
 import { CELL_LEN, CellCommand, decodeCell } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
@@ -54,6 +56,8 @@ export interface OnionDriverOptions {
   outboundHook?: (cell: Cell, link: Link) => Cell | undefined;
   /** Called after every round of work (cells in, application call, timer): lets an API re-check its waiters. */
   onRound?: () => void;
+  /** Logs as component "onion": a failure the driver catches (a bug) at error, links lost under it at debug. */
+  logger?: Logger;
 }
 
 export interface OnionDriverStats {
@@ -112,6 +116,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
   private readonly maxReadPauseMs: number;
   private readonly outboundHook: OnionDriverOptions["outboundHook"];
   private readonly onRound: (() => void) | undefined;
+  private readonly log: Logger;
   private readonly links = new Map<string, DriverLink>();
   private readonly ids = new WeakMap<Link, string>();
   private inbox = new Map<string, Cell[]>();
@@ -140,6 +145,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     this.maxReadPauseMs = options.maxReadPauseMs ?? 1000;
     this.outboundHook = options.outboundHook;
     this.onRound = options.onRound;
+    this.log = childLogger(options.logger, "onion");
     for (const command of CIRCUIT_CELL_COMMANDS) this.unregister.push(this.manager.handle(command, this.onCellBound));
     this.manager.on("link", this.onLinkBound);
     this.manager.on("linkClosed", this.onLinkClosedBound);
@@ -174,7 +180,8 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
   /** Resolves once no link this driver uses is under send pressure (immediately if none is). */
   async writable(): Promise<void> {
     const pressured = [...this.links.values()].filter((l) => l.link.isOpen && l.link.underPressure);
-    await Promise.all(pressured.map((l) => l.link.drain().catch(() => undefined)));
+    // A link that closes instead of draining has nothing left to wait for; its circuits end through linkClosed.
+    await Promise.all(pressured.map((l) => l.link.drain().catch((err: unknown) => logFailure(this.log, err, "wait for link drain", "debug", { link: l.id }))));
   }
 
   /** Detaches from the manager (handlers, events, timer, holds). The manager and its links stay open. */
@@ -368,11 +375,13 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
       } catch (err) {
         // "closed" or "send-queue-full" (the link closed itself): circuits on it end with linkClosed.
         if (!isPspError(err)) throw err;
+        logFailure(this.log, err, "send cells", "debug", { link: id });
       }
     }
     if (pressured && source) this.pauseFor(source, pressured);
     for (const event of events) {
       if (HOLD_EVENTS.has(event.type)) this.holdsDirty = true;
+      this.logEvent(event);
       try {
         this.emit("event", event);
       } catch (err) {
@@ -497,12 +506,23 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     }
   }
 
+  /** The machine's events that are failures: a peer's protocol violation (counted, a debug line) and a local service that threw (a bug). */
+  private logEvent(event: OnionEvent): void {
+    if (event.type === "protocol-violation") {
+      logFailure(this.log, new CircuitError("protocol-violation", event.message), "take circuit cells", "debug", { link: event.linkId, circId: event.circId });
+    } else if (event.type === "service-error") {
+      logFailure(this.log, event.error, "run a local service", "error", { service: event.service, stage: event.stage, circuit: event.circuitId, stream: event.streamId });
+    }
+  }
+
   private reportError(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
+    logFailure(this.log, error, "onion round", "error");
     try {
       this.emit("driver-error", error);
-    } catch {
-      // A throwing error listener has nowhere further to go.
+    } catch (listenerErr) {
+      // A throwing error listener has nowhere further to go than the log.
+      logFailure(this.log, listenerErr, "driver-error listener", "error");
     }
   }
 }

@@ -20,6 +20,8 @@ import { codeLookup } from "../base/codes.js";
 import { PspError, layerError } from "../errors.js";
 import type { KindCategories, PspErrorOptions } from "../errors.js";
 import { decodeErrorBody, encodeErrorBody } from "../wire/error-body.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 import { EndReason } from "./constants.js";
 import type { OnionStream } from "./onion-client.js";
 import type { LocalService, ServiceHandler, ServiceStream } from "./types.js";
@@ -181,6 +183,8 @@ export interface StreamRpcServiceOptions {
   flush?: () => void;
   /** Called once per stream when it ends (drop per-stream state). */
   onStreamEnd?: (ctx: StreamRpcContext) => void;
+  /** Logs as component "stream-rpc": a client that stops taking replies and replies left unsent at shutdown (debug, counted). */
+  logger?: Logger;
 }
 
 /** Counters of one stream-RPC service. */
@@ -216,6 +220,7 @@ export function createStreamRpcService(handler: StreamRpcHandler, options: Strea
   const maxInflight = positiveInteger("maxInflight", options.maxInflight ?? DEFAULT_STREAM_RPC_MAX_INFLIGHT);
   const maxInflightTotal = positiveInteger("maxInflightTotal", options.maxInflightTotal ?? DEFAULT_STREAM_RPC_MAX_INFLIGHT_TOTAL);
   const flush = options.flush ?? (() => undefined);
+  const log = childLogger(options.logger, "stream-rpc");
   const stats: StreamRpcServiceStats = { streams: 0, requests: 0, responses: 0, errors: 0, busyRefusals: 0, malformed: 0, pauses: 0, inflight: 0 };
   /** Streams paused for saturation, resumed in order when the total halves. */
   const paused = new Set<ServiceStream>();
@@ -237,8 +242,9 @@ export function createStreamRpcService(handler: StreamRpcHandler, options: Strea
       if (!open) return;
       try {
         stream.send(encodeStreamRpcMessage(id, kind, body));
-      } catch {
+      } catch (err) {
         // The client does not take its replies: stop rather than buffer.
+        logFailure(log, err, "send a reply", "debug", { circuit: ctx.circuitId, stream: ctx.streamId });
         open = false;
         stream.end(EndReason.RESOURCELIMIT);
       }
@@ -274,8 +280,9 @@ export function createStreamRpcService(handler: StreamRpcHandler, options: Strea
       fn();
       try {
         flush();
-      } catch {
+      } catch (err) {
         // The driver is stopped (node closing): nothing to send any more.
+        logFailure(log, err, "flush replies", "debug");
       }
     };
 

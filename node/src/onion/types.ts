@@ -44,6 +44,8 @@ export type OnionEvent =
   | { type: "stream-message"; circuitId: number; streamId: number; message: Uint8Array }
   | { type: "stream-closed"; circuitId: number; streamId: number; reason: EndReason; error?: CircuitError }
   | { type: "protocol-violation"; linkId: string; circId: number; message: string }
+  /** Relay: a local service threw (when accepting a stream, on a message, at its end); the stream was ended INTERNAL. A bug in that service. */
+  | { type: "service-error"; circuitId: number; streamId: number; service: string; stage: "accept" | "message" | "end"; error: unknown }
   /** Client: a relay message of a higher layer's command (32..255) arrived from `hop`. */
   | { type: "relay-message"; circuitId: number; hop: number; command: number; streamId: number; data: Uint8Array };
 

@@ -1,8 +1,8 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { DhtError } from "../../../node/src/dht/errors.js";
-import { PspError, errorCategory, isPspError, walkError } from "../../../node/src/errors.js";
-import { childLogger, createLogger, logFailure } from "../../../node/src/log.js";
+import { PspError, errorCategory, isPspError, layerError, walkError } from "../../../node/src/errors.js";
+import { childLogger, createLogger, failureLevel, logFailure, throttledFailureLog, watchLogEvents } from "../../../node/src/log.js";
 import type { LogEvent } from "../../../node/src/log.js";
 
 function sink(): { stream: Writable; lines: () => Record<string, unknown>[] } {
@@ -105,12 +105,64 @@ describe("logging", () => {
       err: { layer: "dht", kind: "timeout", category: "transient" },
     });
     expect(events).toEqual([
-      { level: "warn", component: "dht.lookup", errorKind: "dht/timeout" },
+      { level: "warn", component: "dht.lookup", errorKind: "dht/timeout", operation: "reseed" },
       { level: "error", component: "dht.lookup", errorKind: "Error" },
     ]);
   });
 
   it("a component without a parent logger is silent", () => {
     expect(childLogger(undefined, "x").isLevelEnabled("fatal")).toBe(false);
+  });
+
+  it("counts a failure logged at debug even while debug lines are not printed", () => {
+    const out = sink();
+    const events: LogEvent[] = [];
+    const root = createLogger({ destination: out.stream, pretty: false, level: "info", onLog: (e) => events.push(e) });
+    logFailure(childLogger(root, "link"), new DhtError("malformed", "bad bytes"), "decode request", "debug");
+    expect(out.lines()).toEqual([]);
+    expect(events).toEqual([{ level: "debug", component: "link", errorKind: "dht/malformed", operation: "decode request" }]);
+  });
+
+  it("a watcher on a child sees that child's subtree only; the root's watchers see everything", () => {
+    const out = sink();
+    const rootEvents: LogEvent[] = [];
+    const root = createLogger({ destination: out.stream, pretty: false, onLog: (e) => rootEvents.push(e) });
+    const nodeA = root.child({ node: "a" });
+    const nodeB = root.child({ node: "b" });
+    const seenByA: LogEvent[] = [];
+    const stop = watchLogEvents(nodeA, (e) => seenByA.push(e));
+    childLogger(nodeA, "dht").warn("a warns");
+    childLogger(nodeB, "dht").warn("b warns");
+    expect(seenByA.map((e) => e.component)).toEqual(["dht"]);
+    expect(rootEvents).toHaveLength(2);
+    stop();
+    childLogger(nodeA, "dht").warn("a again");
+    expect(seenByA).toHaveLength(1);
+    expect(out.lines()[0]).toMatchObject({ node: "a", component: "dht", msg: "a warns" });
+  });
+
+  it("a throttled failure log prints the first of a kind and then one line per interval with the count left out, counting each", () => {
+    const out = sink();
+    const events: LogEvent[] = [];
+    const root = createLogger({ destination: out.stream, pretty: false, onLog: (e) => events.push(e) });
+    let now = 0;
+    const fail = throttledFailureLog(childLogger(root, "directory"), 1000, () => now);
+    for (let i = 0; i < 5; i++) fail(new DhtError("timeout", "no answer"), "fetch consensus");
+    now = 1500;
+    fail(new DhtError("timeout", "no answer"), "fetch consensus");
+    expect(events).toHaveLength(6);
+    const lines = out.lines();
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).not.toHaveProperty("suppressed");
+    expect(lines[1]).toMatchObject({ operation: "fetch consensus", suppressed: 4 });
+  });
+
+  it("picks a failure's level from its category", () => {
+    expect(failureLevel(new DhtError("timeout", "t"))).toBe("warn");
+    expect(failureLevel(new DhtError("bad-config", "c"))).toBe("error");
+    class ClosedError extends layerError<"closed">("core", { closed: "shutdown" }) {}
+    expect(failureLevel(new ClosedError("closed", "the endpoint was closed"))).toBe("debug");
+    expect(failureLevel(new TypeError("x is undefined"))).toBe("error");
+    expect(failureLevel(new Error("ECONNREFUSED"))).toBe("warn");
   });
 });
