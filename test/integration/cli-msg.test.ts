@@ -85,7 +85,7 @@ describe("psp msg", () => {
     expect(refused.code).not.toBe(0);
     const errors = errorLines(refused.stderr);
     expect(errors, refused.stderr).toHaveLength(1);
-    expect(errors[0]).toMatch(/\[refused\] .* refused the channel: .*--allow/);
+    expect(errors[0]).toMatch(/\[presence\/refused\] .* refused the channel; fix: .*--allow/);
     expect(await listener.line((l) => l.includes('"type":"refused"'))).toBe(JSON.stringify({ type: "refused", from: alice.identity }));
 
     // As in the README: PSP_KEY_PASSWORD is bob's, and carol's devnet key file still opens with the devnet's passphrase.
@@ -102,7 +102,7 @@ describe("psp msg", () => {
     const nobody = formatIdentity({ namespace: "peerstream", application: "client", kind: "account", publicKey: generateEd25519KeyPair().publicKey });
     const absent = await runPsp(net.root, ["msg", "send", "--key-file", carol.keyFile, "--to", nobody, "--text", "anyone?"]);
     expect(absent.code).not.toBe(0);
-    expect(errorLines(absent.stderr), absent.stderr).toEqual([expect.stringMatching(/\[not-found\] .* is not announced: .*psp msg listen/)]);
+    expect(errorLines(absent.stderr), absent.stderr).toEqual([expect.stringMatching(/\[presence\/not-found\] .* is not announced; fix: .*psp msg listen/)]);
 
     const typo = await runPsp(net.root, ["msg", "send", "--key-file", carol.keyFile, "--to", alice.identity.slice(0, -1) + "x", "--text", "hi"]);
     expect(typo.code).not.toBe(0);

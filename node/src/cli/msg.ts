@@ -135,7 +135,7 @@ async function listen(opts: ListenOptions): Promise<void> {
 function explain(err: unknown, to: string, me: string, keyFile: string): unknown {
   if (!isPspError(err)) return err;
   const fix = (message: string, hint: string): PresenceError =>
-    new PresenceError(err instanceof PresenceError ? err.kind : "unreachable", `${message}: ${hint}`, { cause: err, fix: hint });
+    new PresenceError(err instanceof PresenceError ? err.kind : "unreachable", message, { cause: err, fix: hint });
   if (PresenceError.is(err, "refused")) return fix(`${to} refused the channel`, `its user must accept introductions from ${me} (psp msg listen --allow ${me})`);
   if (PresenceError.is(err, "not-found")) return fix(`${to} is not announced`, "check the identity, and ask its user to run `psp msg listen`");
   if (PresenceError.is(err, "timeout")) return fix(err.message, "try again, or pass a larger --timeout");
@@ -143,8 +143,9 @@ function explain(err: unknown, to: string, me: string, keyFile: string): unknown
   if (PresenceError.is(err)) return fix(err.message, "try again in a moment");
   const authority = err.walk((e) => e instanceof AuthorityError) as AuthorityError | undefined;
   if (authority?.refusals.some((r) => r.kind === "identity-not-registered"))
-    return new ClientError("no-authorities", `${me} is not registered on chain, so no authority certifies it: register it first (psp identity register --key-file ${keyFile})`, {
+    return new ClientError("no-authorities", `${me} is not registered on chain, so no authority certifies it`, {
       cause: err,
+      fix: `register it first: psp identity register --key-file ${keyFile}`,
     });
   if (authority || ClientError.is(err, "no-authorities"))
     return new ClientError("no-authorities", `no access certificate for ${me}: ${err.message}`, { cause: err, fix: "check that it is registered and the authorities run" });
