@@ -127,7 +127,7 @@ export interface PspClientEvents {
   warning: [Error];
 }
 
-/** Presence: being findable and reachable by identity (whitepaper §6.2, §6.3). */
+/** Presence: being findable and reachable by identity (docs/spec/presence.md). */
 export interface PspPresence {
   /** Registers presence points (3 by default) and keeps them; resolves once one is up. */
   announce(options?: AnnounceOptions): Promise<PointInfo[]>;

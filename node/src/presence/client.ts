@@ -1,5 +1,5 @@
 /**
- * The user's side of presence and private messaging (whitepaper §6.2-§7.2;
+ * The user's side of presence and private messaging (docs/spec/presence.md;
  * docs/spec/presence.md "Client"): what `createPspClient` exposes as
  * `presence.announce()`, `lookup()`, `connect()` and the "introduction"
  * event.
@@ -105,7 +105,7 @@ export interface PresenceClientDeps {
 export interface AnnounceOptions {
   /** Presence points kept (default 3, at most 8). */
   points?: number;
-  /** Public presence (whitepaper §6.3): one-hop circuits to the presence nodes, which then learn the user's address. */
+  /** Public presence: one-hop circuits to the presence nodes, which then learn the user's address. */
   public?: boolean;
   /** What each presence node enforces for this user. */
   limits?: Partial<PresenceLimits>;

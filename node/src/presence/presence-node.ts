@@ -1,5 +1,5 @@
 /**
- * The presence node's side (whitepaper §6.2-§7.1): the "presence" service
+ * The presence node's side (docs/spec/presence.md): the "presence" service
  * where a user registers a presence point over its circuit, and the
  * "introduce" service where anyone asks to be introduced to that point
  * (docs/spec/presence.md "Presence node").

@@ -35,7 +35,7 @@ import { describeValue, KEY_LEN } from "./messages.js";
 export const PRESENCE_RECORD_VERSION = 1;
 /** Slots a record may name: "presence/0" .. "presence/7". */
 export const MAX_PRESENCE_SLOTS = 8;
-/** The point's record says it is reachable directly (public presence, whitepaper §6.3, §7.2). */
+/** The point's record says it is reachable directly (public presence, docs/spec/presence.md). */
 export const PRESENCE_FLAG_PUBLIC = 1;
 const SLOT_PREFIX = "presence/";
 const RECORD_KEY_INFO = new TextEncoder().encode("psp-presence-record-v1");

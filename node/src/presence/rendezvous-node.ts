@@ -1,5 +1,5 @@
 /**
- * The rendezvous node's side (whitepaper §7.1): the "rendezvous" service
+ * The rendezvous node's side (docs/spec/presence.md, "Rendezvous node"): the "rendezvous" service
  * where two circuits meet (docs/spec/presence.md "Rendezvous node").
  *
  * The initiator establishes a one-time cookie on its stream; the peer, on
