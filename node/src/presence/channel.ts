@@ -18,6 +18,8 @@ import type { OnionStream } from "../onion/onion-client.js";
 import { PresenceError } from "./errors.js";
 import { decodeChannelPayload, encodeChannelPayload, MAX_CHANNEL_BODY } from "./messages.js";
 import type { ChannelRatchet } from "./ratchet.js";
+import { childLogger, logFailure } from "../log.js";
+import type { Logger } from "../log.js";
 
 /** One message as the app receives it. */
 export interface ChannelMessage {
@@ -42,6 +44,8 @@ export interface PresenceChannelOptions {
   ackTimeoutMs?: number;
   /** Messages held for a reader before the channel closes (default 1024). */
   maxBuffered?: number;
+  /** Where failed acknowledgements and close notices are logged (debug, counted); silent when absent. */
+  logger?: Logger;
 }
 
 interface Waiting {
@@ -66,6 +70,7 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
   private resolveClosed!: (err: PresenceError | undefined) => void;
   private readonly ackTimeoutMs: number;
   private readonly maxBuffered: number;
+  private readonly log: Logger;
 
   /** @internal made by the presence client once a rendezvous completes */
   constructor(
@@ -78,6 +83,7 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
     super();
     this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
     this.maxBuffered = options.maxBuffered ?? 1024;
+    this.log = childLogger(options.logger, "presence.channel");
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     for (const frame of stream.takeBuffered()) this.onFrame(frame);
     stream.on("message", (frame) => this.onFrame(frame));
@@ -139,7 +145,10 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
   close(): void {
     if (this.isClosed) return;
     try {
-      this.stream.send(this.ratchet.seal(encodeChannelPayload({ t: "close" }))).catch(() => undefined);
+      // The peer learns of the close from the route's end too; a lost notice only costs it that wait.
+      this.stream
+        .send(this.ratchet.seal(encodeChannelPayload({ t: "close" })))
+        .catch((err: unknown) => logFailure(this.log, err, "send close notice", "debug"));
     } catch {
       // closing anyway
     }
@@ -203,7 +212,8 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
       this.stream.close();
       return;
     }
-    this.sendFrame(encodeChannelPayload({ t: "ack", id: payload.id })).catch(() => undefined);
+    // A lost acknowledgement shows up at the sender as its own timeout.
+    this.sendFrame(encodeChannelPayload({ t: "ack", id: payload.id })).catch((err: unknown) => logFailure(this.log, err, "send acknowledgement", "debug"));
     this.emit("message", message);
     const reader = this.readers.shift();
     if (reader) reader.resolve({ value: message, done: false });

@@ -218,6 +218,11 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
   private readonly now: () => number;
   private readonly random: () => number;
 
+  /** Channels log beneath the client's logger (the app's options may name none). */
+  private channelLogger(): { logger?: Logger } {
+    return this.deps.logger ? { logger: this.deps.logger } : {};
+  }
+
   constructor(private readonly deps: PresenceClientDeps) {
     super();
     this.log = childLogger(deps.logger, "presence.client");
@@ -576,7 +581,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       const joined = await deadline(receive(stream, decodeRendezvousMessage, "rendezvous join"), 20_000, "rendezvous join");
       if (joined.t === "refused") throw new PresenceError(joined.kind, `the rendezvous node refused: ${joined.message}`);
       if (joined.t !== "joined") throw new PresenceError("malformed", `the rendezvous node answered "${joined.t}" to a join`);
-      return new PresenceChannel(stream, createChannelRatchet({ keySeed, role: "responder" }), opened.identity, options);
+      return new PresenceChannel(stream, createChannelRatchet({ keySeed, role: "responder" }), opened.identity, { ...options, ...this.channelLogger() });
     } catch (err) {
       circuit.close();
       throw err;
@@ -721,7 +726,10 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
           if (joined.t !== "joined" || !joined.reply) throw new PresenceError("rendezvous-failed", "the rendezvous node did not pass on the peer's reply");
           const keySeed = finishIntroduction({ authKey: point.authKey, encKey: point.encKey, clientSecret, reply: joined.reply });
           clientSecret.fill(0);
-          const channel = new PresenceChannel(rendezvous.stream, createChannelRatchet({ keySeed, role: "initiator" }), identity, options.channel);
+          const channel = new PresenceChannel(rendezvous.stream, createChannelRatchet({ keySeed, role: "initiator" }), identity, {
+            ...options.channel,
+            ...this.channelLogger(),
+          });
           keySeed.fill(0);
           return channel;
         } catch (err) {
