@@ -10,6 +10,11 @@
  * Fragments travel in order over one circuit or stream (which is reliable
  * and ordered), so anything else is a protocol violation and an error.
  *
+ * The reassembler holds only the bytes that arrived (a copy of each chunk),
+ * never the announced size up front: a peer that announces 64 KiB and sends
+ * one cell costs one cell's worth of memory (issue 19). Callers that budget
+ * memory read `bytesBuffered` before and after each push.
+ *
  * Trusts nothing about incoming fragments; errors are WireError
  * "message-too-large", "out-of-order", "bad-fragment" and "truncated".
  */
@@ -65,7 +70,10 @@ export interface ReassemblerOptions {
  */
 export class Reassembler {
   readonly maxMessageBytes: number;
-  private buffer: Uint8Array | undefined;
+  /** The announced length of the message in progress. */
+  private total: number | undefined;
+  /** Copies of the chunks received so far: memory grows with what arrived, not with what was announced. */
+  private chunks: Uint8Array[] = [];
   private filled = 0;
   private nextSeq = 0;
 
@@ -79,10 +87,15 @@ export class Reassembler {
 
   /** True while a message is partly received. */
   get inProgress(): boolean {
-    return this.buffer !== undefined;
+    return this.total !== undefined;
   }
 
-  /** Bytes of the current message received so far. */
+  /** The length the message in progress announced (undefined when idle). */
+  get announcedBytes(): number | undefined {
+    return this.total;
+  }
+
+  /** Bytes of the current message received so far: also the bytes this reassembler holds. */
   get bytesBuffered(): number {
     return this.filled;
   }
@@ -98,8 +111,8 @@ export class Reassembler {
 
   /** Declares the fragment stream finished; throws "truncated" if a message is incomplete. */
   end(): void {
-    if (this.buffer !== undefined) {
-      const missing = this.buffer.length - this.filled;
+    if (this.total !== undefined) {
+      const missing = this.total - this.filled;
       this.reset();
       throw new WireError("truncated", `fragment stream ended with ${missing} bytes of a message still missing`);
     }
@@ -107,14 +120,18 @@ export class Reassembler {
 
   /** Drops any partial message. */
   reset(): void {
-    this.buffer = undefined;
+    this.total = undefined;
+    this.chunks = [];
     this.filled = 0;
     this.nextSeq = 0;
   }
 
   private accept(fragment: Uint8Array): Uint8Array | undefined {
     if (!(fragment instanceof Uint8Array) || fragment.length < FRAGMENT_HEADER_LEN) {
-      throw new WireError("bad-fragment", `a fragment has a ${FRAGMENT_HEADER_LEN}-byte header, got ${fragment instanceof Uint8Array ? fragment.length : typeof fragment} bytes`);
+      throw new WireError(
+        "bad-fragment",
+        `a fragment has a ${FRAGMENT_HEADER_LEN}-byte header, got ${fragment instanceof Uint8Array ? fragment.length : typeof fragment} bytes`,
+      );
     }
     const seq = ((fragment[0] as number) << 8) | (fragment[1] as number);
     const total = (fragment[2] as number) * 0x100_0000 + (((fragment[3] as number) << 16) | ((fragment[4] as number) << 8) | (fragment[5] as number));
@@ -122,31 +139,42 @@ export class Reassembler {
     if (seq !== this.nextSeq) {
       throw new WireError("out-of-order", `expected fragment ${this.nextSeq}, got fragment ${seq}`);
     }
-    if (this.buffer === undefined) {
+    if (this.total === undefined) {
       if (total > this.maxMessageBytes) {
         throw new WireError("message-too-large", `incoming message is ${total} bytes, above the ${this.maxMessageBytes}-byte limit`);
       }
-      this.buffer = new Uint8Array(total);
-    } else if (total !== this.buffer.length) {
-      throw new WireError("bad-fragment", `fragment ${seq} says the message is ${total} bytes, earlier fragments said ${this.buffer.length}`);
+      this.total = total;
+    } else if (total !== this.total) {
+      throw new WireError("bad-fragment", `fragment ${seq} says the message is ${total} bytes, earlier fragments said ${this.total}`);
     }
-    const buffer = this.buffer;
     if (chunk.length === 0 && total !== 0) {
       throw new WireError("bad-fragment", `fragment ${seq} carries no data`);
     }
-    if (this.filled + chunk.length > buffer.length) {
-      throw new WireError("bad-fragment", `fragment ${seq} overruns the announced ${buffer.length}-byte message`);
+    if (this.filled + chunk.length > total) {
+      throw new WireError("bad-fragment", `fragment ${seq} overruns the announced ${total}-byte message`);
     }
-    buffer.set(chunk, this.filled);
+    this.chunks.push(chunk.slice()); // a copy: the caller's cell buffer is not retained
     this.filled += chunk.length;
     this.nextSeq++;
-    if (this.filled === buffer.length) {
+    if (this.filled === total) {
+      const message = this.join(total);
       this.reset();
-      return buffer;
+      return message;
     }
     if (this.nextSeq >= MAX_FRAGMENTS) {
       throw new WireError("bad-fragment", `message not complete after ${MAX_FRAGMENTS} fragments`);
     }
     return undefined;
+  }
+
+  private join(total: number): Uint8Array {
+    if (this.chunks.length === 1) return this.chunks[0] as Uint8Array;
+    const message = new Uint8Array(total);
+    let at = 0;
+    for (const chunk of this.chunks) {
+      message.set(chunk, at);
+      at += chunk.length;
+    }
+    return message;
   }
 }
