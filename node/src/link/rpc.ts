@@ -12,6 +12,15 @@
  * typed kind (busy, oversized, malformed, unknown-service, unauthenticated,
  * refused, handler-failed, timeout).
  *
+ * Also owns the serving budgets (issue 19, per class and per link the way
+ * Tor's DoS subsystem budgets per source): requests in progress and bytes of
+ * partly received requests, per link and per peer class. Anonymous client
+ * links get a smaller share, a shorter reassembly deadline and a request
+ * rate; the rest of the node-wide budget is a reserve that only links whose
+ * peer proved a node identity can use, so anonymous links can never starve
+ * a DHT ping from a node. A refusal at a budget is "busy" with the budget's
+ * name as its `code`, counted in `stats.refusals`.
+ *
  * A bad RPC cell never closes the link: the message it belongs to is
  * dropped (and refused with an ERROR cell when it was a request), other
  * requests on the same link go on.
@@ -22,11 +31,12 @@
  */
 import { codeLookup } from "../base/codes.js";
 import { hexOf } from "../base/hex.js";
+import { TokenBucket } from "../base/token-bucket.js";
 import { withTimeout } from "../base/timeout.js";
 import { randomBytes } from "../crypto/backend.js";
 import { layerError } from "../errors.js";
 import type { KindCategories, PspErrorOptions } from "../errors.js";
-import { childLogger, logFailure } from "../log.js";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
 import type { Logger } from "../log.js";
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
@@ -128,7 +138,7 @@ const RPC_CATEGORIES = {
  * refused, the link goes on (a LinkError is about the link itself).
  */
 export class RpcError extends layerError<RpcErrorKind>("link", RPC_CATEGORIES) {
-  /** For "refused": the service's reason (e.g. a DHT error kind); ASCII, ≤ 32 bytes. */
+  /** For "refused": the service's reason (e.g. a DHT error kind); for "busy": the budget that was full (RpcBudget). ASCII, ≤ 32 bytes. */
   readonly code: string | undefined;
   /** True when the peer sent this refusal in an ERROR cell. */
   readonly remote: boolean;
@@ -165,11 +175,45 @@ export interface RequestOptions {
   maxResponseBytes?: number;
 }
 
+/** A peer class: links whose peer proved a node identity, and anonymous client links. */
+export type RpcPeerClass = "node" | "anonymous";
+
+/** The budgets a request can be refused "busy" at (the ERROR cell's code names it). */
+export type RpcBudget = "link-inflight" | "class-serving" | "total-serving" | "link-memory" | "class-memory" | "total-memory" | "rate";
+export const RPC_BUDGETS: readonly RpcBudget[] = ["link-inflight", "class-serving", "total-serving", "link-memory", "class-memory", "total-memory", "rate"];
+
+/** What anonymous client links may use; every field has a default (DEFAULT_ANONYMOUS_RPC_LIMITS). */
+export interface AnonymousRpcLimits {
+  /** Requests being received or served at once per anonymous link. */
+  maxInflightPerLink: number;
+  /** Requests being received or served at once, all anonymous links together; must be below maxServingTotal (the rest is the node reserve). */
+  maxServing: number;
+  /** Bytes of partly received requests per anonymous link. */
+  maxReassemblyBytesPerLink: number;
+  /** Bytes of partly received requests, all anonymous links together; must be below maxReassemblyBytesTotal. */
+  maxReassemblyBytes: number;
+  /** An anonymous link's request must arrive whole within this long of its first cell (ms). */
+  reassemblyTimeoutMs: number;
+  /** New requests per second per anonymous link (token bucket), and the burst above it. */
+  requestsPerSecond: number;
+  requestBurst: number;
+}
+
+export const DEFAULT_ANONYMOUS_RPC_LIMITS: AnonymousRpcLimits = {
+  maxInflightPerLink: 4,
+  maxServing: 256,
+  maxReassemblyBytesPerLink: 64 * 1024,
+  maxReassemblyBytes: 4 * 1024 * 1024,
+  reassemblyTimeoutMs: 2_000,
+  requestsPerSecond: 20,
+  requestBurst: 40,
+};
+
 export interface LinkRpcOptions {
   manager: ConnectionManager;
   /** Largest request or response sent or accepted (default 64 KiB). */
   maxMessageBytes?: number;
-  /** Requests in flight per peer, each way (default 16). Ours past it wait; theirs are refused "busy". */
+  /** Requests in flight per peer, each way (default 16). Ours past it wait; theirs are refused "busy". Anonymous links: see `anonymous`. */
   maxInflightPerPeer?: number;
   /** Our requests waiting for a slot per peer (default 256); past it a request fails "busy" at once. */
   maxQueuedPerPeer?: number;
@@ -177,6 +221,12 @@ export interface LinkRpcOptions {
   reassemblyTimeoutMs?: number;
   /** Incoming requests being received or served at once, all links together (default 1024); past it "busy". */
   maxServingTotal?: number;
+  /** Bytes of partly received requests per node link (default 1 MiB); past it "busy". */
+  maxReassemblyBytesPerPeer?: number;
+  /** Bytes of partly received requests, all links together (default 16 MiB); past it "busy". */
+  maxReassemblyBytesTotal?: number;
+  /** The smaller budgets of anonymous client links (defaults: DEFAULT_ANONYMOUS_RPC_LIMITS). */
+  anonymous?: Partial<AnonymousRpcLimits>;
   /** Logs as component "rpc": refusals at debug (counted), a handler that throws something other than RpcError at error. */
   logger?: Logger;
 }
@@ -191,6 +241,12 @@ export interface LinkRpcStats {
   errorsSent: number;
   /** Incoming requests refused because of an in-flight cap. */
   busyRefusals: number;
+  /** Incoming requests refused "busy", by peer class and budget (busyRefusals counts them all). */
+  refusals: Record<RpcPeerClass, Record<RpcBudget, number>>;
+  /** Incoming requests being received or served now, by peer class. */
+  serving: Record<RpcPeerClass, number>;
+  /** Bytes of partly received requests held now, by peer class. */
+  reassemblyBytes: Record<RpcPeerClass, number>;
   /** Incoming requests dropped because their cells stopped before the message was whole. */
   reassemblyTimeouts: number;
   /** RPC cells that matched no request on that link (late, forged, or after a refusal), dropped. */
@@ -218,10 +274,15 @@ export interface LinkRpc {
 export function serviceId(service: RpcServiceName | number): number {
   if (typeof service === "string") {
     const id = (RpcService as Record<string, number | undefined>)[service];
-    if (id === undefined) throw new RpcError("config", `unknown RPC service name ${JSON.stringify(service)}; use one of ${Object.keys(RpcService).join(", ")} or a number in 1..65535`);
+    if (id === undefined)
+      throw new RpcError(
+        "config",
+        `unknown RPC service name ${JSON.stringify(service)}; use one of ${Object.keys(RpcService).join(", ")} or a number in 1..65535`,
+      );
     return id;
   }
-  if (!Number.isInteger(service) || service < 1 || service > 0xffff) throw new RpcError("config", `RPC service id must be an integer in 1..65535, got ${String(service)}`);
+  if (!Number.isInteger(service) || service < 1 || service > 0xffff)
+    throw new RpcError("config", `RPC service id must be an integer in 1..65535, got ${String(service)}`);
   return service;
 }
 
@@ -268,7 +329,8 @@ export function encodeRpcErrorCell(service: number, id: number, error: { kind: R
 export function decodeRpcErrorBody(body: Uint8Array): RpcError {
   const decoded = decodeErrorBody(body);
   const kind = decoded === undefined ? undefined : rpcErrorCodes.nameOf(decoded.code);
-  if (decoded === undefined || kind === undefined) return new RpcError("malformed", `peer sent an RPC ERROR cell with code ${body[0] ?? "none"} that does not decode`, { remote: true });
+  if (decoded === undefined || kind === undefined)
+    return new RpcError("malformed", `peer sent an RPC ERROR cell with code ${body[0] ?? "none"} that does not decode`, { remote: true });
   const { detail, text } = decoded;
   return new RpcError(kind, `peer refused the request${detail ? ` (${detail})` : ""}: ${text}`, { ...(detail ? { code: detail } : {}), remote: true });
 }
@@ -307,13 +369,18 @@ interface Inbound {
   service: number;
   reassembler: Reassembler;
   timer: ReturnType<typeof setTimeout>;
+  /** Reassembly bytes charged to the budgets for this request so far. */
+  charged: number;
 }
 
 interface LinkInbound {
+  peerClass: RpcPeerClass;
   /** Requests partly received. */
   messages: Map<number, Inbound>;
   /** Requests whole and being handled. */
   serving: number;
+  /** Bytes held by the reassemblers in `messages`. */
+  bytes: number;
 }
 
 interface PeerSlots {
@@ -332,6 +399,43 @@ function positiveInteger(name: string, v: number): number {
   return v;
 }
 
+function positiveNumber(name: string, v: number): number {
+  if (!(v > 0) || !Number.isFinite(v)) throw new RpcError("config", `${name} must be a positive number, got ${v}`);
+  return v;
+}
+
+function zeroBudgets(): Record<RpcBudget, number> {
+  return Object.fromEntries(RPC_BUDGETS.map((b) => [b, 0])) as Record<RpcBudget, number>;
+}
+
+/** The anonymous limits with defaults filled in, checked against the node-wide totals (which must leave a node reserve). */
+function anonymousLimits(given: Partial<AnonymousRpcLimits> | undefined, maxServingTotal: number, maxBytesTotal: number): AnonymousRpcLimits {
+  if (given !== undefined && (typeof given !== "object" || given === null)) throw new RpcError("config", "anonymous must be an object of limits");
+  const known = new Set(Object.keys(DEFAULT_ANONYMOUS_RPC_LIMITS));
+  for (const key of Object.keys(given ?? {}))
+    if (!known.has(key)) throw new RpcError("config", `anonymous.${key} is not a limit; use ${[...known].join(", ")}`);
+  const defaults = { ...DEFAULT_ANONYMOUS_RPC_LIMITS, maxServing: Math.min(DEFAULT_ANONYMOUS_RPC_LIMITS.maxServing, Math.floor(maxServingTotal / 4)) };
+  defaults.maxReassemblyBytes = Math.min(defaults.maxReassemblyBytes, Math.floor(maxBytesTotal / 4));
+  const l = { ...defaults, ...given };
+  for (const key of ["maxInflightPerLink", "maxServing", "maxReassemblyBytesPerLink", "maxReassemblyBytes", "reassemblyTimeoutMs"] as const)
+    positiveInteger(`anonymous.${key}`, l[key]);
+  positiveNumber("anonymous.requestsPerSecond", l.requestsPerSecond);
+  positiveNumber("anonymous.requestBurst", l.requestBurst);
+  if (l.maxServing >= maxServingTotal) {
+    throw new RpcError(
+      "config",
+      `anonymous.maxServing (${l.maxServing}) must be below maxServingTotal (${maxServingTotal}): the difference is reserved for node links`,
+    );
+  }
+  if (l.maxReassemblyBytes >= maxBytesTotal) {
+    throw new RpcError(
+      "config",
+      `anonymous.maxReassemblyBytes (${l.maxReassemblyBytes}) must be below maxReassemblyBytesTotal (${maxBytesTotal}): the difference is reserved for node links`,
+    );
+  }
+  return l;
+}
+
 /**
  * Creates the RPC endpoint of one connection manager (one per manager: it
  * registers the manager's handler for CellCommand.RPC, so a second one on the
@@ -344,7 +448,23 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   const maxQueued = positiveInteger("maxQueuedPerPeer", options.maxQueuedPerPeer ?? 256);
   const reassemblyTimeoutMs = positiveInteger("reassemblyTimeoutMs", options.reassemblyTimeoutMs ?? 10_000);
   const maxServingTotal = positiveInteger("maxServingTotal", options.maxServingTotal ?? 1024);
+  const maxBytesPerPeer = positiveInteger("maxReassemblyBytesPerPeer", options.maxReassemblyBytesPerPeer ?? 1024 * 1024);
+  const maxBytesTotal = positiveInteger("maxReassemblyBytesTotal", options.maxReassemblyBytesTotal ?? 16 * 1024 * 1024);
+  const anon = anonymousLimits(options.anonymous, maxServingTotal, maxBytesTotal);
+  /** Per-class budgets; a node link's class budget is the whole node's (anonymous links are held below it, leaving the reserve). */
+  const classLimits: Record<RpcPeerClass, { inflight: number; bytesPerLink: number; serving: number; bytes: number; timeoutMs: number }> = {
+    node: { inflight: maxInflight, bytesPerLink: maxBytesPerPeer, serving: maxServingTotal, bytes: maxBytesTotal, timeoutMs: reassemblyTimeoutMs },
+    anonymous: {
+      inflight: anon.maxInflightPerLink,
+      bytesPerLink: anon.maxReassemblyBytesPerLink,
+      serving: anon.maxServing,
+      bytes: anon.maxReassemblyBytes,
+      timeoutMs: anon.reassemblyTimeoutMs,
+    },
+  };
   const log = childLogger(options.logger, "rpc");
+  /** A full class or node-wide budget is news for the operator: a warning a minute at most, each one counted. */
+  const logShedding = throttledFailureLog(log);
   const stats: LinkRpcStats = {
     requestsSent: 0,
     responsesReceived: 0,
@@ -352,6 +472,9 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     requestsServed: 0,
     errorsSent: 0,
     busyRefusals: 0,
+    refusals: { node: zeroBudgets(), anonymous: zeroBudgets() },
+    serving: { node: 0, anonymous: 0 },
+    reassemblyBytes: { node: 0, anonymous: 0 },
     reassemblyTimeouts: 0,
     unsolicitedCells: 0,
     malformedCells: 0,
@@ -360,21 +483,20 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   const pending = new Map<number, Pending>();
   const inbound = new Map<Link, LinkInbound>();
   const slots = new Map<string, PeerSlots>();
+  /** One request-rate bucket per anonymous link. */
+  const rates = new WeakMap<Link, TokenBucket>();
   let servingTotal = 0;
+  let bytesTotal = 0;
   let closed = false;
   let nextId = u32(randomBytes(4), 0) || 1;
 
   const onLinkClosed = (link: Link): void => {
     for (const [id, p] of pending) {
-      if (p.link === link) p.reject(new RpcError("unreachable", `the link to the peer closed (${link.closeReason?.reasonName ?? "closed"}) before it answered request ${id}`));
+      if (p.link === link)
+        p.reject(new RpcError("unreachable", `the link to the peer closed (${link.closeReason?.reasonName ?? "closed"}) before it answered request ${id}`));
     }
     const state = inbound.get(link);
-    if (state !== undefined) {
-      for (const entry of state.messages.values()) clearTimeout(entry.timer);
-      servingTotal -= state.messages.size;
-      state.messages.clear();
-      if (state.serving === 0) inbound.delete(link);
-    }
+    if (state !== undefined) dropAll(link, state);
   };
 
   const unregister = manager.handle(CellCommand.RPC, (cell, link) => onCell(cell, link));
@@ -434,9 +556,12 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
         pending.delete(id);
         return true;
       };
-      const timer = setTimeout(() => {
-        if (settle()) reject(new RpcError("timeout", `${serviceLabel(service)}: the peer did not answer before the request's deadline`));
-      }, Math.max(0, deadline - performance.now()));
+      const timer = setTimeout(
+        () => {
+          if (settle()) reject(new RpcError("timeout", `${serviceLabel(service)}: the peer did not answer before the request's deadline`));
+        },
+        Math.max(0, deadline - performance.now()),
+      );
       pending.set(id, {
         link,
         service,
@@ -460,7 +585,8 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     if (!(options?.timeoutMs > 0)) throw new RpcError("config", `timeoutMs must be a positive number of milliseconds, got ${String(options?.timeoutMs)}`);
     if (request.length > maxMessageBytes) throw new RpcError("oversized", `the request is ${request.length} bytes; the limit is ${maxMessageBytes}`);
     const maxResponseBytes = options.maxResponseBytes ?? maxMessageBytes;
-    if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 0) throw new RpcError("config", `maxResponseBytes must be a non-negative integer, got ${maxResponseBytes}`);
+    if (!Number.isInteger(maxResponseBytes) || maxResponseBytes < 0)
+      throw new RpcError("config", `maxResponseBytes must be a non-negative integer, got ${maxResponseBytes}`);
     return { id, maxResponseBytes };
   }
 
@@ -472,7 +598,11 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     try {
       let link: Link;
       try {
-        link = await withTimeout(manager.getLink(peer), deadline - performance.now(), () => new RpcError("timeout", "timed out connecting before the request's deadline"));
+        link = await withTimeout(
+          manager.getLink(peer),
+          deadline - performance.now(),
+          () => new RpcError("timeout", "timed out connecting before the request's deadline"),
+        );
       } catch (err) {
         if (err instanceof RpcError) throw err;
         const reason = err instanceof LinkError ? `${err.kind}: ${err.message}` : String(err);
@@ -541,17 +671,63 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
 
   function inboundOf(link: Link): LinkInbound {
     let state = inbound.get(link);
-    if (state === undefined) inbound.set(link, (state = { messages: new Map(), serving: 0 }));
+    if (state === undefined) {
+      const peerClass: RpcPeerClass = link.peerIdentity === undefined ? "anonymous" : "node";
+      inbound.set(link, (state = { peerClass, messages: new Map(), serving: 0, bytes: 0 }));
+    }
     return state;
+  }
+
+  /** Gives back a partly received request's slot and the bytes its reassembler held. */
+  function release(state: LinkInbound, entry: Inbound): void {
+    clearTimeout(entry.timer);
+    const held = entry.charged;
+    entry.charged = 0;
+    entry.reassembler.reset();
+    state.bytes -= held;
+    stats.reassemblyBytes[state.peerClass] -= held;
+    bytesTotal -= held;
   }
 
   function dropEntry(link: Link, state: LinkInbound, id: number): void {
     const entry = state.messages.get(id);
     if (entry === undefined) return;
-    clearTimeout(entry.timer);
+    release(state, entry);
     state.messages.delete(id);
     servingTotal--;
+    stats.serving[state.peerClass]--;
     if (state.messages.size === 0 && state.serving === 0) inbound.delete(link);
+  }
+
+  function dropAll(link: Link, state: LinkInbound): void {
+    for (const id of [...state.messages.keys()]) dropEntry(link, state, id);
+    if (state.serving === 0) inbound.delete(link);
+  }
+
+  /** Charges `bytes` more of reassembly memory to this link, or names the budget that is full. */
+  function chargeBytes(state: LinkInbound, bytes: number): RpcBudget | undefined {
+    const limits = classLimits[state.peerClass];
+    if (state.bytes + bytes > limits.bytesPerLink) return "link-memory";
+    if (stats.reassemblyBytes[state.peerClass] + bytes > limits.bytes) return "class-memory";
+    if (bytesTotal + bytes > maxBytesTotal) return "total-memory";
+    state.bytes += bytes;
+    stats.reassemblyBytes[state.peerClass] += bytes;
+    bytesTotal += bytes;
+    return undefined;
+  }
+
+  /** The "busy" refusal at `budget`, counted; class and node-wide budgets also log (throttled) for the operator. */
+  function busy(state: LinkInbound, budget: RpcBudget, message: string): RpcError {
+    stats.busyRefusals++;
+    stats.refusals[state.peerClass][budget]++;
+    const error = new RpcError("busy", message, { code: budget });
+    if (sheds(error)) logShedding(error, `serve ${state.peerClass} requests (${budget})`, "warn");
+    return error;
+  }
+
+  /** A refusal at a class or node-wide budget: the node is shedding load, not one peer being refused. */
+  function sheds(error: RpcError): boolean {
+    return error.kind === "busy" && (error.code?.startsWith("class-") === true || error.code?.startsWith("total-") === true);
   }
 
   function onRequestFragment(link: Link, service: number, id: number, payload: Uint8Array): void {
@@ -580,18 +756,21 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
         refuse(link, service, id, admitted);
         return;
       }
+      const timeoutMs = classLimits[state.peerClass].timeoutMs;
       entry = {
         service,
         reassembler: new Reassembler({ maxMessageBytes: admitted.maxRequestBytes }),
         timer: setTimeout(() => {
           stats.reassemblyTimeouts++;
           dropEntry(link, state, id);
-          refuse(link, service, id, new RpcError("timeout", `the request's cells did not all arrive within ${reassemblyTimeoutMs} ms`));
-        }, reassemblyTimeoutMs),
+          refuse(link, service, id, new RpcError("timeout", `the request's cells did not all arrive within ${timeoutMs} ms`));
+        }, timeoutMs),
+        charged: 0,
       };
       entry.timer.unref?.();
       state.messages.set(id, entry);
       servingTotal++;
+      stats.serving[state.peerClass]++;
     } else if (entry.service !== service) {
       stats.malformedCells++;
       dropEntry(link, state, id);
@@ -599,6 +778,7 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
       return;
     }
     let message: Uint8Array | undefined;
+    const before = entry.reassembler.bytesBuffered;
     try {
       message = entry.reassembler.push(fragment.fragment);
     } catch (err) {
@@ -607,9 +787,19 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
       refuse(link, service, id, wireToRpc(err));
       return;
     }
-    if (message === undefined) return;
+    if (message === undefined) {
+      // Memory is charged as it arrives (never the announced size up front); past a budget the request is dropped.
+      const grown = entry.reassembler.bytesBuffered - before;
+      const full = chargeBytes(state, grown);
+      if (full === undefined) entry.charged += grown;
+      else {
+        dropEntry(link, state, id);
+        refuse(link, service, id, busy(state, full, `a partly received request would take this ${state.peerClass} link past its ${full} budget; retry later`));
+      }
+      return;
+    }
     // Whole: from "being received" to "being served" (servingTotal unchanged).
-    clearTimeout(entry.timer);
+    release(state, entry);
     state.messages.delete(id);
     state.serving++;
     void serveOne(link, state, service, id, message);
@@ -622,15 +812,27 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
     if (!s.allowAnonymous && link.peerIdentity === undefined) {
       return new RpcError("unauthenticated", `${serviceLabel(service)} needs a node link authenticated with an identity key`);
     }
-    if (state.serving + state.messages.size >= maxInflight) {
-      stats.busyRefusals++;
-      return new RpcError("busy", `${maxInflight} requests from this peer already in progress; wait for answers`);
+    const limits = classLimits[state.peerClass];
+    if (state.serving + state.messages.size >= limits.inflight) {
+      return busy(state, "link-inflight", `${limits.inflight} requests from this ${state.peerClass} link already in progress; wait for answers`);
+    }
+    if (state.peerClass === "anonymous" && !takeRequestToken(link)) {
+      return busy(state, "rate", `anonymous links may start ${anon.requestsPerSecond} requests a second; slow down`);
+    }
+    if (stats.serving[state.peerClass] >= limits.serving) {
+      return busy(state, "class-serving", `this node is handling ${limits.serving} requests from ${state.peerClass} links; retry later`);
     }
     if (servingTotal >= maxServingTotal) {
-      stats.busyRefusals++;
-      return new RpcError("busy", `this node is handling ${maxServingTotal} requests; retry later`);
+      return busy(state, "total-serving", `this node is handling ${maxServingTotal} requests; retry later`);
     }
     return s;
+  }
+
+  function takeRequestToken(link: Link): boolean {
+    const now = performance.now();
+    let bucket = rates.get(link);
+    if (bucket === undefined) rates.set(link, (bucket = new TokenBucket({ bytesPerSecond: anon.requestsPerSecond, burstBytes: anon.requestBurst, now })));
+    return bucket.tryTake(1, now);
   }
 
   async function serveOne(link: Link, state: LinkInbound, service: number, id: number, bytes: Uint8Array): Promise<void> {
@@ -654,18 +856,24 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
         stats.requestsServed++;
       }
     } catch (err) {
-      refuse(link, service, id, err instanceof RpcError ? err : new RpcError("handler-failed", `could not answer: ${err instanceof Error ? err.message : String(err)}`));
+      refuse(
+        link,
+        service,
+        id,
+        err instanceof RpcError ? err : new RpcError("handler-failed", `could not answer: ${err instanceof Error ? err.message : String(err)}`),
+      );
     } finally {
       hold();
       state.serving--;
       servingTotal--;
+      stats.serving[state.peerClass]--;
       if (state.messages.size === 0 && state.serving === 0) inbound.delete(link);
     }
   }
 
   function refuse(link: Link, service: number, id: number, error: RpcError): void {
-    // A peer's bad or excess requests: counted, printed only at debug.
-    logFailure(log, error, "answer request", "debug", { service: serviceLabel(service), link: link.id });
+    // A peer's bad or excess requests: counted, printed only at debug (shedding at a class or node-wide budget was logged by busy()).
+    if (!sheds(error)) logFailure(log, error, "answer request", "debug", { service: serviceLabel(service), link: link.id });
     if (!link.isOpen) return;
     try {
       link.send(encodeRpcErrorCell(service, id, error));
@@ -683,7 +891,8 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
       const id = serviceId(service);
       if (closed) throw new RpcError("closed", "the RPC endpoint is closed");
       if (typeof handler !== "function") throw new RpcError("config", "serve needs a handler function");
-      if (services.has(id)) throw new RpcError("config", `${serviceLabel(id)} is already served on this endpoint; stop the first handler before serving another`);
+      if (services.has(id))
+        throw new RpcError("config", `${serviceLabel(id)} is already served on this endpoint; stop the first handler before serving another`);
       const maxRequestBytes = serveOptions.maxRequestBytes ?? maxMessageBytes;
       if (!Number.isInteger(maxRequestBytes) || maxRequestBytes < 0 || maxRequestBytes > maxMessageBytes) {
         throw new RpcError("config", `maxRequestBytes must be an integer in 0..${maxMessageBytes} (the endpoint's maxMessageBytes), got ${maxRequestBytes}`);
@@ -706,12 +915,7 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
       manager.off("linkClosed", onLinkClosed);
       services.clear();
       for (const p of pending.values()) p.reject(new RpcError("closed", "the RPC endpoint was closed"));
-      for (const [link, state] of inbound) {
-        for (const entry of state.messages.values()) clearTimeout(entry.timer);
-        servingTotal -= state.messages.size;
-        state.messages.clear();
-        if (state.serving === 0) inbound.delete(link);
-      }
+      for (const [link, state] of inbound) dropAll(link, state);
     },
   };
 }
