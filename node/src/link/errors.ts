@@ -39,8 +39,10 @@ export type LinkErrorKind =
   | "closed"
   /** The send queue grew past its cap because the peer does not read: the link was closed. */
   | "send-queue-full"
-  /** The manager (or the peer) already holds its maximum number of links. */
+  /** The manager (or the peer) already holds its maximum number of links (of this class, or handshaking); `cap` says which. */
   | "link-cap"
+  /** Too many inbound connections from this source address or its /24 (/48) prefix; `cap` says which. */
+  | "source-cap"
   /** The peer (or we) stopped sending anything, even keepalives, for too long. */
   | "peer-silent"
   /** The operation was aborted because the connection manager was closed. */
@@ -99,6 +101,7 @@ export function closeReasonForKind(kind: LinkErrorKind): CloseReasonCode {
     case "peer-silent":
       return CloseReason.PEER_SILENT;
     case "link-cap":
+    case "source-cap":
       return CloseReason.LINK_CAP;
     case "manager-closed":
       return CloseReason.SHUTDOWN;
@@ -145,16 +148,28 @@ const LINK_CATEGORIES = {
   closed: "shutdown",
   "send-queue-full": "transient",
   "link-cap": "transient",
+  "source-cap": "transient",
   "peer-silent": "transient",
   "manager-closed": "shutdown",
 } as const satisfies KindCategories<LinkErrorKind>;
 
+/**
+ * The connection manager's inbound budgets (issue 19): all links our peers
+ * may open (maxLinks less the outbound reserve), anonymous inbound links,
+ * connections still handshaking, and per source address and prefix.
+ */
+export type LinkCap = "links" | "anonymous" | "pending" | "per-address" | "per-prefix";
+export const LINK_CAPS: readonly LinkCap[] = ["links", "anonymous", "pending", "per-address", "per-prefix"];
+
 export class LinkError extends layerError<LinkErrorKind>("link", LINK_CATEGORIES) {
   /** The CLOSE reason involved (sent by us, or received from the peer for "peer-closed"). */
   readonly closeReason: number | undefined;
+  /** For "link-cap" and "source-cap" refusals made here: the budget that was full. */
+  readonly cap: LinkCap | undefined;
 
-  constructor(kind: LinkErrorKind, message: string, options?: PspErrorOptions & { closeReason?: number }) {
+  constructor(kind: LinkErrorKind, message: string, options?: PspErrorOptions & { closeReason?: number; cap?: LinkCap }) {
     super(kind, message, options);
     this.closeReason = options?.closeReason;
+    this.cap = options?.cap;
   }
 }

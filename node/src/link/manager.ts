@@ -9,10 +9,19 @@
  * on concurrent links; the per-command cell handlers upper layers register;
  * "link" and "linkClosed" events; shutdown.
  *
+ * Also owns the inbound budgets (issue 19; docs/spec/link.md §9): every
+ * inbound TCP connection is counted from accept, through TLS and the link
+ * handshake, and closed if that takes longer than the inbound handshake
+ * deadline; at most `maxPending` of them at once; per source address and
+ * /24 (/48) prefix; a smaller cap for anonymous inbound links; and an
+ * outbound reserve, links only our own dials may use, so a node whose
+ * inbound side is full can still reach discovery and DHT peers.
+ *
  * Trusts: link.ts for authentication (a link only reaches the registry once
  * its peer proved its identity) and the caller for its own identity key.
  */
 import { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
 import { connect as tlsConnect, createServer } from "node:tls";
 import type { Server, TLSSocket } from "node:tls";
 import { compareBytes } from "../base/bytes.js";
@@ -23,9 +32,11 @@ import type { Logger } from "../log.js";
 import { isLinkCommand } from "../wire/cell.js";
 import type { Cell } from "../wire/cell.js";
 import { IDENTITY_KEY_LEN } from "./cells.js";
-import { CloseReason, LinkError } from "./errors.js";
+import { CloseReason, LINK_CAPS, LinkError } from "./errors.js";
+import type { LinkCap } from "./errors.js";
 import { DEFAULT_LINK_OPTIONS, Link, handshakeFailureReportedOnClose } from "./link.js";
 import type { LinkCellHandler, LinkCloseInfo, LinkOptions } from "./link.js";
+import { SourceCounts, sourceKeys } from "./sources.js";
 import { clientTlsOptions, generateTlsCredentials, serverTlsOptions } from "./tls.js";
 import type { TlsCredentials } from "./tls.js";
 
@@ -36,6 +47,24 @@ export interface PeerAddress {
   port: number;
 }
 
+/** The inbound budgets; every field has a default (see inboundLimits). */
+export interface InboundLimits {
+  /** Links kept for our own dials: inbound connections are refused once maxLinks less this many are held (default maxLinks/16, at most 64). */
+  outboundReserve: number;
+  /** Anonymous (client) inbound links at once (default half of maxLinks less the reserve). */
+  maxAnonymous: number;
+  /** Inbound connections in TCP, TLS or the link handshake at once (default 256, at most maxLinks). */
+  maxPending: number;
+  /** Inbound connections still handshaking plus anonymous links, per source address (default 16). */
+  maxPerAddress: number;
+  /** The same per /24 (IPv4) or /48 (IPv6) prefix (default 64). */
+  maxPerPrefix: number;
+  /** From TCP accept to the end of the link handshake (ms; default: link.handshakeTimeoutMs, 10 s). */
+  handshakeTimeoutMs: number;
+  /** Loopback sources skip the per-address and per-prefix caps (default true: a devnet on one machine is all 127.0.0.1). */
+  exemptLoopback: boolean;
+}
+
 export interface ConnectionManagerOptions {
   /** Our node identity. Absent: client mode (dials anonymously, cannot listen). */
   identity?: Ed25519KeyPair;
@@ -43,6 +72,8 @@ export interface ConnectionManagerOptions {
   listen?: { host: string; port: number };
   /** At most this many links at once, handshaking ones included (default 1024). */
   maxLinks?: number;
+  /** Budgets for links our peers open (issue 19): see InboundLimits. */
+  inbound?: Partial<InboundLimits>;
   /** Timers, queue cap, versions, anonymous clients: see LinkOptions. */
   link?: Partial<LinkOptions>;
   /** TLS certificate; a throwaway one is generated when absent. */
@@ -61,16 +92,36 @@ export interface ConnectionManagerEvents {
 export interface ManagerStats {
   /** Cells that arrived for a command nobody registered a handler for (dropped). */
   unhandledCells: number;
-  /** Inbound connections refused because of the link cap. */
+  /** Inbound connections refused at any cap (the sum of `refusals`). */
   refusedAtCap: number;
+  /** Inbound connections refused, by the cap that was full. */
+  refusals: Record<LinkCap, number>;
+  /** Inbound connections closed because TLS and the link handshake did not finish in time. */
+  handshakeTimeouts: number;
   /** Links retired as duplicates of another link to the same peer (they close once unused). */
   duplicatesRetired: number;
 }
 
 export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
-  readonly stats: ManagerStats = { unhandledCells: 0, refusedAtCap: 0, duplicatesRetired: 0 };
+  readonly stats: ManagerStats = {
+    unhandledCells: 0,
+    refusedAtCap: 0,
+    refusals: Object.fromEntries(LINK_CAPS.map((c) => [c, 0])) as Record<LinkCap, number>,
+    handshakeTimeouts: 0,
+    duplicatesRetired: 0,
+  };
   private readonly identity: Ed25519KeyPair | undefined;
   private readonly maxLinks: number;
+  readonly inboundLimits: InboundLimits;
+  private readonly sources: SourceCounts;
+  /** Inbound connections from TCP accept until their link handshake ends, by remote "address|port". */
+  private readonly inbound = new Map<string, InboundConnection>();
+  /** Of those, the ones still in TCP/TLS (no Link yet): counted in linkCount. */
+  private inboundInTls = 0;
+  /** Anonymous inbound links open now. */
+  private anonymousInbound = 0;
+  /** Refusals of one source repeat at its pace: a line a minute per cap at most, each counted. */
+  private readonly logSourceRefusal: ReturnType<typeof throttledFailureLog>;
   private readonly linkOptions: LinkOptions;
   private readonly credentials: TlsCredentials;
   private readonly log: Logger;
@@ -101,9 +152,12 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     this.credentials = options.tlsCredentials;
     this.log = childLogger(options.logger, "link");
     this.logCapRefusal = throttledFailureLog(this.log);
+    this.logSourceRefusal = throttledFailureLog(this.log);
     if (!Number.isInteger(this.maxLinks) || this.maxLinks < 1) {
       throw new LinkError("config", `maxLinks must be a positive integer, got ${String(options.maxLinks)}`);
     }
+    this.inboundLimits = inboundLimits(options.inbound, this.maxLinks, this.linkOptions.handshakeTimeoutMs);
+    this.sources = new SourceCounts(this.inboundLimits);
     if (options.identity && (options.identity.publicKey?.length !== IDENTITY_KEY_LEN || options.identity.secretKey?.length !== 32)) {
       throw new LinkError("config", "identity must be an Ed25519 key pair from generateEd25519KeyPair()");
     }
@@ -119,11 +173,15 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
 
   /** Starts the listener. Called by createConnectionManager. */
   async listen(at: { host: string; port: number }): Promise<void> {
-    const server = createServer(serverTlsOptions(this.credentials));
+    // TLS's own handshake timeout is only a backstop: ours (onAccept) fires first and is counted.
+    const server = createServer({ ...serverTlsOptions(this.credentials), handshakeTimeout: this.inboundLimits.handshakeTimeoutMs + 1000 });
+    // Before TLS starts (prepended: ahead of the TLS server's own listener), so sockets that never speak TLS are counted too.
+    server.prependListener("connection", (socket: Socket) => this.onAccept(socket));
     server.on("secureConnection", (socket) => this.onInbound(socket));
     // A failed inbound TLS handshake (scanner, garbage) only costs that socket: counted, a debug line.
     server.on("tlsClientError", (err, socket) => {
-      logFailure(this.log, err, "inbound TLS handshake", "debug", { from: socket.remoteAddress });
+      if (!socket.destroyed || this.inbound.has(connectionKey(socket)))
+        logFailure(this.log, err, "inbound TLS handshake", "debug", { from: socket.remoteAddress });
       socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
@@ -150,9 +208,19 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     return [...this.all].filter((l) => l.isOpen && !l.retired);
   }
 
-  /** Links counted against maxLinks (handshaking, open and closing ones, and TLS-stage sockets). */
+  /** Links counted against maxLinks (handshaking, open and closing ones, and TLS-stage sockets both ways). */
   get linkCount(): number {
-    return this.all.size + this.pendingSockets.size;
+    return this.all.size + this.pendingSockets.size + this.inboundInTls;
+  }
+
+  /** Inbound connections accepted whose TLS or link handshake has not finished yet. */
+  get pendingInbound(): number {
+    return this.inbound.size;
+  }
+
+  /** Anonymous client links that dialed us and are open. */
+  get anonymousInboundLinks(): number {
+    return this.anonymousInbound;
   }
 
   /** The open link to this identity, if there is one. */
@@ -215,11 +283,10 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
   async close(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    const serverClosed = this.server
-      ? new Promise<void>((resolve) => (this.server as Server).close(() => resolve()))
-      : Promise.resolve();
+    const serverClosed = this.server ? new Promise<void>((resolve) => (this.server as Server).close(() => resolve())) : Promise.resolve();
     for (const socket of this.pendingSockets) socket.destroy();
     this.pendingSockets.clear();
+    for (const conn of [...this.inbound.values()]) conn.socket.destroy();
     await Promise.all([...this.all].map((l) => l.close(CloseReason.SHUTDOWN, "node shutting down")));
     await Promise.allSettled([...this.dials.values()]);
     await serverClosed;
@@ -271,28 +338,121 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     });
   }
 
+  /** A TCP connection was accepted: counted (and maybe refused) before any TLS work is spent on it. */
+  private onAccept(socket: Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const keys = sourceKeys(socket.remoteAddress);
+    const cap = this.inbound.size >= this.inboundLimits.maxPending ? "pending" : this.sources.wouldBreak(keys);
+    if (cap !== undefined) {
+      // No TLS yet, so no CLOSE cell can say why: the socket is just closed.
+      const limit =
+        cap === "pending" ? this.inboundLimits.maxPending : cap === "per-address" ? this.inboundLimits.maxPerAddress : this.inboundLimits.maxPerPrefix;
+      this.refuse(
+        cap,
+        `${limit} inbound connections ${cap === "pending" ? "already handshaking" : `from ${cap === "per-address" ? keys.address : keys.prefix}`}; try later`,
+      );
+      socket.destroy();
+      return;
+    }
+    const key = connectionKey(socket);
+    const conn: InboundConnection = { socket, keys, acceptedAt: performance.now(), counted: true, inTls: true, timer: undefined };
+    this.inbound.set(key, conn);
+    this.inboundInTls++;
+    this.sources.add(keys);
+    conn.timer = setTimeout(() => {
+      // Still in TCP/TLS (a Link has its own deadline from the same start): a raw connection that never finished TLS.
+      this.stats.handshakeTimeouts++;
+      socket.destroy();
+    }, this.inboundLimits.handshakeTimeoutMs);
+    conn.timer.unref();
+    socket.once("close", () => this.forgetInbound(key, conn));
+  }
+
+  /** Ends the handshake stage of an inbound connection; its source stays counted while `keepSource` (anonymous links). */
+  private forgetInbound(key: string, conn: InboundConnection, keepSource = false): void {
+    clearTimeout(conn.timer);
+    if (conn.inTls) {
+      conn.inTls = false;
+      this.inboundInTls--;
+    }
+    if (this.inbound.get(key) === conn) this.inbound.delete(key);
+    if (conn.counted && !keepSource) {
+      conn.counted = false;
+      this.sources.remove(conn.keys);
+    }
+  }
+
   private onInbound(socket: TLSSocket): void {
     if (this.shuttingDown) {
       socket.destroy();
       return;
     }
-    const link = new Link({ socket, role: "responder", identity: this.identity, options: this.linkOptions, logger: this.log });
-    if (this.linkCount >= this.maxLinks) {
-      this.stats.refusedAtCap++;
-      const refusal = new LinkError("link-cap", `this node holds its maximum of ${this.maxLinks} links; try later`, { closeReason: CloseReason.LINK_CAP });
-      // An operator may want to raise maxLinks: a warning, once a minute at most.
-      this.logCapRefusal(refusal, "accept link", "warn");
-      link.fail(refusal);
+    const key = connectionKey(socket);
+    const conn = this.inbound.get(key);
+    if (conn?.inTls) {
+      clearTimeout(conn.timer); // from here the link's own handshake deadline, from the same start, applies
+      conn.inTls = false;
+      this.inboundInTls--;
+    }
+    const options = { ...this.linkOptions, handshakeTimeoutMs: this.inboundLimits.handshakeTimeoutMs };
+    const link = new Link({ socket, role: "responder", identity: this.identity, options, startedAt: conn?.acceptedAt ?? performance.now(), logger: this.log });
+    const inboundCap = this.maxLinks - this.inboundLimits.outboundReserve;
+    if (this.linkCount >= inboundCap) {
+      const reserve = this.inboundLimits.outboundReserve > 0 ? ` (${this.inboundLimits.outboundReserve} more are kept for our own dials)` : "";
+      link.fail(this.refuse("links", `this node holds its maximum of ${inboundCap} inbound links${reserve}; try later`));
       return;
     }
     this.track(link);
     link.ready.then(
-      () => {
-        const peer = link.peerIdentity;
-        this.register(link, peer ? hexOf(peer) : undefined);
+      () => this.onInboundReady(link, key, conn),
+      (err: LinkError) => {
+        // The peer's problem, reported when the link closes; here only the counts.
+        if (err.kind === "handshake-timeout") this.stats.handshakeTimeouts++;
+        if (conn) this.forgetInbound(key, conn);
+        handshakeFailureReportedOnClose();
       },
-      handshakeFailureReportedOnClose, // the peer's problem; the link is already closing
     );
+  }
+
+  private onInboundReady(link: Link, key: string, conn: InboundConnection | undefined): void {
+    const peer = link.peerIdentity;
+    if (peer !== undefined) {
+      // A proven node identity leaves the per-source counts (nodes share hosting networks); maxLinks still holds it.
+      if (conn) this.forgetInbound(key, conn);
+      this.register(link, hexOf(peer));
+      return;
+    }
+    if (this.anonymousInbound >= this.inboundLimits.maxAnonymous) {
+      if (conn) this.forgetInbound(key, conn);
+      link.fail(this.refuse("anonymous", `this node holds its maximum of ${this.inboundLimits.maxAnonymous} anonymous client links; try later`));
+      return;
+    }
+    // An anonymous link keeps its source counted until it closes.
+    if (conn) this.forgetInbound(key, conn, true);
+    this.anonymousInbound++;
+    link.once("close", () => {
+      this.anonymousInbound--;
+      if (conn?.counted) {
+        conn.counted = false;
+        this.sources.remove(conn.keys);
+      }
+    });
+    this.register(link, undefined);
+  }
+
+  /** Counts and logs (throttled) one refused inbound connection; returns the error to close it with. */
+  private refuse(cap: LinkCap, message: string): LinkError {
+    this.stats.refusedAtCap++;
+    this.stats.refusals[cap]++;
+    const perSource = cap === "per-address" || cap === "per-prefix";
+    const refusal = new LinkError(perSource ? "source-cap" : "link-cap", message, { closeReason: CloseReason.LINK_CAP, cap });
+    // A full node-wide cap may mean maxLinks is too low for this node: a warning. One source past its share is that source's doing: debug.
+    if (perSource) this.logSourceRefusal(refusal, `accept link (${cap})`, "debug");
+    else this.logCapRefusal(refusal, `accept link (${cap})`, "warn");
+    return refusal;
   }
 
   private track(link: Link): void {
@@ -353,6 +513,56 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     if (order !== 0) return order < 0 ? a : b;
     return a.id < b.id ? a : b; // same initiator twice: keep the older
   }
+}
+
+interface InboundConnection {
+  socket: Socket;
+  keys: { address: string; prefix: string };
+  acceptedAt: number;
+  /** Still counted in the per-source counts. */
+  counted: boolean;
+  /** Still in TCP/TLS: counted in linkCount. */
+  inTls: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Matches the TLS socket to the TCP connection it was accepted as. */
+function connectionKey(socket: { remoteAddress?: string | undefined; remotePort?: number | undefined }): string {
+  return `${socket.remoteAddress ?? "?"}|${socket.remotePort ?? "?"}`;
+}
+
+/** The inbound budgets with defaults filled in and checked against maxLinks. */
+export function inboundLimits(given: Partial<InboundLimits> | undefined, maxLinks: number, linkHandshakeTimeoutMs: number): InboundLimits {
+  if (given !== undefined && (typeof given !== "object" || given === null)) throw new LinkError("config", "inbound must be an object of limits");
+  const outboundReserve = given?.outboundReserve ?? Math.min(64, Math.floor(maxLinks / 16));
+  const defaults: InboundLimits = {
+    outboundReserve,
+    maxAnonymous: Math.max(1, Math.floor((maxLinks - outboundReserve) / 2)),
+    maxPending: Math.min(256, maxLinks),
+    maxPerAddress: 16,
+    maxPerPrefix: 64,
+    handshakeTimeoutMs: linkHandshakeTimeoutMs,
+    exemptLoopback: true,
+  };
+  const known = new Set(Object.keys(defaults));
+  for (const key of Object.keys(given ?? {})) if (!known.has(key)) throw new LinkError("config", `inbound.${key} is not a limit; use ${[...known].join(", ")}`);
+  const l = { ...defaults, ...given };
+  for (const key of ["maxAnonymous", "maxPending", "maxPerAddress", "maxPerPrefix", "handshakeTimeoutMs"] as const) {
+    if (!Number.isInteger(l[key]) || l[key] < 1) throw new LinkError("config", `inbound.${key} must be a positive integer, got ${String(l[key])}`);
+  }
+  if (!Number.isInteger(l.outboundReserve) || l.outboundReserve < 0 || l.outboundReserve >= maxLinks) {
+    throw new LinkError("config", `inbound.outboundReserve must be an integer in 0..${maxLinks - 1} (below maxLinks), got ${String(l.outboundReserve)}`);
+  }
+  if (l.maxAnonymous > maxLinks - l.outboundReserve) {
+    throw new LinkError(
+      "config",
+      `inbound.maxAnonymous (${l.maxAnonymous}) must be at most maxLinks less inbound.outboundReserve (${maxLinks - l.outboundReserve})`,
+    );
+  }
+  if (l.maxPerPrefix < l.maxPerAddress)
+    throw new LinkError("config", `inbound.maxPerPrefix (${l.maxPerPrefix}) must be at least inbound.maxPerAddress (${l.maxPerAddress})`);
+  if (typeof l.exemptLoopback !== "boolean") throw new LinkError("config", "inbound.exemptLoopback must be true or false");
+  return l;
 }
 
 /**
