@@ -436,6 +436,22 @@ function anonymousLimits(given: Partial<AnonymousRpcLimits> | undefined, maxServ
   return l;
 }
 
+/** The limits of LinkRpcOptions with defaults filled in; throws RpcError "config" naming the option (node config checks with it too). */
+export function checkLinkRpcLimits(options: Omit<LinkRpcOptions, "manager" | "logger">) {
+  const maxServingTotal = positiveInteger("maxServingTotal", options.maxServingTotal ?? 1024);
+  const maxBytesTotal = positiveInteger("maxReassemblyBytesTotal", options.maxReassemblyBytesTotal ?? 16 * 1024 * 1024);
+  return {
+    maxMessageBytes: positiveInteger("maxMessageBytes", options.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES),
+    maxInflight: positiveInteger("maxInflightPerPeer", options.maxInflightPerPeer ?? 16),
+    maxQueued: positiveInteger("maxQueuedPerPeer", options.maxQueuedPerPeer ?? 256),
+    reassemblyTimeoutMs: positiveInteger("reassemblyTimeoutMs", options.reassemblyTimeoutMs ?? 10_000),
+    maxServingTotal,
+    maxBytesPerPeer: positiveInteger("maxReassemblyBytesPerPeer", options.maxReassemblyBytesPerPeer ?? 1024 * 1024),
+    maxBytesTotal,
+    anon: anonymousLimits(options.anonymous, maxServingTotal, maxBytesTotal),
+  };
+}
+
 /**
  * Creates the RPC endpoint of one connection manager (one per manager: it
  * registers the manager's handler for CellCommand.RPC, so a second one on the
@@ -443,14 +459,7 @@ function anonymousLimits(given: Partial<AnonymousRpcLimits> | undefined, maxServ
  */
 export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   const manager = options.manager;
-  const maxMessageBytes = positiveInteger("maxMessageBytes", options.maxMessageBytes ?? DEFAULT_RPC_MAX_MESSAGE_BYTES);
-  const maxInflight = positiveInteger("maxInflightPerPeer", options.maxInflightPerPeer ?? 16);
-  const maxQueued = positiveInteger("maxQueuedPerPeer", options.maxQueuedPerPeer ?? 256);
-  const reassemblyTimeoutMs = positiveInteger("reassemblyTimeoutMs", options.reassemblyTimeoutMs ?? 10_000);
-  const maxServingTotal = positiveInteger("maxServingTotal", options.maxServingTotal ?? 1024);
-  const maxBytesPerPeer = positiveInteger("maxReassemblyBytesPerPeer", options.maxReassemblyBytesPerPeer ?? 1024 * 1024);
-  const maxBytesTotal = positiveInteger("maxReassemblyBytesTotal", options.maxReassemblyBytesTotal ?? 16 * 1024 * 1024);
-  const anon = anonymousLimits(options.anonymous, maxServingTotal, maxBytesTotal);
+  const { maxMessageBytes, maxInflight, maxQueued, reassemblyTimeoutMs, maxServingTotal, maxBytesPerPeer, maxBytesTotal, anon } = checkLinkRpcLimits(options);
   /** Per-class budgets; a node link's class budget is the whole node's (anonymous links are held below it, leaving the reserve). */
   const classLimits: Record<RpcPeerClass, { inflight: number; bytesPerLink: number; serving: number; bytes: number; timeoutMs: number }> = {
     node: { inflight: maxInflight, bytesPerLink: maxBytesPerPeer, serving: maxServingTotal, bytes: maxBytesTotal, timeoutMs: reassemblyTimeoutMs },

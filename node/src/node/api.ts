@@ -16,7 +16,10 @@ import type { FastifyInstance } from "fastify";
 import { Counter, Gauge } from "prom-client";
 import type { Registry } from "prom-client";
 import { discoveryStatus, mountConsensusRoute, registerDirectoryMetrics } from "../directory/api.js";
+import { LINK_CAPS } from "../link/errors.js";
 import type { ConnectionManager } from "../link/manager.js";
+import { RPC_BUDGETS } from "../link/rpc.js";
+import type { LinkRpc, RpcPeerClass } from "../link/rpc.js";
 import type { LogEvent } from "../log.js";
 import type { OnionRelay } from "../onion/relay.js";
 import type { NodeDht } from "./dht.js";
@@ -30,6 +33,8 @@ export interface NodeApiSources {
   info: NodeInfo;
   startedAt: number;
   manager: ConnectionManager;
+  /** The node's link RPC endpoint: its refusals by budget and class are exported. */
+  rpc?: LinkRpc | undefined;
   relay: OnionRelay | undefined;
   dht: NodeDht;
   directory: NodeDirectory | undefined;
@@ -97,11 +102,18 @@ export function nodeStatus(s: NodeApiSources) {
     addresses: [`${s.info.host}:${s.info.port}`],
     uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
     links: s.manager.linkCount,
+    linkLimits: linkLimitStatus(s),
     circuits: s.relay?.stats().circuits ?? 0,
     bytesRelayed: s.relay?.stats().bytesSent ?? 0,
     dht: { tableSize: dht.tableSize, records: dht.storedRecords, address: dht.address },
     consensus: consensus
-      ? { validAfter: consensus.validAfter, freshUntil: consensus.freshUntil, validUntil: consensus.validUntil, nodes: consensus.entries.length, signers: consensus.signers.length }
+      ? {
+          validAfter: consensus.validAfter,
+          freshUntil: consensus.freshUntil,
+          validUntil: consensus.validUntil,
+          nodes: consensus.entries.length,
+          signers: consensus.signers.length,
+        }
       : null,
     ...(s.directory?.service ? { discovery: discoveryStatus(s.directory.service) } : {}),
     ...(s.presence
@@ -117,6 +129,60 @@ export function nodeStatus(s: NodeApiSources) {
     ...(s.authority ? { authority: s.authority.status() } : {}),
     ...(s.oracle ? { oracle: s.oracle.status() } : {}),
   };
+}
+
+/** What a node sheds under load (issue 19): inbound link refusals by cap, RPC refusals by class and budget. */
+function linkLimitStatus(s: NodeApiSources) {
+  const m = s.manager;
+  return {
+    pendingInbound: m.pendingInbound,
+    anonymousInbound: m.anonymousInboundLinks,
+    handshakeTimeouts: m.stats.handshakeTimeouts,
+    refusals: { ...m.stats.refusals },
+    ...(s.rpc ? { rpcRefusals: { node: { ...s.rpc.stats.refusals.node }, anonymous: { ...s.rpc.stats.refusals.anonymous } } } : {}),
+  };
+}
+
+/** The peer class an inbound link refusal falls in: only the anonymous cap knows it; the others refuse before the handshake ends. */
+const LINK_CAP_CLASS = { links: "inbound", anonymous: "anonymous", pending: "inbound", "per-address": "inbound", "per-prefix": "inbound" } as const;
+
+function registerLinkLimitMetrics(registry: Registry, s: NodeApiSources): void {
+  gauge(registry, "psp_link_pending_inbound", "Inbound connections still in TCP, TLS or the link handshake", () => s.manager.pendingInbound);
+  gauge(registry, "psp_link_anonymous_inbound", "Anonymous client links that dialed this node", () => s.manager.anonymousInboundLinks);
+  counter(registry, "psp_link_handshake_timeouts_total", "Inbound connections closed at the handshake deadline", () => s.manager.stats.handshakeTimeouts);
+  new Counter({
+    name: "psp_link_refusals_total",
+    help: "Inbound connections refused, by the cap that was full and the peer class (inbound: not known yet)",
+    labelNames: ["cap", "class"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const cap of LINK_CAPS) this.inc({ cap, class: LINK_CAP_CLASS[cap] }, s.manager.stats.refusals[cap]);
+    },
+  });
+  const rpc = s.rpc;
+  if (rpc === undefined) return;
+  new Counter({
+    name: "psp_rpc_refusals_total",
+    help: "Link RPC requests refused busy, by the budget that was full and the peer class",
+    labelNames: ["budget", "class"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const peerClass of ["node", "anonymous"] as RpcPeerClass[]) {
+        for (const budget of RPC_BUDGETS) this.inc({ budget, class: peerClass }, rpc.stats.refusals[peerClass][budget]);
+      }
+    },
+  });
+  new Gauge({
+    name: "psp_rpc_serving",
+    help: "Link RPC requests being received or served, by peer class",
+    labelNames: ["class"],
+    registers: [registry],
+    collect() {
+      for (const peerClass of ["node", "anonymous"] as RpcPeerClass[]) this.set({ class: peerClass }, rpc.stats.serving[peerClass]);
+    },
+  });
 }
 
 const gauge = (registry: Registry, name: string, help: string, read: () => number): void => {
@@ -145,6 +211,7 @@ const counter = (registry: Registry, name: string, help: string, read: () => num
 export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void {
   gauge(registry, "psp_node_uptime_seconds", "Seconds since the node started", () => (Date.now() - s.startedAt) / 1000);
   gauge(registry, "psp_link_open", "Open links", () => s.manager.linkCount);
+  registerLinkLimitMetrics(registry, s);
   gauge(registry, "psp_onion_circuits", "Circuits through this relay", () => s.relay?.stats().circuits ?? 0);
   counter(registry, "psp_onion_bytes_sent_total", "Cell bytes this relay sent", () => s.relay?.stats().bytesSent ?? 0);
   gauge(registry, "psp_dht_table_size", "Contacts in the DHT routing table", () => s.dht.node.table.size);
@@ -201,7 +268,9 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
         for (const [kind, n] of Object.entries(authority.status().refusals)) this.inc({ kind }, n);
       },
     });
-    gauge(registry, "psp_authority_in_set", "1 while the chain counts this node as an authority, 0 when not, -1 before it answered", () => inSet(authority.status()));
+    gauge(registry, "psp_authority_in_set", "1 while the chain counts this node as an authority, 0 when not, -1 before it answered", () =>
+      inSet(authority.status()),
+    );
   }
   if (s.oracle) {
     const oracle = s.oracle;
@@ -209,7 +278,10 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
   }
   if (s.logEvents) registry.registerMetric(s.logEvents);
   if (s.directory) {
-    registerDirectoryMetrics(registry, { ...(s.directory.service ? { service: s.directory.service } : {}), ...(s.directory.client ? { client: s.directory.client } : {}) });
+    registerDirectoryMetrics(registry, {
+      ...(s.directory.service ? { service: s.directory.service } : {}),
+      ...(s.directory.client ? { client: s.directory.client } : {}),
+    });
   }
 }
 
@@ -218,10 +290,15 @@ export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
   app.get("/v1/dht/stats", async () => dhtStats(s.dht));
   app.get<{ Params: { key: string } }>(
     "/v1/dht/records/:key",
-    { schema: { params: { type: "object", properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$" } }, required: ["key"] } }, attachValidation: true },
+    {
+      schema: { params: { type: "object", properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$" } }, required: ["key"] } },
+      attachValidation: true,
+    },
     async (request, reply) => {
       if (request.validationError) {
-        return reply.status(400).send({ error: `key must be a record key, 64 hex digits (recordKey(owner, name)): ${request.validationError.message}`, kind: "bad-request" });
+        return reply
+          .status(400)
+          .send({ error: `key must be a record key, 64 hex digits (recordKey(owner, name)): ${request.validationError.message}`, kind: "bad-request" });
       }
       const key = Uint8Array.from(Buffer.from(request.params.key, "hex"));
       const found = await s.dht.node.findValue(key);

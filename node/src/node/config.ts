@@ -18,7 +18,8 @@ import { ed25519PublicKey, generateEd25519KeyPair } from "../crypto/ed25519.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import { generateX25519KeyPair, x25519PublicKey } from "../crypto/x25519.js";
 import type { X25519KeyPair } from "../crypto/x25519.js";
-import type { LinkOptions } from "../link/index.js";
+import { checkLinkRpcLimits, inboundLimits } from "../link/index.js";
+import type { InboundLimits, LinkOptions, LinkRpcOptions } from "../link/index.js";
 import { LOG_LEVELS } from "../log.js";
 import type { LogLevel } from "../log.js";
 import type { RelayLimits } from "../onion/relay.js";
@@ -93,6 +94,10 @@ export interface NodeConfig {
   };
   link?: Partial<LinkOptions>;
   maxLinks?: number;
+  /** Budgets for links peers open to us (caps per class and source, handshake deadline, outbound reserve): docs/spec/link.md §9. */
+  inbound?: Partial<InboundLimits>;
+  /** Link RPC serving budgets (per link and peer class, the anonymous share): docs/spec/link.md §8. */
+  rpc?: NodeRpcConfig;
   /** Directory for the node's state (DHT records, cached consensus); absent: memory only, lost at exit. */
   dataDir?: string;
   /** The control API; default loopback on a free port. `false` turns it off. */
@@ -196,6 +201,37 @@ export interface NodeDirectoryConfig {
   retryMs?: number;
 }
 
+/** The serving limits of the node's link RPC endpoint (LinkRpcOptions). */
+export type NodeRpcConfig = Pick<
+  LinkRpcOptions,
+  "maxInflightPerPeer" | "maxServingTotal" | "reassemblyTimeoutMs" | "maxReassemblyBytesPerPeer" | "maxReassemblyBytesTotal" | "anonymous"
+>;
+
+const INBOUND_NUMBER_KEYS: ReadonlySet<string> = new Set([
+  "outboundReserve",
+  "maxAnonymous",
+  "maxPending",
+  "maxPerAddress",
+  "maxPerPrefix",
+  "handshakeTimeoutMs",
+]);
+const RPC_NUMBER_KEYS: ReadonlySet<string> = new Set([
+  "maxInflightPerPeer",
+  "maxServingTotal",
+  "reassemblyTimeoutMs",
+  "maxReassemblyBytesPerPeer",
+  "maxReassemblyBytesTotal",
+]);
+const RPC_ANONYMOUS_KEYS: ReadonlySet<string> = new Set([
+  "maxInflightPerLink",
+  "maxServing",
+  "maxReassemblyBytesPerLink",
+  "maxReassemblyBytes",
+  "reassemblyTimeoutMs",
+  "requestsPerSecond",
+  "requestBurst",
+]);
+
 /** Role names a registry entry may hold (NodeRegistry role bits). */
 export const CHAIN_ROLE_NAMES = ["onion", "discovery", "authority", "oracle"] as const;
 
@@ -266,6 +302,37 @@ function checkNumbers(field: string, v: unknown, allowed: ReadonlySet<string>): 
   return out;
 }
 
+/** The inbound link budgets, checked against maxLinks the way the connection manager will check them. */
+function checkInbound(v: unknown, config: NodeConfig): Partial<InboundLimits> {
+  if (!isObject(v)) throw bad("inbound", "must be an object of limits");
+  const { exemptLoopback, ...numbers } = v;
+  const out: Partial<InboundLimits> = checkNumbers("inbound", numbers, INBOUND_NUMBER_KEYS);
+  if (exemptLoopback !== undefined) {
+    if (typeof exemptLoopback !== "boolean") throw bad("inbound.exemptLoopback", "must be true or false");
+    out.exemptLoopback = exemptLoopback;
+  }
+  try {
+    inboundLimits(out, config.maxLinks ?? 1024, config.link?.handshakeTimeoutMs ?? 10_000);
+  } catch (err) {
+    throw bad("inbound", (err as Error).message);
+  }
+  return out;
+}
+
+/** The RPC serving budgets, checked the way createLinkRpc will check them. */
+function checkRpc(v: unknown): NodeRpcConfig {
+  if (!isObject(v)) throw bad("rpc", "must be an object of limits");
+  const { anonymous, ...numbers } = v;
+  const out: NodeRpcConfig = checkNumbers("rpc", numbers, RPC_NUMBER_KEYS);
+  if (anonymous !== undefined) out.anonymous = checkNumbers("rpc.anonymous", anonymous, RPC_ANONYMOUS_KEYS);
+  try {
+    checkLinkRpcLimits(out);
+  } catch (err) {
+    throw bad("rpc", (err as Error).message);
+  }
+  return out;
+}
+
 /** Validates a parsed JSON value as a NodeConfig. Throws NodeError "bad-config". */
 export function parseNodeConfig(value: unknown): NodeConfig {
   if (!isObject(value)) throw bad("(root)", "must be a JSON object");
@@ -278,6 +345,8 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     "onion",
     "link",
     "maxLinks",
+    "inbound",
+    "rpc",
     "dataDir",
     "api",
     "dht",
@@ -326,11 +395,14 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     if (!Number.isInteger(value.maxLinks) || (value.maxLinks as number) < 1) throw bad("maxLinks", "must be a positive integer");
     config.maxLinks = value.maxLinks as number;
   }
+  if (value.inbound !== undefined) config.inbound = checkInbound(value.inbound, config);
+  if (value.rpc !== undefined) config.rpc = checkRpc(value.rpc);
   if (value.dataDir !== undefined) {
     if (typeof value.dataDir !== "string" || value.dataDir.length === 0) throw bad("dataDir", "must be a directory path");
     config.dataDir = value.dataDir;
   }
-  if (value.api !== undefined) config.api = value.api === false ? false : checkAddress("api", { host: "127.0.0.1", ...(isObject(value.api) ? value.api : { bad: value.api }) });
+  if (value.api !== undefined)
+    config.api = value.api === false ? false : checkAddress("api", { host: "127.0.0.1", ...(isObject(value.api) ? value.api : { bad: value.api }) });
   if (value.dht !== undefined) config.dht = checkDht(value.dht);
   // A parsed config (directory.chain copied in) parses again to the same value: startNode re-parses what loadNodeConfig returned.
   if (value.directory !== undefined) config.directory = checkDirectory(value.directory, value.chain !== undefined);
@@ -351,12 +423,18 @@ export function parseNodeConfig(value: unknown): NodeConfig {
       continue;
     }
     if (!config[role])
-      throw bad(role, `the "${role}" role needs ${role}.signer: { "privateKeyHex": "0x..." } or { "keystore": "<ethers JSON keystore>", "passphraseEnv": "<VAR>" }`);
+      throw bad(
+        role,
+        `the "${role}" role needs ${role}.signer: { "privateKeyHex": "0x..." } or { "keystore": "<ethers JSON keystore>", "passphraseEnv": "<VAR>" }`,
+      );
     if (!config.chain) throw bad("chain", `the "${role}" role reads the chain: add a "chain" section { "rpcUrl", "deploymentFile" }`);
   }
   if (config.roles?.includes("discovery")) {
     if (!config.directory)
-      throw bad("directory", 'the "discovery" role needs directory.discovery (the bootstrap discovery set) and a "chain" section (or, offline, directory.registry)');
+      throw bad(
+        "directory",
+        'the "discovery" role needs directory.discovery (the bootstrap discovery set) and a "chain" section (or, offline, directory.registry)',
+      );
     if (!config.chain && !config.directory.registry) {
       throw bad(
         "directory.registry",
@@ -391,10 +469,12 @@ function checkLog(v: unknown): NodeLogConfig {
 function checkSigner(field: string, v: unknown): SignerSource {
   if (!isObject(v)) throw bad(field, 'must be { "privateKeyHex": "0x<64 hex>" } or { "keystore": "<path>", "passphraseEnv": "<VAR>" }');
   if (v.privateKeyHex !== undefined) {
-    if (typeof v.privateKeyHex !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(v.privateKeyHex)) throw bad(`${field}.privateKeyHex`, "must be 0x followed by 64 hex digits");
+    if (typeof v.privateKeyHex !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(v.privateKeyHex))
+      throw bad(`${field}.privateKeyHex`, "must be 0x followed by 64 hex digits");
     return { privateKeyHex: v.privateKeyHex as `0x${string}` };
   }
-  if (typeof v.keystore === "string" && v.keystore && typeof v.passphraseEnv === "string" && v.passphraseEnv) return { keystore: v.keystore, passphraseEnv: v.passphraseEnv };
+  if (typeof v.keystore === "string" && v.keystore && typeof v.passphraseEnv === "string" && v.passphraseEnv)
+    return { keystore: v.keystore, passphraseEnv: v.passphraseEnv };
   throw bad(field, 'needs "privateKeyHex", or both "keystore" and "passphraseEnv"');
 }
 
@@ -454,8 +534,10 @@ function checkChain(v: unknown): NodeChainConfig {
   const known = new Set(["rpcUrl", "deploymentFile", "confirmations", "cacheMs", "refreshMs", "followMs"]);
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`chain.${k}`, `unknown field; known: ${[...known].join(", ")}`);
   const { rpcUrl, deploymentFile } = v;
-  if (typeof rpcUrl !== "string" || !/^https?:\/\/[^\s]+$/.test(rpcUrl)) throw bad("chain.rpcUrl", 'must be the JSON-RPC endpoint as an http(s) URL, e.g. "http://127.0.0.1:8545"');
-  if (typeof deploymentFile !== "string" || deploymentFile.length === 0) throw bad("chain.deploymentFile", "must be the path of the deployment file (deployments/<network>.json)");
+  if (typeof rpcUrl !== "string" || !/^https?:\/\/[^\s]+$/.test(rpcUrl))
+    throw bad("chain.rpcUrl", 'must be the JSON-RPC endpoint as an http(s) URL, e.g. "http://127.0.0.1:8545"');
+  if (typeof deploymentFile !== "string" || deploymentFile.length === 0)
+    throw bad("chain.deploymentFile", "must be the path of the deployment file (deployments/<network>.json)");
   const out: NodeChainConfig = { rpcUrl, deploymentFile };
   if (v.confirmations !== undefined) {
     if (!Number.isSafeInteger(v.confirmations) || (v.confirmations as number) < 0) throw bad("chain.confirmations", "must be a non-negative integer (blocks)");
@@ -493,7 +575,8 @@ function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   positive("publishIntervalMs");
   positive("bandwidth");
   positive("retryMs");
-  if (out.threshold !== undefined && out.threshold > discovery.length) throw bad("directory.threshold", `must be at most the ${discovery.length} discovery nodes listed`);
+  if (out.threshold !== undefined && out.threshold > discovery.length)
+    throw bad("directory.threshold", `must be at most the ${discovery.length} discovery nodes listed`);
   if (v.country !== undefined) {
     if (typeof v.country !== "string" || !/^[A-Z]{2}$/.test(v.country))
       throw bad("directory.country", 'must be an ISO 3166-1 alpha-2 code in upper case, e.g. "DE" ("ZZ": unknown)');
@@ -541,7 +624,8 @@ export async function loadNodeConfig(path: string): Promise<NodeConfig> {
 async function secretFrom(source: KeySource, field: string, keyType: "ed25519" | "x25519"): Promise<Uint8Array> {
   if ("secretKeyHex" in source) return Uint8Array.from(Buffer.from(source.secretKeyHex, "hex"));
   const passphrase = process.env[source.passphraseEnv];
-  if (passphrase === undefined) throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the key file's passphrase) is not set`);
+  if (passphrase === undefined)
+    throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the key file's passphrase) is not set`);
   let text: string;
   try {
     text = await readFile(source.keyFile, "utf8");
@@ -569,7 +653,8 @@ export async function loadIdentityKey(config: NodeConfig): Promise<Ed25519KeyPai
 export async function loadSignerKey(source: SignerSource, field: string): Promise<`0x${string}`> {
   if ("privateKeyHex" in source) return source.privateKeyHex;
   const passphrase = process.env[source.passphraseEnv];
-  if (passphrase === undefined) throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the keystore's passphrase) is not set`);
+  if (passphrase === undefined)
+    throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the keystore's passphrase) is not set`);
   let text: string;
   try {
     text = await readFile(source.keystore, "utf8");

@@ -148,7 +148,10 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   }
   const onionKey = await loadOnionKey(config);
   // Every layer logs under this, so every line says which node wrote it.
-  const nodeLogger: Logger | undefined = options.logger?.child({ node: hex(identity.publicKey).slice(0, 16), ...(config.log?.name ? { name: config.log.name } : {}) });
+  const nodeLogger: Logger | undefined = options.logger?.child({
+    node: hex(identity.publicKey).slice(0, 16),
+    ...(config.log?.name ? { name: config.log.name } : {}),
+  });
   const withLogger = nodeLogger ? { logger: nodeLogger } : {};
   const log = childLogger(nodeLogger, "node");
   const logEvents = createLogEventsMetric();
@@ -161,6 +164,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
       ...withLogger,
       ...(config.link ? { link: config.link } : {}),
       ...(config.maxLinks === undefined ? {} : { maxLinks: config.maxLinks }),
+      ...(config.inbound ? { inbound: config.inbound } : {}),
       ...(options.tlsCredentials ? { tlsCredentials: options.tlsCredentials } : {}),
     });
   } catch (err) {
@@ -173,7 +177,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   // Set once the relay exists; closures made before then (flush, cleanup) read it late.
   const late: { driver?: OnionDriver } = {};
   const roles = config.roles ?? ["onion"];
-  const rpc = createLinkRpc({ manager, ...withLogger });
+  const rpc = createLinkRpc({ manager, ...withLogger, ...config.rpc });
   const cleanup: (() => void | Promise<void>)[] = [
     async () => {
       rpc.close();
@@ -184,7 +188,10 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   ];
   // Every step runs even when one fails: a failed step is logged and counted, and the rest still close.
   const unwind = async (): Promise<void> => {
-    for (const step of cleanup.reverse()) await Promise.resolve().then(step).catch((err: unknown) => logFailure(log, err, "shut down a layer", "warn"));
+    for (const step of cleanup.reverse())
+      await Promise.resolve()
+        .then(step)
+        .catch((err: unknown) => logFailure(log, err, "shut down a layer", "warn"));
   };
 
   // Chain-backed roles first: they can fail (no chain, bad signer key) before anything else runs.
@@ -192,7 +199,14 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   let oracle: NodeOracle | undefined;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
-      const started = await startNodeAuthority({ identity, config: config.authority, chain: config.chain, rpc, ...withLogger, flush: () => late.driver?.run(() => undefined) });
+      const started = await startNodeAuthority({
+        identity,
+        config: config.authority,
+        chain: config.chain,
+        rpc,
+        ...withLogger,
+        flush: () => late.driver?.run(() => undefined),
+      });
       authority = started;
       cleanup.push(() => started.close());
     }
@@ -281,10 +295,12 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
       cleanup.push(() => started.close());
       // Every new consensus re-seeds the DHT from random nodes of it (S/Kademlia bootstrap from the node list).
       // reseed() logs a failed lookup itself; what reaches here (a bad consensus entry, the store) is logged and counted too.
-      started.onConsensus((consensus) => void dht.reseed(consensusPeers(consensus)).catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus")));
+      started.onConsensus(
+        (consensus) => void dht.reseed(consensusPeers(consensus)).catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus")),
+      );
     }
     if (config.api !== false) {
-      const sources: NodeApiSources = { info, startedAt, manager, relay, dht, directory, authority, oracle, presence, logEvents };
+      const sources: NodeApiSources = { info, startedAt, manager, rpc, relay, dht, directory, authority, oracle, presence, logEvents };
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
       try {
         api = await startControlApi({
@@ -338,7 +354,8 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     async createOnionClient(options = {}) {
       const held = directory?.current();
       const nodes = options.nodes ?? (held ? onionPathNodes(held) : []);
-      if (nodes.length === 0) throw new NodeError("start-failed", "no consensus is held yet and no nodes were given: wait for GET /v1/consensus, or pass options.nodes");
+      if (nodes.length === 0)
+        throw new NodeError("start-failed", "no consensus is held yet and no nodes were given: wait for GET /v1/consensus, or pass options.nodes");
       // The node's own clients log beneath it, as "client.onion", "client.circuits", ...
       const client = await createOnionClient({ ...(nodeLogger ? { logger: childLogger(nodeLogger, "client") } : {}), ...options, nodes });
       if (!options.nodes) directory?.onConsensus((c) => client.setNodes(onionPathNodes(c)));
