@@ -94,6 +94,10 @@ describe("node process: DHT and control API", () => {
     const lookups = /^psp_dht_lookups_total (\d+)$/m.exec(metrics);
     expect(Number(lookups?.[1])).toBe((await getJson(nodes[3]!, "/v1/dht/stats")).body.lookups);
     expect(metrics).toMatch(/^psp_link_open [1-9]\d*$/m);
+    // Issue 19: what a node sheds is exported by cap and class, zero while nobody attacks.
+    expect(metrics).toMatch(/^psp_link_refusals_total\{cap="per-address",class="inbound"\} 0$/m);
+    expect(metrics).toMatch(/^psp_rpc_refusals_total\{budget="class-serving",class="anonymous"\} 0$/m);
+    expect(metrics).toMatch(/^psp_link_pending_inbound \d+$/m);
     expect(metrics).toMatch(/^psp_onion_circuits 0$/m);
   });
 
