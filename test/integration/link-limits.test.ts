@@ -13,6 +13,8 @@ import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { LinkError, createConnectionManager, generateTlsCredentials } from "../../node/src/link/index.js";
 import type { ConnectionManager, ConnectionManagerOptions, PeerAddress } from "../../node/src/link/index.js";
 import { SourceCounts, sourceKeys } from "../../node/src/link/sources.js";
+import { createLogger } from "../../node/src/log.js";
+import type { LogEvent } from "../../node/src/log.js";
 
 const credentials = await generateTlsCredentials();
 const managers: ConnectionManager[] = [];
@@ -90,7 +92,9 @@ describe("inbound budgets over loopback", () => {
 
   it("one source cannot take more than its share of links while another source still connects", async () => {
     // Listening on "::": 127.0.0.1 arrives as ::ffff:127.0.0.1 (one source), ::1 is another.
-    const target = await node({ inbound: { exemptLoopback: false, maxPerAddress: 3, maxPerPrefix: 3 } }, "::");
+    const events: LogEvent[] = [];
+    const logger = createLogger({ level: "silent", onLog: (e) => events.push(e) });
+    const target = await node({ logger, inbound: { exemptLoopback: false, maxPerAddress: 3, maxPerPrefix: 3 } }, "::");
     const attacker = await Promise.all([0, 1, 2, 3, 4].map(() => client()));
     const results = await Promise.all(
       attacker.map((c) =>
@@ -103,6 +107,12 @@ describe("inbound budgets over loopback", () => {
     expect(results.filter((r) => r === "linked")).toHaveLength(3);
     expect(results.filter((r) => r !== "linked")).toEqual(["transport", "transport"]); // refused before TLS: no CLOSE cell
     expect(target.manager.stats.refusals["per-address"]).toBe(2);
+    // Each refusal is a typed, counted log event (the line itself is throttled).
+    const refusals = events.filter((e) => e.operation === "accept link (per-address)");
+    expect(refusals.map((e) => [e.component, e.errorKind, e.level])).toEqual([
+      ["link", "link/source-cap", "debug"],
+      ["link", "link/source-cap", "debug"],
+    ]);
     // Another source, anonymous or node, still links.
     const other = await client();
     expect((await other.getLink({ ...target.address, host: "::1" })).isOpen).toBe(true);

@@ -474,6 +474,8 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   const log = childLogger(options.logger, "rpc");
   /** A full class or node-wide budget is news for the operator: a warning a minute at most, each one counted. */
   const logShedding = throttledFailureLog(log);
+  /** One link past its own budget repeats at the attacker's pace: a debug line a minute at most, each one counted. */
+  const logBusyLink = throttledFailureLog(log);
   const stats: LinkRpcStats = {
     requestsSent: 0,
     responsesReceived: 0,
@@ -882,7 +884,9 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
 
   function refuse(link: Link, service: number, id: number, error: RpcError): void {
     // A peer's bad or excess requests: counted, printed only at debug (shedding at a class or node-wide budget was logged by busy()).
-    if (!sheds(error)) logFailure(log, error, "answer request", "debug", { service: serviceLabel(service), link: link.id });
+    if (error.kind === "busy") {
+      if (!sheds(error)) logBusyLink(error, "answer request", "debug");
+    } else logFailure(log, error, "answer request", "debug", { service: serviceLabel(service), link: link.id });
     if (!link.isOpen) return;
     try {
       link.send(encodeRpcErrorCell(service, id, error));

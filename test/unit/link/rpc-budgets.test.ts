@@ -11,6 +11,8 @@ import { createConnectionManager } from "../../../node/src/link/manager.js";
 import type { ConnectionManager, PeerAddress } from "../../../node/src/link/manager.js";
 import { RpcCellKind, createLinkRpc, encodeRpcCells } from "../../../node/src/link/rpc.js";
 import type { LinkRpc, LinkRpcOptions } from "../../../node/src/link/rpc.js";
+import { createLogger } from "../../../node/src/log.js";
+import type { LogEvent } from "../../../node/src/log.js";
 
 const managers: ConnectionManager[] = [];
 const endpoints: LinkRpc[] = [];
@@ -61,7 +63,9 @@ function halfSend(link: { send: (c: ReturnType<typeof encodeRpcCells>[number]) =
 
 describe("RPC serving budgets", () => {
   it("anonymous links holding half-sent requests fill only their class: a node link is still served", async () => {
-    const { rpc, at } = await server({ maxServingTotal: 8, anonymous: { maxServing: 4, maxInflightPerLink: 2, reassemblyTimeoutMs: 60_000 } });
+    const events: LogEvent[] = [];
+    const logger = createLogger({ level: "silent", onLog: (e) => events.push(e) });
+    const { rpc, at } = await server({ logger, maxServingTotal: 8, anonymous: { maxServing: 4, maxInflightPerLink: 2, reassemblyTimeoutMs: 60_000 } });
     // Three attacking anonymous links, each opening requests it never finishes.
     for (let a = 0; a < 3; a++) {
       const { m } = await endpoint(false);
@@ -83,6 +87,10 @@ describe("RPC serving budgets", () => {
     expect(Array.from(await node.rpc.request(at, "dht", new Uint8Array([7]), { timeoutMs: 5000 }))).toEqual([7]);
     expect(Array.from(await node.rpc.request(at, ECHO, new Uint8Array(3000).fill(9), { timeoutMs: 5000 }))).toEqual(Array.from(new Uint8Array(3000).fill(9)));
     expect(rpc.stats.serving.anonymous).toBe(4);
+    // Every refusal is a counted log event: shedding at the class budget at warn, one link past its own at debug.
+    const busy = events.filter((e) => e.errorKind === "link/busy");
+    expect(busy.filter((e) => e.operation === "serve anonymous requests (class-serving)" && e.level === "warn")).toHaveLength(4);
+    expect(busy.filter((e) => e.operation === "answer request" && e.level === "debug")).toHaveLength(2);
   });
 
   it("a slow first fragment holds one cell's bytes, not its announced size; memory past a link's budget is refused", async () => {
