@@ -418,6 +418,11 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
   }
 
   private onInboundReady(link: Link, key: string, conn: InboundConnection | undefined): void {
+    if (!link.isOpen) {
+      // Closed between its handshake and here: nothing to admit, and no "close" event left to undo a count.
+      if (conn) this.forgetInbound(key, conn);
+      return;
+    }
     const peer = link.peerIdentity;
     if (peer !== undefined) {
       // A proven node identity leaves the per-source counts (nodes share hosting networks); maxLinks still holds it.
