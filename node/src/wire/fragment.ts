@@ -10,10 +10,13 @@
  * Fragments travel in order over one circuit or stream (which is reliable
  * and ordered), so anything else is a protocol violation and an error.
  *
- * The reassembler holds only the bytes that arrived (a copy of each chunk),
- * never the announced size up front: a peer that announces 64 KiB and sends
- * one cell costs one cell's worth of memory (issue 19). Callers that budget
- * memory read `bytesBuffered` before and after each push.
+ * The reassembler's buffer grows with the bytes that arrived (doubling, from
+ * REASSEMBLY_INITIAL_BYTES, never past the announced size), never the
+ * announced size up front: a peer that announces 64 KiB and sends one cell
+ * holds at most 4 KiB (issue 19). Doubling keeps the bulk path at about one
+ * extra copy per byte and a handful of allocations per message. Callers
+ * that budget memory read `bytesBuffered` (arrived) before and after each
+ * push; `bytesHeld` (the buffer) is at most twice that, or 4 KiB.
  *
  * Trusts nothing about incoming fragments; errors are WireError
  * "message-too-large", "out-of-order", "bad-fragment" and "truncated".
@@ -57,6 +60,11 @@ export function fragmentMessage(message: Uint8Array, maxChunk: number): Uint8Arr
   return fragments;
 }
 
+/** The reassembler's first buffer (or the whole message, when smaller): eight cells' worth. */
+export const REASSEMBLY_INITIAL_BYTES = 4096;
+
+const EMPTY = new Uint8Array(0);
+
 export interface ReassemblerOptions {
   /** Largest message accepted; bigger ones are refused at their first fragment. */
   maxMessageBytes: number;
@@ -72,8 +80,8 @@ export class Reassembler {
   readonly maxMessageBytes: number;
   /** The announced length of the message in progress. */
   private total: number | undefined;
-  /** Copies of the chunks received so far: memory grows with what arrived, not with what was announced. */
-  private chunks: Uint8Array[] = [];
+  /** The bytes received so far, at the front; grows with what arrived, not with what was announced. */
+  private buffer: Uint8Array = EMPTY;
   private filled = 0;
   private nextSeq = 0;
 
@@ -95,9 +103,14 @@ export class Reassembler {
     return this.total;
   }
 
-  /** Bytes of the current message received so far: also the bytes this reassembler holds. */
+  /** Bytes of the current message received so far. */
   get bytesBuffered(): number {
     return this.filled;
+  }
+
+  /** Bytes of buffer held for the current message: at most max(2 × bytesBuffered, REASSEMBLY_INITIAL_BYTES), never above the announced size. */
+  get bytesHeld(): number {
+    return this.buffer.length;
   }
 
   push(fragment: Uint8Array): Uint8Array | undefined {
@@ -121,7 +134,7 @@ export class Reassembler {
   /** Drops any partial message. */
   reset(): void {
     this.total = undefined;
-    this.chunks = [];
+    this.buffer = EMPTY;
     this.filled = 0;
     this.nextSeq = 0;
   }
@@ -153,11 +166,12 @@ export class Reassembler {
     if (this.filled + chunk.length > total) {
       throw new WireError("bad-fragment", `fragment ${seq} overruns the announced ${total}-byte message`);
     }
-    this.chunks.push(chunk.slice()); // a copy: the caller's cell buffer is not retained
+    this.reserve(this.filled + chunk.length, total);
+    this.buffer.set(chunk, this.filled); // a copy: the caller's cell buffer is not retained
     this.filled += chunk.length;
     this.nextSeq++;
     if (this.filled === total) {
-      const message = this.join(total);
+      const message = this.buffer;
       this.reset();
       return message;
     }
@@ -167,14 +181,11 @@ export class Reassembler {
     return undefined;
   }
 
-  private join(total: number): Uint8Array {
-    if (this.chunks.length === 1) return this.chunks[0] as Uint8Array;
-    const message = new Uint8Array(total);
-    let at = 0;
-    for (const chunk of this.chunks) {
-      message.set(chunk, at);
-      at += chunk.length;
-    }
-    return message;
+  /** Grows the buffer to hold `needed` bytes: doubling, at least REASSEMBLY_INITIAL_BYTES, at most the announced `total`. */
+  private reserve(needed: number, total: number): void {
+    if (needed <= this.buffer.length) return;
+    const grown = new Uint8Array(Math.min(total, Math.max(needed, this.buffer.length * 2, REASSEMBLY_INITIAL_BYTES)));
+    grown.set(this.buffer.subarray(0, this.filled));
+    this.buffer = grown;
   }
 }

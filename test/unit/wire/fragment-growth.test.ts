@@ -4,7 +4,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FRAGMENT_HEADER_LEN, Reassembler, fragmentMessage } from "../../../node/src/wire/fragment.js";
+import { FRAGMENT_HEADER_LEN, REASSEMBLY_INITIAL_BYTES, Reassembler, fragmentMessage } from "../../../node/src/wire/fragment.js";
 
 const kindOf = (f: () => unknown): string | undefined => {
   try {
@@ -22,8 +22,23 @@ describe("Reassembler memory", () => {
     expect(r.push(frags[0] as Uint8Array)).toBeUndefined();
     expect(r.announcedBytes).toBe(64 * 1024);
     expect(r.bytesBuffered).toBe(500 - FRAGMENT_HEADER_LEN);
+    expect(r.bytesHeld).toBe(REASSEMBLY_INITIAL_BYTES);
     r.push(frags[1] as Uint8Array);
     expect(r.bytesBuffered).toBe(2 * (500 - FRAGMENT_HEADER_LEN));
+  });
+
+  it("grows by doubling up to the announced size and hands over that buffer whole", () => {
+    const message = Uint8Array.from({ length: 20_000 }, (_, i) => i % 251);
+    const r = new Reassembler({ maxMessageBytes: 64 * 1024 });
+    const held: number[] = [];
+    let out: Uint8Array | undefined;
+    for (const f of fragmentMessage(message, 500)) {
+      out = r.push(f);
+      if (out === undefined) held.push(r.bytesHeld);
+    }
+    expect([...new Set(held)]).toEqual([4096, 8192, 16384, 20_000]);
+    expect(out).toEqual(message);
+    expect(out?.buffer.byteLength).toBe(20_000);
   });
 
   it("does not keep the caller's fragment buffers", () => {
@@ -72,6 +87,7 @@ describe("Reassembler memory", () => {
                 arrived += Math.max(0, f.length - FRAGMENT_HEADER_LEN);
                 expect(r.bytesBuffered).toBe(before + f.length - FRAGMENT_HEADER_LEN);
                 expect(r.bytesBuffered).toBeLessThanOrEqual(Math.min(arrived, maxMessageBytes));
+                expect(r.bytesHeld).toBeLessThanOrEqual(Math.min(Math.max(2 * r.bytesBuffered, REASSEMBLY_INITIAL_BYTES), r.announcedBytes ?? 0));
               }
             } catch (err) {
               expect(["message-too-large", "out-of-order", "bad-fragment"]).toContain((err as { kind?: string }).kind);
