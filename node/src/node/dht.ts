@@ -145,7 +145,7 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
     config: dhtConfig,
     ...(options.logger ? { logger: options.logger } : {}),
   });
-  const stopServing = transport.serve((request) => node.handleRequest(request));
+  const stopServing = transport.serve((request, context) => node.handleRequest(request, context));
   const stopMaintenance = node.startMaintenance({
     sweepMs: config.sweepMs ?? DEFAULT_MAINTENANCE_INTERVALS.sweepMs,
     refreshMs: config.refreshMs ?? DEFAULT_MAINTENANCE_INTERVALS.refreshMs,
@@ -194,7 +194,8 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
         logFailure(log, err, "bootstrap the DHT", "warn", { seeds: seeds.length });
       }
       // No seed answering is not an exception in the DHT (pings just come back false), but it is news to the operator.
-      if (node.table.size === 0) log.warn({ operation: "bootstrap the DHT", seeds: seeds.length }, "bootstrap the DHT: no seed answered; the next consensus re-seeds");
+      if (node.table.size === 0)
+        log.warn({ operation: "bootstrap the DHT", seeds: seeds.length }, "bootstrap the DHT: no seed answered; the next consensus re-seeds");
       else log.debug({ tableSize: node.table.size }, "DHT bootstrapped");
       return node.table.size;
     },
@@ -212,7 +213,9 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
       stats.reseedContacts += added;
       // A lookup of our own id spreads us into the new contacts' tables (they only learn from signed messages).
       // The contacts are seeded either way; a failed lookup is logged and counted, and the next consensus tries again.
-      await node.lookupNode(node.nodeId).catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus", "warn", { contacts: picked.length }));
+      await node
+        .lookupNode(node.nodeId)
+        .catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus", "warn", { contacts: picked.length }));
       return added;
     },
     close() {
