@@ -8,7 +8,11 @@
  * Owns the JSON shapes of these routes and the psp_node_* / psp_dht_* /
  * psp_link_* / psp_onion_* / psp_authority_* / psp_oracle_* / psp_log_* metric names. Reads state only, except that a
  * record lookup runs a DHT value lookup. Parameters are checked by JSON
- * schema: a bad one gets 400 `{ error, kind: "bad-request" }`.
+ * schema: a bad one gets 400 `{ error, kind: "bad-request" }`. A lookup
+ * that cannot run or finish for a passing reason (no contacts yet, this
+ * node's own limits: a transient DhtError) is a 503 with Retry-After from
+ * the base's error handler (api/errors.ts retryAfterSeconds), never a 404
+ * or a 500.
  *
  * Trusts the layers it reads from.
  */
@@ -80,6 +84,10 @@ export function dhtStats(dht: NodeDht) {
     requestFailures: Math.max(0, t.requestsSent - t.responsesReceived - dht.transport.inflight),
     requestsServed: t.requestsServed,
     requestsRefused: t.requestsRefused,
+    /** Incoming requests refused, by DhtError kind (which cap or check refused them). */
+    refused: { ...dht.node.stats.refused },
+    /** Our own requests stopped by this node's own limits (not counted against contacts). */
+    localRefusals: dht.node.stats.localRefusals,
     bootstraps: dht.stats.bootstraps,
     reseeds: dht.stats.reseeds,
     reseedContacts: dht.stats.reseedContacts,
@@ -101,7 +109,13 @@ export function nodeStatus(s: NodeApiSources) {
     bytesRelayed: s.relay?.stats().bytesSent ?? 0,
     dht: { tableSize: dht.tableSize, records: dht.storedRecords, address: dht.address },
     consensus: consensus
-      ? { validAfter: consensus.validAfter, freshUntil: consensus.freshUntil, validUntil: consensus.validUntil, nodes: consensus.entries.length, signers: consensus.signers.length }
+      ? {
+          validAfter: consensus.validAfter,
+          freshUntil: consensus.freshUntil,
+          validUntil: consensus.validUntil,
+          nodes: consensus.entries.length,
+          signers: consensus.signers.length,
+        }
       : null,
     ...(s.directory?.service ? { discovery: discoveryStatus(s.directory.service) } : {}),
     ...(s.presence
@@ -141,6 +155,19 @@ const counter = (registry: Registry, name: string, help: string, read: () => num
   });
 };
 
+const labelledCounter = (registry: Registry, name: string, help: string, label: string, read: () => Partial<Record<string, number>>): void => {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, n] of Object.entries(read())) if (n !== undefined) this.inc({ [label]: value }, n);
+    },
+  });
+};
+
 /** Registers the node's metrics on the control API's registry. */
 export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void {
   gauge(registry, "psp_node_uptime_seconds", "Seconds since the node started", () => (Date.now() - s.startedAt) / 1000);
@@ -154,6 +181,22 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
   counter(registry, "psp_dht_requests_sent_total", "DHT requests sent", () => s.dht.transport.stats.requestsSent);
   counter(registry, "psp_dht_requests_served_total", "DHT requests answered", () => s.dht.transport.stats.requestsServed);
   counter(registry, "psp_dht_requests_refused_total", "DHT requests refused before the DHT saw them", () => s.dht.transport.stats.requestsRefused);
+  labelledCounter(
+    registry,
+    "psp_dht_refusals_total",
+    "DHT requests the DHT node answered with an ERROR, by kind (quota-exceeded, overloaded, ...)",
+    "kind",
+    () => s.dht.node.stats.refused,
+  );
+  counter(registry, "psp_dht_local_refusals_total", "DHT requests of ours stopped by this node's own limits", () => s.dht.node.stats.localRefusals);
+  counter(registry, "psp_onion_handshakes_total", "ntor handshakes this relay computed", () => s.relay?.stats().handshakes ?? 0);
+  labelledCounter(
+    registry,
+    "psp_onion_creates_refused_total",
+    "CREATEs refused before any handshake work, by cap",
+    "cap",
+    () => s.relay?.stats().createsRefused ?? {},
+  );
   if (s.presence) {
     const { presence, rendezvous } = s.presence;
     gauge(registry, "psp_presence_points", "Presence points this node holds", () => presence.points);
@@ -201,7 +244,9 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
         for (const [kind, n] of Object.entries(authority.status().refusals)) this.inc({ kind }, n);
       },
     });
-    gauge(registry, "psp_authority_in_set", "1 while the chain counts this node as an authority, 0 when not, -1 before it answered", () => inSet(authority.status()));
+    gauge(registry, "psp_authority_in_set", "1 while the chain counts this node as an authority, 0 when not, -1 before it answered", () =>
+      inSet(authority.status()),
+    );
   }
   if (s.oracle) {
     const oracle = s.oracle;
@@ -209,7 +254,10 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
   }
   if (s.logEvents) registry.registerMetric(s.logEvents);
   if (s.directory) {
-    registerDirectoryMetrics(registry, { ...(s.directory.service ? { service: s.directory.service } : {}), ...(s.directory.client ? { client: s.directory.client } : {}) });
+    registerDirectoryMetrics(registry, {
+      ...(s.directory.service ? { service: s.directory.service } : {}),
+      ...(s.directory.client ? { client: s.directory.client } : {}),
+    });
   }
 }
 
@@ -218,10 +266,15 @@ export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
   app.get("/v1/dht/stats", async () => dhtStats(s.dht));
   app.get<{ Params: { key: string } }>(
     "/v1/dht/records/:key",
-    { schema: { params: { type: "object", properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$" } }, required: ["key"] } }, attachValidation: true },
+    {
+      schema: { params: { type: "object", properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$" } }, required: ["key"] } },
+      attachValidation: true,
+    },
     async (request, reply) => {
       if (request.validationError) {
-        return reply.status(400).send({ error: `key must be a record key, 64 hex digits (recordKey(owner, name)): ${request.validationError.message}`, kind: "bad-request" });
+        return reply
+          .status(400)
+          .send({ error: `key must be a record key, 64 hex digits (recordKey(owner, name)): ${request.validationError.message}`, kind: "bad-request" });
       }
       const key = Uint8Array.from(Buffer.from(request.params.key, "hex"));
       const found = await s.dht.node.findValue(key);

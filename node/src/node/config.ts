@@ -160,6 +160,13 @@ export interface NodeDhtConfig {
   replicateMs?: number;
   /** Contacts taken from the latest consensus at each re-seed (default 8). */
   reseedCount?: number;
+  /** Replay cache: live nonces per sending node (default 2048) and in total (default 200,000); docs/spec/dht.md "Limits". */
+  maxNoncesPerSender?: number;
+  maxReplayEntries?: number;
+  /** Storage quotas per node that sent a STORE (default 512 records / 1 MiB) and per source address (default 4 MiB). */
+  maxRecordsPerSender?: number;
+  maxBytesPerSender?: number;
+  maxBytesPerAddress?: number;
 }
 
 export interface NodeDirectoryConfig {
@@ -214,6 +221,10 @@ const RELAY_LIMIT_KEYS: ReadonlySet<string> = new Set([
   "relayCircuitIdleMs",
   "maxCircuitLength",
   "maxRelayEarly",
+  "createsPerSecondPerLink",
+  "createBurstPerLink",
+  "createsPerSecondPerAddress",
+  "createBurstPerAddress",
 ]);
 
 const LINK_NUMBER_KEYS: ReadonlySet<string> = new Set([
@@ -330,7 +341,8 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     if (typeof value.dataDir !== "string" || value.dataDir.length === 0) throw bad("dataDir", "must be a directory path");
     config.dataDir = value.dataDir;
   }
-  if (value.api !== undefined) config.api = value.api === false ? false : checkAddress("api", { host: "127.0.0.1", ...(isObject(value.api) ? value.api : { bad: value.api }) });
+  if (value.api !== undefined)
+    config.api = value.api === false ? false : checkAddress("api", { host: "127.0.0.1", ...(isObject(value.api) ? value.api : { bad: value.api }) });
   if (value.dht !== undefined) config.dht = checkDht(value.dht);
   // A parsed config (directory.chain copied in) parses again to the same value: startNode re-parses what loadNodeConfig returned.
   if (value.directory !== undefined) config.directory = checkDirectory(value.directory, value.chain !== undefined);
@@ -351,12 +363,18 @@ export function parseNodeConfig(value: unknown): NodeConfig {
       continue;
     }
     if (!config[role])
-      throw bad(role, `the "${role}" role needs ${role}.signer: { "privateKeyHex": "0x..." } or { "keystore": "<ethers JSON keystore>", "passphraseEnv": "<VAR>" }`);
+      throw bad(
+        role,
+        `the "${role}" role needs ${role}.signer: { "privateKeyHex": "0x..." } or { "keystore": "<ethers JSON keystore>", "passphraseEnv": "<VAR>" }`,
+      );
     if (!config.chain) throw bad("chain", `the "${role}" role reads the chain: add a "chain" section { "rpcUrl", "deploymentFile" }`);
   }
   if (config.roles?.includes("discovery")) {
     if (!config.directory)
-      throw bad("directory", 'the "discovery" role needs directory.discovery (the bootstrap discovery set) and a "chain" section (or, offline, directory.registry)');
+      throw bad(
+        "directory",
+        'the "discovery" role needs directory.discovery (the bootstrap discovery set) and a "chain" section (or, offline, directory.registry)',
+      );
     if (!config.chain && !config.directory.registry) {
       throw bad(
         "directory.registry",
@@ -391,10 +409,12 @@ function checkLog(v: unknown): NodeLogConfig {
 function checkSigner(field: string, v: unknown): SignerSource {
   if (!isObject(v)) throw bad(field, 'must be { "privateKeyHex": "0x<64 hex>" } or { "keystore": "<path>", "passphraseEnv": "<VAR>" }');
   if (v.privateKeyHex !== undefined) {
-    if (typeof v.privateKeyHex !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(v.privateKeyHex)) throw bad(`${field}.privateKeyHex`, "must be 0x followed by 64 hex digits");
+    if (typeof v.privateKeyHex !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(v.privateKeyHex))
+      throw bad(`${field}.privateKeyHex`, "must be 0x followed by 64 hex digits");
     return { privateKeyHex: v.privateKeyHex as `0x${string}` };
   }
-  if (typeof v.keystore === "string" && v.keystore && typeof v.passphraseEnv === "string" && v.passphraseEnv) return { keystore: v.keystore, passphraseEnv: v.passphraseEnv };
+  if (typeof v.keystore === "string" && v.keystore && typeof v.passphraseEnv === "string" && v.passphraseEnv)
+    return { keystore: v.keystore, passphraseEnv: v.passphraseEnv };
   throw bad(field, 'needs "privateKeyHex", or both "keystore" and "passphraseEnv"');
 }
 
@@ -432,7 +452,15 @@ const DHT_NUMBER_KEYS: ReadonlySet<string> = new Set([
   "refreshMs",
   "replicateMs",
   "reseedCount",
+  "maxNoncesPerSender",
+  "maxReplayEntries",
+  "maxRecordsPerSender",
+  "maxBytesPerSender",
+  "maxBytesPerAddress",
 ]);
+
+/** DHT limits that must be whole positive numbers (a zero cap would refuse everything). */
+const DHT_LIMIT_KEYS = ["maxNoncesPerSender", "maxReplayEntries", "maxRecordsPerSender", "maxBytesPerSender", "maxBytesPerAddress"] as const;
 
 function checkDht(v: unknown): NodeDhtConfig {
   if (!isObject(v)) throw bad("dht", "must be an object");
@@ -445,6 +473,10 @@ function checkDht(v: unknown): NodeDhtConfig {
   for (const k of ["sweepMs", "refreshMs", "replicateMs", "rpcTimeoutMs", "bucketSize", "disjointPaths", "alpha"] as const) {
     if (out[k] === 0) throw bad(`dht.${k}`, "must be positive");
   }
+  for (const k of DHT_LIMIT_KEYS) {
+    const n = out[k];
+    if (n !== undefined && (!Number.isSafeInteger(n) || n < 1)) throw bad(`dht.${k}`, "must be a positive integer");
+  }
   if (seeds !== undefined) out.seeds = checkPeers("dht.seeds", seeds, 64);
   return out;
 }
@@ -454,8 +486,10 @@ function checkChain(v: unknown): NodeChainConfig {
   const known = new Set(["rpcUrl", "deploymentFile", "confirmations", "cacheMs", "refreshMs", "followMs"]);
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`chain.${k}`, `unknown field; known: ${[...known].join(", ")}`);
   const { rpcUrl, deploymentFile } = v;
-  if (typeof rpcUrl !== "string" || !/^https?:\/\/[^\s]+$/.test(rpcUrl)) throw bad("chain.rpcUrl", 'must be the JSON-RPC endpoint as an http(s) URL, e.g. "http://127.0.0.1:8545"');
-  if (typeof deploymentFile !== "string" || deploymentFile.length === 0) throw bad("chain.deploymentFile", "must be the path of the deployment file (deployments/<network>.json)");
+  if (typeof rpcUrl !== "string" || !/^https?:\/\/[^\s]+$/.test(rpcUrl))
+    throw bad("chain.rpcUrl", 'must be the JSON-RPC endpoint as an http(s) URL, e.g. "http://127.0.0.1:8545"');
+  if (typeof deploymentFile !== "string" || deploymentFile.length === 0)
+    throw bad("chain.deploymentFile", "must be the path of the deployment file (deployments/<network>.json)");
   const out: NodeChainConfig = { rpcUrl, deploymentFile };
   if (v.confirmations !== undefined) {
     if (!Number.isSafeInteger(v.confirmations) || (v.confirmations as number) < 0) throw bad("chain.confirmations", "must be a non-negative integer (blocks)");
@@ -493,7 +527,8 @@ function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   positive("publishIntervalMs");
   positive("bandwidth");
   positive("retryMs");
-  if (out.threshold !== undefined && out.threshold > discovery.length) throw bad("directory.threshold", `must be at most the ${discovery.length} discovery nodes listed`);
+  if (out.threshold !== undefined && out.threshold > discovery.length)
+    throw bad("directory.threshold", `must be at most the ${discovery.length} discovery nodes listed`);
   if (v.country !== undefined) {
     if (typeof v.country !== "string" || !/^[A-Z]{2}$/.test(v.country))
       throw bad("directory.country", 'must be an ISO 3166-1 alpha-2 code in upper case, e.g. "DE" ("ZZ": unknown)');
@@ -541,7 +576,8 @@ export async function loadNodeConfig(path: string): Promise<NodeConfig> {
 async function secretFrom(source: KeySource, field: string, keyType: "ed25519" | "x25519"): Promise<Uint8Array> {
   if ("secretKeyHex" in source) return Uint8Array.from(Buffer.from(source.secretKeyHex, "hex"));
   const passphrase = process.env[source.passphraseEnv];
-  if (passphrase === undefined) throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the key file's passphrase) is not set`);
+  if (passphrase === undefined)
+    throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the key file's passphrase) is not set`);
   let text: string;
   try {
     text = await readFile(source.keyFile, "utf8");
@@ -569,7 +605,8 @@ export async function loadIdentityKey(config: NodeConfig): Promise<Ed25519KeyPai
 export async function loadSignerKey(source: SignerSource, field: string): Promise<`0x${string}`> {
   if ("privateKeyHex" in source) return source.privateKeyHex;
   const passphrase = process.env[source.passphraseEnv];
-  if (passphrase === undefined) throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the keystore's passphrase) is not set`);
+  if (passphrase === undefined)
+    throw new NodeError("key-load", `${field}: environment variable ${source.passphraseEnv} (the keystore's passphrase) is not set`);
   let text: string;
   try {
     text = await readFile(source.keystore, "utf8");

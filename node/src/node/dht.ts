@@ -24,6 +24,8 @@ import type { DhtConfig } from "../dht/config.js";
 import type { Contact } from "../dht/contact.js";
 import { LinkDhtTransport, formatLinkAddress } from "../dht/link-transport.js";
 import { DEFAULT_MAINTENANCE_INTERVALS, DhtNode } from "../dht/node.js";
+import { DEFAULT_REPLAY_LIMITS } from "../dht/messages.js";
+import { DEFAULT_SENDER_QUOTA } from "../dht/sender-quota.js";
 import { SqliteRecordStore } from "../dht/sqlite-store.js";
 import type { LinkRpc } from "../link/rpc.js";
 import { childLogger, logFailure } from "../log.js";
@@ -117,6 +119,17 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
       ...(config.disjointPaths === undefined ? {} : { disjointPaths: config.disjointPaths }),
       ...(config.alpha === undefined ? {} : { alpha: config.alpha }),
       ...(config.rpcTimeoutMs === undefined ? {} : { rpcTimeoutMs: config.rpcTimeoutMs }),
+      replay: {
+        ...DEFAULT_REPLAY_LIMITS,
+        ...(config.maxNoncesPerSender === undefined ? {} : { maxNoncesPerSender: config.maxNoncesPerSender }),
+        ...(config.maxReplayEntries === undefined ? {} : { maxEntries: config.maxReplayEntries }),
+      },
+      senderQuota: {
+        ...DEFAULT_SENDER_QUOTA,
+        ...(config.maxRecordsPerSender === undefined ? {} : { maxRecordsPerSender: config.maxRecordsPerSender }),
+        ...(config.maxBytesPerSender === undefined ? {} : { maxBytesPerSender: config.maxBytesPerSender }),
+        ...(config.maxBytesPerAddress === undefined ? {} : { maxBytesPerAddress: config.maxBytesPerAddress }),
+      },
     });
   } catch (err) {
     throw new NodeError("bad-config", `config dht: ${(err as Error).message}`, { cause: err });
