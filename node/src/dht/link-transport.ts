@@ -16,6 +16,7 @@
  * RPC layer for framing. Trusts nothing in a message; the DhtNode verifies
  * every message it gets.
  */
+import { isLoopbackHost } from "../base/address.js";
 import { RpcError } from "../link/rpc.js";
 import type { LinkRpc, RpcContext } from "../link/rpc.js";
 import type { Contact } from "./contact.js";
@@ -175,9 +176,9 @@ export class LinkDhtTransport implements DhtTransport {
       const e = err instanceof DhtError ? err : new DhtError("malformed", `bad DHT message: ${err instanceof Error ? err.message : String(err)}`);
       throw new RpcError("refused", e.message, { code: e.kind, cause: e });
     }
-    // The source host, for the per-address storage quota; the port is the peer's ephemeral one.
+    // The source host, for the per-address storage quota (the port is the peer's ephemeral one; loopback is every local peer's).
     const host = ctx.link.remoteAddress.host;
-    const response = encodeDhtMessage(await handler(request, host === "" ? {} : { address: host }));
+    const response = encodeDhtMessage(await handler(request, host === "" || isLoopbackHost(host) ? {} : { address: host }));
     if (response.length > this.maxMessageBytes) throw new RpcError("refused", `response would be ${response.length} bytes`, { code: "oversized" });
     this.stats.requestsServed++;
     return response;

@@ -28,6 +28,7 @@
  * involved is closed with INTERNAL and a "driver-error" event is emitted.
  */
 import { EventEmitter } from "node:events";
+import { isLoopbackHost } from "../base/address.js";
 import { isPspError } from "../errors.js";
 import { CloseReason, LinkError } from "../link/index.js";
 import { childLogger, logFailure, throttledFailureLog } from "../log.js";
@@ -97,10 +98,15 @@ function decodeCells(bytes: Uint8Array): Cell[] {
   return cells;
 }
 
-/** What the machine is told about a link: its proven identity, who opened it, and its source host (the relay's per-address create limit). */
+/**
+ * What the machine is told about a link: its proven identity, who opened it,
+ * and its source host for the relay's per-address create limit (not for
+ * loopback, which every local peer shares: isLoopbackHost).
+ */
 function linkFacts(link: Link): { peerIdentity: Uint8Array | null; weInitiated: boolean; remoteHost?: string } {
   const host = link.remoteAddress.host;
-  return { peerIdentity: link.peerIdentity ?? null, weInitiated: link.role === "initiator", ...(host === "" ? {} : { remoteHost: host }) };
+  const keyed = host !== "" && !isLoopbackHost(host);
+  return { peerIdentity: link.peerIdentity ?? null, weInitiated: link.role === "initiator", ...(keyed ? { remoteHost: host } : {}) };
 }
 
 interface DriverLink {
