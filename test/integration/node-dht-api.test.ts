@@ -204,10 +204,14 @@ describe("node process: DHT and control API", () => {
     }
   });
 
-  it("DHT limits out of range are refused with the field named", async () => {
+  it("DHT and relay limits out of range are refused with the field named", async () => {
     await expect(startNode({ listen: { host: "127.0.0.1", port: 0 }, dht: { maxRecordsPerSender: 0 } })).rejects.toMatchObject({
       kind: "bad-config",
       message: expect.stringContaining("dht.maxRecordsPerSender"),
+    });
+    await expect(startNode({ listen: { host: "127.0.0.1", port: 0 }, onion: { limits: { createsPerSecondPerLink: 0 } } })).rejects.toMatchObject({
+      kind: "bad-config",
+      message: expect.stringContaining("onion.limits.createsPerSecondPerLink"),
     });
   });
 

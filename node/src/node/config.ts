@@ -238,6 +238,28 @@ const LINK_NUMBER_KEYS: ReadonlySet<string> = new Set([
   "closeGraceMs",
 ]);
 
+/** Relay limits that must be positive: a zero rate, burst or idle time would refuse or close every circuit. */
+const POSITIVE_RELAY_LIMIT_KEYS = [
+  "createsPerSecondPerLink",
+  "createBurstPerLink",
+  "createsPerSecondPerAddress",
+  "createBurstPerAddress",
+  "relayCircuitIdleMs",
+] as const;
+
+function checkRelayLimitNumbers(v: unknown): Partial<RelayLimits> {
+  const limits = checkNumbers("onion.limits", v, RELAY_LIMIT_KEYS) as Partial<RelayLimits>;
+  for (const k of POSITIVE_RELAY_LIMIT_KEYS) {
+    const n = limits[k];
+    if (n !== undefined && n <= 0) throw bad(`onion.limits.${k}`, "must be positive");
+  }
+  for (const k of ["createBurstPerLink", "createBurstPerAddress"] as const) {
+    const n = limits[k];
+    if (n !== undefined && n < 1) throw bad(`onion.limits.${k}`, "must be at least 1 (one CREATE)");
+  }
+  return limits;
+}
+
 function bad(field: string, message: string): NodeError {
   return new NodeError("bad-config", `config ${field}: ${message}`);
 }
@@ -316,7 +338,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     const o = value.onion;
     if (!isObject(o)) throw bad("onion", "must be an object");
     config.onion = {};
-    if (o.limits !== undefined) config.onion.limits = checkNumbers("onion.limits", o.limits, RELAY_LIMIT_KEYS) as Partial<RelayLimits>;
+    if (o.limits !== undefined) config.onion.limits = checkRelayLimitNumbers(o.limits);
     if (o.services !== undefined) {
       if (!Array.isArray(o.services) || !o.services.every((s) => (BUILTIN_SERVICES as readonly unknown[]).includes(s))) {
         throw bad("onion.services", `must be a list of built-in services: ${BUILTIN_SERVICES.join(", ")}`);
