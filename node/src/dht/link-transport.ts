@@ -92,7 +92,8 @@ export function rpcToDhtError(err: unknown): DhtError {
  * must not count it against the contact.
  */
 export function isLocalRefusal(err: unknown): boolean {
-  if (DhtError.is(err, "overloaded")) return true;
+  // "overloaded" is raised by this node's replay cache; one that arrived from a peer (an RPC refusal code) is the peer's.
+  if (DhtError.is(err, "overloaded")) return !(err.cause instanceof RpcError);
   return DhtError.is(err, "busy") && err.cause instanceof RpcError && !err.cause.remote;
 }
 

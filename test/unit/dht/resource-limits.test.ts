@@ -10,7 +10,7 @@ import { generateEd25519KeyPair } from "../../../node/src/crypto/ed25519.js";
 import type { Contact } from "../../../node/src/dht/contact.js";
 import { DhtError } from "../../../node/src/dht/errors.js";
 import { createDhtIdentity } from "../../../node/src/dht/identity.js";
-import { isLocalRefusal } from "../../../node/src/dht/link-transport.js";
+import { isLocalRefusal, rpcToDhtError } from "../../../node/src/dht/link-transport.js";
 import { MemoryNetwork } from "../../../node/src/dht/memory-transport.js";
 import { DHT_PROTOCOL_VERSION, ReplayGuard } from "../../../node/src/dht/messages.js";
 import type { DhtRequest, DhtTransport } from "../../../node/src/dht/messages.js";
@@ -157,6 +157,15 @@ describe("DHT and this node's own limits", () => {
       },
     };
   }
+
+  it("isLocalRefusal: only refusals raised by this node itself", () => {
+    expect(isLocalRefusal(new DhtError("overloaded", "own replay cache"))).toBe(true);
+    expect(isLocalRefusal(new DhtError("busy", "own queue", { cause: new RpcError("busy", "full") }))).toBe(true);
+    expect(isLocalRefusal(new DhtError("busy", "peer busy", { cause: new RpcError("busy", "full", { remote: true }) }))).toBe(false);
+    // A peer naming "overloaded" in an RPC refusal does not escape blame.
+    expect(isLocalRefusal(rpcToDhtError(new RpcError("refused", "x", { code: "overloaded", remote: true })))).toBe(false);
+    expect(isLocalRefusal(new DhtError("timeout", "slow peer"))).toBe(false);
+  });
 
   it("local busy never evicts contacts; a peer's own busy still counts against it", async () => {
     const network = new MemoryNetwork();
