@@ -55,7 +55,7 @@ export type DhtErrorKind =
   | "busy"
   /** A DHT message on a link names a sender other than the identity the link authenticated. */
   | "link-mismatch"
-  /** This node's own limits refused (its replay cache share or total is full): not the peer's fault; retry after `retryAfterMs`. */
+  /** This node's own limits refused (its replay cache is full in total): not the peer's fault; retry after `retryAfterMs`. */
   | "overloaded";
 
 const DHT_CATEGORIES = {

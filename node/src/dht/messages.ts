@@ -279,7 +279,7 @@ export function isRequestBody(body: DhtRequestBody | DhtResponseBody): body is D
 
 /** Bounds of a ReplayGuard: its share per sender and its total. */
 export interface ReplayLimits {
-  /** Live nonces remembered per sender node id; past it that sender alone is refused "overloaded" until its nonces age out. */
+  /** Live nonces remembered per sender node id; past it that sender alone is refused "busy" until its nonces age out. */
   maxNoncesPerSender: number;
   /** Live nonces remembered in total (all senders). */
   maxEntries: number;
@@ -292,10 +292,12 @@ export const DEFAULT_REPLAY_LIMITS: ReplayLimits = { maxNoncesPerSender: 2048, m
  * `maxSkewMs` of the local clock, and a (sender, nonce) pair is accepted
  * once while it could still pass that check. Callers record a nonce only
  * after the message's signature verified, so forged messages take no room.
- * Memory is bounded per sender and in total; a full share refuses that
- * sender's new messages ("overloaded", this node's limit, not the peer's
- * fault) rather than forgetting nonces that could be replayed, so one
- * sender filling its share never refuses another's messages.
+ * Memory is bounded per sender and in total, and a full share or cache
+ * refuses new messages rather than forgetting nonces that could be
+ * replayed. A full share refuses only that sender ("busy": it sent too
+ * much, which counts against it), so one sender filling its share never
+ * refuses another's messages; a full total is "overloaded" (this node's own
+ * limit, not the peer's fault).
  */
 export class ReplayGuard {
   private readonly bySender = new Map<string, Map<string, number>>();
@@ -329,7 +331,7 @@ export class ReplayGuard {
       seen = this.bySender.get(sender);
     }
     if (seen !== undefined && seen.size >= this.limits.maxNoncesPerSender) {
-      throw new DhtError("overloaded", `replay cache share of this sender is full (${this.limits.maxNoncesPerSender} live nonces); retry shortly`, {
+      throw new DhtError("busy", `replay cache share of this sender is full (${this.limits.maxNoncesPerSender} live nonces); retry shortly`, {
         retryAfterMs: this.retryAfter(seen, now),
       });
     }

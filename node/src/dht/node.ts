@@ -127,7 +127,7 @@ export interface DhtNodeStats {
 }
 
 /** Refusals that mean one of this node's caps was met: logged (throttled) at info, so an operator sees which cap. */
-const CAP_KINDS: ReadonlySet<DhtErrorKind> = new Set(["overloaded", "quota-exceeded", "store-full"]);
+const CAP_KINDS: ReadonlySet<DhtErrorKind> = new Set(["busy", "overloaded", "quota-exceeded", "store-full"]);
 
 function asDhtError(err: unknown): DhtError {
   if (err instanceof DhtError) return err;

@@ -65,8 +65,8 @@ describe("DHT replay cache under a flood", () => {
     const honest = makeNode(network, "honest");
     const answers = await Promise.all(Array.from({ length: 30 }, () => flooder.rpc(target.contact, { type: "PING" })));
     expect(answers.filter((a) => a.type === "PONG")).toHaveLength(8);
-    expect(answers.filter((a) => a.type === "ERROR" && a.kind === "overloaded")).toHaveLength(22);
-    expect(target.stats.refused.overloaded).toBe(22);
+    expect(answers.filter((a) => a.type === "ERROR" && a.kind === "busy")).toHaveLength(22);
+    expect(target.stats.refused.busy).toBe(22);
     expect(await honest.ping(target.contact)).toBe(true);
   });
 
@@ -86,7 +86,7 @@ describe("DHT replay cache under a flood", () => {
         return err;
       }
     })();
-    expect(full).toMatchObject({ kind: "overloaded", category: "transient" });
+    expect(full).toMatchObject({ kind: "busy", category: "transient" }); // the sender's own doing
     expect((full as DhtError).retryAfterMs).toBeGreaterThan(0);
     guard.check(b, nonce(1), 0, 0);
     expect(() => guard.check(c, nonce(1), 0, 0)).toThrow(expect.objectContaining({ kind: "overloaded" }));
@@ -98,13 +98,15 @@ describe("DHT replay cache under a flood", () => {
   it("a lookup stopped by this node's own full cache reports it, never 'not found'", async () => {
     const network = new MemoryNetwork();
     const local = makeNode(network, "local", { replay: { maxNoncesPerSender: 4, maxEntries: 4 } });
-    const peer = makeNode(network, "peer");
-    for (let i = 0; i < 4; i++) expect(await peer.ping(local.contact)).toBe(true); // fills local's whole cache
-    expect(local.table.size).toBe(1);
+    const peers = [makeNode(network, "peer-1"), makeNode(network, "peer-2")];
+    // Two each: neither fills its share of 4, together they fill local's whole cache.
+    for (const peer of peers) for (let i = 0; i < 2; i++) expect(await peer.ping(local.contact)).toBe(true);
+    expect(local.table.size).toBe(2);
     const err = await local.findValue(new Uint8Array(32).fill(9)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DhtError);
     expect(err).toMatchObject({ kind: "overloaded", category: "transient" });
-    expect(local.table.size).toBe(1); // and the peer is not blamed
+    expect(await local.refreshTable()).toBe(0); // and the peers are not blamed
+    expect(local.table.size).toBe(2);
     expect(local.stats.localRefusals).toBeGreaterThan(0);
   });
 });
