@@ -8,10 +8,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { coSignRecord, signRecordAsOwner } from "../../node/src/dht/record.js";
+import { createLogger } from "../../node/src/log.js";
 import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import type { TlsCredentials } from "../../node/src/link/index.js";
 import { startNode } from "../../node/src/node/node.js";
@@ -64,7 +66,13 @@ describe("node process: DHT and control API", () => {
   it("a record published through one node is found through another node's API; stats and metrics show it", async () => {
     const owner = secret("owner");
     const record = coSignRecord(
-      signRecordAsOwner({ ownerSecretKey: owner, name: "presence/0", value: new TextEncoder().encode("hello from node 1"), seq: 1, expiresAt: Date.now() + 3600_000 }),
+      signRecordAsOwner({
+        ownerSecretKey: owner,
+        name: "presence/0",
+        value: new TextEncoder().encode("hello from node 1"),
+        seq: 1,
+        expiresAt: Date.now() + 3600_000,
+      }),
       secret("node-1"),
     );
     const published = await nodes[1]!.dht.node.publish(record);
@@ -84,7 +92,12 @@ describe("node process: DHT and control API", () => {
     expect(stats.body.requestsServed as number).toBeGreaterThan(0);
 
     const status = await getJson(nodes[2]!, "/v1/status");
-    expect(status.body).toMatchObject({ identity: nodes[2]!.info.identity, roles: ["onion"], addresses: [`127.0.0.1:${nodes[2]!.info.port}`], consensus: null });
+    expect(status.body).toMatchObject({
+      identity: nodes[2]!.info.identity,
+      roles: ["onion"],
+      addresses: [`127.0.0.1:${nodes[2]!.info.port}`],
+      consensus: null,
+    });
     expect(status.body.links as number).toBeGreaterThanOrEqual(1);
     expect((status.body.dht as { tableSize: number }).tableSize).toBe(3);
     expect(typeof status.body.uptimeSeconds).toBe("number");
@@ -138,12 +151,82 @@ describe("node process: DHT and control API", () => {
     expect(body.type === "VALUE" ? body.record.value : undefined).toEqual(record.value);
   });
 
+  it("a record lookup on a node with no contacts is a 503 with Retry-After, not a 500 (issue 19)", async () => {
+    const lone = await startNode(
+      { listen: { host: "127.0.0.1", port: 0 }, identity: { secretKeyHex: hexOf(secret("lone")) }, dht: DHT },
+      { tlsCredentials: credentials },
+    );
+    try {
+      const res = await fetch(`${lone.info.controlApi}/v1/dht/records/${"cd".repeat(32)}`);
+      expect(res.status).toBe(503);
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(await res.json()).toMatchObject({ kind: "no-contacts" });
+    } finally {
+      await lone.close();
+    }
+  });
+
+  it("one sender's fresh owner keys stop at its per-sender quota over real links while another sender's record is stored (issue 19)", async () => {
+    const target = await startNode(
+      {
+        ...configFor(9, nodes[0]),
+        dht: { ...DHT, maxRecordsPerSender: 3, seeds: [{ identity: nodes[0]!.info.identity, host: nodes[0]!.info.host, port: nodes[0]!.info.port }] },
+      },
+      // A logger that prints nothing but feeds psp_log_events_total: every refusal is counted there by kind.
+      { tlsCredentials: credentials, logger: createLogger({ level: "silent", destination: new PassThrough() }) },
+    );
+    try {
+      const contact = target.dht.node.contact;
+      const kinds: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const record = coSignRecord(
+          signRecordAsOwner({
+            ownerSecretKey: secret(`fresh-owner-${i}`),
+            name: `spam/${i}`,
+            value: new Uint8Array(512),
+            seq: 1,
+            expiresAt: Date.now() + 3600_000,
+          }),
+          secret("node-1"),
+        );
+        const body = await nodes[1]!.dht.node.rpc(contact, { type: "STORE", record });
+        kinds.push(body.type === "ERROR" ? body.kind : body.type);
+      }
+      expect(kinds).toEqual([...Array<string>(3).fill("STORED"), ...Array<string>(7).fill("quota-exceeded")]);
+      const honest = coSignRecord(
+        signRecordAsOwner({ ownerSecretKey: secret("honest-owner"), name: "presence/0", value: new Uint8Array(64), seq: 1, expiresAt: Date.now() + 3600_000 }),
+        secret("node-3"),
+      );
+      expect(await nodes[3]!.dht.node.rpc(contact, { type: "STORE", record: honest })).toMatchObject({ type: "STORED" });
+      const stats = await getJson(target, "/v1/dht/stats");
+      expect(stats.body.refused).toMatchObject({ "quota-exceeded": 7 });
+      const metrics = await (await fetch(`${target.info.controlApi}/metrics`)).text();
+      expect(metrics).toMatch(/psp_dht_refusals_total\{kind="quota-exceeded"[^}]*\} 7/);
+      expect(metrics).toMatch(/psp_log_events_total\{[^}]*component="dht"[^}]*kind="dht\/quota-exceeded"[^}]*\} 7/);
+    } finally {
+      await target.close();
+    }
+  });
+
+  it("DHT and relay limits out of range are refused with the field named", async () => {
+    await expect(startNode({ listen: { host: "127.0.0.1", port: 0 }, dht: { maxRecordsPerSender: 0 } })).rejects.toMatchObject({
+      kind: "bad-config",
+      message: expect.stringContaining("dht.maxRecordsPerSender"),
+    });
+    await expect(startNode({ listen: { host: "127.0.0.1", port: 0 }, onion: { limits: { createsPerSecondPerLink: 0 } } })).rejects.toMatchObject({
+      kind: "bad-config",
+      message: expect.stringContaining("onion.limits.createsPerSecondPerLink"),
+    });
+  });
+
   it("a config with an unknown field or a bad DHT seed is refused with the field named", async () => {
     await expect(startNode({ listen: { host: "127.0.0.1", port: 0 }, dht: { seeds: [{ identity: "xyz", host: "a", port: 1 }] } })).rejects.toMatchObject({
       kind: "bad-config",
       message: expect.stringContaining("dht.seeds[0].identity"),
     });
-    await expect(startNode({ listen: { host: "127.0.0.1", port: 0 }, dht: { staticDifficulty: 24 }, identity: { secretKeyHex: hexOf(secret("weak")) } })).rejects.toMatchObject({
+    await expect(
+      startNode({ listen: { host: "127.0.0.1", port: 0 }, dht: { staticDifficulty: 24 }, identity: { secretKeyHex: hexOf(secret("weak")) } }),
+    ).rejects.toMatchObject({
       kind: "key-load",
       message: expect.stringContaining("static puzzle"),
     });

@@ -14,6 +14,9 @@ import { createOnionClient } from "../../node/src/onion/onion-client.js";
 import type { CreateOnionClientOptions, OnionClientHandle } from "../../node/src/onion/onion-client.js";
 import type { RelayLimits } from "../../node/src/onion/relay.js";
 import { CELL_PAYLOAD_LEN, CellCommand } from "../../node/src/wire/cell.js";
+import { ntorClientCreate } from "../../node/src/crypto/ntor.js";
+import { HANDSHAKE_NTOR } from "../../node/src/onion/constants.js";
+import { encodeCreate2 } from "../../node/src/onion/payloads.js";
 import type { Cell } from "../../node/src/wire/cell.js";
 
 const credentials = await generateTlsCredentials();
@@ -84,16 +87,18 @@ describe("onion circuits over TLS links", () => {
   it("a cell modified on any link, in either direction, destroys the circuit at both ends", async () => {
     // armed: which node's outgoing link to tamper with, chosen by the peer the link leads to.
     let armed: { node: number; towards: Uint8Array | "client" } | undefined;
-    const hook = (node: number) => (cell: Cell, link: Link): Cell | undefined => {
-      if (!armed || armed.node !== node || cell.command !== CellCommand.RELAY) return cell;
-      const to = link.peerIdentity;
-      if (armed.towards === "client" ? to !== undefined : !same(to, armed.towards)) return cell;
-      armed = undefined;
-      const payload = new Uint8Array(CELL_PAYLOAD_LEN);
-      payload.set(cell.payload);
-      payload[100] = (payload[100] as number) ^ 0x01;
-      return { ...cell, payload };
-    };
+    const hook =
+      (node: number) =>
+      (cell: Cell, link: Link): Cell | undefined => {
+        if (!armed || armed.node !== node || cell.command !== CellCommand.RELAY) return cell;
+        const to = link.peerIdentity;
+        if (armed.towards === "client" ? to !== undefined : !same(to, armed.towards)) return cell;
+        armed = undefined;
+        const payload = new Uint8Array(CELL_PAYLOAD_LEN);
+        payload.set(cell.payload);
+        payload[100] = (payload[100] as number) ^ 0x01;
+        return { ...cell, payload };
+      };
     const nodes = await relays(3, { start: (i) => ({ outboundHook: hook(i) }) });
     const c = await client(nodes, { outboundHook: hook(0) });
     const id = (i: number) => (nodes[i - 1] as RunningNode).pathNode.identity;
@@ -234,6 +239,42 @@ describe("onion circuits over TLS links", () => {
     const stream = await circuit.openStream("echo");
     await stream.send(bytes(600, 4));
     expect(same(await stream.receive(), bytes(600, 4))).toBe(true);
+  });
+});
+
+describe("relay CREATE limits over real links (issue 19)", () => {
+  it("a CREATE2 flood over one link is refused before ntor work while a client on another link still builds", async () => {
+    // A refill this slow adds no token while the test runs, however slow the machine: the counts below are exact.
+    const nodes = await relays(3, { limits: { createsPerSecondPerLink: 0.01, createBurstPerLink: 10 } });
+    const target = nodes[0] as RunningNode;
+    const attacker = await createConnectionManager({ identity: generateEd25519KeyPair(), tlsCredentials: credentials });
+    cleanups.push(() => attacker.close());
+    const destroys: number[] = [];
+    attacker.handle(CellCommand.DESTROY, (cell) => void destroys.push(cell.payload[0] as number));
+    const link = await attacker.getLink({ identity: target.pathNode.identity, host: target.pathNode.host, port: target.pathNode.port });
+    const flood = 300;
+    // Valid onionskins: every CREATE2 that got past the limit would cost the relay a real handshake.
+    const cells: Cell[] = Array.from({ length: flood }, (_, i) => ({
+      circId: (0x8000_0001 + i) >>> 0,
+      command: CellCommand.CREATE,
+      payload: encodeCreate2({
+        handshakeType: HANDSHAKE_NTOR,
+        handshakeData: ntorClientCreate({ id: target.pathNode.identity, onionPublic: target.pathNode.onionKey }).onionskin,
+      }),
+    }));
+    for (let i = 0; i < flood; i += 50) link.sendMany(cells.slice(i, i + 50));
+    await until(() => destroys.length === flood - 10);
+    const stats = target.relay.stats();
+    expect(stats.handshakes).toBe(10);
+    expect(stats.createsRefused["link-rate"]).toBe(flood - 10);
+    expect(new Set(destroys)).toEqual(new Set([DestroyReason.RESOURCELIMIT]));
+    // An honest client on its own link builds through the flooded relay and is served.
+    const c = await client(nodes);
+    const circuit = await c.buildCircuit({ path: nodes.map((n) => n.pathNode) });
+    const stream = await circuit.openStream("echo");
+    await stream.send(bytes(100, 7));
+    expect(same(await stream.receive(), bytes(100, 7))).toBe(true);
+    expect(target.relay.stats().handshakes).toBe(11);
   });
 });
 

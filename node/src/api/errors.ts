@@ -62,6 +62,21 @@ const STATUS_OF_CATEGORY: Readonly<Record<ErrorCategory, number>> = {
   shutdown: 503,
 };
 
+/** Retry-After (seconds) when no error says how long: long enough not to hammer a node that is re-seeding or shedding load. */
+export const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * For an error that a retry can cure (category transient or shutdown: no
+ * contacts yet, busy, overloaded, a timeout), the Retry-After hint in whole
+ * seconds (from `retryAfterMs`, else DEFAULT_RETRY_AFTER_SECONDS); undefined
+ * for any other error. Such an error is a 503, never a 500.
+ */
+export function retryAfterSeconds(err: unknown): number | undefined {
+  if (!isPspError(err) || (err.category !== "transient" && err.category !== "shutdown")) return undefined;
+  const ms = err.retryAfterMs;
+  return ms !== undefined && ms > 0 ? Math.max(1, Math.ceil(ms / 1000)) : DEFAULT_RETRY_AFTER_SECONDS;
+}
+
 /** The HTTP answer for `err`: a PspError by its kind or category, fastify's own 4xx as `bad-request`, anything else a 500. */
 export function errorAnswer(err: unknown): ErrorAnswer {
   if (isPspError(err)) {
@@ -70,6 +85,7 @@ export function errorAnswer(err: unknown): ErrorAnswer {
   }
   const e = (err ?? {}) as { statusCode?: unknown; message?: unknown };
   const message = typeof e.message === "string" ? e.message : String(err);
-  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, body: { error: { kind: "bad-request", message } } };
+  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500)
+    return { status: e.statusCode, body: { error: { kind: "bad-request", message } } };
   return { status: 500, body: { error: { kind: "internal", message } } };
 }

@@ -7,11 +7,14 @@
  * Trusts nothing from requests: fastify validates parameters against each
  * route's JSON schema and unknown routes get a 404 with the route list.
  * A request that fails is logged (component "api"): a 5xx at error, a 4xx
- * at debug; fastify's own request logging stays off.
+ * at debug; fastify's own request logging stays off. An error a retry can
+ * cure (a PspError of category transient or shutdown: "no-contacts", "busy",
+ * "overloaded") is a 503 with a Retry-After header, logged at warn.
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { childLogger, logFailure } from "../log.js";
+import { retryAfterSeconds } from "./errors.js";
 import type { Logger } from "../log.js";
 
 export interface ControlApiOptions {
@@ -47,14 +50,21 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   app.setReplySerializer((payload) => JSON.stringify(payload, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value)));
   app.setErrorHandler((err: unknown, request, reply) => {
     const e = (err ?? {}) as { statusCode?: unknown; message?: unknown; kind?: unknown };
-    const status = typeof e.statusCode === "number" && e.statusCode >= 400 ? e.statusCode : 500;
-    // A 5xx is ours to fix; a 4xx is the caller's, kept to a debug line.
-    logFailure(log, err, "answer API request", status >= 500 ? "error" : "debug", { method: request.method, route: request.routeOptions.url, status });
+    const retryAfter = retryAfterSeconds(err);
+    const status = typeof e.statusCode === "number" && e.statusCode >= 400 ? e.statusCode : retryAfter !== undefined ? 503 : 500;
+    if (retryAfter !== undefined) void reply.header("retry-after", String(retryAfter));
+    // A 5xx is ours to fix (a 503 only passes: a warning); a 4xx is the caller's, kept to a debug line.
+    const level = retryAfter !== undefined ? "warn" : status >= 500 ? "error" : "debug";
+    logFailure(log, err, "answer API request", level, { method: request.method, route: request.routeOptions.url, status });
     const message = typeof e.message === "string" ? e.message : "internal error";
     void reply.status(status).send({ error: message, ...(typeof e.kind === "string" ? { kind: e.kind } : {}) });
   });
   app.setNotFoundHandler((request, reply) => {
-    const routes = app.printRoutes({ commonPrefix: false }).split("\n").filter(Boolean).map((line) => line.replace(/^[\s│├└─]+/, "").trim());
+    const routes = app
+      .printRoutes({ commonPrefix: false })
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.replace(/^[\s│├└─]+/, "").trim());
     void reply.status(404).send({ error: `no route ${request.method} ${request.url}`, routes });
   });
 

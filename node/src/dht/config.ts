@@ -9,6 +9,10 @@ import type { RecordLimits } from "./record.js";
 import { DEFAULT_ROUTING_TABLE_OPTIONS } from "./routing-table.js";
 import type { RoutingTableOptions } from "./routing-table.js";
 import type { PuzzleDifficulty } from "./contact.js";
+import { DEFAULT_REPLAY_LIMITS } from "./messages.js";
+import type { ReplayLimits } from "./messages.js";
+import { DEFAULT_SENDER_QUOTA, checkSenderQuota } from "./sender-quota.js";
+import type { SenderQuotaLimits } from "./sender-quota.js";
 
 export interface DhtConfig extends RoutingTableOptions, PuzzleDifficulty {
   /** d: disjoint lookup paths. */
@@ -39,6 +43,10 @@ export interface DhtConfig extends RoutingTableOptions, PuzzleDifficulty {
    * closer nodes than the publisher found.
    */
   storeWindow: number;
+  /** Replay cache bounds: per sender node id and in total (messages.ts, ReplayGuard). */
+  replay: ReplayLimits;
+  /** Storage quotas per node that sent a STORE and per source address (sender-quota.ts), on top of the store's per-owner quota. */
+  senderQuota: SenderQuotaLimits;
 }
 
 export const DEFAULT_DHT_CONFIG: DhtConfig = {
@@ -54,6 +62,8 @@ export const DEFAULT_DHT_CONFIG: DhtConfig = {
   maxClockSkewMs: 60_000,
   records: DEFAULT_RECORD_LIMITS,
   storeWindow: 2 * DEFAULT_ROUTING_TABLE_OPTIONS.bucketSize,
+  replay: DEFAULT_REPLAY_LIMITS,
+  senderQuota: DEFAULT_SENDER_QUOTA,
 };
 
 /** Defaults overlaid with `partial`, checked. Throws DhtError "bad-config" naming the field. */
@@ -66,7 +76,18 @@ export function resolveDhtConfig(partial: Partial<DhtConfig> = {}): DhtConfig {
     firstReplyBreadth: Math.min(DEFAULT_DHT_CONFIG.firstReplyBreadth, bucketSize),
     ...partial,
     records: { ...DEFAULT_RECORD_LIMITS, ...partial.records },
+    replay: { ...DEFAULT_REPLAY_LIMITS, ...partial.replay },
+    senderQuota: checkSenderQuota({ ...DEFAULT_SENDER_QUOTA, ...partial.senderQuota }),
   };
+  for (const [name, v] of Object.entries(config.replay)) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new DhtError("bad-config", `replay.${name} must be a positive integer, got ${String(v)}`);
+  }
+  if (config.replay.maxNoncesPerSender > config.replay.maxEntries) {
+    throw new DhtError(
+      "bad-config",
+      `replay.maxNoncesPerSender (${config.replay.maxNoncesPerSender}) must not exceed replay.maxEntries (${config.replay.maxEntries})`,
+    );
+  }
   if (!Number.isInteger(config.storeWindow) || config.storeWindow < config.bucketSize) {
     throw new DhtError("bad-config", `storeWindow must be an integer >= bucketSize (${config.bucketSize}), got ${config.storeWindow}`);
   }

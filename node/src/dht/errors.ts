@@ -35,7 +35,7 @@ export type DhtErrorKind =
   | "ttl-too-long"
   /** A record, value or name is larger than the configured maximum. */
   | "oversized"
-  /** The owner already holds its maximum number of records or bytes on this node. */
+  /** The owner, or the node (or address) that sent the STORE, already holds its maximum number of records or bytes on this node. */
   | "quota-exceeded"
   /** This node's store is at its total capacity; existing records are never evicted for new ones. */
   | "store-full"
@@ -54,7 +54,9 @@ export type DhtErrorKind =
   /** The peer has too many requests of ours in progress (per-peer in-flight cap); retry later. */
   | "busy"
   /** A DHT message on a link names a sender other than the identity the link authenticated. */
-  | "link-mismatch";
+  | "link-mismatch"
+  /** This node's own limits refused (its replay cache is full in total): not the peer's fault; retry after `retryAfterMs`. */
+  | "overloaded";
 
 const DHT_CATEGORIES = {
   malformed: "peer",
@@ -80,6 +82,7 @@ const DHT_CATEGORIES = {
   "not-responsible": "refused",
   busy: "transient",
   "link-mismatch": "peer",
+  overloaded: "transient",
 } as const satisfies KindCategories<DhtErrorKind>;
 
 export class DhtError extends layerError<DhtErrorKind>("dht", DHT_CATEGORIES) {}

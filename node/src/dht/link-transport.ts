@@ -16,6 +16,7 @@
  * RPC layer for framing. Trusts nothing in a message; the DhtNode verifies
  * every message it gets.
  */
+import { isLoopbackHost } from "../base/address.js";
 import { RpcError } from "../link/rpc.js";
 import type { LinkRpc, RpcContext } from "../link/rpc.js";
 import type { Contact } from "./contact.js";
@@ -23,7 +24,7 @@ import { DHT_ERROR_KINDS, DhtError } from "./errors.js";
 import type { DhtErrorKind } from "./errors.js";
 import { idsEqual } from "./id.js";
 import { MAX_MESSAGE_BYTES, decodeDhtMessage, encodeDhtMessage, isRequestBody } from "./messages.js";
-import type { DhtRequest, DhtResponse, DhtTransport } from "./messages.js";
+import type { DhtRequest, DhtRequestContext, DhtResponse, DhtTransport } from "./messages.js";
 
 /** The RPC service the DHT answers on. */
 export const DHT_RPC_SERVICE = "dht";
@@ -44,7 +45,7 @@ export interface LinkDhtTransportStats {
 }
 
 /** A request handler: DhtNode.handleRequest. Must not throw (DhtNode's never does). */
-export type DhtRequestHandler = (request: DhtRequest) => Promise<DhtResponse> | DhtResponse;
+export type DhtRequestHandler = (request: DhtRequest, context: DhtRequestContext) => Promise<DhtResponse> | DhtResponse;
 
 /** "host:port" or "[v6 host]:port": the contact address of a node reachable over links. */
 export function formatLinkAddress(host: string, port: number): string {
@@ -85,6 +86,17 @@ export function rpcToDhtError(err: unknown): DhtError {
   return new DhtError(same[err.kind] ?? "malformed", err.message, { cause: err });
 }
 
+/**
+ * True when a failed request was refused by this node's own limits (its
+ * request slots to the peer, its replay cache), not by the peer: the DHT
+ * must not count it against the contact.
+ */
+export function isLocalRefusal(err: unknown): boolean {
+  // "overloaded" is raised by this node's replay cache; one that arrived from a peer (an RPC refusal code) is the peer's.
+  if (DhtError.is(err, "overloaded")) return !(err.cause instanceof RpcError);
+  return DhtError.is(err, "busy") && err.cause instanceof RpcError && !err.cause.remote;
+}
+
 export class LinkDhtTransport implements DhtTransport {
   readonly stats: LinkDhtTransportStats = { requestsSent: 0, responsesReceived: 0, requestsServed: 0, requestsRefused: 0 };
   readonly rpc: LinkRpc;
@@ -96,7 +108,10 @@ export class LinkDhtTransport implements DhtTransport {
     this.rpc = options.rpc;
     this.maxMessageBytes = options.maxMessageBytes ?? Math.min(MAX_MESSAGE_BYTES, this.rpc.maxMessageBytes);
     if (!Number.isInteger(this.maxMessageBytes) || this.maxMessageBytes < 1 || this.maxMessageBytes > this.rpc.maxMessageBytes) {
-      throw new DhtError("bad-config", `maxMessageBytes must be an integer in 1..${this.rpc.maxMessageBytes} (the RPC endpoint's limit), got ${this.maxMessageBytes}`);
+      throw new DhtError(
+        "bad-config",
+        `maxMessageBytes must be an integer in 1..${this.rpc.maxMessageBytes} (the RPC endpoint's limit), got ${this.maxMessageBytes}`,
+      );
     }
   }
 
@@ -162,7 +177,9 @@ export class LinkDhtTransport implements DhtTransport {
       const e = err instanceof DhtError ? err : new DhtError("malformed", `bad DHT message: ${err instanceof Error ? err.message : String(err)}`);
       throw new RpcError("refused", e.message, { code: e.kind, cause: e });
     }
-    const response = encodeDhtMessage(await handler(request));
+    // The source host, for the per-address storage quota (the port is the peer's ephemeral one; loopback is every local peer's).
+    const host = ctx.link.remoteAddress.host;
+    const response = encodeDhtMessage(await handler(request, host === "" || isLoopbackHost(host) ? {} : { address: host }));
     if (response.length > this.maxMessageBytes) throw new RpcError("refused", `response would be ${response.length} bytes`, { code: "oversized" });
     this.stats.requestsServed++;
     return response;

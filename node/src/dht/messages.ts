@@ -35,10 +35,7 @@ const MESSAGE_DOMAIN = "psp/dht/msg/v1";
 const MAX_ERROR_MESSAGE = 512;
 
 export type DhtRequestBody =
-  | { type: "PING" }
-  | { type: "FIND_NODE"; target: Uint8Array }
-  | { type: "FIND_VALUE"; key: Uint8Array }
-  | { type: "STORE"; record: DhtRecord };
+  { type: "PING" } | { type: "FIND_NODE"; target: Uint8Array } | { type: "FIND_VALUE"; key: Uint8Array } | { type: "STORE"; record: DhtRecord };
 
 export type DhtResponseBody =
   | { type: "PONG" }
@@ -46,6 +43,12 @@ export type DhtResponseBody =
   | { type: "VALUE"; record: DhtRecord; contacts: Contact[] }
   | { type: "STORED"; outcome: PutOutcome }
   | { type: "ERROR"; kind: DhtErrorKind; message: string };
+
+/** What a transport knows about where a request came from, beyond its signed sender. */
+export interface DhtRequestContext {
+  /** Source host of the request (link transports), for per-address quotas; absent in the simulator. */
+  address?: string;
+}
 
 export interface DhtMessage<B> {
   version: number;
@@ -274,38 +277,102 @@ export function isRequestBody(body: DhtRequestBody | DhtResponseBody): body is D
   return body.type === "PING" || body.type === "FIND_NODE" || body.type === "FIND_VALUE" || body.type === "STORE";
 }
 
+/** Bounds of a ReplayGuard: its share per sender and its total. */
+export interface ReplayLimits {
+  /** Live nonces remembered per sender node id; past it that sender alone is refused "busy" until its nonces age out. */
+  maxNoncesPerSender: number;
+  /** Live nonces remembered in total (all senders). */
+  maxEntries: number;
+}
+
+export const DEFAULT_REPLAY_LIMITS: ReplayLimits = { maxNoncesPerSender: 2048, maxEntries: 200_000 };
+
 /**
  * Rejects replayed and stale messages: a timestamp must be within
  * `maxSkewMs` of the local clock, and a (sender, nonce) pair is accepted
- * once while it could still pass that check. Memory is bounded by
- * `maxEntries`; when full of live entries it refuses new messages rather
- * than forgetting nonces that could be replayed.
+ * once while it could still pass that check. Callers record a nonce only
+ * after the message's signature verified, so forged messages take no room.
+ * Memory is bounded per sender and in total, and a full share or cache
+ * refuses new messages rather than forgetting nonces that could be
+ * replayed. A full share refuses only that sender ("busy": it sent too
+ * much, which counts against it), so one sender filling its share never
+ * refuses another's messages; a full total is "overloaded" (this node's own
+ * limit, not the peer's fault).
  */
 export class ReplayGuard {
-  private readonly seen = new Map<string, number>();
+  private readonly bySender = new Map<string, Map<string, number>>();
+  private entries = 0;
+  private readonly limits: ReplayLimits;
 
   constructor(
     private readonly maxSkewMs: number,
-    private readonly maxEntries = 100_000,
-  ) {}
+    limits: Partial<ReplayLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_REPLAY_LIMITS, ...limits };
+  }
 
-  check(senderId: Uint8Array, nonce: Uint8Array, timestamp: number, now: number): void {
+  /** The clock check alone: cheap, so it runs before the signature check. */
+  checkClock(timestamp: number, now: number): void {
     if (Math.abs(timestamp - now) > this.maxSkewMs) {
       throw new DhtError("stale-message", `message timestamp is ${timestamp - now} ms off the local clock; the limit is ${this.maxSkewMs} ms`);
     }
-    const key = idHex(senderId) + idHex(nonce);
-    const until = this.seen.get(key);
+  }
+
+  /** Clock check, then records the nonce. Call after the signature verified. */
+  check(senderId: Uint8Array, nonce: Uint8Array, timestamp: number, now: number): void {
+    this.checkClock(timestamp, now);
+    const sender = idHex(senderId);
+    const key = idHex(nonce);
+    let seen = this.bySender.get(sender);
+    const until = seen?.get(key);
     if (until !== undefined && until >= now) throw new DhtError("replayed-message", "message nonce already seen from this sender");
-    if (this.seen.size >= this.maxEntries) this.prune(now);
-    if (this.seen.size >= this.maxEntries) throw new DhtError("stale-message", "replay cache is full; retry shortly");
-    this.seen.set(key, timestamp + 2 * this.maxSkewMs);
+    if (seen !== undefined && seen.size >= this.limits.maxNoncesPerSender) {
+      this.pruneSender(sender, seen, now);
+      seen = this.bySender.get(sender);
+    }
+    if (seen !== undefined && seen.size >= this.limits.maxNoncesPerSender) {
+      throw new DhtError("busy", `replay cache share of this sender is full (${this.limits.maxNoncesPerSender} live nonces); retry shortly`, {
+        retryAfterMs: this.retryAfter(seen, now),
+      });
+    }
+    if (this.entries >= this.limits.maxEntries) {
+      this.prune(now);
+      seen = this.bySender.get(sender);
+    }
+    if (this.entries >= this.limits.maxEntries) {
+      throw new DhtError("overloaded", `replay cache is full (${this.limits.maxEntries} live nonces); retry shortly`, { retryAfterMs: 2 * this.maxSkewMs });
+    }
+    if (seen === undefined) this.bySender.set(sender, (seen = new Map()));
+    seen.set(key, timestamp + 2 * this.maxSkewMs);
+    this.entries++;
   }
 
   get size(): number {
-    return this.seen.size;
+    return this.entries;
+  }
+
+  /** Live nonces held for one sender. */
+  sizeOf(senderId: Uint8Array): number {
+    return this.bySender.get(idHex(senderId))?.size ?? 0;
+  }
+
+  private retryAfter(seen: Map<string, number>, now: number): number {
+    // Entries are in insertion order; the first to expire frees the first slot.
+    const first = seen.values().next().value;
+    return first === undefined ? 0 : Math.max(0, first - now);
+  }
+
+  private pruneSender(sender: string, seen: Map<string, number>, now: number): void {
+    for (const [key, until] of seen) {
+      if (until < now) {
+        seen.delete(key);
+        this.entries--;
+      }
+    }
+    if (seen.size === 0) this.bySender.delete(sender);
   }
 
   private prune(now: number): void {
-    for (const [key, until] of this.seen) if (until < now) this.seen.delete(key);
+    for (const [sender, seen] of this.bySender) this.pruneSender(sender, seen, now);
   }
 }

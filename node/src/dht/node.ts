@@ -5,11 +5,18 @@
  * transport.
  *
  * Every incoming message (request or response) is checked in this order:
- * shape, sender puzzles, clock skew and nonce (ReplayGuard), signature;
- * responses must also come from the contact asked and echo the request
- * nonce. Only then does the sender enter the routing table (S/Kademlia
+ * shape, sender puzzles, clock skew, signature, and only then the nonce
+ * (ReplayGuard, bounded per sender): a forged message never takes room in
+ * the replay cache. Responses must also come from the contact asked and
+ * echo the request nonce. Only then does the sender enter the routing table (S/Kademlia
  * §4.2). Contacts listed inside replies are used by the lookup after a
  * puzzle check but enter the table only once they answer us themselves.
+ *
+ * STOREs are charged to the node that sent them and its source address
+ * (SenderQuota) besides the store's per-owner quota: owner keys are free.
+ * A failure caused by this node's own limits (its replay cache, its request
+ * slots: isLocalRefusal) is never counted against the contact, and a lookup
+ * that found nothing because of one reports it instead of "not found".
  *
  * Trusts: its transport to deliver bytes somewhere (nothing more), its store
  * to keep what it put, and its clock.
@@ -17,23 +24,44 @@
 import { withTimeout } from "../base/timeout.js";
 import { randomBytes } from "../crypto/backend.js";
 import { nodeIdFromPublicKey } from "../crypto/puzzles.js";
-import { childLogger, logFailure } from "../log.js";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
 import type { Logger } from "../log.js";
 import { DhtError } from "./errors.js";
+import type { DhtErrorKind } from "./errors.js";
+import { isLocalRefusal } from "./link-transport.js";
+import { SenderQuota } from "./sender-quota.js";
 import { resolveDhtConfig } from "./config.js";
 import type { DhtConfig } from "./config.js";
 import { ContactVerifier, contactHex } from "./contact.js";
 import type { Contact } from "./contact.js";
-import { compareDistance, idsEqual, isId } from "./id.js";
+import { compareDistance, idHex, idsEqual, isId } from "./id.js";
 import type { NodeId } from "./id.js";
 import { disjointLookup } from "./lookup.js";
 import type { LookupResult, ReachedNode } from "./lookup.js";
-import { DHT_PROTOCOL_VERSION, MAX_CONTACTS_PER_RESPONSE, NONCE_BYTES, ReplayGuard, checkMessageShape, ed25519Authenticator, isRequestBody, signingPayload } from "./messages.js";
+import {
+  DHT_PROTOCOL_VERSION,
+  MAX_CONTACTS_PER_RESPONSE,
+  NONCE_BYTES,
+  ReplayGuard,
+  checkMessageShape,
+  ed25519Authenticator,
+  isRequestBody,
+  signingPayload,
+} from "./messages.js";
 import { RoutingTable } from "./routing-table.js";
-import type { DhtMessage, DhtRequest, DhtRequestBody, DhtResponse, DhtResponseBody, DhtTransport, MessageAuthenticator } from "./messages.js";
+import type {
+  DhtMessage,
+  DhtRequest,
+  DhtRequestBody,
+  DhtRequestContext,
+  DhtResponse,
+  DhtResponseBody,
+  DhtTransport,
+  MessageAuthenticator,
+} from "./messages.js";
 import { validateRecord } from "./record.js";
 import type { DhtRecord } from "./record.js";
-import type { RecordStore } from "./store.js";
+import type { PutOutcome, RecordStore } from "./store.js";
 
 export interface DhtNodeIdentity {
   /** Ed25519 secret key (32-byte seed) of the node; signs its messages. */
@@ -90,6 +118,17 @@ export interface PublishResult {
   lookup: LookupResult<never>;
 }
 
+/** Counters of what this node refused and of its own limits met, for metrics. */
+export interface DhtNodeStats {
+  /** Incoming requests answered with an ERROR, by kind ("quota-exceeded", "overloaded", "bad-message-signature", ...). */
+  refused: Partial<Record<DhtErrorKind, number>>;
+  /** Our own requests that failed on this node's limits (not counted against the contact). */
+  localRefusals: number;
+}
+
+/** Refusals that mean one of this node's caps was met: logged (throttled) at info, so an operator sees which cap. */
+const CAP_KINDS: ReadonlySet<DhtErrorKind> = new Set(["busy", "overloaded", "quota-exceeded", "store-full"]);
+
 function asDhtError(err: unknown): DhtError {
   if (err instanceof DhtError) return err;
   return new DhtError("malformed", `unexpected failure: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -111,6 +150,9 @@ export class DhtNode {
   private readonly acceptPublisher: ((publisher: Uint8Array) => boolean) | undefined;
   private readonly background = new Set<Promise<void>>();
   private readonly log: Logger;
+  private readonly logRefusal: ReturnType<typeof throttledFailureLog>;
+  private readonly senderQuota: SenderQuota;
+  readonly stats: DhtNodeStats = { refused: {}, localRefusals: 0 };
 
   constructor(options: DhtNodeOptions) {
     this.config = resolveDhtConfig(options.config);
@@ -127,7 +169,8 @@ export class DhtNode {
     this.table = new RoutingTable(this.contact.nodeId, this.config);
     this.store = options.store;
     this.transport = options.transport;
-    this.replay = new ReplayGuard(this.config.maxClockSkewMs);
+    this.replay = new ReplayGuard(this.config.maxClockSkewMs, this.config.replay);
+    this.senderQuota = new SenderQuota(this.config.senderQuota);
     this.auth = options.auth ?? ed25519Authenticator(identity.secretKey);
     this.now = options.now ?? Date.now;
     this.random = options.random ?? randomBytes;
@@ -135,6 +178,7 @@ export class DhtNode {
     this.learnFromRequests = options.learnFromRequests ?? true;
     this.acceptPublisher = options.acceptPublisher;
     this.log = childLogger(options.logger, "dht");
+    this.logRefusal = throttledFailureLog(this.log);
   }
 
   get nodeId(): NodeId {
@@ -143,29 +187,38 @@ export class DhtNode {
 
   // ---------------------------------------------------------------- server side
 
-  /** Answers one request. Never throws: every failure becomes an ERROR response with a DhtError kind. */
-  async handleRequest(incoming: DhtRequest): Promise<DhtResponse> {
+  /**
+   * Answers one request. Never throws: every failure becomes an ERROR
+   * response with a DhtError kind, counted in `stats.refused` and logged
+   * (throttled). `context.address` is the request's source host, when the
+   * transport knows it (per-address storage quota).
+   */
+  async handleRequest(incoming: DhtRequest, context: DhtRequestContext = {}): Promise<DhtResponse> {
     let request: DhtRequest;
     try {
       const accepted = this.acceptMessage(incoming);
       if (!isRequestBody(accepted.body)) throw new DhtError("malformed", `${accepted.body.type} is a response, not a request`);
       request = accepted as DhtRequest;
     } catch (err) {
-      const e = asDhtError(err);
-      logFailure(this.log, e, "accept DHT request", "debug");
-      return this.respond(incoming, { type: "ERROR", kind: e.kind, message: e.message.slice(0, 512) });
+      return this.refuse(incoming, err, "accept DHT request");
     }
     if (this.learnFromRequests) this.observe(request.sender);
     try {
-      return this.respond(request, this.answer(request.body, request.sender));
+      return this.respond(request, this.answer(request.body, request.sender, context));
     } catch (err) {
-      const e = asDhtError(err);
-      logFailure(this.log, e, `answer ${request.body.type}`, "debug");
-      return this.respond(request, { type: "ERROR", kind: e.kind, message: e.message.slice(0, 512) });
+      return this.refuse(request, err, `answer ${request.body.type}`);
     }
   }
 
-  private answer(body: DhtRequestBody, sender: Contact): DhtResponseBody {
+  /** The ERROR answer to a refused request, counted by kind; a met cap is logged at info, anything else at debug (both throttled). */
+  private refuse(request: DhtRequest, err: unknown, operation: string): DhtResponse {
+    const e = asDhtError(err);
+    this.stats.refused[e.kind] = (this.stats.refused[e.kind] ?? 0) + 1;
+    this.logRefusal(e, operation, CAP_KINDS.has(e.kind) ? "info" : "debug");
+    return this.respond(request, { type: "ERROR", kind: e.kind, message: e.message.slice(0, 512) });
+  }
+
+  private answer(body: DhtRequestBody, sender: Contact, context: DhtRequestContext): DhtResponseBody {
     const k = this.config.bucketSize;
     switch (body.type) {
       case "PING":
@@ -182,12 +235,30 @@ export class DhtNode {
         const now = this.now();
         // Cheap table check before the two signature checks: a node far from the key never pays for them.
         if (isId(body.record?.key) && !this.isResponsibleFor(body.record.key)) {
-          throw new DhtError("not-responsible", `this node knows ${this.config.storeWindow} or more nodes closer to the key; store on the k closest nodes a lookup finds`);
+          throw new DhtError(
+            "not-responsible",
+            `this node knows ${this.config.storeWindow} or more nodes closer to the key; store on the k closest nodes a lookup finds`,
+          );
         }
         const size = validateRecord(body.record, { now, limits: this.config.records, acceptPublisher: this.acceptPublisher });
-        return { type: "STORED", outcome: this.store.put(body.record, size, now) };
+        return { type: "STORED", outcome: this.storeFrom(body.record, size, sender, context.address, now) };
       }
     }
+  }
+
+  /** Puts a record a peer sent, charged to that peer and its address (refused "quota-exceeded" past their share). */
+  private storeFrom(record: DhtRecord, size: number, sender: Contact, address: string | undefined, now: number): PutOutcome {
+    const keyHex = idHex(record.key);
+    const senderHex = idHex(sender.nodeId);
+    this.senderQuota.check(keyHex, size, senderHex, address, now);
+    const outcome = this.store.put(record, size, now);
+    if (outcome === "stored") this.senderQuota.charge(keyHex, size, record.expiresAt, senderHex, address);
+    return outcome;
+  }
+
+  /** Live records and bytes this node holds on behalf of one sending node (diagnostics, tests). */
+  senderUsage(senderId: NodeId): { records: number; bytes: number } {
+    return this.senderQuota.usage(idHex(senderId), this.now());
   }
 
   /**
@@ -236,14 +307,16 @@ export class DhtNode {
     return msg;
   }
 
-  /** Shape, puzzles, replay window, signature. Returns the message; throws DhtError. */
+  /** Shape, puzzles, clock, signature, then the nonce (only signed messages take room in the replay cache). Returns the message; throws DhtError. */
   private acceptMessage(incoming: DhtMessage<DhtRequestBody | DhtResponseBody>): DhtMessage<DhtRequestBody | DhtResponseBody> {
     const msg = this.checkShapes ? checkMessageShape(incoming) : incoming;
     this.verifier.verify(msg.sender);
-    this.replay.check(msg.sender.nodeId, msg.nonce, msg.timestamp, this.now());
+    const now = this.now();
+    this.replay.checkClock(msg.timestamp, now);
     if (!this.auth.verify(msg.sender.publicKey, () => signingPayload(msg), msg.signature)) {
       throw new DhtError("bad-message-signature", "message signature does not verify under the sender's key");
     }
+    this.replay.check(msg.sender.nodeId, msg.nonce, msg.timestamp, now);
     return msg;
   }
 
@@ -258,8 +331,9 @@ export class DhtNode {
     if (outcome.kind !== "ping-oldest") return;
     const oldest = outcome.oldest;
     this.track(
-      this.ping(oldest, { countFailure: false }).then((alive) => {
-        this.table.resolvePing(oldest.nodeId, alive);
+      this.probe(oldest).then((state) => {
+        // Our own limits answering for the contact say nothing of it: keep the old one (S/Kademlia prefers it anyway).
+        this.table.resolvePing(oldest.nodeId, state !== "dead");
       }),
       "ping the oldest contact of a full bucket",
     );
@@ -304,12 +378,25 @@ export class DhtNode {
     let response: DhtResponse;
     try {
       const timeoutMs = this.config.rpcTimeoutMs;
-      response = await withTimeout(this.transport.request(contact, request, { timeoutMs }), timeoutMs, () => new DhtError("timeout", `no response within ${timeoutMs} ms`));
+      response = await withTimeout(
+        this.transport.request(contact, request, { timeoutMs }),
+        timeoutMs,
+        () => new DhtError("timeout", `no response within ${timeoutMs} ms`),
+      );
     } catch (err) {
-      if (options.countFailure !== false) this.table.recordFailure(contact.nodeId);
-      throw asDhtError(err);
+      const e = asDhtError(err);
+      // A refusal by our own limits (request slots, replay cache) is no fault of the contact.
+      if (isLocalRefusal(e)) this.stats.localRefusals++;
+      else if (options.countFailure !== false) this.table.recordFailure(contact.nodeId);
+      throw e;
     }
-    const verified = this.acceptMessage(response);
+    let verified: DhtMessage<DhtRequestBody | DhtResponseBody>;
+    try {
+      verified = this.acceptMessage(response);
+    } catch (err) {
+      if (isLocalRefusal(err)) this.stats.localRefusals++;
+      throw err;
+    }
     if (!idsEqual(verified.sender.nodeId, contact.nodeId)) {
       throw new DhtError("unexpected-response", "response came from a different node than the one asked");
     }
@@ -323,11 +410,31 @@ export class DhtNode {
 
   /** True when the contact answers a PING. */
   async ping(contact: Contact, options: { countFailure?: boolean } = {}): Promise<boolean> {
+    return (await this.probe(contact, options)) === "alive";
+  }
+
+  /** A PING that tells a dead contact from one our own limits kept us from asking ("unknown"). */
+  private async probe(contact: Contact, options: { countFailure?: boolean } = { countFailure: false }): Promise<"alive" | "dead" | "unknown"> {
     try {
-      return (await this.rpc(contact, { type: "PING" }, options)).type === "PONG";
-    } catch {
-      return false;
+      return (await this.rpc(contact, { type: "PING" }, options)).type === "PONG" ? "alive" : "dead";
+    } catch (err) {
+      return isLocalRefusal(err) ? "unknown" : "dead";
     }
+  }
+
+  /**
+   * Runs a lookup query, remembering a failure that was this node's own
+   * (isLocalRefusal) so the lookup can report it instead of "not found".
+   */
+  private localAware<T>(seen: { error?: DhtError }, query: (contact: Contact) => Promise<T>): (contact: Contact) => Promise<T> {
+    return async (contact) => {
+      try {
+        return await query(contact);
+      } catch (err) {
+        if (isLocalRefusal(err)) seen.error ??= asDhtError(err);
+        throw err;
+      }
+    };
   }
 
   /** Joins: pings the seeds (they enter the table when they answer), then looks up the own id. Returns the table size. */
@@ -369,14 +476,18 @@ export class DhtNode {
 
   /** Disjoint-path node lookup: the k closest nodes to `target` that answered. */
   async lookupNode(target: NodeId, overrides: LookupOverrides = {}): Promise<LookupResult<never>> {
-    return disjointLookup<never>({
+    const local: { error?: DhtError } = {};
+    const lookup = await disjointLookup<never>({
       ...this.lookupOptions(target, overrides),
-      query: async (contact) => {
+      query: this.localAware(local, async (contact) => {
         const body = await this.rpc(contact, { type: "FIND_NODE", target });
         if (body.type !== "NODES") throw new DhtError("unexpected-response", `FIND_NODE answered with ${body.type}`);
         return { contacts: this.contactsFrom(body.contacts) };
-      },
+      }),
     });
+    // Nobody answered and our own limits were why: that is the answer, not an empty result.
+    if (lookup.closest.length === 0 && local.error !== undefined) throw local.error;
+    return lookup;
   }
 
   /**
@@ -397,20 +508,23 @@ export class DhtNode {
         local = undefined;
       }
     }
+    const localFailure: { error?: DhtError } = {};
     const lookup = await disjointLookup<DhtRecord>({
       ...this.lookupOptions(key, options),
       valueQuorum: options.quorum ?? 2,
-      query: async (contact) => {
+      query: this.localAware(localFailure, async (contact) => {
         const body = await this.rpc(contact, { type: "FIND_VALUE", key });
         if (body.type === "NODES") return { contacts: this.contactsFrom(body.contacts) };
         if (body.type !== "VALUE") throw new DhtError("unexpected-response", `FIND_VALUE answered with ${body.type}`);
         if (!idsEqual(body.record.key, key)) throw new DhtError("key-mismatch", "holder returned a record for another key");
         validateRecord(body.record, { now: this.now(), limits: this.config.records, acceptPublisher: this.acceptPublisher });
         return { contacts: this.contactsFrom(body.contacts), value: body.record };
-      },
+      }),
     });
     let best = local;
     for (const { value } of lookup.values) if (best === undefined || value.seq > best.seq) best = value;
+    // "Not found" only when our own limits did not stop a query: otherwise the record may well exist.
+    if (best === undefined && localFailure.error !== undefined) throw localFailure.error;
     return best === undefined ? { lookup } : { record: best, lookup };
   }
 
@@ -510,7 +624,8 @@ export class DhtNode {
         while (next < contacts.length) {
           const contact = contacts[next++] as Contact;
           checked.add(contactHex(contact));
-          if (!(await this.ping(contact, { countFailure: false }))) {
+          // Only a contact that failed on its own is removed; "unknown" (our own limits) keeps it.
+          if ((await this.probe(contact)) === "dead") {
             this.table.remove(contact.nodeId);
             removed++;
           }
@@ -531,8 +646,22 @@ export class DhtNode {
     const every = { ...DEFAULT_MAINTENANCE_INTERVALS, ...intervals };
     const timers = [
       setInterval(() => this.sweep(), every.sweepMs),
-      setInterval(() => this.track(this.refreshTable().then((removed) => void this.log.debug({ removed }, "routing table refreshed")), "refresh the routing table"), every.refreshMs),
-      setInterval(() => this.track(this.replicate().then((result) => void this.log.debug({ ...result }, "records re-replicated")), "re-replicate records"), every.replicateMs),
+      setInterval(
+        () =>
+          this.track(
+            this.refreshTable().then((removed) => void this.log.debug({ removed }, "routing table refreshed")),
+            "refresh the routing table",
+          ),
+        every.refreshMs,
+      ),
+      setInterval(
+        () =>
+          this.track(
+            this.replicate().then((result) => void this.log.debug({ ...result }, "records re-replicated")),
+            "re-replicate records",
+          ),
+        every.replicateMs,
+      ),
     ];
     for (const t of timers) t.unref();
     return () => {

@@ -195,6 +195,8 @@ export class SimulatedNetwork {
           staticDifficulty: 0,
           dynamicDifficulty: 0,
           maxMessagesPerLookup: 100_000,
+          // The simulated clock stands still, so nonces never age out: one share as large as the whole cache keeps long runs as before.
+          replay: { maxNoncesPerSender: 100_000, maxEntries: 100_000 },
         },
         now,
         random: (n) => rng.bytes(n),

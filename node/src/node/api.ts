@@ -8,7 +8,11 @@
  * Owns the JSON shapes of these routes and the psp_node_* / psp_dht_* /
  * psp_link_* / psp_onion_* / psp_authority_* / psp_oracle_* / psp_log_* metric names. Reads state only, except that a
  * record lookup runs a DHT value lookup. Parameters are checked by JSON
- * schema: a bad one gets 400 `{ error, kind: "bad-request" }`.
+ * schema: a bad one gets 400 `{ error, kind: "bad-request" }`. A lookup
+ * that cannot run or finish for a passing reason (no contacts yet, this
+ * node's own limits: a transient DhtError) is a 503 with Retry-After from
+ * the base's error handler (api/errors.ts retryAfterSeconds), never a 404
+ * or a 500.
  *
  * Trusts the layers it reads from.
  */
@@ -85,6 +89,10 @@ export function dhtStats(dht: NodeDht) {
     requestFailures: Math.max(0, t.requestsSent - t.responsesReceived - dht.transport.inflight),
     requestsServed: t.requestsServed,
     requestsRefused: t.requestsRefused,
+    /** Incoming requests refused, by DhtError kind (which cap or check refused them). */
+    refused: { ...dht.node.stats.refused },
+    /** Our own requests stopped by this node's own limits (not counted against contacts). */
+    localRefusals: dht.node.stats.localRefusals,
     bootstraps: dht.stats.bootstraps,
     reseeds: dht.stats.reseeds,
     reseedContacts: dht.stats.reseedContacts,
@@ -207,6 +215,19 @@ const counter = (registry: Registry, name: string, help: string, read: () => num
   });
 };
 
+const labelledCounter = (registry: Registry, name: string, help: string, label: string, read: () => Partial<Record<string, number>>): void => {
+  new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [value, n] of Object.entries(read())) if (n !== undefined) this.inc({ [label]: value }, n);
+    },
+  });
+};
+
 /** Registers the node's metrics on the control API's registry. */
 export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void {
   gauge(registry, "psp_node_uptime_seconds", "Seconds since the node started", () => (Date.now() - s.startedAt) / 1000);
@@ -221,6 +242,22 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
   counter(registry, "psp_dht_requests_sent_total", "DHT requests sent", () => s.dht.transport.stats.requestsSent);
   counter(registry, "psp_dht_requests_served_total", "DHT requests answered", () => s.dht.transport.stats.requestsServed);
   counter(registry, "psp_dht_requests_refused_total", "DHT requests refused before the DHT saw them", () => s.dht.transport.stats.requestsRefused);
+  labelledCounter(
+    registry,
+    "psp_dht_refusals_total",
+    "DHT requests the DHT node answered with an ERROR, by kind (quota-exceeded, overloaded, ...)",
+    "kind",
+    () => s.dht.node.stats.refused,
+  );
+  counter(registry, "psp_dht_local_refusals_total", "DHT requests of ours stopped by this node's own limits", () => s.dht.node.stats.localRefusals);
+  counter(registry, "psp_onion_handshakes_total", "ntor handshakes this relay computed", () => s.relay?.stats().handshakes ?? 0);
+  labelledCounter(
+    registry,
+    "psp_onion_creates_refused_total",
+    "CREATEs refused before any handshake work, by cap",
+    "cap",
+    () => s.relay?.stats().createsRefused ?? {},
+  );
   if (s.presence) {
     const { presence, rendezvous } = s.presence;
     gauge(registry, "psp_presence_points", "Presence points this node holds", () => presence.points);

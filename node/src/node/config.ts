@@ -165,6 +165,13 @@ export interface NodeDhtConfig {
   replicateMs?: number;
   /** Contacts taken from the latest consensus at each re-seed (default 8). */
   reseedCount?: number;
+  /** Replay cache: live nonces per sending node (default 2048) and in total (default 200,000); docs/spec/dht.md "Limits". */
+  maxNoncesPerSender?: number;
+  maxReplayEntries?: number;
+  /** Storage quotas per node that sent a STORE (default 512 records / 1 MiB) and per source address (default 4 MiB). */
+  maxRecordsPerSender?: number;
+  maxBytesPerSender?: number;
+  maxBytesPerAddress?: number;
 }
 
 export interface NodeDirectoryConfig {
@@ -250,6 +257,10 @@ const RELAY_LIMIT_KEYS: ReadonlySet<string> = new Set([
   "relayCircuitIdleMs",
   "maxCircuitLength",
   "maxRelayEarly",
+  "createsPerSecondPerLink",
+  "createBurstPerLink",
+  "createsPerSecondPerAddress",
+  "createBurstPerAddress",
 ]);
 
 const LINK_NUMBER_KEYS: ReadonlySet<string> = new Set([
@@ -262,6 +273,28 @@ const LINK_NUMBER_KEYS: ReadonlySet<string> = new Set([
   "duplicateGraceMs",
   "closeGraceMs",
 ]);
+
+/** Relay limits that must be positive: a zero rate, burst or idle time would refuse or close every circuit. */
+const POSITIVE_RELAY_LIMIT_KEYS = [
+  "createsPerSecondPerLink",
+  "createBurstPerLink",
+  "createsPerSecondPerAddress",
+  "createBurstPerAddress",
+  "relayCircuitIdleMs",
+] as const;
+
+function checkRelayLimitNumbers(v: unknown): Partial<RelayLimits> {
+  const limits = checkNumbers("onion.limits", v, RELAY_LIMIT_KEYS) as Partial<RelayLimits>;
+  for (const k of POSITIVE_RELAY_LIMIT_KEYS) {
+    const n = limits[k];
+    if (n !== undefined && n <= 0) throw bad(`onion.limits.${k}`, "must be positive");
+  }
+  for (const k of ["createBurstPerLink", "createBurstPerAddress"] as const) {
+    const n = limits[k];
+    if (n !== undefined && n < 1) throw bad(`onion.limits.${k}`, "must be at least 1 (one CREATE)");
+  }
+  return limits;
+}
 
 function bad(field: string, message: string): NodeError {
   return new NodeError("bad-config", `config ${field}: ${message}`);
@@ -374,7 +407,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     const o = value.onion;
     if (!isObject(o)) throw bad("onion", "must be an object");
     config.onion = {};
-    if (o.limits !== undefined) config.onion.limits = checkNumbers("onion.limits", o.limits, RELAY_LIMIT_KEYS) as Partial<RelayLimits>;
+    if (o.limits !== undefined) config.onion.limits = checkRelayLimitNumbers(o.limits);
     if (o.services !== undefined) {
       if (!Array.isArray(o.services) || !o.services.every((s) => (BUILTIN_SERVICES as readonly unknown[]).includes(s))) {
         throw bad("onion.services", `must be a list of built-in services: ${BUILTIN_SERVICES.join(", ")}`);
@@ -512,7 +545,15 @@ const DHT_NUMBER_KEYS: ReadonlySet<string> = new Set([
   "refreshMs",
   "replicateMs",
   "reseedCount",
+  "maxNoncesPerSender",
+  "maxReplayEntries",
+  "maxRecordsPerSender",
+  "maxBytesPerSender",
+  "maxBytesPerAddress",
 ]);
+
+/** DHT limits that must be whole positive numbers (a zero cap would refuse everything). */
+const DHT_LIMIT_KEYS = ["maxNoncesPerSender", "maxReplayEntries", "maxRecordsPerSender", "maxBytesPerSender", "maxBytesPerAddress"] as const;
 
 function checkDht(v: unknown): NodeDhtConfig {
   if (!isObject(v)) throw bad("dht", "must be an object");
@@ -524,6 +565,10 @@ function checkDht(v: unknown): NodeDhtConfig {
   }
   for (const k of ["sweepMs", "refreshMs", "replicateMs", "rpcTimeoutMs", "bucketSize", "disjointPaths", "alpha"] as const) {
     if (out[k] === 0) throw bad(`dht.${k}`, "must be positive");
+  }
+  for (const k of DHT_LIMIT_KEYS) {
+    const n = out[k];
+    if (n !== undefined && (!Number.isSafeInteger(n) || n < 1)) throw bad(`dht.${k}`, "must be a positive integer");
   }
   if (seeds !== undefined) out.seeds = checkPeers("dht.seeds", seeds, 64);
   return out;

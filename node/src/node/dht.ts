@@ -24,6 +24,8 @@ import type { DhtConfig } from "../dht/config.js";
 import type { Contact } from "../dht/contact.js";
 import { LinkDhtTransport, formatLinkAddress } from "../dht/link-transport.js";
 import { DEFAULT_MAINTENANCE_INTERVALS, DhtNode } from "../dht/node.js";
+import { DEFAULT_REPLAY_LIMITS } from "../dht/messages.js";
+import { DEFAULT_SENDER_QUOTA } from "../dht/sender-quota.js";
 import { SqliteRecordStore } from "../dht/sqlite-store.js";
 import type { LinkRpc } from "../link/rpc.js";
 import { childLogger, logFailure } from "../log.js";
@@ -117,6 +119,17 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
       ...(config.disjointPaths === undefined ? {} : { disjointPaths: config.disjointPaths }),
       ...(config.alpha === undefined ? {} : { alpha: config.alpha }),
       ...(config.rpcTimeoutMs === undefined ? {} : { rpcTimeoutMs: config.rpcTimeoutMs }),
+      replay: {
+        ...DEFAULT_REPLAY_LIMITS,
+        ...(config.maxNoncesPerSender === undefined ? {} : { maxNoncesPerSender: config.maxNoncesPerSender }),
+        ...(config.maxReplayEntries === undefined ? {} : { maxEntries: config.maxReplayEntries }),
+      },
+      senderQuota: {
+        ...DEFAULT_SENDER_QUOTA,
+        ...(config.maxRecordsPerSender === undefined ? {} : { maxRecordsPerSender: config.maxRecordsPerSender }),
+        ...(config.maxBytesPerSender === undefined ? {} : { maxBytesPerSender: config.maxBytesPerSender }),
+        ...(config.maxBytesPerAddress === undefined ? {} : { maxBytesPerAddress: config.maxBytesPerAddress }),
+      },
     });
   } catch (err) {
     throw new NodeError("bad-config", `config dht: ${(err as Error).message}`, { cause: err });
@@ -145,7 +158,7 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
     config: dhtConfig,
     ...(options.logger ? { logger: options.logger } : {}),
   });
-  const stopServing = transport.serve((request) => node.handleRequest(request));
+  const stopServing = transport.serve((request, context) => node.handleRequest(request, context));
   const stopMaintenance = node.startMaintenance({
     sweepMs: config.sweepMs ?? DEFAULT_MAINTENANCE_INTERVALS.sweepMs,
     refreshMs: config.refreshMs ?? DEFAULT_MAINTENANCE_INTERVALS.refreshMs,
@@ -194,7 +207,8 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
         logFailure(log, err, "bootstrap the DHT", "warn", { seeds: seeds.length });
       }
       // No seed answering is not an exception in the DHT (pings just come back false), but it is news to the operator.
-      if (node.table.size === 0) log.warn({ operation: "bootstrap the DHT", seeds: seeds.length }, "bootstrap the DHT: no seed answered; the next consensus re-seeds");
+      if (node.table.size === 0)
+        log.warn({ operation: "bootstrap the DHT", seeds: seeds.length }, "bootstrap the DHT: no seed answered; the next consensus re-seeds");
       else log.debug({ tableSize: node.table.size }, "DHT bootstrapped");
       return node.table.size;
     },
@@ -212,7 +226,9 @@ export function startNodeDht(options: StartNodeDhtOptions): NodeDht {
       stats.reseedContacts += added;
       // A lookup of our own id spreads us into the new contacts' tables (they only learn from signed messages).
       // The contacts are seeded either way; a failed lookup is logged and counted, and the next consensus tries again.
-      await node.lookupNode(node.nodeId).catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus", "warn", { contacts: picked.length }));
+      await node
+        .lookupNode(node.nodeId)
+        .catch((err: unknown) => logFailure(log, err, "reseed the DHT from the consensus", "warn", { contacts: picked.length }));
       return added;
     },
     close() {

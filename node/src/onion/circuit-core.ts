@@ -95,7 +95,11 @@ interface LinkRequest<C> {
 /** Whether `command` is one of the five circuit commands the onion layer handles. */
 function isCircuitCommand(command: number): boolean {
   return (
-    command === CellCommand.CREATE || command === CellCommand.CREATED || command === CellCommand.RELAY || command === CellCommand.RELAY_EARLY || command === CellCommand.DESTROY
+    command === CellCommand.CREATE ||
+    command === CellCommand.CREATED ||
+    command === CellCommand.RELAY ||
+    command === CellCommand.RELAY_EARLY ||
+    command === CellCommand.DESTROY
   );
 }
 
@@ -171,7 +175,12 @@ export abstract class CircuitCore<C, E, L extends CoreLink> {
       if (link && info.requestId === undefined) throw new CircuitError("bad-state", `link ${info.linkId} is already open`);
       if (!link) {
         link = this.newLink({
-          info: { linkId: info.linkId, peerIdentity: info.peerIdentity, weInitiated: info.weInitiated },
+          info: {
+            linkId: info.linkId,
+            peerIdentity: info.peerIdentity,
+            weInitiated: info.weInitiated,
+            ...(info.remoteHost === undefined ? {} : { remoteHost: info.remoteHost }),
+          },
           identityHex: info.peerIdentity ? keyHex(info.peerIdentity) : undefined,
           circIds: new Set(),
         });

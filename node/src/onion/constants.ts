@@ -136,8 +136,25 @@ export const DEFAULT_LIMITS = {
   maxMessageBytes: 256 * 1024,
   /** Relay: time allowed for an EXTEND to finish (link open + CREATED). */
   extendTimeoutMs: 10_000,
-  /** Relay: a circuit with no cells in either direction for this long is destroyed (FINISHED). */
-  relayCircuitIdleMs: 60 * 60_000,
+  /**
+   * Relay: a circuit with no cells in either direction for this long is
+   * destroyed (FINISHED). Ten minutes: a client keeps an unused circuit that
+   * long (clientCircuitIdleMs) and presence renews every few minutes, while
+   * a flood of created-and-abandoned circuits no longer holds state for an hour.
+   */
+  relayCircuitIdleMs: 10 * 60_000,
+  /**
+   * Relay: CREATE/CREATE2 cells accepted per second on one link, and the
+   * burst, checked before any public-key work; past it the create is
+   * answered DESTROY(RESOURCELIMIT). Generous for a relay-to-relay link
+   * carrying many clients' extends; a flood from one link costs ~50 ntor
+   * handshakes a second instead of a core.
+   */
+  createsPerSecondPerLink: 50,
+  createBurstPerLink: 200,
+  /** The same per source address (all links from one host; only where the link layer knows the address). */
+  createsPerSecondPerAddress: 100,
+  createBurstPerAddress: 400,
   /** Client: time allowed to build a whole circuit. */
   buildTimeoutMs: 30_000,
   /** Client: a circuit with no open streams for this long is closed. */

@@ -9,6 +9,12 @@
  * named local services (BEGIN/CONNECTED/DATA/END), SENDME windows, per-link
  * and per-circuit limits, timeouts, and the node's send-rate limit.
  *
+ * CREATEs are rate-limited per link and per source address (token buckets,
+ * time from the caller) before any decoding or public-key work, so a flood
+ * of CREATE2 costs a bucket check, not an ntor handshake; refused ones get
+ * DESTROY(RESOURCELIMIT), are counted by cap (`stats().createsRefused`) and
+ * reported as "create-refused" events for the driver to log.
+ *
  * Inputs: `linkOpened`, `linkFailed`, `linkClosed`, `handleCell(s)`, `tick`,
  * each with the current time. Outputs: `takeActions()` (cells to send by link
  * id, links to open, events) and `nextWakeup()` (when to call `tick`). The
@@ -25,6 +31,7 @@ import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
 import { RelayCommand, decodeRelayPayload, encodeRelayPayload } from "../wire/relay.js";
 import { ntorParseOnionskin, ntorServerRespond, PSP_NTOR_ID_LEN } from "../crypto/ntor.js";
 import type { X25519KeyPair } from "../crypto/x25519.js";
+import { TokenBucket } from "../base/token-bucket.js";
 import { isPspError } from "../errors.js";
 import {
   CIRCUIT_WINDOW_INCREMENT,
@@ -44,12 +51,31 @@ import { CircuitError } from "./errors.js";
 import { FlowWindow } from "./flow-control.js";
 import { DATA_CHUNK_LEN } from "./framing.js";
 import { keyHex } from "./path.js";
-import { decodeBegin, decodeCreate2, decodeCreated2, decodeDestroy, decodeExtend2, encodeCreate2, encodeCreated2, encodeExtended2, encodeReason } from "./payloads.js";
+import {
+  decodeBegin,
+  decodeCreate2,
+  decodeCreated2,
+  decodeDestroy,
+  decodeExtend2,
+  encodeCreate2,
+  encodeCreated2,
+  encodeExtended2,
+  encodeReason,
+} from "./payloads.js";
 import { encodeRelayRun, gatherPayloadsTransient } from "./cell-run.js";
 import { RunStep, hopCryptoFromKeyMaterial } from "./relay-crypto.js";
 import type { HopCrypto } from "./relay-crypto.js";
 import { EdgeStream } from "./streams.js";
-import type { LinkFailureCause, LocalService, NodeAddress, RelayCommandContext, RelayCommandHandler, ServiceHandler, ServiceStream } from "./types.js";
+import type {
+  CreateCap,
+  LinkFailureCause,
+  LocalService,
+  NodeAddress,
+  RelayCommandContext,
+  RelayCommandHandler,
+  ServiceHandler,
+  ServiceStream,
+} from "./types.js";
 
 export interface RelayLimits {
   nodeBytesPerSecond: number;
@@ -69,6 +95,40 @@ export interface RelayLimits {
   maxCircuitLength: number;
   /** RELAY_EARLY cells accepted outbound per circuit (Tor: 8). */
   maxRelayEarly: number;
+  /** CREATE/CREATE2 accepted per second on one link, and burst (checked before any handshake work). */
+  createsPerSecondPerLink: number;
+  createBurstPerLink: number;
+  /** The same for all links from one source address (links whose address the driver reports). */
+  createsPerSecondPerAddress: number;
+  createBurstPerAddress: number;
+}
+
+/** What a relay refused and computed, for metrics and tests. */
+export interface RelayCreateStats {
+  /** ntor handshakes computed (CREATE2 cells that reached the public-key work). */
+  handshakes: number;
+  /** CREATEs refused before any handshake work, by the cap that refused them. */
+  createsRefused: Record<CreateCap, number>;
+}
+
+/** Address buckets kept at most; past it, full (idle) ones are forgotten: a full bucket is the same as a new one. */
+const MAX_ADDRESS_BUCKETS = 4096;
+
+const RATE_LIMIT_KEYS = ["createsPerSecondPerLink", "createBurstPerLink", "createsPerSecondPerAddress", "createBurstPerAddress", "relayCircuitIdleMs"] as const;
+
+/** Checks the limits this file adds checks for; throws CircuitError "bad-argument" naming the field. */
+function checkRelayLimits(limits: RelayLimits): void {
+  if (!Number.isInteger(limits.maxCircuitLength) || limits.maxCircuitLength < 1) {
+    throw new CircuitError("bad-argument", "maxCircuitLength must be a positive integer");
+  }
+  for (const key of RATE_LIMIT_KEYS) {
+    const v = limits[key];
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))
+      throw new CircuitError("bad-argument", `relay limit ${key} must be a positive finite number, got ${String(v)}`);
+  }
+  if (limits.createBurstPerLink < 1 || limits.createBurstPerAddress < 1) {
+    throw new CircuitError("bad-argument", "relay limits createBurstPerLink and createBurstPerAddress must be at least 1 (one CREATE)");
+  }
 }
 
 export interface OnionRelayOptions {
@@ -130,6 +190,8 @@ interface RelayCircuit {
 
 interface LinkState extends CoreLink {
   circuitsFromPeer: number;
+  /** CREATEs this link may still send now (createsPerSecondPerLink). */
+  creates: TokenBucket;
   /** Streams open at this relay on circuits whose previous hop is this link. */
   streamsFromPeer: number;
 }
@@ -153,6 +215,8 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   private readonly services = new Map<string, LocalService>();
   private readonly commandHandlers = new Map<number, RelayCommandHandler>();
   private readonly circuits = new Set<RelayCircuit>();
+  private readonly addressBuckets = new Map<string, TokenBucket>();
+  private readonly createStats: RelayCreateStats = { handshakes: 0, createsRefused: { "link-rate": 0, "address-rate": 0, circuits: 0 } };
   private nextSerial = 1;
 
   constructor(options: OnionRelayOptions) {
@@ -161,9 +225,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     }
     if (options.onionKeys.length === 0) throw new CircuitError("bad-argument", "a relay needs at least one onion key");
     const limits: RelayLimits = { ...DEFAULT_LIMITS, maxCircuitLength: DEFAULT_MAX_CIRCUIT_LENGTH, maxRelayEarly: MAX_RELAY_EARLY, ...options.limits };
-    if (!Number.isInteger(limits.maxCircuitLength) || limits.maxCircuitLength < 1) {
-      throw new CircuitError("bad-argument", "maxCircuitLength must be a positive integer");
-    }
+    checkRelayLimits(limits);
     super({ now: options.now, limits, randomU32: options.randomU32, relayEarlyInRuns: true });
     this.identity = options.identity.slice();
     this.identityHex = keyHex(this.identity);
@@ -202,7 +264,8 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   // ---- what the core asks of a relay ---------------------------------------------
 
   protected newLink(base: CoreLink): LinkState {
-    return { ...base, circuitsFromPeer: 0, streamsFromPeer: 0 };
+    const creates = new TokenBucket({ bytesPerSecond: this.limits.createsPerSecondPerLink, burstBytes: this.limits.createBurstPerLink, now: this.now });
+    return { ...base, circuitsFromPeer: 0, streamsFromPeer: 0, creates };
   }
 
   /** A link to the next hop an EXTEND named came up: CREATE on it, or DESTROY(OR_IDENTITY) if it proved another identity. */
@@ -254,12 +317,14 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   }
 
   /** Counters for metrics and tests. */
-  stats(): { circuits: number; links: number; queuedCells: number; bytesSent: number } {
+  stats(): { circuits: number; links: number; queuedCells: number; bytesSent: number } & RelayCreateStats {
     return {
       circuits: this.circuits.size,
       links: this.links.size,
       queuedCells: this.scheduler.queuedCells,
       bytesSent: this.scheduler.bytesSent,
+      handshakes: this.createStats.handshakes,
+      createsRefused: { ...this.createStats.createsRefused },
     };
   }
 
@@ -399,8 +464,11 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
       this.sendDestroy({ linkId, circId }, DestroyReason.PROTOCOL);
       return;
     }
-    if (link.circuitsFromPeer >= this.limits.maxCircuitsPerLink || this.circuits.size >= this.limits.maxCircuits) {
+    const cap = this.createCap(link);
+    if (cap !== undefined) {
+      this.createStats.createsRefused[cap]++;
       this.sendDestroy({ linkId, circId }, DestroyReason.RESOURCELIMIT);
+      this.emit({ type: "create-refused", linkId, circId, cap });
       return;
     }
     let keys: Uint8Array;
@@ -417,6 +485,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
         this.sendDestroy({ linkId, circId }, DestroyReason.OR_IDENTITY);
         return;
       }
+      this.createStats.handshakes++;
       ({ reply, keys } = ntorServerRespond({
         ...(this.protoId === undefined ? {} : { protoId: this.protoId }),
         id: this.identity,
@@ -453,6 +522,34 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     link.circuitsFromPeer++;
     this.enqueue(circ, prev, CellCommand.CREATED, encodeCreated2(reply));
     this.emit({ type: "circuit-created", circuitId: circ.serial, linkId });
+  }
+
+  /**
+   * The cap a CREATE on `link` meets, if any: circuit counts first (free to
+   * check), then the link's and its address's token buckets. A token is
+   * taken only when every cap passes, so a refused link never drains its
+   * address's share for the others.
+   */
+  private createCap(link: LinkState): CreateCap | undefined {
+    if (link.circuitsFromPeer >= this.limits.maxCircuitsPerLink || this.circuits.size >= this.limits.maxCircuits) return "circuits";
+    if (link.creates.available(this.now) < 1) return "link-rate";
+    const host = link.info.remoteHost;
+    const byAddress = host === undefined ? undefined : this.addressBucket(host);
+    if (byAddress !== undefined && !byAddress.tryTake(1, this.now)) return "address-rate";
+    link.creates.tryTake(1, this.now);
+    return undefined;
+  }
+
+  private addressBucket(host: string): TokenBucket {
+    let bucket = this.addressBuckets.get(host);
+    if (bucket !== undefined) return bucket;
+    if (this.addressBuckets.size >= MAX_ADDRESS_BUCKETS) {
+      for (const [h, b] of this.addressBuckets) if (b.available(this.now) >= b.burstBytes) this.addressBuckets.delete(h);
+    }
+    bucket = new TokenBucket({ bytesPerSecond: this.limits.createsPerSecondPerAddress, burstBytes: this.limits.createBurstPerAddress, now: this.now });
+    // Still full of busy addresses: the map grows past the soft cap rather than sharing buckets between hosts.
+    this.addressBuckets.set(host, bucket);
+    return bucket;
   }
 
   // ---- relay cells ------------------------------------------------------------
@@ -595,7 +692,10 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
 
   private handleExtend(circ: RelayCircuit, streamId: number, data: Uint8Array, early: boolean): void {
     if (!early || streamId !== 0 || circ.next || circ.extend) {
-      throw new CircuitError("protocol-violation", !early ? "EXTEND outside a RELAY_EARLY cell" : streamId !== 0 ? "EXTEND on a stream" : "EXTEND on an extended circuit");
+      throw new CircuitError(
+        "protocol-violation",
+        !early ? "EXTEND outside a RELAY_EARLY cell" : streamId !== 0 ? "EXTEND on a stream" : "EXTEND on an extended circuit",
+      );
     }
     const ext = decodeExtend2(data);
     if (ext.handshakeType !== HANDSHAKE_NTOR) throw new CircuitError("protocol-violation", "EXTEND2 with an unknown handshake type");
@@ -654,7 +754,8 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
       return this.endStream(circ, streamId, EndReason.PROTOCOL);
     }
     const prevLink = this.links.get(circ.prev.linkId);
-    if (!this.allowStreamsAtFirstHop && !prevLink?.info.peerIdentity && !this.firstHopServices.has(service)) return this.endStream(circ, streamId, EndReason.POLICY);
+    if (!this.allowStreamsAtFirstHop && !prevLink?.info.peerIdentity && !this.firstHopServices.has(service))
+      return this.endStream(circ, streamId, EndReason.POLICY);
     if (circ.streams.size >= this.limits.maxStreamsPerCircuit) return this.endStream(circ, streamId, EndReason.RESOURCELIMIT);
     if (prevLink && prevLink.streamsFromPeer >= this.limits.maxStreamsPerLink) return this.endStream(circ, streamId, EndReason.RESOURCELIMIT);
     const accept = this.services.get(service);

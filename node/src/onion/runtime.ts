@@ -28,9 +28,10 @@
  * involved is closed with INTERNAL and a "driver-error" event is emitted.
  */
 import { EventEmitter } from "node:events";
+import { isLoopbackHost } from "../base/address.js";
 import { isPspError } from "../errors.js";
 import { CloseReason, LinkError } from "../link/index.js";
-import { childLogger, logFailure } from "../log.js";
+import { childLogger, logFailure, throttledFailureLog } from "../log.js";
 import type { Logger } from "../log.js";
 import type { ConnectionManager, Link, LinkCloseInfo } from "../link/index.js";
 import { CELL_LEN, CellCommand, decodeCell } from "../wire/cell.js";
@@ -97,6 +98,17 @@ function decodeCells(bytes: Uint8Array): Cell[] {
   return cells;
 }
 
+/**
+ * What the machine is told about a link: its proven identity, who opened it,
+ * and its source host for the relay's per-address create limit (not for
+ * loopback, which every local peer shares: isLoopbackHost).
+ */
+function linkFacts(link: Link): { peerIdentity: Uint8Array | null; weInitiated: boolean; remoteHost?: string } {
+  const host = link.remoteAddress.host;
+  const keyed = host !== "" && !isLoopbackHost(host);
+  return { peerIdentity: link.peerIdentity ?? null, weInitiated: link.role === "initiator", ...(keyed ? { remoteHost: host } : {}) };
+}
+
 interface DriverLink {
   id: string;
   link: Link;
@@ -117,6 +129,8 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
   private readonly outboundHook: OnionDriverOptions["outboundHook"];
   private readonly onRound: (() => void) | undefined;
   private readonly log: Logger;
+  /** Refusals repeat at an attacker's pace: counted every time, printed at most once a minute per cap. */
+  private readonly logRefusal: ReturnType<typeof throttledFailureLog>;
   private readonly links = new Map<string, DriverLink>();
   private readonly ids = new WeakMap<Link, string>();
   private inbox = new Map<string, Cell[]>();
@@ -146,6 +160,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     this.outboundHook = options.outboundHook;
     this.onRound = options.onRound;
     this.log = childLogger(options.logger, "onion");
+    this.logRefusal = throttledFailureLog(this.log);
     for (const command of CIRCUIT_CELL_COMMANDS) this.unregister.push(this.manager.handle(command, this.onCellBound));
     this.manager.on("link", this.onLinkBound);
     this.manager.on("linkClosed", this.onLinkClosedBound);
@@ -208,7 +223,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     const id = `L${link.id}`;
     this.ids.set(link, id);
     this.links.set(id, { id, link, hold: undefined, resumeReading: undefined });
-    this.machine.linkOpened({ linkId: id, peerIdentity: link.peerIdentity ?? null, weInitiated: link.role === "initiator" }, this.clock());
+    this.machine.linkOpened({ linkId: id, ...linkFacts(link) }, this.clock());
     return id;
   }
 
@@ -246,10 +261,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
           if (this.stopped) return;
           if (!link.isOpen) return this.fail(requestId, "unreachable");
           const id = this.ids.get(link) ?? this.adopt(link);
-          this.machine.linkOpened(
-            { linkId: id, peerIdentity: link.peerIdentity ?? null, weInitiated: link.role === "initiator", requestId },
-            this.clock(),
-          );
+          this.machine.linkOpened({ linkId: id, ...linkFacts(link), requestId }, this.clock());
           this.pump(undefined);
           this.afterRound();
         }),
@@ -510,8 +522,16 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
   private logEvent(event: OnionEvent): void {
     if (event.type === "protocol-violation") {
       logFailure(this.log, new CircuitError("protocol-violation", event.message), "take circuit cells", "debug", { link: event.linkId, circId: event.circId });
+    } else if (event.type === "create-refused") {
+      const err = new CircuitError("resource-limit", `CREATE refused by the ${event.cap} cap`);
+      this.logRefusal(err, `refuse CREATE (${event.cap})`, "info");
     } else if (event.type === "service-error") {
-      logFailure(this.log, event.error, "run a local service", "error", { service: event.service, stage: event.stage, circuit: event.circuitId, stream: event.streamId });
+      logFailure(this.log, event.error, "run a local service", "error", {
+        service: event.service,
+        stage: event.stage,
+        circuit: event.circuitId,
+        stream: event.streamId,
+      });
     }
   }
 

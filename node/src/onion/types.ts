@@ -12,6 +12,9 @@ import type { DestroyReason, EndReason } from "./constants.js";
 import type { CircuitError } from "./errors.js";
 
 /** An open link as the link layer reports it. */
+/** The relay cap that refused a CREATE. */
+export type CreateCap = "link-rate" | "address-rate" | "circuits";
+
 export interface LinkInfo {
   /** Opaque id the link layer chose; unique among this node's open links. */
   linkId: string;
@@ -21,6 +24,8 @@ export interface LinkInfo {
   weInitiated: boolean;
   /** Set when this link answers an `open-link` request of ours. */
   requestId?: number;
+  /** The peer's source host, when the link layer knows it: the relay rate-limits creates per address too. */
+  remoteHost?: string;
 }
 
 /** Why an `open-link` request failed: no link could be made, or the node there proved another identity. */
@@ -44,6 +49,8 @@ export type OnionEvent =
   | { type: "stream-message"; circuitId: number; streamId: number; message: Uint8Array }
   | { type: "stream-closed"; circuitId: number; streamId: number; reason: EndReason; error?: CircuitError }
   | { type: "protocol-violation"; linkId: string; circId: number; message: string }
+  /** A relay refused a CREATE before any handshake work: which cap refused it ("link-rate", "address-rate", "circuits"). */
+  | { type: "create-refused"; linkId: string; circId: number; cap: CreateCap }
   /** Relay: a local service threw (when accepting a stream, on a message, at its end); the stream was ended INTERNAL. A bug in that service. */
   | { type: "service-error"; circuitId: number; streamId: number; service: string; stage: "accept" | "message" | "end"; error: unknown }
   /** Client: a relay message of a higher layer's command (32..255) arrived from `hop`. */

@@ -1,0 +1,46 @@
+/**
+ * Issue 19: an error a retry can cure (no DHT contacts yet, this node's own
+ * limits met) is a 503 with Retry-After on every control API route, never a
+ * 500; other failures keep their status.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { retryAfterSeconds } from "../../../node/src/api/errors.js";
+import { startControlApi } from "../../../node/src/api/server.js";
+import type { ControlApi } from "../../../node/src/api/server.js";
+import { DhtError } from "../../../node/src/dht/errors.js";
+
+const apis: ControlApi[] = [];
+afterAll(async () => {
+  await Promise.all(apis.map((a) => a.close()));
+});
+
+describe("control API and transient errors", () => {
+  it("retryAfterSeconds: transient and shutdown errors only, from retryAfterMs or a default", () => {
+    expect(retryAfterSeconds(new DhtError("no-contacts", "empty table"))).toBe(5);
+    expect(retryAfterSeconds(new DhtError("overloaded", "full", { retryAfterMs: 1500 }))).toBe(2);
+    expect(retryAfterSeconds(new DhtError("quota-exceeded", "over"))).toBeUndefined();
+    expect(retryAfterSeconds(new DhtError("bad-config", "x"))).toBeUndefined();
+    expect(retryAfterSeconds(new Error("plain"))).toBeUndefined();
+  });
+
+  it("a route throwing no-contacts answers 503 with Retry-After and the kind; a bug is still a 500", async () => {
+    const api = await startControlApi({
+      port: 0,
+      status: () => ({}),
+      routes: (app) => {
+        app.get("/lookup", async () => {
+          throw new DhtError("no-contacts", "routing table is empty; bootstrap from the consensus first");
+        });
+        app.get("/bug", async () => {
+          throw new DhtError("bad-config", "a bug");
+        });
+      },
+    });
+    apis.push(api);
+    const res = await fetch(`${api.url}/lookup`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("5");
+    expect(await res.json()).toMatchObject({ kind: "no-contacts" });
+    expect((await fetch(`${api.url}/bug`)).status).toBe(500);
+  });
+});
