@@ -10,6 +10,7 @@
  * the peer) and for pairing every add with one remove.
  */
 import { isIPv4, isIPv6 } from "node:net";
+import { isLoopbackHost } from "../base/address.js";
 
 /** The budget a new connection would break, if any. */
 export type SourceCap = "per-address" | "per-prefix";
@@ -48,7 +49,7 @@ export class SourceCounts {
 
   /** The cap one more connection from `address` would break, or undefined. */
   wouldBreak(keys: { address: string; prefix: string }): SourceCap | undefined {
-    if (this.limits.exemptLoopback && isLoopback(keys.address)) return undefined;
+    if (this.limits.exemptLoopback && isLoopbackHost(keys.address)) return undefined;
     if ((this.byAddress.get(keys.address) ?? 0) >= this.limits.maxPerAddress) return "per-address";
     if ((this.byPrefix.get(keys.prefix) ?? 0) >= this.limits.maxPerPrefix) return "per-prefix";
     return undefined;
@@ -74,8 +75,4 @@ function decrement(map: Map<string, number>, key: string): void {
   const n = (map.get(key) ?? 0) - 1;
   if (n > 0) map.set(key, n);
   else map.delete(key);
-}
-
-function isLoopback(address: string): boolean {
-  return address === "::1" || (isIPv4(address) && address.startsWith("127."));
 }
