@@ -173,7 +173,9 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
   const registry = Object.fromEntries(options.nodes.map((n) => [identities.get(n.name)!, n.roles.filter((r) => ["onion", "discovery", "authority", "oracle"].includes(r))]));
 
   const children: ChildProcess[] = [];
+  let stopping = false;
   const stop = async (): Promise<void> => {
+    stopping = true;
     await Promise.all(children.map(stopChild));
   };
   try {
@@ -225,6 +227,10 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         const child = spawn(process.execPath, [pspBin, "node", "run", "--config", configFile], { cwd: projectRoot, stdio: ["ignore", "pipe", "pipe"] });
         children.push(child);
         const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 120_000, join(nodeDir, "node.log"));
+        // A node that dies while the devnet runs (killed, or a crash) is said at once, not found out later from silence.
+        child.once("exit", (code, signal) => {
+          if (!stopping) log.error({ node: n.name, pid: child.pid, code, signal }, `node     ${n.name} exited (${code ?? signal}) while the devnet runs: see ${join(nodeDir, "node.log")}`);
+        });
         log.info(`node     ${n.name.padEnd(12)} pid ${child.pid} link ${info.host}:${info.port} api ${info.controlApi}`);
         return {
           name: n.name,

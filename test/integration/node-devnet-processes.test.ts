@@ -3,13 +3,16 @@
  * three discovery nodes, two onion nodes and an authority node (in the
  * registry, not run), started as `psp node run` processes with 2-second
  * voting periods. The onion nodes' control APIs serve the consensus the
- * discovery processes signed, and stop() ends every process.
+ * discovery processes signed; a node killed while the devnet runs is an
+ * error line at once, and stop() ends every process.
  */
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
+import { PassThrough } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../node/src/log.js";
 import { startDevnetNodes } from "../../scripts/lib/devnet-nodes.js";
 import type { DevnetNodes } from "../../scripts/lib/devnet-nodes.js";
 
@@ -38,7 +41,11 @@ describe("devnet nodes as processes", () => {
       writeFileSync(keyFile, JSON.stringify({ identitySecretKey: `0x${secret}` }));
       return { ...s, keyFile };
     });
-    running = await startDevnetNodes({ dir, nodes, schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 }, publishIntervalMs: 1000 });
+    const lines: string[] = [];
+    const destination = new PassThrough();
+    destination.on("data", (chunk: Buffer) => lines.push(...chunk.toString().split("\n").filter(Boolean)));
+    const logger = createLogger({ level: "info", pretty: false, destination });
+    running = await startDevnetNodes({ dir, nodes, logger, schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 }, publishIntervalMs: 1000 });
     expect(running.nodes.map((n) => n.name)).toEqual(["discovery-1", "discovery-2", "discovery-3", "onion-1", "onion-2"]);
     for (const n of running.nodes) {
       expect(n.controlApi).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -56,6 +63,12 @@ describe("devnet nodes as processes", () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(listed.sort()).toEqual(running.nodes.map((n) => n.identity).sort());
+    // A node dying under the devnet is said, with its name and where its log is.
+    process.kill(onion.pid, "SIGKILL");
+    const died = Date.now() + 10_000;
+    const deathLine = () => lines.map((l) => JSON.parse(l) as { level: number; node?: string; msg: string }).find((l) => l.level === 50 && l.node === "onion-2");
+    while (!deathLine() && Date.now() < died) await new Promise((r) => setTimeout(r, 50));
+    expect(deathLine()?.msg).toMatch(/onion-2 exited \(SIGKILL\) while the devnet runs: see .*onion-2.*node\.log/);
     const pids = running.nodes.map((n) => n.pid);
     await running.stop();
     running = undefined;
