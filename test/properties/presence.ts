@@ -109,7 +109,7 @@ export const PRESENCE_SAMPLES: Record<DecoderName, readonly unknown[]> = {
     { t: "refused", kind: "rendezvous-failed", message: "no cookie" },
   ],
   introPlaintext: [{ identity: SAMPLE_IDENTITY, cert: bytes(100, 1), rdv: bytes(32, 2), cookie: bytes(20, 3), time: 1_700_000_000_000, sig: bytes(64, 4) }],
-  channelPayload: [{ t: "msg", id: 3, body: new TextEncoder().encode("hello") }, { t: "msg", id: 0, body: new Uint8Array(0) }, { t: "ack", id: 3 }, { t: "close" }],
+  channelPayload: [{ t: "msg", id: 3, body: new TextEncoder().encode("hello") }, { t: "msg", id: 0, body: new Uint8Array(0) }, { t: "ack", id: 3 }, { t: "close" }, { t: "keepalive" }],
 };
 
 export const DECODER_NAMES = Object.keys(PRESENCE_DECODERS) as DecoderName[];

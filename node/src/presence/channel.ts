@@ -9,6 +9,8 @@
  * dropped and counted; they never reach the app. Messages wait, bounded,
  * for a reader (`messages()` or the "message" event); the app reading too
  * slowly past the bound closes the channel rather than buffering forever.
+ * A channel that has sent nothing for `keepaliveMs` sends a keepalive frame,
+ * so relays do not close its circuits as idle (they do after 10 minutes).
  *
  * Trusts the ratchet for confidentiality and integrity; the rendezvous node
  * and every hop see only frames.
@@ -44,7 +46,13 @@ export interface PresenceChannelOptions {
   ackTimeoutMs?: number;
   /** Messages held for a reader before the channel closes (default 1024). */
   maxBuffered?: number;
-  /** Where failed acknowledgements and close notices are logged (debug, counted); silent when absent. */
+  /**
+   * A keepalive frame goes out after this long without sending anything
+   * (default 4 min: under half the relays' 10-minute idle timeout, so one
+   * lost keepalive does not end the channel). 0 turns keepalives off.
+   */
+  keepaliveMs?: number;
+  /** Where failed acknowledgements, keepalives and close notices are logged (debug, counted); silent when absent. */
   logger?: Logger;
 }
 
@@ -55,6 +63,9 @@ interface Waiting {
 }
 
 const utf8 = new TextDecoder();
+
+/** Keepalive interval: under half the relays' idle timeout (onion/constants.ts relayCircuitIdleMs, 10 min). */
+export const DEFAULT_KEEPALIVE_MS = 4 * 60_000;
 
 export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
   /** Resolves when the channel ends, with the error (undefined for an orderly close by either end). */
@@ -71,6 +82,8 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
   private readonly ackTimeoutMs: number;
   private readonly maxBuffered: number;
   private readonly log: Logger;
+  private readonly keepaliveMs: number;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
 
   /** @internal made by the presence client once a rendezvous completes */
   constructor(
@@ -84,6 +97,9 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
     this.maxBuffered = options.maxBuffered ?? 1024;
     this.log = childLogger(options.logger, "presence.channel");
+    this.keepaliveMs = options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    if (!Number.isSafeInteger(this.keepaliveMs) || this.keepaliveMs < 0) throw new PresenceError("bad-argument", "keepaliveMs must be a non-negative integer");
+    this.armKeepalive();
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     for (const frame of stream.takeBuffered()) this.onFrame(frame);
     stream.on("message", (frame) => this.onFrame(frame));
@@ -156,8 +172,21 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
     this.finish(undefined);
   }
 
+  /** (Re)starts the keepalive countdown: called on every frame sent. */
+  private armKeepalive(): void {
+    if (this.keepaliveMs === 0 || this.isClosed) return;
+    clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = setTimeout(() => {
+      if (this.isClosed) return;
+      // A lost keepalive shows up as the route closing; the next one is armed by this send.
+      this.sendFrame(encodeChannelPayload({ t: "keepalive" })).catch((err: unknown) => logFailure(this.log, err, "send keepalive", "debug"));
+    }, this.keepaliveMs);
+    this.keepaliveTimer.unref?.();
+  }
+
   private async sendFrame(payload: Uint8Array): Promise<void> {
     const frame = this.ratchet.seal(payload);
+    this.armKeepalive();
     try {
       await this.stream.send(frame);
     } catch (err) {
@@ -198,6 +227,7 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
       this.finish(undefined);
       return;
     }
+    if (payload.t === "keepalive") return; // its cells kept the route's relays from closing it as idle
     const body = payload.body;
     const message: ChannelMessage = {
       from: this.peer,
@@ -228,6 +258,7 @@ export class PresenceChannel extends EventEmitter<PresenceChannelEvents> {
     if (this.isClosed) return;
     this.isClosed = true;
     this.closeError = err;
+    clearTimeout(this.keepaliveTimer);
     for (const [, w] of this.waiting) {
       clearTimeout(w.timer);
       w.reject(err ?? new PresenceError("closed", "the channel closed before the peer acknowledged"));

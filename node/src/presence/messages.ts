@@ -129,7 +129,7 @@ export interface IntroPlaintext {
   sig: Uint8Array;
 }
 
-export type ChannelPayload = { t: "msg"; id: number; body: Uint8Array } | { t: "ack"; id: number } | { t: "close" };
+export type ChannelPayload = { t: "msg"; id: number; body: Uint8Array } | { t: "ack"; id: number } | { t: "close" } | { t: "keepalive" };
 
 // ---------------------------------------------------------------- helpers
 
@@ -475,7 +475,7 @@ export function encodeChannelPayload(p: ChannelPayload): Uint8Array {
 
 export function decodeChannelPayload(bytes: Uint8Array): ChannelPayload {
   const m = decodeMap(bytes, MAX_CHANNEL_BODY + 64, "channel payload");
-  const t = typeOf(m, "channel payload", ["msg", "ack", "close"]);
+  const t = typeOf(m, "channel payload", ["msg", "ack", "close", "keepalive"]);
   return reading(`channel ${t}`, (): ChannelPayload => {
     if (t === "msg") {
       const r = readMap(m, t, ["body", "id", "t"]);
@@ -483,7 +483,7 @@ export function decodeChannelPayload(bytes: Uint8Array): ChannelPayload {
     }
     if (t === "ack") return { t, id: readUint(readMap(m, t, ["id", "t"])["id"], "id", U32) };
     readMap(m, t, ["t"]);
-    return { t: "close" };
+    return t === "keepalive" ? { t: "keepalive" } : { t: "close" };
   });
 }
 

@@ -280,6 +280,35 @@ describe("presence channel", () => {
     await expect(third).rejects.toMatchObject({ kind: "closed" });
   });
 
+  it("a channel that sends nothing sends a keepalive every keepaliveMs; the peer delivers and drops nothing for it", async () => {
+    vi.useFakeTimers();
+    const { alice, bob, sa, sb } = channels({ keepaliveMs: 1000 });
+    const toBob = collect(bob);
+    sa.hold = true;
+    sb.hold = true;
+    vi.advanceTimersByTime(999);
+    expect([sa.inFlight.length, sb.inFlight.length]).toEqual([0, 0]);
+    vi.advanceTimersByTime(1);
+    expect([sa.inFlight.length, sb.inFlight.length]).toEqual([1, 1]);
+    vi.advanceTimersByTime(1000); // each keepalive re-arms the countdown
+    expect(sa.inFlight.length).toBe(2);
+    sa.release();
+    sb.release();
+    expect(toBob).toEqual([]);
+    expect([alice.droppedFrames, bob.droppedFrames, alice.isOpen, bob.isOpen]).toEqual([0, 0, true, true]);
+    alice.close();
+    vi.advanceTimersByTime(10_000);
+    expect(sa.inFlight.length).toBe(1); // the close notice, and no keepalive after it
+  });
+
+  it("keepaliveMs 0 sends no keepalive however long the channel idles", () => {
+    vi.useFakeTimers();
+    const { sa } = channels({ keepaliveMs: 0 });
+    sa.hold = true;
+    vi.advanceTimersByTime(60 * 60_000);
+    expect(sa.inFlight).toEqual([]);
+  });
+
   it("refuses messages over the body limit and non-bytes before sending anything", async () => {
     const { alice, sa } = channels();
     sa.hold = true;

@@ -84,7 +84,7 @@ describe("presence messages: round trips", () => {
     expect([...types("presenceNotice")].sort()).toEqual(["introduce", "notice", "refused", "registered"]);
     expect([...types("introduceReply")].sort()).toEqual(["ack", "refused"]);
     expect([...types("rendezvousMessage")].sort()).toEqual(["establish", "established", "join", "joined", "refused"]);
-    expect([...types("channelPayload")].sort()).toEqual(["ack", "close", "msg"]);
+    expect([...types("channelPayload")].sort()).toEqual(["ack", "close", "keepalive", "msg"]);
   });
 
   it("a channel message of the largest body a channel sends decodes", () => {
