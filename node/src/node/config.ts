@@ -261,6 +261,8 @@ const RELAY_LIMIT_KEYS: ReadonlySet<string> = new Set([
   "createBurstPerLink",
   "createsPerSecondPerAddress",
   "createBurstPerAddress",
+  "createsPerSecondPerRelayLink",
+  "createBurstPerRelayLink",
 ]);
 
 const LINK_NUMBER_KEYS: ReadonlySet<string> = new Set([
@@ -280,6 +282,8 @@ const POSITIVE_RELAY_LIMIT_KEYS = [
   "createBurstPerLink",
   "createsPerSecondPerAddress",
   "createBurstPerAddress",
+  "createsPerSecondPerRelayLink",
+  "createBurstPerRelayLink",
   "relayCircuitIdleMs",
 ] as const;
 
@@ -289,7 +293,7 @@ function checkRelayLimitNumbers(v: unknown): Partial<RelayLimits> {
     const n = limits[k];
     if (n !== undefined && n <= 0) throw bad(`onion.limits.${k}`, "must be positive");
   }
-  for (const k of ["createBurstPerLink", "createBurstPerAddress"] as const) {
+  for (const k of ["createBurstPerLink", "createBurstPerAddress", "createBurstPerRelayLink"] as const) {
     const n = limits[k];
     if (n !== undefined && n < 1) throw bad(`onion.limits.${k}`, "must be at least 1 (one CREATE)");
   }

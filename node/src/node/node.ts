@@ -40,6 +40,7 @@ import type { NodeDht } from "./dht.js";
 import { consensusPeers, onionPathNodes, startNodeDirectory } from "./directory.js";
 import type { NodeDirectory } from "./directory.js";
 import { hex } from "./hex.js";
+import { NodeFlag } from "../directory/config.js";
 import { createConnectionManager } from "../link/index.js";
 import type { ConnectionManager, Link, TlsCredentials } from "../link/index.js";
 import { OnionRelay } from "../onion/relay.js";
@@ -250,6 +251,17 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   Object.assign(services, options.services);
   if (options.wrapService) for (const [name, service] of Object.entries(services)) services[name] = options.wrapService(name, service);
 
+  // Relays the current consensus lists, by identity: their links get the relay-link CREATE budget (built once per consensus).
+  let listedFor: unknown;
+  let listed = new Set<string>();
+  const listedRelays = (): ReadonlySet<string> => {
+    const consensus = directory?.current();
+    if (consensus !== listedFor) {
+      listedFor = consensus;
+      listed = new Set(consensus ? consensus.entries.filter((e) => (e.flags & NodeFlag.onion) !== 0).map((e) => hex(e.identity)) : []);
+    }
+    return listed;
+  };
   const relay = new OnionRelay({
     identity: identity.publicKey,
     onionKeys: [onionKey],
@@ -259,6 +271,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...(config.onion?.limits ? { limits: config.onion.limits } : {}),
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
+    isListedRelay: (peer) => listedRelays().has(hex(peer)),
   });
   const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}), ...withLogger });
   late.driver = onionDriver;

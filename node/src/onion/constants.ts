@@ -144,17 +144,26 @@ export const DEFAULT_LIMITS = {
    */
   relayCircuitIdleMs: 10 * 60_000,
   /**
-   * Relay: CREATE/CREATE2 cells accepted per second on one link, and the
+   * Relay: CREATE/CREATE2 cells accepted per second on one client link (any
+   * link whose peer is not a relay of the current consensus), and the
    * burst, checked before any public-key work; past it the create is
-   * answered DESTROY(RESOURCELIMIT). Generous for a relay-to-relay link
-   * carrying many clients' extends; a flood from one link costs ~50 ntor
+   * answered DESTROY(RESOURCELIMIT). A flood from one link costs ~50 ntor
    * handshakes a second instead of a core.
    */
   createsPerSecondPerLink: 50,
   createBurstPerLink: 200,
-  /** The same per source address (all links from one host; only where the link layer knows the address). */
+  /** The same per source address (all client links from one host; only where the link layer knows the address). */
   createsPerSecondPerAddress: 100,
   createBurstPerAddress: 400,
+  /**
+   * The same for a link from a relay the consensus lists: it carries the
+   * extends of every client whose circuit passes through that relay, so it
+   * gets twenty times a client link's budget and no per-address bucket (as
+   * Tor applies its DoS limits to client connections only). A self-made
+   * identity is not listed, so it gets a client link's budget.
+   */
+  createsPerSecondPerRelayLink: 1000,
+  createBurstPerRelayLink: 4000,
   /** Client: time allowed to build a whole circuit. */
   buildTimeoutMs: 30_000,
   /** Client: a circuit with no open streams for this long is closed. */

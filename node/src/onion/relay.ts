@@ -98,9 +98,12 @@ export interface RelayLimits {
   /** CREATE/CREATE2 accepted per second on one link, and burst (checked before any handshake work). */
   createsPerSecondPerLink: number;
   createBurstPerLink: number;
-  /** The same for all links from one source address (links whose address the driver reports). */
+  /** The same for all client links from one source address (links whose address the driver reports). */
   createsPerSecondPerAddress: number;
   createBurstPerAddress: number;
+  /** CREATEs per second and burst on a link from a relay the consensus lists (OnionRelayOptions.isListedRelay); no address bucket. */
+  createsPerSecondPerRelayLink: number;
+  createBurstPerRelayLink: number;
 }
 
 /** What a relay refused and computed, for metrics and tests. */
@@ -114,7 +117,15 @@ export interface RelayCreateStats {
 /** Address buckets kept at most; past it, full (idle) ones are forgotten: a full bucket is the same as a new one. */
 const MAX_ADDRESS_BUCKETS = 4096;
 
-const RATE_LIMIT_KEYS = ["createsPerSecondPerLink", "createBurstPerLink", "createsPerSecondPerAddress", "createBurstPerAddress", "relayCircuitIdleMs"] as const;
+const RATE_LIMIT_KEYS = [
+  "createsPerSecondPerLink",
+  "createBurstPerLink",
+  "createsPerSecondPerAddress",
+  "createBurstPerAddress",
+  "createsPerSecondPerRelayLink",
+  "createBurstPerRelayLink",
+  "relayCircuitIdleMs",
+] as const;
 
 /** Checks the limits this file adds checks for; throws CircuitError "bad-argument" naming the field. */
 function checkRelayLimits(limits: RelayLimits): void {
@@ -151,6 +162,13 @@ export interface OnionRelayOptions {
   firstHopServices?: readonly string[];
   /** Random 32-bit integers for circuit ids; default crypto-random. */
   randomU32?: () => number;
+  /**
+   * Whether an authenticated peer is a relay of the current consensus: its
+   * link then gets the relay-link CREATE budget. Asked at each CREATE, so a
+   * consensus change applies at once. Default: no peer is (every link is
+   * limited as a client's).
+   */
+  isListedRelay?: (identity: Uint8Array) => boolean;
 }
 
 interface PendingExtend {
@@ -190,8 +208,10 @@ interface RelayCircuit {
 
 interface LinkState extends CoreLink {
   circuitsFromPeer: number;
-  /** CREATEs this link may still send now (createsPerSecondPerLink). */
+  /** CREATEs this link may still send now as a client link (createsPerSecondPerLink). */
   creates: TokenBucket;
+  /** The same while its peer is a listed relay (createsPerSecondPerRelayLink); made on its first such CREATE. */
+  relayCreates: TokenBucket | undefined;
   /** Streams open at this relay on circuits whose previous hop is this link. */
   streamsFromPeer: number;
 }
@@ -216,6 +236,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   private readonly commandHandlers = new Map<number, RelayCommandHandler>();
   private readonly circuits = new Set<RelayCircuit>();
   private readonly addressBuckets = new Map<string, TokenBucket>();
+  private readonly isListedRelay: (identity: Uint8Array) => boolean;
   private readonly createStats: RelayCreateStats = { handshakes: 0, createsRefused: { "link-rate": 0, "address-rate": 0, circuits: 0 } };
   private nextSerial = 1;
 
@@ -235,6 +256,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     this.relayEarlyBudget = Math.max(0, Math.min(limits.maxRelayEarly, limits.maxCircuitLength - 1));
     this.allowStreamsAtFirstHop = options.allowStreamsAtFirstHop ?? false;
     this.firstHopServices = new Set(options.firstHopServices ?? []);
+    this.isListedRelay = options.isListedRelay ?? (() => false);
     for (const [name, service] of Object.entries(options.services ?? {})) this.registerService(name, service);
   }
 
@@ -265,7 +287,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
 
   protected newLink(base: CoreLink): LinkState {
     const creates = new TokenBucket({ bytesPerSecond: this.limits.createsPerSecondPerLink, burstBytes: this.limits.createBurstPerLink, now: this.now });
-    return { ...base, circuitsFromPeer: 0, streamsFromPeer: 0, creates };
+    return { ...base, circuitsFromPeer: 0, streamsFromPeer: 0, creates, relayCreates: undefined };
   }
 
   /** A link to the next hop an EXTEND named came up: CREATE on it, or DESTROY(OR_IDENTITY) if it proved another identity. */
@@ -532,6 +554,15 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
    */
   private createCap(link: LinkState): CreateCap | undefined {
     if (link.circuitsFromPeer >= this.limits.maxCircuitsPerLink || this.circuits.size >= this.limits.maxCircuits) return "circuits";
+    const peer = link.info.peerIdentity;
+    if (peer && this.isListedRelay(peer)) {
+      link.relayCreates ??= new TokenBucket({
+        bytesPerSecond: this.limits.createsPerSecondPerRelayLink,
+        burstBytes: this.limits.createBurstPerRelayLink,
+        now: this.now,
+      });
+      return link.relayCreates.tryTake(1, this.now) ? undefined : "link-rate";
+    }
     if (link.creates.available(this.now) < 1) return "link-rate";
     const host = link.info.remoteHost;
     const byAddress = host === undefined ? undefined : this.addressBucket(host);

@@ -81,6 +81,23 @@ describe("relay CREATE rate limits", () => {
     expect(stats.createsRefused["link-rate"]).toBe(5);
   });
 
+  it("a link from a relay the consensus lists gets the relay-link budget and no address cap; a self-made identity is limited as a client", () => {
+    const keys = generateX25519KeyPair();
+    const identity = generateEd25519KeyPair().publicKey;
+    const listedPeer = generateEd25519KeyPair().publicKey;
+    const unlistedPeer = generateEd25519KeyPair().publicKey;
+    const limits = { ...LIMITS, createsPerSecondPerRelayLink: 20, createBurstPerRelayLink: 30 };
+    const relay = new OnionRelay({ identity, onionKeys: [keys], now: 0, limits, isListedRelay: (peer) => peer === listedPeer });
+    const node: PathNode = { identity, onionKey: keys.publicKey, host: "x", port: 1, flags: [] };
+    relay.linkOpened({ linkId: "relay", peerIdentity: listedPeer, weInitiated: false, remoteHost: "198.51.100.7" }, 0);
+    relay.linkOpened({ linkId: "self-made", peerIdentity: unlistedPeer, weInitiated: false, remoteHost: "198.51.100.8" }, 0);
+    relay.handleCells("relay", create2Cells(node, 40), 0);
+    expect(relay.stats().handshakes).toBe(30); // the relay-link burst, past the client link's 10 and the address's 15
+    expect(relay.stats().createsRefused).toEqual({ "link-rate": 10, "address-rate": 0, circuits: 0 });
+    relay.handleCells("self-made", create2Cells(node, 40, 100), 0);
+    expect(relay.stats().handshakes).toBe(30 + LIMITS.createBurstPerLink);
+  });
+
   it("refuses bad limits with a clear error", () => {
     const keys = generateX25519KeyPair();
     const identity = generateEd25519KeyPair().publicKey;
