@@ -13,21 +13,26 @@
  *    attacker floods one of them with zero-signature pings (replay cache);
  * 4. how many anonymous links one source address gets with the loopback
  *    exemption off, against the per-source cap, and whether another
- *    source still links.
+ *    source still links;
+ * 5. consensus periods published by three discovery nodes (2-second voting
+ *    periods) idle and while one source holds half-sent requests open on
+ *    hundreds of anonymous links to every discovery node at once.
  *
  * Everything runs in this process on real TLS links on loopback (relays on
  * 127.<i>.0.1), so the attacker's CPU is this process's too: the ratios
  * include that cost. Run alone with `npx tsx scripts/bench.ts attack`.
  */
 import { randomBytes } from "node:crypto";
-import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
+import { createServer } from "node:net";
+import { ed25519PublicKey, generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { ntorClientCreate } from "../../node/src/crypto/ntor.js";
 import { encodeDhtMessage, DHT_PROTOCOL_VERSION } from "../../node/src/dht/messages.js";
 import type { DhtRequest } from "../../node/src/dht/messages.js";
 import { DHT_RPC_SERVICE } from "../../node/src/dht/link-transport.js";
 import { createConnectionManager, generateTlsCredentials } from "../../node/src/link/index.js";
 import type { ConnectionManager, Link, PeerAddress, TlsCredentials } from "../../node/src/link/index.js";
-import { DEFAULT_ANONYMOUS_RPC_LIMITS, RpcCellKind, createLinkRpc, encodeRpcCells } from "../../node/src/link/rpc.js";
+import { DEFAULT_ANONYMOUS_RPC_LIMITS, RpcCellKind, createLinkRpc, encodeRpcCells, serviceId } from "../../node/src/link/rpc.js";
+import { DIRECTORY_SERVICE } from "../../node/src/directory/messages.js";
 import { startNode } from "../../node/src/node/node.js";
 import type { RunningNode } from "../../node/src/node/node.js";
 import { DEFAULT_LIMITS, DestroyReason, HANDSHAKE_NTOR } from "../../node/src/onion/constants.js";
@@ -375,6 +380,158 @@ async function linksPerSource(credentials: TlsCredentials) {
   }
 }
 
+// ---------------------------------------------------------------- 5. consensus while one source holds half-sent requests at every discovery node
+
+/** A free TCP port on `host` (discovery nodes must know each other's ports before they start). */
+const freePort = (host: string) =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+async function consensusUnderSlotAttack(credentials: TlsCredentials) {
+  const nodes: RunningNode[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const schedule = { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 };
+    const hostOf = (i: number) => `127.${50 + i}.0.1`;
+    const secrets = [0, 1, 2].map(() => new Uint8Array(randomBytes(32)));
+    const hexOf = (b: Uint8Array) => Buffer.from(b).toString("hex");
+    const ports = await Promise.all(secrets.map((_, i) => freePort(hostOf(i))));
+    const discovery = secrets.map((sk, i) => ({ identity: hexOf(ed25519PublicKey(sk)), host: hostOf(i), port: ports[i] as number }));
+    const registry = Object.fromEntries(discovery.map((d) => [d.identity, ["onion", "discovery"]]));
+    for (const [i, sk] of secrets.entries()) {
+      const node = await startNode(
+        {
+          listen: { host: hostOf(i), port: ports[i] },
+          identity: { secretKeyHex: hexOf(sk) },
+          roles: ["onion", "discovery"],
+          dht: { ...DHT, ...(i === 0 ? {} : { seeds: [discovery[0] as (typeof discovery)[number]] }) },
+          directory: { discovery, schedule, publishIntervalMs: 1000, retryMs: 500, registry },
+        },
+        { tlsCredentials: credentials },
+      );
+      nodes.push(node);
+      cleanups.push(() => node.close());
+    }
+    const services = nodes.map((n) => {
+      const service = n.directory?.service;
+      if (!service) throw new Error("a discovery node without its discovery service");
+      return service;
+    });
+    // Valid-afters each node published (the service verifies its own consensus against the set: ≥ K signatures), and the fewest signers seen.
+    const published = services.map(() => new Set<number>());
+    let fewestSigners = Infinity;
+    services.forEach((s, i) =>
+      s.on("consensus-published", (c) => {
+        published[i]?.add(c.validAfter);
+        fewestSigners = Math.min(fewestSigners, c.signers.length);
+      }),
+    );
+    const threshold = nodes[0]?.directory?.chainStatus().threshold ?? Number.NaN;
+    for (let i = 0; i < 300 && !published.every((p) => p.size > 0); i++) await sleep(100);
+    if (!published.every((p) => p.size > 0)) throw new Error("no consensus from every discovery node within 30 s");
+
+    // A window counts the periods whose consensus is due inside it (published at valid-after), read after a grace.
+    const PERIODS = 7;
+    const window = async () => {
+      const from = Math.ceil((Date.now() + 1) / schedule.periodMs) * schedule.periodMs;
+      const periods = Array.from({ length: PERIODS }, (_, k) => from + k * schedule.periodMs);
+      await sleep((periods.at(-1) as number) + 700 - Date.now());
+      const byAll = periods.filter((v) => published.every((p) => p.has(v))).length;
+      const byAny = periods.filter((v) => published.some((p) => p.has(v))).length;
+      const perNode = published.map((p) => periods.filter((v) => p.has(v)).length);
+      return { periods: periods.length, byAll, byAny, perNode };
+    };
+    const idle = await window();
+
+    // One source (this process, one manager per attacker "slot"), 300 anonymous links to each discovery node, 4 half-sent requests on each.
+    const LINKS_PER_NODE = 300;
+    const perLink = 4;
+    const targets = nodes.map(peerOf);
+    const links: Link[] = [];
+    const managers: ConnectionManager[] = [];
+    cleanups.push(async () => void (await Promise.all(managers.map((m) => m.close()))));
+    let linkFailures = 0;
+    for (let i = 0; i < LINKS_PER_NODE; i += 20) {
+      await Promise.all(
+        Array.from({ length: Math.min(20, LINKS_PER_NODE - i) }, async () => {
+          const m = await createConnectionManager({ tlsCredentials: credentials });
+          managers.push(m);
+          for (const at of targets)
+            await m.getLink(at).then(
+              (l) => void links.push(l),
+              () => void linkFailures++,
+            );
+        }),
+      );
+    }
+    let nextId = 1;
+    let halfSent = 0;
+    let attacking = true;
+    let peakAnonymous = 0;
+    const refusalsBefore = nodes.map((n) => ({ ...n.rpc.stats.refusals.anonymous }));
+    const nodeRefusalsBefore = nodes.map((n) => Object.values(n.rpc.stats.refusals.node).reduce((a, b) => a + b, 0));
+    const failuresBefore = services.map((s) => ({ ...s.stats.consensusFailures }));
+    // The requests go to the directory service, which anonymous clients may use (they fetch the consensus there).
+    const DIRECTORY = serviceId(DIRECTORY_SERVICE);
+    const attack = (async () => {
+      while (attacking) {
+        for (const link of links) {
+          if (!link.isOpen) continue;
+          for (let k = 0; k < perLink; k++, halfSent++) link.send(encodeRpcCells(RpcCellKind.REQUEST, DIRECTORY, nextId++, new Uint8Array(4000))[0]!);
+        }
+        await sleep(500);
+      }
+    })();
+    const sampler = setInterval(() => (peakAnonymous = Math.max(peakAnonymous, ...nodes.map((n) => n.rpc.stats.serving.anonymous))), 50);
+    await sleep(1000);
+    const attacked = await window();
+    clearInterval(sampler);
+    attacking = false;
+    await attack;
+    const refused: Record<string, number> = {};
+    nodes.forEach((n, i) => {
+      for (const [k, v] of Object.entries(n.rpc.stats.refusals.anonymous))
+        refused[k] = (refused[k] ?? 0) + v - ((refusalsBefore[i] as Record<string, number>)[k] ?? 0);
+    });
+    const nodeRefusals = nodes.reduce(
+      (sum, n, i) => sum + Object.values(n.rpc.stats.refusals.node).reduce((a, b) => a + b, 0) - (nodeRefusalsBefore[i] as number),
+      0,
+    );
+    const consensusFailures: Record<string, number> = {};
+    services.forEach((s, i) => {
+      for (const [k, v] of Object.entries(s.stats.consensusFailures))
+        consensusFailures[k] = (consensusFailures[k] ?? 0) + v - ((failuresBefore[i] as Record<string, number>)[k] ?? 0);
+    });
+    return {
+      discoveryNodes: nodes.length,
+      threshold,
+      periodMs: schedule.periodMs,
+      idle,
+      attacked,
+      ratio: attacked.byAll / idle.byAll,
+      fewestSigners,
+      linksPerNode: LINKS_PER_NODE,
+      linksOpened: links.length,
+      linksOpenAtEnd: links.filter((l) => l.isOpen).length,
+      linkFailures,
+      halfSentRequests: halfSent,
+      peakAnonymousServing: peakAnonymous,
+      anonymousServingBudget: DEFAULT_ANONYMOUS_RPC_LIMITS.maxServing,
+      anonymousRefusals: refused,
+      nodeRefusals,
+      consensusFailuresDuringAttack: consensusFailures,
+    };
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  }
+}
+
 // ---------------------------------------------------------------- the section
 
 export async function run(): Promise<BenchSection> {
@@ -383,6 +540,7 @@ export async function run(): Promise<BenchSection> {
   const rpc = await rpcUnderSlotAttack(credentials);
   const dht = await dhtUnderReplayFlood(credentials);
   const sources = await linksPerSource(credentials);
+  const consensus = await consensusUnderSlotAttack(credentials);
 
   const met = (ok: boolean) => (ok ? "met" : "not met");
   const pct = (x: number) => `${fmt(x * 100, 1)} %`;
@@ -391,7 +549,13 @@ export async function run(): Promise<BenchSection> {
     rpcSuccess: rpc.attackSuccess >= 0.99,
     dhtSuccess: dht.attackSuccess >= 0.99,
     linksPerSource: sources.linkedFromOneSource + sources.linkedAfterRefusal <= sources.maxPerAddress && sources.otherSourceLinked,
+    consensusEveryPeriod: consensus.attacked.byAll === consensus.attacked.periods && consensus.ratio >= 1,
   };
+  const nonZero = (counts: Record<string, number>) =>
+    Object.entries(counts)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(", ") || "none";
   const markdown = [
     "Honest work measured idle, then while an attack runs, in the same run; nodes in this process with real TLS links on loopback (127.x.0.1), default limits unless said. " +
       "The attacker runs in the same process, so its own CPU is part of the cost the honest side sees.",
@@ -434,6 +598,13 @@ export async function run(): Promise<BenchSection> {
           `${fmt(sources.linkedFromOneSource / sources.maxPerAddress, 2)} × cap`,
           `≤ its share, another source links: ${met(targets.linksPerSource)}`,
         ],
+        [
+          `consensus published every period (${consensus.periodMs / 1000} s periods, ${consensus.discoveryNodes} discovery nodes, K = ${consensus.threshold}), one source opening ${consensus.linksPerNode} anonymous links to every discovery node at once, each holding 4 half-sent directory requests (${fmt(consensus.linksOpened)} links, ${fmt(consensus.halfSentRequests)} requests sent)`,
+          `${consensus.idle.byAll} of ${consensus.idle.periods} periods published by every node (per node ${consensus.idle.perNode.join(" / ")})`,
+          `${consensus.attacked.byAll} of ${consensus.attacked.periods} periods published by every node (per node ${consensus.attacked.perNode.join(" / ")})`,
+          `${fmt(consensus.ratio, 2)} × idle`,
+          `a consensus every period: ${met(targets.consensusEveryPeriod)}`,
+        ],
       ],
     ),
     "",
@@ -448,8 +619,20 @@ export async function run(): Promise<BenchSection> {
         .map(([k, v]) => `${k} ${fmt(v)}`)
         .join(", ")}; node-class refusals: ${Object.values(rpc.nodeRefusals).reduce((a, b) => a + b, 0)}. ` +
       `The replay flood was refused bad-message-signature ${fmt(dht.refusedBadSignature)} times, busy ${dht.refusedBusy}, overloaded ${dht.refusedOverloaded}. ` +
+      `During the attack on the discovery nodes (row 5) their anonymous class held at most ${consensus.peakAnonymousServing} requests at one node (budget ${consensus.anonymousServingBudget}); ` +
+      `anonymous refusals at the three nodes: ${nonZero(consensus.anonymousRefusals)}; node-class refusals: ${consensus.nodeRefusals}; ` +
+      `rounds without a consensus: ${nonZero(consensus.consensusFailuresDuringAttack)}; fewest signatures on a published consensus: ${consensus.fewestSigners}. ` +
+      "A period counts when every discovery node published (and so serves) a consensus with at least K valid signatures for it; votes, signatures and descriptors travel on node links. " +
+      "An anonymous client fetching the consensus from a discovery node during such an attack competes for that full anonymous class (not measured here); caches fetch on node links. " +
       `The second source in row 4 is ::1 (the node listens on "::", 127.0.0.1 arrives as ::ffff:127.0.0.1): on one machine a dial cannot pick another 127.x source address.`,
   ].join("\n");
-  const figures = { circuitBuildUnderCreateFlood: onion, rpcUnderSlotAttack: rpc, dhtUnderReplayFlood: dht, linksPerSource: sources, targetsMet: targets };
+  const figures = {
+    circuitBuildUnderCreateFlood: onion,
+    rpcUnderSlotAttack: rpc,
+    dhtUnderReplayFlood: dht,
+    linksPerSource: sources,
+    consensusUnderSlotAttack: consensus,
+    targetsMet: targets,
+  };
   return { title: "Under attack", markdown, figures };
 }
