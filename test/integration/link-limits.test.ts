@@ -123,6 +123,20 @@ describe("inbound budgets over loopback", () => {
     await until(() => target.manager.pendingInbound === 0, "handshakes to end");
   });
 
+  it("identities the node does not know (self-made keys) are held to the anonymous cap like clients; a known node is not", async () => {
+    const known = await node();
+    const knownKey = known.address.identity;
+    const target = await node({ isKnownNode: (peer) => Buffer.from(peer).equals(Buffer.from(knownKey)), inbound: { maxAnonymous: 2 } });
+    const selfMade = await Promise.all([0, 1, 2].map(() => node()));
+    await selfMade[0]!.manager.getLink(target.address);
+    await selfMade[1]!.manager.getLink(target.address);
+    const third = await selfMade[2]!.manager.getLink(target.address);
+    expect((await third.closed).reasonName).toBe("LINK_CAP");
+    expect(target.manager.anonymousInboundLinks).toBe(2);
+    expect((await known.manager.getLink(target.address)).isOpen).toBe(true);
+    expect(target.manager.anonymousInboundLinks).toBe(2);
+  });
+
   it("anonymous links have their own smaller cap; node links and our own dials still get through", async () => {
     const target = await node({ maxLinks: 6, inbound: { maxAnonymous: 2, outboundReserve: 2 } });
     const clients = await Promise.all([0, 1, 2].map(() => client()));

@@ -68,6 +68,14 @@ export interface InboundLimits {
 export interface ConnectionManagerOptions {
   /** Our node identity. Absent: client mode (dials anonymously, cannot listen). */
   identity?: Ed25519KeyPair;
+  /**
+   * Whether an inbound peer that proved `identity` counts as a node (in a
+   * node, "listed in the consensus it holds"). One that does not is admitted
+   * like an anonymous client link (the anonymous cap and the per-source
+   * caps), since anyone can make an identity key. Default: every proven
+   * identity counts as a node.
+   */
+  isKnownNode?: (identity: Uint8Array) => boolean;
   /** Listen for links here (port 0: any free port, see `address()`). */
   listen?: { host: string; port: number };
   /** At most this many links at once, handshaking ones included (default 1024). */
@@ -113,6 +121,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
   private readonly identity: Ed25519KeyPair | undefined;
   private readonly maxLinks: number;
   readonly inboundLimits: InboundLimits;
+  private readonly isKnownNode: (identity: Uint8Array) => boolean;
   private readonly sources: SourceCounts;
   /** Inbound connections from TCP accept until their link handshake ends, by remote "address|port". */
   private readonly inbound = new Map<string, InboundConnection>();
@@ -157,6 +166,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
       throw new LinkError("config", `maxLinks must be a positive integer, got ${String(options.maxLinks)}`);
     }
     this.inboundLimits = inboundLimits(options.inbound, this.maxLinks, this.linkOptions.handshakeTimeoutMs);
+    this.isKnownNode = options.isKnownNode ?? (() => true);
     this.sources = new SourceCounts(this.inboundLimits);
     if (options.identity && (options.identity.publicKey?.length !== IDENTITY_KEY_LEN || options.identity.secretKey?.length !== 32)) {
       throw new LinkError("config", "identity must be an Ed25519 key pair from generateEd25519KeyPair()");
@@ -424,8 +434,8 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
       return;
     }
     const peer = link.peerIdentity;
-    if (peer !== undefined) {
-      // A proven node identity leaves the per-source counts (nodes share hosting networks); maxLinks still holds it.
+    if (peer !== undefined && this.isKnownNode(peer)) {
+      // A known node leaves the per-source counts (nodes share hosting networks); maxLinks still holds it.
       if (conn) this.forgetInbound(key, conn);
       this.register(link, hexOf(peer));
       return;
@@ -435,7 +445,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
       link.fail(this.refuse("anonymous", `this node holds its maximum of ${this.inboundLimits.maxAnonymous} anonymous client links; try later`));
       return;
     }
-    // An anonymous link keeps its source counted until it closes.
+    // An anonymous link (or one from an identity no consensus lists) keeps its source counted until it closes.
     if (conn) this.forgetInbound(key, conn, true);
     this.anonymousInbound++;
     link.once("close", () => {
@@ -445,7 +455,7 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
         this.sources.remove(conn.keys);
       }
     });
-    this.register(link, undefined);
+    this.register(link, peer === undefined ? undefined : hexOf(peer));
   }
 
   /** Counts and logs (throttled) one refused inbound connection; returns the error to close it with. */

@@ -227,6 +227,13 @@ export interface LinkRpcOptions {
   maxReassemblyBytesTotal?: number;
   /** The smaller budgets of anonymous client links (defaults: DEFAULT_ANONYMOUS_RPC_LIMITS). */
   anonymous?: Partial<AnonymousRpcLimits>;
+  /**
+   * Whether a peer that proved `identity` gets the node class (in a node:
+   * "listed in the consensus it holds"); one that does not is served from
+   * the anonymous budgets, so self-made identities cannot take the node
+   * reserve. Default: every proven identity is a node.
+   */
+  isKnownNode?: (identity: Uint8Array) => boolean;
   /** Logs as component "rpc": refusals at debug (counted), a handler that throws something other than RpcError at error. */
   logger?: Logger;
 }
@@ -459,6 +466,7 @@ export function checkLinkRpcLimits(options: Omit<LinkRpcOptions, "manager" | "lo
  */
 export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   const manager = options.manager;
+  const isKnownNode = options.isKnownNode ?? (() => true);
   const { maxMessageBytes, maxInflight, maxQueued, reassemblyTimeoutMs, maxServingTotal, maxBytesPerPeer, maxBytesTotal, anon } = checkLinkRpcLimits(options);
   /** Per-class budgets; a node link's class budget is the whole node's (anonymous links are held below it, leaving the reserve). */
   const classLimits: Record<RpcPeerClass, { inflight: number; bytesPerLink: number; serving: number; bytes: number; timeoutMs: number }> = {
@@ -683,7 +691,7 @@ export function createLinkRpc(options: LinkRpcOptions): LinkRpc {
   function inboundOf(link: Link): LinkInbound {
     let state = inbound.get(link);
     if (state === undefined) {
-      const peerClass: RpcPeerClass = link.peerIdentity === undefined ? "anonymous" : "node";
+      const peerClass: RpcPeerClass = link.peerIdentity !== undefined && isKnownNode(link.peerIdentity) ? "node" : "anonymous";
       inbound.set(link, (state = { peerClass, messages: new Map(), serving: 0, bytes: 0 }));
     }
     return state;

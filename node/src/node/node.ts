@@ -157,10 +157,30 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   const log = childLogger(nodeLogger, "node");
   const logEvents = createLogEventsMetric();
   const stopCounting = nodeLogger ? watchLogEvents(nodeLogger, (event) => countLogEvents(logEvents, event)) : () => undefined;
+  // Declared before anything that reads it can run: links, the relay and presence ask for the consensus late.
+  let directory: NodeDirectory | undefined;
+  // Who the consensus this node holds lists, by identity and flags (built once per consensus): links and RPC
+  // from listed nodes get the node budgets, a listed relay's link the relay-link CREATE budget.
+  let listedFor: unknown;
+  let listed = new Map<string, number>();
+  const listedFlags = (): ReadonlyMap<string, number> => {
+    const consensus = directory?.current();
+    if (consensus !== listedFor) {
+      listedFor = consensus;
+      listed = new Map(consensus ? consensus.entries.map((e) => [hex(e.identity), e.flags] as const) : []);
+    }
+    return listed;
+  };
+  // Until a consensus is held (bootstrap, or a node run without a directory) every proven identity counts as a node.
+  const isKnownNode = (peer: Uint8Array): boolean => {
+    const flags = listedFlags();
+    return listedFor === undefined || flags.has(hex(peer));
+  };
   let manager: ConnectionManager;
   try {
     manager = await createConnectionManager({
       identity,
+      isKnownNode,
       listen: config.listen,
       ...withLogger,
       ...(config.link ? { link: config.link } : {}),
@@ -178,7 +198,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   // Set once the relay exists; closures made before then (flush, cleanup) read it late.
   const late: { driver?: OnionDriver } = {};
   const roles = config.roles ?? ["onion"];
-  const rpc = createLinkRpc({ manager, ...withLogger, ...config.rpc });
+  const rpc = createLinkRpc({ manager, isKnownNode, ...withLogger, ...config.rpc });
   const cleanup: (() => void | Promise<void>)[] = [
     async () => {
       rpc.close();
@@ -251,17 +271,6 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   Object.assign(services, options.services);
   if (options.wrapService) for (const [name, service] of Object.entries(services)) services[name] = options.wrapService(name, service);
 
-  // Relays the current consensus lists, by identity: their links get the relay-link CREATE budget (built once per consensus).
-  let listedFor: unknown;
-  let listed = new Set<string>();
-  const listedRelays = (): ReadonlySet<string> => {
-    const consensus = directory?.current();
-    if (consensus !== listedFor) {
-      listedFor = consensus;
-      listed = new Set(consensus ? consensus.entries.filter((e) => (e.flags & NodeFlag.onion) !== 0).map((e) => hex(e.identity)) : []);
-    }
-    return listed;
-  };
   const relay = new OnionRelay({
     identity: identity.publicKey,
     onionKeys: [onionKey],
@@ -271,13 +280,12 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...(config.onion?.limits ? { limits: config.onion.limits } : {}),
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
-    isListedRelay: (peer) => listedRelays().has(hex(peer)),
+    isListedRelay: (peer) => ((listedFlags().get(hex(peer)) ?? 0) & NodeFlag.onion) !== 0,
   });
   const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}), ...withLogger });
   late.driver = onionDriver;
 
   let dht: NodeDht;
-  let directory: NodeDirectory | undefined;
   let api: ControlApi | undefined;
   const info: NodeInfo = {
     identity: hex(identity.publicKey),

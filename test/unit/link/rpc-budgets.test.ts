@@ -62,6 +62,23 @@ function halfSend(link: { send: (c: ReturnType<typeof encodeRpcCells>[number]) =
 }
 
 describe("RPC serving budgets", () => {
+  it("an identity the node does not know (isKnownNode false: a self-made key) is served from the anonymous budgets, a known one from the node's", async () => {
+    const known = await endpoint(true);
+    const selfMade = await endpoint(true);
+    const knownKey = known.m.identityKey as Uint8Array;
+    const { rpc, at } = await server({
+      isKnownNode: (peer) => Buffer.from(peer).equals(Buffer.from(knownKey)),
+      anonymous: { maxServing: 2, reassemblyTimeoutMs: 60_000 },
+    });
+    const attackLink = await selfMade.m.getLink(at);
+    for (let id = 1; id <= 3; id++) halfSend(attackLink, id, 4000);
+    await until(() => rpc.stats.serving.anonymous === 2, "the self-made identity's requests to fill the anonymous class");
+    expect(rpc.stats.serving.node).toBe(0);
+    // The anonymous class is full, yet the known node is served, and its node-only service too.
+    expect(await known.rpc.request(at, "dht", new Uint8Array([7]), { timeoutMs: 5000 })).toEqual(new Uint8Array([7]));
+    expect(rpc.stats.refusals.node["class-serving"] ?? 0).toBe(0);
+  });
+
   it("anonymous links holding half-sent requests fill only their class: a node link is still served", async () => {
     const events: LogEvent[] = [];
     const logger = createLogger({ level: "silent", onLog: (e) => events.push(e) });
