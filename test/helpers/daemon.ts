@@ -7,6 +7,7 @@
 export interface DaemonReply {
   status: number;
   json: Record<string, unknown>;
+  headers: Headers;
 }
 
 /** A caller of the daemon at `url`; `token: null` sends none. A string body is sent as is (malformed JSON). */
@@ -16,7 +17,7 @@ export function daemonCaller(url: string, token: string) {
     if (as !== null) headers.authorization = `Bearer ${as}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     const res = await fetch(`${url}${path}`, { method, headers, ...(body === undefined ? {} : { body: typeof body === "string" ? body : JSON.stringify(body) }) });
-    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    return { status: res.status, json: (await res.json()) as Record<string, unknown>, headers: res.headers };
   };
 }
 

@@ -28,7 +28,7 @@ import type { Logger } from "../log.js";
 import { MAX_CHANNEL_BODY } from "../presence/messages.js";
 import { ClientSession } from "./client-session.js";
 import type { SessionClient } from "./client-session.js";
-import { ApiError, errorAnswer } from "./errors.js";
+import { ApiError, errorAnswer, retryAfterSeconds } from "./errors.js";
 
 export interface ClientDaemonOptions {
   client: SessionClient;
@@ -237,6 +237,8 @@ export async function startClientDaemon(options: ClientDaemonOptions): Promise<C
   const app = Fastify({ logger: false, bodyLimit: 128 * 1024, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
   app.setErrorHandler((err, request, reply: FastifyReply) => {
     const { status, body } = errorAnswer(err);
+    const retryAfter = retryAfterSeconds(err);
+    if (retryAfter !== undefined && status === 503) void reply.header("retry-after", String(retryAfter));
     if (status >= 500) log.warn({ err, route: request.url }, `${request.method} ${request.url} failed: ${body.error.message}`);
     else log.debug({ kind: body.error.kind, route: request.url }, `${request.method} ${request.url}: ${body.error.message}`);
     void reply.status(status).send(body);

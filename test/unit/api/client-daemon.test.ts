@@ -21,6 +21,7 @@ import { daemonCaller, daemonEvents } from "../../helpers/daemon.js";
 
 const TOKEN = "unit-test-token-0123456789";
 const ALICE = "peerstream.client.account.alice";
+const BUSY = "peerstream.client.account.busy";
 const CAROL = "peerstream.client.account.carol";
 
 /** Two ends of an in-memory stream, as a rendezvous splice gives them. */
@@ -80,6 +81,7 @@ class FakeClient extends EventEmitter<PspClientEvents> implements SessionClient 
   };
   async lookup(identity: string) {
     if (identity === ALICE) return [];
+    if (identity === BUSY) throw new PresenceError("busy", "the presence node sheds load", { retryAfterMs: 2500 });
     throw new PresenceError("not-found", `no presence record of ${identity}`);
   }
   async connect(identity: string) {
@@ -181,6 +183,10 @@ describe("client daemon API", () => {
     const unknown = await call("POST", "/v1/channels/0123456789abcdef/messages", { text: "hi" });
     expect(unknown.status).toBe(404);
     expect((await call("POST", "/v1/introductions/0123456789abcdef/refuse")).status).toBe(404);
+    // A transient refusal is a 503 that says when to come back.
+    const busy = await call("GET", `/v1/lookup/${BUSY}`);
+    expect([busy.status, busy.headers.get("retry-after")]).toEqual([503, "3"]);
+    expect(busy.json.error).toMatchObject({ kind: "busy", layer: "presence" });
   });
 
   it("announces and withdraws presence", async () => {
