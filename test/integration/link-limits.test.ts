@@ -6,8 +6,8 @@
  * small and awaited through events, never timed.
  */
 import { once } from "node:events";
-import { connect as netConnect } from "node:net";
-import type { Socket } from "node:net";
+import { connect as netConnect, createServer } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { LinkError, createConnectionManager, generateTlsCredentials } from "../../node/src/link/index.js";
@@ -136,6 +136,25 @@ describe("inbound budgets over loopback", () => {
     expect((await known.manager.getLink(target.address)).isOpen).toBe(true);
     expect(target.manager.anonymousInboundLinks).toBe(2);
   });
+
+  it("close() ends a dial still waiting for TLS at once (its socket destroyed emits no error), rejected manager-closed", async () => {
+    // A peer that accepts TCP and never speaks TLS.
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const dialer = await createConnectionManager({ identity: generateEd25519KeyPair(), tlsCredentials: credentials, link: { handshakeTimeoutMs: 60_000 } });
+      const dial = dialer.getLink({ identity: generateEd25519KeyPair().publicKey, host: "127.0.0.1", port: (silent.address() as AddressInfo).port });
+      const outcome = dial.then(
+        () => "linked",
+        (e: unknown) => (e as LinkError).kind,
+      );
+      await new Promise((r) => setTimeout(r, 100)); // the TCP connection is up, TLS waits
+      await dialer.close(); // within the test's timeout, far below the 60 s handshake deadline
+      expect(await outcome).toBe("manager-closed");
+    } finally {
+      silent.close();
+    }
+  }, 15_000);
 
   it("anonymous links have their own smaller cap; node links and our own dials still get through", async () => {
     const target = await node({ maxLinks: 6, inbound: { maxAnonymous: 2, outboundReserve: 2 } });

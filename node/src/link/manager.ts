@@ -320,10 +320,23 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
         this.pendingSockets.delete(socket);
         reject(new LinkError("transport", `could not reach ${peer.host}:${peer.port}: ${err.message}`, { cause: err }));
       };
+      // A socket destroyed before TLS completes (close() does that to pending dials) emits neither error nor
+      // secureConnect: without this the dial would wait for its unref'd timer, and close() with it.
+      const onClose = (): void => {
+        clearTimeout(timer);
+        this.pendingSockets.delete(socket);
+        reject(
+          this.shuttingDown
+            ? new LinkError("manager-closed", "the connection manager closed while dialing")
+            : new LinkError("transport", `the connection to ${peer.host}:${peer.port} closed before TLS completed`),
+        );
+      };
       socket.on("error", onError);
+      socket.once("close", onClose);
       socket.once("secureConnect", () => {
         clearTimeout(timer);
         socket.off("error", onError);
+        socket.off("close", onClose);
         this.pendingSockets.delete(socket);
         if (this.shuttingDown) {
           socket.destroy();
