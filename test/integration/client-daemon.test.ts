@@ -98,7 +98,7 @@ describe("psp client run", () => {
     expect((await atCarol.next("accepted")).channel).toBe(carolSide.id);
 
     const sent = await alice.call("POST", `/v1/channels/${String(opened.json.id)}/messages`, { text: "hello carol" });
-    expect(sent).toEqual({ status: 200, json: { delivered: true } });
+    expect([sent.status, sent.json]).toEqual([200, { delivered: true }]);
     expect(await atCarol.next("message")).toMatchObject({ channel: carolSide.id, from: alice.identity, text: "hello carol" });
 
     const reply = await carol.call("POST", `/v1/channels/${String(carolSide.id)}/messages`, { base64: Buffer.from("hello alice").toString("base64") });
