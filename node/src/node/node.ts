@@ -280,11 +280,8 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...(config.onion?.limits ? { limits: config.onion.limits } : {}),
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
-    // As isKnownNode: until a consensus is held every proven identity counts (a bootstrapping relay must not throttle its peers' extends).
-    isListedRelay: (peer) => {
-      const flags = listedFlags();
-      return listedFor === undefined || ((flags.get(hex(peer)) ?? 0) & NodeFlag.onion) !== 0;
-    },
+    // Only a relay the consensus lists: without a consensus every link keeps the client budget (a self-made identity must not get more).
+    isListedRelay: (peer) => ((listedFlags().get(hex(peer)) ?? 0) & NodeFlag.onion) !== 0,
   });
   const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}), ...withLogger });
   late.driver = onionDriver;
