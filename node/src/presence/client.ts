@@ -326,7 +326,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       if (this.closed || this.points.get(slot) !== point) throw new PresenceError("closed", "presence was withdrawn");
       const stream = await circuit.openStream(PRESENCE_SERVICE);
       point.stream = stream;
-      stream.on("message", (bytes) => this.onNotice(point, bytes));
+      stream.on("message", (bytes) => this.onNotice(point, bytes, stream));
       void stream.closed.then((err) => this.pointLost(point, err));
       await this.register(point);
       point.state = "up";
@@ -474,7 +474,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     this.replaceLater(point.slot, [point.node.identity], 250);
   }
 
-  private onNotice(point: Point, bytes: Uint8Array): void {
+  private onNotice(point: Point, bytes: Uint8Array, from: OnionStream): void {
     let notice: PresenceNotice;
     try {
       notice = decodePresenceNotice(bytes);
@@ -497,15 +497,16 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       }
       return;
     }
-    this.onIntroduction(point, notice);
+    this.onIntroduction(point, notice, from);
   }
 
-  private decide(point: Point, id: number, verdict: "accept" | "refuse" | "cancel"): void {
+  /** Answers introduction `id` on `stream`, the registration it came from (the point may since have moved to a new one, which does not know the id). */
+  private decide(stream: OnionStream | undefined, id: number, verdict: "accept" | "refuse" | "cancel"): void {
     const request: PresenceRequest = verdict === "cancel" ? { t: "cancel", id } : { t: "decide", id, accept: verdict === "accept" };
-    point.stream?.send(encodePresenceRequest(request)).catch((err: unknown) => logFailure(this.log, err, `answer introduction ${id}`));
+    stream?.send(encodePresenceRequest(request)).catch((err: unknown) => logFailure(this.log, err, `answer introduction ${id}`));
   }
 
-  private onIntroduction(point: Point, notice: Extract<PresenceNotice, { t: "introduce" }>): void {
+  private onIntroduction(point: Point, notice: Extract<PresenceNotice, { t: "introduce" }>, from: OnionStream): void {
     point.introductions++;
     let opened: OpenedIntroduction;
     try {
@@ -527,7 +528,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       this.log.debug({ kind: error.kind }, `introduction refused: ${error.message}`);
       this.emit("bad-introduction", error);
       // Whoever sent it does not hold a valid identity: end its route rather than answer.
-      this.decide(point, notice.id, "cancel");
+      this.decide(from, notice.id, "cancel");
       return;
     }
     let answered = false;
@@ -542,16 +543,16 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       slot: point.slot,
       accept: async (options) => {
         if (!once()) throw new PresenceError("bad-argument", "this introduction was already answered");
-        this.decide(point, notice.id, "accept");
+        this.decide(from, notice.id, "accept");
         const channel = await this.joinRendezvous(point, opened, notice.x, options);
         this.emit("channel", channel);
         return channel;
       },
       refuse: () => {
-        if (once()) this.decide(point, notice.id, "refuse");
+        if (once()) this.decide(from, notice.id, "refuse");
       },
       cancel: () => {
-        if (once()) this.decide(point, notice.id, "cancel");
+        if (once()) this.decide(from, notice.id, "cancel");
       },
     };
     if (this.listenerCount("introduction") === 0) {
