@@ -195,6 +195,19 @@ interface Point {
   waiting?: { resolve: (n: PresenceNotice) => void; reject: (e: PresenceError) => void };
 }
 
+/** Lookups a connect makes before it gives up when no point could introduce it (the first included). */
+const CONNECT_ROUNDS = 3;
+/** Pause before the second lookup; the third waits twice as long. */
+const CONNECT_ROUND_PAUSE_MS = 1_000;
+
+interface Rendezvous {
+  circuit: OnionCircuit;
+  stream: OnionStream;
+  node: PathNode;
+  cookie: Uint8Array;
+  joined: Promise<RendezvousMessage>;
+}
+
 const deadline = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
   withTimeout(promise, ms, () => new PresenceError("timeout", `${what}: no answer within ${ms} ms`));
 
@@ -321,22 +334,31 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     if (this.points.get(slot)?.state === "up") return;
     this.points.set(slot, point);
     try {
-      const circuit = await this.circuitTo(node, announced.public);
-      point.circuit = circuit;
-      if (this.closed || this.points.get(slot) !== point) throw new PresenceError("closed", "presence was withdrawn");
-      const stream = await circuit.openStream(PRESENCE_SERVICE);
-      point.stream = stream;
-      stream.on("message", (bytes) => this.onNotice(point, bytes, stream));
-      void stream.closed.then((err) => this.pointLost(point, err));
-      await this.register(point);
-      point.state = "up";
-      this.scheduleRenewal(point);
-      this.emit("point", this.info(point));
+      await this.attach(point, announced.public);
       this.log.info({ slot, node: hexOf(node.identity).slice(0, 16) }, "presence point up");
     } catch (err) {
       this.dropPoint(point);
       throw err;
     }
+  }
+
+  /** Registers `point` (its node and keys) over a new circuit and stream; the point is up when this resolves. */
+  private async attach(point: Point, direct: boolean): Promise<void> {
+    const circuit = await this.circuitTo(point.node, direct);
+    point.circuit = circuit;
+    if (this.closed || this.points.get(point.slot) !== point || point.state !== "registering") {
+      circuit.close();
+      throw new PresenceError("closed", "presence was withdrawn");
+    }
+    const stream = await circuit.openStream(PRESENCE_SERVICE);
+    point.stream = stream;
+    stream.on("message", (bytes) => this.onNotice(point, bytes, stream));
+    // Only the point's current stream speaks for it: an old one closing after a reattach changes nothing.
+    void stream.closed.then((err) => point.stream === stream && this.pointLost(point, err));
+    await this.register(point);
+    point.state = "up";
+    this.scheduleRenewal(point);
+    this.emit("point", this.info(point));
   }
 
   /** Opens slot `slot` again after `delayMs`, on another node, backing off while it fails, as long as presence is announced. */
@@ -445,8 +467,8 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     } catch (err) {
       logFailure(this.log, err, `renew presence point ${point.slot}`);
       this.emit("warning", err instanceof Error ? err : new Error(String(err)));
-      // A point that cannot renew is replaced rather than left to expire.
-      this.pointLost(point, err);
+      // A point its node will not renew is replaced on another node rather than left to expire.
+      this.replacePoint(point, err);
     }
   }
 
@@ -463,8 +485,35 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     if (wasUp) this.emit("point", this.info(point));
   }
 
-  /** A point's stream closed under it (node or circuit died): replace it on another node. */
+  /**
+   * A point's stream closed under it. Most often a relay of its circuit died
+   * and the presence node is fine: the point registers again at the same node
+   * with the same keys over a new circuit, so the record peers hold stays good
+   * (as Tor retries an introduction point before giving it up). When the node
+   * cannot be reached, the point is replaced on another node.
+   */
   private pointLost(point: Point, err: unknown): void {
+    if (point.state !== "up" || this.closed || !this.announced || this.points.get(point.slot) !== point) return this.replacePoint(point, err);
+    const node = hexOf(point.node.identity).slice(0, 16);
+    this.log.info({ slot: point.slot, node, err }, "presence point's circuit closed: registering it again at the same node");
+    point.state = "registering";
+    clearTimeout(point.renewTimer);
+    point.waiting?.reject(new PresenceError("unreachable", "the presence point's circuit closed"));
+    point.waiting = undefined;
+    point.circuit?.close();
+    point.stream = undefined;
+    this.emit("point", this.info(point));
+    this.attach(point, this.announced.public).then(
+      () => this.log.info({ slot: point.slot, node }, "presence point up again"),
+      (error: unknown) => {
+        logFailure(this.log, error, `register presence point ${point.slot} again at its node`, "debug");
+        this.replacePoint(point, error);
+      },
+    );
+  }
+
+  /** Gives a point up and opens its slot again on another node. */
+  private replacePoint(point: Point, err: unknown): void {
     if (point.state === "lost") return;
     const wasUp = point.state === "up";
     this.dropPoint(point);
@@ -675,18 +724,17 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
   async connect(identity: string, options: ConnectOptions = {}): Promise<PresenceChannel> {
     this.assertOpen();
     const timeoutMs = options.timeoutMs ?? 30_000;
-    const progress = { phase: "looking up the peer's presence records" };
-    let timedOut = false;
+    const progress = { phase: "looking up the peer's presence records", timedOut: false };
     const attempt = this.connectOnce(identity, options, progress);
     // A connect that completes after its deadline hands its channel to nobody: close it.
     attempt.then(
-      (channel) => timedOut && channel.close(),
+      (channel) => progress.timedOut && channel.close(),
       () => undefined,
     );
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        timedOut = true;
+        progress.timedOut = true;
         reject(new PresenceError("timeout", `connect to ${identity.slice(0, 40)}…: no channel within ${timeoutMs} ms (still ${progress.phase})`));
       }, timeoutMs);
     });
@@ -697,64 +745,99 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
     }
   }
 
-  private async connectOnce(identity: string, options: ConnectOptions, progress: { phase: string }): Promise<PresenceChannel> {
+  /**
+   * Lookup, rendezvous and introductions, point by point. When no point could
+   * introduce us for a reason that may pass (a point just moved or was
+   * replaced, its node died, it was busy), the records are looked up again
+   * after a pause, CONNECT_ROUNDS times in all: a peer that is re-registering
+   * is reached, and one that is gone fails within seconds, not at the deadline.
+   */
+  private async connectOnce(identity: string, options: ConnectOptions, progress: { phase: string; timedOut: boolean }): Promise<PresenceChannel> {
     const direct = options.direct ?? false;
     // The rendezvous is set up while the lookup runs: both sit on the connect path.
     const lookingUp = Promise.all([this.deps.certificate(), this.lookup(identity)]);
-    const establishing = this.establishRendezvous(direct, []);
+    const establishing = this.establishRendezvous(direct);
     // A failed lookup leaves nobody to meet: close the rendezvous circuit.
     establishing.then(
       (r) => lookingUp.catch(() => r.circuit.close()),
       () => undefined,
     );
-    const [cert, found] = await lookingUp;
+    const looked = await lookingUp;
+    const cert = looked[0];
+    let found = looked[1];
     progress.phase = "establishing a rendezvous";
-    const rendezvous = await establishing;
-    let lastError: unknown;
+    let rendezvous = await establishing;
     try {
-      for (const point of found) {
-        const node = this.deps.nodes().find((n) => bytesEqual(n.identity, point.node));
-        if (!node) {
-          lastError = new PresenceError("unreachable", "a presence point's node is not in the consensus");
-          continue;
+      for (let round = 1; ; round++) {
+        let lastError: unknown;
+        for (const point of found) {
+          const node = this.deps.nodes().find((n) => bytesEqual(n.identity, point.node));
+          if (!node) {
+            lastError = new PresenceError("unreachable", "a presence point's node is not in the consensus");
+            continue;
+          }
+          if (!rendezvous.circuit.isOpen) {
+            progress.phase = "establishing a rendezvous again";
+            rendezvous = await this.establishRendezvous(direct, [rendezvous.node.identity]);
+          }
+          try {
+            progress.phase = `introducing at presence point ${point.slot}`;
+            const clientSecret = await this.introduce(point, node, rendezvous, cert.bytes, direct, options.maxPowEffort ?? DEFAULT_MAX_POW_EFFORT);
+            progress.phase = "waiting for the peer to join the rendezvous";
+            const joined = await rendezvous.joined;
+            if (joined.t === "refused") throw new PresenceError(joined.kind, `the rendezvous node refused: ${joined.message}`);
+            if (joined.t !== "joined" || !joined.reply) throw new PresenceError("rendezvous-failed", "the rendezvous node did not pass on the peer's reply");
+            const keySeed = finishIntroduction({ authKey: point.authKey, encKey: point.encKey, clientSecret, reply: joined.reply });
+            clientSecret.fill(0);
+            const channel = new PresenceChannel(rendezvous.stream, createChannelRatchet({ keySeed, role: "initiator" }), identity, {
+              ...options.channel,
+              ...this.channelLogger(),
+            });
+            keySeed.fill(0);
+            return channel;
+          } catch (err) {
+            lastError = err;
+            // The peer's own refusal ends the attempt; anything else tries the next point.
+            if (PresenceError.is(err, "refused", "rendezvous-failed", "bad-argument")) throw err;
+            logFailure(this.log, err, `introduction at point ${point.slot}`, "debug");
+          }
         }
-        try {
-          progress.phase = `introducing at presence point ${point.slot}`;
-          const clientSecret = await this.introduce(point, node, rendezvous, cert.bytes, direct, options.maxPowEffort ?? DEFAULT_MAX_POW_EFFORT);
-          progress.phase = "waiting for the peer to join the rendezvous";
-          const joined = await rendezvous.joined;
-          if (joined.t === "refused") throw new PresenceError(joined.kind, `the rendezvous node refused: ${joined.message}`);
-          if (joined.t !== "joined" || !joined.reply) throw new PresenceError("rendezvous-failed", "the rendezvous node did not pass on the peer's reply");
-          const keySeed = finishIntroduction({ authKey: point.authKey, encKey: point.encKey, clientSecret, reply: joined.reply });
-          clientSecret.fill(0);
-          const channel = new PresenceChannel(rendezvous.stream, createChannelRatchet({ keySeed, role: "initiator" }), identity, {
-            ...options.channel,
-            ...this.channelLogger(),
-          });
-          keySeed.fill(0);
-          return channel;
-        } catch (err) {
-          lastError = err;
-          // The peer's own refusal ends the attempt; anything else tries the next point.
-          if (PresenceError.is(err, "refused", "rendezvous-failed", "bad-argument")) throw err;
-          logFailure(this.log, err, `introduction at point ${point.slot}`, "debug");
+        if (round >= CONNECT_ROUNDS || progress.timedOut) {
+          throw lastError instanceof PresenceError
+            ? new PresenceError("unreachable", `no presence point of the peer could introduce us: ${lastError.message}`, { cause: lastError })
+            : new PresenceError("unreachable", "no presence point of the peer could introduce us", { cause: lastError });
         }
+        progress.phase = `waiting to look the peer up again (round ${round + 1} of ${CONNECT_ROUNDS})`;
+        await new Promise((resolve) => setTimeout(resolve, CONNECT_ROUND_PAUSE_MS * round));
+        if (progress.timedOut) throw new PresenceError("timeout", "connect gave up at its deadline");
+        progress.phase = "looking up the peer's presence records again";
+        found = await this.lookup(identity);
       }
-      throw lastError instanceof PresenceError
-        ? new PresenceError("unreachable", `no presence point of the peer could introduce us: ${lastError.message}`, { cause: lastError })
-        : new PresenceError("unreachable", "no presence point of the peer could introduce us", { cause: lastError });
     } catch (err) {
       rendezvous.circuit.close();
       throw err;
     }
   }
 
-  private async establishRendezvous(
-    direct: boolean,
-    avoid: readonly Uint8Array[],
-  ): Promise<{ circuit: OnionCircuit; stream: OnionStream; node: PathNode; cookie: Uint8Array; joined: Promise<RendezvousMessage> }> {
-    const node = this.pickRendezvous(avoid);
-    const circuit = await this.circuitTo(node, direct);
+  /** A rendezvous at a node of our choosing; a node that cannot be reached (it may have died since the consensus) is traded for another, three at most. */
+  private async establishRendezvous(direct: boolean, avoid: readonly Uint8Array[] = []): Promise<Rendezvous> {
+    const unreachable = [...avoid];
+    for (let attempt = 1; ; attempt++) {
+      const node = this.pickRendezvous(unreachable);
+      let circuit: OnionCircuit;
+      try {
+        circuit = await this.circuitTo(node, direct);
+      } catch (err) {
+        if (attempt >= 3 || !CircuitError.is(err) || err.category === "bug") throw err;
+        logFailure(this.log, err, `reach rendezvous node ${hexOf(node.identity).slice(0, 16)}… (attempt ${attempt})`, "debug");
+        unreachable.push(node.identity);
+        continue;
+      }
+      return await this.establishAt(node, circuit);
+    }
+  }
+
+  private async establishAt(node: PathNode, circuit: OnionCircuit): Promise<Rendezvous> {
     try {
       const stream = await circuit.openStream(RENDEZVOUS_SERVICE);
       void stream.closed.then(() => circuit.close());
