@@ -173,7 +173,8 @@ export async function startLocalNetwork(options: LocalNetworkOptions = {}): Prom
       let dht: { circuit: OnionCircuit; client: CircuitDhtClient } | undefined;
       const dhtClient = async (): Promise<CircuitDhtClient> => {
         if (dht?.circuit.isOpen) return dht.client;
-        const circuit = await onion.buildCircuit();
+        // As PspClient does: a circuit from the manager, whose builds avoid relays found down and are tried three times.
+        const circuit = await onion.getCircuit();
         dht = { circuit, client: createCircuitDhtClient(await circuit.openStream("dht")) };
         return dht.client;
       };

@@ -10,6 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevnet, waitForConsensusListing, type Devnet } from "../../scripts/lib/devnet.js";
 
+/**
+ * Voting every 2 s keeps tests short. Each consensus stays valid for 20 s
+ * (10 periods), so a stall of several seconds on a loaded machine (CI runs
+ * two devnets at once on 2 cores) cannot leave clients without a consensus.
+ */
+export const TEST_DEVNET_SCHEDULE = { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 10 };
+
 export interface TestDevnet {
   /** The working directory: devnet/ and deployment.json are in it. */
   root: string;
@@ -26,7 +33,7 @@ export async function startTestDevnet(prefix: string): Promise<TestDevnet> {
     apiPort: 0,
     dir: join(root, "devnet"),
     deploymentFile: join(root, "deployment.json"),
-    schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 },
+    schedule: TEST_DEVNET_SCHEDULE,
   }).catch(async (err: unknown) => {
     await rm(root, { recursive: true, force: true });
     throw err;

@@ -16,6 +16,7 @@ import { createPspClient } from "../../node/src/client/client.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import { projectRoot } from "../../scripts/lib/artifacts.js";
 import { startDevnet, waitForConsensusListing, type Devnet } from "../../scripts/lib/devnet.js";
+import { TEST_DEVNET_SCHEDULE } from "../helpers/devnet.js";
 
 const run = promisify(execFile);
 let root: string;
@@ -30,7 +31,7 @@ beforeAll(async () => {
     apiPort: 0,
     dir: join(root, "devnet"),
     deploymentFile: join(root, "deployment.json"),
-    schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 },
+    schedule: TEST_DEVNET_SCHEDULE,
   });
   await devnet.firstConsensus;
   // Descriptors reach the discovery nodes over the first periods: wait for a consensus listing all eleven.

@@ -11,6 +11,7 @@ import { createPspClient } from "../../node/src/client/client.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import type { PresenceChannel } from "../../node/src/presence/channel.js";
 import { startDevnet, waitForConsensusListing, DEVNET_PASSPHRASE, type Devnet } from "../../scripts/lib/devnet.js";
+import { TEST_DEVNET_SCHEDULE } from "../helpers/devnet.js";
 
 let root: string;
 let devnet: Devnet;
@@ -34,7 +35,7 @@ beforeAll(async () => {
     apiPort: 0,
     dir: join(root, "devnet"),
     deploymentFile: join(root, "deployment.json"),
-    schedule: { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 },
+    schedule: TEST_DEVNET_SCHEDULE,
   });
   await devnet.firstConsensus;
   await waitForConsensusListing(devnet.state.nodes, devnet.state.nodes.length, 240_000);
