@@ -407,29 +407,37 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
 }
 
 /**
- * Polls the nodes' `GET /v1/consensus` until one serves a consensus listing
- * at least `count` nodes (descriptors reach the discovery nodes over the
- * first periods, so the first consensus may list few). Resolves with how
- * many it lists; rejects after `timeoutMs`.
+ * Polls the nodes' `GET /v1/consensus` until every node serves a consensus
+ * listing at least `count` nodes (descriptors reach the discovery nodes over
+ * the first periods, so the first consensus may list few, and a node keeps
+ * serving the one it holds until it fetches the next). Then a client
+ * bootstrapping from any node gets the full listing and the authorities'
+ * full threshold. Resolves with how many it lists; rejects after `timeoutMs`.
  */
 export async function waitForConsensusListing(nodes: readonly DevnetNodeState[], count: number, timeoutMs: number): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   const apis = nodes.filter((n) => n.controlApi).map((n) => n.controlApi!);
-  let best = 0;
-  while (performance.now() < deadline) {
+  const listing = new Map<string, number>();
+  for (;;) {
     for (const api of apis) {
+      if ((listing.get(api) ?? 0) >= count) continue;
       try {
         const res = await fetch(`${api}/v1/consensus`);
-        if (!res.ok) continue;
-        best = Math.max(best, ((await res.json()) as { nodes: unknown[] }).nodes.length);
-        if (best >= count) return best;
+        if (res.ok) listing.set(api, ((await res.json()) as { nodes: unknown[] }).nodes.length);
       } catch {
-        // A node still starting (or stopping): ask the next.
+        // A node still starting (or stopping): ask again next round.
       }
+    }
+    const listed = [...listing.values()];
+    if (apis.every((api) => (listing.get(api) ?? 0) >= count)) return Math.min(...listed);
+    if (performance.now() >= deadline) {
+      const serving = listed.filter((n) => n >= count).length;
+      throw new Error(
+        `no consensus listing ${count} nodes on every node within ${Math.round(timeoutMs / 1000)} s (the best lists ${Math.max(0, ...listed)}; ${serving} of ${apis.length} nodes serve one listing all)`,
+      );
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  throw new Error(`no consensus listing ${count} nodes within ${Math.round(timeoutMs / 1000)} s (the best lists ${best})`);
 }
 
 /** Polls the running nodes' `GET /v1/consensus` until one serves a verified consensus. */

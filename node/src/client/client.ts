@@ -282,12 +282,15 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   /**
    * An access certificate for the client's identity from a threshold of the
    * authorities the consensus lists, each asked through a circuit ending at
-   * it. A held one is reused until 5 minutes before it expires.
+   * it. A held one is reused until 5 minutes before it expires, while it
+   * still verifies against the held consensus as peers check it: once the
+   * consensus lists more authorities (a young network) or others, a
+   * certificate with fewer endorsements than they need is replaced.
    */
   async certificate(): Promise<CertificateInfo> {
     await this.ready;
     this.assertOpen();
-    if (this.held && this.held.notAfter - Date.now() / 1000 > CERT_RENEW_MARGIN_S) return this.held;
+    if (this.held && this.held.notAfter - Date.now() / 1000 > CERT_RENEW_MARGIN_S && this.stillAccepted(this.held)) return this.held;
     this.certifying ??= this.requestCertificate().finally(() => (this.certifying = undefined));
     return await this.certifying;
   }
@@ -468,6 +471,20 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   }
 
   // ------------------------------------------------------------ certificates
+
+  /** Whether peers holding our consensus would accept `held` (no consensus held: nothing to say otherwise). */
+  private stillAccepted(held: CertificateInfo): boolean {
+    const consensus = this.consensusClient.current();
+    if (!consensus) return true;
+    const chain = this.options.chain ?? this.bootstrap.chain;
+    try {
+      verifyAccessCertificateWithConsensus(held.bytes, consensus, { now: Date.now(), ...(chain ? { chainId: chain.chainId, registry: chain.registry } : {}) });
+      return true;
+    } catch (err) {
+      this.log.info({ err }, "the held access certificate no longer verifies against the consensus: asking the authorities again");
+      return false;
+    }
+  }
 
   private async requestCertificate(): Promise<CertificateInfo> {
     const identity = this.requireIdentity("certificate()");
