@@ -13,8 +13,10 @@ import {
   defaultCertificateThreshold,
   signCertificateBody,
   verifyAccessCertificate,
+  verifyAccessCertificateWithConsensus,
   type CertificateErrorKind,
 } from "../../../node/src/authority/certificate.js";
+import { NodeFlag } from "../../../node/src/directory/config.js";
 import { encodeCanonical } from "../../../node/src/wire/canonical.js";
 import { CHAIN_ID, REGISTRY, makeAuthorities, makeIdentity } from "./helpers.js";
 import { kindOf as anyKindOf } from "../../helpers/index.js";
@@ -127,6 +129,23 @@ describe("access certificate", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("counts against the authorities a consensus lists: a one-endorsement certificate from a young network's consensus falls short of a later one", () => {
+    const listing = (keys: readonly Uint8Array[]) => ({
+      entries: [
+        ...keys.map((identity) => ({ identity, flags: NodeFlag.onion | NodeFlag.authority })),
+        { identity: outsider.node.publicKey, flags: NodeFlag.onion },
+      ],
+    });
+    const cert = certBy(authorities.slice(0, 1));
+    const opts = { now: (T0 + 10) * 1000, chainId: CHAIN_ID, registry: REGISTRY };
+    expect(verifyAccessCertificateWithConsensus(cert, listing(current.slice(0, 1)), opts).authorities).toHaveLength(1);
+    expect(kindOf(() => verifyAccessCertificateWithConsensus(cert, listing(current), opts))).toBe("below-threshold");
+    expect(verifyAccessCertificateWithConsensus(certBy(authorities.slice(0, 2)), listing(current), opts).authorities).toHaveLength(2);
+    // A node without the authority flag does not count, and no consensus counts nobody.
+    expect(kindOf(() => verifyAccessCertificateWithConsensus(certBy([outsider]), listing(current), opts))).toBe("below-threshold");
+    expect(kindOf(() => verifyAccessCertificateWithConsensus(cert, undefined, opts))).toBe("below-threshold");
   });
 });
 
