@@ -22,6 +22,7 @@ import { checkLinkRpcLimits, inboundLimits } from "../link/index.js";
 import type { InboundLimits, LinkOptions, LinkRpcOptions } from "../link/index.js";
 import { LOG_LEVELS } from "../log.js";
 import type { LogLevel } from "../log.js";
+import { CREATE_BURST_KEYS, POSITIVE_RELAY_LIMIT_KEYS } from "../onion/constants.js";
 import type { RelayLimits } from "../onion/relay.js";
 
 export type NodeErrorKind =
@@ -276,24 +277,13 @@ const LINK_NUMBER_KEYS: ReadonlySet<string> = new Set([
   "closeGraceMs",
 ]);
 
-/** Relay limits that must be positive: a zero rate, burst or idle time would refuse or close every circuit. */
-const POSITIVE_RELAY_LIMIT_KEYS = [
-  "createsPerSecondPerLink",
-  "createBurstPerLink",
-  "createsPerSecondPerAddress",
-  "createBurstPerAddress",
-  "createsPerSecondPerRelayLink",
-  "createBurstPerRelayLink",
-  "relayCircuitIdleMs",
-] as const;
-
 function checkRelayLimitNumbers(v: unknown): Partial<RelayLimits> {
   const limits = checkNumbers("onion.limits", v, RELAY_LIMIT_KEYS) as Partial<RelayLimits>;
   for (const k of POSITIVE_RELAY_LIMIT_KEYS) {
     const n = limits[k];
     if (n !== undefined && n <= 0) throw bad(`onion.limits.${k}`, "must be positive");
   }
-  for (const k of ["createBurstPerLink", "createBurstPerAddress", "createBurstPerRelayLink"] as const) {
+  for (const k of CREATE_BURST_KEYS) {
     const n = limits[k];
     if (n !== undefined && n < 1) throw bad(`onion.limits.${k}`, "must be at least 1 (one CREATE)");
   }

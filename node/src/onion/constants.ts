@@ -169,3 +169,17 @@ export const DEFAULT_LIMITS = {
   /** Client: a circuit with no open streams for this long is closed. */
   clientCircuitIdleMs: 10 * 60_000,
 } as const;
+
+/** Relay limits that must be positive: a zero rate, burst or idle time would refuse or close every circuit. */
+export const POSITIVE_RELAY_LIMIT_KEYS = [
+  "createsPerSecondPerLink",
+  "createBurstPerLink",
+  "createsPerSecondPerAddress",
+  "createBurstPerAddress",
+  "createsPerSecondPerRelayLink",
+  "createBurstPerRelayLink",
+  "relayCircuitIdleMs",
+] as const;
+
+/** CREATE bursts: each must allow at least one CREATE. */
+export const CREATE_BURST_KEYS = ["createBurstPerLink", "createBurstPerAddress", "createBurstPerRelayLink"] as const;

@@ -36,6 +36,7 @@ import { isPspError } from "../errors.js";
 import {
   CIRCUIT_WINDOW_INCREMENT,
   CIRCUIT_WINDOW_START,
+  CREATE_BURST_KEYS,
   DEFAULT_LIMITS,
   DEFAULT_MAX_CIRCUIT_LENGTH,
   DestroyReason,
@@ -43,6 +44,7 @@ import {
   HANDSHAKE_NTOR,
   HOP_KEY_MATERIAL_LEN,
   MAX_RELAY_EARLY,
+  POSITIVE_RELAY_LIMIT_KEYS,
   toEndReason,
 } from "./constants.js";
 import { CircuitCore, EMPTY, ZERO_DIGEST, makeSide } from "./circuit-core.js";
@@ -117,28 +119,19 @@ export interface RelayCreateStats {
 /** Address buckets kept at most; past it, full (idle) ones are forgotten: a full bucket is the same as a new one. */
 const MAX_ADDRESS_BUCKETS = 4096;
 
-const RATE_LIMIT_KEYS = [
-  "createsPerSecondPerLink",
-  "createBurstPerLink",
-  "createsPerSecondPerAddress",
-  "createBurstPerAddress",
-  "createsPerSecondPerRelayLink",
-  "createBurstPerRelayLink",
-  "relayCircuitIdleMs",
-] as const;
 
 /** Checks the limits this file adds checks for; throws CircuitError "bad-argument" naming the field. */
 function checkRelayLimits(limits: RelayLimits): void {
   if (!Number.isInteger(limits.maxCircuitLength) || limits.maxCircuitLength < 1) {
     throw new CircuitError("bad-argument", "maxCircuitLength must be a positive integer");
   }
-  for (const key of RATE_LIMIT_KEYS) {
+  for (const key of POSITIVE_RELAY_LIMIT_KEYS) {
     const v = limits[key];
     if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v))
       throw new CircuitError("bad-argument", `relay limit ${key} must be a positive finite number, got ${String(v)}`);
   }
-  if (limits.createBurstPerLink < 1 || limits.createBurstPerAddress < 1) {
-    throw new CircuitError("bad-argument", "relay limits createBurstPerLink and createBurstPerAddress must be at least 1 (one CREATE)");
+  for (const key of CREATE_BURST_KEYS) {
+    if (limits[key] < 1) throw new CircuitError("bad-argument", `relay limit ${key} must be at least 1 (one CREATE)`);
   }
 }
 

@@ -103,6 +103,7 @@ describe("relay CREATE rate limits", () => {
     const identity = generateEd25519KeyPair().publicKey;
     expect(() => new OnionRelay({ identity, onionKeys: [keys], now: 0, limits: { createsPerSecondPerLink: 0 } })).toThrow(/createsPerSecondPerLink/);
     expect(() => new OnionRelay({ identity, onionKeys: [keys], now: 0, limits: { createBurstPerAddress: 0.5 } })).toThrow(/createBurstPerAddress/);
+    expect(() => new OnionRelay({ identity, onionKeys: [keys], now: 0, limits: { createBurstPerRelayLink: 0.5 } })).toThrow(/createBurstPerRelayLink/);
   });
 
   it("an idle circuit closes after relayCircuitIdleMs (FINISHED)", () => {

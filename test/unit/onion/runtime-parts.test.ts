@@ -128,6 +128,8 @@ describe("node config", () => {
       [{ listen: { host: "a", port: 1 }, onion: { services: ["ftp"] } }, "onion.services"],
       [{ listen: { host: "a", port: 1 }, onion: { limits: { warp: 9 } } }, "onion.limits.warp"],
       [{ listen: { host: "a", port: 1 }, onion: { limits: { maxCircuits: -1 } } }, "onion.limits.maxCircuits"],
+      [{ listen: { host: "a", port: 1 }, onion: { limits: { createsPerSecondPerRelayLink: 0 } } }, "onion.limits.createsPerSecondPerRelayLink"],
+      [{ listen: { host: "a", port: 1 }, onion: { limits: { createBurstPerRelayLink: 0.5 } } }, "onion.limits.createBurstPerRelayLink"],
       [{ listen: { host: "a", port: 1 }, colour: "blue" }, "colour"],
     ];
     for (const [input, field] of cases) {
