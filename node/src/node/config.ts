@@ -255,15 +255,9 @@ const RELAY_LIMIT_KEYS: ReadonlySet<string> = new Set([
   "maxQueuedCellsPerCircuit",
   "maxMessageBytes",
   "extendTimeoutMs",
-  "relayCircuitIdleMs",
   "maxCircuitLength",
   "maxRelayEarly",
-  "createsPerSecondPerLink",
-  "createBurstPerLink",
-  "createsPerSecondPerAddress",
-  "createBurstPerAddress",
-  "createsPerSecondPerRelayLink",
-  "createBurstPerRelayLink",
+  ...POSITIVE_RELAY_LIMIT_KEYS,
 ]);
 
 const LINK_NUMBER_KEYS: ReadonlySet<string> = new Set([
