@@ -7,7 +7,8 @@
  * - hex.ts: hexOf / parseHex, lower-case hex without a prefix;
  * - text.ts: utf8Prefix (UTF-8 cut to a byte budget at a character
  *   boundary), printableAscii;
- * - timeout.ts: withTimeout, a deadline on a promise;
+ * - timeout.ts: withTimeout, a deadline on a promise; unrefTimer, the
+ *   SetTimer services take so tests can drive their timers by hand;
  * - codes.ts: codeLookup, the reverse of a name → wire-code table;
  * - token-bucket.ts: TokenBucket, rate arithmetic on a caller's clock;
  * - errors.ts: BaseError, raised only for a caller's bad argument.
@@ -27,7 +28,8 @@ export type { BaseErrorKind } from "./errors.js";
 export { bytesEqual, compareBytes, concatBytes } from "./bytes.js";
 export { hexOf, parseHex } from "./hex.js";
 export { printableAscii, utf8Prefix } from "./text.js";
-export { withTimeout } from "./timeout.js";
+export { unrefTimer, withTimeout } from "./timeout.js";
+export type { CancellableTimer, SetTimer } from "./timeout.js";
 export { codeLookup } from "./codes.js";
 export type { Code, CodeLookup, CodeName, CodeTable } from "./codes.js";
 export { TokenBucket } from "./token-bucket.js";

@@ -1,6 +1,7 @@
 /**
  * A deadline on a promise, for RPCs, lookups and bootstraps that must not
- * wait forever on a peer.
+ * wait forever on a peer; and the timer type services take so tests can
+ * drive time by hand.
  */
 
 /**
@@ -24,3 +25,18 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () =>
     );
   });
 }
+
+/** A timer that can be cancelled. */
+export interface CancellableTimer {
+  cancel(): void;
+}
+
+/** Schedules `fn` after `ms`; services take one so tests can drive their timers by hand. */
+export type SetTimer = (fn: () => void, ms: number) => CancellableTimer;
+
+/** The real clock's SetTimer; its timers do not keep the process alive. */
+export const unrefTimer: SetTimer = (fn, ms) => {
+  const t = setTimeout(fn, ms);
+  t.unref?.();
+  return { cancel: () => clearTimeout(t) };
+};

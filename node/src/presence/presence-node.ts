@@ -25,6 +25,8 @@
  * Trusts: the certificate check and DHT publisher it is given; nothing in
  * any message until checked.
  */
+import { unrefTimer } from "../base/timeout.js";
+import type { CancellableTimer, SetTimer } from "../base/timeout.js";
 import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
 import { parseIdentity } from "../crypto/identity.js";
@@ -91,7 +93,7 @@ export interface PresenceNodeOptions {
   wallClock?: () => number;
   logger?: Logger;
   /** Timers (tests drive them by hand). */
-  setTimer?: (fn: () => void, ms: number) => { cancel(): void };
+  setTimer?: SetTimer;
 }
 
 export interface PresenceNodeStats {
@@ -117,7 +119,7 @@ interface Pending {
   id: number;
   stream: ServiceStream;
   effort: number;
-  timer?: { cancel(): void };
+  timer?: CancellableTimer;
   state: "queued" | "delivered" | "done";
   request: IntroduceRequest;
 }
@@ -140,7 +142,7 @@ interface Registration {
   delivered: number;
   seenHandshakes: Set<string>;
   notified: Set<CapName>;
-  drainTimer?: { cancel(): void };
+  drainTimer?: CancellableTimer;
   closed: boolean;
 }
 
@@ -159,13 +161,7 @@ export function createPresenceNode(options: PresenceNodeOptions): PresenceNode {
   const wallClock = options.wallClock ?? Date.now;
   const flush = options.flush ?? (() => undefined);
   const log = childLogger(options.logger, "presence");
-  const setTimer =
-    options.setTimer ??
-    ((fn: () => void, ms: number) => {
-      const t = setTimeout(fn, ms);
-      t.unref?.();
-      return { cancel: () => clearTimeout(t) };
-    });
+  const setTimer = options.setTimer ?? unrefTimer;
   const stats: PresenceNodeStats = {
     registrations: 0,
     registered: 0,

@@ -15,6 +15,8 @@
  *
  * Trusts nothing; holds at most `maxCookies` cookies, each for `cookieTtlMs`.
  */
+import { unrefTimer } from "../base/timeout.js";
+import type { CancellableTimer, SetTimer } from "../base/timeout.js";
 import { childLogger } from "../log.js";
 import type { Logger } from "../log.js";
 import { EndReason } from "../onion/constants.js";
@@ -58,7 +60,7 @@ export interface RendezvousNodeOptions {
   limits?: Partial<RendezvousNodeLimits>;
   now?: () => number;
   logger?: Logger;
-  setTimer?: (fn: () => void, ms: number) => { cancel(): void };
+  setTimer?: SetTimer;
 }
 
 export interface RendezvousNodeStats {
@@ -79,7 +81,7 @@ interface Side {
   bucket?: TokenBucket;
   /** Messages held while this direction is paused, in order. */
   held: Uint8Array[];
-  timer?: { cancel(): void };
+  timer?: CancellableTimer;
   ended: boolean;
 }
 
@@ -101,13 +103,7 @@ export function createRendezvousNode(options: RendezvousNodeOptions = {}): Rende
   const now = options.now ?? (() => performance.now());
   const flush = options.flush ?? (() => undefined);
   const log = childLogger(options.logger, "rendezvous");
-  const setTimer =
-    options.setTimer ??
-    ((fn: () => void, ms: number) => {
-      const t = setTimeout(fn, ms);
-      t.unref?.();
-      return { cancel: () => clearTimeout(t) };
-    });
+  const setTimer = options.setTimer ?? unrefTimer;
   const stats: RendezvousNodeStats = { established: 0, joined: 0, refused: 0, expired: 0, relayedMessages: 0, relayedBytes: 0, throttled: 0 };
   const cookies = new Map<string, Cookie>();
   let closed = false;
