@@ -331,17 +331,21 @@ describe("presence on a seven-node network", () => {
     const [before] = await carol.presence.lookup(frank.identity);
     // The presence node tears the registration's circuit down, as when a relay on it dies.
     const identity = new TextEncoder().encode(frank.identity);
-    const registration = presenceStreams.find((p) => p.received.some((m) => contains(m, identity)))!;
-    expect(nodeOf(registration.node).info.identity).toBe(hex(before!.node));
+    const dropRegistration = () => {
+      const registration = presenceStreams.findLast((p) => p.received.some((m) => contains(m, identity)))!;
+      nodeOf(registration.node).driver.run(() => registration.stream.destroyCircuit(DestroyReason.INTERNAL));
+      return registration;
+    };
     const states: string[] = [];
-    const upAgain = new Promise<void>((resolve) =>
-      frank.presence.on("point", (p) => {
-        states.push(p.state);
-        if (p.state === "up") resolve();
-      }),
-    );
-    nodeOf(registration.node).driver.run(() => registration.stream.destroyCircuit(DestroyReason.INTERNAL));
-    await upAgain;
+    let onUp = (): void => undefined;
+    frank.presence.on("point", (p) => {
+      states.push(`${p.state}${p.node === hex(before!.node) ? "" : " elsewhere"}`);
+      if (p.state === "up") onUp();
+    });
+    const nextUp = () => new Promise<void>((resolve) => (onUp = resolve));
+    let up = nextUp();
+    expect(nodeOf(dropRegistration().node).info.identity).toBe(hex(before!.node));
+    await up;
     expect(states).toEqual(["registering", "up"]);
     expect(frank.presence.status()).toMatchObject([{ slot: 0, state: "up", node: hex(before!.node) }]);
     // The record names the same node and introduction key: what peers looked up before still holds.
@@ -351,6 +355,20 @@ describe("presence on a seven-node network", () => {
     const replies = channel.messages();
     await channel.send("back?");
     expect((await replies.next()).value?.text).toBe("echo: back?");
+    channel.close();
+    // A node that keeps dropping the point is given up after three returns in ten minutes: the fourth loss moves it elsewhere, with new keys.
+    for (let i = 0; i < 2; i++) {
+      up = nextUp();
+      dropRegistration();
+      await up;
+    }
+    up = nextUp();
+    dropRegistration();
+    await up;
+    expect(states).toEqual(["registering", "up", "registering", "up", "registering", "up", "lost", "up elsewhere"]);
+    const [moved] = await carol.presence.lookup(frank.identity);
+    expect(hex(moved!.node)).not.toBe(hex(before!.node));
+    expect(hex(moved!.authKey)).not.toBe(hex(before!.authKey));
     channel.close();
   }, 120_000);
 

@@ -191,9 +191,15 @@ interface Point {
   stored: number;
   introductions: number;
   renewTimer?: NodeJS.Timeout;
+  /** When the point last registered again after losing its circuit (ms, monotonic): bounds how often it does. */
+  reattachedAt: number[];
   /** The answer to the request in flight (register or renew). */
   waiting?: { resolve: (n: PresenceNotice) => void; reject: (e: PresenceError) => void };
 }
+
+/** A point registers again at its node at most this many times per REATTACH_WINDOW_MS; past that, a node that keeps dropping it is left for another. */
+const MAX_REATTACHES = 3;
+const REATTACH_WINDOW_MS = 10 * 60_000;
 
 /** Lookups a connect makes before it gives up when no point could introduce it (the first included). */
 const CONNECT_ROUNDS = 3;
@@ -325,6 +331,7 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
       encSecret: enc.secretKey,
       encKey: enc.publicKey,
       periods: [],
+      reattachedAt: [],
       registeredCertNotAfter: 0,
       state: "registering",
       expiresAt: 0,
@@ -493,7 +500,11 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
    * cannot be reached, the point is replaced on another node.
    */
   private pointLost(point: Point, err: unknown): void {
-    if (point.state !== "up" || this.closed || !this.announced || this.points.get(point.slot) !== point) return this.replacePoint(point, err);
+    const t = performance.now();
+    point.reattachedAt = point.reattachedAt.filter((at) => t - at < REATTACH_WINDOW_MS);
+    if (point.state !== "up" || this.closed || !this.announced || this.points.get(point.slot) !== point || point.reattachedAt.length >= MAX_REATTACHES)
+      return this.replacePoint(point, err);
+    point.reattachedAt.push(t);
     const node = hexOf(point.node.identity).slice(0, 16);
     this.log.info({ slot: point.slot, node, err }, "presence point's circuit closed: registering it again at the same node");
     point.state = "registering";
