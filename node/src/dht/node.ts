@@ -173,6 +173,8 @@ export class DhtNode {
     this.senderQuota = new SenderQuota(this.config.senderQuota);
     this.auth = options.auth ?? ed25519Authenticator(identity.secretKey);
     this.now = options.now ?? Date.now;
+    // What peers stored here before a restart still counts against them.
+    for (const held of this.store.charges(this.now())) this.senderQuota.charge(idHex(held.key), held.size, held.expiresAt, held.sender, held.address);
     this.random = options.random ?? randomBytes;
     this.checkShapes = options.checkShapes ?? true;
     this.learnFromRequests = options.learnFromRequests ?? true;
@@ -251,7 +253,7 @@ export class DhtNode {
     const keyHex = idHex(record.key);
     const senderHex = idHex(sender.nodeId);
     this.senderQuota.check(keyHex, size, senderHex, address, now);
-    const outcome = this.store.put(record, size, now);
+    const outcome = this.store.put(record, size, now, { sender: senderHex, ...(address === undefined ? {} : { address }) });
     if (outcome === "stored") this.senderQuota.charge(keyHex, size, record.expiresAt, senderHex, address);
     return outcome;
   }

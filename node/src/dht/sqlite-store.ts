@@ -18,9 +18,10 @@ import { decodeRecord, encodeRecord } from "./record.js";
 import type { DhtRecord, RecordLimits } from "./record.js";
 import { DEFAULT_RECORD_LIMITS } from "./record.js";
 import { DEFAULT_STORE_QUOTA, decidePut } from "./store.js";
-import type { OwnerUsage, PutOutcome, RecordStore, StoreQuota } from "./store.js";
+import type { HeldCharge, OwnerUsage, PutOutcome, RecordCharge, RecordStore, StoreQuota } from "./store.js";
 
-const SCHEMA_VERSION = 1;
+/** 2 added each row's charge (sender, address), so a restarted node keeps its per-sender quotas; 1 is migrated in place. */
+const SCHEMA_VERSION = 2;
 
 export interface SqliteRecordStoreOptions {
   /** Database file path, or ":memory:". */
@@ -44,11 +45,12 @@ export class SqliteRecordStore implements RecordStore {
     total: Statement<[], { bytes: number | null }>;
     sweepOwner: Statement<[Uint8Array, number]>;
     sweepAll: Statement<[number]>;
-    upsert: Statement<[Uint8Array, Uint8Array, number, number, number, Uint8Array]>;
+    upsert: Statement<[Uint8Array, Uint8Array, number, number, number, Uint8Array, string | null, string | null]>;
     count: Statement<[], { n: number }>;
     live: Statement<[number], { encoded: Uint8Array }>;
+    charges: Statement<[number], { key: Uint8Array; size: number; expires_at: number; sender: string; address: string | null }>;
   };
-  private readonly putTx: (record: DhtRecord, size: number, now: number) => PutOutcome;
+  private readonly putTx: (record: DhtRecord, size: number, now: number, charge: RecordCharge | undefined) => PutOutcome;
 
   constructor(options: SqliteRecordStoreOptions) {
     this.quota = options.quota ?? DEFAULT_STORE_QUOTA;
@@ -65,14 +67,22 @@ export class SqliteRecordStore implements RecordStore {
           seq INTEGER NOT NULL,
           expires_at INTEGER NOT NULL,
           size INTEGER NOT NULL,
-          encoded BLOB NOT NULL
+          encoded BLOB NOT NULL,
+          sender TEXT,
+          address TEXT
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS records_owner ON records (owner, expires_at);
         CREATE INDEX IF NOT EXISTS records_expiry ON records (expires_at);
       `);
       const version = this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE name = 'schema'").get();
       if (version === undefined) this.db.prepare("INSERT INTO meta (name, value) VALUES ('schema', ?)").run(SCHEMA_VERSION);
-      else if (version.value !== SCHEMA_VERSION) {
+      else if (version.value === 1) {
+        // Rows stored before charges were kept count toward owner and total limits only, until re-stored.
+        this.db.transaction(() => {
+          this.db.exec("ALTER TABLE records ADD COLUMN sender TEXT; ALTER TABLE records ADD COLUMN address TEXT;");
+          this.db.prepare("UPDATE meta SET value = ? WHERE name = 'schema'").run(SCHEMA_VERSION);
+        }).immediate();
+      } else if (version.value !== SCHEMA_VERSION) {
         throw new DhtError("store-io", `record store schema ${version.value} is not the supported ${SCHEMA_VERSION}; move the file aside`);
       }
       this.stmts = {
@@ -82,16 +92,17 @@ export class SqliteRecordStore implements RecordStore {
         sweepOwner: this.db.prepare("DELETE FROM records WHERE owner = ? AND expires_at <= ?"),
         sweepAll: this.db.prepare("DELETE FROM records WHERE expires_at <= ?"),
         upsert: this.db.prepare(
-          "INSERT OR REPLACE INTO records (key, owner, seq, expires_at, size, encoded) VALUES (?, ?, ?, ?, ?, ?)",
+          "INSERT OR REPLACE INTO records (key, owner, seq, expires_at, size, encoded, sender, address) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         ),
         count: this.db.prepare("SELECT COUNT(*) AS n FROM records"),
         live: this.db.prepare("SELECT encoded FROM records WHERE expires_at > ?"),
+        charges: this.db.prepare("SELECT key, size, expires_at, sender, address FROM records WHERE sender IS NOT NULL AND expires_at > ?"),
       };
     } catch (cause) {
       if (cause instanceof DhtError) throw cause;
       throw new DhtError("store-io", `cannot open record store at ${options.path}: ${(cause as Error).message}`, { cause });
     }
-    const tx = this.db.transaction((record: DhtRecord, size: number, now: number): PutOutcome => {
+    const tx = this.db.transaction((record: DhtRecord, size: number, now: number, charge: RecordCharge | undefined): PutOutcome => {
       this.stmts.sweepOwner.run(record.owner, now);
       const row = this.stmts.getRow.get(record.key);
       const existing = row === undefined ? undefined : this.decodeRow(row);
@@ -99,15 +110,15 @@ export class SqliteRecordStore implements RecordStore {
       const total = this.stmts.total.get()?.bytes ?? 0;
       const decision = decidePut(record, size, now, existing, usage, total, this.quota);
       if (decision === "unchanged" || decision === "stored") return "unchanged";
-      this.stmts.upsert.run(record.key, record.owner, record.seq, record.expiresAt, size, encodeRecord(record));
+      this.stmts.upsert.run(record.key, record.owner, record.seq, record.expiresAt, size, encodeRecord(record), charge?.sender ?? null, charge?.address ?? null);
       return "stored";
     });
-    this.putTx = (record, size, now) => tx.immediate(record, size, now);
+    this.putTx = (record, size, now, charge) => tx.immediate(record, size, now, charge);
   }
 
-  put(record: DhtRecord, size: number, now: number): PutOutcome {
+  put(record: DhtRecord, size: number, now: number, charge?: RecordCharge): PutOutcome {
     try {
-      return this.putTx(record, size, now);
+      return this.putTx(record, size, now, charge);
     } catch (cause) {
       if (cause instanceof DhtError) throw cause;
       throw new DhtError("store-io", `record store write failed: ${(cause as Error).message}`, { cause });
@@ -141,6 +152,12 @@ export class SqliteRecordStore implements RecordStore {
       if (held !== undefined) out.push(held.record);
     }
     return out;
+  }
+
+  charges(now: number): HeldCharge[] {
+    return this.stmts.charges
+      .all(now)
+      .map((row) => ({ key: new Uint8Array(row.key), size: row.size, expiresAt: row.expires_at, sender: row.sender, ...(row.address === null ? {} : { address: row.address }) }));
   }
 
   close(): void {

@@ -39,9 +39,26 @@ export interface OwnerUsage {
   bytes: number;
 }
 
+/** Who a record received from the network is charged to (sender-quota.ts): the sending node's id (hex) and its source address. */
+export interface RecordCharge {
+  sender: string;
+  address?: string;
+}
+
+/** A live record's charge, as the store kept it: what a restarted node's sender ledger is rebuilt from. */
+export interface HeldCharge extends RecordCharge {
+  key: Uint8Array;
+  size: number;
+  expiresAt: number;
+}
+
 export interface RecordStore {
-  /** Stores a validated record of encoded size `size`. Throws DhtError "stale-sequence", "expired", "quota-exceeded" or "store-full". */
-  put(record: DhtRecord, size: number, now: number): PutOutcome;
+  /**
+   * Stores a validated record of encoded size `size`, kept with `charge`
+   * when a peer sent it (a local publish or re-replication has none).
+   * Throws DhtError "stale-sequence", "expired", "quota-exceeded" or "store-full".
+   */
+  put(record: DhtRecord, size: number, now: number, charge?: RecordCharge): PutOutcome;
   /** The live record under `key`, if any. */
   get(key: Uint8Array, now: number): DhtRecord | undefined;
   /** Deletes every record expired at `now`; returns how many. */
@@ -52,6 +69,8 @@ export interface RecordStore {
   count(): number;
   /** Every live record (for holders that re-replicate, and diagnostics). */
   records(now: number): DhtRecord[];
+  /** Every live record a peer sent, with its charge. */
+  charges(now: number): HeldCharge[];
   close(): void;
 }
 
@@ -102,6 +121,7 @@ interface Held {
   record: DhtRecord;
   size: number;
   ownerHex: string;
+  charge?: RecordCharge;
 }
 
 /** A RecordStore in a Map; same rules as the SQLite store. */
@@ -112,7 +132,7 @@ export class MemoryRecordStore implements RecordStore {
 
   constructor(readonly quota: StoreQuota = DEFAULT_STORE_QUOTA) {}
 
-  put(record: DhtRecord, size: number, now: number): PutOutcome {
+  put(record: DhtRecord, size: number, now: number, charge?: RecordCharge): PutOutcome {
     const keyHex = idHex(record.key);
     const ownerHex = idHex(record.owner);
     const existing = this.held.get(keyHex);
@@ -122,7 +142,7 @@ export class MemoryRecordStore implements RecordStore {
     this.sweepOwner(ownerHex, now);
     const current = this.held.get(keyHex);
     if (current !== undefined) this.delete(keyHex, current);
-    this.held.set(keyHex, { record, size, ownerHex });
+    this.held.set(keyHex, { record, size, ownerHex, ...(charge ? { charge: { ...charge } } : {}) });
     let keys = this.byOwner.get(ownerHex);
     if (keys === undefined) this.byOwner.set(ownerHex, (keys = new Set()));
     keys.add(keyHex);
@@ -164,6 +184,13 @@ export class MemoryRecordStore implements RecordStore {
 
   records(now: number): DhtRecord[] {
     return [...this.held.values()].filter((h) => h.record.expiresAt > now).map((h) => h.record);
+  }
+
+  charges(now: number): HeldCharge[] {
+    const out: HeldCharge[] = [];
+    for (const { record, size, charge } of this.held.values())
+      if (charge && record.expiresAt > now) out.push({ key: record.key, size, expiresAt: record.expiresAt, ...charge });
+    return out;
   }
 
   /** Test hook for fault injection: puts bytes in the store with no checks at all (a corrupted or malicious holder). */

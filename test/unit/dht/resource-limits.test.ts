@@ -2,9 +2,13 @@
  * Issue 19 (resource exhaustion) against the DHT, scaled down: forged pings
  * must not fill the replay cache, one sender's share never refuses another,
  * a full cache is reported by the node's own lookups as such, fresh owner
- * keys from one publisher stop at that publisher's quota, and this node's
+ * keys from one publisher stop at that publisher's quota (across a restart
+ * too), and this node's
  * own "busy" never evicts a contact.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { generateEd25519KeyPair } from "../../../node/src/crypto/ed25519.js";
 import type { Contact } from "../../../node/src/dht/contact.js";
@@ -19,6 +23,7 @@ import type { DhtConfig } from "../../../node/src/dht/config.js";
 import { coSignRecord, signRecordAsOwner } from "../../../node/src/dht/record.js";
 import type { DhtRecord } from "../../../node/src/dht/record.js";
 import { SenderQuota } from "../../../node/src/dht/sender-quota.js";
+import { SqliteRecordStore } from "../../../node/src/dht/sqlite-store.js";
 import { MemoryRecordStore } from "../../../node/src/dht/store.js";
 import { RpcError } from "../../../node/src/link/rpc.js";
 
@@ -132,6 +137,38 @@ describe("DHT storage quota per sending node", () => {
     const body = await honest.rpc(target.contact, { type: "STORE", record: record(alice.secretKey, publisherKey.secretKey, "alice/presence") });
     expect(body).toMatchObject({ type: "STORED", outcome: "stored" });
     expect(target.stats.refused["quota-exceeded"]).toBe(35);
+  });
+
+  it("a restarted node still counts what a publisher stored before (the ledger is rebuilt from the SQLite store)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "psp-dht-ledger-"));
+    try {
+      const network = new MemoryNetwork();
+      const senderQuota = { maxRecordsPerSender: 5, maxBytesPerSender: 1 << 20, maxBytesPerAddress: 1 << 22 };
+      const identity = createDhtIdentity({ address: "target", staticDifficulty: 2, dynamicDifficulty: 2 });
+      const start = () => {
+        const node = new DhtNode({ identity, transport: network.transport, store: new SqliteRecordStore({ path: join(dir, "records.db") }), config: { ...BASE, senderQuota } });
+        network.attach("target", (r) => node.handleRequest(r));
+        return node;
+      };
+      const flooder = makeNode(network, "flooder");
+      const publisherKey = generateEd25519KeyPair();
+      const store = async (target: DhtNode, i: number) => {
+        const body = await flooder.rpc(target.contact, { type: "STORE", record: record(generateEd25519KeyPair().secretKey, publisherKey.secretKey, `spam/${i}`) });
+        return body.type === "ERROR" ? body.kind : body.type;
+      };
+      const before = start();
+      for (let i = 0; i < 3; i++) expect(await store(before, i)).toBe("STORED");
+      before.store.close();
+      const after = start();
+      expect(after.senderUsage(flooder.nodeId).records).toBe(3);
+      const kinds = [];
+      for (let i = 3; i < 8; i++) kinds.push(await store(after, i));
+      expect(kinds).toEqual(["STORED", "STORED", "quota-exceeded", "quota-exceeded", "quota-exceeded"]);
+      expect(after.store.count()).toBe(5);
+      after.store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("charges bytes per source address across senders, and a re-store moves the charge", () => {

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { generateEd25519KeyPair } from "../../../node/src/crypto/ed25519.js";
-import { coSignRecord, signRecordAsOwner, validateRecord } from "../../../node/src/dht/record.js";
+import Database from "better-sqlite3";
+import { coSignRecord, encodeRecord, signRecordAsOwner, validateRecord } from "../../../node/src/dht/record.js";
 import type { DhtRecord } from "../../../node/src/dht/record.js";
 import { SqliteRecordStore } from "../../../node/src/dht/sqlite-store.js";
 import { MemoryRecordStore } from "../../../node/src/dht/store.js";
@@ -65,6 +66,27 @@ describe.each(stores)("%s record store", (_name, open) => {
     store.close();
   });
 
+  it("keeps each record's charge (sender, address) when a peer sent it, none for a local put, and only while it lives", () => {
+    const store = open();
+    const owner = generateEd25519KeyPair();
+    const sent = record(owner.secretKey, "sent");
+    const short = record(owner.secretKey, "short", { expiresAt: NOW + 1000 });
+    const local = record(owner.secretKey, "local");
+    store.put(sent, validateRecord(sent, { now: NOW }), NOW, { sender: "aa".repeat(32), address: "10.0.0.1" });
+    store.put(short, validateRecord(short, { now: NOW }), NOW, { sender: "bb".repeat(32) });
+    put(store, local);
+    const charges = store.charges(NOW);
+    expect(charges.map((c) => ({ sender: c.sender, address: c.address })).sort((a, b) => a.sender.localeCompare(b.sender))).toEqual([
+      { sender: "aa".repeat(32), address: "10.0.0.1" },
+      { sender: "bb".repeat(32), address: undefined },
+    ]);
+    const [charge] = charges.filter((c) => c.sender === "aa".repeat(32));
+    expect(charge).toMatchObject({ size: validateRecord(sent, { now: NOW }), expiresAt: sent.expiresAt });
+    expect(Buffer.from(charge!.key).equals(Buffer.from(sent.key))).toBe(true);
+    expect(store.charges(NOW + 1000).map((c) => c.sender)).toEqual(["aa".repeat(32)]);
+    store.close();
+  });
+
   it("expired records are never returned and are swept", () => {
     const store = open();
     const owner = generateEd25519KeyPair();
@@ -93,6 +115,39 @@ describe("SqliteRecordStore persistence", () => {
     expect(() => put(reopened, record(owner.secretKey, "presence/0", { seq: 1 }))).toThrow(expect.objectContaining({ kind: "stale-sequence" }));
     expect(reopened.records(NOW)).toHaveLength(1);
     reopened.close();
+  });
+
+  it("keeps charges across a restart, and migrates a schema-1 file in place without losing a record", () => {
+    const path = join(dir, "charges.db");
+    const owner = generateEd25519KeyPair();
+    const r = record(owner.secretKey, "charged");
+    const first = new SqliteRecordStore({ path });
+    first.put(r, validateRecord(r, { now: NOW }), NOW, { sender: "cc".repeat(32), address: "10.0.0.9" });
+    first.close();
+    const reopened = new SqliteRecordStore({ path });
+    expect(reopened.charges(NOW)).toMatchObject([{ sender: "cc".repeat(32), address: "10.0.0.9", expiresAt: r.expiresAt }]);
+    reopened.close();
+
+    // A file written by schema 1 (no charge columns), as a node upgraded in place has.
+    const oldPath = join(dir, "schema1.db");
+    const old = new Database(oldPath);
+    old.exec(`
+      CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      CREATE TABLE records (key BLOB PRIMARY KEY, owner BLOB NOT NULL, seq INTEGER NOT NULL, expires_at INTEGER NOT NULL, size INTEGER NOT NULL, encoded BLOB NOT NULL) WITHOUT ROWID;
+      INSERT INTO meta (name, value) VALUES ('schema', 1);
+    `);
+    old.prepare("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)").run(r.key, r.owner, r.seq, r.expiresAt, validateRecord(r, { now: NOW }), encodeRecord(r));
+    old.close();
+    const migrated = new SqliteRecordStore({ path: oldPath });
+    expect(migrated.get(r.key, NOW)).toEqual(r);
+    expect(migrated.charges(NOW)).toEqual([]);
+    const next = record(owner.secretKey, "after");
+    migrated.put(next, validateRecord(next, { now: NOW }), NOW, { sender: "dd".repeat(32) });
+    migrated.close();
+    const again = new SqliteRecordStore({ path: oldPath });
+    expect(again.records(NOW)).toHaveLength(2);
+    expect(again.charges(NOW).map((c) => c.sender)).toEqual(["dd".repeat(32)]);
+    again.close();
   });
 
   it("a bad path is a typed store-io error", () => {
