@@ -171,6 +171,9 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
     }
     const ids = new Set(path.map((n) => keyHex(n.identity)));
     if (ids.size !== path.length) throw new CircuitError("bad-argument", "a path must not repeat a node");
+    if ((path[0] as PathNode).host === "") {
+      throw new CircuitError("bad-argument", "the first hop has no address (an internal node): it can only be a middle or last hop");
+    }
     const circ: ClientCircuit = {
       id: this.nextCircuitId++,
       plan: [...path],
@@ -541,7 +544,8 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
     circ.handshake = { state, node };
     const body = encodeExtend2({
       identity: node.identity,
-      addresses: [{ host: node.host, port: node.port }],
+      // An internal node is named by identity alone: the relay before it knows how to reach it.
+      addresses: node.host === "" ? [] : [{ host: node.host, port: node.port }],
       handshakeType: HANDSHAKE_NTOR,
       handshakeData: onionskin,
     });

@@ -33,7 +33,7 @@ export { OnionRelay } from "./relay.js";
 export type { OnionRelayOptions, RelayLimits } from "./relay.js";
 export { OnionClient } from "./client.js";
 export type { OnionClientOptions, ClientLimits, ClientCircuitInfo, ClientStreamInfo, ClientCircuitState } from "./client.js";
-export { selectPath, networkKey } from "./path.js";
+export { selectPath, networkKey, isInternalNode, INTERNAL_FLAG } from "./path.js";
 export type { PathNode, SelectPathOptions } from "./path.js";
 export { RelayLayer, hopCryptoFromKeyMaterial, splitHopKeys } from "./relay-crypto.js";
 export type { HopCrypto, HopKeys } from "./relay-crypto.js";

@@ -7,6 +7,12 @@
  * proportional to its weight. The random source is injectable so tests and
  * simulations are deterministic.
  *
+ * Internal nodes (flag "internal", or no host: clients never learn their
+ * addresses) are never the first hop, since the client would have to dial
+ * them; they may be middle and last hops, which the previous relay reaches by
+ * identity (docs/spec/onion.md §2). A node without a host has no network for
+ * the "one hop per network" rule: it conflicts only by identity and family.
+ *
  * Trusts: the node list (the directory layer has verified it). Validates only
  * what it needs to choose safely.
  */
@@ -19,11 +25,12 @@ export interface PathNode {
   identity: Uint8Array;
   /** X25519 onion key (32 bytes) for ntor. */
   onionKey: Uint8Array;
+  /** Where to dial it; "" (port 0) for an internal node, whose address only nodes know. */
   host: string;
   port: number;
   /** Operator family; nodes sharing a non-empty family never share a circuit. */
   family?: string;
-  /** Directory flags, e.g. "running", "stable", "guard". */
+  /** Directory flags, e.g. "running", "stable", "guard", "internal". */
   flags: readonly string[];
   /** Selection weight (e.g. measured bandwidth); default 1, 0 = never chosen. */
   weight?: number;
@@ -104,9 +111,21 @@ export function networkKey(host: string): string {
   return ipv6Prefix32(host) ?? `h:${host.toLowerCase()}`;
 }
 
+/** The consensus flag of a relay that is only ever a middle or last hop. */
+export const INTERNAL_FLAG = "internal";
+
+/**
+ * True for a node a client cannot dial: flagged internal, or listed without
+ * an address. Such a node is never a first hop.
+ */
+export function isInternalNode(node: PathNode): boolean {
+  return node.host === "" || node.flags.includes(INTERNAL_FLAG);
+}
+
 function conflicts(a: PathNode, b: PathNode): boolean {
   if (keyHex(a.identity) === keyHex(b.identity)) return true;
-  if (networkKey(a.host) === networkKey(b.host)) return true;
+  // No host, no network: every internal node would otherwise share the key "h:".
+  if (a.host !== "" && b.host !== "" && networkKey(a.host) === networkKey(b.host)) return true;
   return Boolean(a.family && b.family && a.family === b.family);
 }
 
@@ -129,7 +148,9 @@ function pickWeighted(candidates: PathNode[], random: () => number): PathNode | 
 
 /**
  * Chooses `length` hops, entry first. Throws CircuitError "no-path" when the
- * list has too few eligible, mutually unrelated nodes.
+ * list has too few eligible, mutually unrelated nodes, and "bad-argument" for
+ * a one-hop path to a fixed internal `lastHop` (the client has no address to
+ * reach it).
  */
 export function selectPath(nodes: readonly PathNode[], options: SelectPathOptions = {}): PathNode[] {
   const length = options.length ?? DEFAULT_PATH_LENGTH;
@@ -145,11 +166,15 @@ export function selectPath(nodes: readonly PathNode[], options: SelectPathOption
   const entryFlags = options.entryFlags ?? [];
   const entryNodes = options.entryNodes && options.entryNodes.length > 0 ? options.entryNodes : undefined;
   if (entryNodes && length === 1) throw new CircuitError("bad-argument", "a one-hop path has no separate entry: use at least two hops with entryNodes (bridges)");
+  if (length === 1 && options.lastHop && isInternalNode(options.lastHop)) {
+    throw new CircuitError("bad-argument", "a one-hop path to an internal node: clients have no address for it; reach it through at least one other hop");
+  }
   const attempts = options.attempts ?? 8;
 
   for (let attempt = 0; attempt < attempts; attempt++) {
     const chosen: PathNode[] = [];
-    const last = options.lastHop ?? pickWeighted(eligible, random);
+    // A one-hop path's last hop is also its entry, so it must be dialable.
+    const last = options.lastHop ?? pickWeighted(length === 1 ? eligible.filter((n) => !isInternalNode(n)) : eligible, random);
     if (!last) break;
     chosen.push(last);
     let ok = true;
@@ -157,8 +182,10 @@ export function selectPath(nodes: readonly PathNode[], options: SelectPathOption
     for (let i = 0; i < length - 1 && ok; i++) {
       const isEntry = i === 0;
       const candidates = isEntry && entryNodes
-        ? entryNodes.filter((n) => !excluded.has(keyHex(n.identity)) && chosen.every((c) => !conflicts(c, n)))
-        : eligible.filter((n) => (!isEntry || entryFlags.every((f) => n.flags.includes(f))) && chosen.every((c) => !conflicts(c, n)));
+        ? entryNodes.filter((n) => !excluded.has(keyHex(n.identity)) && !isInternalNode(n) && chosen.every((c) => !conflicts(c, n)))
+        : eligible.filter(
+            (n) => (!isEntry || (!isInternalNode(n) && entryFlags.every((f) => n.flags.includes(f)))) && chosen.every((c) => !conflicts(c, n)),
+          );
       const pick = pickWeighted(candidates, random);
       if (pick) chosen.push(pick);
       else ok = false;
@@ -172,7 +199,7 @@ export function selectPath(nodes: readonly PathNode[], options: SelectPathOption
   }
   throw new CircuitError(
     "no-path",
-    `no ${length}-hop path: need ${length} running nodes in distinct /16 networks and families, ` +
-      `${eligible.length} eligible of ${nodes.length}; fetch a fresh node list or lower the path length`,
+    `no ${length}-hop path: need ${length} running nodes in distinct /16 networks and families, the first one not internal; ` +
+      `${eligible.length} eligible of ${nodes.length} (${eligible.filter(isInternalNode).length} internal); fetch a fresh node list or lower the path length`,
   );
 }

@@ -11,7 +11,10 @@
  *   END, TRUNCATED (relay data) REASON (1)
  * Link specifiers: 0x00 IPv4 (4 ‖ port 2), 0x01 IPv6 (16 ‖ port 2),
  * 0x03 Ed25519 identity (32), 0x80 host name (UTF-8 ‖ port 2, PSP only).
- * Unknown specifier types are skipped, as in Tor.
+ * Unknown specifier types are skipped, as in Tor. The Ed25519 identity is
+ * required; addresses are not: an EXTEND2 naming an internal node carries its
+ * identity alone, and the extending relay finds the node by that identity
+ * (docs/spec/onion.md §2).
  *
  * Trusts nothing: every decoder throws CircuitError "protocol-violation" on
  * malformed bytes.
@@ -96,7 +99,7 @@ export function decodeDestroy(payload: Uint8Array): DestroyReason {
 export interface Extend2 {
   /** Ed25519 identity the next hop must authenticate with. */
   identity: Uint8Array;
-  /** Where to reach it (at least one). */
+  /** Where to reach it; empty when the client knows the node by identity only (an internal node). */
   addresses: { host: string; port: number }[];
   handshakeType: number;
   handshakeData: Uint8Array;
@@ -114,7 +117,6 @@ function checkPort(port: number): void {
 
 export function encodeExtend2(msg: Extend2): Uint8Array {
   if (msg.identity.length !== IDENTITY_LEN) throw new CircuitError("bad-argument", `EXTEND2 identity must be ${IDENTITY_LEN} bytes`);
-  if (msg.addresses.length === 0) throw new CircuitError("bad-argument", "EXTEND2 needs at least one address");
   const specs: Uint8Array[] = [];
   const spec = (type: number, body: Uint8Array) => {
     if (body.length > 255) throw new CircuitError("bad-argument", "link specifier longer than 255 bytes");
@@ -208,7 +210,6 @@ export function decodeExtend2(data: Uint8Array): Extend2 {
     }
   }
   if (!identity) throw violation("EXTEND2 does not name an Ed25519 identity");
-  if (addresses.length === 0) throw violation("EXTEND2 names no address");
   if (addresses.some((a) => a.port === 0)) throw violation("EXTEND2 address with port 0");
   const handshakeType = u16(data, o);
   const hlen = u16(data, o + 2);

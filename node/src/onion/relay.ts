@@ -4,7 +4,9 @@
  * Owns every circuit that passes through or ends at this node: answering
  * CREATE2 with ntor, extending on EXTEND2 (carried in RELAY_EARLY, at most
  * `maxRelayEarly` per circuit), checking that the next hop's authenticated link
- * identity is the one the client named, forwarding relay cells both ways under
+ * identity is the one the client named (an EXTEND2 naming an identity alone,
+ * for an internal node, reuses an authenticated link to it or asks the driver
+ * to find it: `open-link` with no addresses), forwarding relay cells both ways under
  * one onion layer, DESTROY in both directions, TRUNCATE/TRUNCATED, streams to
  * named local services (BEGIN/CONNECTED/DATA/END), SENDME windows, per-link
  * and per-circuit limits, timeouts, and the node's send-rate limit.

@@ -11,7 +11,11 @@
  * the machine's `send` and `send-run` actions leave per link, in order, through
  * `sendMany` and `sendCellBytes` (one socket
  * write); `open-link` actions become `manager.getLink` with the identity the
- * machine named (the link layer proves it; the machine checks it again);
+ * machine named (the link layer proves it; the machine checks it again); an
+ * `open-link` with no addresses (an EXTEND2 naming an internal node by
+ * identity alone) takes the manager's authenticated link to that identity if
+ * one is open (the node may have dialled us: it need not accept connections),
+ * else the addresses `resolveAddresses` gives, else fails as unreachable;
  * timers follow `nextWakeup()`; links that carry circuits are held
  * (`link.acquire`) so they do not idle-close under a quiet circuit.
  *
@@ -59,6 +63,14 @@ export interface OnionDriverOptions {
   onRound?: () => void;
   /** Logs as component "onion": a failure the driver catches (a bug) at error, links lost under it at debug. */
   logger?: Logger;
+  /**
+   * Addresses of a node named by identity alone (an internal node, whose
+   * address clients never learn), from the node-only view of the directory;
+   * undefined or empty when unknown. Asked only when no authenticated link
+   * to that identity is open. Without it such a node is reached only over
+   * an open link.
+   */
+  resolveAddresses?: (identity: Uint8Array) => readonly NodeAddress[] | undefined;
 }
 
 export interface OnionDriverStats {
@@ -128,6 +140,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
   private readonly maxReadPauseMs: number;
   private readonly outboundHook: OnionDriverOptions["outboundHook"];
   private readonly onRound: (() => void) | undefined;
+  private readonly resolveAddresses: OnionDriverOptions["resolveAddresses"];
   private readonly log: Logger;
   /** Refusals repeat at an attacker's pace: counted every time, printed at most once a minute per cap. */
   private readonly logRefusal: ReturnType<typeof throttledFailureLog>;
@@ -159,6 +172,7 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     this.maxReadPauseMs = options.maxReadPauseMs ?? 1000;
     this.outboundHook = options.outboundHook;
     this.onRound = options.onRound;
+    this.resolveAddresses = options.resolveAddresses;
     this.log = childLogger(options.logger, "onion");
     this.logRefusal = throttledFailureLog(this.log);
     for (const command of CIRCUIT_CELL_COMMANDS) this.unregister.push(this.manager.handle(command, this.onCellBound));
@@ -278,10 +292,21 @@ export class OnionDriver extends EventEmitter<OnionDriverEvents> {
     this.afterRound();
   }
 
-  /** Tries each address in turn; an identity mismatch ends the attempt (the named node is not there). */
+  /**
+   * Tries each address in turn; an identity mismatch ends the attempt (the
+   * named node is not there). No addresses: the node is known by identity
+   * only, so an open link it authenticated on comes first, then the resolver.
+   */
   private async dial(identity: Uint8Array, addresses: readonly NodeAddress[]): Promise<Link> {
-    let last: unknown = new LinkError("config", "the node has no address to dial");
-    for (const { host, port } of addresses) {
+    let targets = addresses;
+    if (targets.length === 0) {
+      // findLink holds only links whose peer proved its identity (AUTH): an anonymous link is never taken for a node.
+      const open = this.manager.findLink(identity);
+      if (open) return open;
+      targets = this.resolveAddresses?.(identity) ?? [];
+    }
+    let last: unknown = new LinkError("config", "the node has no address to dial and no link to it is open");
+    for (const { host, port } of targets) {
       try {
         return await this.manager.getLink({ identity, host, port });
       } catch (err) {

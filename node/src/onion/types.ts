@@ -65,6 +65,7 @@ export type OnionEvent =
 export type OnionAction =
   | { type: "send"; linkId: string; cell: Cell }
   | { type: "send-run"; linkId: string; bytes: Uint8Array; cells: number }
+  /** Empty `addresses`: the node is known by identity only (an internal node); the driver finds an authenticated link or resolves it. */
   | { type: "open-link"; requestId: number; identity: Uint8Array; addresses: NodeAddress[] }
   | { type: "event"; event: OnionEvent };
 

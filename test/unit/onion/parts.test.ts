@@ -3,6 +3,7 @@
  * token bucket and scheduler, path selection, payload codecs.
  */
 import { describe, expect, it } from "vitest";
+import fc from "fast-check";
 import { randomBytes } from "node:crypto";
 import { RelayLayer, RunStep, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
 import { FlowWindow } from "../../../node/src/onion/flow-control.js";
@@ -231,6 +232,86 @@ describe("path selection", () => {
   it("throws no-path when the list cannot give distinct networks", () => {
     const nodes = [node(1, "10.1.0.1"), node(2, "10.1.0.2"), node(3, "10.1.0.3"), node(4, "10.2.0.1")];
     expect(() => selectPath(nodes, { random: rng(1) })).toThrow(expect.objectContaining({ kind: "no-path" }));
+  });
+
+  describe("internal nodes (issue 20)", () => {
+    // As the directory hands them over: no address, flag "internal".
+    const internal = (i: number, extra: Partial<PathNode> = {}) => node(i, "", { port: 0, flags: ["running", "internal"], ...extra });
+
+    it("never puts an internal node first, whatever the draw, entry flags or lengths", () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 4 }),
+          fc.boolean(),
+          fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+          (listed, internals, length, guardOnInternal, seed) => {
+            const nodes = [
+              ...Array.from({ length: listed }, (_, i) => node(i + 1, `10.${i + 1}.0.1`, { flags: ["running", "guard"] })),
+              // Flagged internal but with a host the node view leaked: still never first.
+              ...Array.from({ length: internals }, (_, i) =>
+                i % 2 === 0 ? internal(50 + i, guardOnInternal ? { flags: ["running", "guard", "internal"] } : {}) : node(50 + i, `10.${50 + i}.0.1`, { flags: ["running", "guard", "internal"] }),
+              ),
+            ];
+            let path: PathNode[];
+            try {
+              path = selectPath(nodes, { length, random: rng(seed), entryFlags: ["guard"] });
+            } catch (err) {
+              expect(err).toMatchObject({ kind: "no-path" });
+              return;
+            }
+            expect(path).toHaveLength(length);
+            expect((path[0] as PathNode).flags.includes("internal")).toBe(false);
+            expect((path[0] as PathNode).host).not.toBe("");
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
+    it("uses internal nodes as middle and as last hops, and as a fixed last hop", () => {
+      const nodes = [node(1, "10.1.0.1"), internal(2), internal(3)];
+      const random = rng(3);
+      const positions = new Set<number>();
+      for (let i = 0; i < 200; i++) {
+        const path = selectPath(nodes, { random });
+        // Two internal nodes do not conflict: no host means no shared network.
+        expect(path.map((n) => n.identity[0])[0]).toBe(1);
+        path.forEach((n, at) => n.host === "" && positions.add(at));
+      }
+      expect([...positions].sort()).toEqual([1, 2]);
+      const last = internal(3);
+      for (let i = 0; i < 20; i++) expect(selectPath(nodes, { random, length: 2, lastHop: last }).map((n) => n.identity[0])).toEqual([1, 3]);
+    });
+
+    it("applies identity and family rules to hostless nodes, and no network rule", () => {
+      const random = rng(11);
+      expect(() => selectPath([node(1, "10.1.0.1"), internal(2, { family: "ops" }), internal(3, { family: "ops" })], { random })).toThrow(
+        expect.objectContaining({ kind: "no-path" }),
+      );
+      expect(selectPath([node(1, "10.1.0.1"), internal(2), internal(3)], { random, exclude: [key(3)], length: 2 }).map((n) => n.identity[0])).toEqual([1, 2]);
+      // Only internal nodes: no entry possible.
+      expect(() => selectPath([internal(1), internal(2), internal(3)], { random })).toThrow(expect.objectContaining({ kind: "no-path" }));
+    });
+
+    it("refuses a one-hop path to an internal node and never picks one for a one-hop path", () => {
+      const nodes = [node(1, "10.1.0.1"), internal(2)];
+      expect(() => selectPath(nodes, { length: 1, lastHop: internal(2) })).toThrow(expect.objectContaining({ kind: "bad-argument" }));
+      const random = rng(5);
+      for (let i = 0; i < 100; i++) expect(selectPath(nodes, { length: 1, random })[0]?.identity[0]).toBe(1);
+      expect(() => selectPath([internal(2)], { length: 1, random })).toThrow(expect.objectContaining({ kind: "no-path" }));
+    });
+
+    it("keeps bridges as the entry and internal nodes behind them", () => {
+      const bridge = node(9, "10.9.0.1", { flags: [] });
+      const random = rng(8);
+      for (let i = 0; i < 50; i++) {
+        const path = selectPath([internal(2), internal(3)], { random, entryNodes: [bridge] });
+        expect(path[0]).toBe(bridge);
+        expect(path.slice(1).every((n) => n.host === "")).toBe(true);
+      }
+    });
   });
 });
 
