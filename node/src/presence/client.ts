@@ -39,6 +39,7 @@ import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
 import { CircuitError } from "../onion/errors.js";
 import type { OnionCircuit, OnionStream } from "../onion/onion-client.js";
+import { isInternalNode } from "../onion/path.js";
 import type { PathNode } from "../onion/path.js";
 import { PresenceChannel } from "./channel.js";
 import type { PresenceChannelOptions } from "./channel.js";
@@ -652,11 +653,14 @@ export class PresenceClient extends EventEmitter<PresenceClientEvents> {
   }
 
   /**
-   * A circuit ending at `node` (one hop when `direct`). A chosen path can run
+   * A circuit ending at `node` (one hop when `direct`, unless the node is
+   * internal and has no address). A chosen path can run
    * through a relay that died since the consensus was made: such a build is
    * tried again (three times at most) on a fresh path; a direct one is not.
    */
   private async circuitTo(node: PathNode, direct: boolean): Promise<OnionCircuit> {
+    // An internal node has no address to dial: it is reached through other hops even when one hop was asked for.
+    if (direct && isInternalNode(node)) direct = false;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.deps.buildCircuit(direct ? { path: [node] } : { lastHop: node });
