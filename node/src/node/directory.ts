@@ -477,5 +477,8 @@ export function onionPathNodes(consensus: VerifiedConsensus): PathNode[] {
 
 /** Every node of a consensus with its first address (for DHT re-seeding). */
 export function consensusPeers(consensus: VerifiedConsensus): ConfiguredPeer[] {
-  return consensusToPathNodes(consensus, { requireFlags: [] }).map((n) => ({ identity: hex(n.identity), host: n.host, port: n.port }));
+  // Internal nodes have no address in the consensus (port 0): they are reached over existing links, never dialed from here.
+  return consensusToPathNodes(consensus, { requireFlags: [] })
+    .filter((n) => n.port !== 0)
+    .map((n) => ({ identity: hex(n.identity), host: n.host, port: n.port }));
 }

@@ -1,0 +1,220 @@
+/**
+ * Internal nodes (issue 20) at the directory layer: the descriptor's `int`
+ * field, the `internal` flag in votes and the consensus, consensus entries
+ * without addresses, and the path-selection input.
+ */
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { compareBytes } from "../../../node/src/base/bytes.js";
+import { ed25519PublicKey } from "../../../node/src/crypto/ed25519.js";
+import { ChainRole, NodeFlag, bytesToHexFast, flagNames } from "../../../node/src/directory/config.js";
+import {
+  assembleConsensus,
+  computeConsensus,
+  decodeConsensusBody,
+  encodeConsensusBody,
+  signConsensus,
+  verifyConsensus,
+} from "../../../node/src/directory/consensus.js";
+import type { ConsensusBody } from "../../../node/src/directory/consensus.js";
+import { createDescriptor, openDescriptor, verifyDescriptor } from "../../../node/src/directory/descriptor.js";
+import type { DescriptorFields } from "../../../node/src/directory/descriptor.js";
+import { DirectoryError } from "../../../node/src/directory/errors.js";
+import { consensusToPathNodes } from "../../../node/src/directory/path-nodes.js";
+import { DirectorySimulation, simulatedSecret } from "../../../node/src/directory/sim.js";
+import { createVote, openVote } from "../../../node/src/directory/vote.js";
+import type { VoteEntry } from "../../../node/src/directory/vote.js";
+import { decodeCanonical } from "../../../node/src/wire/canonical.js";
+import { signDocument } from "../../../node/src/wire/document.js";
+import { encodeDescriptorVector } from "../../vectors/formats.js";
+import type { DescriptorInput } from "../../vectors/formats.js";
+import { kindOf as anyKindOf } from "../../helpers/index.js";
+
+const NOW = 1_700_000_000_000;
+const SCHEDULE = { periodMs: 10_000, voteDelayMs: 2_000, distDelayMs: 2_000, validPeriods: 3 };
+const kindOf = (fn: () => unknown) => anyKindOf(fn, DirectoryError);
+const secretKey = simulatedSecret("internal", "relay", 0);
+const identity = ed25519PublicKey(secretKey);
+
+function fields(overrides: Partial<DescriptorFields> = {}): DescriptorFields {
+  return {
+    onionKey: new Uint8Array(32).fill(7),
+    addresses: [{ host: "198.51.100.7", port: 9001 }],
+    roles: ChainRole.onion,
+    bridge: false,
+    bandwidth: 250_000,
+    country: "DE",
+    version: "psp/0.1.0",
+    publishedAt: NOW,
+    ...overrides,
+  };
+}
+
+/** The descriptor body with its signature remade, to test what the decoder does with a field createDescriptor never writes. */
+function resigned(body: Record<string, unknown>): Uint8Array {
+  return signDocument({ type: "descriptor", body, secretKey });
+}
+
+describe("descriptor: the int field", () => {
+  it("round-trips internal: true, and leaves a public node's bytes as before (frozen vector unchanged)", () => {
+    const d = verifyDescriptor(createDescriptor({ ...fields({ internal: true }), secretKey }), { now: NOW, isRegisteredAndStaked: () => true });
+    expect(d.internal).toBe(true);
+    expect(d.addresses).toEqual([{ host: "198.51.100.7", port: 9001 }]);
+    const body = decodeCanonical((decodeCanonical(d.bytes, { maxBytes: 4096 }) as { body: Uint8Array }).body, { maxBytes: 4096 }) as Record<string, unknown>;
+    expect(body["int"]).toBe(true);
+    // false and absent give the same bytes, without the key.
+    const publicBytes = createDescriptor({ ...fields(), secretKey });
+    expect(createDescriptor({ ...fields({ internal: false }), secretKey })).toEqual(publicBytes);
+    expect(openDescriptor(publicBytes).internal).toBeUndefined();
+    const vector = JSON.parse(readFileSync(new URL("../../vectors/descriptor.json", import.meta.url), "utf8")) as { input: DescriptorInput; hex: string };
+    expect(Buffer.from(encodeDescriptorVector(vector.input)).toString("hex")).toBe(vector.hex);
+    expect(openDescriptor(Buffer.from(vector.hex, "hex")).internal).toBeUndefined();
+  });
+
+  it("refuses a non-boolean or false int, and a bridge that is internal", () => {
+    const body = (extra: Record<string, unknown>) => ({
+      addrs: [Uint8Array.of(198, 51, 100, 7, 0x23, 0x29)],
+      bridge: false,
+      bw: 1,
+      cc: "DE",
+      okey: new Uint8Array(32),
+      pub: NOW,
+      roles: 1,
+      ver: "psp/0.1.0",
+      ...extra,
+    });
+    expect(openDescriptor(resigned(body({ int: true }))).internal).toBe(true);
+    expect(kindOf(() => openDescriptor(resigned(body({ int: 1 }))))).toBe("malformed");
+    expect(kindOf(() => openDescriptor(resigned(body({ int: "yes" }))))).toBe("malformed");
+    expect(kindOf(() => openDescriptor(resigned(body({ int: false }))))).toBe("malformed");
+    expect(kindOf(() => openDescriptor(resigned(body({ int: true, bridge: true }))))).toBe("malformed");
+    expect(kindOf(() => createDescriptor({ ...fields({ internal: true, bridge: true }), secretKey }))).toBe("malformed");
+    expect(kindOf(() => createDescriptor({ ...fields({ internal: "yes" as unknown as boolean }), secretKey }))).toBe("malformed");
+  });
+});
+
+function network(internal: number[]): DirectorySimulation {
+  const sim = new DirectorySimulation({ discoveryNodes: 3, relays: 6, start: NOW, schedule: SCHEDULE, thresholds: { stableMinUptimeMs: 15_000 }, internal });
+  sim.publishDescriptors();
+  sim.probeReachability();
+  return sim;
+}
+
+describe("votes and consensus: the internal flag", () => {
+  it("sets internal, never guard, and lists the node without addresses; other entries are unchanged", () => {
+    const plain = network([]);
+    const sim = network([2]);
+    plain.runUntil(NOW + 30_000, 500);
+    sim.runUntil(NOW + 30_000, 500);
+    const keys = sim.trust().keys;
+    const c = verifyConsensus(sim.latestConsensus() as Uint8Array, { trustedKeys: keys, now: sim.now });
+    const before = verifyConsensus(plain.latestConsensus() as Uint8Array, { trustedKeys: keys, now: plain.now });
+    const internalId = bytesToHexFast(sim.relays[2]!.identity);
+    // Votes (exchanged among discovery nodes only) keep the addresses and carry the flag.
+    const vote = openVote(sim.discovery[0]!.node.votesFor(c.validAfter)[0]!, { discoverySet: new Set(keys.map(bytesToHexFast)) });
+    const voted = vote.entries.find((e) => bytesToHexFast(e.identity) === internalId)!;
+    expect(voted.flags & NodeFlag.internal).toBe(NodeFlag.internal);
+    expect(voted.flags & NodeFlag.guard).toBe(0);
+    expect(voted.addresses).toHaveLength(1);
+    // The consensus everyone fetches: flag set, no guard (it is fast and stable by now), no address.
+    const entry = c.entries.find((e) => bytesToHexFast(e.identity) === internalId)!;
+    expect(flagNames(entry.flags)).toEqual(["running", "valid", "fast", "stable", "onion", "internal"]);
+    expect(entry.encodedAddresses).toEqual([]);
+    // Every other entry is exactly what it is in a network without internal nodes.
+    const others = c.entries.filter((e) => bytesToHexFast(e.identity) !== internalId);
+    expect(others).toEqual(before.entries.filter((e) => bytesToHexFast(e.identity) !== internalId));
+    expect(others.every((e) => (e.flags & NodeFlag.internal) === 0 && e.encodedAddresses.length === 1)).toBe(true);
+    expect(others.filter((e) => (e.flags & NodeFlag.guard) !== 0).length).toBeGreaterThan(0);
+  });
+
+  const voters = [0, 1, 2].map((i) => simulatedSecret("internal-rules", "discovery", i));
+  const set = new Set(voters.map((s) => bytesToHexFast(ed25519PublicKey(s))));
+  const entry = (flags: number): VoteEntry => ({
+    identity: new Uint8Array(32).fill(1),
+    descriptorDigest: new Uint8Array(32).fill(2),
+    onionKey: new Uint8Array(32).fill(3),
+    addresses: [Uint8Array.of(192, 0, 2, 1, 0x23, 0x29)],
+    country: "NL",
+    version: "psp/0.1.0",
+    bandwidth: 1000,
+    flags,
+    publishedAt: 10,
+  });
+  const vote = (i: number, flags: number) =>
+    openVote(createVote({ secretKey: voters[i]!, validAfter: 50_000, publishedAt: 1, entries: [entry(flags)] }), { discoverySet: set });
+  const base = NodeFlag.running | NodeFlag.valid | NodeFlag.onion;
+
+  it("takes internal by majority like any flag, and then drops guard and addresses", () => {
+    // Two of three say internal; guard is set by two (a split between voters): internal wins.
+    const split = computeConsensus([vote(0, base | NodeFlag.internal), vote(1, base | NodeFlag.internal | NodeFlag.guard), vote(2, base | NodeFlag.guard)], {
+      discoverySetSize: 3,
+      schedule: SCHEDULE,
+    });
+    expect(split.body.entries[0]!.flags).toBe(base | NodeFlag.internal);
+    expect(split.body.entries[0]!.encodedAddresses).toEqual([]);
+    // One of three: not internal, addresses kept.
+    const minority = computeConsensus([vote(0, base | NodeFlag.internal), vote(1, base), vote(2, base)], { discoverySetSize: 3, schedule: SCHEDULE });
+    expect(minority.body.entries[0]!.flags).toBe(base);
+    expect(minority.body.entries[0]!.encodedAddresses).toHaveLength(1);
+  });
+
+  const body = (flags: number, addrs: Uint8Array[]): ConsensusBody => ({
+    validAfter: NOW,
+    freshUntil: NOW + 10_000,
+    validUntil: NOW + 30_000,
+    discoverySetSize: 3,
+    voters: voters.map((s) => ed25519PublicKey(s)).sort(compareBytes),
+    entries: [{ identity: identity, onionKey: new Uint8Array(32), encodedAddresses: addrs, country: "DE", version: "psp/0.1.0", bandwidth: 1, flags }],
+  });
+  const signed = (bodyBytes: Uint8Array) =>
+    assembleConsensus(
+      bodyBytes,
+      voters.map((s) => signConsensus(bodyBytes, s)),
+    );
+  const trusted = { trustedKeys: voters.map((s) => ed25519PublicKey(s)), now: NOW + 1 };
+
+  it("accepts zero addresses only for an internal entry, and refuses an internal entry with addresses", () => {
+    const ok = verifyConsensus(signed(encodeConsensusBody(body(base | NodeFlag.internal, []))), trusted);
+    expect(ok.entries[0]!.encodedAddresses).toEqual([]);
+    // encodeConsensusBody does not judge; the decoder (every fetcher's check) does.
+    expect(kindOf(() => verifyConsensus(signed(encodeConsensusBody(body(base, []))), trusted))).toBe("malformed");
+    expect(kindOf(() => verifyConsensus(signed(encodeConsensusBody(body(base | NodeFlag.internal, [Uint8Array.of(192, 0, 2, 1, 0x23, 0x29)]))), trusted))).toBe(
+      "malformed",
+    );
+    expect(kindOf(() => decodeConsensusBody(encodeConsensusBody(body(base, []))))).toBe("malformed");
+  });
+
+  it("gives path selection an internal node with host '' and port 0, and the 'internal' flag name", () => {
+    const c = verifyConsensus(
+      signed(
+        encodeConsensusBody({
+          ...body(base | NodeFlag.internal, []),
+          entries: [
+            {
+              ...body(0, [])!.entries[0]!,
+              identity: new Uint8Array(32).fill(1),
+              flags: base | NodeFlag.guard,
+              encodedAddresses: [Uint8Array.of(192, 0, 2, 1, 0x23, 0x29)],
+              bandwidth: 5,
+            },
+            {
+              ...body(0, [])!.entries[0]!,
+              identity: new Uint8Array(32).fill(2),
+              flags: base | NodeFlag.internal,
+              encodedAddresses: [],
+              bandwidth: 7,
+              family: "op",
+            },
+          ],
+        }),
+      ),
+      trusted,
+    );
+    const nodes = consensusToPathNodes(c);
+    expect(nodes.map((n) => [n.host, n.port, n.flags, n.weight, n.family])).toEqual([
+      ["192.0.2.1", 9001, ["running", "valid", "guard", "onion"], 5, undefined],
+      ["", 0, ["running", "valid", "onion", "internal"], 7, "op"],
+    ]);
+    expect(consensusToPathNodes(c, { requireFlags: ["internal"] }).map((n) => n.identity)).toEqual([new Uint8Array(32).fill(2)]);
+  });
+});
