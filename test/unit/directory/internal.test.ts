@@ -1,7 +1,8 @@
 /**
  * Internal nodes (issue 20) at the directory layer: the descriptor's `int`
  * field, the `internal` flag in votes and the consensus, consensus entries
- * without addresses, and the path-selection input.
+ * without addresses, the path-selection input, and the node-only view
+ * (served to known nodes, refused to anonymous or unlisted requesters).
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
@@ -24,7 +25,11 @@ import { consensusToPathNodes } from "../../../node/src/directory/path-nodes.js"
 import { DirectorySimulation, simulatedSecret } from "../../../node/src/directory/sim.js";
 import { createVote, openVote } from "../../../node/src/directory/vote.js";
 import type { VoteEntry } from "../../../node/src/directory/vote.js";
-import { decodeCanonical } from "../../../node/src/wire/canonical.js";
+import { decodeCanonical, encodeCanonical } from "../../../node/src/wire/canonical.js";
+import { serveConsensus } from "../../../node/src/directory/client.js";
+import { InternalDirectory, answerFetchInternal, internalViewOf, listedIn } from "../../../node/src/directory/internal.js";
+import { decodeDirectoryRequest, decodeDirectoryResponse, encodeDirectoryRequest, encodeDirectoryResponse } from "../../../node/src/directory/messages.js";
+import type { DirectoryRpc } from "../../../node/src/directory/transport.js";
 import { signDocument } from "../../../node/src/wire/document.js";
 import { encodeDescriptorVector } from "../../vectors/formats.js";
 import type { DescriptorInput } from "../../vectors/formats.js";
@@ -216,5 +221,82 @@ describe("votes and consensus: the internal flag", () => {
       ["", 0, ["running", "valid", "onion", "internal"], 7, "op"],
     ]);
     expect(consensusToPathNodes(c, { requireFlags: ["internal"] }).map((n) => n.identity)).toEqual([new Uint8Array(32).fill(2)]);
+  });
+});
+
+describe("the node-only view", () => {
+  const sim = network([2, 4]);
+  sim.runUntil(NOW + 10_000, 500);
+  const keys = sim.trust().keys;
+  const consensus = verifyConsensus(sim.latestConsensus() as Uint8Array, { trustedKeys: keys, now: sim.now });
+  const discovery = sim.discovery[0]!.node;
+  const source = { internalView: (now: number) => (now <= consensus.validUntil ? internalViewOf(consensus, discovery.heldDescriptors()) : undefined) };
+  const listed = listedIn(() => consensus);
+  const relay = (i: number) => sim.relays[i]!;
+
+  it("is made of the held descriptors of the nodes the consensus flags internal, in consensus order", () => {
+    const view = internalViewOf(consensus, discovery.heldDescriptors());
+    expect(view.validAfter).toBe(consensus.validAfter);
+    const ids = view.descriptors.map((b) => bytesToHexFast(openDescriptor(b).identity));
+    const internalIds = consensus.entries.filter((e) => (e.flags & NodeFlag.internal) !== 0).map((e) => bytesToHexFast(e.identity));
+    expect(ids).toEqual(internalIds);
+    expect(ids.sort()).toEqual([relay(2), relay(4)].map((r) => bytesToHexFast(r.identity)).sort());
+  });
+
+  it("is served to a known node, refused to an anonymous or unlisted requester", () => {
+    const served = answerFetchInternal(source, relay(0).identity, listed, sim.now);
+    expect(served).toMatchObject({ type: "internal", validAfter: consensus.validAfter });
+    expect((served as { descriptors: Uint8Array[] }).descriptors).toHaveLength(2);
+    expect(answerFetchInternal(source, null, listed, sim.now)).toMatchObject({ type: "error", kind: "unauthorized" });
+    expect(answerFetchInternal(source, new Uint8Array(32).fill(9), listed, sim.now)).toMatchObject({ type: "error", kind: "unauthorized" });
+    expect(answerFetchInternal(source, relay(0).identity, listed, consensus.validUntil + 1)).toEqual({ type: "no-consensus" });
+    // The answer crosses the wire and back; the requester turns the refusal into a typed error.
+    for (const r of [served, answerFetchInternal(source, null, listed, sim.now)]) expect(decodeDirectoryResponse(encodeDirectoryResponse(r))).toEqual(r);
+    expect(decodeDirectoryRequest(encodeDirectoryRequest({ type: "fetch-internal" }))).toEqual({ type: "fetch-internal" });
+    expect(kindOf(() => decodeDirectoryRequest(encodeCanonical({ t: "int", x: 1 })))).toBe("malformed");
+    expect(kindOf(() => decodeDirectoryResponse(encodeCanonical({ t: "int", va: 1, descs: [new Uint8Array(2049)] })))).toBe("too-large");
+    expect(kindOf(() => decodeDirectoryResponse(encodeCanonical({ t: "int", va: 1, descs: "x" })))).toBe("malformed");
+    expect(new DirectoryError("unauthorized", "x").category).toBe("refused");
+  });
+
+  it("a node keeps only verified, fresh descriptors of internal nodes, gives their addresses, and serves them on", () => {
+    const view = internalViewOf(consensus, discovery.heldDescriptors());
+    const publicDescriptor = discovery.heldDescriptors().find((d) => bytesToHexFast(d.identity) === bytesToHexFast(relay(0).identity))!.bytes;
+    const forged = view.descriptors[0]!.slice();
+    forged[forged.length - 70] = (forged[forged.length - 70] as number) ^ 1;
+    const dir = new InternalDirectory();
+    const result = dir.offer(consensus, [...view.descriptors, publicDescriptor, forged], sim.now);
+    expect(result.accepted).toBe(2);
+    expect(result.rejected).toEqual({ "not-registered": 1, "bad-signature": 1 });
+    expect(dir.addressesOf(relay(2).identity)).toEqual(relay(2).fields.addresses);
+    expect(dir.addressesOf(relay(4).identity, sim.now)).toEqual(relay(4).fields.addresses);
+    expect(dir.addressesOf(relay(0).identity)).toBeUndefined();
+    // Offered again: nothing newer.
+    expect(dir.offer(consensus, view.descriptors, sim.now).accepted).toBe(0);
+    // What it holds it serves on, byte for byte.
+    expect(dir.internalView(sim.now)).toEqual(view);
+    // Stale: no longer given out.
+    const later = sim.now + 4 * 3600_000;
+    expect(dir.addressesOf(relay(2).identity, later)).toBeUndefined();
+    expect(dir.offer(consensus, view.descriptors, later)).toEqual({ accepted: 0, rejected: { stale: 2 } });
+    // A consensus that no longer flags a node internal drops its descriptor.
+    dir.setConsensus({ validAfter: consensus.validAfter, entries: consensus.entries.map((e) => ({ ...e, flags: e.flags & ~NodeFlag.internal })) });
+    expect(dir.size).toBe(0);
+  });
+
+  it("serveConsensus answers fetch-internal from a node's InternalDirectory, to listed nodes only", async () => {
+    let handler: ((bytes: Uint8Array, ctx: { peer: Uint8Array | null }) => Promise<Uint8Array>) | undefined;
+    const rpc = { serve: (_s: unknown, h: typeof handler) => ((handler = h), () => undefined), request: () => Promise.reject(new Error("unused")) };
+    const dir = new InternalDirectory();
+    dir.offer(consensus, internalViewOf(consensus, discovery.heldDescriptors()).descriptors, sim.now);
+    const client = { serve: () => undefined, serveCompressed: () => undefined, current: () => consensus };
+    serveConsensus(rpc as unknown as DirectoryRpc, client, () => sim.now, { internal: dir });
+    const ask = async (peer: Uint8Array | null) => decodeDirectoryResponse(await handler!(encodeDirectoryRequest({ type: "fetch-internal" }), { peer }));
+    expect(await ask(relay(1).identity)).toMatchObject({ type: "internal", validAfter: consensus.validAfter });
+    expect(await ask(null)).toMatchObject({ type: "error", kind: "unauthorized" });
+    expect(await ask(new Uint8Array(32))).toMatchObject({ type: "error", kind: "unauthorized" });
+    // Without a view to serve, the request is not served at all.
+    serveConsensus(rpc as unknown as DirectoryRpc, client, () => sim.now);
+    expect(await ask(relay(1).identity)).toMatchObject({ type: "error", kind: "not-served" });
   });
 });
