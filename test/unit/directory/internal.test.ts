@@ -30,6 +30,7 @@ import { serveConsensus } from "../../../node/src/directory/client.js";
 import { InternalDirectory, answerFetchInternal, internalViewOf, listedIn } from "../../../node/src/directory/internal.js";
 import { decodeDirectoryRequest, decodeDirectoryResponse, encodeDirectoryRequest, encodeDirectoryResponse } from "../../../node/src/directory/messages.js";
 import type { DirectoryRpc } from "../../../node/src/directory/transport.js";
+import { parseNodeConfig } from "../../../node/src/node/config.js";
 import { signDocument } from "../../../node/src/wire/document.js";
 import { encodeDescriptorVector } from "../../vectors/formats.js";
 import type { DescriptorInput } from "../../vectors/formats.js";
@@ -298,5 +299,17 @@ describe("the node-only view", () => {
     // Without a view to serve, the request is not served at all.
     serveConsensus(rpc as unknown as DirectoryRpc, client, () => sim.now);
     expect(await ask(relay(1).identity)).toMatchObject({ type: "error", kind: "not-served" });
+  });
+});
+
+describe("node config: directory.internal", () => {
+  const directory = { discovery: [{ identity: "ab".repeat(32), host: "127.0.0.1", port: 9001 }] };
+  const parse = (extra: Record<string, unknown>) => parseNodeConfig({ listen: { host: "127.0.0.1", port: 0 }, directory: { ...directory, ...extra } });
+
+  it("is a boolean, and not together with bridge", () => {
+    expect(parse({ internal: true }).directory?.internal).toBe(true);
+    expect(parse({}).directory?.internal).toBeUndefined();
+    expect(() => parse({ internal: "yes" })).toThrow(/directory\.internal/);
+    expect(() => parse({ internal: true, bridge: true })).toThrow(/directory\.internal/);
   });
 });
