@@ -106,12 +106,25 @@ write("consensus.json", {
   format: "consensus",
   spec: "docs/spec/directory.md §5.2 Layout, §5.3 Client verification",
   description:
-    "A consensus body listing two nodes, signed by all three discovery nodes of the set (signatures sorted by signer). The format changes with internal nodes; regenerate then.",
+    "A consensus body listing two nodes, signed by all three discovery nodes of the set (signatures sorted by signer). Internal nodes did not change it: an entry without the internal flag encodes as before (see consensus-internal.json).",
   input: inputs.consensus,
   voters: inputs.consensus.signerSeeds.map(pub).sort(),
   bodyHex: hex(consensus.body),
   bodyDigest: sha256(consensus.body),
   hex: hex(consensus.document),
+});
+
+const consensusInternal = encodeConsensusVector(inputs.consensusInternal);
+write("consensus-internal.json", {
+  format: "consensus",
+  spec: "docs/spec/directory.md §5.2 Layout, §12 Internal nodes",
+  description:
+    "A consensus listing a public guard and an internal node (flag 512): the internal entry's addrs is empty, which a decoder accepts only with that flag. Signed by all three discovery nodes.",
+  input: inputs.consensusInternal,
+  voters: inputs.consensusInternal.signerSeeds.map(pub).sort(),
+  bodyHex: hex(consensusInternal.body),
+  bodyDigest: sha256(consensusInternal.body),
+  hex: hex(consensusInternal.document),
 });
 
 const record = encodeDhtRecordVector(inputs.dhtRecord);

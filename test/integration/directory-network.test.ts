@@ -21,7 +21,9 @@ import type { LinkRpc } from "../../node/src/link/rpc.js";
 import { Registry } from "prom-client";
 import { registerDirectoryMetrics } from "../../node/src/directory/api.js";
 import { ConsensusClient, serveConsensus } from "../../node/src/directory/client.js";
-import { ChainRole, bytesToHexFast, discoveryTrustFromKeys } from "../../node/src/directory/config.js";
+import { encodeAddress } from "../../node/src/directory/address.js";
+import { ChainRole, NodeFlag, bytesToHexFast, discoveryTrustFromKeys } from "../../node/src/directory/config.js";
+import { InternalDirectory, fetchInternalView } from "../../node/src/directory/internal.js";
 import { assembleConsensus, encodeConsensusBody, signConsensus } from "../../node/src/directory/consensus.js";
 import type { VerifiedConsensus } from "../../node/src/directory/consensus.js";
 import { createDescriptor } from "../../node/src/directory/descriptor.js";
@@ -84,6 +86,8 @@ function descriptorFields(host: Host, index: number) {
     bandwidth: 200_000 + index,
     country: "DE",
     version: "psp/0.1.0",
+    // Node 3 is internal (issue 20): listed without an address; nodes learn it from the node-only view.
+    ...(index === 3 ? { internal: true } : {}),
   };
 }
 
@@ -185,6 +189,42 @@ describe("discovery service over links", () => {
     }
     // A non-discovery node refuses discovery-only requests.
     await expect(directoryRequest(clientHost.rpc, proxy.host.address, { type: "fetch-votes", validAfter: 0 })).rejects.toMatchObject({ kind: "not-served" });
+  }, 20_000);
+
+  it("an internal node: no address in what clients fetch; the node-only view goes to listed nodes, never to anonymous or unlisted ones", async () => {
+    const internal = onion[3]!.host;
+    const held = await waitFor("a consensus listing the internal node", () => {
+      const c = discovery[0]!.service.current();
+      return c && listed(c, internal.identity) ? c : undefined;
+    });
+    const entry = held.entries.find((e) => hex(e.identity) === hex(internal.identity))!;
+    expect(entry.flags & NodeFlag.internal).toBe(NodeFlag.internal);
+    expect(entry.flags & NodeFlag.guard).toBe(0);
+    expect(entry.encodedAddresses).toEqual([]);
+    // A client fetches the consensus over an anonymous link: its address appears nowhere in the document.
+    const client = new ConsensusClient({ rpc: clientHost.rpc, trust, sources: [discovery[0]!.host.address], useConsensusNodes: false });
+    const fetched = (await client.refresh())!;
+    expect(fetched.entries.find((e) => hex(e.identity) === hex(internal.identity))?.encodedAddresses).toEqual([]);
+    const address = encodeAddress({ host: "127.0.0.1", port: internal.address.port });
+    expect(Buffer.from(fetched.bytes).indexOf(Buffer.from(address))).toBe(-1);
+    expect(client.pathNodes().find((n) => hex(n.identity) === hex(internal.identity))).toMatchObject({ host: "", port: 0 });
+
+    // The view: refused to the anonymous client link and to a node identity the consensus does not list.
+    await expect(fetchInternalView(clientHost.rpc, discovery[0]!.host.address)).rejects.toMatchObject({ kind: "unauthorized" });
+    const stranger = await startHost("unlisted");
+    await expect(fetchInternalView(stranger.rpc, discovery[1]!.host.address)).rejects.toMatchObject({ kind: "unauthorized" });
+    await stopHost(stranger);
+    // A listed node gets it, verifies it against its consensus and learns where the internal node listens.
+    const asker = onion[0]!;
+    const consensus = await waitFor("the asking node's consensus listing the internal node", () => {
+      const c = asker.client.current();
+      return c && listed(c, internal.identity) ? c : undefined;
+    });
+    const view = await fetchInternalView(asker.host.rpc, discovery[0]!.host.address);
+    const known = new InternalDirectory();
+    expect(known.offer(consensus, view.descriptors, Date.now())).toEqual({ accepted: 1, rejected: {} });
+    expect(known.addressesOf(internal.identity)).toEqual([{ host: "127.0.0.1", port: internal.address.port }]);
+    expect(known.addressesOf(onion[1]!.host.identity)).toBeUndefined();
   }, 20_000);
 
   it("refuses a self-signed partial consensus, expired, future-dated and under-signed documents", async () => {

@@ -433,6 +433,34 @@ export const inputs = {
       },
     ].sort((a, b) => (a.identity < b.identity ? -1 : 1)),
   } satisfies ConsensusInput,
+  // Issue 20: relay/c is internal (flag 512, running | valid | onion | internal): listed with no address.
+  consensusInternal: {
+    signerSeeds: [seed("discovery/0"), seed("discovery/1"), seed("discovery/2")],
+    validAfter: T,
+    freshUntil: T + 900_000,
+    validUntil: T + 3 * 900_000,
+    discoverySetSize: 3,
+    entries: [
+      {
+        identity: pub("relay/a"),
+        onionKey: onionKey("relay/a"),
+        addresses: [{ host: "192.0.2.10", port: 9001 }],
+        country: "DE",
+        version: "psp/0.1.0",
+        bandwidth: 12_500_000,
+        flags: 1 | 2 | 16 | 32,
+      },
+      {
+        identity: pub("relay/c"),
+        onionKey: onionKey("relay/c"),
+        addresses: [],
+        country: "NL",
+        version: "psp/0.1.0",
+        bandwidth: 2_000_000,
+        flags: 1 | 2 | 32 | 512,
+      },
+    ].sort((a, b) => (a.identity < b.identity ? -1 : 1)),
+  } satisfies ConsensusInput,
   dhtRecord: {
     ownerSeed: seed("dht/owner"),
     publisherSeed: seed("dht/publisher"),

@@ -82,6 +82,7 @@ describe("frozen vectors", () => {
       "descriptor",
       "vote",
       "consensus",
+      "consensus-internal",
       "dht-record",
       "access-certificate",
       "presence-record",
@@ -229,26 +230,29 @@ describe("frozen vectors", () => {
     expect(hex(encodeVoteVector(v.input))).toBe(v.hex);
   });
 
-  it("consensus", () => {
-    const v = load<{ input: ConsensusInput; voters: string[]; bodyHex: string; bodyDigest: string; hex: string }>("consensus.json");
-    const bytes = unhex(v.hex);
-    const { bodyBytes, signatures } = parseConsensusDocument(bytes);
-    expect(hex(bodyBytes)).toBe(v.bodyHex);
-    expect(signatures.map((s) => hex(s.signer))).toEqual(v.voters);
-    for (const s of signatures) expect(checkConsensusSignature(bodyBytes, s)).toBe(true);
-    const body = decodeConsensusBody(bodyBytes);
-    const { signerSeeds, entries, ...times } = v.input;
-    expect(signerSeeds.map(pub).sort()).toEqual(v.voters);
-    expect({ validAfter: body.validAfter, freshUntil: body.freshUntil, validUntil: body.validUntil, discoverySetSize: body.discoverySetSize }).toEqual(times);
-    expect(body.voters.map(hex)).toEqual(v.voters);
-    expect(body.entries.map((e) => ({ ...e, identity: hex(e.identity), onionKey: hex(e.onionKey), encodedAddresses: e.encodedAddresses.map(hex) }))).toEqual(
-      entries.map(({ addresses, ...e }) => ({ ...e, encodedAddresses: addrHex(addresses) })),
-    );
-    const verified = verifyConsensus(bytes, { trustedKeys: v.voters.map(unhex), threshold: 3, now: v.input.validAfter });
-    expect([hex(verified.digest), verified.signers.map(hex)]).toEqual([v.bodyDigest, v.voters]);
-    const again = encodeConsensusVector(v.input);
-    expect([hex(again.body), hex(again.document)]).toEqual([v.bodyHex, v.hex]);
-  });
+  // The second has an internal entry: no addresses, flag 512 (issue 20).
+  for (const file of ["consensus.json", "consensus-internal.json"]) {
+    it(file.replace(".json", ""), () => {
+      const v = load<{ input: ConsensusInput; voters: string[]; bodyHex: string; bodyDigest: string; hex: string }>(file);
+      const bytes = unhex(v.hex);
+      const { bodyBytes, signatures } = parseConsensusDocument(bytes);
+      expect(hex(bodyBytes)).toBe(v.bodyHex);
+      expect(signatures.map((s) => hex(s.signer))).toEqual(v.voters);
+      for (const s of signatures) expect(checkConsensusSignature(bodyBytes, s)).toBe(true);
+      const body = decodeConsensusBody(bodyBytes);
+      const { signerSeeds, entries, ...times } = v.input;
+      expect(signerSeeds.map(pub).sort()).toEqual(v.voters);
+      expect({ validAfter: body.validAfter, freshUntil: body.freshUntil, validUntil: body.validUntil, discoverySetSize: body.discoverySetSize }).toEqual(times);
+      expect(body.voters.map(hex)).toEqual(v.voters);
+      expect(body.entries.map((e) => ({ ...e, identity: hex(e.identity), onionKey: hex(e.onionKey), encodedAddresses: e.encodedAddresses.map(hex) }))).toEqual(
+        entries.map(({ addresses, ...e }) => ({ ...e, encodedAddresses: addrHex(addresses) })),
+      );
+      const verified = verifyConsensus(bytes, { trustedKeys: v.voters.map(unhex), threshold: 3, now: v.input.validAfter });
+      expect([hex(verified.digest), verified.signers.map(hex)]).toEqual([v.bodyDigest, v.voters]);
+      const again = encodeConsensusVector(v.input);
+      expect([hex(again.body), hex(again.document)]).toEqual([v.bodyHex, v.hex]);
+    });
+  }
 
   it("DHT record", () => {
     const v = load<{ input: DhtRecordInput; owner: string; publisher: string; hex: string }>("dht-record.json");

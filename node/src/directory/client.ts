@@ -26,6 +26,8 @@ import { DEFAULT_LIMITS, builtInDiscoveryTrust, resolveTrust } from "./config.js
 import type { DiscoveryTrust } from "./config.js";
 import type { VerifiedConsensus } from "./consensus.js";
 import { DirectoryError } from "./errors.js";
+import { answerFetchInternal, listedIn } from "./internal.js";
+import type { InternalViewSource } from "./internal.js";
 import { bytesEqual } from "../base/bytes.js";
 import { DIRECTORY_SERVICE, decodeDirectoryRequest, encodeDirectoryResponse, errorResponse } from "./messages.js";
 import type { DirectoryRequest, DirectoryResponse } from "./messages.js";
@@ -54,20 +56,30 @@ export function answerFetchConsensus(source: ConsensusSource, request: Extract<D
   return { type: "consensus", compressed: false, document: bytes };
 }
 
+/** What a node that is not a discovery node serves besides the consensus. */
+export interface ServeConsensusOptions {
+  /** The internal nodes' view this node fetched (an InternalDirectory); without it fetch-internal is "not-served". */
+  internal?: InternalViewSource;
+  /** Who may fetch that view (a peer's proven identity); default: listed in the consensus `source` holds, when it can say (ConsensusClient), else nobody. */
+  isKnownNode?: (identity: Uint8Array) => boolean;
+}
+
 /**
  * Registers the "directory" handler of a node that is not a discovery node:
- * it answers fetch-consensus from `source` and refuses everything else with
- * "not-served". (A discovery node registers startDiscoveryService's handler instead.)
+ * it answers fetch-consensus from `source`, fetch-internal (known nodes only)
+ * from `options.internal`, and refuses everything else with "not-served".
+ * (A discovery node registers startDiscoveryService's handler instead.)
  */
-export function serveConsensus(rpc: DirectoryRpc, source: ConsensusSource, now: () => number = Date.now): void {
-  rpc.serve(DIRECTORY_SERVICE, async (bytes) => {
+export function serveConsensus(rpc: DirectoryRpc, source: ConsensusSource, now: () => number = Date.now, options: ServeConsensusOptions = {}): void {
+  const held = (source as Partial<Pick<ConsensusClient, "current">>).current;
+  const isKnownNode = options.isKnownNode ?? (typeof held === "function" ? listedIn(() => held.call(source)) : () => false);
+  rpc.serve(DIRECTORY_SERVICE, async (bytes, ctx) => {
     let response: DirectoryResponse;
     try {
       const request = decodeDirectoryRequest(bytes);
-      response =
-        request.type === "fetch-consensus"
-          ? answerFetchConsensus(source, request, now())
-          : { type: "error", kind: "not-served", message: `this node is not a discovery node; send ${request.type} to one` };
+      if (request.type === "fetch-consensus") response = answerFetchConsensus(source, request, now());
+      else if (request.type === "fetch-internal" && options.internal) response = answerFetchInternal(options.internal, ctx.peer, isKnownNode, now());
+      else response = { type: "error", kind: "not-served", message: `this node is not a discovery node; send ${request.type} to one` };
     } catch (err) {
       response = errorResponse(err);
     }

@@ -33,6 +33,11 @@ export const NodeFlag = {
   authority: 128,
   /** Holds the oracle role on chain and claims it. */
   oracle: 256,
+  /**
+   * Internal node (its descriptor says so): only an interim or final hop,
+   * never an entry, never guard; its consensus entry carries no addresses.
+   */
+  internal: 512,
 } as const;
 export type NodeFlagName = keyof typeof NodeFlag;
 export const NODE_FLAG_NAMES = Object.keys(NodeFlag) as NodeFlagName[];

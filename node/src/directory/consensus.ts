@@ -14,13 +14,17 @@
  *   later publication time, then the bytewise smaller digest), so the values
  *   always belong together;
  * - bandwidth is the low median of the voted values (one voter cannot inflate it);
- * - bridges never appear (votes never list them).
+ * - bridges never appear (votes never list them);
+ * - a node whose consensus flags include `internal` is listed with no
+ *   addresses (everyone, clients included, fetches this document; nodes learn
+ *   internal nodes' addresses from the node-only view) and never `guard`.
  *
  * Layout. Body (canonical CBOR map):
  *   fu uint, n uint (discovery set size), nodes [entry] sorted by id,
  *   va uint, vu uint, voters [bstr(32)] sorted
  * entry: addrs [bstr], bw uint, cc tstr, f uint, fam tstr (optional), id bstr(32),
- *   okey bstr(32), ver tstr.
+ *   okey bstr(32), ver tstr. addrs is empty exactly when f has the internal bit,
+ *   else it holds 1..4 addresses.
  * Document (canonical CBOR map):
  *   { body: bstr, sigs: [{ sig: bstr(64), signer: bstr(32) }] sorted by signer,
  *     type: "consensus", v: 1 }
@@ -43,6 +47,7 @@ import {
   MAX_ADDRESSES,
   MAX_BANDWIDTH,
   MAX_DISCOVERY_NODES,
+  NodeFlag,
   builtInDiscoveryTrust,
   bytesToHexFast,
   resolveTrust,
@@ -171,11 +176,15 @@ export function computeConsensus(votes: readonly Vote[], options: ComputeConsens
       for (const e of listing) if ((e.flags & bit) !== 0) withBit++;
       if (2 * withBit > count) flags |= bit;
     }
+    // Honest voters never set both; split votes could, and an internal node must never be an entry.
+    const internal = (flags & NodeFlag.internal) !== 0;
+    if (internal) flags &= ~NodeFlag.guard;
     const bandwidths = listing.map((e) => e.bandwidth).sort((a, b) => a - b);
     const entry: ConsensusEntry = {
       identity: chosen.identity,
       onionKey: chosen.onionKey,
-      encodedAddresses: chosen.addresses,
+      // What clients fetch never names where an internal node listens.
+      encodedAddresses: internal ? [] : chosen.addresses,
       country: chosen.country,
       version: chosen.version,
       bandwidth: bandwidths[Math.floor((count - 1) / 2)] as number,
@@ -319,11 +328,16 @@ export function parseConsensusDocument(bytes: Uint8Array, maxBytes: number = DEF
 function readConsensusEntry(value: unknown, i: number): ConsensusEntry {
   const what = `consensus node #${i}`;
   const m = readMap(value, what, ["addrs", "bw", "cc", "f", "id", "okey", "ver"], ["fam"]);
-  const encodedAddresses = readArray(m["addrs"], `${what} addrs`, MAX_ADDRESSES, 1).map((a) => {
+  const encodedAddresses = readArray(m["addrs"], `${what} addrs`, MAX_ADDRESSES).map((a) => {
     if (!(a instanceof Uint8Array)) throw malformed(`${what} addresses must be byte strings`);
     decodeAddress(a);
     return a;
   });
+  const flags = readUint(m["f"], `${what} f`, 0xffffffff);
+  // Addresses are absent exactly for internal nodes: a public node needs one to be reached, an internal one must not leak it.
+  const internal = (flags & NodeFlag.internal) !== 0;
+  if (internal && encodedAddresses.length > 0) throw malformed(`${what} is internal but lists addresses`);
+  if (!internal && encodedAddresses.length === 0) throw malformed(`${what} needs at least one address (only internal nodes are listed without)`);
   const entry: ConsensusEntry = {
     identity: readBytes(m["id"], `${what} id`, 32),
     onionKey: readBytes(m["okey"], `${what} okey`, 32),
@@ -331,7 +345,7 @@ function readConsensusEntry(value: unknown, i: number): ConsensusEntry {
     country: readString(m["cc"], `${what} cc`, COUNTRY_PATTERN),
     version: readString(m["ver"], `${what} ver`, VERSION_PATTERN),
     bandwidth: readUint(m["bw"], `${what} bw`, MAX_BANDWIDTH),
-    flags: readUint(m["f"], `${what} f`, 0xffffffff),
+    flags,
   };
   if (m["fam"] !== undefined) entry.family = readString(m["fam"], `${what} fam`, FAMILY_PATTERN);
   return entry;

@@ -10,6 +10,9 @@
  *   bw      uint     advertised bandwidth, bytes/s, <= 2^40
  *   cc      tstr     ISO 3166-1 alpha-2 country code, upper case ("ZZ" = unknown)
  *   fam     tstr     optional operator family label (1..64 printable ASCII)
+ *   int     bool     optional, present only as true: an internal node (interim or final
+ *                    hop only, never an entry; the consensus lists it without addresses).
+ *                    Omitted when false, so a public node's descriptor bytes are unchanged.
  *   okey    bstr(32) current X25519 onion key
  *   pub     uint     publication time, ms since the Unix epoch
  *   roles   uint     role bits the node claims (ChainRole; the chain decides which count)
@@ -63,6 +66,12 @@ export interface DescriptorFields {
   publishedAt: number;
   /** Operator family: nodes sharing one never share a circuit. */
   family?: string;
+  /**
+   * True for an internal node: only an interim or final hop, never an entry;
+   * its addresses reach discovery nodes and (through the node-only view)
+   * nodes, never clients. Absent or false: a public node.
+   */
+  internal?: boolean;
 }
 
 /** A verified descriptor. */
@@ -106,6 +115,8 @@ function descriptorBody(fields: DescriptorFields): Record<string, unknown> {
     bw: fields.bandwidth,
     cc: fields.country,
     fam: fields.family,
+    // Omitted unless true: one encoding per descriptor, and public nodes' bytes as before the field existed.
+    int: fields.internal === true ? true : undefined,
     okey: fields.onionKey,
     pub: fields.publishedAt,
     roles: fields.roles,
@@ -124,6 +135,9 @@ function checkFields(f: DescriptorFields): void {
   if (typeof f.version !== "string" || !VERSION_PATTERN.test(f.version)) throw fail(`version must be 1..${MAX_VERSION_CHARS} printable ASCII characters without spaces`);
   if (!Number.isSafeInteger(f.publishedAt) || f.publishedAt < 0) throw fail("publishedAt must be a non-negative integer (ms since the Unix epoch)");
   if (f.family !== undefined && (typeof f.family !== "string" || !FAMILY_PATTERN.test(f.family))) throw fail(`family must be 1..${MAX_FAMILY_CHARS} printable ASCII characters`);
+  if (f.internal !== undefined && typeof f.internal !== "boolean") throw fail("internal must be a boolean");
+  // A bridge is an unlisted entry; an internal node is never an entry: the two cannot both hold.
+  if (f.internal === true && f.bridge) throw fail("a node cannot be both a bridge and internal");
 }
 
 /** Signs a descriptor with the node's identity key; returns the document bytes. */
@@ -144,7 +158,7 @@ function isRegistered(check: RegistrationCheck, identity: Uint8Array): boolean {
 /** Parses a signed descriptor without time or chain checks (signature and shape only). */
 export function openDescriptor(bytes: Uint8Array, maxBytes: number = DEFAULT_LIMITS.maxDescriptorBytes): Descriptor {
   const opened = fromWire("descriptor", () => openDocument(bytes, { type: DESCRIPTOR_TYPE, maxBytes, maxDepth: 3 }));
-  const m = readMap(opened.body, "descriptor", ["addrs", "bridge", "bw", "cc", "okey", "pub", "roles", "ver"], ["fam"]);
+  const m = readMap(opened.body, "descriptor", ["addrs", "bridge", "bw", "cc", "okey", "pub", "roles", "ver"], ["fam", "int"]);
   const encodedAddresses = readArray(m["addrs"], "descriptor addrs", MAX_ADDRESSES, 1).map((a) => {
     if (!(a instanceof Uint8Array)) throw malformed("descriptor addresses must be byte strings");
     return a;
@@ -170,6 +184,12 @@ export function openDescriptor(bytes: Uint8Array, maxBytes: number = DEFAULT_LIM
     bytes,
   };
   if (m["fam"] !== undefined) descriptor.family = readString(m["fam"], "descriptor fam", FAMILY_PATTERN);
+  if (m["int"] !== undefined) {
+    // Only `true` is ever written (false is omitted), so anything else is not a canonical descriptor.
+    if (m["int"] !== true) throw malformed("descriptor int must be true when present (omit it for a public node)");
+    if (descriptor.bridge) throw malformed("descriptor cannot be both a bridge and internal");
+    descriptor.internal = true;
+  }
   return descriptor;
 }
 

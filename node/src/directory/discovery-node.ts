@@ -19,7 +19,8 @@
  *   valid      a fresh verified descriptor of a node registered and staked
  *   fast       advertised bandwidth >= fastMinBandwidth
  *   stable     listed continuously by this node for >= stableMinUptimeMs
- *   guard      running, fast, stable and onion (the reachability test is from outside)
+ *   guard      running, fast, stable and onion (the reachability test is from outside), never internal
+ *   internal   the verified descriptor says internal (an interim or final hop only)
  *   onion / discovery / authority / oracle  role claimed in the descriptor and held on chain
  * A vote lists only nodes that are running and valid, and never bridges.
  *
@@ -308,7 +309,9 @@ export class DiscoveryNode {
       if (now - since >= this.thresholds.stableMinUptimeMs) flags |= NodeFlag.stable;
       for (const [role, flag] of ROLE_FLAGS) if ((roles & role) !== 0 && (d.roles & role) !== 0) flags |= flag;
       const guardNeeds = NodeFlag.fast | NodeFlag.stable | NodeFlag.onion;
-      if ((flags & guardNeeds) === guardNeeds && (roles & ChainRole.onion) !== 0) flags |= NodeFlag.guard;
+      // An internal node is never an entry, so never a guard.
+      if (d.internal === true) flags |= NodeFlag.internal;
+      else if ((flags & guardNeeds) === guardNeeds && (roles & ChainRole.onion) !== 0) flags |= NodeFlag.guard;
       const entry: VoteEntry = {
         identity: d.identity,
         descriptorDigest: d.digest,

@@ -38,6 +38,8 @@ export type DirectoryErrorKind =
   | "bad-config"
   /** The asked node does not serve this request (e.g. a vote pushed to a node that is not a discovery node). */
   | "not-served"
+  /** The request is for nodes only (the internal nodes' view) and came over a link whose peer is not a known node. */
+  | "unauthorized"
   /** No node could be reached or none answered usefully (transport failures, timeouts, no consensus held). */
   | "unavailable";
 
@@ -61,6 +63,7 @@ const DIRECTORY_CATEGORIES = {
   "insufficient-votes": "transient",
   "bad-config": "config",
   "not-served": "refused",
+  unauthorized: "refused",
   unavailable: "transient",
 } as const satisfies KindCategories<DirectoryErrorKind>;
 

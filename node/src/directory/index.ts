@@ -25,6 +25,7 @@ export * from "./compression.js";
 export * from "./path-nodes.js";
 export * from "./messages.js";
 export * from "./transport.js";
+export * from "./internal.js";
 // The networked parts use node:fs, node:events and timers; import them from
 // their modules (client.ts, publisher.ts, service.ts, api.ts) so this entry
 // stays bundleable for browsers.

@@ -43,6 +43,7 @@ const ERROR_KINDS: readonly DirectoryErrorKind[] = [
   "insufficient-votes",
   "bad-config",
   "not-served",
+  "unauthorized",
   "unavailable",
 ];
 
@@ -60,7 +61,13 @@ export type DirectoryRequest =
   /** A discovery node pushes its vote to another. */
   | { type: "push-vote"; vote: Uint8Array }
   /** A discovery node pushes its consensus signature message (consensus.ts) to another. */
-  | { type: "push-signature"; signature: Uint8Array };
+  | { type: "push-signature"; signature: Uint8Array }
+  /**
+   * The node-only view: the signed descriptors of the internal nodes the
+   * answering node's consensus lists (where they listen). Answered only over
+   * a link whose peer proved a known node identity; others get "unauthorized".
+   */
+  | { type: "fetch-internal" };
 
 export type DirectoryResponse =
   /** The request was taken; `accepted` false when it changed nothing (a copy, an older descriptor). */
@@ -70,9 +77,18 @@ export type DirectoryResponse =
   /** This node holds no live consensus (yet). */
   | { type: "no-consensus" }
   | { type: "votes"; votes: Uint8Array[] }
+  /** The node-only view for the consensus valid from `validAfter`: internal nodes' signed descriptors, one per node. */
+  | { type: "internal"; validAfter: number; descriptors: Uint8Array[] }
   | { type: "error"; kind: DirectoryErrorKind; message: string };
 
-const REQUEST_TAGS = { "publish-descriptor": "desc", "fetch-consensus": "cons", "fetch-votes": "votes", "push-vote": "vote", "push-signature": "sig" } as const;
+const REQUEST_TAGS = {
+  "publish-descriptor": "desc",
+  "fetch-consensus": "cons",
+  "fetch-votes": "votes",
+  "push-vote": "vote",
+  "push-signature": "sig",
+  "fetch-internal": "int",
+} as const;
 
 export function encodeDirectoryRequest(request: DirectoryRequest): Uint8Array {
   let map: Record<string, unknown>;
@@ -91,6 +107,9 @@ export function encodeDirectoryRequest(request: DirectoryRequest): Uint8Array {
       break;
     case "push-signature":
       map = { t: REQUEST_TAGS[request.type], doc: request.signature };
+      break;
+    case "fetch-internal":
+      map = { t: REQUEST_TAGS[request.type] };
       break;
   }
   return fromWire("directory request", () => encodeCanonical(map));
@@ -134,6 +153,9 @@ export function decodeDirectoryRequest(bytes: Uint8Array): DirectoryRequest {
       const m = readMap(value, "push-signature", ["t", "doc"]);
       return { type: "push-signature", signature: readDoc(m["doc"], "consensus signature", 256) };
     }
+    case "int":
+      readMap(value, "fetch-internal", ["t"]);
+      return { type: "fetch-internal" };
     default:
       throw malformed(`unknown directory request type ${JSON.stringify(typeof tag === "string" ? tag.slice(0, 32) : tag)}`);
   }
@@ -156,6 +178,9 @@ export function encodeDirectoryResponse(response: DirectoryResponse): Uint8Array
       break;
     case "votes":
       map = { t: "votes", votes: response.votes };
+      break;
+    case "internal":
+      map = { t: "int", va: response.validAfter, descs: response.descriptors };
       break;
     case "error":
       // Messages are for operators; cap them so an error answer stays small.
@@ -191,6 +216,14 @@ export function decodeDirectoryResponse(bytes: Uint8Array, maxBytes: number = MA
     case "votes": {
       const m = readMap(value, "votes answer", ["t", "votes"]);
       return { type: "votes", votes: readArray(m["votes"], "votes answer votes", MAX_DISCOVERY_NODES).map((v, i) => readDoc(v, `vote #${i}`, DEFAULT_LIMITS.maxVoteBytes)) };
+    }
+    case "int": {
+      const m = readMap(value, "internal answer", ["t", "va", "descs"]);
+      return {
+        type: "internal",
+        validAfter: readUint(m["va"], "internal answer va"),
+        descriptors: readArray(m["descs"], "internal answer descs", DEFAULT_LIMITS.maxNodes).map((d, i) => readDoc(d, `internal descriptor #${i}`, DEFAULT_LIMITS.maxDescriptorBytes)),
+      };
     }
     case "err": {
       const m = readMap(value, "error answer", ["t", "kind", "msg"]);

@@ -5,11 +5,14 @@
  * Owns the mapping only: flag bits become flag names ("running", "guard", ...),
  * the advertised (consensus low-median) bandwidth becomes the selection
  * weight, and one address per node is picked (IPv4 first unless IPv6 is
- * preferred). Trusts its input to come from verifyConsensus.
+ * preferred). An internal node (flag "internal") has no address in the
+ * consensus: it becomes a node with host "" and port 0, which path selection
+ * never puts first and which an EXTEND names by identity alone. Trusts its
+ * input to come from verifyConsensus.
  */
 import type { PathNode } from "../onion/path.js";
 import { decodeAddress, isIPv4AddressBytes } from "./address.js";
-import { flagMask, flagNames } from "./config.js";
+import { NodeFlag, flagMask, flagNames } from "./config.js";
 import type { NodeFlagName } from "./config.js";
 import type { ConsensusEntry } from "./consensus.js";
 
@@ -28,8 +31,10 @@ export function consensusToPathNodes(consensus: { entries: readonly ConsensusEnt
   for (const entry of consensus.entries) {
     if ((entry.flags & required) !== required) continue;
     const encoded = entry.encodedAddresses.find((a) => isIPv4AddressBytes(a) === wantV4) ?? entry.encodedAddresses[0];
-    if (!encoded) continue;
-    const { host, port } = decodeAddress(encoded);
+    let host = "";
+    let port = 0;
+    if (encoded) ({ host, port } = decodeAddress(encoded));
+    else if ((entry.flags & NodeFlag.internal) === 0) continue;
     const node: PathNode = { identity: entry.identity, onionKey: entry.onionKey, host, port, flags: flagNames(entry.flags), weight: entry.bandwidth };
     if (entry.family !== undefined) node.family = entry.family;
     nodes.push(node);

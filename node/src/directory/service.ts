@@ -9,8 +9,9 @@
  * probes for a grace of one period, reachability.ts) shortly before each
  * vote and on a node's first descriptor; carrying out the state machine's
  * actions (push the vote and signature to every other discovery node, fetch
- * missing votes); serving the latest published consensus; counters for the
- * control API; the "first-consensus" event.
+ * missing votes); serving the latest published consensus, and to known
+ * nodes only the internal nodes' view (their held descriptors, internal.ts);
+ * counters for the control API; the "first-consensus" event.
  *
  * Trusts: the DiscoveryNode for every acceptance rule, the connection
  * manager for identity proofs, and the injected chain view. A peer's
@@ -34,6 +35,8 @@ import type { Descriptor } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
 import { DIRECTORY_SERVICE, decodeDirectoryRequest, encodeDirectoryResponse, errorResponse } from "./messages.js";
 import type { DirectoryRequest, DirectoryResponse } from "./messages.js";
+import { answerFetchInternal, internalViewOf, listedIn } from "./internal.js";
+import type { InternalView, InternalViewSource } from "./internal.js";
 import { afterSweep } from "./reachability.js";
 import type { ProbeResult, ReachableSet } from "./reachability.js";
 import { nextValidAfter, roundTimes } from "./schedule.js";
@@ -74,6 +77,11 @@ export interface DiscoveryServiceOptions {
   tickMs?: number;
   /** Deadline for each request to another discovery node (default 10 s). */
   requestTimeoutMs?: number;
+  /**
+   * Who may fetch the internal nodes' view (a peer's proven identity). Default:
+   * listed in the consensus this node holds, or a member of the discovery set.
+   */
+  isKnownNode?: (identity: Uint8Array) => boolean;
   now?: () => number;
   /**
    * Logs as component "discovery": refused descriptors, votes and signatures
@@ -119,7 +127,7 @@ const kindOf = (err: unknown): string => (err instanceof DirectoryError ? err.ki
 /** A peer's refused input is a debug line (counted); anything but a DirectoryError is a bug of ours. */
 const refusalLevel = (err: unknown): "debug" | "error" => (err instanceof DirectoryError ? "debug" : "error");
 
-export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> implements ConsensusSource {
+export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> implements ConsensusSource, InternalViewSource {
   readonly node: DiscoveryNode;
   readonly stats: DiscoveryServiceStats = {
     descriptorsReceived: 0,
@@ -150,6 +158,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
   private timer?: NodeJS.Timeout;
   private published = false;
   private readonly log: Logger;
+  private readonly isKnownNode: (identity: Uint8Array) => boolean;
 
   constructor(options: DiscoveryServiceOptions) {
     super();
@@ -174,6 +183,9 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
     this.leadMs = options.reachability?.leadMs ?? Math.max(1, Math.floor(this.node.schedule.voteDelayMs / 4));
     this.probeTimeoutMs = options.reachability?.timeoutMs ?? Math.min(10_000, this.leadMs);
     this.graceMs = options.reachability?.graceMs ?? this.node.schedule.periodMs;
+    const listed = listedIn(() => this.current());
+    const discoveryKeys = new Set(options.discoverySet.map(bytesToHexFast));
+    this.isKnownNode = options.isKnownNode ?? ((id) => discoveryKeys.has(bytesToHexFast(id)) || listed(id));
   }
 
   get publicKey(): Uint8Array {
@@ -182,7 +194,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
 
   /** Registers the "directory" handler and starts the clock. */
   start(): this {
-    this.options.rpc.serve(DIRECTORY_SERVICE, async (bytes) => encodeDirectoryResponse(this.answer(bytes)));
+    this.options.rpc.serve(DIRECTORY_SERVICE, async (bytes, ctx) => encodeDirectoryResponse(this.answer(bytes, ctx.peer)));
     const tickMs = this.options.tickMs ?? Math.max(10, Math.min(1000, Math.floor(this.node.schedule.periodMs / 20)));
     this.timer = setInterval(() => this.tick(), tickMs);
     this.tick();
@@ -212,8 +224,21 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
     return [...this.reachable.keys()];
   }
 
-  /** Answers one request (the RPC handler's body; exposed for tests and in-process use). */
-  answer(bytes: Uint8Array): DirectoryResponse {
+  /**
+   * The internal nodes' view for the consensus this node holds: the newest
+   * held descriptor of each node it flags internal.
+   */
+  internalView(now: number): InternalView | undefined {
+    const held = this.cache.current(now);
+    return held ? internalViewOf(held, this.node.heldDescriptors()) : undefined;
+  }
+
+  /**
+   * Answers one request (the RPC handler's body; exposed for tests and
+   * in-process use). `peer`: the requesting link's proven identity, null on
+   * an anonymous link (the default), which is refused the internal view.
+   */
+  answer(bytes: Uint8Array, peer: Uint8Array | null = null): DirectoryResponse {
     const now = this.now();
     let request: DirectoryRequest;
     try {
@@ -248,6 +273,8 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
           logFailure(this.log, err, "accept consensus signature", refusalLevel(err));
           return errorResponse(err);
         }
+      case "fetch-internal":
+        return answerFetchInternal(this, peer, this.isKnownNode, now);
     }
   }
 

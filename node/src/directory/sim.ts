@@ -54,6 +54,8 @@ export interface DirectorySimulationOptions {
   thresholds?: Partial<FlagThresholds>;
   /** Indices of relays marked as bridges. */
   bridges?: readonly number[];
+  /** Indices of relays that declare themselves internal (never entries, no address in the consensus). */
+  internal?: readonly number[];
 }
 
 export interface SimulationRejection {
@@ -87,6 +89,7 @@ export class DirectorySimulation {
       this.discovery.push({ index, secretKey, node: new DiscoveryNode({ ...base, secretKey }), up: true, actions: [] });
     });
     const bridges = new Set(options.bridges ?? []);
+    const internal = new Set(options.internal ?? []);
     for (let index = 0; index < options.relays; index++) {
       const secretKey = simulatedSecret(seed, "relay", index);
       const identity = ed25519PublicKey(secretKey);
@@ -106,6 +109,7 @@ export class DirectorySimulation {
           bandwidth: 50_000 + (index % 10) * 100_000,
           country: ["DE", "US", "NL", "FR", "JP"][index % 5] as string,
           version: "psp/0.1.0",
+          ...(internal.has(index) ? { internal: true } : {}),
         },
       });
       this.chain.set(bytesToHexFast(identity), ChainRole.onion);

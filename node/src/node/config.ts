@@ -194,6 +194,12 @@ export interface NodeDirectoryConfig {
    */
   bridge?: boolean;
   /**
+   * An internal node (issue 20): only an interim or final hop, never an entry.
+   * Its descriptor says so; the consensus lists it without addresses, and
+   * only nodes learn them (the node-only view). Not with `bridge`.
+   */
+  internal?: boolean;
+  /**
    * Discovery nodes without a `chain` section only (tests, offline networks):
    * the registered, staked nodes and their on-chain roles (identity hex ->
    * role names), the chain view votes are checked against. Ignored when the
@@ -591,7 +597,7 @@ function checkChain(v: unknown): NodeChainConfig {
 
 function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   if (!isObject(v)) throw bad("directory", "must be an object");
-  const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "bridge", "registry", "retryMs"]);
+  const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "bridge", "internal", "registry", "retryMs"]);
   // directory.chain is the top-level chain section copied in (and replaced by it); never a field of its own.
   if (hasChain) known.add("chain");
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`directory.${k}`, `unknown field; known: ${[...known].join(", ")}`);
@@ -618,6 +624,12 @@ function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   if (v.bridge !== undefined) {
     if (typeof v.bridge !== "boolean") throw bad("directory.bridge", "must be true or false");
     out.bridge = v.bridge;
+  }
+  if (v.internal !== undefined) {
+    if (typeof v.internal !== "boolean") throw bad("directory.internal", "must be true or false");
+    // A bridge is an unlisted entry; an internal node is never an entry.
+    if (v.internal && out.bridge) throw bad("directory.internal", "a node cannot be both a bridge and internal");
+    out.internal = v.internal;
   }
   if (v.schedule !== undefined) {
     out.schedule = checkNumbers("directory.schedule", v.schedule, new Set(["periodMs", "voteDelayMs", "distDelayMs", "validPeriods"]));

@@ -21,6 +21,12 @@
  *  - without it (tests, offline networks): directory.registry and the
  *    configured set, fixed for the process's life.
  *
+ * Internal nodes (issue 20): every node keeps an InternalDirectory, the
+ * verified descriptors of the nodes its consensus flags internal (where they
+ * listen; clients never get them). A discovery node fills it from the
+ * descriptors it holds, any other node fetches the node-only view from the
+ * trusted discovery nodes on each new consensus, and serves it on to nodes.
+ *
  * Owns only the composition and the mapping of config to the directory
  * layer's options; every acceptance rule stays in node/src/directory.
  *
@@ -36,6 +42,8 @@ import { decodeAddress } from "../directory/address.js";
 import { createDescriptor, openDescriptor } from "../directory/descriptor.js";
 import type { DescriptorFields } from "../directory/descriptor.js";
 import { DirectoryError } from "../directory/errors.js";
+import { InternalDirectory, fetchInternalView, internalIdentities } from "../directory/internal.js";
+import type { NodeAddress } from "../directory/address.js";
 import { decodeDirectoryRequest } from "../directory/messages.js";
 import { consensusToPathNodes } from "../directory/path-nodes.js";
 import { startDescriptorPublisher } from "../directory/publisher.js";
@@ -88,6 +96,10 @@ export interface NodeDirectory {
   current(): VerifiedConsensus | undefined;
   /** Called with every newly held consensus. */
   onConsensus(listener: (consensus: VerifiedConsensus) => void): void;
+  /** Internal nodes' verified descriptors for the held consensus (the node-only view this node holds and serves). */
+  readonly internal: InternalDirectory;
+  /** Where an internal node listens (from its verified descriptor), or undefined when unknown or not internal. */
+  internalAddresses(identity: Uint8Array): NodeAddress[] | undefined;
   /** The trusted set and the chain connection. */
   chainStatus(): DirectoryChainStatus;
   /**
@@ -164,7 +176,9 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     throw new NodeError("bad-config", `config directory: ${(err as Error).message}`, { cause: err });
   }
   const listeners: ((c: VerifiedConsensus) => void)[] = [];
+  const internal = new InternalDirectory();
   const emit = (c: VerifiedConsensus): void => {
+    refreshInternal(c).catch((err: unknown) => logFailure(log, err, "refresh the internal nodes' view", "warn"));
     for (const l of listeners) l(c);
   };
   const descriptor = (): Omit<DescriptorFields, "publishedAt"> => ({
@@ -175,6 +189,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     bandwidth: config.bandwidth ?? 1_000_000,
     country: config.country ?? "ZZ",
     version: NODE_SOFTWARE_VERSION,
+    ...(config.internal ? { internal: true } : {}),
   });
   const isDiscovery = options.roles.includes("discovery");
   if (isDiscovery && !configuredPeers.some((p) => hex(p.identity) === ownHex)) {
@@ -315,7 +330,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
           log.info({ err }, "the held consensus is not signed by K of the new discovery set; fetching afresh");
         }
       }
-      serveConsensus(generationRpc(gen.unserve, false), client);
+      serveConsensus(generationRpc(gen.unserve, false), client, Date.now, { internal });
       client.on("consensus", emit);
       // start() logs its own fetch failures; what is left (an unreadable data directory, a bug) is logged here.
       void client.start().catch((err: unknown) => logFailure(log, err, "start consensus client", "error"));
@@ -323,6 +338,38 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       lastClient = client;
     }
     return gen;
+  };
+  /**
+   * Brings the internal nodes' view up to `c`: from our own held descriptors
+   * on a discovery node, else fetched from the trusted discovery nodes (the
+   * first that answers). A failure is logged; the next consensus tries again.
+   */
+  const refreshInternal = async (c: VerifiedConsensus): Promise<void> => {
+    // A consensus loaded from the file arrives while the first generation is still being made: let it finish.
+    await Promise.resolve();
+    const now = Date.now();
+    if (internalIdentities(c).size === 0) {
+      internal.setConsensus(c);
+      return;
+    }
+    const service = gen?.service;
+    if (service) {
+      internal.offer(c, service.internalView(now)?.descriptors ?? [], now);
+      return;
+    }
+    const errors: string[] = [];
+    for (const peer of gen ? peersOf(gen.trust).filter((p) => hex(p.identity) !== ownHex) : []) {
+      try {
+        const view = await fetchInternalView(options.rpc, peer);
+        const result = internal.offer(c, view.descriptors, Date.now());
+        if (Object.keys(result.rejected).length > 0) log.debug({ rejected: result.rejected }, "internal view: some descriptors refused");
+        return;
+      } catch (err) {
+        errors.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+    internal.setConsensus(c);
+    logRepeating(new DirectoryError("unavailable", `no discovery node gave the internal nodes' view: ${errors.join("; ") || "none known"}`), "fetch the internal nodes' view", "warn");
   };
   const stopGeneration = (gen: Generation): void => {
     gen.client?.stop();
@@ -454,6 +501,8 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     },
     publisher,
     current: held,
+    internal,
+    internalAddresses: (id) => internal.addressesOf(id, Date.now()),
     onConsensus(listener) {
       listeners.push(listener);
     },
@@ -477,5 +526,8 @@ export function onionPathNodes(consensus: VerifiedConsensus): PathNode[] {
 
 /** Every node of a consensus with its first address (for DHT re-seeding). */
 export function consensusPeers(consensus: VerifiedConsensus): ConfiguredPeer[] {
-  return consensusToPathNodes(consensus, { requireFlags: [] }).map((n) => ({ identity: hex(n.identity), host: n.host, port: n.port }));
+  // Internal nodes have no address in the consensus (port 0): they are reached over existing links, never dialed from here.
+  return consensusToPathNodes(consensus, { requireFlags: [] })
+    .filter((n) => n.port !== 0)
+    .map((n) => ({ identity: hex(n.identity), host: n.host, port: n.port }));
 }

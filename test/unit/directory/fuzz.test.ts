@@ -10,11 +10,15 @@ import { ed25519PublicKey, ed25519Sign } from "../../../node/src/crypto/ed25519.
 import { assembleConsensus, signConsensus } from "../../../node/src/directory/consensus.js";
 import { decodeCanonical, encodeCanonical } from "../../../node/src/wire/canonical.js";
 import { documentSigningMessage } from "../../../node/src/wire/document.js";
+import { bytesEqual } from "../../../node/src/base/bytes.js";
+import { InternalDirectory, internalViewOf } from "../../../node/src/directory/internal.js";
+import { decodeDirectoryRequest, decodeDirectoryResponse, encodeDirectoryRequest, encodeDirectoryResponse } from "../../../node/src/directory/messages.js";
 
 const START = 1_700_000_000_000;
 
 // One small network gives valid specimens of every document to mutate.
-const sim = new DirectorySimulation({ discoveryNodes: 3, relays: 3, start: START, schedule: { periodMs: 10_000, voteDelayMs: 2_000, distDelayMs: 2_000 } });
+// Relay 1 is internal, so the consensus specimen holds an entry without addresses.
+const sim = new DirectorySimulation({ discoveryNodes: 3, relays: 3, start: START, schedule: { periodMs: 10_000, voteDelayMs: 2_000, distDelayMs: 2_000 }, internal: [1] });
 sim.publishDescriptors();
 sim.probeReachability();
 sim.runUntil(START + 10_000, 500);
@@ -25,12 +29,17 @@ const descriptor = createDescriptor({ ...relay.fields, publishedAt: START, secre
 const vote = sim.discovery[0]!.node.votesFor(START + 10_000)[0]!;
 const consensus = sim.latestConsensus()!;
 const signature = encodeConsensusSignature({ validAfter: START, digest: new Uint8Array(32), signer: trustedKeys[0]!, sig: new Uint8Array(64) });
+const verified = verifyConsensus(consensus, { trustedKeys, now: START + 10_000 });
+const internalView = internalViewOf(verified, sim.discovery[0]!.node.heldDescriptors());
+const internalAnswer = encodeDirectoryResponse({ type: "internal", ...internalView });
 
 const parsers: Array<[string, (b: Uint8Array) => unknown, Uint8Array]> = [
   ["descriptor", (b) => verifyDescriptor(b, { now: START, isRegisteredAndStaked: () => true }), descriptor],
   ["vote", (b) => openVote(b, { discoverySet }), vote],
   ["consensus", (b) => verifyConsensus(b, { trustedKeys, now: START + 10_000 }), consensus],
   ["consensus-sig", decodeConsensusSignature, signature],
+  ["fetch-internal request", decodeDirectoryRequest, encodeDirectoryRequest({ type: "fetch-internal" })],
+  ["internal view answer", (b) => decodeDirectoryResponse(b), internalAnswer],
 ];
 
 /** Runs the parser; only a DirectoryError may come out. */
@@ -89,9 +98,26 @@ describe("directory documents under fuzzing", () => {
     });
   }
 
+  it("the specimens include an internal entry and its descriptor", () => {
+    expect(verified.entries.filter((e) => e.encodedAddresses.length === 0)).toHaveLength(1);
+    expect(internalView.descriptors).toHaveLength(1);
+  });
+
+  // A node offered a mutated view keeps the good descriptors and counts the rest: it never throws.
+  it("internal view: mutated descriptors are counted as refused, never thrown", () => {
+    const specimen = internalView.descriptors[0]!;
+    fc.assert(
+      fc.property(mutation(specimen), (bytes) => {
+        const result = new InternalDirectory().offer(verified, [bytes, specimen], START + 10_000);
+        expect(result.accepted).toBeGreaterThanOrEqual(bytesEqual(bytes, specimen) ? 1 : 0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it("well-formed CBOR of the wrong shape gives typed errors only", () => {
     const value = fc.letrec((tie) => ({
-      v: fc.oneof({ depthSize: "small" }, fc.integer(), fc.string({ maxLength: 6 }), fc.uint8Array({ maxLength: 40 }), fc.boolean(), fc.constant(null), fc.array(tie("v"), { maxLength: 3 }), fc.dictionary(fc.constantFrom("body", "sigs", "sig", "signer", "type", "v", "d", "va", "nodes", "addrs", "id"), tie("v"), { maxKeys: 5 })),
+      v: fc.oneof({ depthSize: "small" }, fc.integer(), fc.string({ maxLength: 6 }), fc.uint8Array({ maxLength: 40 }), fc.boolean(), fc.constant(null), fc.array(tie("v"), { maxLength: 3 }), fc.dictionary(fc.constantFrom("body", "sigs", "sig", "signer", "type", "v", "d", "va", "nodes", "addrs", "id", "t", "descs", "int", "f"), tie("v"), { maxKeys: 5 })),
     })).v;
     fc.assert(
       fc.property(value, (v) => {
