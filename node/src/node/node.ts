@@ -283,7 +283,14 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     // Only a relay the consensus lists: without a consensus every link keeps the client budget (a self-made identity must not get more).
     isListedRelay: (peer) => ((listedFlags().get(hex(peer)) ?? 0) & NodeFlag.onion) !== 0,
   });
-  const onionDriver = new OnionDriver({ manager, machine: relay, ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}), ...withLogger });
+  const onionDriver = new OnionDriver({
+    manager,
+    machine: relay,
+    // An EXTEND2 naming an internal node by identity alone: its address comes from the node-only view this node keeps.
+    resolveAddresses: (peer) => directory?.internalAddresses(peer),
+    ...(options.outboundHook ? { outboundHook: options.outboundHook } : {}),
+    ...withLogger,
+  });
   late.driver = onionDriver;
 
   let dht: NodeDht;
