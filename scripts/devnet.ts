@@ -43,7 +43,7 @@ console.log(
     `  demo id      ${state.demo.identity.identity}`,
     ...state.nodes
       .filter((n) => n.controlApi || n.addresses.length)
-      .map((n) => `  ${n.name.padEnd(12)} ${n.addresses.join(", ").padEnd(22)} ${n.controlApi ?? ""}`),
+      .map((n) => `  ${n.name.padEnd(12)} ${n.addresses.join(", ").padEnd(22)} ${n.controlApi ?? ""}${n.internal ? "  (internal: listed without its address)" : ""}`),
     "",
     "Try: npm run operator -- status --node-key " + state.nodes[0]!.nodeKey.slice(2),
     "Ctrl-C stops the devnet.",

@@ -42,6 +42,8 @@ export interface DevnetNodeEntry {
   name: string;
   roles: readonly string[];
   keyFile: string;
+  /** Runs as an internal relay (config directory.internal). */
+  internal?: boolean;
 }
 
 export interface DevnetNodesOptions {
@@ -208,6 +210,7 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
                   publishIntervalMs: options.publishIntervalMs ?? 20_000,
                   retryMs: Math.max(1000, Math.floor(schedule.periodMs / 10)),
                   ...(isDiscovery && !options.chain ? { registry } : {}),
+                  ...(n.internal ? { internal: true } : {}),
                 },
               }),
           ...(options.chain

@@ -50,6 +50,8 @@ export interface DevnetNodeSpec {
   roles: NodeRoleName[];
   /** PSP bonded to the node. */
   stake: bigint;
+  /** An internal relay (issue 20): listed without an address, only a middle or last hop. */
+  internal?: boolean;
 }
 
 /** A handful of nodes of every role; stakes differ so set ordering is visible. */
@@ -64,7 +66,7 @@ export const defaultDevnetNodes: DevnetNodeSpec[] = [
   { name: "discovery-3", roles: ["onion", "discovery"], stake: parseEther("50000") },
   { name: "onion-1", roles: ["onion"], stake: parseEther("5000") },
   { name: "onion-2", roles: ["onion"], stake: parseEther("3000") },
-  { name: "onion-3", roles: ["onion"], stake: parseEther("1000") },
+  { name: "onion-3", roles: ["onion"], stake: parseEther("1000"), internal: true },
 ];
 
 export type { DevnetKeystore, DevnetNodeState, DevnetState };
@@ -197,6 +199,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
         controlApi: null,
         pid: null,
         keyFile,
+        ...(spec.internal ? { internal: true } : {}),
       });
       log.info(
         `node     ${spec.name.padEnd(12)} ${roleNames(spec.roles.reduce((m, r) => m | NodeRole[r], 0))

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPspClient } from "../../node/src/client/client.js";
+import { NodeFlag } from "../../node/src/directory/config.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import { projectRoot } from "../../scripts/lib/artifacts.js";
 import { startDevnet, waitForConsensusListing, type Devnet } from "../../scripts/lib/devnet.js";
@@ -120,5 +121,24 @@ describe("bootstrap sources", () => {
     await expect(client.circuit({ lastHop: "ab".repeat(32) })).rejects.toMatchObject({ kind: "bad-option" });
     await client.close();
     await expect(client.openStream("echo")).rejects.toMatchObject({ kind: "closed" });
+  }, 60_000);
+});
+
+describe("an internal node on the devnet (onion-3)", () => {
+  it("is listed without an address and without guard, and carries a circuit that ends at it", async () => {
+    const onion3 = devnet.state.nodes.find((n) => n.name === "onion-3")!;
+    expect(onion3.internal).toBe(true);
+    const client = await track(createPspClient({ bootstrap: { devnet: join(root, "devnet", "state.json") } }));
+    await client.ready;
+    const entry = client.consensus!.entries.find((e) => Buffer.from(e.identity).toString("hex") === onion3.nodeKey.slice(2))!;
+    expect(entry.encodedAddresses).toHaveLength(0);
+    expect(entry.flags & NodeFlag.internal).toBe(NodeFlag.internal);
+    expect(entry.flags & NodeFlag.guard).toBe(0);
+    // The relay before it finds it through the node-only view: the client names it by identity alone.
+    const stream = await client.openStream("echo", { lastHop: onion3.nodeKey });
+    await stream.send(new TextEncoder().encode("to an internal node"));
+    expect(new TextDecoder().decode(await stream.receive())).toBe("to an internal node");
+    stream.close();
+    await client.close();
   }, 60_000);
 });

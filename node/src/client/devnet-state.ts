@@ -31,6 +31,8 @@ export interface DevnetNodeState {
   pid: number | null;
   /** File with this node's (unencrypted, devnet-only) keys. */
   keyFile: string;
+  /** An internal relay: the consensus lists it without an address (its operator's state still has it). */
+  internal?: boolean;
 }
 
 /** An ethers JSON keystore of a funded devnet account. */
