@@ -177,11 +177,13 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     return listedFor === undefined || flags.has(hex(peer));
   };
   let manager: ConnectionManager;
+  // An internal node with outbound links only (issue 20) accepts no links at all: it opens no listener.
+  const outboundOnly = config.directory?.outboundLinks !== undefined;
   try {
     manager = await createConnectionManager({
       identity,
       isKnownNode,
-      listen: config.listen,
+      ...(outboundOnly ? {} : { listen: config.listen }),
       ...withLogger,
       ...(config.link ? { link: config.link } : {}),
       ...(config.maxLinks === undefined ? {} : { maxLinks: config.maxLinks }),
@@ -192,8 +194,9 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     stopCounting();
     throw new NodeError("start-failed", `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`, { cause: err });
   }
-  const bound = manager.address() as { host: string; port: number };
-  const advertised = config.advertise ?? { host: config.listen.host, port: bound.port };
+  const bound = manager.address();
+  // Port 0: not listening (outbound links only); the descriptor then names no address.
+  const advertised = config.advertise ?? { host: config.listen.host, port: bound?.port ?? 0 };
 
   // Set once the relay exists; closures made before then (flush, cleanup) read it late.
   const late: { driver?: OnionDriver } = {};
