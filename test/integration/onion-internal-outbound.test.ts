@@ -126,7 +126,10 @@ describe("an internal node with outbound links only", () => {
 
   it("carries circuits as middle and last hop; a client never picks it first nor after another internal node", async () => {
     const onion = byName("onion-1");
-    await waitFor("onion-1's consensus listing all six nodes running", () => onion.directory?.current()?.entries.filter((e) => e.flags & NodeFlag.running).length === 6);
+    await waitFor(
+      "onion-1's consensus listing all six nodes running",
+      () => onion.directory?.current()?.entries.filter((e) => e.flags & NodeFlag.running).length === 6,
+    );
     const held = onion.directory!.current()!;
     const pathNodes = consensusToPathNodes(held);
     const internal = pathNodes.find((n) => hexOf(n.identity) === outboundId)!;
