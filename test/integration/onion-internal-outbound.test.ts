@@ -86,6 +86,8 @@ describe("an internal node with outbound links only", () => {
     const outbound = nodes[OUTBOUND]!;
     expect(outbound.manager.address()).toBeUndefined();
     expect(outbound.info.port).toBe(0);
+    expect(outbound.pathNode).toMatchObject({ host: "", port: 0 });
+    expect(isInternalNode(outbound.pathNode)).toBe(true);
     // Its neighbours: the three discovery nodes and the two public onion nodes.
     await waitFor("links held to all five neighbours", () => outbound.directory?.outbound?.stats.linksHeld === 5);
     const peers = outbound.manager.links().filter((l) => l.peerIdentity !== undefined);

@@ -362,9 +362,10 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   const pathNode: PathNode = {
     identity: identity.publicKey,
     onionKey: onionKey.publicKey,
-    host: advertised.host,
+    // An outbound-only internal node has no address: as clients see it in the consensus, never a first hop.
+    host: outboundOnly ? "" : advertised.host,
     port: advertised.port,
-    flags: ["running"],
+    flags: outboundOnly ? ["running", "internal"] : ["running"],
   };
   let closing: Promise<void> | undefined;
   log.debug({ ...info }, "node started");
