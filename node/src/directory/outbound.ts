@@ -71,8 +71,10 @@ export function outboundNeighbours(
 
 interface NeighbourState {
   peer: PeerAddress;
-  /** Consecutive failed dials (or drops) since the last link that held. */
+  /** Failed dials and drops since the last link that stayed up for maxRetryMs. */
   failures: number;
+  /** When the current link came up (undefined while none is up). */
+  upSince: number | undefined;
   /** No dial before this time (ms). */
   nextAttemptAt: number;
   dialing: boolean;
@@ -82,7 +84,10 @@ interface NeighbourState {
  * Which neighbours to dial now. Pure: `setNeighbours` with the current list,
  * `due(now, isOpen)` for the dials to start, and `dialed`/`dropped` with
  * outcomes. A neighbour with an open link is never dialed; one whose dial
- * failed (or whose link dropped) waits retryDelay(failures) first.
+ * failed (or whose link dropped) waits retryDelay(failures) first. The count
+ * of failures starts again only when a link drops after staying up for at
+ * least maxRetryMs, so a peer that accepts links and closes them at once is
+ * redialed ever more slowly, like one that refuses them.
  */
 export class OutboundLinkPlan {
   private readonly state = new Map<string, NeighbourState>();
@@ -97,7 +102,7 @@ export class OutboundLinkPlan {
       keep.add(key);
       const held = this.state.get(key);
       if (held) held.peer = peer;
-      else this.state.set(key, { peer, failures: 0, nextAttemptAt: 0, dialing: false });
+      else this.state.set(key, { peer, failures: 0, upSince: undefined, nextAttemptAt: 0, dialing: false });
     }
     const left: string[] = [];
     for (const key of [...this.state.keys()])
@@ -119,25 +124,33 @@ export class OutboundLinkPlan {
     return out;
   }
 
-  /** A dial finished: success clears the backoff, failure doubles it. */
+  /** A dial finished: success starts the link's uptime, failure doubles the wait. */
   dialed(identity: Uint8Array, ok: boolean, now: number): void {
     const s = this.state.get(hexOf(identity));
     if (!s) return;
     s.dialing = false;
-    if (ok) {
-      s.failures = 0;
-      s.nextAttemptAt = 0;
-    } else {
+    if (ok) this.opened(identity, now);
+    else {
       s.failures++;
       s.nextAttemptAt = now + retryDelay(s.failures, this.options.minRetryMs, this.options.maxRetryMs);
     }
+  }
+
+  /** A link to the neighbour is open (dialed here or elsewhere, e.g. by the descriptor publisher). */
+  opened(identity: Uint8Array, now: number): void {
+    const s = this.state.get(hexOf(identity));
+    if (!s) return;
+    s.upSince ??= now;
+    s.nextAttemptAt = 0;
   }
 
   /** A held link dropped: redial after the backoff, so a peer that keeps closing it is not hammered. */
   dropped(identity: Uint8Array, now: number): void {
     const s = this.state.get(hexOf(identity));
     if (!s) return;
-    s.failures++;
+    const stable = s.upSince !== undefined && now - s.upSince >= this.options.maxRetryMs;
+    s.failures = stable ? 1 : s.failures + 1;
+    s.upSince = undefined;
     s.nextAttemptAt = now + retryDelay(s.failures, this.options.minRetryMs, this.options.maxRetryMs);
   }
 
@@ -146,10 +159,10 @@ export class OutboundLinkPlan {
     return this.state.has(key);
   }
 
-  /** When the next backoff ends, if any neighbour waits on one. */
-  nextDueAt(): number | undefined {
+  /** When the next backoff after `now` ends, if any neighbour waits on one (one already over is for due() to act on). */
+  nextDueAt(now: number): number | undefined {
     let next: number | undefined;
-    for (const s of this.state.values()) if (s.nextAttemptAt > 0 && (next === undefined || s.nextAttemptAt < next)) next = s.nextAttemptAt;
+    for (const s of this.state.values()) if (s.nextAttemptAt > now && (next === undefined || s.nextAttemptAt < next)) next = s.nextAttemptAt;
     return next;
   }
 
@@ -229,7 +242,10 @@ export function startOutboundLinks(start: StartOutboundLinksOptions): OutboundLi
     // Links open now (whoever dialed them) are held; a neighbour's link the manager swapped for its duplicate is re-held.
     for (const link of manager.links()) {
       const peer = link.peerIdentity;
-      if (peer && plan.has(hexOf(peer)) && manager.findLink(peer) === link) hold(link);
+      if (peer && plan.has(hexOf(peer)) && manager.findLink(peer) === link) {
+        hold(link);
+        plan.opened(peer, clock());
+      }
     }
     const now = clock();
     for (const peer of plan.due(now, (id) => manager.findLink(id) !== undefined)) {
@@ -255,7 +271,7 @@ export function startOutboundLinks(start: StartOutboundLinksOptions): OutboundLi
   const schedule = (): void => {
     if (stopped) return;
     if (soon) clearTimeout(soon);
-    const next = plan.nextDueAt();
+    const next = plan.nextDueAt(clock());
     const delay = Math.min(options.checkMs, next === undefined ? Infinity : Math.max(0, next - clock()));
     soon = setTimeout(check, delay);
     soon.unref();
@@ -280,7 +296,10 @@ export function startOutboundLinks(start: StartOutboundLinksOptions): OutboundLi
   };
   const onLink = (link: Link): void => {
     const peer = link.peerIdentity;
-    if (!stopped && peer && plan.has(hexOf(peer)) && manager.findLink(peer) === link) hold(link);
+    if (!stopped && peer && plan.has(hexOf(peer)) && manager.findLink(peer) === link) {
+      hold(link);
+      plan.opened(peer, clock());
+    }
   };
   manager.on("linkClosed", onClosed);
   manager.on("link", onLink);

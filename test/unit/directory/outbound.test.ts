@@ -175,7 +175,7 @@ describe("neighbours and the redial plan", () => {
     expect(plan.due(0, isOpen)).toEqual([]); // a is being dialed
     plan.dialed(a.identity, false, 0);
     expect(plan.due(99, isOpen)).toEqual([]);
-    expect(plan.nextDueAt()).toBe(100);
+    expect(plan.nextDueAt(0)).toBe(100);
     expect(plan.due(100, isOpen)).toEqual([a]);
     plan.dialed(a.identity, false, 100);
     expect(plan.due(299, isOpen)).toEqual([]);
@@ -183,11 +183,18 @@ describe("neighbours and the redial plan", () => {
     plan.dialed(a.identity, true, 300);
     open.add(bytesToHexFast(a.identity));
     expect(plan.due(300, isOpen)).toEqual([]);
-    // A held link that drops waits the backoff too, so a peer that keeps closing it is not hammered.
+    // A backoff that is over is not "next": the timer never spins on it.
+    expect(plan.nextDueAt(300)).toBeUndefined();
+    // A link that drops soon after it came up counts as one more failure (a peer that accepts and closes is not hammered).
     open.delete(bytesToHexFast(a.identity));
     plan.dropped(a.identity, 1000);
-    expect(plan.due(1000, isOpen)).toEqual([]);
-    expect(plan.due(1100, isOpen)).toEqual([a]);
+    expect(plan.due(1399, isOpen)).toEqual([]);
+    expect(plan.due(1400, isOpen)).toEqual([a]);
+    plan.dialed(a.identity, true, 1400);
+    // One that stayed up for maxRetryMs starts the count again.
+    plan.dropped(a.identity, 2400);
+    expect(plan.due(2499, isOpen)).toEqual([]);
+    expect(plan.due(2500, isOpen)).toEqual([a]);
     expect(plan.setNeighbours([b])).toEqual([bytesToHexFast(a.identity)]);
     expect(plan.has(bytesToHexFast(a.identity))).toBe(false);
     expect(plan.size).toBe(1);
