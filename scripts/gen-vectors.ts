@@ -91,6 +91,16 @@ write("descriptor.json", {
   hex: hex(descriptor),
 });
 
+write("descriptor-outbound.json", {
+  format: "descriptor",
+  spec: "docs/spec/directory.md §2 Descriptor, §12 Internal nodes",
+  description:
+    "The descriptor of an internal node with outbound links only: int true and an empty addrs (it accepts no links; nodes reach it over the links it opens). A decoder accepts an empty addrs only with int.",
+  input: inputs.descriptorOutbound,
+  identity: pub(inputs.descriptorOutbound.secretKey),
+  hex: hex(encodeDescriptorVector(inputs.descriptorOutbound)),
+});
+
 const vote = encodeVoteVector(inputs.vote);
 write("vote.json", {
   format: "vote",

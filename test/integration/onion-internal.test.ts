@@ -107,6 +107,20 @@ describe("circuits through an internal node over TLS", () => {
     ).toEqual(["responder"]);
   });
 
+  it("uses the link the internal node opened before any address the resolver knows (which leads nowhere here)", async () => {
+    let asked = 0;
+    const b = await startRelay(2);
+    // The resolver's address is a closed port: dialing it would fail the extend.
+    const a = await startRelay(1, () => {
+      asked++;
+      return [{ host: "127.2.0.1", port: 1 }];
+    });
+    await b.manager.getLink({ identity: a.identity.publicKey, host: a.address.host, port: a.address.port });
+    const c = await client([a.pathNode, asInternal(b.pathNode)]);
+    await roundTrip(c, [a.pathNode, asInternal(b.pathNode)]);
+    expect(asked).toBe(0);
+  });
+
   it("reaches it through the extending relay's resolver when no link is open", async () => {
     let asked = 0;
     const b = await startRelay(2);

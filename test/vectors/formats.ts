@@ -131,6 +131,8 @@ export interface DescriptorInput {
   version: string;
   publishedAt: number;
   family?: string;
+  /** An internal node (int: true); with no addresses, one with outbound links only. */
+  internal?: boolean;
 }
 export const encodeDescriptorVector = (d: DescriptorInput): Uint8Array => createDescriptor({ ...d, secretKey: unhex(d.secretKey), onionKey: unhex(d.onionKey) });
 
@@ -374,6 +376,18 @@ export const inputs = {
     version: "psp/0.1.0",
     publishedAt: T,
     family: "example-operator",
+  } satisfies DescriptorInput,
+  descriptorOutbound: {
+    secretKey: seed("relay/outbound"),
+    onionKey: onionKey("relay/outbound"),
+    addresses: [],
+    roles: 1,
+    bridge: false,
+    bandwidth: 1_000_000,
+    country: "ZZ",
+    version: "psp/0.1.0",
+    publishedAt: T,
+    internal: true,
   } satisfies DescriptorInput,
   vote: {
     secretKey: seed("discovery/0"),

@@ -80,6 +80,7 @@ describe("frozen vectors", () => {
       "sealed-run",
       "link-auth",
       "descriptor",
+      "descriptor-outbound",
       "vote",
       "consensus",
       "consensus-internal",
@@ -191,6 +192,14 @@ describe("frozen vectors", () => {
     expect(done.status).toBe("done");
     expect(hex(Buffer.concat(done.output))).toBe(v.initiator.authCell);
     expect(hr.receive(Buffer.concat(done.output), 1).status).toBe("done");
+  });
+
+  it("descriptor of an internal node with outbound links only (no address)", () => {
+    const v = load<{ input: DescriptorInput; identity: string; hex: string }>("descriptor-outbound.json");
+    const d = openDescriptor(unhex(v.hex));
+    expect(hex(d.identity)).toBe(v.identity);
+    expect(d).toMatchObject({ internal: true, addresses: [], encodedAddresses: [], bridge: false, publishedAt: v.input.publishedAt });
+    expect(hex(encodeDescriptorVector(v.input))).toBe(v.hex);
   });
 
   it("descriptor", () => {

@@ -15,6 +15,8 @@ import { bytesToHexFast, flagNames } from "./config.js";
 import type { VerifiedConsensus } from "./consensus.js";
 import type { DiscoveryService } from "./service.js";
 import type { ConsensusClient } from "./client.js";
+import type { InternalViewStats } from "./internal-refresh.js";
+import type { OutboundLinkStats } from "./outbound.js";
 
 /** The consensus as JSON: times in ms since the Unix epoch, keys in hex. */
 export function consensusToJson(consensus: VerifiedConsensus) {
@@ -68,7 +70,10 @@ export function discoveryStatus(service: DiscoveryService) {
  * Registers the directory metrics on `registry` (prefix psp_directory_).
  * Pass the service on a discovery node and the client on any node.
  */
-export function registerDirectoryMetrics(registry: Registry, sources: { service?: DiscoveryService; client?: ConsensusClient; now?: () => number }): void {
+export function registerDirectoryMetrics(
+  registry: Registry,
+  sources: { service?: DiscoveryService; client?: ConsensusClient; internalView?: InternalViewStats; outbound?: OutboundLinkStats; now?: () => number },
+): void {
   const { service, client } = sources;
   const now = sources.now ?? Date.now;
   const fromRecord = (counter: Counter<string>, label: string, record: Record<string, number>) => {
@@ -156,6 +161,74 @@ export function registerDirectoryMetrics(registry: Registry, sources: { service?
       this.set(held()?.entries.length ?? 0);
     },
   });
+  const view = sources.internalView;
+  if (view) {
+    new Counter({
+      name: "psp_directory_internal_view_fetches_total",
+      help: "Node-only view answers received (internal nodes' descriptors)",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(view.fetches);
+      },
+    });
+    new Counter({
+      name: "psp_directory_internal_view_fetch_failures_total",
+      help: "Node-only view fetches that failed or were refused, by reason",
+      labelNames: ["reason"],
+      registers: [registry],
+      collect() {
+        fromRecord(this, "reason", view.failures);
+      },
+    });
+    new Counter({
+      name: "psp_directory_internal_view_retries_total",
+      help: "Node-only view refresh rounds scheduled again (no answer, or internal nodes missing)",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(view.retries);
+      },
+    });
+    new Gauge({
+      name: "psp_directory_internal_view_stale",
+      help: "1 while no node-only view was fetched for the held consensus, else 0",
+      registers: [registry],
+      collect() {
+        this.set(view.stale ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "psp_directory_internal_view_missing_nodes",
+      help: "Internal nodes of the held consensus with no fresh descriptor in the node-only view",
+      registers: [registry],
+      collect() {
+        this.set(view.missing);
+      },
+    });
+  }
+  const outbound = sources.outbound;
+  if (outbound) {
+    new Gauge({
+      name: "psp_directory_outbound_links",
+      help: "Outbound-only internal node: links held to neighbours (state=held) and neighbours wanted (state=wanted)",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        this.set({ state: "held" }, outbound.linksHeld);
+        this.set({ state: "wanted" }, outbound.neighbours);
+      },
+    });
+    new Counter({
+      name: "psp_directory_outbound_link_events_total",
+      help: "Outbound-only internal node: dials, failed dials and dropped links to neighbours",
+      labelNames: ["event"],
+      registers: [registry],
+      collect() {
+        fromRecord(this, "event", { dial: outbound.dials, "dial-failure": outbound.dialFailures, dropped: outbound.linksDropped });
+      },
+    });
+  }
   if (client) {
     new Counter({
       name: "psp_directory_fetch_failures_total",

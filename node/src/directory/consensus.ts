@@ -179,6 +179,8 @@ export function computeConsensus(votes: readonly Vote[], options: ComputeConsens
     // Honest voters never set both; split votes could, and an internal node must never be an entry.
     const internal = (flags & NodeFlag.internal) !== 0;
     if (internal) flags &= ~NodeFlag.guard;
+    // Split votes could pick an outbound-only internal node's address-less descriptor for an entry not flagged internal: not listable.
+    if (!internal && chosen.addresses.length === 0) continue;
     const bandwidths = listing.map((e) => e.bandwidth).sort((a, b) => a - b);
     const entry: ConsensusEntry = {
       identity: chosen.identity,

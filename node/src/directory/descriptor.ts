@@ -5,7 +5,9 @@
  * Owns the descriptor layout, a signed document (wire/document.ts) of type
  * "descriptor" whose signer is the node's Ed25519 identity key and whose body
  * is the canonical CBOR map
- *   addrs   [bstr]   1..4 addresses (address.ts: 6-byte IPv4 or 18-byte IPv6 + port), distinct
+ *   addrs   [bstr]   1..4 addresses (address.ts: 6-byte IPv4 or 18-byte IPv6 + port), distinct;
+ *                    0..4 with int: an empty list is an outbound-only internal node, which
+ *                    accepts no links and is reached over the links it opens (§12)
  *   bridge  bool     true for a bridge (never listed in a consensus)
  *   bw      uint     advertised bandwidth, bytes/s, <= 2^40
  *   cc      tstr     ISO 3166-1 alpha-2 country code, upper case ("ZZ" = unknown)
@@ -127,7 +129,10 @@ function descriptorBody(fields: DescriptorFields): Record<string, unknown> {
 function checkFields(f: DescriptorFields): void {
   const fail = (message: string) => new DirectoryError("malformed", `descriptor: ${message}`);
   if (!(f.onionKey instanceof Uint8Array) || f.onionKey.length !== 32) throw fail("onionKey must be a 32-byte X25519 public key");
-  if (!Array.isArray(f.addresses) || f.addresses.length < 1 || f.addresses.length > MAX_ADDRESSES) throw fail(`give 1..${MAX_ADDRESSES} addresses`);
+  // No address at all only for an internal node with outbound links only (it accepts no links; docs/spec/directory.md §12).
+  const minAddresses = f.internal === true ? 0 : 1;
+  if (!Array.isArray(f.addresses) || f.addresses.length < minAddresses || f.addresses.length > MAX_ADDRESSES)
+    throw fail(`give ${minAddresses}..${MAX_ADDRESSES} addresses${minAddresses === 1 ? " (none only for an internal node)" : ""}`);
   if (!Number.isInteger(f.roles) || f.roles < 0 || (f.roles & ~ALL_CHAIN_ROLES) !== 0) throw fail(`roles must be a combination of the bits in ChainRole (0..${ALL_CHAIN_ROLES})`);
   if (typeof f.bridge !== "boolean") throw fail("bridge must be a boolean");
   if (!Number.isSafeInteger(f.bandwidth) || f.bandwidth < 0 || f.bandwidth > MAX_BANDWIDTH) throw fail(`bandwidth must be an integer in 0..2^40 bytes/s`);
@@ -159,7 +164,7 @@ function isRegistered(check: RegistrationCheck, identity: Uint8Array): boolean {
 export function openDescriptor(bytes: Uint8Array, maxBytes: number = DEFAULT_LIMITS.maxDescriptorBytes): Descriptor {
   const opened = fromWire("descriptor", () => openDocument(bytes, { type: DESCRIPTOR_TYPE, maxBytes, maxDepth: 3 }));
   const m = readMap(opened.body, "descriptor", ["addrs", "bridge", "bw", "cc", "okey", "pub", "roles", "ver"], ["fam", "int"]);
-  const encodedAddresses = readArray(m["addrs"], "descriptor addrs", MAX_ADDRESSES, 1).map((a) => {
+  const encodedAddresses = readArray(m["addrs"], "descriptor addrs", MAX_ADDRESSES, 0).map((a) => {
     if (!(a instanceof Uint8Array)) throw malformed("descriptor addresses must be byte strings");
     return a;
   });
@@ -190,6 +195,8 @@ export function openDescriptor(bytes: Uint8Array, maxBytes: number = DEFAULT_LIM
     if (descriptor.bridge) throw malformed("descriptor cannot be both a bridge and internal");
     descriptor.internal = true;
   }
+  // An empty addrs is an outbound-only internal node; a public node must say where it is reached.
+  if (addresses.length === 0 && descriptor.internal !== true) throw malformed("descriptor addrs is empty: only an internal node (int) may list no address");
   return descriptor;
 }
 

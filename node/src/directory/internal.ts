@@ -10,8 +10,10 @@
  * Owns: the serving rule (answerFetchInternal: who may have the view, and
  * which descriptors make it up), and InternalDirectory, a pure holder (input:
  * descriptor bytes, a verified consensus and the time) of the descriptors a
- * node accepted, which answers addressesOf(identity) and serves the view on
- * to other nodes. fetchInternalView is the one networked call.
+ * node accepted, which answers addressesOf(identity) (empty for an internal
+ * node with outbound links only: isOutboundOnly) and serves the view on to
+ * other nodes. fetchInternalView is the one networked call; keeping the view
+ * in step with the consensus is internal-refresh.ts.
  *
  * Trusts: the consensus it is given (already verified K of N) for which
  * identities are internal; each descriptor only after its signature by that
@@ -187,13 +189,33 @@ export class InternalDirectory implements InternalViewSource {
 
   /**
    * Where an internal node listens, from its verified descriptor (in its
-   * order of preference); undefined when this node holds none for it, or
+   * order of preference); empty for one with outbound links only (reached
+   * over its own links); undefined when this node holds none for it, or
    * (with `now`) only a stale one.
    */
   addressesOf(identity: Uint8Array, now?: number): NodeAddress[] | undefined {
     const d = this.descriptors.get(bytesToHexFast(identity));
     if (!d || (now !== undefined && d.publishedAt < now - this.maxAgeMs)) return undefined;
     return d.addresses.map((a) => ({ ...a }));
+  }
+
+  /**
+   * True for an internal node with outbound links only: its held, fresh
+   * descriptor lists no address, so it is reached only over a link it opened
+   * (never dialed). False when unknown or when it lists an address.
+   */
+  isOutboundOnly(identity: Uint8Array, now?: number): boolean {
+    return this.addressesOf(identity, now)?.length === 0;
+  }
+
+  /** Identities (hex) the held consensus flags internal for which no fresh descriptor is held at `now`. */
+  missing(now: number): string[] {
+    const c = this.consensus;
+    if (!c) return [];
+    return [...internalIdentities(c)].filter((key) => {
+      const d = this.descriptors.get(key);
+      return !d || d.publishedAt < now - this.maxAgeMs;
+    });
   }
 
   /** How many internal nodes' descriptors are held. */

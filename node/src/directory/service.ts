@@ -5,7 +5,8 @@
  * Owns: the "directory" RPC handler of a discovery node (descriptors in,
  * votes and signatures in, votes and the consensus out); reachability tests
  * (dial each node's first address through the connection manager, expecting
- * the identity of its descriptor; success = running, kept through failed
+ * the identity of its descriptor; a node with no address, an outbound-only
+ * internal node, passes while it holds a link to us; success = running, kept through failed
  * probes for a grace of one period, reachability.ts) shortly before each
  * vote and on a node's first descriptor; carrying out the state machine's
  * actions (push the vote and signature to every other discovery node, fetch
@@ -431,7 +432,13 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
 
   private async test(descriptor: Descriptor): Promise<boolean> {
     const encoded = descriptor.encodedAddresses[0];
-    if (!encoded) return false;
+    if (!encoded) {
+      // An internal node with outbound links only (no address, directory.md §12) cannot be dialed: it is running
+      // while it holds an authenticated link to this discovery node (findLink: only links whose peer proved it).
+      if (bytesToHexFast(descriptor.identity) === bytesToHexFast(this.node.publicKey)) return true;
+      this.stats.reachabilityProbes++;
+      return this.options.manager.findLink(descriptor.identity) !== undefined;
+    }
     const { host, port } = decodeAddress(encoded);
     const peer: PeerAddress = { identity: descriptor.identity, host, port };
     if (bytesToHexFast(peer.identity) === bytesToHexFast(this.node.publicKey)) return true; // ourselves: the others test us

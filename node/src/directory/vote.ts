@@ -7,7 +7,7 @@
  *   pub    uint    when the vote was made (ms)
  *   nodes  [entry] the nodes the voter accepts, sorted by id, ids distinct
  * and each entry the map
- *   addrs [bstr] (1..4), bw uint, cc tstr, d bstr(32) (descriptor digest),
+ *   addrs [bstr] (1..4; 0..4 when f has the internal bit), bw uint, cc tstr, d bstr(32) (descriptor digest),
  *   f uint (NodeFlag bits), fam tstr (optional), id bstr(32) (identity key),
  *   okey bstr(32), pub uint (descriptor publication time), ver tstr
  * with the same rules as the descriptor fields (descriptor.ts).
@@ -18,7 +18,7 @@
 import { sha256 } from "../crypto/kdf.js";
 import { openDocument, signDocument } from "../wire/document.js";
 import { decodeAddress } from "./address.js";
-import { ALL_NODE_FLAGS, DEFAULT_LIMITS, MAX_ADDRESSES, MAX_BANDWIDTH, bytesToHexFast } from "./config.js";
+import { ALL_NODE_FLAGS, DEFAULT_LIMITS, MAX_ADDRESSES, MAX_BANDWIDTH, NodeFlag, bytesToHexFast } from "./config.js";
 import { COUNTRY_PATTERN, FAMILY_PATTERN, VERSION_PATTERN } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
 import { bytesEqual, compareBytes } from "../base/bytes.js";
@@ -102,13 +102,15 @@ export function createVote(options: CreateVoteOptions): Uint8Array {
 function readEntry(value: unknown, i: number): VoteEntry {
   const what = `vote node #${i}`;
   const m = readMap(value, what, ["addrs", "bw", "cc", "d", "f", "id", "okey", "pub", "ver"], ["fam"]);
-  const addresses = readArray(m["addrs"], `${what} addrs`, MAX_ADDRESSES, 1).map((a) => {
+  const addresses = readArray(m["addrs"], `${what} addrs`, MAX_ADDRESSES, 0).map((a) => {
     if (!(a instanceof Uint8Array)) throw malformed(`${what} addresses must be byte strings`);
     decodeAddress(a);
     return a;
   });
   const flags = readUint(m["f"], `${what} flags`, 0xffffffff);
   if ((flags & ~ALL_NODE_FLAGS) !== 0) throw malformed(`${what} has undefined flag bits ${flags & ~ALL_NODE_FLAGS}`);
+  // Only an internal node may be voted for with no address (one with outbound links only, directory.md §12).
+  if (addresses.length === 0 && (flags & NodeFlag.internal) === 0) throw malformed(`${what} lists no address but is not internal`);
   const entry: VoteEntry = {
     identity: readBytes(m["id"], `${what} id`, 32),
     descriptorDigest: readBytes(m["d"], `${what} d`, 32),

@@ -318,6 +318,8 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
     registerDirectoryMetrics(registry, {
       ...(s.directory.service ? { service: s.directory.service } : {}),
       ...(s.directory.client ? { client: s.directory.client } : {}),
+      internalView: s.directory.internalViewStats,
+      ...(s.directory.outbound ? { outbound: s.directory.outbound.stats } : {}),
     });
   }
 }

@@ -200,6 +200,15 @@ export interface NodeDirectoryConfig {
    */
   internal?: boolean;
   /**
+   * An internal node with outbound links only (issue 20; from
+   * `internal: { outboundLinks: true | { minRetryMs?, maxRetryMs? } }`): it
+   * does not listen for links, publishes no address, and keeps authenticated
+   * links to every trusted discovery node and every listed public onion relay
+   * (redialled with backoff when they drop), over which it is reached
+   * (docs/spec/directory.md §12). Implies `internal`.
+   */
+  outboundLinks?: { minRetryMs?: number; maxRetryMs?: number };
+  /**
    * Discovery nodes without a `chain` section only (tests, offline networks):
    * the registered, staked nodes and their on-chain roles (identity hex ->
    * role names), the chain view votes are checked against. Ignored when the
@@ -433,6 +442,8 @@ export function parseNodeConfig(value: unknown): NodeConfig {
   if (value.dht !== undefined) config.dht = checkDht(value.dht);
   // A parsed config (directory.chain copied in) parses again to the same value: startNode re-parses what loadNodeConfig returned.
   if (value.directory !== undefined) config.directory = checkDirectory(value.directory, value.chain !== undefined);
+  if (config.directory?.outboundLinks && config.advertise)
+    throw bad("advertise", "a node with directory.internal.outboundLinks accepts no links and advertises no address; remove advertise");
   if (value.chain !== undefined) {
     config.chain = checkChain(value.chain);
     if (config.directory) config.directory.chain = config.chain;
@@ -595,9 +606,37 @@ function checkChain(v: unknown): NodeChainConfig {
   return out;
 }
 
+/** directory.internal as an object: { outboundLinks: true | { minRetryMs?, maxRetryMs? } }. */
+function checkOutboundLinks(v: Record<string, unknown>): { minRetryMs?: number; maxRetryMs?: number } {
+  for (const k of Object.keys(v)) {
+    if (k === "outboundLinks") continue;
+    if (k === "neighbours" || k === "neighbors")
+      throw bad(
+        `directory.internal.${k}`,
+        "a bounded neighbour set is not supported: clients would have to learn each such node's neighbours to pick the hop before it; " +
+          "an outbound-only node links to every listed public relay (use outboundLinks: true)",
+      );
+    throw bad(`directory.internal.${k}`, "unknown field; known: outboundLinks");
+  }
+  const o = v.outboundLinks;
+  if (o === true) return {};
+  if (o === undefined || o === false) throw bad("directory.internal.outboundLinks", "must be true or { minRetryMs?, maxRetryMs? } (use internal: true for a node that listens)");
+  if (!isObject(o)) throw bad("directory.internal.outboundLinks", "must be true or an object { minRetryMs?, maxRetryMs? }");
+  if ("neighbours" in o || "neighbors" in o)
+    throw bad(
+      "directory.internal.outboundLinks.neighbours",
+      "a bounded neighbour set is not supported: clients would have to learn each such node's neighbours to pick the hop before it; it links to every listed public relay",
+    );
+  const out = checkNumbers("directory.internal.outboundLinks", o, new Set(["minRetryMs", "maxRetryMs"]));
+  for (const [k, n] of Object.entries(out)) if (n < 10) throw bad(`directory.internal.outboundLinks.${k}`, "must be at least 10 (ms)");
+  if (out.minRetryMs !== undefined && out.maxRetryMs !== undefined && out.maxRetryMs < out.minRetryMs)
+    throw bad("directory.internal.outboundLinks.maxRetryMs", `must be at least minRetryMs (${out.minRetryMs})`);
+  return out;
+}
+
 function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   if (!isObject(v)) throw bad("directory", "must be an object");
-  const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "bridge", "internal", "registry", "retryMs"]);
+  const known = new Set(["discovery", "threshold", "schedule", "publishIntervalMs", "bandwidth", "country", "bridge", "internal", "outboundLinks", "registry", "retryMs"]);
   // directory.chain is the top-level chain section copied in (and replaced by it); never a field of its own.
   if (hasChain) known.add("chain");
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`directory.${k}`, `unknown field; known: ${[...known].join(", ")}`);
@@ -626,10 +665,18 @@ function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
     out.bridge = v.bridge;
   }
   if (v.internal !== undefined) {
-    if (typeof v.internal !== "boolean") throw bad("directory.internal", "must be true or false");
+    if (typeof v.internal !== "boolean" && !isObject(v.internal))
+      throw bad("directory.internal", "must be true, false, or { outboundLinks: true } for a node that accepts no inbound links");
     // A bridge is an unlisted entry; an internal node is never an entry.
-    if (v.internal && out.bridge) throw bad("directory.internal", "a node cannot be both a bridge and internal");
-    out.internal = v.internal;
+    if (v.internal !== false && out.bridge) throw bad("directory.internal", "a node cannot be both a bridge and internal");
+    out.internal = v.internal !== false;
+    if (isObject(v.internal)) out.outboundLinks = checkOutboundLinks(v.internal);
+  }
+  // The parsed form (internal: true plus outboundLinks), so a parsed config parses again to the same value.
+  if (v.outboundLinks !== undefined) {
+    if (isObject(v.internal)) throw bad("directory.outboundLinks", "give it once, as directory.internal.outboundLinks");
+    if (v.internal !== true) throw bad("directory.outboundLinks", "only for an internal node: use directory.internal: { outboundLinks: ... }");
+    out.outboundLinks = checkOutboundLinks({ outboundLinks: isObject(v.outboundLinks) && Object.keys(v.outboundLinks).length === 0 ? true : v.outboundLinks });
   }
   if (v.schedule !== undefined) {
     out.schedule = checkNumbers("directory.schedule", v.schedule, new Set(["periodMs", "voteDelayMs", "distDelayMs", "validPeriods"]));

@@ -24,8 +24,12 @@
  * Internal nodes (issue 20): every node keeps an InternalDirectory, the
  * verified descriptors of the nodes its consensus flags internal (where they
  * listen; clients never get them). A discovery node fills it from the
- * descriptors it holds, any other node fetches the node-only view from the
- * trusted discovery nodes on each new consensus, and serves it on to nodes.
+ * descriptors it holds, any other node fetches the node-only view on each
+ * new consensus (trusted discovery nodes first, then a few other listed
+ * nodes; retried with backoff: InternalViewRefresher), and serves it on to
+ * nodes. Links opened by an outbound-only internal node are held here so
+ * they never idle-close; such a node itself (directory.internal.outboundLinks)
+ * publishes no address and keeps links to its neighbours (outbound.ts).
  *
  * Owns only the composition and the mapping of config to the directory
  * layer's options; every acceptance rule stays in node/src/directory.
@@ -42,7 +46,12 @@ import { decodeAddress } from "../directory/address.js";
 import { createDescriptor, openDescriptor } from "../directory/descriptor.js";
 import type { DescriptorFields } from "../directory/descriptor.js";
 import { DirectoryError } from "../directory/errors.js";
-import { InternalDirectory, fetchInternalView, internalIdentities } from "../directory/internal.js";
+import { InternalDirectory, fetchInternalView } from "../directory/internal.js";
+import { InternalViewRefresher } from "../directory/internal-refresh.js";
+import type { InternalViewConsensus } from "../directory/internal.js";
+import type { InternalViewStats } from "../directory/internal-refresh.js";
+import { holdLinksFrom, outboundNeighbours, startOutboundLinks } from "../directory/outbound.js";
+import type { OutboundLinks } from "../directory/outbound.js";
 import type { NodeAddress } from "../directory/address.js";
 import { decodeDirectoryRequest } from "../directory/messages.js";
 import { consensusToPathNodes } from "../directory/path-nodes.js";
@@ -98,8 +107,12 @@ export interface NodeDirectory {
   onConsensus(listener: (consensus: VerifiedConsensus) => void): void;
   /** Internal nodes' verified descriptors for the held consensus (the node-only view this node holds and serves). */
   readonly internal: InternalDirectory;
-  /** Where an internal node listens (from its verified descriptor), or undefined when unknown or not internal. */
+  /** Where an internal node listens (from its verified descriptor), or undefined when unknown or not internal; empty for one with outbound links only. */
   internalAddresses(identity: Uint8Array): NodeAddress[] | undefined;
+  /** The node-only view refresh: fetches, failures by kind, retries, staleness. */
+  readonly internalViewStats: InternalViewStats;
+  /** An internal node with outbound links only (directory.internal.outboundLinks): the links it keeps to its neighbours. */
+  readonly outbound: OutboundLinks | undefined;
   /** The trusted set and the chain connection. */
   chainStatus(): DirectoryChainStatus;
   /**
@@ -177,13 +190,16 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
   }
   const listeners: ((c: VerifiedConsensus) => void)[] = [];
   const internal = new InternalDirectory();
+  const outboundOnly = config.outboundLinks !== undefined;
   const emit = (c: VerifiedConsensus): void => {
     refreshInternal(c).catch((err: unknown) => logFailure(log, err, "refresh the internal nodes' view", "warn"));
+    outbound?.check();
     for (const l of listeners) l(c);
   };
   const descriptor = (): Omit<DescriptorFields, "publishedAt"> => ({
     onionKey: options.onionPublicKey,
-    addresses: [{ host: options.advertised.host, port: options.advertised.port }],
+    // An internal node with outbound links only accepts no links: it names no address (directory.md §12).
+    addresses: outboundOnly ? [] : [{ host: options.advertised.host, port: options.advertised.port }],
     roles: roleBits(options.roles),
     bridge: config.bridge ?? false,
     bandwidth: config.bandwidth ?? 1_000_000,
@@ -194,6 +210,9 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
   const isDiscovery = options.roles.includes("discovery");
   if (isDiscovery && !configuredPeers.some((p) => hex(p.identity) === ownHex)) {
     throw new NodeError("bad-config", "config directory.discovery: a node with the discovery role must list itself in the discovery set");
+  }
+  if (isDiscovery && outboundOnly) {
+    throw new NodeError("bad-config", "config directory.internal.outboundLinks: a discovery node must accept links (nodes publish to it and fetch from it)");
   }
 
   // ------------------------------------------------ the chain's view of roles
@@ -340,37 +359,46 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     return gen;
   };
   /**
-   * Brings the internal nodes' view up to `c`: from our own held descriptors
-   * on a discovery node, else fetched from the trusted discovery nodes (the
-   * first that answers). A failure is logged; the next consensus tries again.
+   * The internal nodes' view follows the held consensus: on a discovery node
+   * from its own held descriptors, else fetched from the trusted discovery
+   * nodes, then (if they fail) from up to VIEW_FALLBACK_SOURCES other listed
+   * public nodes, which serve the view they verified; a round without an
+   * answer or with nodes missing is retried with backoff (internal.ts).
    */
+  const VIEW_FALLBACK_SOURCES = 3;
+  const viewSources = (c: InternalViewConsensus): PeerAddress[] => {
+    const first = gen ? peersOf(gen.trust).filter((p) => hex(p.identity) !== ownHex) : [];
+    const seen = new Set([ownHex, ...first.map((p) => hex(p.identity))]);
+    const others: PeerAddress[] = [];
+    for (const e of c.entries) {
+      const encoded = e.encodedAddresses[0];
+      if (!encoded || (e.flags & NodeFlag.running) === 0 || seen.has(bytesToHexFast(e.identity))) continue;
+      others.push({ identity: e.identity, ...decodeAddress(encoded) });
+    }
+    // A random few, so one withholding node is not asked by everyone.
+    for (let i = others.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [others[i], others[j]] = [others[j] as PeerAddress, others[i] as PeerAddress];
+    }
+    return [...first, ...others.slice(0, VIEW_FALLBACK_SOURCES)];
+  };
+  const refresher = new InternalViewRefresher({
+    internal,
+    fetch: (peer) => fetchInternalView(options.rpc, peer),
+    sources: viewSources,
+    local: () => gen?.service?.internalView(Date.now()),
+    minRetryMs: config.retryMs ?? 5_000,
+    logger: log,
+  });
+  // Links that outbound-only internal nodes opened to this node are its only way to them: held, never idle-closed.
+  const inboundHolds = holdLinksFrom(options.manager, (peer) => internal.isOutboundOnly(peer, Date.now()));
   const refreshInternal = async (c: VerifiedConsensus): Promise<void> => {
     // A consensus loaded from the file arrives while the first generation is still being made: let it finish.
     await Promise.resolve();
-    const now = Date.now();
-    if (internalIdentities(c).size === 0) {
-      internal.setConsensus(c);
-      return;
-    }
-    const service = gen?.service;
-    if (service) {
-      internal.offer(c, service.internalView(now)?.descriptors ?? [], now);
-      return;
-    }
-    const errors: string[] = [];
-    for (const peer of gen ? peersOf(gen.trust).filter((p) => hex(p.identity) !== ownHex) : []) {
-      try {
-        const view = await fetchInternalView(options.rpc, peer);
-        const result = internal.offer(c, view.descriptors, Date.now());
-        if (Object.keys(result.rejected).length > 0) log.debug({ rejected: result.rejected }, "internal view: some descriptors refused");
-        return;
-      } catch (err) {
-        errors.push(err instanceof Error ? err.message : String(err));
-      }
-    }
-    internal.setConsensus(c);
-    logRepeating(new DirectoryError("unavailable", `no discovery node gave the internal nodes' view: ${errors.join("; ") || "none known"}`), "fetch the internal nodes' view", "warn");
+    await refresher.update(c);
+    inboundHolds.check();
   };
+  let outbound: OutboundLinks | undefined;
   const stopGeneration = (gen: Generation): void => {
     gen.client?.stop();
     gen.service?.stop();
@@ -469,6 +497,16 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     discovery: () => peersOf(live().trust).filter((p) => hex(p.identity) !== ownHex),
     intervalMs: publishIntervalMs,
   });
+  if (config.outboundLinks) {
+    // Reached only over links it opens: to every trusted discovery node (which then counts it running) and every listed public relay.
+    outbound = startOutboundLinks({
+      manager: options.manager,
+      self: identity.publicKey,
+      neighbours: () => outboundNeighbours(held(), peersOf(live().trust), identity.publicKey),
+      options: config.outboundLinks,
+      logger: log,
+    });
+  }
   const submitOwn = async (): Promise<void> => {
     if (!live().service) return;
     if (roleView) await roleView.resolve(identity.publicKey);
@@ -502,6 +540,10 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     publisher,
     current: held,
     internal,
+    internalViewStats: refresher.stats,
+    get outbound() {
+      return outbound;
+    },
     internalAddresses: (id) => internal.addressesOf(id, Date.now()),
     onConsensus(listener) {
       listeners.push(listener);
@@ -514,6 +556,9 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       if (selfTimer) clearInterval(selfTimer);
       if (refreshTimer) clearInterval(refreshTimer);
       stopGeneration(live());
+      refresher.stop();
+      inboundHolds.stop();
+      outbound?.stop();
       chain?.close();
     },
   };

@@ -177,11 +177,13 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     return listedFor === undefined || flags.has(hex(peer));
   };
   let manager: ConnectionManager;
+  // An internal node with outbound links only (issue 20) accepts no links at all: it opens no listener.
+  const outboundOnly = config.directory?.outboundLinks !== undefined;
   try {
     manager = await createConnectionManager({
       identity,
       isKnownNode,
-      listen: config.listen,
+      ...(outboundOnly ? {} : { listen: config.listen }),
       ...withLogger,
       ...(config.link ? { link: config.link } : {}),
       ...(config.maxLinks === undefined ? {} : { maxLinks: config.maxLinks }),
@@ -192,8 +194,9 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     stopCounting();
     throw new NodeError("start-failed", `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`, { cause: err });
   }
-  const bound = manager.address() as { host: string; port: number };
-  const advertised = config.advertise ?? { host: config.listen.host, port: bound.port };
+  const bound = manager.address();
+  // Port 0: not listening (outbound links only); the descriptor then names no address.
+  const advertised = config.advertise ?? { host: config.listen.host, port: bound?.port ?? 0 };
 
   // Set once the relay exists; closures made before then (flush, cleanup) read it late.
   const late: { driver?: OnionDriver } = {};
@@ -359,9 +362,10 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   const pathNode: PathNode = {
     identity: identity.publicKey,
     onionKey: onionKey.publicKey,
-    host: advertised.host,
+    // An outbound-only internal node has no address: as clients see it in the consensus, never a first hop.
+    host: outboundOnly ? "" : advertised.host,
     port: advertised.port,
-    flags: ["running"],
+    flags: outboundOnly ? ["running", "internal"] : ["running"],
   };
   let closing: Promise<void> | undefined;
   log.debug({ ...info }, "node started");

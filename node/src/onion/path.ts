@@ -10,8 +10,12 @@
  * Internal nodes (flag "internal", or no host: clients never learn their
  * addresses) are never the first hop, since the client would have to dial
  * them; they may be middle and last hops, which the previous relay reaches by
- * identity (docs/spec/onion.md §2). A node without a host has no network for
- * the "one hop per network" rule: it conflicts only by identity and family.
+ * identity (docs/spec/onion.md §2). The hop right before an internal node is
+ * always a public one: an internal node with outbound links only accepts no
+ * links and keeps one to every listed public relay, so only a public relay
+ * is sure to reach it (clients cannot tell the two kinds of internal node
+ * apart, docs/spec/directory.md §12). A node without a host has no network
+ * for the "one hop per network" rule: it conflicts only by identity and family.
  *
  * Trusts: the node list (the directory layer has verified it). Validates only
  * what it needs to choose safely.
@@ -178,13 +182,17 @@ export function selectPath(nodes: readonly PathNode[], options: SelectPathOption
     if (!last) break;
     chosen.push(last);
     let ok = true;
-    // Entry next (it has the strictest requirement), then middles.
+    // Entry next (it has the strictest requirement), then middles. Hop i's previous hop is chosen[i] (the entry is chosen[1]).
     for (let i = 0; i < length - 1 && ok; i++) {
       const isEntry = i === 0;
+      const previous = isEntry ? undefined : chosen[i];
+      // Public: the entry (clients dial it), and any hop right before an internal one (only public relays surely reach it).
+      const mustBePublic = isEntry || (previous !== undefined && isInternalNode(previous)) || (i === length - 2 && isInternalNode(last));
       const candidates = isEntry && entryNodes
         ? entryNodes.filter((n) => !excluded.has(keyHex(n.identity)) && !isInternalNode(n) && chosen.every((c) => !conflicts(c, n)))
         : eligible.filter(
-            (n) => (!isEntry || (!isInternalNode(n) && entryFlags.every((f) => n.flags.includes(f)))) && chosen.every((c) => !conflicts(c, n)),
+            (n) =>
+              (!mustBePublic || !isInternalNode(n)) && (!isEntry || entryFlags.every((f) => n.flags.includes(f))) && chosen.every((c) => !conflicts(c, n)),
           );
       const pick = pickWeighted(candidates, random);
       if (pick) chosen.push(pick);
@@ -199,7 +207,7 @@ export function selectPath(nodes: readonly PathNode[], options: SelectPathOption
   }
   throw new CircuitError(
     "no-path",
-    `no ${length}-hop path: need ${length} running nodes in distinct /16 networks and families, the first one not internal; ` +
+    `no ${length}-hop path: need ${length} running nodes in distinct /16 networks and families, the first one and each one before an internal one not internal; ` +
       `${eligible.length} eligible of ${nodes.length} (${eligible.filter(isInternalNode).length} internal); fetch a fresh node list or lower the path length`,
   );
 }

@@ -26,6 +26,8 @@ const trustedKeys = sim.trust().keys;
 const discoverySet = new Set(trustedKeys.map(bytesToHexFast));
 const relay = sim.relays[0]!;
 const descriptor = createDescriptor({ ...relay.fields, publishedAt: START, secretKey: relay.secretKey });
+// An internal node with outbound links only: int true and no address at all.
+const outboundDescriptor = createDescriptor({ ...relay.fields, addresses: [], internal: true, bridge: false, publishedAt: START, secretKey: relay.secretKey });
 const vote = sim.discovery[0]!.node.votesFor(START + 10_000)[0]!;
 const consensus = sim.latestConsensus()!;
 const signature = encodeConsensusSignature({ validAfter: START, digest: new Uint8Array(32), signer: trustedKeys[0]!, sig: new Uint8Array(64) });
@@ -40,6 +42,7 @@ const parsers: Array<[string, (b: Uint8Array) => unknown, Uint8Array]> = [
   ["consensus-sig", decodeConsensusSignature, signature],
   ["fetch-internal request", decodeDirectoryRequest, encodeDirectoryRequest({ type: "fetch-internal" })],
   ["internal view answer", (b) => decodeDirectoryResponse(b), internalAnswer],
+  ["outbound-only descriptor", (b) => verifyDescriptor(b, { now: START, isRegisteredAndStaked: () => true }), outboundDescriptor],
 ];
 
 /** Runs the parser; only a DirectoryError may come out. */
@@ -88,6 +91,7 @@ describe("directory documents under fuzzing", () => {
   const discoverySecrets = sim.discovery.map((d) => d.secretKey);
   const signedParsers: Array<[string, (body: Uint8Array) => Uint8Array, (b: Uint8Array) => unknown, Uint8Array]> = [
     ["descriptor", signAs("descriptor", relay.secretKey), parsers[0]![1], bodyOf(descriptor)],
+    ["outbound-only descriptor", signAs("descriptor", relay.secretKey), parsers[0]![1], bodyOf(outboundDescriptor)],
     ["vote", signAs("vote", discoverySecrets[0]!), parsers[1]![1], bodyOf(vote)],
     ["consensus", (body) => assembleConsensus(body, discoverySecrets.map((s) => signConsensus(body, s))), parsers[2]![1], bodyOf(consensus)],
   ];

@@ -270,17 +270,21 @@ describe("path selection", () => {
       );
     });
 
-    it("uses internal nodes as middle and as last hops, and as a fixed last hop", () => {
+    it("uses internal nodes as middle and as last hops, always after a public hop, and as a fixed last hop", () => {
       const nodes = [node(1, "10.1.0.1"), internal(2), internal(3)];
       const random = rng(3);
       const positions = new Set<number>();
+      const withTwoPublic = [...nodes, node(4, "10.4.0.1")];
       for (let i = 0; i < 200; i++) {
-        const path = selectPath(nodes, { random });
-        // Two internal nodes do not conflict: no host means no shared network.
-        expect(path.map((n) => n.identity[0])[0]).toBe(1);
+        const path = selectPath(withTwoPublic, { random });
+        expect(path[0]?.host).not.toBe("");
+        // Never two internal nodes in a row (an outbound-only one is reached only from public relays, directory.md §12.1).
+        expect(path.some((n, at) => at > 0 && n.host === "" && path[at - 1]?.host === "")).toBe(false);
         path.forEach((n, at) => n.host === "" && positions.add(at));
       }
       expect([...positions].sort()).toEqual([1, 2]);
+      // One public node and two internal ones: a 3-hop path would put an internal node after an internal one.
+      expect(() => selectPath(nodes, { random })).toThrow(expect.objectContaining({ kind: "no-path" }));
       const last = internal(3);
       for (let i = 0; i < 20; i++) expect(selectPath(nodes, { random, length: 2, lastHop: last }).map((n) => n.identity[0])).toEqual([1, 3]);
     });
@@ -307,10 +311,12 @@ describe("path selection", () => {
       const bridge = node(9, "10.9.0.1", { flags: [] });
       const random = rng(8);
       for (let i = 0; i < 50; i++) {
-        const path = selectPath([internal(2), internal(3)], { random, entryNodes: [bridge] });
+        const path = selectPath([internal(2), internal(3)], { random, entryNodes: [bridge], length: 2 });
         expect(path[0]).toBe(bridge);
         expect(path.slice(1).every((n) => n.host === "")).toBe(true);
       }
+      // Three hops would put one internal node after the other: refused.
+      expect(() => selectPath([internal(2), internal(3)], { random, entryNodes: [bridge] })).toThrow(expect.objectContaining({ kind: "no-path" }));
     });
   });
 });
