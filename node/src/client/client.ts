@@ -28,6 +28,7 @@
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { circuitAuthorityTransport } from "../authority/circuit.js";
+import { createOracleClient, type OracleClient } from "../stream/oracle-client.js";
 import { hexOf } from "../base/hex.js";
 import { withTimeout } from "../base/timeout.js";
 import { defaultCertificateThreshold } from "../authority/certificate.js";
@@ -217,6 +218,8 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   readonly dht: PspDht;
   /** Presence points: announce to be found and introduced to. */
   readonly presence: PspPresence;
+  /** Stream-creation receipts (linkable or blind) and viewer session ids from oracles, through circuits (stream/oracle-client.ts). */
+  readonly oracle: OracleClient;
   private presenceClient: PresenceClient | undefined;
   private onionClient: OnionClientHandle | undefined;
   private dhtSession: { circuit: OnionCircuit; client: CircuitDhtClient } | undefined;
@@ -243,6 +246,12 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       withdraw: () => this.presenceClient?.withdraw(),
       status: () => this.presenceClient?.status() ?? [],
     };
+    this.oracle = createOracleClient({
+      consensus: () => this.consensus,
+      openStream: (service, lastHop) => this.openStream(service, { lastHop }),
+      certificate: async () => (await this.certificate()).bytes,
+      identitySecretKey: () => this.requireIdentity("oracle.receipt()").secretKey,
+    });
     this.ready = this.boot();
     // `ready` may be left unawaited: its failure also reaches "warning" listeners and the log, never an unhandled rejection.
     this.ready.catch((err: Error) => this.warn(err, "bootstrap"));
