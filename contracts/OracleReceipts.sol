@@ -14,6 +14,12 @@ import {OracleVoting} from "./OracleVoting.sol";
 /// revokes its own receipts at once; any other receipt needs a quorum of oracle
 /// nodes (OracleVoting, `revocationQuorumBps`), so one oracle cannot revoke
 /// another's receipts.
+/// Blind keys: a current oracle signer publishes the RSA public keys (DER SPKI) it signs
+/// RFC 9474 blind receipts with. A blind signature hides the message, so a key stands
+/// for one parameter class (bitrate cap, maximum duration, format flags) and one validity
+/// window; key id = keccak256(spki). The publishing oracle revokes its own keys. A blind
+/// receipt is valid while its key is registered, unrevoked, in its window and its oracle
+/// is still a current oracle (`isBlindKeyValid`).
 /// @dev Leaf = keccak256(bytes.concat(keccak256(abi.encode(receiptHash)))), the
 /// double-hashed OpenZeppelin StandardMerkleTree leaf; pairs are hashed sorted.
 contract OracleReceipts is OracleVoting {
@@ -25,6 +31,25 @@ contract OracleReceipts is OracleVoting {
         uint32 count;
     }
 
+    /// @notice An RSA blind-signature key an oracle published, with the parameter class it signs for.
+    struct BlindKey {
+        address oracle;
+        uint64 validFrom;
+        uint64 validUntil;
+        bool revoked;
+        uint32 bitrateKbps;
+        uint32 maxDurationSeconds;
+        uint32 formatFlags;
+        bytes spki;
+    }
+
+    /// @notice Shortest DER SPKI accepted (a 2048-bit RSA key is 294 bytes).
+    uint256 public constant MIN_BLIND_KEY_BYTES = 256;
+    /// @notice Longest DER SPKI accepted (a 4096-bit RSA key is 550 bytes).
+    uint256 public constant MAX_BLIND_KEY_BYTES = 600;
+    /// @notice Longest validity window of a blind key.
+    uint64 public constant MAX_BLIND_KEY_VALIDITY = 30 days;
+
     /// @notice Quorum of oracle nodes, in basis points of the oracle set, that revokes another oracle's receipt.
     uint16 public immutable revocationQuorumBps;
 
@@ -33,6 +58,7 @@ contract OracleReceipts is OracleVoting {
 
     mapping(uint256 batchId => Batch) private _batches;
     mapping(uint256 batchId => mapping(bytes32 receiptHash => bool)) private _revoked;
+    mapping(bytes32 keyId => BlindKey) private _blindKeys;
 
     /// @notice An oracle committed a batch of `count` receipts under `root`.
     event BatchCommitted(uint256 indexed batchId, address indexed oracle, bytes32 root, uint32 count);
@@ -40,6 +66,19 @@ contract OracleReceipts is OracleVoting {
     event ReceiptRevoked(uint256 indexed batchId, bytes32 indexed receiptHash, address indexed oracle);
     /// @notice Oracle node `nodeKey` voted to revoke a receipt of another oracle's batch.
     event RevocationVoted(uint256 indexed batchId, bytes32 indexed receiptHash, bytes32 indexed nodeKey, uint256 votes);
+
+    /// @notice Oracle `oracle` published blind key `keyId` for the given parameter class and window.
+    event BlindKeyRegistered(
+        bytes32 indexed keyId,
+        address indexed oracle,
+        uint32 bitrateKbps,
+        uint32 maxDurationSeconds,
+        uint32 formatFlags,
+        uint64 validFrom,
+        uint64 validUntil
+    );
+    /// @notice The publishing oracle revoked blind key `keyId`.
+    event BlindKeyRevoked(bytes32 indexed keyId, address indexed oracle);
 
     /// @notice No batch with this id has been committed.
     error UnknownBatch(uint256 batchId);
@@ -51,6 +90,19 @@ contract OracleReceipts is OracleVoting {
     error InvalidProof(uint256 batchId, bytes32 receiptHash);
     /// @notice The receipt is already revoked.
     error AlreadyRevoked(uint256 batchId, bytes32 receiptHash);
+
+    /// @notice A blind key with this id is already registered.
+    error BlindKeyExists(bytes32 keyId);
+    /// @notice No blind key with this id is registered.
+    error UnknownBlindKey(bytes32 keyId);
+    /// @notice The SPKI length is outside MIN_BLIND_KEY_BYTES..MAX_BLIND_KEY_BYTES.
+    error InvalidBlindKeyLength(uint256 length);
+    /// @notice validUntil must be after validFrom, in the future, and at most MAX_BLIND_KEY_VALIDITY later.
+    error InvalidBlindKeyWindow(uint64 validFrom, uint64 validUntil);
+    /// @notice Only the oracle that published a blind key revokes it.
+    error NotBlindKeyOwner(bytes32 keyId, address caller);
+    /// @notice The blind key is already revoked.
+    error BlindKeyAlreadyRevoked(bytes32 keyId);
 
     /// @param registry_ The NodeRegistry (or any INodeRegistry) defining the oracle set.
     /// @param revocationQuorumBps_ Revocation quorum (1..10000), e.g. 6667.
@@ -118,6 +170,61 @@ contract OracleReceipts is OracleVoting {
     function getBatch(uint256 batchId) external view returns (Batch memory batch) {
         batch = _batches[batchId];
         if (batch.root == bytes32(0)) revert UnknownBatch(batchId);
+    }
+
+    /// @notice Publishes an RSA blind-signature key (DER SPKI) for one parameter class and
+    /// window. Current oracles only. @return keyId keccak256(spki).
+    function registerBlindKey(
+        bytes calldata spki,
+        uint32 bitrateKbps,
+        uint32 maxDurationSeconds,
+        uint32 formatFlags,
+        uint64 validFrom,
+        uint64 validUntil
+    ) external returns (bytes32 keyId) {
+        if (!registry.isOracleSigner(msg.sender)) revert NotOracle(msg.sender);
+        if (spki.length < MIN_BLIND_KEY_BYTES || spki.length > MAX_BLIND_KEY_BYTES) revert InvalidBlindKeyLength(spki.length);
+        if (validUntil <= validFrom || validUntil <= block.timestamp || validUntil - validFrom > MAX_BLIND_KEY_VALIDITY) {
+            revert InvalidBlindKeyWindow(validFrom, validUntil);
+        }
+        keyId = keccak256(spki);
+        if (_blindKeys[keyId].oracle != address(0)) revert BlindKeyExists(keyId);
+        _blindKeys[keyId] = BlindKey({
+            oracle: msg.sender,
+            validFrom: validFrom,
+            validUntil: validUntil,
+            revoked: false,
+            bitrateKbps: bitrateKbps,
+            maxDurationSeconds: maxDurationSeconds,
+            formatFlags: formatFlags,
+            spki: spki
+        });
+        emit BlindKeyRegistered(keyId, msg.sender, bitrateKbps, maxDurationSeconds, formatFlags, validFrom, validUntil);
+    }
+
+    /// @notice Revokes a blind key: every receipt under it stops being valid. Its publisher only.
+    function revokeBlindKey(bytes32 keyId) external {
+        BlindKey storage key = _blindKeys[keyId];
+        if (key.oracle == address(0)) revert UnknownBlindKey(keyId);
+        if (key.oracle != msg.sender) revert NotBlindKeyOwner(keyId, msg.sender);
+        if (key.revoked) revert BlindKeyAlreadyRevoked(keyId);
+        key.revoked = true;
+        emit BlindKeyRevoked(keyId, msg.sender);
+    }
+
+    /// @notice The blind key record; reverts UnknownBlindKey when absent. View.
+    function getBlindKey(bytes32 keyId) external view returns (BlindKey memory key) {
+        key = _blindKeys[keyId];
+        if (key.oracle == address(0)) revert UnknownBlindKey(keyId);
+    }
+
+    /// @notice True when the key is registered, unrevoked, `time` is in its window and its
+    /// oracle is still a current oracle. View.
+    function isBlindKeyValid(bytes32 keyId, uint64 time) external view returns (bool) {
+        BlindKey storage key = _blindKeys[keyId];
+        if (key.oracle == address(0) || key.revoked) return false;
+        if (time < key.validFrom || time >= key.validUntil) return false;
+        return registry.isOracleSigner(key.oracle);
     }
 
     /// @notice The Merkle leaf of a receipt hash. Pure.

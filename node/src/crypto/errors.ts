@@ -52,7 +52,13 @@ export type CryptoErrorKind =
   /** A proof-of-work solution names a different seed than the one the service published. */
   | "pow-seed-mismatch"
   /** A proof-of-work solution's blake2b check fails for the effort it claims. */
-  | "pow-effort-failed";
+  | "pow-effort-failed"
+  /** An RSA key is unusable for RFC 9474 blind signatures (not RSA, too small or too large, even modulus). */
+  | "blind-rsa-bad-key"
+  /** A blinded message or blind signature is of the wrong length or not below the modulus, or the message cannot be blinded. */
+  | "blind-rsa-bad-input"
+  /** An RFC 9474 signature (blind or final) does not verify under the public key. */
+  | "blind-rsa-invalid-signature";
 
 /**
  * Lengths, lengths of outputs and time periods are the caller's to get right
@@ -83,6 +89,9 @@ const CRYPTO_CATEGORIES = {
   "equix-final-sum": "peer",
   "pow-seed-mismatch": "peer",
   "pow-effort-failed": "peer",
+  "blind-rsa-bad-key": "bug",
+  "blind-rsa-bad-input": "peer",
+  "blind-rsa-invalid-signature": "peer",
 } as const satisfies KindCategories<CryptoErrorKind>;
 
 export class CryptoError extends layerError<CryptoErrorKind>("crypto", CRYPTO_CATEGORIES) {}

@@ -1,0 +1,54 @@
+/**
+ * Fuzz properties of the stream-creation receipt and session id decoders
+ * (node/src/stream/receipt.ts, session.ts): fed random bytes or mutations of a
+ * valid encoding, each decoder either decodes or throws StreamError
+ * "malformed" or "forged", never another error; what decodes carries the
+ * exact bytes it was given. Run briefly by test/unit/stream-receipt-fuzz.test.ts.
+ */
+import fc from "fast-check";
+import { createHash } from "node:crypto";
+import { StreamError } from "../../node/src/stream/errors.js";
+import { decodeBlindReceipt, decodeReceipt, encodeBlindReceipt, inclusionFromCbor, signReceipt } from "../../node/src/stream/receipt.js";
+import { decodeSessionId, signSessionId } from "../../node/src/stream/session.js";
+import { decodeCanonical } from "../../node/src/wire/canonical.js";
+import { bytesOr, check, target, typedOnly, type FuzzTarget } from "./common.js";
+
+const seed = new Uint8Array(createHash("sha256").update("psp-fuzz-oracle").digest());
+const receipt = signReceipt({
+  params: { bitrateKbps: 2000, maxDurationSeconds: 3600, formatFlags: 5 },
+  issuedAt: 1000,
+  expiresAt: 4600,
+  secretKey: seed,
+}).bytes;
+const session = signSessionId({ issuedAt: 1000, expiresAt: 4600, secretKey: seed }).bytes;
+const blind = encodeBlindReceipt({
+  keyId: `0x${"11".repeat(32)}`,
+  token: new Uint8Array(32).fill(2),
+  prefix: new Uint8Array(32).fill(3),
+  signature: new Uint8Array(256).fill(4),
+});
+
+function typedKind(fn: () => { bytes?: Uint8Array }, input: Uint8Array): void {
+  const kind = typedOnly([StreamError], () => {
+    const out = fn();
+    if (out.bytes !== undefined) check(Buffer.compare(out.bytes, input) === 0, "decoded value does not keep its bytes");
+  });
+  check(kind === undefined || kind === "malformed" || kind === "forged", `unexpected kind ${kind}`);
+}
+
+export const streamTargets: FuzzTarget[] = [
+  target("stream receipt decoder", () => fc.property(bytesOr(receipt, 600), (b) => typedKind(() => decodeReceipt(b), b))),
+  target("blind receipt decoder", () => fc.property(bytesOr(blind, 800), (b) => typedKind(() => decodeBlindReceipt(b), b))),
+  target("session id decoder", () => fc.property(bytesOr(session, 400), (b) => typedKind(() => decodeSessionId(b), b))),
+  target("inclusion proof decoder", () =>
+    fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
+      let value;
+      try {
+        value = decodeCanonical(b, { maxBytes: 2048 });
+      } catch {
+        return;
+      }
+      typedKind(() => (inclusionFromCbor(value), {}), b);
+    }),
+  ),
+];
