@@ -15,6 +15,9 @@
 import Database from "better-sqlite3";
 import type { Database as SqliteDatabase, Statement } from "better-sqlite3";
 import { StreamMediaError } from "./media-errors.js";
+import { receiptReplayKey, verifyReceiptAgainstChain } from "./receipt.js";
+import type { ReceiptChainView } from "./receipt.js";
+import { verifySessionId } from "./session.js";
 
 /** The parameters a receipt allows (the creation request must stay within them). */
 export interface ReceiptParams {
@@ -80,4 +83,46 @@ export class ReceiptReplayStore {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+export interface OracleAdmissionOptions {
+  /** The chain as a landing node sees it: oracle set, commitments, revocations, blind keys (receipt.ts). */
+  view: ReceiptChainView;
+  /** Node identity keys of the current oracles, held in memory (session ids are checked on every ATTACH, synchronously). */
+  sessionOracleKeys: () => Iterable<Uint8Array>;
+  graceSeconds?: number;
+  skewSeconds?: number;
+}
+
+/**
+ * The StreamAdmission of a node: receipts through verifyReceiptAgainstChain
+ * (signature by a current oracle or under a registered blind key, validity,
+ * commitment or grace period, revocation), session ids through
+ * verifySessionId. Errors are the oracle side's StreamError kinds.
+ */
+export function oracleAdmission(options: OracleAdmissionOptions): StreamAdmission {
+  return {
+    async checkReceipt(bytes, now) {
+      const seconds = Math.floor(now / 1000);
+      const verified = await verifyReceiptAgainstChain(bytes, {
+        view: options.view,
+        now: seconds,
+        ...(options.graceSeconds === undefined ? {} : { graceSeconds: options.graceSeconds }),
+        ...(options.skewSeconds === undefined ? {} : { skewSeconds: options.skewSeconds }),
+      });
+      const expiresAt = (verified.kind === "linkable" ? verified.receipt.expiresAt : verified.receipt.validUntil) * 1000;
+      return {
+        receiptId: new TextEncoder().encode(receiptReplayKey(verified.receipt)),
+        params: { maxKbps: verified.params.bitrateKbps, maxDurationS: verified.params.maxDurationSeconds, expiresAt, formatFlags: verified.params.formatFlags },
+      };
+    },
+    checkSession(bytes, now) {
+      const session = verifySessionId(bytes, {
+        oracleKeys: options.sessionOracleKeys(),
+        now: Math.floor(now / 1000),
+        ...(options.skewSeconds === undefined ? {} : { skewSeconds: options.skewSeconds }),
+      });
+      return { sessionId: session.sid, expiresAt: session.expiresAt * 1000 };
+    },
+  };
 }

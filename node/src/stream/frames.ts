@@ -290,7 +290,8 @@ export class FrameReader {
 
   push(bytes: Uint8Array): StreamFrame[] {
     if (this.failed) throw this.failed;
-    this.buffered.push(bytes);
+    // A plain view (not a Buffer), so decoded fields are plain Uint8Arrays too.
+    this.buffered.push(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     this.bufferedBytes += bytes.length;
     const out: StreamFrame[] = [];
     let data = this.buffered.length === 1 ? (this.buffered[0] as Uint8Array) : concatBytes(...this.buffered);
