@@ -394,6 +394,9 @@ export class StreamHost {
     }
     link.send({ type: "accept", streamId: stream.id });
     this.addSink(stream, link, "viewer");
+    // A distribution node tells its feeder at once, so the next viewer goes to the least loaded point.
+    this.reportLoad(stream);
+    link.once("close", () => this.reportLoad(stream));
     // A viewer sends nothing after ATTACH; anything else is a protocol error.
     link.on("frame", (f) => this.refuse(link, new StreamMediaError("malformed", `a viewer does not send ${f.type} frames`), "viewer frame"));
   }
