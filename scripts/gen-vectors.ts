@@ -33,6 +33,7 @@ import {
   introductionSubcredential,
   unhex,
 } from "../test/vectors/formats.js";
+import { streamMediaVector } from "../test/vectors/stream-media-formats.js";
 import { projectRoot } from "./lib/artifacts.js";
 
 const dir = join(projectRoot, "test", "vectors");
@@ -181,3 +182,5 @@ write("presence-introduction.json", {
   mac: hex(introduction.request.mac),
   hex: hex(introduction.bytes),
 });
+
+write("stream-media.json", streamMediaVector());

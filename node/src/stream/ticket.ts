@@ -62,6 +62,8 @@ export function decodeTicket(text: string): StreamTicket {
   const body = trimmed.slice(TICKET_PREFIX.length);
   if (!/^[A-Za-z0-9_-]+$/.test(body)) throw bad("the ticket holds characters outside base64url: it was mistyped");
   const bytes = new Uint8Array(Buffer.from(body, "base64url"));
+  // One text per ticket: trailing bits a decoder would ignore mean it was mistyped.
+  if (Buffer.from(bytes).toString("base64url") !== body) throw bad("the ticket's last characters are not a valid ending: it was mistyped or cut");
   if (bytes.length < FIXED_LEN + CHECK_LEN) throw bad("the ticket is too short: it was cut");
   const payload = bytes.subarray(0, bytes.length - CHECK_LEN);
   if (!constantTimeEqual(check(payload), bytes.subarray(bytes.length - CHECK_LEN))) throw bad("the ticket's checksum does not match: it was mistyped or cut");
