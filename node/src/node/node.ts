@@ -19,6 +19,7 @@
  * Trusts: its config (validated by config.ts) and the layers it composes.
  */
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { startControlApi } from "../api/server.js";
 import type { ControlApi } from "../api/server.js";
 import { generateEd25519KeyPair } from "../crypto/ed25519.js";
@@ -48,6 +49,10 @@ import { OnionDriver } from "../onion/runtime.js";
 import { createDiscardService, createEchoService } from "../onion/services.js";
 import type { ServiceCounters } from "../onion/services.js";
 import type { PathNode } from "../onion/path.js";
+import { ReceiptReplayStore } from "../stream/admission.js";
+import type { StreamAdmission } from "../stream/admission.js";
+import { streamCreationService } from "../stream/creation.js";
+import { StreamHost } from "../stream/host.js";
 import type { LocalService } from "../onion/types.js";
 import type { Cell } from "../wire/cell.js";
 import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./config.js";
@@ -84,6 +89,13 @@ export interface StartNodeOptions {
    * consensus lists no authority).
    */
   verifyCertificate?: (cert: Uint8Array) => IntroducerCertificate;
+  /**
+   * Lands and distributes streams (node/src/stream): stream links on the link
+   * port and service "stream" at the end of circuits, receipts and session
+   * ids checked through it (stream/admission.ts oracleAdmission). Absent:
+   * this node hosts no streams.
+   */
+  streamAdmission?: StreamAdmission;
   /** Test hook: wraps every local service the relay offers (to observe what this node sees at the edge of circuits). */
   wrapService?: (name: string, service: LocalService) => LocalService;
   /** Test hook on every cell the relay sends (see OnionDriverOptions.outboundHook). */
@@ -116,6 +128,8 @@ export interface RunningNode {
   readonly oracle: NodeOracle | undefined;
   /** Presence points, introductions and rendezvous this node serves. */
   readonly presence: NodePresence;
+  /** Streams this node lands and distributes (absent without StartNodeOptions.streamAdmission). */
+  readonly streams: StreamHost | undefined;
   readonly api: ControlApi | undefined;
   /**
    * An onion client on this node's consensus: path selection uses the
@@ -268,6 +282,20 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   });
   cleanup.push(() => presence.close());
   Object.assign(services, presence.services);
+  // Landing and distribution: stream links arrive on the link port (ALPN psp-stream/1), creation requests through circuits.
+  let streams: StreamHost | undefined;
+  if (options.streamAdmission) {
+    const replayStore = new ReceiptReplayStore(config.dataDir !== undefined ? join(config.dataDir, "stream-receipts.db") : ":memory:");
+    const host = new StreamHost({ identity, admission: options.streamAdmission, replayStore, advertised, ...withLogger });
+    streams = host;
+    manager.setStreamHandler((socket) => host.handleSocket(socket));
+    services["stream"] = streamCreationService(host, { flush: () => late.driver?.run(() => undefined), ...withLogger });
+    cleanup.push(() => {
+      manager.setStreamHandler(undefined);
+      host.close();
+      replayStore.close();
+    });
+  }
   Object.assign(services, options.services);
   if (options.wrapService) for (const [name, service] of Object.entries(services)) services[name] = options.wrapService(name, service);
 
@@ -378,6 +406,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     authority,
     oracle,
     presence,
+    streams,
     api,
     services: counters,
     async createOnionClient(options = {}) {
