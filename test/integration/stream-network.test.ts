@@ -33,6 +33,9 @@ import { openPublisher } from "../../node/src/stream/publisher.js";
 import { signReceipt } from "../../node/src/stream/receipt.js";
 import type { ReceiptChainView } from "../../node/src/stream/receipt.js";
 import { signSessionId } from "../../node/src/stream/session.js";
+import { createPspStreams } from "../../node/src/stream/client-streams.js";
+import { decodeTicket } from "../../node/src/stream/ticket.js";
+import { Readable } from "node:stream";
 
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`stream-network/${label}`));
 const oracle = generateEd25519KeyPair();
@@ -138,5 +141,33 @@ describe("stream creation through a circuit on full nodes", () => {
     await new Promise<void>((resolve) => player.once("end", resolve));
     // The onion links still work next to the stream links on the same ports.
     expect(landing.manager.links().length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("the client's streams API: create (landing and distribution picked from the nodes), publish a readable, play from the ticket", async () => {
+    const streams = createPspStreams({ circuitTo: (node) => client.buildCircuit({ lastHop: node }), nodes: () => nodes.map((n) => n.pathNode) });
+    const receipt = signReceipt({
+      params: { bitrateKbps: 2000, maxDurationSeconds: 300, formatFlags: 5 },
+      issuedAt: nowS() - 5,
+      expiresAt: nowS() + 600,
+      secretKey: oracle.secretKey,
+    });
+    const created = await streams.create({ receipt: receipt.bytes, kbps: 1000, durationS: 60, distribution: 2 });
+    const ticket = decodeTicket(created.ticket);
+    const landing = nodes.find((n) => n.info.identity === hexOf(ticket.landing))!;
+    expect(landing.streams!.streamsView().some((s) => hexOf(s.streamId) === hexOf(ticket.streamId))).toBe(true);
+    // The token is not in the ticket: a viewer cannot publish.
+    expect(created.ticket).not.toContain(Buffer.from(created.token).toString("base64url"));
+    const session = signSessionId({ issuedAt: nowS() - 5, expiresAt: nowS() + 600, secretKey: oracle.secretKey }).bytes;
+    await expect
+      .poll(() => landing.streams!.streamsView().find((s) => hexOf(s.streamId) === hexOf(ticket.streamId))?.feeds.length, { timeout: 10_000 })
+      .toBe(2);
+    const player = await streams.play({ ticket: created.ticket, session: () => session });
+    const got: Buffer[] = [];
+    player.on("media", (c) => got.push(Buffer.from(c.media)));
+    const ended = new Promise<void>((resolve) => player.once("end", resolve));
+    const input = Buffer.alloc(188 * 200, 0x47);
+    await streams.publish({ ticket: created.ticket, token: created.token, input: Readable.from([input.subarray(0, 188 * 50), input.subarray(188 * 50)]) });
+    await ended;
+    expect(Buffer.concat(got).equals(input)).toBe(true);
   }, 60_000);
 });

@@ -56,6 +56,8 @@ import type { OnionCircuit, OnionClientHandle, OnionStream } from "../onion/onio
 import type { PathNode } from "../onion/path.js";
 import { verifyAccessCertificateWithConsensus } from "../authority/certificate.js";
 import { PresenceClient } from "../presence/client.js";
+import { createPspStreams } from "../stream/client-streams.js";
+import type { PspStreams } from "../stream/client-streams.js";
 import type { AnnounceOptions, ConnectOptions, FoundPoint, IncomingIntroduction, PointInfo } from "../presence/client.js";
 import type { PresenceChannel } from "../presence/channel.js";
 import type { CapName } from "../presence/messages.js";
@@ -217,6 +219,8 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   readonly dht: PspDht;
   /** Presence points: announce to be found and introduced to. */
   readonly presence: PspPresence;
+  /** Streams (docs/spec/streaming.md): create one anonymously through a circuit, publish to it, play one from a ticket. */
+  readonly streams: PspStreams;
   private presenceClient: PresenceClient | undefined;
   private onionClient: OnionClientHandle | undefined;
   private dhtSession: { circuit: OnionCircuit; client: CircuitDhtClient } | undefined;
@@ -243,6 +247,14 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       withdraw: () => this.presenceClient?.withdraw(),
       status: () => this.presenceClient?.status() ?? [],
     };
+    this.streams = createPspStreams({
+      circuitTo: async (node) => await (await this.onion()).buildCircuit({ lastHop: node }),
+      nodes: () => {
+        const held = this.consensusClient.current();
+        return held ? consensusToPathNodes(held) : [];
+      },
+      ...this.withLogger(),
+    });
     this.ready = this.boot();
     // `ready` may be left unawaited: its failure also reaches "warning" listeners and the log, never an unhandled rejection.
     this.ready.catch((err: Error) => this.warn(err, "bootstrap"));
