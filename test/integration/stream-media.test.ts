@@ -10,7 +10,8 @@
  * Proves: three viewers through two distribution nodes each decode a
  * stream whose ffprobe frame count is within 5 % of the source's; killing a
  * distribution node mid-stream moves its viewers to another within 2 s of
- * producer time; replayed, forged, expired and revoked receipts, forged and
+ * producer time, and the landing node asks the producer for a replacement
+ * (NEED_NODES → ADD_NODES) and feeds it; replayed, forged, expired and revoked receipts, forged and
  * expired session ids and a wrong publish token are refused with typed
  * reasons; the landing node holds no producer identity, and distribution
  * nodes hold neither an identity nor the stream key and send only sealed
@@ -278,16 +279,33 @@ describe("streaming media path over real TLS", () => {
     const onD1 = viewers.filter((v) => v.player.stats.attachedTo[0] === hexOf(d1.identity.publicKey));
     expect(onD1.length).toBe(2);
 
-    const publisher = await openPublisher({ ticket, token });
+    // The producer names a spare node when the landing node runs short.
+    const spare = await startMediaNode("d3-2");
+    const asked: number[] = [];
+    const publisher = await openPublisher({
+      ticket,
+      token,
+      moreNodes: (count) => {
+        asked.push(count);
+        return Promise.resolve([spare.entry]);
+      },
+    });
     const source = ffmpegSource(SECONDS);
     const publishing = publishReadable(publisher, source.stdout);
     await waitFor("media flowing", () => viewers.every((v) => v.chunks.length >= 15), 15_000);
     await kill(d1);
+    // The landing node lost an access point: it asks the producer for one more and feeds the node it names.
+    await waitFor(
+      "the spare node fed",
+      () => landing.host.streamsView()[0]!.feeds.some((f) => bytesEqual(f.identity, spare.identity.publicKey)) && spare.host.streamsView().length === 1,
+    );
+    expect(asked).toEqual([1]);
     await publishing;
     await Promise.all(viewers.map((v) => v.ended));
 
     for (const v of onD1) {
-      expect(v.player.stats.attachedTo.at(-1)).toBe(hexOf(d2.identity.publicKey));
+      expect(v.player.stats.attachedTo.length).toBeGreaterThanOrEqual(2);
+      expect(v.player.stats.attachedTo.at(-1)).not.toBe(hexOf(d1.identity.publicKey));
       let gap = 0;
       for (let i = 1; i < v.producedAt.length; i++) gap = Math.max(gap, v.producedAt[i]! - v.producedAt[i - 1]!);
       expect(gap).toBeLessThan(2000);
