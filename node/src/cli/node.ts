@@ -10,6 +10,10 @@
  * SIGTERM, when it closes the control API, the directory, the DHT store and
  * its links (CLOSE SHUTDOWN) and exits. A bad config or log level exits with
  * status 2 and a message naming the field on stderr.
+ *
+ * This is the top composition point: it alone hands startNode the oracle
+ * service from the top-level oracle/ folder (StartNodeOptions.oracleService),
+ * so the rest of node/src never imports oracle/.
  */
 import type { Command } from "commander";
 import { isPspError } from "../errors.js";
@@ -19,6 +23,7 @@ import type { LogLevel } from "../log.js";
 import { NodeError, loadNodeConfig, parseLogLevel } from "../node/config.js";
 import type { NodeConfig } from "../node/config.js";
 import { startNode } from "../node/node.js";
+import { startOracleService } from "../../../oracle/node.js";
 
 /** The level to log at: the flag, then PSP_LOG_LEVEL, then the config, then info. Throws NodeError "bad-config" for a name that is not a level. */
 export function resolveLogLevel(config: NodeConfig, flag: string | undefined, env: string | undefined = process.env.PSP_LOG_LEVEL): LogLevel {
@@ -46,7 +51,7 @@ export function register(program: Command): void {
       try {
         const config = await loadNodeConfig(o.config);
         const logger = createLogger({ level: resolveLogLevel(config, o.logLevel) });
-        running = await startNode(config, { logger });
+        running = await startNode(config, { logger, oracleService: startOracleService });
       } catch (err) {
         if (!isPspError(err)) throw err;
         console.error(`psp node run: ${errorSummary(err)}`);

@@ -28,6 +28,7 @@
 import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { circuitAuthorityTransport } from "../authority/circuit.js";
+import { createOracleClient, type OracleClient } from "../stream/oracle-client.js";
 import { hexOf } from "../base/hex.js";
 import { withTimeout } from "../base/timeout.js";
 import { defaultCertificateThreshold } from "../authority/certificate.js";
@@ -221,6 +222,8 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   readonly presence: PspPresence;
   /** Streams (docs/spec/streaming.md): create one anonymously through a circuit, publish to it, play one from a ticket. */
   readonly streams: PspStreams;
+  /** Stream-creation receipts (linkable or blind) and viewer session ids from oracles, through circuits (stream/oracle-client.ts). */
+  readonly oracle: OracleClient;
   private presenceClient: PresenceClient | undefined;
   private onionClient: OnionClientHandle | undefined;
   private dhtSession: { circuit: OnionCircuit; client: CircuitDhtClient } | undefined;
@@ -254,6 +257,12 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         return held ? consensusToPathNodes(held) : [];
       },
       ...this.withLogger(),
+    });
+    this.oracle = createOracleClient({
+      consensus: () => this.consensus,
+      openStream: (service, lastHop) => this.openStream(service, { lastHop }),
+      certificate: async () => (await this.certificate()).bytes,
+      identitySecretKey: () => this.requireIdentity("oracle.receipt()").secretKey,
     });
     this.ready = this.boot();
     // `ready` may be left unawaited: its failure also reaches "warning" listeners and the log, never an unhandled rejection.

@@ -72,9 +72,17 @@ export interface NodeAuthorityConfig {
   limits?: { requestsPerMinute?: number; burst?: number };
 }
 
-/** The "oracle" role: the node's EVM signer (it will sign receipt batches and reward votes). */
+/** The "oracle" role: the node's EVM signer (it signs receipt batches and blind-key registrations) and the oracle service's settings. */
 export interface NodeOracleConfig {
   signer: SignerSource;
+  /** SQLite file of the issuance store (default <dataDir>/oracle.sqlite, else in memory). */
+  store?: string;
+  /** What a receipt allows (default: 8000 kbit/s, 4 h, video+audio+mpegts). */
+  params?: { bitrateKbps: number; maxDurationSeconds: number; formatFlags: number };
+  /** How often pending receipts are committed on chain, ms (default 10 s). */
+  batchIntervalMs?: number;
+  /** How often rows are replicated to the other oracles, ms (default 2 s). */
+  replicateIntervalMs?: number;
 }
 
 export interface NodeConfig {
@@ -441,8 +449,29 @@ export function parseNodeConfig(value: unknown): NodeConfig {
   if (value.authority !== undefined) config.authority = checkAuthority(value.authority);
   if (value.oracle !== undefined) {
     if (!isObject(value.oracle)) throw bad("oracle", 'must be an object { "signer": ... }');
-    for (const k of Object.keys(value.oracle)) if (k !== "signer") throw bad(`oracle.${k}`, "unknown field; known: signer");
-    config.oracle = { signer: checkSigner("oracle.signer", value.oracle.signer) };
+    const oracleKeys = ["signer", "store", "params", "batchIntervalMs", "replicateIntervalMs"];
+    for (const k of Object.keys(value.oracle)) if (!oracleKeys.includes(k)) throw bad(`oracle.${k}`, `unknown field; known: ${oracleKeys.join(", ")}`);
+    const o = value.oracle;
+    config.oracle = { signer: checkSigner("oracle.signer", o.signer) };
+    if (o.store !== undefined) {
+      if (typeof o.store !== "string" || o.store.length === 0) throw bad("oracle.store", "must be a file path");
+      config.oracle.store = o.store;
+    }
+    for (const k of ["batchIntervalMs", "replicateIntervalMs"] as const) {
+      if (o[k] === undefined) continue;
+      if (typeof o[k] !== "number" || !Number.isSafeInteger(o[k]) || o[k] < 100) throw bad(`oracle.${k}`, "must be an integer ≥ 100 (ms)");
+      config.oracle[k] = o[k];
+    }
+    if (o.params !== undefined) {
+      const p = o.params;
+      if (!isObject(p)) throw bad("oracle.params", "must be { bitrateKbps, maxDurationSeconds, formatFlags }");
+      const read = (k: string): number => {
+        const v = p[k];
+        if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0 || v > 0xffff_ffff) throw bad(`oracle.params.${k}`, "must be an integer in 0..2^32-1");
+        return v;
+      };
+      config.oracle.params = { bitrateKbps: read("bitrateKbps"), maxDurationSeconds: read("maxDurationSeconds"), formatFlags: read("formatFlags") };
+    }
   }
   for (const role of ["authority", "oracle"] as const) {
     if (!config.roles?.includes(role)) {

@@ -60,7 +60,7 @@ import { startNodeAuthority, startNodeOracle } from "./roles.js";
 import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
 import type { IntroducerCertificate } from "../presence/introduction.js";
-import type { NodeAuthority, NodeOracle } from "./roles.js";
+import type { NodeAuthority, NodeOracle, OracleServiceFactory, OracleServiceHandle } from "./roles.js";
 import type { NodeConfig } from "./config.js";
 
 /** What a running node tells others about itself (what a directory would list). */
@@ -96,6 +96,13 @@ export interface StartNodeOptions {
    * this node hosts no streams.
    */
   streamAdmission?: StreamAdmission;
+  /**
+   * The oracle service (oracle/node.ts startOracleService), started with the
+   * oracle role and offered as onion service "oracle". Injected by the
+   * composition (`psp node run`, tests), so node/src never imports oracle/;
+   * without it an oracle node only follows its standing on chain.
+   */
+  oracleService?: OracleServiceFactory;
   /** Test hook: wraps every local service the relay offers (to observe what this node sees at the edge of circuits). */
   wrapService?: (name: string, service: LocalService) => LocalService;
   /** Test hook on every cell the relay sends (see OnionDriverOptions.outboundHook). */
@@ -126,6 +133,8 @@ export interface RunningNode {
   readonly authority: NodeAuthority | undefined;
   /** The oracle role (absent without it). */
   readonly oracle: NodeOracle | undefined;
+  /** The oracle service (absent without the role or without StartNodeOptions.oracleService). */
+  readonly oracleService: OracleServiceHandle | undefined;
   /** Presence points, introductions and rendezvous this node serves. */
   readonly presence: NodePresence;
   /** Streams this node lands and distributes (absent without StartNodeOptions.streamAdmission). */
@@ -232,6 +241,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   // Chain-backed roles first: they can fail (no chain, bad signer key) before anything else runs.
   let authority: NodeAuthority | undefined;
   let oracle: NodeOracle | undefined;
+  let oracleService: OracleServiceHandle | undefined;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
       const started = await startNodeAuthority({
@@ -249,6 +259,21 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
       const started = await startNodeOracle({ identity, config: config.oracle, chain: config.chain, ...withLogger });
       oracle = started;
       cleanup.push(() => started.close());
+      if (options.oracleService) {
+        const service = await options.oracleService({
+          identity,
+          config: config.oracle,
+          chain: config.chain,
+          rpc,
+          flush: () => late.driver?.run(() => undefined),
+          consensus: () => directory?.current(),
+          internalAddress: (peer) => directory?.internalAddresses(Uint8Array.from(Buffer.from(peer, "hex")))?.[0],
+          ...(config.dataDir === undefined ? {} : { dataDir: config.dataDir }),
+          ...withLogger,
+        });
+        oracleService = service;
+        cleanup.push(() => service.close());
+      }
     }
   } catch (err) {
     await unwind();
@@ -271,6 +296,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...withLogger,
   });
   if (authority) services["authority"] = authority.circuitService;
+  if (oracleService) services["oracle"] = oracleService.circuitService;
   // Every onion node holds presence points, forwards introductions and hosts rendezvous.
   const presence = startNodePresence({
     identity,
@@ -405,6 +431,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     directory,
     authority,
     oracle,
+    oracleService,
     presence,
     streams,
     api,

@@ -9,10 +9,12 @@
  * request and refusal by kind for its status and metrics.
  *
  * Oracle: the node's signer and its standing in the on-chain oracle set,
- * re-read every refresh. The oracle service itself (receipts, usage,
- * settlement) is built in oracle/ on top of this; until then an oracle node
- * runs, links, relays and reports like any node, and says whether the chain
- * counts it as an oracle.
+ * re-read every refresh. The oracle service itself (receipts, session ids,
+ * batches, replication) is built in oracle/ on top of node/; node/src never
+ * imports it. The composition point is StartNodeOptions.oracleService: the
+ * CLI (`psp node run`) passes oracle/'s startOracleService, startNode calls
+ * it with an OracleServiceContext when the oracle role runs, and offers its
+ * circuitService as onion service "oracle".
  *
  * Owns only composition and counting; every check on a request stays in
  * authority/service.ts. Trusts the chain PKI and its own config.
@@ -28,6 +30,7 @@ import type { LinkRpc } from "../link/rpc.js";
 import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
 import type { LocalService } from "../onion/types.js";
+import type { VerifiedConsensus } from "../directory/consensus.js";
 import { connectNodeChain } from "./chain.js";
 import type { NodeChain } from "./chain.js";
 import { NodeError, loadSignerKey } from "./config.js";
@@ -59,6 +62,35 @@ export interface NodeAuthority {
   status(): AuthorityRoleStatus;
   close(): void;
 }
+
+/** What startNode hands the oracle service factory (oracle/node.ts). */
+export interface OracleServiceContext {
+  identity: Ed25519KeyPair;
+  config: NodeOracleConfig;
+  chain: NodeChainConfig;
+  /** The node's link RPC: oracles replicate rows over authenticated node links. */
+  rpc: LinkRpc;
+  /** Sends replies a circuit service makes after an await. */
+  flush: () => void;
+  /** The node's current consensus (certificates are threshold-checked against its authorities; peers' addresses). */
+  consensus: () => VerifiedConsensus | undefined;
+  /** The address of an internal node the consensus lists without one (hex identity). */
+  internalAddress?: (identityHex: string) => { host: string; port: number } | undefined;
+  /** The node's data directory, when it has one. */
+  dataDir?: string;
+  logger?: Logger;
+}
+
+/** A running oracle service, as startNode needs it. */
+export interface OracleServiceHandle {
+  /** The onion service "oracle" to offer at the end of circuits. */
+  readonly circuitService: LocalService;
+  status(): Record<string, unknown>;
+  close(): void | Promise<void>;
+}
+
+/** Starts the oracle service (oracle/node.ts startOracleService); injected so node/src never imports oracle/. */
+export type OracleServiceFactory = (ctx: OracleServiceContext) => Promise<OracleServiceHandle>;
 
 export interface NodeOracle {
   status(): RoleStanding;

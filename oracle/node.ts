@@ -1,0 +1,201 @@
+/**
+ * The oracle service as a node runs it: `startOracleService` is the factory
+ * `psp node run` hands startNode (StartNodeOptions.oracleService), so
+ * node/src never imports oracle/ (only the CLI's composition does).
+ *
+ * Composes: a chain connection with the oracle's signer (its Pki for the
+ * oracle set and subscriptions; its wallet for commitBatch and
+ * registerBlindKey), the SQLite issuance store (`oracle.store`, default
+ * <dataDir>/oracle.sqlite, else in memory with a warning), the service,
+ * the batcher, the blind key keeper (one RSA-2048 key for the configured
+ * parameter class, published on chain, renewed an hour before it expires,
+ * kept in the store across restarts), the replicator to the other current
+ * oracles over node links (link RPC service ORACLE_RPC_SERVICE, addresses
+ * from the consensus), and the onion service "oracle" at the end of circuits.
+ *
+ * Trusts: the chain and the consensus the node hands it; everything else is
+ * service.ts's to check.
+ */
+import { join } from "node:path";
+import { createPrivateKey } from "node:crypto";
+import { bytesToHex, parseEventLogs } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { verifyAccessCertificateWithConsensus } from "../node/src/authority/certificate.js";
+import { connectChain } from "../node/src/chain/clients.js";
+import { oracleReceiptsAbi } from "../node/src/chain/contracts.js";
+import { readDeployment } from "../node/src/chain/deployment.js";
+import { createChainPki } from "../node/src/chain/pki.js";
+import { transact } from "../node/src/chain/transact.js";
+import { blindRsaPrivateKey, generateBlindRsaKey } from "../node/src/crypto/blind-rsa.js";
+import { decodeAddress } from "../node/src/directory/address.js";
+import { NodeFlag } from "../node/src/directory/config.js";
+import { childLogger, logFailure } from "../node/src/log.js";
+import { loadSignerKey } from "../node/src/node/config.js";
+import type { OracleServiceContext, OracleServiceHandle } from "../node/src/node/roles.js";
+import { streamRpcService } from "../node/src/onion/stream-rpc.js";
+import { MAX_ORACLE_MESSAGE_BYTES } from "../node/src/stream/oracle-messages.js";
+import { blindKeyId, type StreamParams } from "../node/src/stream/receipt.js";
+import { createBatcher, type Batcher } from "./batcher.js";
+import { OracleError } from "./errors.js";
+import { createReplicator, ORACLE_RPC_SERVICE, type Replicator } from "./replication.js";
+import { createOracleService, DEFAULT_RECEIPT_PARAMS, type ActiveBlindKey, type OracleService } from "./service.js";
+import { OracleStore } from "./store.js";
+
+/** The onion service name. */
+export const ORACLE_CIRCUIT_SERVICE = "oracle";
+/** How long a blind key is valid (and how often one is published). */
+export const BLIND_KEY_VALIDITY_SECONDS = 24 * 3600;
+/** A new key is published this long before the current one expires. */
+export const BLIND_KEY_RENEW_SECONDS = 3600;
+
+/** The rate-limit key of a request that came through local circuit `circuitId`. */
+export const circuitClientKey = (circuitId: number): string => `circuit:${circuitId}`;
+
+/** A running oracle service: what startNode needs, plus its parts for tests and status. */
+export interface RunningOracleService extends OracleServiceHandle {
+  readonly service: OracleService;
+  readonly store: OracleStore;
+  readonly batcher: Batcher;
+  readonly replicator: Replicator;
+}
+
+export async function startOracleService(ctx: OracleServiceContext): Promise<RunningOracleService> {
+  const log = childLogger(ctx.logger, "oracle");
+  const signer = privateKeyToAccount(await loadSignerKey(ctx.config.signer, "oracle.signer"));
+  const deployment = await readDeployment(ctx.chain.deploymentFile);
+  const clients = await connectChain({ rpcUrl: ctx.chain.rpcUrl, expectedChainId: deployment.chainId, account: signer });
+  const pki = await createChainPki({
+    clients,
+    deployment,
+    ...(ctx.chain.cacheMs === undefined ? {} : { cacheMs: ctx.chain.cacheMs }),
+    ...(ctx.chain.confirmations === undefined ? {} : { confirmations: ctx.chain.confirmations }),
+    follow: { intervalMs: ctx.chain.followMs ?? 2_000 },
+    ...(ctx.logger ? { logger: ctx.logger } : {}),
+  });
+  const walletClient = clients.walletClient!;
+  const receiptsAddress = deployment.contracts.OracleReceipts.address;
+  const storePath = ctx.config.store ?? (ctx.dataDir ? join(ctx.dataDir, "oracle.sqlite") : ":memory:");
+  if (storePath === ":memory:") log.warn("no oracle.store and no dataDir: receipt owners are kept in memory only and lost on restart");
+  const store = new OracleStore(storePath);
+  const nodeKeyHex = bytesToHex(ctx.identity.publicKey).slice(2);
+  const params: StreamParams = ctx.config.params ?? DEFAULT_RECEIPT_PARAMS;
+
+  // ------------------------------------------------------------ blind keys
+  const active: ActiveBlindKey[] = [];
+  const loadKeys = () => {
+    active.length = 0;
+    for (const k of store.blindKeys()) active.push({ ...k, privateKey: blindRsaPrivateKey(createPrivateKey(k.pkcs8Pem)) });
+  };
+  loadKeys();
+  const ensureBlindKey = async (): Promise<void> => {
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    if (active.some((k) => k.validUntil - BLIND_KEY_RENEW_SECONDS > nowSeconds)) return;
+    const sk = generateBlindRsaKey(2048);
+    const validFrom = nowSeconds - 60;
+    const validUntil = nowSeconds + BLIND_KEY_VALIDITY_SECONDS;
+    const spki = sk.publicKey.spki;
+    await transact({
+      publicClient: clients.publicClient,
+      walletClient,
+      address: receiptsAddress,
+      abi: oracleReceiptsAbi,
+      functionName: "registerBlindKey",
+      args: [bytesToHex(spki), params.bitrateKbps, params.maxDurationSeconds, params.formatFlags, BigInt(validFrom), BigInt(validUntil)],
+    });
+    const pkcs8Pem = sk.key.export({ format: "pem", type: "pkcs8" }).toString();
+    store.saveBlindKey({ keyId: blindKeyId(spki), pkcs8Pem, spki, params, validFrom, validUntil });
+    loadKeys();
+    log.info({ keyId: blindKeyId(spki), validUntil }, "published a blind receipt key");
+  };
+  const keepKeys = async () => {
+    try {
+      if (await pki.currentOracles().then((s) => s.members.some((m) => m.nodeKey.toLowerCase() === `0x${nodeKeyHex}`))) await ensureBlindKey();
+    } catch (err) {
+      logFailure(log, err, "publish a blind receipt key", "warn");
+    }
+  };
+
+  // ------------------------------------------------------------ batches, service
+  const batcher = createBatcher({
+    store,
+    oracle: nodeKeyHex,
+    logger: log,
+    ...(ctx.config.batchIntervalMs === undefined ? {} : { intervalMs: ctx.config.batchIntervalMs }),
+    commit: async (root, count) => {
+      const { receipt } = await transact({
+        publicClient: clients.publicClient,
+        walletClient,
+        address: receiptsAddress,
+        abi: oracleReceiptsAbi,
+        functionName: "commitBatch",
+        args: [root, count],
+      });
+      const [event] = parseEventLogs({ abi: oracleReceiptsAbi, logs: receipt.logs, eventName: "BatchCommitted" });
+      if (!event) throw new OracleError("chain-unavailable", "commitBatch was mined without a BatchCommitted event");
+      return event.args.batchId;
+    },
+  });
+  const service = createOracleService({
+    nodeSecretKey: ctx.identity.secretKey,
+    pki,
+    verifyCertificate: (cert, now) =>
+      verifyAccessCertificateWithConsensus(cert, ctx.consensus(), { now, chainId: pki.chainId, registry: pki.identityRegistry }),
+    store,
+    blindKeys: () => active,
+    params,
+    onIssued: () => batcher.poke(),
+    ...(ctx.logger ? { logger: ctx.logger } : {}),
+  });
+
+  // ------------------------------------------------------------ replication
+  const stopServing = ctx.rpc.serve(
+    ORACLE_RPC_SERVICE,
+    (request, rpcCtx) => service.handleMessage(request, { client: `node:${rpcCtx.peer ? bytesToHex(rpcCtx.peer) : "anonymous"}`, peer: rpcCtx.peer }),
+    {
+      allowAnonymous: false,
+      maxRequestBytes: MAX_ORACLE_MESSAGE_BYTES,
+    },
+  );
+  const addressOf = (peer: string) => {
+    const entry = ctx.consensus()?.entries.find((e) => bytesToHex(e.identity).slice(2) === peer && (e.flags & NodeFlag.oracle) !== 0);
+    const encoded = entry?.encodedAddresses[0];
+    const address = encoded ? decodeAddress(encoded) : ctx.internalAddress?.(peer);
+    if (!address) throw new OracleError("unreachable", `oracle ${peer.slice(0, 16)}… has no address in the consensus yet`);
+    return { identity: new Uint8Array(Buffer.from(peer, "hex")), host: address.host, port: address.port };
+  };
+  const replicator = createReplicator({
+    store,
+    logger: log,
+    ...(ctx.config.replicateIntervalMs === undefined ? {} : { intervalMs: ctx.config.replicateIntervalMs }),
+    send: (peer, request) => ctx.rpc.request(addressOf(peer), ORACLE_RPC_SERVICE, request, { timeoutMs: 10_000, maxResponseBytes: MAX_ORACLE_MESSAGE_BYTES }),
+  });
+
+  await keepKeys();
+  const keyTimer = setInterval(() => void keepKeys(), 5 * 60_000);
+  keyTimer.unref();
+
+  const circuitService = streamRpcService((request, sctx) => service.handleMessage(request, { client: circuitClientKey(sctx.circuitId) }), {
+    maxMessageBytes: MAX_ORACLE_MESSAGE_BYTES,
+    maxInflight: 4,
+    flush: ctx.flush,
+    logger: log,
+  });
+  log.info({ store: storePath, blindKeys: active.length, issued: store.count() }, "oracle service started");
+
+  return {
+    circuitService,
+    service,
+    store,
+    batcher,
+    replicator,
+    status: () => ({ ...service.status(), stored: store.count(), outbox: store.outboxSize(), batches: batcher.stats(), replication: replicator.stats() }),
+    close() {
+      clearInterval(keyTimer);
+      replicator.close();
+      batcher.close();
+      stopServing();
+      pki.close();
+      store.close();
+    },
+  };
+}
