@@ -77,6 +77,8 @@ export interface StreamHostOptions {
   tickMs?: number;
   /** A feed with no viewers this long is dropped while the stream has more than it asked for (default 30 s). */
   idleFeedMs?: number;
+  /** Stream links open at once, producers, viewers and feeds (default 8192); one more is closed at accept. */
+  maxLinks?: number;
   /** Deadline for a stream link's first frame (default 5 s). */
   firstFrameTimeoutMs?: number;
   /** ms since the epoch (default Date.now): receipts, sessions and stream expiry. */
@@ -246,6 +248,11 @@ export class StreamHost {
   /** Takes a TLS socket the link listener accepted with ALPN psp-stream/1 (ConnectionManager.setStreamHandler). */
   handleSocket(socket: TLSSocket): void {
     if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    if (this.links.size >= (this.options.maxLinks ?? 8192)) {
+      this.counters.refusals["busy"] = (this.counters.refusals["busy"] ?? 0) + 1;
       socket.destroy();
       return;
     }

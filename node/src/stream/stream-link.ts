@@ -24,7 +24,8 @@ import { authTranscript } from "../link/handshake.js";
 import { STREAM_ALPN, streamClientTlsOptions } from "../link/tls.js";
 import { encodeFrame, FrameReader } from "./frames.js";
 import type { StreamFrame } from "./frames.js";
-import { StreamMediaError } from "./media-errors.js";
+import { mediaRefusalCodes, StreamMediaError } from "./media-errors.js";
+import type { MediaRefusalKind } from "./media-errors.js";
 
 export const STREAM_EKM_LABEL = "EXPORTER-psp-stream-auth";
 export const STREAM_EKM_LEN = 32;
@@ -131,10 +132,8 @@ export class StreamLink extends EventEmitter<StreamLinkEvents> {
   /** Sends a REFUSE and closes once it is written. */
   refuse(err: StreamMediaError): void {
     if (!this.isOpen) return;
-    const kind = (
-      ["malformed", "oversized", "node-auth-failed", "bad-token", "unknown-stream", "bad-receipt", "replayed", "bad-session", "over-limit", "busy"] as const
-    ).find((k) => k === err.kind);
-    this.socket.end(encodeFrame({ type: "refuse", kind: kind ?? "refused", text: err.message }));
+    const kind: MediaRefusalKind = mediaRefusalCodes.codeOf(err.kind) === undefined ? "refused" : (err.kind as MediaRefusalKind);
+    this.socket.end(encodeFrame({ type: "refuse", kind, text: err.message }));
     const t = setTimeout(() => this.socket.destroy(), 2000);
     t.unref();
   }
