@@ -375,4 +375,32 @@ describe("streaming media path over real TLS", () => {
     publisher.write(Uint8Array.of(0x47));
     publisher.end();
   }, 60_000);
+
+  it("a hostile stream link gets a typed refusal and the node keeps serving: garbage, an oversized frame, FEED without a node proof, an unknown stream, a forged node proof", async () => {
+    const node = await startMediaNode("hostile");
+    const dial = () => connectStreamLink({ host: node.entry.host, port: node.entry.port, expectedIdentity: node.identity.publicKey });
+    const refusalOf = async (send: (l: Awaited<ReturnType<typeof dial>>) => void): Promise<string> => {
+      const l = await dial();
+      send(l);
+      const f = await l.nextFrame(5000).catch((e: unknown) => e);
+      l.destroy();
+      const frame = f as { type?: string; kind?: string };
+      return frame.type === "refuse" ? String(frame.kind) : `no refusal: ${String(f)}`;
+    };
+    expect(await refusalOf((l) => l.sendBytes(Uint8Array.of(0, 0, 0, 1, 0xee)))).toBe("malformed");
+    expect(await refusalOf((l) => l.sendBytes(Uint8Array.of(0, 2, 0, 0, 7)))).toBe("oversized");
+    expect(await refusalOf((l) => l.send({ type: "feed", streamId: new Uint8Array(16) }))).toBe("malformed");
+    expect(await refusalOf((l) => l.send({ type: "attach", streamId: new Uint8Array(16), session: session() }))).toBe("unknown-stream");
+    expect(await refusalOf((l) => l.send({ type: "node-proof", identity: generateEd25519KeyPair().publicKey, signature: new Uint8Array(64) }))).toBe(
+      "node-auth-failed",
+    );
+    // The same node still creates and serves a stream.
+    const { ticket, token } = await createStream(node, []);
+    const viewer = await view_(ticket);
+    const publisher = await openPublisher({ ticket, token });
+    publisher.write(Uint8Array.of(1, 2, 3));
+    publisher.end();
+    await viewer.ended;
+    expect(viewer.chunks.map((c) => [...c])).toEqual([[1, 2, 3]]);
+  }, 30_000);
 });

@@ -101,14 +101,16 @@ export class StreamLink extends EventEmitter<StreamLinkEvents> {
   }
 
   private onData(data: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.closeError) return;
     this.bytesIn += data.length;
     let frames: StreamFrame[];
     try {
       frames = this.reader.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     } catch (err) {
+      // Undecodable bytes: say why (REFUSE) and close; nothing more from this peer is read.
       this.closeError = err as StreamMediaError;
-      this.socket.destroy();
+      this.refuse(this.closeError);
+      this.socket.pause();
       return;
     }
     for (const f of frames) {
