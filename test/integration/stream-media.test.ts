@@ -84,12 +84,12 @@ const receipt = (over: { secretKey?: Uint8Array; issuedAt?: number; expiresAt?: 
 const session = (over: { secretKey?: Uint8Array; issuedAt?: number; expiresAt?: number } = {}): Uint8Array =>
   signSessionId({ issuedAt: over.issuedAt ?? nowS() - 5, expiresAt: over.expiresAt ?? nowS() + 3600, secretKey: over.secretKey ?? oracle.secretKey }).bytes;
 
-async function startMediaNode(name: string): Promise<MediaNode> {
+async function startMediaNode(name: string, capacityKbps?: number): Promise<MediaNode> {
   const identity = generateEd25519KeyPair();
   const manager = await createConnectionManager({ identity, listen: { host: "127.0.0.1", port: 0 }, tlsCredentials: credentials });
   const address = manager.address() as { host: string; port: number };
   const store = new ReceiptReplayStore(join(dir, `${name}-receipts.db`));
-  const host = new StreamHost({ identity, admission, replayStore: store, advertised: address, tickMs: 100 });
+  const host = new StreamHost({ identity, admission, replayStore: store, advertised: address, tickMs: 100, ...(capacityKbps ? { capacityKbps } : {}) });
   manager.setStreamHandler((socket) => host.handleSocket(socket));
   const node = { name, identity, manager, host, store, entry: { identity: identity.publicKey, host: address.host, port: address.port, load: 0 } };
   nodes.push(node);
@@ -402,5 +402,25 @@ describe("streaming media path over real TLS", () => {
     publisher.end();
     await viewer.ended;
     expect(viewer.chunks.map((c) => [...c])).toEqual([[1, 2, 3]]);
+  }, 30_000);
+
+  it("a landing node whose access points report too little spare bandwidth asks the producer for one more and feeds it", async () => {
+    const landing = await startMediaNode("landing-5");
+    const small = await startMediaNode("small-5", 100); // reports at most 100 kbit/s spare, below the stream's 3000
+    const spare = await startMediaNode("spare-5");
+    const { ticket, token } = await createStream(landing, [small]);
+    await waitFor("the feed", feedsUp(landing, ticket.streamId, 1));
+    const asked: number[] = [];
+    const publisher = await openPublisher({
+      ticket,
+      token,
+      moreNodes: (count) => {
+        asked.push(count);
+        return Promise.resolve([spare.entry]);
+      },
+    });
+    await waitFor("the spare node fed", () => landing.host.streamsView()[0]!.feeds.some((f) => bytesEqual(f.identity, spare.identity.publicKey)));
+    expect(asked[0]).toBe(1);
+    publisher.end();
   }, 30_000);
 });
