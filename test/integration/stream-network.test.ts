@@ -36,6 +36,8 @@ import { signSessionId } from "../../node/src/stream/session.js";
 import { createPspStreams } from "../../node/src/stream/client-streams.js";
 import { decodeTicket } from "../../node/src/stream/ticket.js";
 import { Readable } from "node:stream";
+import { createCircuitDhtClient } from "../../node/src/dht/proxy.js";
+import { publicStreamRecordKey, readPublicStreamRecord } from "../../node/src/stream/public-record.js";
 
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`stream-network/${label}`));
 const oracle = generateEd25519KeyPair();
@@ -47,6 +49,7 @@ const view: ReceiptChainView = {
   isOracleSigner: () => Promise.resolve(false),
 };
 const nodes: RunningNode[] = [];
+const DHT = { staticDifficulty: 0, dynamicDifficulty: 4, bucketSize: 8, disjointPaths: 2, alpha: 2, rpcTimeoutMs: 5000 };
 const leftAt = new Map<string, number>();
 let credentials: TlsCredentials;
 let client: OnionClientHandle;
@@ -61,7 +64,7 @@ beforeAll(async () => {
         listen: { host: `127.${i + 1}.0.1`, port: 0 },
         identity: { secretKeyHex: hexOf(secret(`node-${i}`)) },
         api: false,
-        dht: { staticDifficulty: 0, dynamicDifficulty: 4 },
+        dht: { ...DHT, ...(nodes[0] ? { seeds: [{ identity: nodes[0].info.identity, host: nodes[0].info.host, port: nodes[0].info.port }] } : {}) },
       },
       {
         tlsCredentials: credentials,
@@ -77,6 +80,11 @@ beforeAll(async () => {
       },
     );
     nodes.push(node);
+  }
+  const deadline = Date.now() + 15_000;
+  while (!nodes.every((n) => n.dht.node.table.size === 2)) {
+    if (Date.now() > deadline) throw new Error("the nodes' DHT routing tables did not fill");
+    await new Promise((r) => setTimeout(r, 50));
   }
   client = await createOnionClient({ nodes: nodes.map((n) => n.pathNode) });
 }, 60_000);
@@ -169,5 +177,43 @@ describe("stream creation through a circuit on full nodes", () => {
     await streams.publish({ ticket: created.ticket, token: created.token, input: Readable.from([input.subarray(0, 188 * 50), input.subarray(188 * 50)]) });
     await ended;
     expect(Buffer.concat(got).equals(input)).toBe(true);
+  }, 60_000);
+
+  it("a public stream: the landing node publishes a DHT record it signs, with the receipt's format flags and the access points", async () => {
+    const [n0, n1, landing] = nodes as [RunningNode, RunningNode, RunningNode];
+    const circuit = await client.buildCircuit({ path: [n0.pathNode, n1.pathNode, landing.pathNode] });
+    const receipt = signReceipt({
+      params: { bitrateKbps: 2000, maxDurationSeconds: 300, formatFlags: 5 },
+      issuedAt: nowS() - 5,
+      expiresAt: nowS() + 600,
+      secretKey: oracle.secretKey,
+    });
+    const created = await requestStreamCreation(await circuit.openStream("stream"), {
+      receipt: receipt.bytes,
+      kbps: 1200,
+      durationS: 120,
+      public: true,
+      distribution: [entry(n0), entry(n1)],
+    });
+    const lookup = createCircuitDhtClient(await circuit.openStream("dht"));
+    const key = publicStreamRecordKey(landing.pathNode.identity, created.streamId);
+    let points = 0;
+    await expect
+      .poll(
+        async () => {
+          const record = await lookup.get(key);
+          if (!record) return 0;
+          const info = readPublicStreamRecord(record, landing.pathNode.identity, created.streamId);
+          expect(info.formatFlags).toBe(5);
+          expect(info.kbps).toBe(1200);
+          points = info.points.length;
+          return info.points.filter((p) => [n0.info.identity, n1.info.identity].includes(hexOf(p.identity))).length;
+        },
+        { timeout: 15_000, interval: 300 },
+      )
+      .toBe(2);
+    expect(points).toBe(2);
+    lookup.close();
+    circuit.close();
   }, 60_000);
 });

@@ -18,6 +18,8 @@ import { decodeFrame, encodeFrame, FrameReader, FrameType, MAX_FRAME_BYTES } fro
 import type { StreamFrame } from "../../node/src/stream/frames.js";
 import { StreamMediaError } from "../../node/src/stream/media-errors.js";
 import { decodeTicket, encodeTicket } from "../../node/src/stream/ticket.js";
+import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
+import { readPublicStreamRecord, signPublicStreamRecord } from "../../node/src/stream/public-record.js";
 
 const bytes = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
 const kindOf = (fn: () => unknown): string | undefined => {
@@ -243,5 +245,23 @@ describe("creation messages and the replay store", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("public stream records", () => {
+  it("round-trip; another owner, another stream or a bad value is malformed", () => {
+    const landing = generateEd25519KeyPair();
+    const info = {
+      streamId: bytes(16, 1),
+      formatFlags: 5,
+      kbps: 2000,
+      expiresAt: Date.now() + 60_000,
+      points: [{ identity: bytes(32, 2), host: "h", port: 9, load: 1 }],
+    };
+    const record = signPublicStreamRecord(landing.secretKey, info, 1);
+    expect(readPublicStreamRecord(record, landing.publicKey, info.streamId)).toEqual(info);
+    expect(kindOf(() => readPublicStreamRecord(record, generateEd25519KeyPair().publicKey, info.streamId))).toBe("malformed");
+    expect(kindOf(() => readPublicStreamRecord(record, landing.publicKey, bytes(16, 9)))).toBe("malformed");
+    expect(kindOf(() => readPublicStreamRecord({ ...record, value: Uint8Array.of(0xff) }, landing.publicKey, info.streamId))).toBe("malformed");
   });
 });

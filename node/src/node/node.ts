@@ -312,7 +312,18 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   let streams: StreamHost | undefined;
   if (options.streamAdmission) {
     const replayStore = new ReceiptReplayStore(config.dataDir !== undefined ? join(config.dataDir, "stream-receipts.db") : ":memory:");
-    const host = new StreamHost({ identity, admission: options.streamAdmission, replayStore, advertised, ...withLogger });
+    const host = new StreamHost({
+      identity,
+      admission: options.streamAdmission,
+      replayStore,
+      advertised,
+      // A public stream's record goes into the DHT through this node's own DhtNode.
+      publishPublic: async (record) => {
+        if (!dht) throw new NodeError("start-failed", "the DHT is not running yet");
+        return await dht.node.publish(record);
+      },
+      ...withLogger,
+    });
     streams = host;
     manager.setStreamHandler((socket) => host.handleSocket(socket));
     services["stream"] = streamCreationService(host, { flush: () => late.driver?.run(() => undefined), ...withLogger });

@@ -33,7 +33,9 @@ import { constantTimeEqual } from "../crypto/compare.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
 import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
+import type { DhtRecord } from "../dht/record.js";
 import type { ReceiptReplayStore, StreamAdmission } from "./admission.js";
+import { signPublicStreamRecord } from "./public-record.js";
 import { FanoutEngine } from "./fanout.js";
 import type { FanoutOptions, FanoutSend } from "./fanout.js";
 import { encodeFrame, MAX_POINTS, PUBLISH_TOKEN_LEN, STREAM_ID_LEN } from "./frames.js";
@@ -81,6 +83,8 @@ export interface StreamHostOptions {
   maxLinks?: number;
   /** Deadline for a stream link's first frame (default 5 s). */
   firstFrameTimeoutMs?: number;
+  /** Publishes a public stream's DHT record (public-record.ts) at creation and when its access points change; absent: not published. */
+  publishPublic?: (record: DhtRecord) => Promise<unknown>;
   /** ms since the epoch (default Date.now): receipts, sessions and stream expiry. */
   clock?: () => number;
   logger?: Logger;
@@ -123,6 +127,9 @@ interface HostedStream {
   wantedFeeds: number;
   askedForNodes: boolean;
   ended: boolean;
+  formatFlags: number;
+  /** The access points last published in the DHT (public streams), when, and the record's seq. */
+  published: { points: string; at: number; seq: number } | undefined;
 }
 
 /** What a test (or the metrics) can see a node hold for one stream: nothing more is stored. */
@@ -209,8 +216,10 @@ export class StreamHost {
     const token = new Uint8Array(randomBytes(PUBLISH_TOKEN_LEN));
     const stream = this.newStream(id, "landing", now + request.durationS * 1000, request.kbps, request.public, token);
     stream.wantedFeeds = request.distribution.length;
+    stream.formatFlags = p.formatFlags;
     this.counters.streamsCreated++;
     for (const entry of request.distribution) this.addFeed(stream, entry);
+    this.publishIfChanged(stream, performance.now());
     this.log.info({ stream: stream.hex, kbps: request.kbps, durationS: request.durationS, distribution: request.distribution.length }, "stream created");
     return { streamId: id, token, expiresAt: stream.expiresAt };
   }
@@ -233,6 +242,8 @@ export class StreamHost {
       wantedFeeds: 0,
       askedForNodes: false,
       ended: false,
+      formatFlags: 0,
+      published: undefined,
     };
     if (role === "landing") {
       // The receipt's bitrate, with a 2 s burst and 50 % headroom for the media's own variation.
@@ -532,6 +543,7 @@ export class StreamHost {
         this.endStream(stream, "its duration is over");
         continue;
       }
+      this.publishIfChanged(stream, now);
       const live = [...stream.feeds.values()].filter((f) => f.accepted && f.link?.isOpen);
       // Short of capacity: every live access point has less spare bandwidth than one more viewer needs.
       if (live.length > 0 && live.every((f) => f.spareKbps < stream.kbps)) this.askForNodes(stream, 1);
@@ -547,6 +559,22 @@ export class StreamHost {
         }
       }
     }
+  }
+
+  /** A public stream's DHT record, again when its access points changed or a minute passed. */
+  private publishIfChanged(stream: HostedStream, now: number): void {
+    if (!stream.isPublic || !this.options.publishPublic) return;
+    const points = this.accessPoints(stream);
+    const key = points.map((p) => hexOf(p.identity)).join(",");
+    if (stream.published && stream.published.points === key && now - stream.published.at < 60_000) return;
+    const seq = Math.max((stream.published?.seq ?? 0) + 1, this.clock());
+    stream.published = { points: key, at: now, seq };
+    const record = signPublicStreamRecord(
+      this.options.identity.secretKey,
+      { streamId: stream.id, formatFlags: stream.formatFlags, kbps: stream.kbps, expiresAt: stream.expiresAt, points },
+      seq,
+    );
+    this.options.publishPublic(record).catch((err: unknown) => logFailure(this.log, err, "publish a public stream's record", "info", { stream: stream.hex }));
   }
 
   private endStream(stream: HostedStream, why: string, tellSinks = true): void {
