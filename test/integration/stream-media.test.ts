@@ -36,7 +36,7 @@ import { StreamError } from "../../node/src/stream/errors.js";
 import type { NodeEntry } from "../../node/src/stream/frames.js";
 import { StreamHost } from "../../node/src/stream/host.js";
 import { StreamMediaError } from "../../node/src/stream/media-errors.js";
-import { playStream } from "../../node/src/stream/player.js";
+import { fetchAccessPoints, playStream } from "../../node/src/stream/player.js";
 import type { Player } from "../../node/src/stream/player.js";
 import { openPublisher, publishReadable } from "../../node/src/stream/publisher.js";
 import { signReceipt } from "../../node/src/stream/receipt.js";
@@ -84,12 +84,20 @@ const receipt = (over: { secretKey?: Uint8Array; issuedAt?: number; expiresAt?: 
 const session = (over: { secretKey?: Uint8Array; issuedAt?: number; expiresAt?: number } = {}): Uint8Array =>
   signSessionId({ issuedAt: over.issuedAt ?? nowS() - 5, expiresAt: over.expiresAt ?? nowS() + 3600, secretKey: over.secretKey ?? oracle.secretKey }).bytes;
 
-async function startMediaNode(name: string, capacityKbps?: number): Promise<MediaNode> {
+async function startMediaNode(name: string, capacityKbps?: number, maxDirectFeeds?: number): Promise<MediaNode> {
   const identity = generateEd25519KeyPair();
   const manager = await createConnectionManager({ identity, listen: { host: "127.0.0.1", port: 0 }, tlsCredentials: credentials });
   const address = manager.address() as { host: string; port: number };
   const store = new ReceiptReplayStore(join(dir, `${name}-receipts.db`));
-  const host = new StreamHost({ identity, admission, replayStore: store, advertised: address, tickMs: 100, ...(capacityKbps ? { capacityKbps } : {}) });
+  const host = new StreamHost({
+    identity,
+    admission,
+    replayStore: store,
+    advertised: address,
+    tickMs: 100,
+    ...(capacityKbps ? { capacityKbps } : {}),
+    ...(maxDirectFeeds ? { maxDirectFeeds } : {}),
+  });
   manager.setStreamHandler((socket) => host.handleSocket(socket));
   const node = { name, identity, manager, host, store, entry: { identity: identity.publicKey, host: address.host, port: address.port, load: 0 } };
   nodes.push(node);
@@ -421,6 +429,41 @@ describe("streaming media path over real TLS", () => {
     });
     await waitFor("the spare node fed", () => landing.host.streamsView()[0]!.feeds.some((f) => bytesEqual(f.identity, spare.identity.publicKey)));
     expect(asked[0]).toBe(1);
+    publisher.end();
+  }, 30_000);
+
+  it("a tree: beyond its direct feeds the landing node has a distribution node feed the next one, lists it as an access point, and chunks flow through both hops", async () => {
+    const landing = await startMediaNode("landing-6", undefined, 1);
+    const d1 = await startMediaNode("d1-6");
+    const d2 = await startMediaNode("d2-6");
+    const { ticket, token } = await createStream(landing, [d1]);
+    await waitFor("the direct feed", feedsUp(landing, ticket.streamId, 1));
+    const publisher = await openPublisher({ ticket, token });
+    // The producer names one more node; the landing node (1 direct feed at most) hands it to d1.
+    publisher.addNodes([d2.entry]);
+    await waitFor(
+      "d2 fed by d1 and listed",
+      () =>
+        d2.host.streamsView().length === 1 &&
+        landing.host.streamsView()[0]!.feeds.length === 1 &&
+        landing.host.streamsView()[0]!.feeds.every((f) => bytesEqual(f.identity, d1.identity.publicKey)),
+    );
+    let points = await fetchAccessPoints(ticket);
+    for (let i = 0; i < 50 && points.length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      points = await fetchAccessPoints(ticket);
+    }
+    expect(points.map((p) => hexOf(p.identity)).sort()).toEqual([hexOf(d1.identity.publicKey), hexOf(d2.identity.publicKey)].sort());
+    // A viewer at the grandchild gets the chunks through landing → d1 → d2.
+    const raw = await connectStreamLink({ host: d2.entry.host, port: d2.entry.port, expectedIdentity: d2.identity.publicKey });
+    raw.send({ type: "attach", streamId: ticket.streamId, session: session() });
+    expect((await raw.nextFrame(5000)).type).toBe("accept");
+    const seqs: bigint[] = [];
+    raw.on("frame", (f) => f.type === "chunk" && seqs.push(f.seq));
+    for (let i = 0; i < 5; i++) publisher.write(Uint8Array.of(i));
+    await waitFor("chunks at the grandchild", () => seqs.length === 5);
+    expect(seqs).toEqual([0n, 1n, 2n, 3n, 4n]);
+    raw.close();
     publisher.end();
   }, 30_000);
 });

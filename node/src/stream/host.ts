@@ -79,6 +79,8 @@ export interface StreamHostOptions {
   tickMs?: number;
   /** A feed with no viewers this long is dropped while the stream has more than it asked for (default 30 s). */
   idleFeedMs?: number;
+  /** Feeds a landing node opens itself; nodes the producer adds beyond are fed by its least-loaded distribution node (a tree; default 8). */
+  maxDirectFeeds?: number;
   /** Stream links open at once, producers, viewers and feeds (default 8192); one more is closed at accept. */
   maxLinks?: number;
   /** Deadline for a stream link's first frame (default 5 s). */
@@ -108,6 +110,8 @@ interface Feed {
   load: number;
   spareKbps: number;
   idleSince: number | undefined;
+  /** Nodes this distribution node feeds in turn (its POINTS reports): the tree below it. */
+  children: NodeEntry[];
 }
 
 interface HostedStream {
@@ -341,8 +345,10 @@ export class StreamHost {
           stream.askedForNodes = false;
           for (const entry of f.nodes) {
             if (stream.feeds.size >= MAX_POINTS) break;
-            stream.wantedFeeds++;
-            this.addFeed(stream, entry);
+            if (stream.feeds.size < (this.options.maxDirectFeeds ?? 8)) {
+              stream.wantedFeeds++;
+              this.addFeed(stream, entry);
+            } else this.delegateFeed(stream, entry);
           }
         } else if (f.type === "end") this.endStream(stream, "the producer ended it");
         else throw new StreamMediaError("malformed", `a producer does not send ${f.type} frames`);
@@ -438,7 +444,10 @@ export class StreamHost {
     link.on("frame", (f) => {
       try {
         if (f.type === "chunk") this.forward(s, f.seq, f.sealed);
-        else if (f.type === "end") this.endStream(s, "its landing node ended it");
+        else if (f.type === "add-nodes") {
+          // Our feeder hands us nodes to feed in turn: the stream's tree grows below us.
+          for (const entry of f.nodes) if (s.feeds.size < MAX_POINTS) this.addFeed(s, entry);
+        } else if (f.type === "end") this.endStream(s, "its landing node ended it");
         else throw new StreamMediaError("malformed", `a feeding node does not send ${f.type} frames`);
       } catch (err) {
         this.refuse(link, err, "feed frame");
@@ -458,7 +467,7 @@ export class StreamHost {
   private addFeed(stream: HostedStream, entry: NodeEntry): void {
     const key = hexOf(entry.identity);
     if (stream.feeds.has(key) || bytesEqual(entry.identity, this.identity)) return;
-    const feed: Feed = { entry: { ...entry, load: 0 }, link: undefined, accepted: false, load: 0, spareKbps: 0, idleSince: undefined };
+    const feed: Feed = { entry: { ...entry, load: 0 }, link: undefined, accepted: false, load: 0, spareKbps: 0, idleSince: undefined, children: [] };
     stream.feeds.set(key, feed);
     void this.openFeed(stream, feed).catch((err: unknown) => {
       logFailure(this.log, err, "feed a distribution node", "info", { stream: stream.hex, node: key });
@@ -487,12 +496,14 @@ export class StreamHost {
     }
     feed.accepted = true;
     this.addSink(stream, link, "feed");
+    // A distribution node tells its feeder about the node below it at once.
+    if (stream.role === "distribution") this.reportLoad(stream);
     link.on("frame", (f) => {
       if (f.type === "load") {
         feed.load = f.viewers;
         feed.spareKbps = f.spareKbps;
         feed.idleSince = f.viewers > 0 ? undefined : (feed.idleSince ?? performance.now());
-      }
+      } else if (f.type === "points") feed.children = f.points;
     });
     link.once("close", () => {
       const key = hexOf(feed.entry.identity);
@@ -500,6 +511,19 @@ export class StreamHost {
       this.log.info({ stream: stream.hex, node: key }, "a distribution node of the stream is gone");
       this.askForNodes(stream);
     });
+  }
+
+  /** Hands `entry` to the least-loaded live distribution node of the stream, which feeds it (ADD_NODES on its feed link). */
+  private delegateFeed(stream: HostedStream, entry: NodeEntry): void {
+    const live = [...stream.feeds.values()].filter((f) => f.accepted && f.link?.isOpen).sort((a, b) => a.load - b.load);
+    const parent = live[0];
+    if (!parent) {
+      stream.wantedFeeds++;
+      this.addFeed(stream, entry);
+      return;
+    }
+    parent.link?.send({ type: "add-nodes", nodes: [entry] });
+    this.log.debug({ stream: stream.hex, parent: hexOf(parent.entry.identity), child: hexOf(entry.identity) }, "a distribution node feeds another");
   }
 
   /** NEED_NODES to the producer when the live feeds are fewer than wanted (once until it answers). */
@@ -515,7 +539,8 @@ export class StreamHost {
     const live = [...stream.feeds.values()].filter((f) => f.accepted && f.link?.isOpen);
     if (live.length === 0)
       return [{ identity: this.identity, host: this.options.advertised.host, port: this.options.advertised.port, load: stream.engine.countOf("viewer") }];
-    return live.map((f) => ({ ...f.entry, load: f.load })).sort((a, b) => a.load - b.load);
+    const points = live.flatMap((f) => [{ ...f.entry, load: f.load }, ...f.children]);
+    return points.slice(0, MAX_POINTS).sort((a, b) => a.load - b.load);
   }
 
   // ------------------------------------------------------------ load, idle feeds, expiry
@@ -524,6 +549,9 @@ export class StreamHost {
     if (!stream.upstream?.isOpen) return;
     const capacity = this.options.capacityKbps ?? 1_000_000;
     stream.upstream.send({ type: "load", viewers: stream.engine.countOf("viewer"), spareKbps: Math.max(0, Math.floor(capacity - this.egressKbps)) });
+    // The tree below us, so the landing node can list it as access points.
+    const children = [...stream.feeds.values()].filter((f) => f.accepted && f.link?.isOpen).flatMap((f) => [{ ...f.entry, load: f.load }, ...f.children]);
+    if (children.length > 0 || stream.feeds.size > 0) stream.upstream.send({ type: "points", points: children.slice(0, MAX_POINTS) });
   }
 
   private tick(): void {

@@ -91,6 +91,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return ok;
   }
 
+  /** Names more distribution nodes without being asked (ADD_NODES); the landing node feeds them or has a distribution node feed them. */
+  addNodes(nodes: NodeEntry[]): void {
+    if (nodes.length > 0) this.link.send({ type: "add-nodes", nodes });
+  }
+
   /** Resolves once the link's buffer has room again. */
   drain(): Promise<void> {
     return new Promise((resolve) => {
