@@ -107,11 +107,21 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
     loadKeys();
     log.info({ keyId: blindKeyId(spki), validUntil }, "published a blind receipt key");
   };
-  const keepKeys = async () => {
+  // Renewed every 5 minutes; a failed publication (the chain down, a nonce race with another sender of this signer) retries in 5 s.
+  let keyTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const keepKeys = async (): Promise<void> => {
+    let retryMs = 5 * 60_000;
     try {
-      if (await pki.currentOracles().then((s) => s.members.some((m) => m.nodeKey.toLowerCase() === `0x${nodeKeyHex}`))) await ensureBlindKey();
+      const oracles = await pki.currentOracles();
+      if (oracles.members.some((m) => m.nodeKey.toLowerCase() === `0x${nodeKeyHex}`)) await ensureBlindKey();
     } catch (err) {
       logFailure(log, err, "publish a blind receipt key", "warn");
+      retryMs = 5_000;
+    }
+    if (!closed) {
+      keyTimer = setTimeout(() => void keepKeys(), retryMs);
+      keyTimer.unref();
     }
   };
 
@@ -171,8 +181,6 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
   });
 
   await keepKeys();
-  const keyTimer = setInterval(() => void keepKeys(), 5 * 60_000);
-  keyTimer.unref();
 
   const circuitService = streamRpcService((request, sctx) => service.handleMessage(request, { client: circuitClientKey(sctx.circuitId) }), {
     maxMessageBytes: MAX_ORACLE_MESSAGE_BYTES,
@@ -190,7 +198,8 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
     replicator,
     status: () => ({ ...service.status(), stored: store.count(), outbox: store.outboxSize(), batches: batcher.stats(), replication: replicator.stats() }),
     close() {
-      clearInterval(keyTimer);
+      closed = true;
+      clearTimeout(keyTimer);
       replicator.close();
       batcher.close();
       stopServing();

@@ -341,14 +341,21 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
         if (!ctx.peer) throw new OracleError("bad-replica", "rows are replicated over authenticated node links only");
         const keys = await oracleKeys(false);
         if (!keys.has(bytesToHex(ctx.peer).slice(2))) throw new OracleError("bad-replica", "the sender is not a current oracle");
+        // A row that does not open (its issuer left the oracle set, say) is logged and dropped, never
+        // refused with the rest: the sender would retry the whole message forever.
         let n = 0;
         for (const doc of request.rows) {
-          const row = openIssuanceRow(doc, keys);
-          opts.store.insert(row);
-          n++;
+          try {
+            opts.store.insert(openIssuanceRow(doc, keys));
+            n++;
+          } catch (err) {
+            if (!(err instanceof OracleError) || err.kind !== "bad-replica") throw err;
+            status.refusals["bad-replica"] = (status.refusals["bad-replica"] ?? 0) + 1;
+            logFailure(log, err, "accept a replicated row", "warn", { client: ctx.client });
+          }
         }
         status.replicasReceived += n;
-        return { t: "ack", n };
+        return { t: "ack", n: request.rows.length };
       }
     }
   };

@@ -35,6 +35,8 @@ import {
 } from "../test/vectors/formats.js";
 import { streamMediaVector } from "../test/vectors/stream-media-formats.js";
 import { projectRoot } from "./lib/artifacts.js";
+import { signReceipt } from "../node/src/stream/receipt.js";
+import { signSessionId } from "../node/src/stream/session.js";
 
 const dir = join(projectRoot, "test", "vectors");
 const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
@@ -182,5 +184,37 @@ write("presence-introduction.json", {
   mac: hex(introduction.request.mac),
   hex: hex(introduction.bytes),
 });
+
+// Stream-creation receipt and viewer session id (issue 15): fixed oracle seed, ids and times.
+{
+  const oracleSeed = unhex(sha256(new TextEncoder().encode("psp-vector-oracle")));
+  const streamInput = {
+    oracleSeed: hex(oracleSeed),
+    receiptId: "00112233445566778899aabbccddeeff",
+    sessionId: "ffeeddccbbaa99887766554433221100",
+    params: { bitrateKbps: 2500, maxDurationSeconds: 7200, formatFlags: 7 },
+    issuedAt: 1_800_000_000,
+    expiresAt: 1_800_003_600,
+  };
+  const receipt = signReceipt({
+    params: streamInput.params,
+    issuedAt: streamInput.issuedAt,
+    expiresAt: streamInput.expiresAt,
+    secretKey: oracleSeed,
+    id: unhex(streamInput.receiptId),
+  });
+  const session = signSessionId({ issuedAt: streamInput.issuedAt, expiresAt: streamInput.expiresAt, secretKey: oracleSeed, sid: unhex(streamInput.sessionId) });
+  write("stream-receipt.json", {
+    format: "stream-creation receipt and viewer session id",
+    spec: "docs/spec/oracle.md Receipts, Session ids",
+    description:
+      'A linkable receipt (signed document "stream-receipt") and a session id (signed document "stream-session") by one oracle key; receiptHash = keccak256 of the receipt\'s signed message, the leaf value OracleReceipts batches commit.',
+    input: streamInput,
+    oracle: pub(streamInput.oracleSeed),
+    receiptHex: hex(receipt.bytes),
+    receiptHash: receipt.receiptHash,
+    sessionHex: hex(session.bytes),
+  });
+}
 
 write("stream-media.json", streamMediaVector());

@@ -3,7 +3,10 @@
  * (node/src/stream/receipt.ts, session.ts): fed random bytes or mutations of a
  * valid encoding, each decoder either decodes or throws StreamError
  * "malformed" or "forged", never another error; what decodes carries the
- * exact bytes it was given. Run briefly by test/unit/stream-receipt-fuzz.test.ts.
+ * exact bytes it was given. The oracle message decoders, fed the same, either
+ * decode to a message that re-encodes to the same bytes or throw OracleError
+ * "malformed-request"/"too-large" (requests) or "bad-response" (responses).
+ * Run briefly by test/unit/stream-receipt-fuzz.test.ts.
  */
 import fc from "fast-check";
 import { createHash } from "node:crypto";
@@ -11,6 +14,8 @@ import { StreamError } from "../../node/src/stream/errors.js";
 import { decodeBlindReceipt, decodeReceipt, encodeBlindReceipt, inclusionFromCbor, signReceipt } from "../../node/src/stream/receipt.js";
 import { decodeSessionId, signSessionId } from "../../node/src/stream/session.js";
 import { decodeCanonical } from "../../node/src/wire/canonical.js";
+import { OracleError } from "../../node/src/stream/oracle-errors.js";
+import { decodeOracleRequest, decodeOracleResponse, encodeOracleMessage } from "../../node/src/stream/oracle-messages.js";
 import { bytesOr, check, target, typedOnly, type FuzzTarget } from "./common.js";
 
 const seed = new Uint8Array(createHash("sha256").update("psp-fuzz-oracle").digest());
@@ -36,7 +41,41 @@ function typedKind(fn: () => { bytes?: Uint8Array }, input: Uint8Array): void {
   check(kind === undefined || kind === "malformed" || kind === "forged", `unexpected kind ${kind}`);
 }
 
+const sampleRequest = encodeOracleMessage({
+  t: "receipt-request",
+  cert: new Uint8Array(300).fill(1),
+  nonce: new Uint8Array(32),
+  proof: new Uint8Array(64),
+  blinded: new Uint8Array(256).fill(2),
+  key: `0x${"22".repeat(32)}`,
+});
+const sampleResponse = encodeOracleMessage({
+  t: "keys",
+  keys: [
+    {
+      keyId: `0x${"33".repeat(32)}`,
+      spki: new Uint8Array(294).fill(3),
+      params: { bitrateKbps: 1, maxDurationSeconds: 2, formatFlags: 3 },
+      validFrom: 4,
+      validUntil: 5,
+    },
+  ],
+});
+
+function oracleDecoder(decode: (b: Uint8Array) => Parameters<typeof encodeOracleMessage>[0], allowed: string[], input: Uint8Array): void {
+  let decoded: Parameters<typeof encodeOracleMessage>[0] | undefined;
+  const kind = typedOnly([OracleError], () => (decoded = decode(input)));
+  if (kind !== undefined) return check(allowed.includes(kind), `unexpected kind ${kind}`);
+  check(Buffer.compare(encodeOracleMessage(decoded!), input) === 0, "decoded message does not re-encode to its bytes");
+}
+
 export const streamTargets: FuzzTarget[] = [
+  target("oracle request decoder", () =>
+    fc.property(bytesOr(sampleRequest, 1200), (b) => oracleDecoder(decodeOracleRequest, ["malformed-request", "too-large"], b)),
+  ),
+  target("oracle response decoder", () =>
+    fc.property(bytesOr(sampleResponse, 1200), (b) => oracleDecoder(decodeOracleResponse, ["bad-response", "too-large"], b)),
+  ),
   target("stream receipt decoder", () => fc.property(bytesOr(receipt, 600), (b) => typedKind(() => decodeReceipt(b), b))),
   target("blind receipt decoder", () => fc.property(bytesOr(blind, 800), (b) => typedKind(() => decodeBlindReceipt(b), b))),
   target("session id decoder", () => fc.property(bytesOr(session, 400), (b) => typedKind(() => decodeSessionId(b), b))),

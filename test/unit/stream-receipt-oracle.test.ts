@@ -30,6 +30,7 @@ import { OracleError } from "../../node/src/stream/oracle-errors.js";
 import { blindKeyId, finishBlindReceipt, prepareBlindReceipt, verifyBlindReceipt, verifyReceipt } from "../../node/src/stream/receipt.js";
 import { verifySessionId } from "../../node/src/stream/session.js";
 import { createBatcher, receiptTree } from "../../oracle/batcher.js";
+import { createReplicator } from "../../oracle/replication.js";
 import { createOracleService, type ActiveBlindKey } from "../../oracle/service.js";
 import { OracleStore } from "../../oracle/store.js";
 import { CHAIN_ID, REGISTRY, makeAuthorities, makeIdentity, memoryPki } from "./authority/helpers.js";
@@ -193,6 +194,16 @@ describe("oracle service", () => {
     const ok = decodeOracleResponse(await b.handleMessage(encodeOracleMessage(msg), { client: "node", peer: oracleA.publicKey } as never));
     expect(ok).toEqual({ t: "ack", n: rows.length });
     for (const r of rows) expect(storeB.get(r.rowId)?.identity).toBe(r.identity);
+    // A row that does not open is dropped and counted, never a reason to refuse (and so re-send) the rest.
+    const badBefore = b.status().refusals["bad-replica"] ?? 0;
+    const mixed = decodeOracleResponse(
+      await b.handleMessage(encodeOracleMessage({ t: "replicate", rows: [new Uint8Array([0xa0]), rows[0]!.doc] }), {
+        client: "node",
+        peer: oracleA.publicKey,
+      } as never),
+    );
+    expect(mixed).toEqual({ t: "ack", n: 2 });
+    expect(b.status().refusals["bad-replica"]).toBe(badBefore + 1);
     expect(storeB.pendingPeers()).toEqual([]);
   });
 
@@ -222,6 +233,39 @@ describe("oracle service", () => {
     expect(reopened.all()).toEqual(before);
     expect(reopened.inclusion(linkable[0]!.receiptHash!)).toEqual(inclusion);
     reopened.close();
+  });
+
+  it("the replicator retries a failed delivery with backoff and clears the outbox once the peer acks", async () => {
+    const source = new OracleStore(":memory:");
+    const target = new OracleStore(":memory:");
+    const issuer = makeOracle(oracleA, source);
+    const receiver = makeOracle(oracleB, target);
+    await requestReceipt(issuer, alice);
+    const peer = hexKey(oracleB.publicKey).slice(2);
+    const clock = { t: (T0 + 5) * 1000 }; // the service queued the row at its own clock
+    let down = true;
+    const replicator = createReplicator({
+      store: source,
+      now: () => clock.t,
+      intervalMs: 3_600_000,
+      logger: silentLogger(),
+      send: async (to, request) => {
+        expect(to).toBe(peer);
+        if (down) throw new Error("link refused");
+        return await receiver.handleMessage(request, { client: "node", peer: oracleA.publicKey });
+      },
+    });
+    await replicator.tick();
+    expect(replicator.stats()).toEqual({ sent: 0, failed: 1 });
+    expect(source.due(peer, clock.t, 16)).toHaveLength(0); // backed off
+    expect(source.due(peer, clock.t + 2_000, 16)).toHaveLength(1);
+    down = false;
+    clock.t += 2_000;
+    await replicator.tick();
+    replicator.close();
+    expect(replicator.stats()).toEqual({ sent: 1, failed: 1 });
+    expect(source.outboxSize()).toBe(0);
+    expect(target.all().map((r) => r.identity)).toEqual([alice.identity]);
   });
 
   it("rate-limits one circuit: past its burst a request is refused rate-limited with a retry time", async () => {

@@ -19,6 +19,8 @@ import { CertificateError } from "../../../node/src/authority/certificate.js";
 import { AuthorityError } from "../../../node/src/authority/service.js";
 import { PresenceError } from "../../../node/src/presence/errors.js";
 import { ClientError } from "../../../node/src/client/errors.js";
+import { StreamError } from "../../../node/src/stream/errors.js";
+import { OracleError } from "../../../node/src/stream/oracle-errors.js";
 import { NodeError } from "../../../node/src/node/config.js";
 
 interface LayerErrorClass {
@@ -44,6 +46,8 @@ const CLASSES: Record<string, LayerErrorClass> = {
   "authority certificates": CertificateError,
   authority: AuthorityError,
   presence: PresenceError,
+  stream: StreamError,
+  oracle: OracleError,
   client: ClientError,
   node: NodeError,
 };
