@@ -33,6 +33,7 @@ import {
   introductionSubcredential,
   unhex,
 } from "../test/vectors/formats.js";
+import { streamMediaVector } from "../test/vectors/stream-media-formats.js";
 import { projectRoot } from "./lib/artifacts.js";
 import { signReceipt } from "../node/src/stream/receipt.js";
 import { signSessionId } from "../node/src/stream/session.js";
@@ -225,3 +226,5 @@ write("presence-introduction.json", {
     sessionHex: hex(session.bytes),
   });
 }
+
+write("stream-media.json", streamMediaVector());

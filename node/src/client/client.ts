@@ -57,6 +57,8 @@ import type { OnionCircuit, OnionClientHandle, OnionStream } from "../onion/onio
 import type { PathNode } from "../onion/path.js";
 import { verifyAccessCertificateWithConsensus } from "../authority/certificate.js";
 import { PresenceClient } from "../presence/client.js";
+import { createPspStreams } from "../stream/client-streams.js";
+import type { PspStreams } from "../stream/client-streams.js";
 import type { AnnounceOptions, ConnectOptions, FoundPoint, IncomingIntroduction, PointInfo } from "../presence/client.js";
 import type { PresenceChannel } from "../presence/channel.js";
 import type { CapName } from "../presence/messages.js";
@@ -218,6 +220,8 @@ export class PspClient extends EventEmitter<PspClientEvents> {
   readonly dht: PspDht;
   /** Presence points: announce to be found and introduced to. */
   readonly presence: PspPresence;
+  /** Streams (docs/spec/streaming.md): create one anonymously through a circuit, publish to it, play one from a ticket. */
+  readonly streams: PspStreams;
   /** Stream-creation receipts (linkable or blind) and viewer session ids from oracles, through circuits (stream/oracle-client.ts). */
   readonly oracle: OracleClient;
   private presenceClient: PresenceClient | undefined;
@@ -246,6 +250,14 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       withdraw: () => this.presenceClient?.withdraw(),
       status: () => this.presenceClient?.status() ?? [],
     };
+    this.streams = createPspStreams({
+      circuitTo: async (node) => await (await this.onion()).buildCircuit({ lastHop: node }),
+      nodes: () => {
+        const held = this.consensusClient.current();
+        return held ? consensusToPathNodes(held) : [];
+      },
+      ...this.withLogger(),
+    });
     this.oracle = createOracleClient({
       consensus: () => this.consensus,
       openStream: (service, lastHop) => this.openStream(service, { lastHop }),

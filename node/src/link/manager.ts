@@ -37,7 +37,7 @@ import type { LinkCap } from "./errors.js";
 import { DEFAULT_LINK_OPTIONS, Link, handshakeFailureReportedOnClose } from "./link.js";
 import type { LinkCellHandler, LinkCloseInfo, LinkOptions } from "./link.js";
 import { SourceCounts, sourceKeys } from "./sources.js";
-import { clientTlsOptions, generateTlsCredentials, serverTlsOptions } from "./tls.js";
+import { clientTlsOptions, generateTlsCredentials, serverTlsOptions, STREAM_ALPN } from "./tls.js";
 import type { TlsCredentials } from "./tls.js";
 
 /** Where and who a peer is. The identity is what the link must prove. */
@@ -143,6 +143,8 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
   private readonly all = new Set<Link>();
   private pendingSockets = new Set<TLSSocket>();
   private readonly handlers: (LinkCellHandler | undefined)[] = new Array<LinkCellHandler | undefined>(256);
+  /** Takes TLS sockets that chose STREAM_ALPN (node/src/stream); absent: they are closed. */
+  private streamHandler: ((socket: TLSSocket) => void) | undefined;
   private shuttingDown = false;
   /** Links we emitted "link" for: exactly these get a "linkClosed". */
   private readonly announced = new WeakSet<Link>();
@@ -408,6 +410,11 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     }
   }
 
+  /** Hands every inbound TLS connection that negotiated STREAM_ALPN to `handler` (one handler; undefined removes it). */
+  setStreamHandler(handler: ((socket: TLSSocket) => void) | undefined): void {
+    this.streamHandler = handler;
+  }
+
   private onInbound(socket: TLSSocket): void {
     if (this.shuttingDown) {
       socket.destroy();
@@ -415,6 +422,13 @@ export class ConnectionManager extends EventEmitter<ConnectionManagerEvents> {
     }
     const key = connectionKey(socket);
     const conn = this.inbound.get(key);
+    if (socket.alpnProtocol === STREAM_ALPN) {
+      // A stream link: not a Link, not counted in maxLinks; the stream layer keeps its own caps and deadlines.
+      if (conn) this.forgetInbound(key, conn);
+      if (this.streamHandler) this.streamHandler(socket);
+      else socket.destroy();
+      return;
+    }
     if (conn?.inTls) {
       clearTimeout(conn.timer); // from here the link's own handshake deadline, from the same start, applies
       conn.inTls = false;

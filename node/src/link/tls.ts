@@ -28,6 +28,8 @@ function loadX509(): Promise<X509Module> {
 
 /** ALPN id: keeps a PSP link from being confused with any other TLS protocol on the port. */
 export const LINK_ALPN = "psp-link/1";
+/** ALPN id of a stream link (node/src/stream): media on the same port, handed to the stream handler. */
+export const STREAM_ALPN = "psp-stream/1";
 
 export interface TlsCredentials {
   /** PEM private key (PKCS#8). */
@@ -62,11 +64,17 @@ export async function generateTlsCredentials(options: { validDays?: number } = {
 const COMMON = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3", ALPNProtocols: [LINK_ALPN] } as const;
 
 export function serverTlsOptions(credentials: TlsCredentials): TlsOptions {
-  return { ...COMMON, key: credentials.key, cert: credentials.cert, requestCert: false };
+  // The listener also offers STREAM_ALPN; a client offering only that one gets a stream link (manager.ts).
+  return { ...COMMON, ALPNProtocols: [LINK_ALPN, STREAM_ALPN], key: credentials.key, cert: credentials.cert, requestCert: false };
 }
 
 export function clientTlsOptions(host: string, port: number): ConnectionOptions {
   // No certificate checks: identity comes from the AUTH cells. No SNI either, so
   // an observer learns nothing from the ClientHello about whom we dial.
   return { ...COMMON, host, port, rejectUnauthorized: false, servername: "" };
+}
+
+/** Client options of a stream link: as a link's, with STREAM_ALPN only. */
+export function streamClientTlsOptions(host: string, port: number): ConnectionOptions {
+  return { ...clientTlsOptions(host, port), ALPNProtocols: [STREAM_ALPN] };
 }

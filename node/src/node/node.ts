@@ -19,6 +19,7 @@
  * Trusts: its config (validated by config.ts) and the layers it composes.
  */
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { startControlApi } from "../api/server.js";
 import type { ControlApi } from "../api/server.js";
 import { generateEd25519KeyPair } from "../crypto/ed25519.js";
@@ -48,6 +49,10 @@ import { OnionDriver } from "../onion/runtime.js";
 import { createDiscardService, createEchoService } from "../onion/services.js";
 import type { ServiceCounters } from "../onion/services.js";
 import type { PathNode } from "../onion/path.js";
+import { ReceiptReplayStore } from "../stream/admission.js";
+import type { StreamAdmission } from "../stream/admission.js";
+import { streamCreationService } from "../stream/creation.js";
+import { StreamHost } from "../stream/host.js";
 import type { LocalService } from "../onion/types.js";
 import type { Cell } from "../wire/cell.js";
 import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./config.js";
@@ -84,6 +89,13 @@ export interface StartNodeOptions {
    * consensus lists no authority).
    */
   verifyCertificate?: (cert: Uint8Array) => IntroducerCertificate;
+  /**
+   * Lands and distributes streams (node/src/stream): stream links on the link
+   * port and service "stream" at the end of circuits, receipts and session
+   * ids checked through it (stream/admission.ts oracleAdmission). Absent:
+   * this node hosts no streams.
+   */
+  streamAdmission?: StreamAdmission;
   /**
    * The oracle service (oracle/node.ts startOracleService), started with the
    * oracle role and offered as onion service "oracle". Injected by the
@@ -125,6 +137,8 @@ export interface RunningNode {
   readonly oracleService: OracleServiceHandle | undefined;
   /** Presence points, introductions and rendezvous this node serves. */
   readonly presence: NodePresence;
+  /** Streams this node lands and distributes (absent without StartNodeOptions.streamAdmission). */
+  readonly streams: StreamHost | undefined;
   readonly api: ControlApi | undefined;
   /**
    * An onion client on this node's consensus: path selection uses the
@@ -297,6 +311,31 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   });
   cleanup.push(() => presence.close());
   Object.assign(services, presence.services);
+  // Landing and distribution: stream links arrive on the link port (ALPN psp-stream/1), creation requests through circuits.
+  let streams: StreamHost | undefined;
+  if (options.streamAdmission) {
+    const replayStore = new ReceiptReplayStore(config.dataDir !== undefined ? join(config.dataDir, "stream-receipts.db") : ":memory:");
+    const host = new StreamHost({
+      identity,
+      admission: options.streamAdmission,
+      replayStore,
+      advertised,
+      // A public stream's record goes into the DHT through this node's own DhtNode.
+      publishPublic: async (record) => {
+        if (!dht) throw new NodeError("start-failed", "the DHT is not running yet");
+        return await dht.node.publish(record);
+      },
+      ...withLogger,
+    });
+    streams = host;
+    manager.setStreamHandler((socket) => host.handleSocket(socket));
+    services["stream"] = streamCreationService(host, { flush: () => late.driver?.run(() => undefined), ...withLogger });
+    cleanup.push(() => {
+      manager.setStreamHandler(undefined);
+      host.close();
+      replayStore.close();
+    });
+  }
   Object.assign(services, options.services);
   if (options.wrapService) for (const [name, service] of Object.entries(services)) services[name] = options.wrapService(name, service);
 
@@ -409,6 +448,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     oracle,
     oracleService,
     presence,
+    streams,
     api,
     services: counters,
     async createOnionClient(options = {}) {
