@@ -72,6 +72,14 @@ export interface NodeAuthorityConfig {
   limits?: { requestsPerMinute?: number; burst?: number };
 }
 
+/** Landing and distributing streams (docs/spec/streaming.md): on by default for an onion node with a chain. */
+export interface NodeStreamConfig {
+  /** false: the node lands and distributes no streams (default true when the node has a chain and the onion role). */
+  enabled?: boolean;
+  /** Seconds a linkable receipt is accepted before its batch is committed on chain (default: the receipt module's grace). */
+  graceSeconds?: number;
+}
+
 /** The "oracle" role: the node's EVM signer (it signs receipt batches and blind-key registrations) and the oracle service's settings. */
 export interface NodeOracleConfig {
   signer: SignerSource;
@@ -117,6 +125,8 @@ export interface NodeConfig {
   authority?: NodeAuthorityConfig;
   /** The oracle role's settings (required with that role). */
   oracle?: NodeOracleConfig;
+  /** Landing and distributing streams; needs `chain` (receipts and session ids are checked against it). */
+  stream?: NodeStreamConfig;
   /**
    * The chain the node reads the NodeRegistry from (docs/spec/node.md "Chain").
    * With it, discovery nodes check descriptors against on-chain registration
@@ -398,6 +408,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     "chain",
     "authority",
     "oracle",
+    "stream",
     "log",
   ]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
@@ -457,6 +468,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     if (config.directory) config.directory.chain = config.chain;
   }
   if (value.log !== undefined) config.log = checkLog(value.log);
+  if (value.stream !== undefined) config.stream = checkStream(value.stream);
   if (value.authority !== undefined) config.authority = checkAuthority(value.authority);
   if (value.oracle !== undefined) {
     if (!isObject(value.oracle)) throw bad("oracle", 'must be an object { "signer": ... }');
@@ -515,6 +527,22 @@ export function parseNodeConfig(value: unknown): NodeConfig {
 /** A log level name, or undefined when `v` is not one. */
 export function parseLogLevel(v: unknown): LogLevel | undefined {
   return typeof v === "string" && (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : undefined;
+}
+
+function checkStream(v: unknown): NodeStreamConfig {
+  if (!isObject(v)) throw bad("stream", 'must be an object { "enabled": true | false, "graceSeconds": ... }');
+  for (const k of Object.keys(v)) if (k !== "enabled" && k !== "graceSeconds") throw bad(`stream.${k}`, "unknown field; known: enabled, graceSeconds");
+  const out: NodeStreamConfig = {};
+  if (v.enabled !== undefined) {
+    if (typeof v.enabled !== "boolean") throw bad("stream.enabled", "must be true or false");
+    out.enabled = v.enabled;
+  }
+  if (v.graceSeconds !== undefined) {
+    if (!Number.isInteger(v.graceSeconds) || (v.graceSeconds as number) < 0 || (v.graceSeconds as number) > 86_400)
+      throw bad("stream.graceSeconds", "must be a whole number of seconds from 0 to 86400");
+    out.graceSeconds = v.graceSeconds as number;
+  }
+  return out;
 }
 
 function checkLog(v: unknown): NodeLogConfig {

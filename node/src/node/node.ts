@@ -59,6 +59,7 @@ import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./con
 import { startNodeAuthority, startNodeOracle } from "./roles.js";
 import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
+import { startNodeStreamAdmission } from "./stream.js";
 import type { IntroducerCertificate } from "../presence/introduction.js";
 import type { NodeAuthority, NodeOracle, OracleServiceFactory, OracleServiceHandle } from "./roles.js";
 import type { NodeConfig } from "./config.js";
@@ -93,7 +94,8 @@ export interface StartNodeOptions {
    * Lands and distributes streams (node/src/stream): stream links on the link
    * port and service "stream" at the end of circuits, receipts and session
    * ids checked through it (stream/admission.ts oracleAdmission). Absent:
-   * this node hosts no streams.
+   * an onion node with a chain builds it from the chain (node/stream.ts)
+   * unless config.stream.enabled is false; without a chain it hosts no streams.
    */
   streamAdmission?: StreamAdmission;
   /**
@@ -137,7 +139,7 @@ export interface RunningNode {
   readonly oracleService: OracleServiceHandle | undefined;
   /** Presence points, introductions and rendezvous this node serves. */
   readonly presence: NodePresence;
-  /** Streams this node lands and distributes (absent without StartNodeOptions.streamAdmission). */
+  /** Streams this node lands and distributes (absent when it has no stream admission: no chain, or stream.enabled false). */
   readonly streams: StreamHost | undefined;
   readonly api: ControlApi | undefined;
   /**
@@ -245,6 +247,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   let authority: NodeAuthority | undefined;
   let oracle: NodeOracle | undefined;
   let oracleService: OracleServiceHandle | undefined;
+  let streamAdmission = options.streamAdmission;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
       const started = await startNodeAuthority({
@@ -277,6 +280,12 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
         oracleService = service;
         cleanup.push(() => service.close());
       }
+    }
+    // Landing and distribution check receipts and session ids against the chain; on by default for an onion node with one.
+    if (!streamAdmission && config.chain && roles.includes("onion") && config.stream?.enabled !== false) {
+      const started = await startNodeStreamAdmission({ chain: config.chain, ...(config.stream ? { stream: config.stream } : {}), ...withLogger });
+      streamAdmission = started.admission;
+      cleanup.push(() => started.close());
     }
   } catch (err) {
     await unwind();
@@ -313,11 +322,11 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   Object.assign(services, presence.services);
   // Landing and distribution: stream links arrive on the link port (ALPN psp-stream/1), creation requests through circuits.
   let streams: StreamHost | undefined;
-  if (options.streamAdmission) {
+  if (streamAdmission) {
     const replayStore = new ReceiptReplayStore(config.dataDir !== undefined ? join(config.dataDir, "stream-receipts.db") : ":memory:");
     const host = new StreamHost({
       identity,
-      admission: options.streamAdmission,
+      admission: streamAdmission,
       replayStore,
       advertised,
       // A public stream's record goes into the DHT through this node's own DhtNode.
