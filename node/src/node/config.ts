@@ -24,6 +24,8 @@ import { LOG_LEVELS } from "../log.js";
 import type { LogLevel } from "../log.js";
 import { CREATE_BURST_KEYS, POSITIVE_RELAY_LIMIT_KEYS } from "../onion/constants.js";
 import type { RelayLimits } from "../onion/relay.js";
+import { parseCommercialConfig } from "./commercial.js";
+import type { NodeCommercialConfig } from "./commercial.js";
 
 export type NodeErrorKind =
   /** The configuration is malformed; the message names the field. */
@@ -49,10 +51,12 @@ export class NodeError extends layerError<NodeErrorKind>("node", NODE_CATEGORIES
  * "authority" the authority service (attestations and access certificates,
  * over links and at the end of circuits), "oracle" the oracle node (its
  * signer and its standing in the on-chain oracle set; the oracle service
- * itself lives in oracle/). Each role is also claimed in the descriptor, and
+ * itself lives in oracle/), "commercial" applications' plugin services
+ * (node/src/commercial, issue 17; the descriptor claims the application ids
+ * instead of a role bit). Each role is also claimed in the descriptor, and
  * the consensus flags it only where the chain agrees.
  */
-export const NODE_ROLES = ["onion", "discovery", "authority", "oracle"] as const;
+export const NODE_ROLES = ["onion", "discovery", "authority", "oracle", "commercial"] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];
 
 /** Built-in local services a node can offer at the end of circuits. */
@@ -109,6 +113,8 @@ export interface NodeConfig {
   authority?: NodeAuthorityConfig;
   /** The oracle role's settings (required with that role). */
   oracle?: NodeOracleConfig;
+  /** The commercial role's applications and plugins (required with that role; node/commercial.ts). */
+  commercial?: NodeCommercialConfig;
   /**
    * The chain the node reads the NodeRegistry from (docs/spec/node.md "Chain").
    * With it, discovery nodes check descriptors against on-chain registration
@@ -381,6 +387,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     "chain",
     "authority",
     "oracle",
+    "commercial",
     "log",
   ]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
@@ -443,6 +450,10 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     if (!isObject(value.oracle)) throw bad("oracle", 'must be an object { "signer": ... }');
     for (const k of Object.keys(value.oracle)) if (k !== "signer") throw bad(`oracle.${k}`, "unknown field; known: signer");
     config.oracle = { signer: checkSigner("oracle.signer", value.oracle.signer) };
+  }
+  if (value.commercial !== undefined) config.commercial = parseCommercialConfig(value.commercial);
+  if ((config.roles?.includes("commercial") ?? false) !== (config.commercial !== undefined)) {
+    throw bad("commercial", 'the "commercial" role and the commercial section go together: { "apps": [{ "namespace", "application", "plugin" }] }');
   }
   for (const role of ["authority", "oracle"] as const) {
     if (!config.roles?.includes(role)) {

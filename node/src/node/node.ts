@@ -52,6 +52,9 @@ import type { LocalService } from "../onion/types.js";
 import type { Cell } from "../wire/cell.js";
 import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./config.js";
 import { startNodeAuthority, startNodeOracle } from "./roles.js";
+import { startNodeCommercial } from "./commercial.js";
+import type { NodeCommercial } from "./commercial.js";
+import { COMMERCIAL_SERVICE } from "../commercial/messages.js";
 import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
 import type { IntroducerCertificate } from "../presence/introduction.js";
@@ -114,6 +117,8 @@ export interface RunningNode {
   readonly authority: NodeAuthority | undefined;
   /** The oracle role (absent without it). */
   readonly oracle: NodeOracle | undefined;
+  /** The commercial role: applications' plugin services (absent without it). */
+  readonly commercial: NodeCommercial | undefined;
   /** Presence points, introductions and rendezvous this node serves. */
   readonly presence: NodePresence;
   readonly api: ControlApi | undefined;
@@ -218,6 +223,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   // Chain-backed roles first: they can fail (no chain, bad signer key) before anything else runs.
   let authority: NodeAuthority | undefined;
   let oracle: NodeOracle | undefined;
+  let commercial: NodeCommercial | undefined;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
       const started = await startNodeAuthority({
@@ -234,6 +240,18 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     if (roles.includes("oracle") && config.oracle && config.chain) {
       const started = await startNodeOracle({ identity, config: config.oracle, chain: config.chain, ...withLogger });
       oracle = started;
+      cleanup.push(() => started.close());
+    }
+    if (roles.includes("commercial") && config.commercial) {
+      const started = await startNodeCommercial({
+        identity,
+        config: config.commercial,
+        consensus: () => directory?.current(),
+        ...(config.chain ? { chain: config.chain } : {}),
+        flush: () => late.driver?.run(() => undefined),
+        ...withLogger,
+      });
+      commercial = started;
       cleanup.push(() => started.close());
     }
   } catch (err) {
@@ -257,6 +275,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     ...withLogger,
   });
   if (authority) services["authority"] = authority.circuitService;
+  if (commercial) services[COMMERCIAL_SERVICE] = commercial.service;
   // Every onion node holds presence points, forwards introductions and hosts rendezvous.
   const presence = startNodePresence({
     identity,
@@ -276,7 +295,8 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     onionKeys: [onionKey],
     now: performance.now(),
     services,
-    firstHopServices: PRESENCE_FIRST_HOP_SERVICES,
+    // A client that chose a direct connection to a commercial node opens its stream at the first hop.
+    firstHopServices: services[COMMERCIAL_SERVICE] ? [...PRESENCE_FIRST_HOP_SERVICES, COMMERCIAL_SERVICE] : PRESENCE_FIRST_HOP_SERVICES,
     ...(config.onion?.limits ? { limits: config.onion.limits } : {}),
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
@@ -313,6 +333,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
         identity,
         onionPublicKey: onionKey.publicKey,
         roles,
+        ...(commercial ? { apps: commercial.appIds } : {}),
         advertised,
         manager,
         rpc,
@@ -377,6 +398,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     directory,
     authority,
     oracle,
+    commercial,
     presence,
     api,
     services: counters,
