@@ -10,6 +10,7 @@
  */
 export { createPspClient, PspClient } from "./client.js";
 export type { PspClientOptions, PspClientEvents, IdentityOption, ConsensusSummary, CertificateInfo, CircuitEvent, CircuitOptions, PspDht, DhtKey, DhtPutInput } from "./client.js";
+export type { AppConnectOptions, PspApp } from "./client.js";
 export type { BootstrapOption, BootstrapNode, DiscoveryTrustOption, ChainBinding } from "./bootstrap.js";
 export { ClientError } from "./errors.js";
 export type { ClientErrorKind } from "./errors.js";
