@@ -21,6 +21,7 @@ import { COMMERCIAL_SERVICE, decodeOpenReply, encodeOpen, signOpenProof } from "
 import { openCommercial } from "../../node/src/commercial/client.js";
 import type { CommercialConnection } from "../../node/src/commercial/client.js";
 import { checkPlugin } from "../../node/src/commercial/plugin.js";
+import type { DuplexIo } from "../../node/src/commercial/plugin.js";
 import { createCommercialServer } from "../../node/src/commercial/server.js";
 import type { CommercialServer } from "../../node/src/commercial/server.js";
 import * as demo from "../../node/src/commercial/examples/demo-kv.js";
@@ -41,6 +42,7 @@ const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const kind = (fn: () => Promise<unknown>) => kindOfAsync(fn, CommercialError);
 
 const APP = Uint8Array.from(Buffer.from(applicationId("acme", "shop").slice(2), "hex"));
+const LATER_APP = Uint8Array.from(Buffer.from(applicationId("acme", "later").slice(2), "hex"));
 const OTHER_APP = Uint8Array.from(Buffer.from(applicationId("acme", "other").slice(2), "hex"));
 const REGISTRY = "0x00000000000000000000000000000000000000aa" as Address;
 const authority = secret("authority");
@@ -73,7 +75,17 @@ beforeAll(async () => {
   const ref: { node?: RunningNode } = {};
   server = createCommercialServer({
     nodeIdentity: ed25519PublicKey(secret("node-3")),
-    applications: [{ appId: APP, name: "acme.shop", plugin: checkPlugin(demo, "demo-kv") }],
+    applications: [
+      { appId: APP, name: "acme.shop", plugin: checkPlugin(demo, "demo-kv") },
+      // A duplex service that answers later (a timer): its messages leave without waiting for other traffic.
+      {
+        appId: LATER_APP,
+        name: "acme.later",
+        plugin: checkPlugin({
+          services: { later: { mode: "duplex", open: (io: DuplexIo) => ({ onMessage: (m: Uint8Array) => void setTimeout(() => io.send(m), 5) }) } },
+        }),
+      },
+    ],
     limits: { maxMessageBytes: 4096, requestsPerMinute: 60, burst: 40 },
     verifyCertificate: (cert) => {
       const v = verifyAccessCertificate(cert, { now: Date.now(), authorities: [ed25519PublicKey(authority)], threshold: 1 });
@@ -132,6 +144,14 @@ describe("commercial service through circuits", () => {
     await two;
     expect(got).toEqual(["1:x", "2:y"]);
     ticker.close();
+  });
+
+  it("sends a duplex service's messages made outside the relay's round", async () => {
+    const later = await connect("later", { app: LATER_APP });
+    const got = new Promise<string>((resolve) => later.once("message", (m) => resolve(text(m))));
+    await later.send(utf8("after a timer"));
+    expect(await got).toBe("after a timer");
+    later.close();
   });
 
   it("refuses another application and an unknown service with typed reasons", async () => {

@@ -124,6 +124,21 @@ export function createCommercialServer(options: CommercialServerOptions): Commer
   const now = options.now ?? Date.now;
   const log = childLogger(options.logger, "commercial");
   const stats: CommercialStats = { streams: 0, opened: 0, requests: 0, duplexMessages: 0, refusals: {} };
+  /** Sends what duplex services queued outside the relay's round (a timer, an await); coalesced per microtask. */
+  let flushQueued = false;
+  const flushSoon = (): void => {
+    if (!options.flush || flushQueued) return;
+    flushQueued = true;
+    queueMicrotask(() => {
+      flushQueued = false;
+      try {
+        options.flush?.();
+      } catch (err) {
+        // The driver is stopped (node closing): nothing to send any more.
+        logFailure(log, err, "flush duplex messages", "debug");
+      }
+    });
+  };
   const count = (kind: CommercialErrorKind): void => {
     stats.refusals[kind] = (stats.refusals[kind] ?? 0) + 1;
   };
@@ -270,6 +285,7 @@ export function createCommercialServer(options: CommercialServerOptions): Commer
           if (message.length > max) throw new CommercialError("too-large", `message of ${message.length} bytes; the limit is ${max}`);
           try {
             stream.send(message);
+            flushSoon();
           } catch (err) {
             open = false;
             stream.end(EndReason.RESOURCELIMIT);
