@@ -23,7 +23,7 @@ import { CommercialError } from "../../node/src/commercial/errors.js";
 import { COMMERCIAL_SERVICE, decodeOpenReply } from "../../node/src/commercial/messages.js";
 import { NodeFlag } from "../../node/src/directory/config.js";
 import { devAccount } from "../../scripts/lib/devnet-accounts.js";
-import { DEMO_COMMERCIAL } from "../../scripts/lib/devnet-commercial.js";
+import { DEMO_COMMERCIAL, runCommercialDemo } from "../../scripts/lib/devnet-commercial.js";
 import { kindOfAsync } from "../helpers/index.js";
 import { startTestDevnet } from "../helpers/devnet.js";
 import type { TestDevnet } from "../helpers/devnet.js";
@@ -84,6 +84,11 @@ describe("commercial nodes on the devnet", () => {
       expect(JSON.parse(text(await kv.request(utf8(JSON.stringify({ op: "get", key: `k${i}` })))))).toEqual({ ok: true, value: `v${i}` });
       kv.close();
     }
+    // What `npm start` shows (scripts/lib/devnet-demo.ts): the same step, as the demo runs it.
+    const lines: string[] = [];
+    const shown = await runCommercialDemo(client, (line) => lines.push(line));
+    expect([shown.value, shown.node, shown.hops]).toEqual(["hello from carol", published, 3]);
+    expect(lines.join("\n")).toMatch(/demo\.shop: the consensus lists 1 commercial node .* 3-hop circuit/);
     const echo = await app.connect("echo", { direct: true });
     expect(text(await echo.request(utf8("direct")))).toBe("direct");
     echo.close();
