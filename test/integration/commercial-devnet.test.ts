@@ -24,6 +24,7 @@ import { COMMERCIAL_SERVICE, decodeOpenReply } from "../../node/src/commercial/m
 import { NodeFlag } from "../../node/src/directory/config.js";
 import { devAccount } from "../../scripts/lib/devnet-accounts.js";
 import { DEMO_COMMERCIAL, runCommercialDemo } from "../../scripts/lib/devnet-commercial.js";
+import { DEVNET_PASSPHRASE } from "../../scripts/lib/devnet.js";
 import { kindOfAsync } from "../helpers/index.js";
 import { startTestDevnet } from "../helpers/devnet.js";
 import type { TestDevnet } from "../helpers/devnet.js";
@@ -113,6 +114,30 @@ describe("commercial nodes on the devnet", () => {
     expect(await kind(() => kv.request(utf8("{nope")))).toBe("refused");
     expect(JSON.parse(text(await kv.request(utf8(JSON.stringify({ op: "get", key: "k0" })))))).toEqual({ ok: true, value: "v0" });
     kv.close();
+  });
+
+  it("presents the user's certificate when a service asks for an identity, and the node checks it is one of the application's", async () => {
+    const alice = net.user("alice");
+    const user = await createPspClient({
+      bootstrap: { devnet: join(net.root, "devnet", "state.json") },
+      identity: { keyFile: alice.keyFile, passphrase: DEVNET_PASSPHRASE },
+      preemptiveCircuits: 1,
+    });
+    try {
+      await user.ready;
+      const app = user.app(DEMO_COMMERCIAL.namespace, DEMO_COMMERCIAL.application);
+      await until("the user's consensus to list demo.shop's node", () => app.nodes().length > 0);
+      // Told not to: the node asks for an identity.
+      expect(await kind(() => app.connect("counter", { identity: false }))).toBe("needs-identity");
+      // By default the client answers with its certificate; alice is a peerstream.client identity, not demo.shop's.
+      expect(await kind(() => app.connect("counter"))).toBe("bad-certificate");
+      // Services without an identity requirement never see the certificate.
+      const echo = await app.connect("echo");
+      expect(text(await echo.request(utf8("anonymous")))).toBe("anonymous");
+      echo.close();
+    } finally {
+      await user.close();
+    }
   });
 
   it("drops the node from the next consensus and from clients' choices once the owner removes it on chain", async () => {

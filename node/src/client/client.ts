@@ -175,7 +175,11 @@ export interface AppConnectOptions {
    * a 3-hop circuit ending at the node).
    */
   direct?: boolean;
-  /** Present the client's access certificate (services that require an identity); default false. */
+  /**
+   * Present the client's access certificate: true always, false never;
+   * default: only when the service answers "needs-identity" and the client
+   * has an identity (then a second open on a fresh circuit).
+   */
   identity?: boolean;
   /** Use this node (hex identity) instead of a random one of the application's. */
   node?: string;
@@ -377,28 +381,37 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         const wanted = options.node?.replace(/^0x/, "").toLowerCase();
         const node = wanted ? nodes.find((n) => hexOf(n.identity) === wanted) : chooseApplicationNode(nodes, name);
         if (!node) throw new CommercialError("no-nodes", `node ${wanted?.slice(0, 16)}… is not a commercial node of ${name} in the held consensus`);
-        const identity = options.identity
-          ? { secretKey: this.requireIdentity(`app(${name}).connect with identity`).secretKey, certificate: (await this.certificate()).bytes }
-          : undefined;
-        let circuit: OnionCircuit;
+        const attempt = async (withIdentity: boolean): Promise<CommercialConnection> => {
+          const identity = withIdentity
+            ? { secretKey: this.requireIdentity(`app(${name}).connect with identity`).secretKey, certificate: (await this.certificate()).bytes }
+            : undefined;
+          let circuit: OnionCircuit;
+          try {
+            circuit = await (options.direct ? onion.buildCircuit({ path: [node] }) : onion.buildCircuit({ lastHop: node }));
+          } catch (err) {
+            throw new CommercialError("unreachable", `no circuit to ${name}'s node ${hexOf(node.identity).slice(0, 16)}…: ${(err as Error).message}`, { cause: err });
+          }
+          try {
+            const stream = await circuit.openStream(COMMERCIAL_SERVICE);
+            void stream.closed.then(() => circuit.close());
+            return await openCommercial(stream, {
+              appId,
+              service,
+              node: node.identity,
+              ...(identity ? { identity } : {}),
+              ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+            });
+          } catch (err) {
+            circuit.close();
+            throw commercialErrorOf(err);
+          }
+        };
         try {
-          circuit = await (options.direct ? onion.buildCircuit({ path: [node] }) : onion.buildCircuit({ lastHop: node }));
+          return await attempt(options.identity === true);
         } catch (err) {
-          throw new CommercialError("unreachable", `no circuit to ${name}'s node ${hexOf(node.identity).slice(0, 16)}…: ${(err as Error).message}`, { cause: err });
-        }
-        try {
-          const stream = await circuit.openStream(COMMERCIAL_SERVICE);
-          void stream.closed.then(() => circuit.close());
-          return await openCommercial(stream, {
-            appId,
-            service,
-            node: node.identity,
-            ...(identity ? { identity } : {}),
-            ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
-          });
-        } catch (err) {
-          circuit.close();
-          throw commercialErrorOf(err);
+          // A service that requires an identity asks for one: present it when the client has one and the app did not say no.
+          if (options.identity === undefined && this.identityKey && err instanceof CommercialError && err.kind === "needs-identity") return await attempt(true);
+          throw err;
         }
       },
     };
