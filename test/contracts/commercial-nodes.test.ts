@@ -42,7 +42,11 @@ async function registerOnionNode(key: Hex, signer: PrivateKeyAccount, owner: Wal
   const nonce = await f.nodeRegistry.read.nonces([signer.address]);
   const deadline = BigInt(await f.networkHelpers.time.latest()) + 3600n;
   const consent = await signer.signTypedData(
-    nodeConsentTypedData({ chainId: f.chainId, registry: f.nodeRegistry.address, consent: { nodeKey: key, operator: account.address, signer: signer.address, nonce, deadline } }),
+    nodeConsentTypedData({
+      chainId: f.chainId,
+      registry: f.nodeRegistry.address,
+      consent: { nodeKey: key, operator: account.address, signer: signer.address, nonce, deadline },
+    }),
   );
   await f.nodeRegistry.write.registerNode([key, signer.address, ROLE_ONION, deadline, consent, KEY_PROOF], { account });
   if (stake > 0n) {
@@ -57,7 +61,11 @@ async function consent(opts: { signer?: PrivateKeyAccount; app?: Hex; node?: Hex
   const deadline = opts.deadline ?? BigInt(await f.networkHelpers.time.latest()) + 600n;
   const services = opts.services ?? ["kv", "echo"];
   const signature = await signer.signTypedData(
-    serveConsentTypedData({ chainId: f.chainId, contract: commercial.address, consent: { appId: opts.app ?? appId, nodeKey: opts.node ?? nodeKey, services, nonce, deadline } }),
+    serveConsentTypedData({
+      chainId: f.chainId,
+      contract: commercial.address,
+      consent: { appId: opts.app ?? appId, nodeKey: opts.node ?? nodeKey, services, nonce, deadline },
+    }),
   );
   return { deadline, signature, services };
 }
@@ -96,7 +104,9 @@ describe("CommercialNodes publication", () => {
     const c = await consent();
     const nonce = await commercial.read.nonces([nodeSigner.address]);
     const onChain = await commercial.read.serveConsentDigest([appId, nodeKey, c.services, nonce, c.deadline]);
-    expect(onChain).toBe(serveConsentDigest({ chainId: f.chainId, contract: commercial.address, consent: { appId, nodeKey, services: c.services, nonce, deadline: c.deadline } }));
+    expect(onChain).toBe(
+      serveConsentDigest({ chainId: f.chainId, contract: commercial.address, consent: { appId, nodeKey, services: c.services, nonce, deadline: c.deadline } }),
+    );
   });
 
   it("the owner and a registrar publish with the node's consent; events, views and services follow", async () => {
@@ -201,7 +211,11 @@ describe("CommercialNodes publication", () => {
 describe("CommercialNodes removal and dropping out", () => {
   it("the app, the node's operator and its signer may remove; nobody else", async () => {
     await publish();
-    await f.viem.assertions.revertWithCustomError(commercial.write.removeNode([appId, nodeKey], { account: mallory.account }), commercial, "NotAllowedToRemove");
+    await f.viem.assertions.revertWithCustomError(
+      commercial.write.removeNode([appId, nodeKey], { account: mallory.account }),
+      commercial,
+      "NotAllowedToRemove",
+    );
     await commercial.write.removeNode([appId, nodeKey], { account: registrar.account });
     expect(await commercial.read.isServing([appId, nodeKey])).toBe(false);
     expect(await commercial.read.nodesOf([appId])).toEqual([]);

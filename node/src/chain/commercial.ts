@@ -66,7 +66,8 @@ export function checkServiceNames(services: readonly string[]): void {
   }
   const seen = new Set<string>();
   for (const s of services) {
-    if (typeof s !== "string" || !SERVICE_NAME_PATTERN.test(s)) throw new ChainError("bad-argument", `service name ${JSON.stringify(s)} must be 1..32 characters of a-z, 0-9 and -`);
+    if (typeof s !== "string" || !SERVICE_NAME_PATTERN.test(s))
+      throw new ChainError("bad-argument", `service name ${JSON.stringify(s)} must be 1..32 characters of a-z, 0-9 and -`);
     if (seen.has(s)) throw new ChainError("bad-argument", `service ${s} is listed twice`);
     seen.add(s);
   }
@@ -142,9 +143,17 @@ export async function publishCommercialNode(opts: PublishCommercialNodeOptions):
   if (!wallet) throw new ChainError("bad-argument", "publishing a commercial node sends a transaction: pass the application owner's keystore");
   const address = commercialNodesAddress(opts.deployment);
   const pub = opts.clients.publicClient;
-  const info = await pub.readContract({ address: opts.deployment.contracts.NodeRegistry.address, abi: nodeRegistryAbi, functionName: "getNode", args: [opts.nodeKey] });
+  const info = await pub.readContract({
+    address: opts.deployment.contracts.NodeRegistry.address,
+    abi: nodeRegistryAbi,
+    functionName: "getNode",
+    args: [opts.nodeKey],
+  });
   if (info.signer.toLowerCase() !== opts.nodeSigner.address.toLowerCase()) {
-    throw new ChainError("bad-argument", `node ${opts.nodeKey} has signer ${info.signer} on chain, not ${opts.nodeSigner.address}: its consent would not count`);
+    throw new ChainError(
+      "bad-argument",
+      `node ${opts.nodeKey} has signer ${info.signer} on chain, not ${opts.nodeSigner.address}: its consent would not count`,
+    );
   }
   const nonce = await pub.readContract({ address, abi: commercialNodesAbi, functionName: "nonces", args: [info.signer] });
   const now = (await pub.getBlock()).timestamp;
