@@ -140,6 +140,19 @@ write("consensus-internal.json", {
   hex: hex(consensusInternal.document),
 });
 
+const consensusCommercial = encodeConsensusVector(inputs.consensusCommercial);
+write("consensus-commercial.json", {
+  format: "consensus",
+  spec: "docs/spec/commercial.md Discovery",
+  description:
+    "A consensus listing a public guard and a commercial node (flag 1024) with its two application ids (apps, ascending), which a decoder accepts only with that flag. The other entry encodes as before. Signed by all three discovery nodes.",
+  input: inputs.consensusCommercial,
+  voters: inputs.consensusCommercial.signerSeeds.map(pub).sort(),
+  bodyHex: hex(consensusCommercial.body),
+  bodyDigest: sha256(consensusCommercial.body),
+  hex: hex(consensusCommercial.document),
+});
+
 const record = encodeDhtRecordVector(inputs.dhtRecord);
 write("dht-record.json", {
   format: "DHT record",

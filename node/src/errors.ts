@@ -32,6 +32,7 @@ export type ErrorLayer =
   | "chain"
   | "authority"
   | "presence"
+  | "commercial"
   | "stream"
   | "client"
   | "node"

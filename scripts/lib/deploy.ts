@@ -16,7 +16,7 @@ import { writeFile, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { getAddress, parseEther, type Abi, type Address, type Hex } from "viem";
 import type { ChainClients } from "../../node/src/chain/clients.js";
-import { assertDeploymentLive, GOVERNANCE_CONTRACT, pspContracts, type Deployment, type PspContract } from "../../node/src/chain/deployment.js";
+import { assertDeploymentLive, COMMERCIAL_CONTRACT, GOVERNANCE_CONTRACT, pspContracts, type Deployment, type PspContract } from "../../node/src/chain/deployment.js";
 import { ChainError } from "../../node/src/chain/errors.js";
 import { bandwidthRewardsAbi, nodeRegistryAbi } from "../../node/src/chain/generated/abis.js";
 import { readArtifact } from "./artifacts.js";
@@ -134,7 +134,7 @@ export async function deployPsp(opts: DeployOptions): Promise<{ deployment: Depl
   const admin = wallet.account.address;
   const deployed = {} as Deployment["contracts"];
 
-  const deploy = async (name: PspContract | typeof GOVERNANCE_CONTRACT, args: readonly unknown[]): Promise<Address> => {
+  const deploy = async (name: PspContract | typeof GOVERNANCE_CONTRACT | typeof COMMERCIAL_CONTRACT, args: readonly unknown[]): Promise<Address> => {
     const artifact = await readArtifact(name);
     const hash = await wallet.deployContract({ abi: artifact.abi, bytecode: artifact.bytecode, args: args as unknown[] });
     const receipt = await clients.publicClient.waitForTransactionReceipt({ hash });
@@ -183,6 +183,8 @@ export async function deployPsp(opts: DeployOptions): Promise<{ deployment: Depl
   const identities = await deploy("IdentityRegistry", [nodeRegistry]);
   await deploy("Subscriptions", [token, identities, rewards]);
   await deploy("OracleReceipts", [nodeRegistry, params.revocationQuorumBps]);
+  // Applications' commercial nodes (issue 17): no governance role, so nothing to hand over.
+  await deploy(COMMERCIAL_CONTRACT, [identities, nodeRegistry]);
   const timelock = await deploy(GOVERNANCE_CONTRACT, [BigInt(params.timelockDelay), proposers, proposers]);
 
   const call = async (address: Address, abi: Abi, functionName: string, args: readonly unknown[]) => {

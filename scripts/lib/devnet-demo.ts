@@ -12,6 +12,7 @@ import { createPspClient } from "../../node/src/client/client.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import type { PresenceChannel } from "../../node/src/presence/channel.js";
 import { childLogger, logFailure } from "../../node/src/log.js";
+import { runCommercialDemo } from "./devnet-commercial.js";
 import type { Logger } from "../../node/src/log.js";
 
 export interface DevnetUsersOptions {
@@ -97,6 +98,8 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
     const roundTripMs = performance.now() - sent;
     log.info(`msg      carol <- alice: ${reply.value?.text ?? "(no reply)"} (${roundTripMs.toFixed(0)} ms round trip)`);
     channel.close();
+    // The demo application's commercial node (issue 17), reached through a circuit; a failure is shown, not fatal to the demo.
+    await runCommercialDemo(carol, (line) => log.info(line)).catch((err: unknown) => logFailure(log, err, "reach demo.shop's commercial node", "warn"));
     return { connectMs, roundTripMs };
   });
   started.catch(() => undefined);

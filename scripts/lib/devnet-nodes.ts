@@ -29,6 +29,8 @@ import { createInterface } from "node:readline";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { nodeIdFromPublicKey, verifyStaticPuzzle } from "../../node/src/crypto/puzzles.js";
 import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
+import { demoCommercialConfig } from "./devnet-commercial.js";
+import type { DevnetCommercialMode } from "./devnet-commercial.js";
 import type { NodeInfo } from "../../node/src/node/node.js";
 import { childLogger } from "../../node/src/log.js";
 import type { Logger } from "../../node/src/log.js";
@@ -44,6 +46,8 @@ export interface DevnetNodeEntry {
   keyFile: string;
   /** Runs as an internal relay (config directory.internal). */
   internal?: boolean;
+  /** Runs the commercial role serving the demo application (devnet-commercial.ts). */
+  commercial?: DevnetCommercialMode;
 }
 
 export interface DevnetNodesOptions {
@@ -193,7 +197,8 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
           // Every node.log line then names its node (the level comes from PSP_LOG_LEVEL, inherited, or info).
           log: { name: n.name },
           identity: { secretKeyHex: nodeKeys.secret },
-          roles: n.roles.filter((r) => r === "onion" || r === "discovery" || (options.chain && CHAIN_ROLES.includes(r))),
+          roles: [...n.roles.filter((r) => r === "onion" || r === "discovery" || (options.chain && CHAIN_ROLES.includes(r))), ...(n.commercial ? ["commercial"] : [])],
+          ...(n.commercial ? { commercial: demoCommercialConfig() } : {}),
           // Every local client shares 127.0.0.1 and so one per-client rate-limit bucket: the burst is raised for that.
           ...(n.roles.includes("authority") && options.chain ? { authority: { ...signer, limits: { burst: 100, requestsPerMinute: 600 } } } : {}),
           ...(n.roles.includes("oracle") && options.chain ? { oracle: signer } : {}),

@@ -42,6 +42,8 @@ import { devAccount } from "./devnet-accounts.js";
 import { admitNodes } from "./governance.js";
 import { startHardhatNode, type HardhatNode } from "./hardhat-node.js";
 import { startDevnetApi } from "./devnet-api.js";
+import { DEMO_COMMERCIAL, publishDemoCommercial } from "./devnet-commercial.js";
+import type { DevnetCommercialMode } from "./devnet-commercial.js";
 import { childLogger } from "../../node/src/log.js";
 import type { Logger } from "../../node/src/log.js";
 
@@ -52,6 +54,8 @@ export interface DevnetNodeSpec {
   stake: bigint;
   /** An internal relay (issue 20): listed without an address, only a middle or last hop. */
   internal?: boolean;
+  /** A commercial node of the demo application (issue 17): published on chain, or claiming it without publication. */
+  commercial?: DevnetCommercialMode;
 }
 
 /** A handful of nodes of every role; stakes differ so set ordering is visible. */
@@ -64,8 +68,8 @@ export const defaultDevnetNodes: DevnetNodeSpec[] = [
   { name: "discovery-1", roles: ["onion", "discovery"], stake: parseEther("60000") },
   { name: "discovery-2", roles: ["onion", "discovery"], stake: parseEther("55000") },
   { name: "discovery-3", roles: ["onion", "discovery"], stake: parseEther("50000") },
-  { name: "onion-1", roles: ["onion"], stake: parseEther("5000") },
-  { name: "onion-2", roles: ["onion"], stake: parseEther("3000") },
+  { name: "onion-1", roles: ["onion"], stake: parseEther("5000"), commercial: "published" },
+  { name: "onion-2", roles: ["onion"], stake: parseEther("3000"), commercial: "claims-only" },
   { name: "onion-3", roles: ["onion"], stake: parseEther("1000"), internal: true },
 ];
 
@@ -200,6 +204,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
         pid: null,
         keyFile,
         ...(spec.internal ? { internal: true } : {}),
+        ...(spec.commercial ? { commercial: spec.commercial } : {}),
       });
       log.info(
         `node     ${spec.name.padEnd(12)} ${roleNames(spec.roles.reduce((m, r) => m | NodeRole[r], 0))
@@ -213,6 +218,10 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     const [authorityKeys] = await contracts.nodeRegistry.read.authoritySet();
     const [oracleKeys] = await contracts.nodeRegistry.read.oracleSet();
     const [discoveryKeys] = await contracts.nodeRegistry.read.discoverySet();
+    // The demo application's commercial node is published (its signer consenting) before the nodes start, so the first descriptors are confirmed.
+    const commercialNodes = nodes.filter((n) => n.commercial === "published");
+    const commercialAppId = await publishDemoCommercial(admin, deployment, commercialNodes.map((n) => ({ nodeKey: n.nodeKey as Hex, signer: signers.get(n.name)! })));
+    log.info(`commercial ${DEMO_COMMERCIAL.namespace}.${DEMO_COMMERCIAL.application} (${commercialAppId.slice(0, 10)}…) published on ${commercialNodes.map((n) => n.name).join(", ")}`);
     log.info(`sets     ${authorityKeys.length} authorities, ${oracleKeys.length} oracles, ${discoveryKeys.length} discovery nodes`);
 
     // Every node as a real process: TLS links, onion relay, DHT, directory, its roles, a control API.

@@ -177,6 +177,8 @@ export interface ConsensusEntryInput {
   bandwidth: number;
   flags: number;
   family?: string;
+  /** Application ids (hex, ascending), with flag 1024 (issue 17). */
+  apps?: string[];
 }
 export interface ConsensusInput {
   /** Seeds of the discovery nodes that sign; their public keys are the voters. */
@@ -194,7 +196,13 @@ export function consensusBody(c: ConsensusInput): ConsensusBody {
     validUntil: c.validUntil,
     discoverySetSize: c.discoverySetSize,
     voters: c.signerSeeds.map((s) => ed25519PublicKey(unhex(s))).sort((a, b) => Buffer.compare(a, b)),
-    entries: c.entries.map(({ addresses, ...e }) => ({ ...e, identity: unhex(e.identity), onionKey: unhex(e.onionKey), encodedAddresses: addresses.map(encodeAddress) })),
+    entries: c.entries.map(({ addresses, apps, ...e }) => ({
+      ...e,
+      identity: unhex(e.identity),
+      onionKey: unhex(e.onionKey),
+      encodedAddresses: addresses.map(encodeAddress),
+      ...(apps ? { apps: apps.map(unhex) } : {}),
+    })),
   };
 }
 export function encodeConsensusVector(c: ConsensusInput): { body: Uint8Array; document: Uint8Array } {
@@ -444,6 +452,35 @@ export const inputs = {
         version: "psp/0.1.0",
         bandwidth: 4_000_000,
         flags: 1,
+      },
+    ].sort((a, b) => (a.identity < b.identity ? -1 : 1)),
+  } satisfies ConsensusInput,
+  // Issue 17: relay/d is a commercial node (flag 1024) serving two applications; relay/a is listed as before.
+  consensusCommercial: {
+    signerSeeds: [seed("discovery/0"), seed("discovery/1"), seed("discovery/2")],
+    validAfter: T,
+    freshUntil: T + 900_000,
+    validUntil: T + 3 * 900_000,
+    discoverySetSize: 3,
+    entries: [
+      {
+        identity: pub("relay/a"),
+        onionKey: onionKey("relay/a"),
+        addresses: [{ host: "192.0.2.10", port: 9001 }],
+        country: "DE",
+        version: "psp/0.1.0",
+        bandwidth: 12_500_000,
+        flags: 1 | 2 | 16 | 32,
+      },
+      {
+        identity: pub("relay/d"),
+        onionKey: onionKey("relay/d"),
+        addresses: [{ host: "203.0.113.4", port: 9001 }],
+        country: "US",
+        version: "psp/0.1.0",
+        bandwidth: 3_000_000,
+        flags: 1 | 2 | 32 | 1024,
+        apps: [seed("app/acme.shop"), seed("app/acme.support")].sort(),
       },
     ].sort((a, b) => (a.identity < b.identity ? -1 : 1)),
   } satisfies ConsensusInput,

@@ -84,6 +84,7 @@ describe("frozen vectors", () => {
       "vote",
       "consensus",
       "consensus-internal",
+      "consensus-commercial",
       "dht-record",
       "access-certificate",
       "presence-record",
@@ -240,7 +241,8 @@ describe("frozen vectors", () => {
   });
 
   // The second has an internal entry: no addresses, flag 512 (issue 20).
-  for (const file of ["consensus.json", "consensus-internal.json"]) {
+  // The third has a commercial entry: flag 1024 and its application ids (issue 17).
+  for (const file of ["consensus.json", "consensus-internal.json", "consensus-commercial.json"]) {
     it(file.replace(".json", ""), () => {
       const v = load<{ input: ConsensusInput; voters: string[]; bodyHex: string; bodyDigest: string; hex: string }>(file);
       const bytes = unhex(v.hex);
@@ -253,7 +255,15 @@ describe("frozen vectors", () => {
       expect(signerSeeds.map(pub).sort()).toEqual(v.voters);
       expect({ validAfter: body.validAfter, freshUntil: body.freshUntil, validUntil: body.validUntil, discoverySetSize: body.discoverySetSize }).toEqual(times);
       expect(body.voters.map(hex)).toEqual(v.voters);
-      expect(body.entries.map((e) => ({ ...e, identity: hex(e.identity), onionKey: hex(e.onionKey), encodedAddresses: e.encodedAddresses.map(hex) }))).toEqual(
+      expect(
+        body.entries.map((e) => ({
+          ...e,
+          identity: hex(e.identity),
+          onionKey: hex(e.onionKey),
+          encodedAddresses: e.encodedAddresses.map(hex),
+          ...(e.apps ? { apps: e.apps.map(hex) } : {}),
+        })),
+      ).toEqual(
         entries.map(({ addresses, ...e }) => ({ ...e, encodedAddresses: addrHex(addresses) })),
       );
       const verified = verifyConsensus(bytes, { trustedKeys: v.voters.map(unhex), threshold: 3, now: v.input.validAfter });

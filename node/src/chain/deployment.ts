@@ -28,6 +28,13 @@ export type PspContract = (typeof pspContracts)[number];
  */
 export const GOVERNANCE_CONTRACT = "PSPTimelock" as const;
 
+/**
+ * The commercial-node list (issue 17, contracts/CommercialNodes.sol). Optional
+ * in the file like the timelock: files written before it still parse, and only
+ * discovery nodes, commercial nodes and app tooling need it.
+ */
+export const COMMERCIAL_CONTRACT = "CommercialNodes" as const;
+
 export interface DeployedContract {
   address: Address;
   /** Block in which it was deployed; event followers start here. */
@@ -39,7 +46,7 @@ export interface Deployment {
   chainId: number;
   deployer: Address;
   deployedAt: string;
-  contracts: Record<PspContract, DeployedContract> & { [GOVERNANCE_CONTRACT]?: DeployedContract };
+  contracts: Record<PspContract, DeployedContract> & { [GOVERNANCE_CONTRACT]?: DeployedContract; [COMMERCIAL_CONTRACT]?: DeployedContract };
   /** Constructor parameters, for operators reading the file. */
   params: Record<string, string | number>;
 }
@@ -73,6 +80,8 @@ export function parseDeployment(text: string, source = "deployment file"): Deplo
   }
   const timelock = entryOf(GOVERNANCE_CONTRACT);
   if (timelock) contracts[GOVERNANCE_CONTRACT] = timelock;
+  const commercial = entryOf(COMMERCIAL_CONTRACT);
+  if (commercial) contracts[COMMERCIAL_CONTRACT] = commercial;
   return {
     network: obj.network,
     chainId: obj.chainId,
@@ -110,7 +119,11 @@ export async function assertDeploymentLive(client: PublicClient, deployment: Dep
       `the RPC serves chain ${chainId} but the deployment is for chain ${deployment.chainId}: point --rpc at the right chain or use that chain's deployment file`,
     );
   }
-  const names = deployment.contracts[GOVERNANCE_CONTRACT] ? [...pspContracts, GOVERNANCE_CONTRACT] : pspContracts;
+  const names = [
+    ...pspContracts,
+    ...(deployment.contracts[GOVERNANCE_CONTRACT] ? [GOVERNANCE_CONTRACT] : []),
+    ...(deployment.contracts[COMMERCIAL_CONTRACT] ? [COMMERCIAL_CONTRACT] : []),
+  ];
   for (const name of names) {
     const code = await client.getCode({ address: deployment.contracts[name]!.address });
     if (!code || code === "0x") {

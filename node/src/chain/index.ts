@@ -35,3 +35,5 @@ export type { AttestationContext, Registration, SignedAttestation } from "./atte
 export { attestRegistration, signRegistrationProof, verifyRegistrationProof } from "./registration.js";
 export { registerIdentity } from "./identities.js";
 export { nodeKeyHex, nodeStatus, registerNode, requestUnstake, stakeNode, withdrawStake } from "./staking.js";
+export { createCommercialView, publishCommercialNode, removeCommercialNode, serveConsentDigest, serveConsentTypedData, signServeConsent } from "./commercial.js";
+export type { CommercialView, ServeConsent } from "./commercial.js";

@@ -62,6 +62,11 @@ import type { PspStreams } from "../stream/client-streams.js";
 import type { AnnounceOptions, ConnectOptions, FoundPoint, IncomingIntroduction, PointInfo } from "../presence/client.js";
 import type { PresenceChannel } from "../presence/channel.js";
 import type { CapName } from "../presence/messages.js";
+import { applicationId } from "../chain/attestation.js";
+import { applicationNodes, chooseApplicationNode, commercialErrorOf, openCommercial } from "../commercial/client.js";
+import type { CommercialConnection } from "../commercial/client.js";
+import { CommercialError } from "../commercial/errors.js";
+import { COMMERCIAL_SERVICE } from "../commercial/messages.js";
 import { resolveBootstrap } from "./bootstrap.js";
 import type { BootstrapOption, ChainBinding, ResolvedBootstrap } from "./bootstrap.js";
 import { ClientError } from "./errors.js";
@@ -163,6 +168,43 @@ export interface PspDht {
 export interface CircuitOptions {
   /** The last hop: a node's identity key (hex or bytes), which must be in the consensus. Default: any. */
   lastHop?: string | Uint8Array;
+}
+
+/** How to reach an application's service (PspClient.app().connect). */
+export interface AppConnectOptions {
+  /**
+   * Connect over a 1-hop circuit: the commercial node learns the user's
+   * address. Only where the app says anonymity is not needed (default false:
+   * a 3-hop circuit ending at the node).
+   */
+  direct?: boolean;
+  /**
+   * Present the client's access certificate: true always, false never;
+   * default: only when the service answers "needs-identity" and the client
+   * has an identity (then a second open on a fresh circuit).
+   */
+  identity?: boolean;
+  /** Use this node (hex identity) instead of a random one of the application's. */
+  node?: string;
+  /** Deadline of the open and of each request, ms (default 15 s). */
+  timeoutMs?: number;
+}
+
+/** An application's commercial nodes as the consensus lists them (docs/spec/commercial.md "Client"). */
+export interface PspApp {
+  /** "<namespace>.<application>". */
+  readonly name: string;
+  /** IdentityRegistry.applicationIdOf. */
+  readonly appId: `0x${string}`;
+  /** Identities (hex) of the nodes the held consensus lists for the application. */
+  nodes(): string[];
+  /**
+   * Opens a connection to `service` at one of the application's nodes, chosen
+   * at random, through a circuit of its own (closed with the connection).
+   * Rejects with CommercialError ("no-nodes", a node's refusal kind,
+   * "unreachable", "timeout").
+   */
+  connect(service: string, options?: AppConnectOptions): Promise<CommercialConnection>;
 }
 
 const DEFAULT_PREEMPTIVE = 2;
@@ -334,6 +376,66 @@ export class PspClient extends EventEmitter<PspClientEvents> {
     const channel = await presence.connect(identity, options);
     this.emit("channel", channel);
     return channel;
+  }
+
+  /** An application's commercial nodes and services: `client.app("acme", "shop").connect("kv")`. */
+  app(namespace: string, application: string): PspApp {
+    let id: `0x${string}`;
+    try {
+      id = applicationId(namespace, application);
+    } catch (err) {
+      throw new ClientError("bad-option", `app(namespace, application): ${(err as Error).message}`, { cause: err });
+    }
+    const appId = Uint8Array.from(Buffer.from(id.slice(2), "hex"));
+    const name = `${namespace}.${application}`;
+    const listed = () => {
+      const consensus = this.consensusClient.current();
+      return consensus ? applicationNodes(consensus, appId) : [];
+    };
+    return {
+      name,
+      appId: id,
+      nodes: () => listed().map((n) => hexOf(n.identity)),
+      connect: async (service, options = {}) => {
+        const onion = await this.onion();
+        const nodes = listed();
+        const wanted = options.node?.replace(/^0x/, "").toLowerCase();
+        const node = wanted ? nodes.find((n) => hexOf(n.identity) === wanted) : chooseApplicationNode(nodes, name);
+        if (!node) throw new CommercialError("no-nodes", `node ${wanted?.slice(0, 16)}… is not a commercial node of ${name} in the held consensus`);
+        const attempt = async (withIdentity: boolean): Promise<CommercialConnection> => {
+          const identity = withIdentity
+            ? { secretKey: this.requireIdentity(`app(${name}).connect with identity`).secretKey, certificate: (await this.certificate()).bytes }
+            : undefined;
+          let circuit: OnionCircuit;
+          try {
+            circuit = await (options.direct ? onion.buildCircuit({ path: [node] }) : onion.buildCircuit({ lastHop: node }));
+          } catch (err) {
+            throw new CommercialError("unreachable", `no circuit to ${name}'s node ${hexOf(node.identity).slice(0, 16)}…: ${(err as Error).message}`, { cause: err });
+          }
+          try {
+            const stream = await circuit.openStream(COMMERCIAL_SERVICE);
+            void stream.closed.then(() => circuit.close());
+            return await openCommercial(stream, {
+              appId,
+              service,
+              node: node.identity,
+              ...(identity ? { identity } : {}),
+              ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+            });
+          } catch (err) {
+            circuit.close();
+            throw commercialErrorOf(err);
+          }
+        };
+        try {
+          return await attempt(options.identity === true);
+        } catch (err) {
+          // A service that requires an identity asks for one: present it when the client has one and the app did not say no.
+          if (options.identity === undefined && this.identityKey && err instanceof CommercialError && err.kind === "needs-identity") return await attempt(true);
+          throw err;
+        }
+      },
+    };
   }
 
   /** Ends every circuit and link and stops refreshing. */

@@ -33,6 +33,8 @@ export interface DevnetNodeState {
   keyFile: string;
   /** An internal relay: the consensus lists it without an address (its operator's state still has it). */
   internal?: boolean;
+  /** Commercial role (issue 17): "published" serves the demo application and is published on chain; "claims-only" claims it without being published. */
+  commercial?: "published" | "claims-only";
 }
 
 /** An ethers JSON keystore of a funded devnet account. */

@@ -38,6 +38,12 @@ export const NodeFlag = {
    * never an entry, never guard; its consensus entry carries no addresses.
    */
   internal: 512,
+  /**
+   * Commercial node (issue 17): serves one or more applications' custom
+   * protocols, each application id claimed in its descriptor and confirmed on
+   * chain (CommercialNodes) by the voter; the consensus entry carries the ids.
+   */
+  commercial: 1024,
 } as const;
 export type NodeFlagName = keyof typeof NodeFlag;
 export const NODE_FLAG_NAMES = Object.keys(NodeFlag) as NodeFlagName[];
@@ -143,6 +149,8 @@ export const DEFAULT_LIMITS: Readonly<DirectoryLimits> = Object.freeze({
 });
 
 export const MAX_ADDRESSES = 4;
+/** Most application ids a descriptor, vote entry or consensus entry carries (CommercialNodes.MAX_APPS_PER_NODE). */
+export const MAX_APPS = 8;
 export const MAX_VERSION_CHARS = 32;
 export const MAX_FAMILY_CHARS = 64;
 /** Upper bound on advertised bandwidth: 2^40 bytes/s (about 1 TB/s). */

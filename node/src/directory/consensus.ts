@@ -15,6 +15,9 @@
  *   always belong together;
  * - bandwidth is the low median of the voted values (one voter cannot inflate it);
  * - bridges never appear (votes never list them);
+ * - an application id is listed for a node when more than half of the votes
+ *   listing the node carry it (each voter confirmed it on chain); the
+ *   `commercial` flag is set exactly when at least one id is listed;
  * - a node whose consensus flags include `internal` is listed with no
  *   addresses (everyone, clients included, fetches this document; nodes learn
  *   internal nodes' addresses from the node-only view) and never `guard`.
@@ -22,9 +25,11 @@
  * Layout. Body (canonical CBOR map):
  *   fu uint, n uint (discovery set size), nodes [entry] sorted by id,
  *   va uint, vu uint, voters [bstr(32)] sorted
- * entry: addrs [bstr], bw uint, cc tstr, f uint, fam tstr (optional), id bstr(32),
- *   okey bstr(32), ver tstr. addrs is empty exactly when f has the internal bit,
- *   else it holds 1..4 addresses.
+ * entry: addrs [bstr], apps [bstr(32)] (optional), bw uint, cc tstr, f uint,
+ *   fam tstr (optional), id bstr(32), okey bstr(32), ver tstr. addrs is empty
+ *   exactly when f has the internal bit, else it holds 1..4 addresses; apps
+ *   (1..8 ascending application ids) is present exactly when f has the
+ *   commercial bit, so entries of other nodes encode as before.
  * Document (canonical CBOR map):
  *   { body: bstr, sigs: [{ sig: bstr(64), signer: bstr(32) }] sorted by signer,
  *     type: "consensus", v: 1 }
@@ -53,7 +58,7 @@ import {
   resolveTrust,
 } from "./config.js";
 import type { VotingSchedule } from "./config.js";
-import { COUNTRY_PATTERN, FAMILY_PATTERN, VERSION_PATTERN } from "./descriptor.js";
+import { COUNTRY_PATTERN, FAMILY_PATTERN, VERSION_PATTERN, readApps } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
 import { bytesEqual, compareBytes } from "../base/bytes.js";
 import { fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
@@ -74,6 +79,8 @@ export interface ConsensusEntry {
   /** NodeFlag bits. */
   flags: number;
   family?: string;
+  /** Application ids the node serves (ascending), present exactly with the commercial flag. */
+  apps?: Uint8Array[];
 }
 
 export interface ConsensusBody {
@@ -133,6 +140,20 @@ function chooseDescriptor(listing: VoteEntry[]): VoteEntry {
   return (best as { entry: VoteEntry }).entry;
 }
 
+/** Application ids carried by more than half of the votes listing one node, ascending. */
+function majorityApps(listing: readonly VoteEntry[]): Uint8Array[] {
+  const counts = new Map<string, { id: Uint8Array; count: number }>();
+  for (const e of listing) {
+    for (const id of e.apps ?? []) {
+      const key = bytesToHexFast(id);
+      const c = counts.get(key);
+      if (c) c.count++;
+      else counts.set(key, { id, count: 1 });
+    }
+  }
+  return [...counts.values()].filter((c) => 2 * c.count > listing.length).map((c) => c.id).sort(compareBytes);
+}
+
 /**
  * Computes the consensus body from verified votes. Deterministic: the same
  * votes in any order give the same bytes. Throws DirectoryError
@@ -181,6 +202,9 @@ export function computeConsensus(votes: readonly Vote[], options: ComputeConsens
     if (internal) flags &= ~NodeFlag.guard;
     // Split votes could pick an outbound-only internal node's address-less descriptor for an entry not flagged internal: not listable.
     if (!internal && chosen.addresses.length === 0) continue;
+    const apps = majorityApps(listing);
+    flags &= ~NodeFlag.commercial;
+    if (apps.length > 0) flags |= NodeFlag.commercial;
     const bandwidths = listing.map((e) => e.bandwidth).sort((a, b) => a - b);
     const entry: ConsensusEntry = {
       identity: chosen.identity,
@@ -193,6 +217,7 @@ export function computeConsensus(votes: readonly Vote[], options: ComputeConsens
       flags,
     };
     if (chosen.family !== undefined) entry.family = chosen.family;
+    if (apps.length > 0) entry.apps = apps;
     entries.push(entry);
   }
   entries.sort((a, b) => compareBytes(a.identity, b.identity));
@@ -210,7 +235,7 @@ export function computeConsensus(votes: readonly Vote[], options: ComputeConsens
 }
 
 function entryToCbor(e: ConsensusEntry): Record<string, unknown> {
-  return { addrs: e.encodedAddresses, bw: e.bandwidth, cc: e.country, f: e.flags, fam: e.family, id: e.identity, okey: e.onionKey, ver: e.version };
+  return { addrs: e.encodedAddresses, apps: e.apps !== undefined && e.apps.length > 0 ? e.apps : undefined, bw: e.bandwidth, cc: e.country, f: e.flags, fam: e.family, id: e.identity, okey: e.onionKey, ver: e.version };
 }
 
 /** The canonical body bytes of a consensus. */
@@ -329,7 +354,7 @@ export function parseConsensusDocument(bytes: Uint8Array, maxBytes: number = DEF
 
 function readConsensusEntry(value: unknown, i: number): ConsensusEntry {
   const what = `consensus node #${i}`;
-  const m = readMap(value, what, ["addrs", "bw", "cc", "f", "id", "okey", "ver"], ["fam"]);
+  const m = readMap(value, what, ["addrs", "bw", "cc", "f", "id", "okey", "ver"], ["apps", "fam"]);
   const encodedAddresses = readArray(m["addrs"], `${what} addrs`, MAX_ADDRESSES).map((a) => {
     if (!(a instanceof Uint8Array)) throw malformed(`${what} addresses must be byte strings`);
     decodeAddress(a);
@@ -350,6 +375,8 @@ function readConsensusEntry(value: unknown, i: number): ConsensusEntry {
     flags,
   };
   if (m["fam"] !== undefined) entry.family = readString(m["fam"], `${what} fam`, FAMILY_PATTERN);
+  if (((flags & NodeFlag.commercial) !== 0) !== (m["apps"] !== undefined)) throw malformed(`${what}: application ids go with the commercial flag, and only with it`);
+  if (m["apps"] !== undefined) entry.apps = readApps(m["apps"], what);
   return entry;
 }
 

@@ -8,6 +8,10 @@
  *   addrs   [bstr]   1..4 addresses (address.ts: 6-byte IPv4 or 18-byte IPv6 + port), distinct;
  *                    0..4 with int: an empty list is an outbound-only internal node, which
  *                    accepts no links and is reached over the links it opens (§12)
+ *   apps    [bstr]   optional: 1..8 application ids (32 bytes each, ascending, distinct) the
+ *                    node serves as a commercial node (issue 17); discovery nodes keep only
+ *                    those CommercialNodes confirms. Omitted when none, so other descriptors'
+ *                    bytes are unchanged.
  *   bridge  bool     true for a bridge (never listed in a consensus)
  *   bw      uint     advertised bandwidth, bytes/s, <= 2^40
  *   cc      tstr     ISO 3166-1 alpha-2 country code, upper case ("ZZ" = unknown)
@@ -34,13 +38,14 @@ import {
   DEFAULT_LIMITS,
   DEFAULT_MAX_SKEW_MS,
   MAX_ADDRESSES,
+  MAX_APPS,
   MAX_BANDWIDTH,
   MAX_FAMILY_CHARS,
   MAX_VERSION_CHARS,
   bytesToHexFast,
 } from "./config.js";
 import { DirectoryError } from "./errors.js";
-import { bytesEqual } from "../base/bytes.js";
+import { bytesEqual, compareBytes } from "../base/bytes.js";
 import { fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
 
 export const DESCRIPTOR_TYPE = "descriptor";
@@ -74,6 +79,11 @@ export interface DescriptorFields {
    * nodes, never clients. Absent or false: a public node.
    */
   internal?: boolean;
+  /**
+   * Application ids (32 bytes each) this node serves as a commercial node,
+   * as the node claims them; empty or absent: none.
+   */
+  apps?: Uint8Array[];
 }
 
 /** A verified descriptor. */
@@ -113,6 +123,8 @@ function descriptorBody(fields: DescriptorFields): Record<string, unknown> {
   checkFields(fields);
   return {
     addrs: fields.addresses.map(encodeAddress),
+    // Omitted when empty, so a node that serves no application signs the same bytes as before the field existed.
+    apps: fields.apps !== undefined && fields.apps.length > 0 ? sortedApps(fields.apps) : undefined,
     bridge: fields.bridge,
     bw: fields.bandwidth,
     cc: fields.country,
@@ -143,6 +155,31 @@ function checkFields(f: DescriptorFields): void {
   if (f.internal !== undefined && typeof f.internal !== "boolean") throw fail("internal must be a boolean");
   // A bridge is an unlisted entry; an internal node is never an entry: the two cannot both hold.
   if (f.internal === true && f.bridge) throw fail("a node cannot be both a bridge and internal");
+  if (f.apps !== undefined) {
+    if (!Array.isArray(f.apps) || f.apps.length > MAX_APPS) throw fail(`apps must be a list of at most ${MAX_APPS} application ids`);
+    for (const a of f.apps) if (!(a instanceof Uint8Array) || a.length !== 32) throw fail("each application id must be 32 bytes");
+  }
+}
+
+/** Application ids in ascending byte order; DirectoryError "malformed" for a duplicate. */
+export function sortedApps(apps: readonly Uint8Array[]): Uint8Array[] {
+  const sorted = [...apps].sort(compareBytes);
+  for (let i = 1; i < sorted.length; i++) {
+    if (bytesEqual(sorted[i - 1] as Uint8Array, sorted[i] as Uint8Array)) throw new DirectoryError("malformed", "descriptor: an application id is listed twice");
+  }
+  return sorted;
+}
+
+/**
+ * Reads an `apps` list: 1..MAX_APPS 32-byte ids in strictly ascending order
+ * (one encoding per set). Throws DirectoryError "malformed".
+ */
+export function readApps(value: unknown, what: string): Uint8Array[] {
+  const apps = readArray(value, `${what} apps`, MAX_APPS, 1).map((a, i) => readBytes(a, `${what} apps #${i}`, 32));
+  for (let i = 1; i < apps.length; i++) {
+    if (compareBytes(apps[i - 1] as Uint8Array, apps[i] as Uint8Array) >= 0) throw malformed(`${what} apps must be ascending, each id once`);
+  }
+  return apps;
 }
 
 /** Signs a descriptor with the node's identity key; returns the document bytes. */
@@ -163,7 +200,7 @@ function isRegistered(check: RegistrationCheck, identity: Uint8Array): boolean {
 /** Parses a signed descriptor without time or chain checks (signature and shape only). */
 export function openDescriptor(bytes: Uint8Array, maxBytes: number = DEFAULT_LIMITS.maxDescriptorBytes): Descriptor {
   const opened = fromWire("descriptor", () => openDocument(bytes, { type: DESCRIPTOR_TYPE, maxBytes, maxDepth: 3 }));
-  const m = readMap(opened.body, "descriptor", ["addrs", "bridge", "bw", "cc", "okey", "pub", "roles", "ver"], ["fam", "int"]);
+  const m = readMap(opened.body, "descriptor", ["addrs", "bridge", "bw", "cc", "okey", "pub", "roles", "ver"], ["apps", "fam", "int"]);
   const encodedAddresses = readArray(m["addrs"], "descriptor addrs", MAX_ADDRESSES, 0).map((a) => {
     if (!(a instanceof Uint8Array)) throw malformed("descriptor addresses must be byte strings");
     return a;
@@ -189,6 +226,7 @@ export function openDescriptor(bytes: Uint8Array, maxBytes: number = DEFAULT_LIM
     bytes,
   };
   if (m["fam"] !== undefined) descriptor.family = readString(m["fam"], "descriptor fam", FAMILY_PATTERN);
+  if (m["apps"] !== undefined) descriptor.apps = readApps(m["apps"], "descriptor");
   if (m["int"] !== undefined) {
     // Only `true` is ever written (false is omitted), so anything else is not a canonical descriptor.
     if (m["int"] !== true) throw malformed("descriptor int must be true when present (omit it for a public node)");

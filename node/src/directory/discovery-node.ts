@@ -22,6 +22,8 @@
  *   guard      running, fast, stable and onion (the reachability test is from outside), never internal
  *   internal   the verified descriptor says internal (an interim or final hop only)
  *   onion / discovery / authority / oracle  role claimed in the descriptor and held on chain
+ *   commercial the descriptor claims application ids and the chain (chainApps)
+ *              confirms at least one; the vote entry carries the confirmed ids
  * A vote lists only nodes that are running and valid, and never bridges.
  *
  * Trusts: the injected chain view and reachability results; nothing in the
@@ -47,12 +49,21 @@ import type { Vote, VoteEntry } from "./vote.js";
  */
 export type ChainRoles = (identity: Uint8Array) => number | undefined;
 
+/**
+ * The chain's answer to a commercial claim: of the application ids a
+ * descriptor claims, those the node serves now (CommercialNodes.isServing).
+ * Injected and synchronous like ChainRoles; absent, no claim is confirmed.
+ */
+export type ChainApps = (identity: Uint8Array, claimed: readonly Uint8Array[]) => Uint8Array[];
+
 export interface DiscoveryNodeOptions {
   /** This discovery node's 32-byte Ed25519 seed. */
   secretKey: Uint8Array;
   /** Public keys of the whole discovery set (N), including this node's. */
   discoverySet: readonly Uint8Array[];
   chainRoles: ChainRoles;
+  /** Confirms descriptors' application claims (commercial nodes); without it no node gets the commercial flag. */
+  chainApps?: ChainApps;
   schedule?: Partial<VotingSchedule>;
   thresholds?: Partial<FlagThresholds>;
   /** Signatures needed before publishing (K); default a strict majority of N. */
@@ -92,6 +103,7 @@ export class DiscoveryNode {
   private readonly secretKey: Uint8Array;
   private readonly discoveryKeys: Map<string, Uint8Array>;
   private readonly chainRoles: ChainRoles;
+  private readonly chainApps: ChainApps | undefined;
   private readonly thresholds: FlagThresholds;
   private readonly limits: DirectoryLimits;
   private readonly maxAgeMs: number;
@@ -111,6 +123,7 @@ export class DiscoveryNode {
     this.maxAgeMs = options.descriptorMaxAgeMs ?? DEFAULT_DESCRIPTOR_MAX_AGE_MS;
     this.maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_SKEW_MS;
     this.chainRoles = options.chainRoles;
+    this.chainApps = options.chainApps;
     if (typeof this.chainRoles !== "function") throw new DirectoryError("bad-config", "chainRoles must be a function (identity) => role bits | undefined");
     this.discoveryKeys = new Map();
     for (const key of options.discoverySet ?? []) {
@@ -324,11 +337,28 @@ export class DiscoveryNode {
         publishedAt: d.publishedAt,
       };
       if (d.family !== undefined) entry.family = d.family;
+      const apps = this.confirmedApps(d);
+      if (apps.length > 0) {
+        entry.apps = apps;
+        entry.flags |= NodeFlag.commercial;
+      }
       entries.push(entry);
     }
     // A node missing from one vote starts its stable clock again.
     for (const key of [...this.listedSince.keys()]) if (!listedNow.has(key)) this.listedSince.delete(key);
     return entries;
+  }
+
+  /** The descriptor's claimed application ids the chain confirms, ascending (never one it did not claim). */
+  private confirmedApps(d: Descriptor): Uint8Array[] {
+    if (!this.chainApps || !d.apps || d.apps.length === 0) return [];
+    const claimed = new Set(d.apps.map(bytesToHexFast));
+    const confirmed = new Set<string>();
+    for (const id of this.chainApps(d.identity, d.apps)) {
+      const key = bytesToHexFast(id);
+      if (claimed.has(key)) confirmed.add(key);
+    }
+    return d.apps.filter((id) => confirmed.has(bytesToHexFast(id)));
   }
 
   private castVote(round: Round, now: number): DirectoryAction {

@@ -24,7 +24,7 @@ import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
 import { decodeAddress } from "./address.js";
 import { DiscoveryNode } from "./discovery-node.js";
-import type { ChainRoles, DirectoryAction } from "./discovery-node.js";
+import type { ChainApps, ChainRoles, DirectoryAction } from "./discovery-node.js";
 import { ConsensusCache } from "./cache.js";
 import { answerFetchConsensus } from "./client.js";
 import type { ConsensusSource } from "./client.js";
@@ -65,6 +65,8 @@ export interface DiscoveryServiceOptions {
   /** Public keys of the whole discovery set (from chain: NodeRegistry.discoverySet()), this node's included. */
   discoverySet: readonly Uint8Array[];
   chainRoles: ChainRoles;
+  /** Confirms descriptors' application claims (commercial nodes, issue 17). */
+  chainApps?: ChainApps;
   schedule?: Partial<VotingSchedule>;
   /** Link addresses of the other discovery nodes (this node's own entry, if present, is skipped). */
   peers: readonly PeerAddress[];
@@ -171,6 +173,7 @@ export class DiscoveryService extends EventEmitter<DiscoveryServiceEvents> imple
       secretKey: options.secretKey,
       discoverySet: options.discoverySet,
       chainRoles: options.chainRoles,
+      ...(options.chainApps ? { chainApps: options.chainApps } : {}),
       ...(options.schedule ? { schedule: options.schedule } : {}),
       ...(options.thresholds ? { thresholds: options.thresholds } : {}),
       ...(options.threshold !== undefined ? { threshold: options.threshold } : {}),

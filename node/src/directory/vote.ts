@@ -7,7 +7,9 @@
  *   pub    uint    when the vote was made (ms)
  *   nodes  [entry] the nodes the voter accepts, sorted by id, ids distinct
  * and each entry the map
- *   addrs [bstr] (1..4; 0..4 when f has the internal bit), bw uint, cc tstr, d bstr(32) (descriptor digest),
+ *   addrs [bstr] (1..4; 0..4 when f has the internal bit), apps [bstr(32)] (optional, 1..8 ascending application ids the
+ *   voter confirmed on chain; present exactly when f has the commercial bit),
+ *   bw uint, cc tstr, d bstr(32) (descriptor digest),
  *   f uint (NodeFlag bits), fam tstr (optional), id bstr(32) (identity key),
  *   okey bstr(32), pub uint (descriptor publication time), ver tstr
  * with the same rules as the descriptor fields (descriptor.ts).
@@ -19,7 +21,7 @@ import { sha256 } from "../crypto/kdf.js";
 import { openDocument, signDocument } from "../wire/document.js";
 import { decodeAddress } from "./address.js";
 import { ALL_NODE_FLAGS, DEFAULT_LIMITS, MAX_ADDRESSES, MAX_BANDWIDTH, NodeFlag, bytesToHexFast } from "./config.js";
-import { COUNTRY_PATTERN, FAMILY_PATTERN, VERSION_PATTERN } from "./descriptor.js";
+import { COUNTRY_PATTERN, FAMILY_PATTERN, VERSION_PATTERN, readApps } from "./descriptor.js";
 import { DirectoryError } from "./errors.js";
 import { bytesEqual, compareBytes } from "../base/bytes.js";
 import { fromWire, malformed, readArray, readBytes, readMap, readString, readUint } from "./fields.js";
@@ -42,6 +44,8 @@ export interface VoteEntry {
   /** The descriptor's publication time. */
   publishedAt: number;
   family?: string;
+  /** Application ids the voter confirmed on chain (ascending); present exactly with the commercial flag. */
+  apps?: Uint8Array[];
 }
 
 export interface Vote {
@@ -75,6 +79,7 @@ export interface OpenVoteOptions {
 function voteEntryToCbor(e: VoteEntry): Record<string, unknown> {
   return {
     addrs: e.addresses,
+    apps: e.apps !== undefined && e.apps.length > 0 ? e.apps : undefined,
     bw: e.bandwidth,
     cc: e.country,
     d: e.descriptorDigest,
@@ -101,7 +106,7 @@ export function createVote(options: CreateVoteOptions): Uint8Array {
 
 function readEntry(value: unknown, i: number): VoteEntry {
   const what = `vote node #${i}`;
-  const m = readMap(value, what, ["addrs", "bw", "cc", "d", "f", "id", "okey", "pub", "ver"], ["fam"]);
+  const m = readMap(value, what, ["addrs", "bw", "cc", "d", "f", "id", "okey", "pub", "ver"], ["apps", "fam"]);
   const addresses = readArray(m["addrs"], `${what} addrs`, MAX_ADDRESSES, 0).map((a) => {
     if (!(a instanceof Uint8Array)) throw malformed(`${what} addresses must be byte strings`);
     decodeAddress(a);
@@ -123,6 +128,9 @@ function readEntry(value: unknown, i: number): VoteEntry {
     publishedAt: readUint(m["pub"], `${what} pub`),
   };
   if (m["fam"] !== undefined) entry.family = readString(m["fam"], `${what} fam`, FAMILY_PATTERN);
+  const commercial = (flags & NodeFlag.commercial) !== 0;
+  if (commercial !== (m["apps"] !== undefined)) throw malformed(`${what}: application ids go with the commercial flag, and only with it`);
+  if (m["apps"] !== undefined) entry.apps = readApps(m["apps"], what);
   return entry;
 }
 

@@ -18,7 +18,9 @@
 import type { Hex } from "viem";
 import { withTimeout } from "../base/timeout.js";
 import { connectChain } from "../chain/clients.js";
-import { readDeployment } from "../chain/deployment.js";
+import { COMMERCIAL_CONTRACT, readDeployment } from "../chain/deployment.js";
+import { createCommercialView } from "../chain/commercial.js";
+import type { CommercialView } from "../chain/commercial.js";
 import { ChainError } from "../chain/errors.js";
 import { createChainPki } from "../chain/pki.js";
 import type { Pki, RoleSet } from "../chain/pki.js";
@@ -31,6 +33,8 @@ import type { NodeChainConfig } from "./config.js";
 /** The node's chain connection (close() stops following events). */
 export interface NodeChain {
   readonly pki: Pki;
+  /** Commercial publications (CommercialNodes), when the deployment has the contract. */
+  readonly commercial?: CommercialView;
   close(): void;
 }
 
@@ -50,7 +54,8 @@ export async function connectNodeChain(config: NodeChainConfig, options: { logge
     follow: { intervalMs: config.followMs ?? 2_000 },
     ...(options.logger ? { logger: options.logger } : {}),
   });
-  return { pki, close: () => pki.close() };
+  const commercial = deployment.contracts[COMMERCIAL_CONTRACT] ? createCommercialView(clients, deployment) : undefined;
+  return { pki, ...(commercial ? { commercial } : {}), close: () => pki.close() };
 }
 
 export interface ChainRoleViewOptions {

@@ -24,6 +24,8 @@ import { LOG_LEVELS } from "../log.js";
 import type { LogLevel } from "../log.js";
 import { CREATE_BURST_KEYS, POSITIVE_RELAY_LIMIT_KEYS } from "../onion/constants.js";
 import type { RelayLimits } from "../onion/relay.js";
+import { parseCommercialConfig } from "./commercial.js";
+import type { NodeCommercialConfig } from "./commercial.js";
 
 export type NodeErrorKind =
   /** The configuration is malformed; the message names the field. */
@@ -49,10 +51,12 @@ export class NodeError extends layerError<NodeErrorKind>("node", NODE_CATEGORIES
  * "authority" the authority service (attestations and access certificates,
  * over links and at the end of circuits), "oracle" the oracle node (its
  * signer and its standing in the on-chain oracle set; the oracle service
- * itself lives in oracle/). Each role is also claimed in the descriptor, and
+ * itself lives in oracle/), "commercial" applications' plugin services
+ * (node/src/commercial, issue 17; the descriptor claims the application ids
+ * instead of a role bit). Each role is also claimed in the descriptor, and
  * the consensus flags it only where the chain agrees.
  */
-export const NODE_ROLES = ["onion", "discovery", "authority", "oracle"] as const;
+export const NODE_ROLES = ["onion", "discovery", "authority", "oracle", "commercial"] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];
 
 /** Built-in local services a node can offer at the end of circuits. */
@@ -127,6 +131,8 @@ export interface NodeConfig {
   oracle?: NodeOracleConfig;
   /** Landing and distributing streams; needs `chain` (receipts and session ids are checked against it). */
   stream?: NodeStreamConfig;
+  /** The commercial role's applications and plugins (required with that role; node/commercial.ts). */
+  commercial?: NodeCommercialConfig;
   /**
    * The chain the node reads the NodeRegistry from (docs/spec/node.md "Chain").
    * With it, discovery nodes check descriptors against on-chain registration
@@ -409,6 +415,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     "authority",
     "oracle",
     "stream",
+    "commercial",
     "log",
   ]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
@@ -495,6 +502,10 @@ export function parseNodeConfig(value: unknown): NodeConfig {
       };
       config.oracle.params = { bitrateKbps: read("bitrateKbps"), maxDurationSeconds: read("maxDurationSeconds"), formatFlags: read("formatFlags") };
     }
+  }
+  if (value.commercial !== undefined) config.commercial = parseCommercialConfig(value.commercial);
+  if ((config.roles?.includes("commercial") ?? false) !== (config.commercial !== undefined)) {
+    throw bad("commercial", 'the "commercial" role and the commercial section go together: { "apps": [{ "namespace", "application", "plugin" }] }');
   }
   for (const role of ["authority", "oracle"] as const) {
     if (!config.roles?.includes(role)) {

@@ -67,6 +67,7 @@ import type { Logger } from "../log.js";
 import type { LinkRpc } from "../link/rpc.js";
 import type { PathNode } from "../onion/path.js";
 import { ChainRoleView, connectNodeChain, discoveryTrustFromChain, sameTrust } from "./chain.js";
+import { ChainAppsView } from "./commercial.js";
 import type { ChainRoleStats, NodeChain } from "./chain.js";
 import { NodeError } from "./config.js";
 import type { ConfiguredPeer, NodeDirectoryConfig, NodeRole } from "./config.js";
@@ -127,6 +128,8 @@ export interface StartNodeDirectoryOptions {
   identity: Ed25519KeyPair;
   onionPublicKey: Uint8Array;
   roles: readonly NodeRole[];
+  /** Application ids this node serves as a commercial node (claimed in the descriptor). */
+  apps?: readonly Uint8Array[];
   advertised: { host: string; port: number };
   manager: ConnectionManager;
   rpc: LinkRpc;
@@ -206,6 +209,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
     country: config.country ?? "ZZ",
     version: NODE_SOFTWARE_VERSION,
     ...(config.internal ? { internal: true } : {}),
+    ...(options.apps && options.apps.length > 0 ? { apps: [...options.apps] } : {}),
   });
   const isDiscovery = options.roles.includes("discovery");
   if (isDiscovery && !configuredPeers.some((p) => hex(p.identity) === ownHex)) {
@@ -237,6 +241,18 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
           onError: (err) => logRepeating(err, "look up a node's roles on chain", "warn"),
         })
       : undefined;
+  // Commercial claims (issue 17): a descriptor's application ids count only where CommercialNodes confirms them.
+  const appsView =
+    chainConfig && isDiscovery
+      ? new ChainAppsView(
+          async (nodeKey) => {
+            const view = chain?.commercial;
+            if (!view) return [];
+            return await view.servingApps(nodeKey);
+          },
+          (err) => logRepeating(err, "look up a node's applications on chain", "warn"),
+        )
+      : undefined;
   const configRegistry = new Map(Object.entries(config.registry ?? {}).map(([k, roles]) => [k, roleBits(roles)]));
   const chainRoles = roleView ? roleView.roles : (id: Uint8Array) => configRegistry.get(hex(id));
 
@@ -266,7 +282,9 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       const request = decodeDirectoryRequest(bytes);
       if (request.type !== "publish-descriptor") return;
       // Only a well-signed descriptor costs a chain read; anything else the service refuses on its own.
-      await roleView.resolve(openDescriptor(request.descriptor).identity);
+      const opened = openDescriptor(request.descriptor);
+      await roleView.resolve(opened.identity);
+      if (appsView && opened.apps) await appsView.resolve(opened.identity);
     } catch (err) {
       // Malformed or forged: the service refuses it with the precise kind, and counts and logs that refusal.
       log.debug({ err }, "descriptor not looked up on chain: it does not open");
@@ -310,6 +328,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
         discoverySet: trust.keys,
         threshold: trust.threshold,
         chainRoles,
+        ...(appsView ? { chainApps: appsView.apps } : {}),
         ...(config.schedule ? { schedule: config.schedule } : {}),
         peers,
       });
@@ -463,6 +482,7 @@ export function startNodeDirectory(options: StartNodeDirectoryOptions): NodeDire
       }
       const service = live().service;
       if (roleView && service) await roleView.refresh([identity.publicKey, ...service.node.heldDescriptors().map((d) => d.identity)]);
+      if (appsView && service) await appsView.refresh(service.node.heldDescriptors().flatMap((d) => (d.apps ? [d.identity] : [])));
       delete status.lastError;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);

@@ -57,6 +57,9 @@ import type { LocalService } from "../onion/types.js";
 import type { Cell } from "../wire/cell.js";
 import { NodeError, loadIdentityKey, loadOnionKey, parseNodeConfig } from "./config.js";
 import { startNodeAuthority, startNodeOracle } from "./roles.js";
+import { startNodeCommercial } from "./commercial.js";
+import type { NodeCommercial } from "./commercial.js";
+import { COMMERCIAL_SERVICE } from "../commercial/messages.js";
 import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
 import { startNodeStreamAdmission } from "./stream.js";
@@ -137,6 +140,8 @@ export interface RunningNode {
   readonly oracle: NodeOracle | undefined;
   /** The oracle service (absent without the role or without StartNodeOptions.oracleService). */
   readonly oracleService: OracleServiceHandle | undefined;
+  /** The commercial role: applications' plugin services (absent without it). */
+  readonly commercial: NodeCommercial | undefined;
   /** Presence points, introductions and rendezvous this node serves. */
   readonly presence: NodePresence;
   /** Streams this node lands and distributes (absent when it has no stream admission: no chain, or stream.enabled false). */
@@ -248,6 +253,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   let oracle: NodeOracle | undefined;
   let oracleService: OracleServiceHandle | undefined;
   let streamAdmission = options.streamAdmission;
+  let commercial: NodeCommercial | undefined;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
       const started = await startNodeAuthority({
@@ -287,6 +293,18 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
       streamAdmission = started.admission;
       cleanup.push(() => started.close());
     }
+    if (roles.includes("commercial") && config.commercial) {
+      const started = await startNodeCommercial({
+        identity,
+        config: config.commercial,
+        consensus: () => directory?.current(),
+        ...(config.chain ? { chain: config.chain } : {}),
+        flush: () => late.driver?.run(() => undefined),
+        ...withLogger,
+      });
+      commercial = started;
+      cleanup.push(() => started.close());
+    }
   } catch (err) {
     await unwind();
     throw err;
@@ -309,6 +327,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   });
   if (authority) services["authority"] = authority.circuitService;
   if (oracleService) services["oracle"] = oracleService.circuitService;
+  if (commercial) services[COMMERCIAL_SERVICE] = commercial.service;
   // Every onion node holds presence points, forwards introductions and hosts rendezvous.
   const presence = startNodePresence({
     identity,
@@ -353,7 +372,8 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     onionKeys: [onionKey],
     now: performance.now(),
     services,
-    firstHopServices: PRESENCE_FIRST_HOP_SERVICES,
+    // A client that chose a direct connection to a commercial node opens its stream at the first hop.
+    firstHopServices: services[COMMERCIAL_SERVICE] ? [...PRESENCE_FIRST_HOP_SERVICES, COMMERCIAL_SERVICE] : PRESENCE_FIRST_HOP_SERVICES,
     ...(config.onion?.limits ? { limits: config.onion.limits } : {}),
     ...(config.onion?.allowStreamsAtFirstHop === undefined ? {} : { allowStreamsAtFirstHop: config.onion.allowStreamsAtFirstHop }),
     ...(config.onion?.protoId === undefined ? {} : { protoId: config.onion.protoId }),
@@ -390,6 +410,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
         identity,
         onionPublicKey: onionKey.publicKey,
         roles,
+        ...(commercial ? { apps: commercial.appIds } : {}),
         advertised,
         manager,
         rpc,
@@ -456,6 +477,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     authority,
     oracle,
     oracleService,
+    commercial,
     presence,
     streams,
     api,
