@@ -12,6 +12,8 @@ import { createPspClient } from "../../node/src/client/client.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import type { PresenceChannel } from "../../node/src/presence/channel.js";
 import { childLogger, logFailure } from "../../node/src/log.js";
+import { ffmpegAvailable, startStreamDemo } from "./devnet-stream.js";
+import type { StreamDemo } from "./devnet-stream.js";
 import { runCommercialDemo } from "./devnet-commercial.js";
 import type { Logger } from "../../node/src/log.js";
 
@@ -40,6 +42,7 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
   const clients: PspClient[] = [];
   const channels = new Set<PresenceChannel>();
   let stopped = false;
+  let streamDemo: StreamDemo | undefined;
   const user = (name: string) => {
     const u = o.users.find((x) => x.name === name);
     if (!u) throw new Error(`devnet: no demo user "${name}" in the state file`);
@@ -100,6 +103,17 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
     channel.close();
     // The demo application's commercial node (issue 17), reached through a circuit; a failure is shown, not fatal to the demo.
     await runCommercialDemo(carol, (line) => log.info(line)).catch((err: unknown) => logFailure(log, err, "reach demo.shop's commercial node", "warn"));
+    // The demo stream (issue 15) needs real media: ffmpeg's test source.
+    if (!ffmpegAvailable()) log.info("stream   no ffmpeg on the PATH: the demo stream is skipped (install Debian's ffmpeg package to see it)");
+    else if (!stopped) {
+      await startStreamDemo(alice, carol, (line) => log.info(line))
+        .then((started) => {
+          streamDemo = started;
+          if (stopped) started.stop();
+          log.info(`stream   watch it too: npx psp stream play --ticket ${started.ticket} | ffplay -`);
+        })
+        .catch((err: unknown) => logFailure(log, err, "run the demo stream", "warn"));
+    }
     return { connectMs, roundTripMs };
   });
   started.catch(() => undefined);
@@ -110,6 +124,7 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
     demo,
     async stop() {
       stopped = true;
+      streamDemo?.stop();
       for (const c of channels) c.close();
       await Promise.all(clients.map((c) => c.close()));
     },
