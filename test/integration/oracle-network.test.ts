@@ -8,7 +8,9 @@
  * committing oracle revokes it; a blind receipt verifies against the key the
  * oracle published on chain; a session id comes for a solved puzzle; the
  * other oracle holds the replicated row (receipt id → identity); and the
- * issuance stores still hold the rows after the processes exit.
+ * issuance stores still hold the rows after the processes exit. The demo
+ * stream `npm start` runs is created and played on the same devnet, whose
+ * node processes check its receipt and session ids against the chain.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -27,6 +29,7 @@ import { verifyReceiptAgainstChain, type LinkableReceipt, type ReceiptChainView,
 import { verifySessionId } from "../../node/src/stream/session.js";
 import { OracleStore } from "../../oracle/store.js";
 import { DEVNET_PASSPHRASE } from "../../scripts/lib/devnet.js";
+import { ffmpegAvailable, startStreamDemo } from "../../scripts/lib/devnet-stream.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
 
 let net: TestDevnet;
@@ -152,6 +155,26 @@ describe("oracle nodes on a devnet", () => {
     expect(refused).toBeInstanceOf(StreamError);
     expect((refused as StreamError).kind).toBe("revoked");
   }, 120_000);
+
+  it("npm start's demo stream: the devnet's node processes land and distribute it on their chain-backed admission, and ffmpeg's test source reaches two viewers", async () => {
+    expect(ffmpegAvailable()).toBe(true);
+    const carol = await clientFor("carol");
+    const lines: string[] = [];
+    const demo = await startStreamDemo(alice, carol, (line) => lines.push(line));
+    try {
+      // 25 frames/s in real time: ten chunks each within seconds, unless a node dropped them.
+      const deadline = Date.now() + 60_000;
+      while (!demo.received().every((n) => n >= 10)) {
+        if (Date.now() > deadline) throw new Error(`viewers received only ${demo.received().join(", ")} chunks`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(lines.join("\n")).toMatch(/created stream [0-9a-f]{12}… at landing node [0-9a-f]{12}… with 2 distribution nodes/);
+      expect(lines.join("\n")).toMatch(/carol's 2 viewers receive alice's ffmpeg test source/);
+      expect(demo.ticket).toMatch(/^pspstream1:/);
+    } finally {
+      demo.stop();
+    }
+  }, 180_000);
 
   it("the issuance stores keep their rows after the oracle processes exit", async () => {
     for (const c of clients.splice(0)) await c.close();
