@@ -175,7 +175,7 @@ export async function run(): Promise<BenchSection> {
   const profile = capacity.profile;
   const profileText = profile
     ? [
-        `CPU profile of the serving process over ${fmt(profile.wallMs / 1000, 1)} s at ${profile.viewers} viewers, ${fmt(profile.totalMs, 0)} ms busy (V8 sampling profiler, self time, idle left out; native work shows under the JS function that called it):`,
+        `CPU profile of the serving process over ${fmt(profile.wallMs / 1000, 1)} s at ${profile.viewers} viewers, ${fmt(profile.totalMs, 0)} ms busy (V8 sampling profiler, self samples, idle left out; native work shows under the JS function that called it):`,
         "",
         table(
           ["function", "self ms", "share"],
@@ -184,15 +184,17 @@ export async function run(): Promise<BenchSection> {
       ].join("\n")
     : "";
 
-  // What one viewer's copy of a chunk costs in the TLS write path (encryption and the syscall happen inside writeBuffer).
+  // What one viewer's copy of a chunk costs: CPU from process.cpuUsage (the profile samples wall time, so a thread descheduled inside a function is counted there too).
   const writeEntry = profile?.top.find((t) => t.fn === "writeBuffer" || t.fn.startsWith("writeBuffer "));
-  const writes = profile ? (profile.viewers * CHUNKS_PER_SECOND * profile.wallMs) / 1000 : 0;
-  const writeCost =
-    profile && writeEntry
-      ? `TLS write path: \`writeBuffer\` (TLS record encryption and the socket write, native) took ${fmt((100 * writeEntry.ms) / profile.totalMs, 0)} % of the serving process's busy time, ` +
-        `about ${fmt((writeEntry.ms * 1000) / Math.max(1, writes), 1)} µs per viewer per chunk (${fmt(CHUNK_FRAME_BYTES)} bytes); ` +
-        "every viewer has its own TLS session, so each chunk is encrypted once per viewer: that, not PSP's framing or fan-out logic, is the per-viewer cost."
-      : "";
+  const writeCost = best
+    ? `Per viewer per chunk the serving process spends ${fmt((marginalMs(best) * 1000) / CHUNKS_PER_SECOND, 1)} µs of CPU (its marginal CPU per viewer at ${best.viewers} viewers / ${CHUNKS_PER_SECOND} chunks), ` +
+      `${fmt(CHUNK_FRAME_BYTES / ((marginalMs(best) * 1000) / CHUNKS_PER_SECOND), 0)} MB/s of egress per core of CPU. ` +
+      (profile && writeEntry
+        ? `In the profile, \`writeBuffer\` (TLS record encryption and the socket write, native) holds ${fmt((100 * writeEntry.ms) / profile.totalMs, 0)} % of the samples ` +
+          "(V8 samples wall time, so time the thread waited for a CPU inside a function is counted there as well: shares, not CPU). "
+        : "") +
+      "Every viewer has its own TLS session, so each chunk is encrypted and written once per viewer: that, not PSP's framing or fan-out logic, is the per-viewer cost."
+    : "";
   const markdown = [
     `Real TLS 1.3 stream links on loopback, the real StreamHost (landing and distribution roles), publisher and frame reader, oracle-signed receipts and session ids.`,
     `The stream is ${fmt(streamBps, 2)} Mbit/s on the wire: ${CHUNKS_PER_SECOND} chunks a second of ${fmt(CHUNK_MEDIA_BYTES)} media bytes (53 MPEG-TS packets), a ${fmt(CHUNK_FRAME_BYTES)}-byte CHUNK frame each.`,

@@ -115,6 +115,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 interface ServeMark {
   seq: number;
+  at: number;
   cpuUs: number;
   loopP99Ms: number;
   loopMaxMs: number;
@@ -122,6 +123,7 @@ interface ServeMark {
   viewers: number;
 }
 interface ViewerMark {
+  at: number;
   cpuUs: number;
   bytesIn: number;
   loopP99Ms: number;
@@ -160,22 +162,23 @@ export async function measureCapacity(options: CapacityOptions): Promise<Capacit
     const idleA = await serve.ask<ServeMark>({ type: "mark" }, "mark");
     await sleep(options.windowMs / 2);
     const idleB = await serve.ask<ServeMark>({ type: "mark" }, "mark");
-    const idleServeCores = (idleB.cpuUs - idleA.cpuUs) / 1000 / (options.windowMs / 2);
+    const idleServeCores = (idleB.cpuUs - idleA.cpuUs) / 1000 / (idleB.at - idleA.at);
 
     const steps: CapacityStep[] = [];
     let maxViewers = 0;
     let maxViewersLossFree = 0;
     const window = async (count: number, attachFailed: number): Promise<CapacityStep> => {
       const [sA, vA] = await Promise.all([serve.ask<ServeMark>({ type: "mark" }, "mark"), viewersProc.ask<ViewerMark>({ type: "mark" }, "mark")]);
-      const t0 = performance.now();
       await sleep(options.windowMs);
       const [sB, vB] = await Promise.all([serve.ask<ServeMark>({ type: "mark" }, "mark"), viewersProc.ask<ViewerMark>({ type: "mark" }, "mark")]);
-      const elapsedMs = performance.now() - t0;
+      // Each process's rates over its own interval between the marks (an answer delayed on its way back does not stretch it).
+      const serveMs = sB.at - sA.at;
+      const viewerMs = vB.at - vA.at;
       const loadAverage = loadavg()[0] ?? Number.NaN;
       // Grace for the window's last chunks: longer than any delay that could pass.
       await sleep(Math.max(500, options.maxP99Ms * 10));
       const r = await viewersProc.ask<ViewerReport>({ type: "report", from: sA.seq, to: sB.seq - 1 }, "report");
-      const expectedChunks = Math.round((elapsedMs / 1000) * CHUNKS_PER_SECOND);
+      const expectedChunks = Math.round((serveMs / 1000) * CHUNKS_PER_SECOND);
       const lossFree = attachFailed === 0 && r.viewers === count && r.closed === 0 && r.missing === 0 && r.chunks >= expectedChunks * 0.9;
       return {
         viewers: r.viewers,
@@ -188,14 +191,14 @@ export async function measureCapacity(options: CapacityOptions): Promise<Capacit
         delayP99Ms: r.delayP99Ms,
         delayMaxMs: r.delayMaxMs,
         samples: r.samples,
-        egressBytesPerSecond: ((vB.bytesIn - vA.bytesIn) * 1000) / elapsedMs,
-        serveCores: (sB.cpuUs - sA.cpuUs) / 1000 / elapsedMs,
-        viewerCores: (vB.cpuUs - vA.cpuUs) / 1000 / elapsedMs,
+        egressBytesPerSecond: ((vB.bytesIn - vA.bytesIn) * 1000) / viewerMs,
+        serveCores: (sB.cpuUs - sA.cpuUs) / 1000 / serveMs,
+        viewerCores: (vB.cpuUs - vA.cpuUs) / 1000 / viewerMs,
         serveLoopP99Ms: sB.loopP99Ms,
         serveLoopMaxMs: sB.loopMaxMs,
         viewerLoopP99Ms: vB.loopP99Ms,
-        serveRunqueueMsPerS: (sB.runqueueWaitUs - sA.runqueueWaitUs) / elapsedMs,
-        viewerRunqueueMsPerS: (vB.runqueueWaitUs - vA.runqueueWaitUs) / elapsedMs,
+        serveRunqueueMsPerS: (sB.runqueueWaitUs - sA.runqueueWaitUs) / serveMs,
+        viewerRunqueueMsPerS: (vB.runqueueWaitUs - vA.runqueueWaitUs) / viewerMs,
         loadAverage,
         // Every viewer attached and got every chunk, and the producer (in the serving process: a starved loop shows up as fewer chunks) kept pace.
         lossFree,

@@ -8,8 +8,9 @@
  *
  * Owns the message protocol with the parent over the fork IPC channel:
  *   child → parent: { type: "ready", point, streamId, streamKey, session } (hex)
- *   parent → child: { type: "mark" }    → { type: "mark", seq, cpuUs, loopP99Ms, loopMaxMs, runqueueWaitUs, viewers, counters }
- *     seq: the next sequence number the producer will send; cpuUs: this
+ *   parent → child: { type: "mark" }    → { type: "mark", seq, at, cpuUs, loopP99Ms, loopMaxMs, runqueueWaitUs, viewers, counters }
+ *     seq: the next sequence number the producer will send; at: this
+ *     process's performance.now() when it answered; cpuUs: this
  *     process's user + system CPU so far (µs); loop*: this process's event
  *     loop delay since the previous mark
  *   parent → child: { type: "profile", ms } → { type: "profile", top, totalMs }
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
     }
   };
   void pace();
-  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
 
   process.on("message", (msg: ParentMessage) => {
@@ -114,6 +115,7 @@ async function main(): Promise<void> {
       send({
         type: "mark",
         seq: nextSeq,
+        at: performance.now(),
         cpuUs: cpu.user + cpu.system,
         loopP99Ms: loop.percentile(99) / 1e6,
         loopMaxMs: loop.max / 1e6,

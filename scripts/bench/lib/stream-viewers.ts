@@ -16,7 +16,7 @@
  * Owns the message protocol with the parent over the fork IPC channel:
  *   parent → child: { type: "init", point, streamId, streamKey, session } → { type: "init" }
  *   parent → child: { type: "attach", total } → { type: "attached", viewers, failed }
- *   parent → child: { type: "mark" } → { type: "mark", cpuUs, bytesIn, loopP99Ms, loopMaxMs, runqueueWaitUs }
+ *   parent → child: { type: "mark" } → { type: "mark", at, cpuUs, bytesIn, loopP99Ms, loopMaxMs, runqueueWaitUs }
  *     (event loop delay since the previous mark)
  *   parent → child: { type: "report", from, to } → { type: "report", … } for
  *     sequence numbers from..to inclusive; then forgets what it recorded
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   /** seq → producer time (µs) read from inside the seal by the opening viewers. */
   const producedAt = new Map<number, number>();
   let closedBeforeReport = 0;
-  const loop = monitorEventLoopDelay({ resolution: 1 });
+  const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
 
   const attachOne = async (index: number): Promise<void> => {
@@ -132,6 +132,7 @@ async function main(): Promise<void> {
       const cpu = process.cpuUsage();
       send({
         type: "mark",
+        at: performance.now(),
         cpuUs: cpu.user + cpu.system,
         bytesIn: viewers.reduce((a, v) => a + v.link.bytesIn, 0),
         loopP99Ms: loop.percentile(99) / 1e6,
