@@ -33,6 +33,7 @@ import {
   CHUNKS_PER_SECOND,
   createBenchStream,
   quantile,
+  runqueueWaitUs,
   sleepUntil,
   startMediaNode,
   wallMicros,
@@ -54,6 +55,8 @@ export interface LatencyFigures {
   rawTlsP50Ms: number;
   rawTlsP99Ms: number;
   lostChunks: number;
+  /** Time this process's main thread was runnable but waited for a CPU during the run (other load on the machine), ms per second. */
+  runqueueMsPerS: number;
 }
 
 /** A viewer that attaches at `node` directly and records, per seq, arrival and producer time (µs). */
@@ -128,6 +131,7 @@ export async function measureLatency(credentials: TlsCredentials, chunks: number
     const warm = CHUNKS_PER_SECOND;
     const step = 1000 / CHUNKS_PER_SECOND / 2;
     const start = performance.now();
+    const waitedBefore = runqueueWaitUs();
     for (let i = 0; i < 2 * (chunks + warm); i++) {
       await sleepUntil(start + i * step);
       if (i % 2 === 0) publisher.write(media);
@@ -136,6 +140,7 @@ export async function measureLatency(credentials: TlsCredentials, chunks: number
         if (i >= 2 * warm) raw.push(ms);
       }
     }
+    const runqueueMsPerS = (runqueueWaitUs() - waitedBefore) / (performance.now() - start);
     await new Promise((r) => setTimeout(r, 500));
     publisher.end();
     const landingOnly: number[] = [];
@@ -167,6 +172,7 @@ export async function measureLatency(credentials: TlsCredentials, chunks: number
       rawTlsP50Ms: quantile(raw, 0.5),
       rawTlsP99Ms: quantile(raw, 0.99),
       lostChunks: lost,
+      runqueueMsPerS,
     };
   } finally {
     pair.close();
