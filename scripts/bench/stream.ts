@@ -111,7 +111,10 @@ export async function run(): Promise<BenchSection> {
     capacity.steps.map((s) => [
       s.viewers,
       s.chunks,
-      s.missing + (s.closed ? ` (+${s.closed} links closed)` : "") + (s.attachFailed ? ` (${s.attachFailed} attach failed)` : ""),
+      s.missing +
+        (s.closed ? ` (+${s.closed} links closed)` : "") +
+        (s.attachFailed ? ` (${s.attachFailed} attach failed)` : "") +
+        (s.chunks < s.expectedChunks * 0.9 ? ` (the producer fell behind: ${s.chunks} of ${s.expectedChunks} chunks sent)` : ""),
       fmt(s.delayP50Ms, 2),
       fmt(s.delayP99Ms, 2),
       fmt(s.delayMaxMs, 1),
@@ -135,7 +138,13 @@ export async function run(): Promise<BenchSection> {
         "",
         `>= ${TARGETS.viewers}: ${viewersMet ? "met" : "not met"}`,
       ],
-      ["viewers it serves with no loss, whatever the delay (largest step run)", capacity.maxViewersLossFree, "", "", ""],
+      [
+        "viewers it serves with no loss, whatever the delay (steps stop at a loss, a producer behind its pace, or a process at a whole core)",
+        capacity.maxViewersLossFree,
+        "",
+        "",
+        "",
+      ],
       ...(best
         ? [
             [

@@ -24,6 +24,8 @@ export interface CapacityStep {
   viewers: number;
   attachFailed: number;
   chunks: number;
+  /** Chunks the producer should have sent in the window at its pace. */
+  expectedChunks: number;
   missing: number;
   viewersWithLoss: number;
   closed: number;
@@ -184,6 +186,7 @@ export async function measureCapacity(options: CapacityOptions): Promise<Capacit
         viewers: r.viewers,
         attachFailed,
         chunks: r.chunks,
+        expectedChunks,
         missing: r.missing,
         viewersWithLoss: r.viewersWithLoss,
         closed: r.closed,
