@@ -114,6 +114,7 @@ export async function run(): Promise<BenchSection> {
       s.missing +
         (s.closed ? ` (+${s.closed} links closed)` : "") +
         (s.attachFailed ? ` (${s.attachFailed} attach failed)` : "") +
+        (s.nodeDropped ? ` (${s.nodeDropped} copies dropped at the node)` : "") +
         (s.chunks < s.expectedChunks * 0.9 ? ` (the producer fell behind: ${s.chunks} of ${s.expectedChunks} chunks sent)` : ""),
       fmt(s.delayP50Ms, 2),
       fmt(s.delayP99Ms, 2),

@@ -24,6 +24,8 @@ export interface CapacityStep {
   viewers: number;
   attachFailed: number;
   chunks: number;
+  /** Chunk copies the distribution node dropped in the window (live-edge jumps, too old when a socket drained). */
+  nodeDropped: number;
   /** Chunks the producer should have sent in the window at its pace. */
   expectedChunks: number;
   missing: number;
@@ -123,6 +125,7 @@ interface ServeMark {
   loopMaxMs: number;
   runqueueWaitUs: number;
   viewers: number;
+  counters: { distribution: { chunksDropped: number; liveEdgeJumps: number } };
 }
 interface ViewerMark {
   at: number;
@@ -187,6 +190,7 @@ export async function measureCapacity(options: CapacityOptions): Promise<Capacit
         attachFailed,
         chunks: r.chunks,
         expectedChunks,
+        nodeDropped: sB.counters.distribution.chunksDropped - sA.counters.distribution.chunksDropped,
         missing: r.missing,
         viewersWithLoss: r.viewersWithLoss,
         closed: r.closed,
