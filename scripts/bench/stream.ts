@@ -184,8 +184,11 @@ export async function run(): Promise<BenchSection> {
         `the serving process used ${fmt(firstFailed.serveCores, 2)} of a core and the viewers' process ${fmt(firstFailed.viewerCores, 2)}, ` +
         `yet their main threads spent ${fmt(firstFailed.serveRunqueueMsPerS, 0)} and ${fmt(firstFailed.viewerRunqueueMsPerS, 0)} ms of every second runnable but waiting for a CPU ` +
         `(/proc/self/schedstat), the serving event loop up to ${fmt(firstFailed.serveLoopMaxMs, 0)} ms late, the machine's load average ${fmt(firstFailed.loadAverage, 1)} on ${cpus().length} cores: ` +
-        "the delay there is the machine's other load descheduling both processes, not the node's work, and the strict figure measures this machine's load more than the node. " +
-        "The steps after it (while nothing is lost) and the CPU per viewer show what the node itself needs."
+        "at that count the delay is the machine's other load descheduling both processes, not the node's work. " +
+        `Over all steps the serving process ran at most ${fmt(Math.max(...capacity.steps.map((x) => x.serveCores)), 2)} of a core while its main thread waited up to ` +
+        `${fmt(Math.max(...capacity.steps.map((x) => x.serveRunqueueMsPerS)), 0)} ms per second for one: the share of the shared machine the scheduler gave it. ` +
+        `Its need is ${fmt(capacity.idleServeCores, 2)} core plus ${best ? fmt(marginalMs(best) / 1000, 5) : "?"} core per viewer, so its delay grows as the viewers' need approaches that share, ` +
+        "and the strict count measures this machine's other load as much as the node; the projection above is what a core of its own would carry by CPU alone (not measured here)."
     : "";
   const profile = capacity.profile;
   const profileText = profile
