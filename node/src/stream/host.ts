@@ -375,11 +375,18 @@ export class StreamHost {
   }
 
   private forward(stream: HostedStream, seq: bigint, sealed: Uint8Array): void {
-    const before = stream.engine.counters.late;
+    const { late: before, dropped, liveEdgeJumps } = stream.engine.counters;
     const sends = stream.engine.chunk(seq, encodeFrame({ type: "chunk", seq, sealed }), performance.now());
     if (stream.engine.counters.late !== before) this.counters.late++;
     else this.counters.chunksIn++;
+    this.countDrops(stream, dropped, liveEdgeJumps);
     this.write(stream, sends);
+  }
+
+  /** The engine's drops and live-edge jumps since the given counts, into this node's counters. */
+  private countDrops(stream: HostedStream, dropped: number, liveEdgeJumps: number): void {
+    this.counters.chunksDropped += stream.engine.counters.dropped - dropped;
+    this.counters.liveEdgeJumps += stream.engine.counters.liveEdgeJumps - liveEdgeJumps;
   }
 
   private write(stream: HostedStream, sends: FanoutSend[]): void {
@@ -388,9 +395,16 @@ export class StreamHost {
       if (!link) continue;
       this.counters.chunksOut++;
       this.egressBytes += s.bytes.length;
-      if (!link.sendBytes(s.bytes)) {
+      // One drain listener per blocked spell: the rest of a drained batch goes behind the first write that filled the socket, without a listener each
+      // (a stale listener would mark the sink unblocked while its socket is still full).
+      if (!link.sendBytes(s.bytes) && !stream.engine.sinkState(s.to)?.blocked) {
         stream.engine.blocked(s.to);
-        link.once("drain", () => this.write(stream, stream.engine.drained(s.to, performance.now())));
+        link.once("drain", () => {
+          const { dropped, liveEdgeJumps } = stream.engine.counters;
+          const queued = stream.engine.drained(s.to, performance.now());
+          this.countDrops(stream, dropped, liveEdgeJumps);
+          this.write(stream, queued);
+        });
       }
     }
   }

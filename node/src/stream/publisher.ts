@@ -100,8 +100,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   drain(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.link.isOpen || this.link.socket.writableLength === 0) return resolve();
-      this.link.once("drain", resolve);
-      this.link.once("close", () => resolve());
+      // Whichever comes first removes the other, so a producer that waits often leaves no listeners behind.
+      const done = (): void => {
+        this.link.off("drain", done);
+        this.link.off("close", done);
+        resolve();
+      };
+      this.link.once("drain", done);
+      this.link.once("close", done);
     });
   }
 
