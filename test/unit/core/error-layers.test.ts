@@ -21,6 +21,8 @@ import { PresenceError } from "../../../node/src/presence/errors.js";
 import { ClientError } from "../../../node/src/client/errors.js";
 import { StreamError } from "../../../node/src/stream/errors.js";
 import { OracleError } from "../../../node/src/stream/oracle-errors.js";
+import { StreamMediaError } from "../../../node/src/stream/media-errors.js";
+import { CommercialError } from "../../../node/src/commercial/errors.js";
 import { NodeError } from "../../../node/src/node/config.js";
 
 interface LayerErrorClass {
@@ -47,7 +49,9 @@ const CLASSES: Record<string, LayerErrorClass> = {
   authority: AuthorityError,
   presence: PresenceError,
   stream: StreamError,
+  "stream media": StreamMediaError,
   oracle: OracleError,
+  commercial: CommercialError,
   client: ClientError,
   node: NodeError,
 };
