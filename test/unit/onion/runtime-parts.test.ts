@@ -131,7 +131,13 @@ describe("node config", () => {
       [{ listen: { host: "a", port: 1 }, onion: { limits: { createsPerSecondPerRelayLink: 0 } } }, "onion.limits.createsPerSecondPerRelayLink"],
       [{ listen: { host: "a", port: 1 }, onion: { limits: { createBurstPerRelayLink: 0.5 } } }, "onion.limits.createBurstPerRelayLink"],
       [{ listen: { host: "a", port: 1 }, colour: "blue" }, "colour"],
+      [{ listen: { host: "a", port: 1 }, stream: true }, "stream"],
+      [{ listen: { host: "a", port: 1 }, stream: { enabled: "yes" } }, "stream.enabled"],
+      [{ listen: { host: "a", port: 1 }, stream: { graceSeconds: -1 } }, "stream.graceSeconds"],
+      [{ listen: { host: "a", port: 1 }, stream: { graceSeconds: 1.5 } }, "stream.graceSeconds"],
+      [{ listen: { host: "a", port: 1 }, stream: { viewers: 9 } }, "stream.viewers"],
     ];
+    expect(parseNodeConfig({ listen: { host: "a", port: 1 }, stream: { enabled: false, graceSeconds: 30 } }).stream).toEqual({ enabled: false, graceSeconds: 30 });
     for (const [input, field] of cases) {
       let error: unknown;
       try {
