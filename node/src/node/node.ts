@@ -289,7 +289,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     }
     // Landing and distribution check receipts and session ids against the chain; on by default for an onion node with one.
     if (!streamAdmission && config.chain && roles.includes("onion") && config.stream?.enabled !== false) {
-      const started = await startNodeStreamAdmission({ chain: config.chain, ...(config.stream ? { stream: config.stream } : {}), ...withLogger });
+      const started = startNodeStreamAdmission({ chain: config.chain, ...(config.stream ? { stream: config.stream } : {}), ...withLogger });
       streamAdmission = started.admission;
       cleanup.push(() => started.close());
     }
