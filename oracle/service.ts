@@ -26,7 +26,7 @@
  */
 import { randomBytes as nodeRandomBytes } from "node:crypto";
 import { bytesToHex } from "viem";
-import { TokenBucket } from "../node/src/base/token-bucket.js";
+import { KeyedRateLimiter } from "../node/src/base/token-bucket.js";
 import { blindRsaBlindSign, type BlindRsaPrivateKey } from "../node/src/crypto/blind-rsa.js";
 import { ed25519PublicKey, ed25519Verify } from "../node/src/crypto/ed25519.js";
 import { verifyDynamicPuzzle } from "../node/src/crypto/puzzles.js";
@@ -128,24 +128,15 @@ export interface OracleService {
   status(): OracleStatus;
 }
 
-class Limiter {
-  private readonly buckets = new Map<string, TokenBucket>();
-  constructor(private readonly limits: OracleLimits) {}
-  take(key: string, now: number, what: string): void {
-    let bucket = this.buckets.get(key);
-    if (!bucket) {
-      if (this.buckets.size >= this.limits.maxTrackedClients) {
-        const oldest = this.buckets.keys().next();
-        if (!oldest.done) this.buckets.delete(oldest.value);
-      }
-      bucket = new TokenBucket({ bytesPerSecond: this.limits.requestsPerMinute / 60, burstBytes: this.limits.burst, now });
-      this.buckets.set(key, bucket);
-    }
-    if (!bucket.tryTake(1, now)) {
-      const retryAfterMs = Math.max(1, bucket.readyAt(1, now) - now);
-      throw new OracleError("rate-limited", `too many requests from ${what}: retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
-    }
-  }
+/** A request budget per key (client, identity); a spent one is refused "rate-limited" with when to retry. */
+function requestBudgets(limits: OracleLimits): { take(key: string, now: number, what: string): void } {
+  const budgets = new KeyedRateLimiter({ requestsPerMinute: limits.requestsPerMinute, burst: limits.burst, maxKeys: limits.maxTrackedClients });
+  return {
+    take(key, now, what) {
+      const retryAfterMs = budgets.take(key, now);
+      if (retryAfterMs > 0) throw new OracleError("rate-limited", `too many requests from ${what}: retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+    },
+  };
 }
 
 /** Single-use tokens with one TTL (insertion order is expiry order). */
@@ -184,8 +175,8 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
   const nodeKey = ed25519PublicKey(opts.nodeSecretKey);
   const nodeKeyHex = bytesToHex(nodeKey).slice(2);
   const params = opts.params ?? DEFAULT_RECEIPT_PARAMS;
-  const clients = new Limiter(limits);
-  const identities = new Limiter(limits);
+  const clients = requestBudgets(limits);
+  const identities = requestBudgets(limits);
   const challenges = new OneShot<null>(limits.maxOutstandingChallenges, "challenge");
   const puzzles = new OneShot<number>(limits.maxOutstandingPuzzles, "puzzle");
   const status: OracleStatus = { requests: 0, receipts: { linkable: 0, blind: 0 }, sessions: 0, replicasReceived: 0, refusals: {} };

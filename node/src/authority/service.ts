@@ -37,7 +37,7 @@ import { randomBytes as secureRandomBytes } from "../crypto/backend.js";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../crypto/ed25519.js";
 import { childLogger, logFailure } from "../log.js";
 import type { Logger } from "../log.js";
-import { TokenBucket } from "../base/token-bucket.js";
+import { KeyedRateLimiter } from "../base/token-bucket.js";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
 import { documentSigningMessage } from "../wire/document.js";
 import { cborReaders, isCborMap } from "../wire/fields.js";
@@ -390,27 +390,15 @@ export interface AuthorityService {
   handleMessage(bytes: Uint8Array, ctx?: RequestContext): Promise<Uint8Array>;
 }
 
-class RateLimiter {
-  private readonly buckets = new Map<string, TokenBucket>();
-
-  constructor(private readonly limits: AuthorityLimits) {}
-
-  /** Takes one token for `key` or throws "rate-limited" with when to retry. */
-  take(key: string, now: number, what: string): void {
-    let bucket = this.buckets.get(key);
-    if (!bucket) {
-      if (this.buckets.size >= this.limits.maxTrackedClients) {
-        const oldest = this.buckets.keys().next();
-        if (!oldest.done) this.buckets.delete(oldest.value);
-      }
-      bucket = new TokenBucket({ bytesPerSecond: this.limits.requestsPerMinute / 60, burstBytes: this.limits.burst, now });
-      this.buckets.set(key, bucket);
-    }
-    if (!bucket.tryTake(1, now)) {
-      const retryAfterMs = Math.max(1, bucket.readyAt(1, now) - now);
-      throw new AuthorityError("rate-limited", `too many requests from ${what}: retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
-    }
-  }
+/** A request budget per key (client, identity); a spent one is refused "rate-limited" with when to retry. */
+function requestBudgets(limits: AuthorityLimits): { take(key: string, now: number, what: string): void } {
+  const budgets = new KeyedRateLimiter({ requestsPerMinute: limits.requestsPerMinute, burst: limits.burst, maxKeys: limits.maxTrackedClients });
+  return {
+    take(key, now, what) {
+      const retryAfterMs = budgets.take(key, now);
+      if (retryAfterMs > 0) throw new AuthorityError("rate-limited", `too many requests from ${what}: retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+    },
+  };
 }
 
 /** Creates the transport-free authority service of one authority node. */
@@ -424,8 +412,8 @@ export function createAuthorityService(opts: AuthorityServiceOptions): Authority
   const nodeKeyHex = bytesToHex(nodeKey);
   const signerAddress = getAddress(opts.signer.address);
   const registryAddress = getAddress(pki.identityRegistry);
-  const clients = new RateLimiter(limits);
-  const keys = new RateLimiter(limits);
+  const clients = requestBudgets(limits);
+  const keys = requestBudgets(limits);
   // Insertion order is expiry order (one TTL for all), so sweeping from the front is enough.
   const challenges = new Map<string, { expires: number; used: boolean }>();
 

@@ -65,3 +65,45 @@ export class TokenBucket {
     return now + Math.ceil(((bytes - this.tokens) * 1000) / this.bytesPerSecond);
   }
 }
+
+export interface KeyedRateLimiterOptions {
+  requestsPerMinute: number;
+  burst: number;
+  /** Keys tracked at once; beyond it the least recently used key is forgotten (it starts again with a full bucket). */
+  maxKeys: number;
+}
+
+/**
+ * One request budget (a TokenBucket counting requests) per key, such as a
+ * client, an identity or a circuit: what the authority, oracle and
+ * commercial services rate-limit their callers with. Memory is bounded by
+ * maxKeys; forgetting a key can only make its caller's budget full again.
+ */
+export class KeyedRateLimiter {
+  private readonly buckets = new Map<string, TokenBucket>();
+
+  constructor(private readonly options: KeyedRateLimiterOptions) {
+    if (!Number.isSafeInteger(options.maxKeys) || options.maxKeys < 1) {
+      throw new BaseError("bad-argument", `maxKeys must be a positive integer, got ${options.maxKeys}`);
+    }
+  }
+
+  /** Takes one request of `key`'s budget at `now` (ms). Returns 0 when taken, else the ms until one will be there (≥ 1). */
+  take(key: string, now: number): number {
+    let bucket = this.buckets.get(key);
+    if (bucket) this.buckets.delete(key);
+    else {
+      bucket = new TokenBucket({ bytesPerSecond: this.options.requestsPerMinute / 60, burstBytes: this.options.burst, now });
+      if (this.buckets.size >= this.options.maxKeys) this.buckets.delete(this.buckets.keys().next().value as string);
+    }
+    // Re-inserted last: the Map's order is the order of last use.
+    this.buckets.set(key, bucket);
+    if (bucket.tryTake(1, now)) return 0;
+    return Math.max(1, Math.ceil(bucket.readyAt(1, now) - now));
+  }
+
+  /** Keys tracked now. */
+  get size(): number {
+    return this.buckets.size;
+  }
+}

@@ -18,7 +18,7 @@
  * in the messages.
  */
 import { hexOf as bytesToHex } from "../base/hex.js";
-import { TokenBucket } from "../base/token-bucket.js";
+import { KeyedRateLimiter } from "../base/token-bucket.js";
 import { parseIdentity } from "../crypto/identity.js";
 import { PspError } from "../errors.js";
 import { childLogger, logFailure } from "../log.js";
@@ -144,20 +144,13 @@ export function createCommercialServer(options: CommercialServerOptions): Commer
   };
 
   // ------------------------------------------------------------ budgets
-  const buckets = new Map<string, TokenBucket>();
+  const budgets = new KeyedRateLimiter({ requestsPerMinute: limits.requestsPerMinute, burst: limits.burst, maxKeys: limits.maxClients });
   /** Takes one token of `client`'s budget; the refusal carries when to retry. */
   const spend = (client: string): void => {
-    const t = performance.now();
-    let bucket = buckets.get(client);
-    if (bucket) buckets.delete(client);
-    else {
-      bucket = new TokenBucket({ bytesPerSecond: limits.requestsPerMinute / 60, burstBytes: limits.burst, now: t });
-      if (buckets.size >= limits.maxClients) buckets.delete(buckets.keys().next().value as string);
-    }
-    buckets.set(client, bucket);
-    if (!bucket.tryTake(1, t)) {
+    const retryAfterMs = budgets.take(client, performance.now());
+    if (retryAfterMs > 0) {
       throw new CommercialError("rate-limited", `this client's budget at the node is spent (${limits.requestsPerMinute} per minute, burst ${limits.burst})`, {
-        retryAfterMs: Math.max(1, Math.ceil(bucket.readyAt(1, t) - t)),
+        retryAfterMs,
       });
     }
   };

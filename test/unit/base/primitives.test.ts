@@ -7,6 +7,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BaseError, bytesEqual, codeLookup, compareBytes, concatBytes, hexOf, parseHex, printableAscii, utf8Prefix, withTimeout } from "../../../node/src/base/index.js";
+import { KeyedRateLimiter } from "../../../node/src/base/token-bucket.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -96,5 +97,20 @@ describe("the base layer", () => {
         expect(from === "../errors.js" || /^\.\/[a-z-]+\.js$/.test(from ?? ""), `${file} imports ${from}`).toBe(true);
       }
     }
+  });
+});
+
+describe("KeyedRateLimiter", () => {
+  it("keeps one budget per key, says when to retry, and forgets the least recently used key beyond maxKeys", () => {
+    const limiter = new KeyedRateLimiter({ requestsPerMinute: 60, burst: 2, maxKeys: 2 });
+    expect([limiter.take("a", 0), limiter.take("a", 0)]).toEqual([0, 0]);
+    expect(limiter.take("a", 0)).toBe(1000); // one request per second refills
+    expect(limiter.take("a", 1000)).toBe(0);
+    expect(limiter.take("b", 1000)).toBe(0); // another key has its own budget
+    expect(limiter.take("a", 1000)).toBeGreaterThan(0); // a used last: b is the oldest
+    expect(limiter.take("c", 1000)).toBe(0); // evicts b, not a
+    expect(limiter.size).toBe(2);
+    expect(limiter.take("a", 1000)).toBeGreaterThan(0); // a's spent budget was kept
+    expect(() => new KeyedRateLimiter({ requestsPerMinute: 60, burst: 1, maxKeys: 0 })).toThrow(BaseError);
   });
 });
