@@ -110,8 +110,17 @@ describe("psp stream", () => {
     expect(viewer.stdout()).toBe("");
     expect(viewer.stderr()).toMatch(/stream ended: \d+ chunks/);
     const got = await videoFrames(out);
+    console.info(`cli-stream: ${got} frames played of ${sourceFrames} in the source`);
     expect(Math.abs(got - sourceFrames) / sourceFrames, `${got} frames of ${sourceFrames}`).toBeLessThanOrEqual(0.05);
   }, 180_000);
+
+  it("--blind: a stream created under an RFC 9474 receipt the oracle cannot link; the landing node takes it", async () => {
+    const alice = net.user("alice");
+    const created = await runPsp(net.root, ["stream", "create", "--key-file", alice.keyFile, "--blind", "--distribution", "1"], env);
+    expect(created.code, created.stderr).toBe(0);
+    const ticket = decodeTicket(created.stdout.trim());
+    expect(existsSync(join(net.root, "state", "psp", "streams", `${hexOf(ticket.streamId)}.json`))).toBe(true);
+  }, 120_000);
 
   it("a mistyped ticket exits 2, a ticket without a publisher file here exits 3, each with one typed error line and a fix", async () => {
     const other = encodeTicket({
