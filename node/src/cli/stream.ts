@@ -178,17 +178,19 @@ function explain(err: unknown, keyFile?: string): unknown {
   return err;
 }
 
+/** The authorities refused to certify the identity (not registered, revoked): not a network hiccup. */
+function refusedByAuthorities(err: PspError): boolean {
+  const authority = err.walk((c) => c instanceof AuthorityError) as AuthorityError | undefined;
+  return authority !== undefined && (authority.category === "refused" || authority.refusals.some((r) => r.category === "refused"));
+}
+
 /** The exit code of a failure (the header's table). */
 export function exitCodeOf(err: unknown): number {
   if (!isPspError(err)) return StreamExit.other;
   const e = err as PspError;
   if (StreamMediaError.is(e, "bad-ticket")) return StreamExit.badTicket;
   if (e instanceof PublisherFileError) return StreamExit.noPublisherFile;
-  if (
-    OracleError.is(e, "not-subscribed", "bad-certificate", "bad-proof") ||
-    (ClientError.is(e, "no-authorities") && e.walk((c) => c instanceof AuthorityError))
-  )
-    return StreamExit.notAllowed;
+  if (OracleError.is(e, "not-subscribed", "bad-certificate", "bad-proof") || refusedByAuthorities(e)) return StreamExit.notAllowed;
   if (StreamMediaError.is(e, "closed")) return StreamExit.brokeOff;
   if (e.layer === "stream" || e.layer === "oracle" || e.layer === "onion") {
     if (e.category === "transient") return StreamExit.unreachable;
