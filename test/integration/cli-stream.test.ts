@@ -7,7 +7,9 @@
  * source piped through `ffmpeg -re … | psp stream publish` (a shell pipe, as
  * in the README) reaches `psp stream play --out`, both exit 0 when the
  * stream ends, and ffprobe counts the source's frames within 5 % in the
- * output. A mistyped ticket, a ticket with no publisher file here and an
+ * output. SIGINT to a publisher whose input is still open ends the stream
+ * (END) and both sides exit 0; `--blind` creates through RFC 9474 receipts.
+ * A mistyped ticket, a ticket with no publisher file here and an
  * unsubscribed identity (carol) each give one typed error line with a fix
  * and their own exit code.
  */
@@ -113,6 +115,31 @@ describe("psp stream", () => {
     console.info(`cli-stream: ${got} frames played of ${sourceFrames} in the source`);
     expect(Math.abs(got - sourceFrames) / sourceFrames, `${got} frames of ${sourceFrames}`).toBeLessThanOrEqual(0.05);
   }, 180_000);
+
+  it("SIGINT to publish ends the stream as EOF does: the publisher and the viewer both exit 0", async () => {
+    const alice = net.user("alice");
+    const created = await runPsp(net.root, ["stream", "create", "--key-file", alice.keyFile, "--distribution", "1"], env);
+    expect(created.code, created.stderr).toBe(0);
+    const ticketText = created.stdout.trim();
+    const viewer = startPsp(net.root, ["stream", "play", "--ticket", ticketText, "--out", join(net.root, "sigint.ts")], env);
+    running.push(viewer);
+    await expect.poll(() => viewer.stderr(), { timeout: 60_000, interval: 200 }).toContain("waiting for the first chunk");
+    // Standard input stays open: only the signal can end this stream.
+    const producer = spawn(process.execPath, [pspBin, "stream", "publish", "--ticket", ticketText], {
+      cwd: net.root,
+      env: { ...process.env, ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let producerErr = "";
+    producer.stderr.on("data", (c: Buffer) => (producerErr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => producer.once("exit", resolve));
+    producer.stdin.write(await readFile(join(net.root, "source.ts")));
+    await expect.poll(() => viewer.stderr(), { timeout: 60_000, interval: 200 }).toContain("receiving");
+    producer.kill("SIGINT");
+    expect(await exited, producerErr).toBe(0);
+    expect(producerErr).toMatch(/stream ended: \d+ chunks/);
+    expect(await viewer.exited, viewer.stderr()).toEqual({ code: 0, signal: null });
+  }, 120_000);
 
   it("--blind: a stream created under an RFC 9474 receipt the oracle cannot link; the landing node takes it", async () => {
     const alice = net.user("alice");

@@ -18,7 +18,8 @@
  * is --state-dir, else $PSP_STATE_DIR, else $XDG_STATE_HOME/psp, else
  * ~/.local/state/psp. `publish` finds the file by the ticket's stream id,
  * publishes standard input until EOF, ends the stream (END) and removes the
- * file (an ended stream cannot be published again). `play` gets a session
+ * file (an ended stream cannot be published again); SIGINT or SIGTERM ends
+ * the stream the same way. `play` gets a session
  * id from an oracle (a puzzle, no identity), attaches, waits for the first
  * chunk when the producer has not started, writes the plaintext to stdout
  * (or --out) and exits 0 when the stream ends. Progress and errors go to
@@ -266,9 +267,20 @@ async function publish(opts: PublishOptions): Promise<void> {
   const client = await openClient(anonymous(opts.bootstrap), warnings(opts));
   try {
     const publisher = await client.streams.publish({ ticket: opts.ticket, token });
-    progress(`publishing standard input to stream ${hexOf(ticket.streamId)} at ${ticket.host}:${ticket.port}; EOF ends the stream`);
-    // A link the landing node closes mid-stream fails the next write: stream/closed, exit 7.
-    await publishReadable(publisher, process.stdin);
+    progress(`publishing standard input to stream ${hexOf(ticket.streamId)} at ${ticket.host}:${ticket.port}; EOF, SIGINT or SIGTERM ends the stream`);
+    // SIGINT or SIGTERM (Ctrl-C, `kill %1`) ends the stream as EOF does: the viewers get END and exit 0.
+    let signalled = false;
+    void untilSignal().then(() => {
+      signalled = true;
+      process.stdin.destroy();
+    });
+    try {
+      // A link the landing node closes mid-stream fails the next write: stream/closed, exit 7.
+      await publishReadable(publisher, process.stdin);
+    } catch (err) {
+      if (!signalled) throw err;
+      publisher.end(); // the input was cut by the signal (publishReadable ends the stream only at EOF): END now
+    }
     await rm(file, { force: true });
     progress(`stream ended: ${publisher.chunksSent} chunks, ${publisher.bytesSent} bytes published`);
   } finally {
