@@ -20,6 +20,7 @@ export const commandGroups: readonly CommandGroup[] = [
   { name: "operator", description: "node operator actions on the NodeRegistry: consent, register, stake, activate, unstake, withdraw, status", load: () => import("./operator.js") },
   { name: "node", description: "run a PSP node", load: () => import("./node.js") },
   { name: "msg", description: "private messages: listen for them (psp msg listen), send one (psp msg send)", load: () => import("./msg.js") },
+  { name: "stream", description: "real-time streams: create one (psp stream create), publish stdin to it, play it to stdout", load: () => import("./stream.js") },
   { name: "client", description: "run a local client daemon: a REST + WebSocket API for apps in any language", load: () => import("./client.js") },
   { name: "sim", description: "in-process simulators", load: () => import("./sim.js") },
   { name: "bench", description: "benchmarks on this machine", load: () => import("./bench.js") },
