@@ -28,7 +28,8 @@ import type { StreamMediaErrorKind } from "./media-errors.js";
 
 /** The onion service name. */
 export const STREAM_CIRCUIT_SERVICE = "stream";
-export const MAX_RECEIPT_BYTES = 8192;
+/** Largest receipt a creation request may carry (linkable or blind; receipt.ts caps each kind far lower). */
+export const MAX_CREATION_RECEIPT_BYTES = 8192;
 export const MAX_CREATION_MESSAGE_BYTES = 16 * 1024;
 const VERSION = 1;
 
@@ -55,8 +56,8 @@ export function decodeCreateRequest(bytes: Uint8Array): CreateStreamRequest {
   const m = read.readMap(value, "creation request", ["v", "receipt", "kbps", "dur", "pub", "dist"]);
   if (read.readUint(m["v"], "v", 255) !== VERSION) throw new StreamMediaError("malformed", `creation request version ${String(m["v"])} is not ${VERSION}`);
   const receipt = m["receipt"];
-  if (!(receipt instanceof Uint8Array) || receipt.length < 1 || receipt.length > MAX_RECEIPT_BYTES) {
-    throw new StreamMediaError("malformed", `receipt must be 1..${MAX_RECEIPT_BYTES} bytes`);
+  if (!(receipt instanceof Uint8Array) || receipt.length < 1 || receipt.length > MAX_CREATION_RECEIPT_BYTES) {
+    throw new StreamMediaError("malformed", `receipt must be 1..${MAX_CREATION_RECEIPT_BYTES} bytes`);
   }
   if (typeof m["pub"] !== "boolean") throw new StreamMediaError("malformed", "pub must be a boolean");
   const distribution: NodeEntry[] = read.readArray(m["dist"], "dist", MAX_POINTS).map((item, i) => {

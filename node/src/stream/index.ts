@@ -1,0 +1,53 @@
+/**
+ * The streaming layer (whitepaper §8.1–§8.3, issue 15): anonymous stream
+ * creation with oracle receipts, landing and distribution nodes, end-to-end
+ * encrypted fan-out over direct TLS stream links, and viewer session ids.
+ *
+ * Produces and consumes:
+ * - receipts and session ids (receipt.ts, session.ts): signed by oracle nodes
+ *   (oracle/, the top-level service built on this folder), verified by
+ *   landing and distribution nodes against the chain (oracle-chain.ts);
+ * - stream-link frames (frames.ts) between producer, landing node,
+ *   distribution nodes and viewers; chunks sealed with the stream key
+ *   (crypto.ts) that only the producer and its viewers hold (ticket.ts);
+ * - creation requests through circuits (creation.ts), public stream records
+ *   in the DHT (public-record.ts).
+ * Depends on: base/, crypto/, wire/, link/ (the TLS listener's ALPN
+ * dispatch), onion/ (circuits, stream RPC), directory/ (the consensus's
+ * oracles), dht/ (records), chain/ (the receipt chain view).
+ * Used by: node/ (StreamHost and its admission, node/stream.ts), client/
+ * (`PspClient.oracle`, `PspClient.streams`), cli/ (`psp stream`), oracle/.
+ * Trust boundary: a node trusts no byte on a stream link until the frame
+ * decodes and the credential (receipt, session id, publish token, node
+ * proof) checks; it never sees the stream key, so it forwards what it cannot
+ * read. A viewer trusts the ticket it was handed and nothing from a node:
+ * every chunk must open under the stream key.
+ * Spec: docs/spec/streaming.md, docs/spec/oracle.md.
+ */
+export { StreamError } from "./errors.js";
+export type { StreamErrorKind } from "./errors.js";
+export { StreamMediaError } from "./media-errors.js";
+export type { StreamMediaErrorKind } from "./media-errors.js";
+export { OracleError } from "./oracle-errors.js";
+export type { OracleErrorKind } from "./oracle-errors.js";
+export { decodeTicket, encodeTicket, TICKET_PREFIX } from "./ticket.js";
+export type { StreamTicket } from "./ticket.js";
+export { StreamCipher, generateStreamId, generateStreamKey } from "./crypto.js";
+export type { OpenedChunk } from "./crypto.js";
+export { FormatFlag, decodeReceipt, receiptHashOf, signReceipt, verifyBlindReceipt, verifyReceipt, verifyReceiptAgainstChain } from "./receipt.js";
+export type { BlindReceipt, LinkableReceipt, ReceiptChainView, ReceiptInclusion, StreamParams } from "./receipt.js";
+export { decodeSessionId, signSessionId, verifySessionId } from "./session.js";
+export type { SessionId } from "./session.js";
+export { receiptChainView } from "./oracle-chain.js";
+export { ReceiptReplayStore, oracleAdmission } from "./admission.js";
+export type { StreamAdmission } from "./admission.js";
+export { StreamHost } from "./host.js";
+export type { HostCounters, HostedStreamView, StreamHostOptions } from "./host.js";
+export { Publisher, openPublisher, publishReadable } from "./publisher.js";
+export { Player, fetchAccessPoints, playStream } from "./player.js";
+export type { PlayerStats } from "./player.js";
+export { createPspStreams } from "./client-streams.js";
+export type { CreateStreamOptions, CreatedStreamInfo, PlayOptions, PspStreams, PublishOptions } from "./client-streams.js";
+export { createOracleClient, ORACLE_SERVICE } from "./oracle-client.js";
+export type { ObtainedReceipt, OracleClient, OracleReceiptOptions } from "./oracle-client.js";
+export { STREAM_CIRCUIT_SERVICE } from "./creation.js";
