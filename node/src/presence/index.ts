@@ -1,10 +1,14 @@
 /**
- * The presence layer: presence points, lookups, introductions, rendezvous and
- * the private channels they open. Built so far: the channel ratchet.
+ * The presence layer (whitepaper §6–§7): presence points announced through
+ * circuits, lookups by identity, introductions, rendezvous, and the private
+ * channels they open (hs-ntor handshake, then the channel ratchet).
  *
- * Depends on: crypto/ (AEAD, HKDF) and, as it grows, onion/ circuits, the
- * DHT and access certificates.
- * Used by: the client library (client/), as it grows.
+ * Depends on: crypto/ (hs-ntor, blinding, Equi-X, AEAD, HKDF), onion/
+ * (circuits, stream RPC), dht/ (presence records), authority/ (access
+ * certificates), directory/ (the consensus).
+ * Used by: node/ (presence points, introduction forwarding, rendezvous on
+ * every onion node), client/ (`PspClient.presence`, `lookup`, `connect`,
+ * `introduction` and `channel` events), cli/ (`psp msg`).
  * Trust boundary: trusts the key material the handshake hands it; nothing
  * that arrives in a frame until it authenticates, and every bad frame is a
  * PresenceError.
