@@ -17,6 +17,7 @@ import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
 import { formatEther, parseEther, keccak256, toHex, type Address, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { connectChain, type ChainClients } from "../../node/src/chain/clients.js";
+import { ChainError } from "../../node/src/chain/errors.js";
 import { pspContractsFor, roleNames, NodeRole, type NodeRoleName } from "../../node/src/chain/contracts.js";
 import type { Deployment } from "../../node/src/chain/deployment.js";
 import { applicationId, REGISTRATION_POLICY } from "../../node/src/chain/attestation.js";
@@ -83,6 +84,8 @@ export type { DevnetKeystore, DevnetNodeState, DevnetState };
 export const DEVNET_PASSPHRASE = "psp-devnet";
 /** scrypt cost of devnet keystores and key files: fast to open, never for real keys. */
 const DEVNET_SCRYPT_N = 2 ** 12;
+/** Times the devnet asks the authorities to attest a demo user before it gives up. */
+const DEMO_REGISTRATION_ATTEMPTS = 3;
 
 /** What the devnet demonstrated at start; the `demo` section of state.json. */
 export interface DevnetDemo {
@@ -286,15 +289,26 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       let registered: Awaited<ReturnType<typeof registerIdentity>>;
       let certificate: Uint8Array;
       try {
-        registered = await registerIdentity({
-          clients,
-          deployment,
-          namespace,
-          application,
-          kind: "account",
-          secretKey: keys.secretKey,
-          attesters: authorityClient.transports.map((t) => remoteAttester(t)),
-        });
+        // Authorities that just started can miss an attestation deadline on a loaded machine (CI starts two
+        // devnets at once on 2 cores): ask again, as a client would, before calling the devnet broken.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            registered = await registerIdentity({
+              clients,
+              deployment,
+              namespace,
+              application,
+              kind: "account",
+              secretKey: keys.secretKey,
+              attesters: authorityClient.transports.map((t) => remoteAttester(t)),
+            });
+            break;
+          } catch (err) {
+            if (attempt >= DEMO_REGISTRATION_ATTEMPTS || !ChainError.is(err, "insufficient-attestations")) throw err;
+            log.warn(`identity ${name}: ${(err as Error).message}; asking the authorities again (attempt ${attempt + 1} of ${DEMO_REGISTRATION_ATTEMPTS})`);
+            await new Promise((r) => setTimeout(r, 2000 * attempt));
+          }
+        }
         const current = [...authorityKeys];
         const issued = await requestAccessCertificateWhenConfirmed({
           transports: authorityClient.transports,
