@@ -73,8 +73,11 @@ export const streamMediaTargets: FuzzTarget[] = [
   ),
   target("sealed chunks: a mutated chunk or another seq never opens", () =>
     fc.property(mutate(sealed), fc.bigInt({ min: 0n, max: 1n << 20n }), (bytes, seq) => {
-      const kind = typedOnly([StreamMediaError], () => cipher.open(5n, bytes));
-      check(kind === "chunk-auth-failed", "a mutated chunk opened");
+      // Edits can cancel out (an insert then a delete, one byte flipped twice): only a changed chunk must fail.
+      if (!Buffer.from(bytes).equals(Buffer.from(sealed))) {
+        const kind = typedOnly([StreamMediaError], () => cipher.open(5n, bytes));
+        check(kind === "chunk-auth-failed", "a mutated chunk opened");
+      }
       if (seq !== 5n) check(typedOnly([StreamMediaError], () => cipher.open(seq, sealed)) === "chunk-auth-failed", "a chunk opened at another seq");
     }),
   ),
