@@ -37,7 +37,7 @@ import { MAX_ORACLE_MESSAGE_BYTES } from "../node/src/stream/oracle-messages.js"
 import { blindKeyId, type StreamParams } from "../node/src/stream/receipt.js";
 import { createBatcher, type Batcher } from "./batcher.js";
 import { OracleError } from "./errors.js";
-import { createReplicator, ORACLE_RPC_SERVICE, type Replicator } from "./replication.js";
+import { createReplicator, issuanceMessage, ORACLE_RPC_SERVICE, type Replicator } from "./replication.js";
 import { createOracleService, DEFAULT_RECEIPT_PARAMS, type ActiveBlindKey, type OracleService } from "./service.js";
 import { OracleStore } from "./store.js";
 
@@ -174,7 +174,9 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
     return { identity: new Uint8Array(Buffer.from(peer, "hex")), host: address.host, port: address.port };
   };
   const replicator = createReplicator({
-    store,
+    queue: store.issuanceOutbox(),
+    message: issuanceMessage,
+    what: "issuance rows",
     logger: log,
     ...(ctx.config.replicateIntervalMs === undefined ? {} : { intervalMs: ctx.config.replicateIntervalMs }),
     send: (peer, request) => ctx.rpc.request(addressOf(peer), ORACLE_RPC_SERVICE, request, { timeoutMs: 10_000, maxResponseBytes: MAX_ORACLE_MESSAGE_BYTES }),

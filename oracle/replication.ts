@@ -7,8 +7,9 @@
  * "oracle-issuance" by the issuing oracle's node key, body
  *   { exp: uint, hash: bstr(32) or empty, iat: uint, identity: tstr, iid: bstr(32),
  *     key: bstr(32) or empty, kind: "linkable" | "blind", row: tstr, v: 1 }
- * and the replicator: every `intervalMs` it sends each peer its due rows in
- * `replicate` messages over the node's authenticated link RPC (service
+ * and the replicator, for issuance rows and usage reports alike: every
+ * `intervalMs` it sends each peer its due rows in `replicate` (or
+ * `reports-replicate`) messages over the node's authenticated link RPC (service
  * ORACLE_RPC_SERVICE, node links only), deletes what the peer acked and backs
  * off what failed (1 s doubling to 5 min), so delivery is at-least-once and
  * survives restarts (the outbox is in the store).
@@ -24,7 +25,7 @@ import type { Logger } from "../node/src/log.js";
 import { logFailure } from "../node/src/log.js";
 import { decodeOracleResponse, encodeOracleMessage, MAX_REPLICATE_ROWS } from "../node/src/stream/oracle-messages.js";
 import { OracleError } from "./errors.js";
-import type { IssuanceRow, OracleStore } from "./store.js";
+import type { IssuanceRow, ReplicationQueue } from "./store.js";
 
 export const ISSUANCE_TYPE = "oracle-issuance";
 /** The link RPC service id oracles replicate on (RpcService lists 1..3; 4 is the oracle's). */
@@ -88,8 +89,15 @@ export function openIssuanceRow(doc: Uint8Array, oracleKeys: ReadonlySet<string>
 }
 
 export interface ReplicatorOptions {
-  store: OracleStore;
-  /** Sends one replicate message to a peer oracle (node key hex) and returns its answer. */
+  /** Where the rows wait (store.issuanceOutbox() or store.reportOutbox()). */
+  queue: ReplicationQueue;
+  /** The message carrying a batch of signed rows (`replicate` for issuance rows, `reports-replicate` for usage reports). */
+  message: (docs: Uint8Array[]) => Uint8Array;
+  /** What is replicated, for logs ("issuance rows", "usage reports"). */
+  what: string;
+  /** Rows per message. */
+  batch?: number;
+  /** Sends one message to a peer oracle (node key hex) and returns its answer. */
   send: (peer: string, request: Uint8Array) => Promise<Uint8Array>;
   intervalMs?: number;
   baseBackoffMs?: number;
@@ -105,25 +113,28 @@ export interface Replicator {
   close(): void;
 }
 
+/** The `replicate` message for issuance rows. */
+export const issuanceMessage = (docs: Uint8Array[]): Uint8Array => encodeOracleMessage({ t: "replicate", rows: docs });
+
 export function createReplicator(opts: ReplicatorOptions): Replicator {
   const now = opts.now ?? Date.now;
   const stats = { sent: 0, failed: 0 };
   let running: Promise<void> | undefined;
   const pass = async () => {
-    for (const peer of opts.store.pendingPeers()) {
-      const rows = opts.store.due(peer, now(), MAX_REPLICATE_ROWS);
+    for (const peer of opts.queue.pendingPeers()) {
+      const rows = opts.queue.due(peer, now(), opts.batch ?? MAX_REPLICATE_ROWS);
       if (rows.length === 0) continue;
-      const ids = rows.map((r) => r.rowId);
+      const ids = rows.map((r) => r.id);
       try {
-        const answer = decodeOracleResponse(await opts.send(peer, encodeOracleMessage({ t: "replicate", rows: rows.map((r) => r.doc) })));
+        const answer = decodeOracleResponse(await opts.send(peer, opts.message(rows.map((r) => r.doc))));
         if (answer.t !== "ack")
           throw new OracleError("bad-response", answer.t === "error" ? `peer refused: ${answer.kind}: ${answer.message}` : `expected ack, got ${answer.t}`);
-        opts.store.delivered(peer, ids);
+        opts.queue.delivered(peer, ids);
         stats.sent += ids.length;
       } catch (err) {
         stats.failed += ids.length;
-        opts.store.failed(peer, ids, now(), opts.baseBackoffMs ?? 1000, opts.maxBackoffMs ?? 300_000);
-        logFailure(opts.logger, err, "replicate issuance rows", "warn", { peer: peer.slice(0, 16), rows: ids.length });
+        opts.queue.failed(peer, ids, now(), opts.baseBackoffMs ?? 1000, opts.maxBackoffMs ?? 300_000);
+        logFailure(opts.logger, err, `replicate ${opts.what}`, "warn", { peer: peer.slice(0, 16), rows: ids.length });
       }
     }
   };

@@ -30,7 +30,7 @@ import { OracleError } from "../../node/src/stream/oracle-errors.js";
 import { blindKeyId, finishBlindReceipt, prepareBlindReceipt, verifyBlindReceipt, verifyReceipt } from "../../node/src/stream/receipt.js";
 import { verifySessionId } from "../../node/src/stream/session.js";
 import { createBatcher, receiptTree } from "../../oracle/batcher.js";
-import { createReplicator } from "../../oracle/replication.js";
+import { createReplicator, issuanceMessage } from "../../oracle/replication.js";
 import { createOracleService, type ActiveBlindKey } from "../../oracle/service.js";
 import { OracleStore } from "../../oracle/store.js";
 import { CHAIN_ID, REGISTRY, makeAuthorities, makeIdentity, memoryPki } from "./authority/helpers.js";
@@ -184,7 +184,7 @@ describe("oracle service", () => {
   });
 
   it("replication: B accepts A's signed rows from A's node link, refuses them from a stranger or anonymously", async () => {
-    const rows = storeA.due(hexKey(oracleB.publicKey).slice(2), Number.MAX_SAFE_INTEGER, 16);
+    const rows = storeA.issuanceOutbox().due(hexKey(oracleB.publicKey).slice(2), Number.MAX_SAFE_INTEGER, 16);
     expect(rows.length).toBeGreaterThan(0);
     const msg: OracleRequest = { t: "replicate", rows: rows.map((r) => r.doc) };
     const stranger = await b.handleMessage(encodeOracleMessage(msg), { client: "x", peer: generateEd25519KeyPair().publicKey } as never);
@@ -193,7 +193,7 @@ describe("oracle service", () => {
     expect(decodeOracleResponse(anonymous)).toMatchObject({ t: "error", kind: "bad-replica" });
     const ok = decodeOracleResponse(await b.handleMessage(encodeOracleMessage(msg), { client: "node", peer: oracleA.publicKey } as never));
     expect(ok).toEqual({ t: "ack", n: rows.length });
-    for (const r of rows) expect(storeB.get(r.rowId)?.identity).toBe(r.identity);
+    for (const r of rows) expect(storeB.get(r.id)?.identity).toBe(storeA.get(r.id)?.identity);
     // A row that does not open is dropped and counted, never a reason to refuse (and so re-send) the rest.
     const badBefore = b.status().refusals["bad-replica"] ?? 0;
     const mixed = decodeOracleResponse(
@@ -245,7 +245,9 @@ describe("oracle service", () => {
     const clock = { t: (T0 + 5) * 1000 }; // the service queued the row at its own clock
     let down = true;
     const replicator = createReplicator({
-      store: source,
+      queue: source.issuanceOutbox(),
+      message: issuanceMessage,
+      what: "issuance rows",
       now: () => clock.t,
       intervalMs: 3_600_000,
       logger: silentLogger(),
@@ -257,8 +259,8 @@ describe("oracle service", () => {
     });
     await replicator.tick();
     expect(replicator.stats()).toEqual({ sent: 0, failed: 1 });
-    expect(source.due(peer, clock.t, 16)).toHaveLength(0); // backed off
-    expect(source.due(peer, clock.t + 2_000, 16)).toHaveLength(1);
+    expect(source.issuanceOutbox().due(peer, clock.t, 16)).toHaveLength(0); // backed off
+    expect(source.issuanceOutbox().due(peer, clock.t + 2_000, 16)).toHaveLength(1);
     down = false;
     clock.t += 2_000;
     await replicator.tick();
