@@ -45,7 +45,9 @@ import { DEFAULT_RECEIPT_VALIDITY_SECONDS, FormatFlag, signReceipt, type StreamP
 import { DEFAULT_SESSION_VALIDITY_SECONDS, signSessionId } from "../node/src/stream/session.js";
 import { OracleError } from "./errors.js";
 import { openIssuanceRow, signIssuanceRow } from "./replication.js";
+import type { Settlement } from "./settlement.js";
 import type { IssuanceRow, OracleStore } from "./store.js";
+import type { UsageIntake } from "./usage.js";
 
 export interface OracleLimits {
   challengeTtlMs: number;
@@ -103,6 +105,9 @@ export interface OracleServiceOptions {
   randomBytes?: (n: number) => Uint8Array;
   /** Called after a linkable receipt is stored (the batcher may commit early). */
   onIssued?: () => void;
+  /** Usage intake and reward proofs (usage.ts, settlement.ts); without them those requests are refused "not-settled". */
+  usage?: UsageIntake;
+  settlement?: Pick<Settlement, "proof">;
   logger?: Logger;
 }
 
@@ -347,6 +352,27 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
         }
         status.replicasReceived += n;
         return { t: "ack", n: request.rows.length };
+      }
+      case "usage-report": {
+        if (!opts.usage) throw new OracleError("not-settled", "this oracle takes no usage reports");
+        // A node reports over its own link; a viewer through a circuit, rate limited per circuit.
+        if (!ctx.peer && ctx.client !== undefined) clients.take(`client:${ctx.client}`, t, "this client");
+        const { hash, duplicate } = await opts.usage.submit(request.report);
+        return { t: "report-ack", hash, dup: duplicate };
+      }
+      case "reports-replicate": {
+        if (!opts.usage) throw new OracleError("not-settled", "this oracle takes no usage reports");
+        if (!ctx.peer) throw new OracleError("bad-replica", "reports are replicated over authenticated node links only");
+        const keys = await oracleKeys(false);
+        if (!keys.has(bytesToHex(ctx.peer).slice(2))) throw new OracleError("bad-replica", "the sender is not a current oracle");
+        await opts.usage.replicate(request.reports);
+        return { t: "ack", n: request.reports.length };
+      }
+      case "reward-proof-request": {
+        if (ctx.client !== undefined) clients.take(`client:${ctx.client}`, t, "this client");
+        if (!opts.settlement) throw new OracleError("not-settled", "this oracle does not settle rewards");
+        const p = await opts.settlement.proof(request.account);
+        return { t: "reward-proof", epoch: p.epoch, root: p.root, amount: p.amount, proof: p.proof, epochs: p.epochs };
       }
     }
   };

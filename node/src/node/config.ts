@@ -95,6 +95,20 @@ export interface NodeOracleConfig {
   batchIntervalMs?: number;
   /** How often rows are replicated to the other oracles, ms (default 2 s). */
   replicateIntervalMs?: number;
+  /** Reward settlement (docs/spec/rewards.md); every oracle of a network must use the same price and budget. */
+  rewards?: NodeOracleRewardsConfig;
+}
+
+/** The oracle's reward settlement settings. Prices are decimal strings of PSP wei (JSON numbers cannot hold them). */
+export interface NodeOracleRewardsConfig {
+  /** PSP wei per normalized byte carried (default "1000000": 1 PSP per TB). */
+  weiPerByte?: string;
+  /** Most one epoch pays, PSP wei (default "1000000000000000000000": 1,000 PSP). */
+  epochBudget?: string;
+  /** Seconds after an epoch ends before reports for it are refused (default 300). */
+  acceptSeconds?: number;
+  /** Seconds after an epoch ends before it is computed and voted: acceptSeconds plus replication time (default 600). */
+  settleDelaySeconds?: number;
 }
 
 export interface NodeConfig {
@@ -479,7 +493,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
   if (value.authority !== undefined) config.authority = checkAuthority(value.authority);
   if (value.oracle !== undefined) {
     if (!isObject(value.oracle)) throw bad("oracle", 'must be an object { "signer": ... }');
-    const oracleKeys = ["signer", "store", "params", "batchIntervalMs", "replicateIntervalMs"];
+    const oracleKeys = ["signer", "store", "params", "batchIntervalMs", "replicateIntervalMs", "rewards"];
     for (const k of Object.keys(value.oracle)) if (!oracleKeys.includes(k)) throw bad(`oracle.${k}`, `unknown field; known: ${oracleKeys.join(", ")}`);
     const o = value.oracle;
     config.oracle = { signer: checkSigner("oracle.signer", o.signer) };
@@ -502,6 +516,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
       };
       config.oracle.params = { bitrateKbps: read("bitrateKbps"), maxDurationSeconds: read("maxDurationSeconds"), formatFlags: read("formatFlags") };
     }
+    if (o.rewards !== undefined) config.oracle.rewards = checkOracleRewards(o.rewards);
   }
   if (value.commercial !== undefined) config.commercial = parseCommercialConfig(value.commercial);
   if ((config.roles?.includes("commercial") ?? false) !== (config.commercial !== undefined)) {
@@ -538,6 +553,28 @@ export function parseNodeConfig(value: unknown): NodeConfig {
 /** A log level name, or undefined when `v` is not one. */
 export function parseLogLevel(v: unknown): LogLevel | undefined {
   return typeof v === "string" && (LOG_LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : undefined;
+}
+
+function checkOracleRewards(value: unknown): NodeOracleRewardsConfig {
+  if (!isObject(value)) throw bad("oracle.rewards", "must be { weiPerByte, epochBudget, acceptSeconds, settleDelaySeconds }");
+  const known = ["weiPerByte", "epochBudget", "acceptSeconds", "settleDelaySeconds"];
+  for (const k of Object.keys(value)) if (!known.includes(k)) throw bad(`oracle.rewards.${k}`, `unknown field; known: ${known.join(", ")}`);
+  const out: NodeOracleRewardsConfig = {};
+  for (const k of ["weiPerByte", "epochBudget"] as const) {
+    const v = value[k];
+    if (v === undefined) continue;
+    if (typeof v !== "string" || !/^(0|[1-9][0-9]{0,77})$/.test(v)) throw bad(`oracle.rewards.${k}`, "must be a decimal string of PSP wei, e.g. \"1000000\"");
+    out[k] = v;
+  }
+  for (const k of ["acceptSeconds", "settleDelaySeconds"] as const) {
+    const v = value[k];
+    if (v === undefined) continue;
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1 || v > 7 * 86_400) throw bad(`oracle.rewards.${k}`, "must be an integer in 1..604800 (seconds)");
+    out[k] = v;
+  }
+  if ((out.settleDelaySeconds ?? 600) <= (out.acceptSeconds ?? 300))
+    throw bad("oracle.rewards.settleDelaySeconds", "must be longer than acceptSeconds: an epoch is computed after its last reports had time to replicate");
+  return out;
 }
 
 function checkStream(v: unknown): NodeStreamConfig {
