@@ -106,7 +106,13 @@ export interface SplitLimits {
  * limits (entries first, then anchors in the room left). An empty window has
  * no parts. Deterministic: the same input gives the same parts.
  */
-export function splitWindow(from: number, to: number, entries: readonly UsageEntry[], anchors: readonly StreamAnchor[], limits: SplitLimits = {}): UsageWindow[] {
+export function splitWindow(
+  from: number,
+  to: number,
+  entries: readonly UsageEntry[],
+  anchors: readonly StreamAnchor[],
+  limits: SplitLimits = {},
+): UsageWindow[] {
   const maxEntries = limits.maxEntries ?? MAX_REPORT_ENTRIES;
   const maxAnchors = limits.maxAnchors ?? MAX_REPORT_ANCHORS;
   const budget = limits.budgetBytes ?? DEFAULT_PART_BUDGET_BYTES;
@@ -452,7 +458,8 @@ export class UsageOutbox<T> {
 
   constructor(private readonly options: UsageOutboxOptions<T>) {
     this.maxPending = options.maxPending ?? 256;
-    if (!Number.isSafeInteger(this.maxPending) || this.maxPending < 1) throw new StreamMediaError("bad-argument", "outbox maxPending must be a positive integer");
+    if (!Number.isSafeInteger(this.maxPending) || this.maxPending < 1)
+      throw new StreamMediaError("bad-argument", "outbox maxPending must be a positive integer");
     this.log = childLogger(options.logger, "stream.usage");
     this.failed = throttledFailureLog(this.log);
   }

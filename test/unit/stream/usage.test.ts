@@ -181,7 +181,13 @@ describe("UsageMeter", () => {
       fc.property(
         fc.array(
           fc.oneof(
-            fc.record({ op: fc.constant("add" as const), s: fc.integer({ min: 0, max: 2 }), p: fc.integer({ min: 0, max: 6 }), sent: fc.boolean(), b: fc.nat(1e9) }),
+            fc.record({
+              op: fc.constant("add" as const),
+              s: fc.integer({ min: 0, max: 2 }),
+              p: fc.integer({ min: 0, max: 6 }),
+              sent: fc.boolean(),
+              b: fc.nat(1e9),
+            }),
             fc.record({ op: fc.constant("drain" as const), dt: fc.integer({ min: -5, max: 400 }) }),
           ),
           { maxLength: 200 },
@@ -276,7 +282,8 @@ describe("where windows are cut", () => {
   });
 
   it("refuses an interval outside 1..3600 s", () => {
-    for (const intervalSeconds of [0, 3601, 1.5]) expect(() => new UsageSchedule({ meter: new UsageMeter(), intervalSeconds, onWindows: () => undefined })).toThrow(StreamMediaError);
+    for (const intervalSeconds of [0, 3601, 1.5])
+      expect(() => new UsageSchedule({ meter: new UsageMeter(), intervalSeconds, onWindows: () => undefined })).toThrow(StreamMediaError);
   });
 });
 
