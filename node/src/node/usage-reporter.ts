@@ -86,6 +86,7 @@ export class NodeUsageReporter {
   /** The oracle that last took a report (hex). */
   private lastGood: string | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly options: NodeUsageReporterOptions) {
     this.log = childLogger(options.logger, "node.usage-reporter");
@@ -173,12 +174,14 @@ export class NodeUsageReporter {
   }
 
   /** Stops: the partial window up to now is signed and tried once (`final`, default true), then what still waits is dropped (counted). */
-  async close(final = true): Promise<void> {
-    if (this.closed) return;
-    this.schedule.stop(final);
-    if (final) await this.outbox.flush();
-    this.closed = true;
-    this.outbox.close();
+  close(final = true): Promise<void> {
+    this.closing ??= (async () => {
+      this.schedule.stop(final);
+      if (final) await this.outbox.flush();
+      this.closed = true;
+      this.outbox.close();
+    })();
+    return this.closing;
   }
 }
 
