@@ -31,6 +31,7 @@ import {
   windowEnd,
 } from "../../../node/src/stream/usage.js";
 import type { EpochTiming, StreamAnchor, UsageEntry, UsageWindow } from "../../../node/src/stream/usage.js";
+import { ViewerUsageReporter } from "../../../node/src/stream/viewer-usage.js";
 import { encodeCanonical } from "../../../node/src/wire/canonical.js";
 
 const fill = (n: number, v: number): Uint8Array => new Uint8Array(n).fill(v);
@@ -318,5 +319,45 @@ describe("UsageOutbox", () => {
     box.close();
     expect(box.size).toBe(0);
     expect(box.stats.dropped).toBe(2);
+  });
+});
+
+describe("ViewerUsageReporter", () => {
+  it("hands out each window once, in order, retries what failed, cuts early on demand and sends the partial window at close", async () => {
+    let nowMs = 5_000_000 * 1000;
+    const meter = new UsageMeter({ start: 5_000_000 });
+    const got: UsageWindow[] = [];
+    let up = false;
+    const reporter = new ViewerUsageReporter({
+      meter,
+      intervalSeconds: 60,
+      epoch: { genesis: 4_000_000, epochLength: 100 },
+      clock: () => nowMs,
+      retryMs: 3_600_000,
+      send: (w) => {
+        if (!up) return Promise.reject(new StreamMediaError("unreachable", "no circuit"));
+        got.push(w);
+        return Promise.resolve();
+      },
+    });
+    meter.add(stream(1), node(1), "received", 10);
+    nowMs += 30_000;
+    await reporter.cut(); // early cut (a session change): [0, 30)
+    expect(reporter.pending).toBe(1);
+    meter.add(stream(1), node(2), "received", 20);
+    nowMs += 45_000;
+    up = true;
+    await reporter.cut(); // crosses the epoch boundary at +100: [30, 75) only, since 75 < 100
+    expect(got.map((w) => [w.from - 5_000_000, w.to - 5_000_000, w.entries[0]!.bytes])).toEqual([
+      [0, 30, 10],
+      [30, 75, 20],
+    ]);
+    meter.add(stream(1), node(2), "received", 5);
+    nowMs += 40_000; // +115: the final cut stops at the boundary +100, then [100, 115) is empty
+    await reporter.close();
+    await reporter.close();
+    expect(got.at(-1)).toMatchObject({ from: 5_000_075, to: 5_000_100 });
+    expect(reporter.stats).toMatchObject({ queued: 3, delivered: 3, dropped: 0 });
+    expect(reporter.stats.failures).toBeGreaterThanOrEqual(1);
   });
 });
