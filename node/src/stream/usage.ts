@@ -174,11 +174,13 @@ export function nextCutPoint(t: number, intervalSeconds: number, epoch: EpochTim
 /**
  * Where a window that started at `from` ends when cut at `now` (unix
  * seconds): the last cut point reached, but never past the first epoch
- * boundary after `from`; `final` (a reporter closing) cuts at `now` itself.
- * Undefined: no cut yet (`to` would not be after `from`).
+ * boundary after `from`; `final` (a reporter closing, a session change) cuts
+ * at `now` itself, or at `from + 1` when the window started this very second
+ * (times are whole seconds: its end is then under a second ahead of the
+ * clock). Undefined: no cut yet (`to` would not be after `from`).
  */
 export function windowEnd(from: number, now: number, intervalSeconds: number, epoch: EpochTiming | undefined, final = false): number | undefined {
-  let to = final ? now : lastCutPoint(now, intervalSeconds, epoch);
+  let to = final ? (from === now ? now + 1 : now) : lastCutPoint(now, intervalSeconds, epoch);
   if (epoch) to = Math.min(to, nextEpochBoundary(from, epoch));
   return to > from ? to : undefined;
 }
@@ -409,6 +411,8 @@ export class UsageSchedule {
       if (to === undefined) return;
       const parts = meter.drain(to);
       if (parts.length > 0) this.options.onWindows(parts);
+      // Reached the clock (a final cut may end a second ahead of it): nothing more is due.
+      if (to >= now) return;
     }
   }
 

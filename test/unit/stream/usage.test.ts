@@ -282,6 +282,27 @@ describe("where windows are cut", () => {
     );
   });
 
+  it("a final cut in the second a window started still reports its bytes, ending at most a second ahead of the clock", () => {
+    let nowMs = 1_000_060_400;
+    const m = new UsageMeter({ start: 1_000_000 });
+    const windows: UsageWindow[] = [];
+    const schedule = new UsageSchedule({ meter: m, intervalSeconds: 60, epoch, clock: () => nowMs, onWindows: (w) => windows.push(...w) });
+    m.add(stream(1), node(1), "sent", 5);
+    schedule.cut(); // the grid point 1_000_060
+    m.add(stream(1), node(1), "sent", 7);
+    schedule.cut(true);
+    schedule.cut(true); // nothing new: no window, and the start does not run further ahead
+    expect(windows.map((w) => [w.from, w.to, w.entries[0]!.bytes])).toEqual([
+      [1_000_000, 1_000_060, 5],
+      [1_000_060, 1_000_061, 7],
+    ]);
+    expect(m.windowStart).toBe(1_000_061);
+    nowMs += 2000;
+    m.add(stream(1), node(1), "sent", 9);
+    schedule.stop(true);
+    expect(windows.at(-1)).toMatchObject({ from: 1_000_061, to: 1_000_062 });
+  });
+
   it("refuses an interval outside 1..3600 s", () => {
     for (const intervalSeconds of [0, 3601, 1.5])
       expect(() => new UsageSchedule({ meter: new UsageMeter(), intervalSeconds, onWindows: () => undefined })).toThrow(StreamMediaError);
