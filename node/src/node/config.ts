@@ -84,6 +84,12 @@ export interface NodeStreamConfig {
   graceSeconds?: number;
 }
 
+/** Usage reports for bandwidth rewards (docs/spec/rewards.md; node/usage-reporter.ts). */
+export interface NodeRewardsConfig {
+  /** Seconds between a node's usage reports, 1..3600 (default 300; the devnet uses 10). Windows are also cut at every epoch boundary. */
+  reportIntervalSeconds?: number;
+}
+
 /** The "oracle" role: the node's EVM signer (it signs receipt batches and blind-key registrations) and the oracle service's settings. */
 export interface NodeOracleConfig {
   signer: SignerSource;
@@ -147,6 +153,8 @@ export interface NodeConfig {
   stream?: NodeStreamConfig;
   /** The commercial role's applications and plugins (required with that role; node/commercial.ts). */
   commercial?: NodeCommercialConfig;
+  /** Usage reports for bandwidth rewards. */
+  rewards?: NodeRewardsConfig;
   /**
    * The chain the node reads the NodeRegistry from (docs/spec/node.md "Chain").
    * With it, discovery nodes check descriptors against on-chain registration
@@ -430,6 +438,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
     "oracle",
     "stream",
     "commercial",
+    "rewards",
     "log",
   ]);
   for (const k of Object.keys(value)) if (!known.has(k)) throw bad(k, `unknown field; known: ${[...known].join(", ")}`);
@@ -490,6 +499,7 @@ export function parseNodeConfig(value: unknown): NodeConfig {
   }
   if (value.log !== undefined) config.log = checkLog(value.log);
   if (value.stream !== undefined) config.stream = checkStream(value.stream);
+  if (value.rewards !== undefined) config.rewards = checkRewards(value.rewards);
   if (value.authority !== undefined) config.authority = checkAuthority(value.authority);
   if (value.oracle !== undefined) {
     if (!isObject(value.oracle)) throw bad("oracle", 'must be an object { "signer": ... }');
@@ -589,6 +599,18 @@ function checkStream(v: unknown): NodeStreamConfig {
     if (!Number.isInteger(v.graceSeconds) || (v.graceSeconds as number) < 0 || (v.graceSeconds as number) > 86_400)
       throw bad("stream.graceSeconds", "must be a whole number of seconds from 0 to 86400");
     out.graceSeconds = v.graceSeconds as number;
+  }
+  return out;
+}
+
+function checkRewards(v: unknown): NodeRewardsConfig {
+  if (!isObject(v)) throw bad("rewards", 'must be an object { "reportIntervalSeconds": 300 }');
+  for (const k of Object.keys(v)) if (k !== "reportIntervalSeconds") throw bad(`rewards.${k}`, "unknown field; known: reportIntervalSeconds");
+  const out: NodeRewardsConfig = {};
+  if (v.reportIntervalSeconds !== undefined) {
+    if (!Number.isInteger(v.reportIntervalSeconds) || (v.reportIntervalSeconds as number) < 1 || (v.reportIntervalSeconds as number) > 3600)
+      throw bad("rewards.reportIntervalSeconds", "must be a whole number of seconds from 1 to 3600");
+    out.reportIntervalSeconds = v.reportIntervalSeconds as number;
   }
   return out;
 }

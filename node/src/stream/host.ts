@@ -12,13 +12,18 @@
  * duration), feeds to distribution nodes (this node proves its identity;
  * they report LOAD back), access points for viewers (POINTS, least loaded
  * first), viewers (ATTACH with a session id checked through
- * StreamAdmission), asking the producer for more distribution nodes
+ * StreamAdmission), usage for rewards when given a UsageMeter (usage.ts:
+ * CHUNK frame bytes written to each viewer, under the sid of the session it
+ * attached with, and to each fed node, under its proven key; bytes received
+ * from the feeding node under its key; a landing node anchors each stream
+ * with its creation receipt and bitrate), asking the producer for more distribution nodes
  * (NEED_NODES) when the live ones run short, dropping idle ones, and
  * per-stream fan-out through FanoutEngine. A distribution node hosts a
  * stream only while a node feeds it.
  *
  * Stores: stream id, publish token, limits, the access points' identities
- * and addresses. Never a producer or viewer identity; never a stream key
+ * and addresses, a viewer's session sid while it is attached (and in the
+ * meter's window). Never a producer or viewer identity; never a stream key
  * (chunks are opaque sealed bytes, forwarded as received).
  *
  * Trusts: StreamAdmission for receipts and sessions; a feeding node's
@@ -42,6 +47,8 @@ import { encodeFrame, MAX_POINTS, PUBLISH_TOKEN_LEN, STREAM_ID_LEN } from "./fra
 import type { NodeEntry, StreamFrame } from "./frames.js";
 import { StreamMediaError } from "./media-errors.js";
 import { checkNodeProof, connectStreamLink, makeNodeProof, refusalError, StreamLink } from "./stream-link.js";
+import { chunkFrameBytes } from "./usage.js";
+import type { UsageMeter } from "./usage.js";
 
 /** What a producer asks a landing node for (creation.ts carries it through a circuit). */
 export interface CreateStreamRequest {
@@ -89,6 +96,8 @@ export interface StreamHostOptions {
   publishPublic?: (record: DhtRecord) => Promise<unknown>;
   /** ms since the epoch (default Date.now): receipts, sessions and stream expiry. */
   clock?: () => number;
+  /** Counts the bytes of chunks sent and received per stream and peer, for usage reports (absent: nothing is counted). */
+  usage?: UsageMeter;
   logger?: Logger;
 }
 
@@ -127,6 +136,8 @@ interface HostedStream {
   producer: StreamLink | undefined;
   upstream: StreamLink | undefined;
   sinks: Map<string, StreamLink>;
+  /** Who each sink is, for the meter: a viewer's session sid, a fed node's key. */
+  sinkPeers: Map<string, Uint8Array>;
   feeds: Map<string, Feed>;
   wantedFeeds: number;
   askedForNodes: boolean;
@@ -222,6 +233,7 @@ export class StreamHost {
     stream.wantedFeeds = request.distribution.length;
     stream.formatFlags = p.formatFlags;
     this.counters.streamsCreated++;
+    this.options.usage?.anchor(id, request.receipt, request.kbps);
     for (const entry of request.distribution) this.addFeed(stream, entry);
     this.publishIfChanged(stream, performance.now());
     this.log.info({ stream: stream.hex, kbps: request.kbps, durationS: request.durationS, distribution: request.distribution.length }, "stream created");
@@ -242,6 +254,7 @@ export class StreamHost {
       producer: undefined,
       upstream: undefined,
       sinks: new Map(),
+      sinkPeers: new Map(),
       feeds: new Map(),
       wantedFeeds: 0,
       askedForNodes: false,
@@ -390,11 +403,17 @@ export class StreamHost {
   }
 
   private write(stream: HostedStream, sends: FanoutSend[]): void {
+    const usage = this.options.usage;
     for (const s of sends) {
       const link = stream.sinks.get(s.to);
       if (!link) continue;
       this.counters.chunksOut++;
       this.egressBytes += s.bytes.length;
+      // Counted when the socket takes the bytes (a closed link takes none); a full socket still buffers them.
+      if (usage && link.isOpen) {
+        const peer = stream.sinkPeers.get(s.to);
+        if (peer) usage.add(stream.id, peer, "sent", s.bytes.length);
+      }
       // One drain listener per blocked spell: the rest of a drained batch goes behind the first write that filled the socket, without a listener each
       // (a stale listener would mark the sink unblocked while its socket is still full).
       if (!link.sendBytes(s.bytes) && !stream.engine.sinkState(s.to)?.blocked) {
@@ -409,12 +428,14 @@ export class StreamHost {
     }
   }
 
-  private addSink(stream: HostedStream, link: StreamLink, kind: "viewer" | "feed"): string {
+  private addSink(stream: HostedStream, link: StreamLink, kind: "viewer" | "feed", peer: Uint8Array | undefined): string {
     const id = `${kind}-${this.nextSink++}`;
     stream.sinks.set(id, link);
+    if (peer) stream.sinkPeers.set(id, peer);
     stream.engine.addSink(id, kind);
     link.once("close", () => {
       stream.sinks.delete(id);
+      stream.sinkPeers.delete(id);
       stream.engine.removeSink(id);
     });
     return id;
@@ -422,8 +443,9 @@ export class StreamHost {
 
   private onAttach(link: StreamLink, id: Uint8Array, session: Uint8Array): void {
     const stream = this.streamOf(id);
+    let sid: Uint8Array;
     try {
-      this.options.admission.checkSession(session, this.clock());
+      sid = this.options.admission.checkSession(session, this.clock()).sessionId;
     } catch (err) {
       throw new StreamMediaError("bad-session", `the session id was refused: ${(err as Error).message}`, { cause: err });
     }
@@ -431,7 +453,7 @@ export class StreamHost {
       throw new StreamMediaError("busy", "this access point serves its maximum of viewers for the stream", { retryAfterMs: 1000 });
     }
     link.send({ type: "accept", streamId: stream.id });
-    this.addSink(stream, link, "viewer");
+    this.addSink(stream, link, "viewer", sid);
     // A distribution node tells its feeder at once, so the next viewer goes to the least loaded point.
     this.reportLoad(stream);
     link.once("close", () => this.reportLoad(stream));
@@ -457,8 +479,10 @@ export class StreamHost {
     this.reportLoad(s);
     link.on("frame", (f) => {
       try {
-        if (f.type === "chunk") this.forward(s, f.seq, f.sealed);
-        else if (f.type === "add-nodes") {
+        if (f.type === "chunk") {
+          if (link.peerIdentity) this.options.usage?.add(s.id, link.peerIdentity, "received", chunkFrameBytes(f.sealed.length));
+          this.forward(s, f.seq, f.sealed);
+        } else if (f.type === "add-nodes") {
           // Our feeder hands us nodes to feed in turn: the stream's tree grows below us.
           for (const entry of f.nodes) if (s.feeds.size < MAX_POINTS) this.addFeed(s, entry);
         } else if (f.type === "end") this.endStream(s, "its landing node ended it");
@@ -509,7 +533,7 @@ export class StreamHost {
       throw refusalError(answer, "the distribution node");
     }
     feed.accepted = true;
-    this.addSink(stream, link, "feed");
+    this.addSink(stream, link, "feed", feed.entry.identity);
     // A distribution node tells its feeder about the node below it at once.
     if (stream.role === "distribution") this.reportLoad(stream);
     link.on("frame", (f) => {
@@ -628,6 +652,7 @@ export class StreamHost {
       link.close();
     }
     stream.producer?.close();
+    if (stream.role === "landing") this.options.usage?.release(stream.id);
     this.streams.delete(stream.hex);
   }
 

@@ -11,7 +11,10 @@
  *   distribution nodes and viewers; chunks sealed with the stream key
  *   (crypto.ts) that only the producer and its viewers hold (ticket.ts);
  * - creation requests through circuits (creation.ts), public stream records
- *   in the DHT (public-record.ts).
+ *   in the DHT (public-record.ts);
+ * - usage counts for bandwidth rewards (usage.ts): what host.ts and player.ts
+ *   count on stream links, cut into report windows for the node's reporter
+ *   (node/usage-reporter.ts) and the viewer's (viewer-usage.ts).
  * Depends on: base/, crypto/, wire/, link/ (the TLS listener's ALPN
  * dispatch), onion/ (circuits, stream RPC), directory/ (the consensus's
  * oracles), dht/ (records), chain/ (the receipt chain view).
@@ -51,3 +54,6 @@ export type { CreateStreamOptions, CreatedStreamInfo, PlayOptions, PspStreams, P
 export { createOracleClient, ORACLE_SERVICE } from "./oracle-client.js";
 export type { ObtainedReceipt, OracleClient, OracleReceiptOptions } from "./oracle-client.js";
 export { STREAM_CIRCUIT_SERVICE } from "./creation.js";
+export { MAX_REPORT_ANCHORS, MAX_REPORT_ENTRIES, MAX_REPORT_WINDOW_SECONDS, UsageMeter, chunkFrameBytes } from "./usage.js";
+export type { EpochTiming, StreamAnchor, UsageEntry, UsageWindow } from "./usage.js";
+export { ViewerUsageReporter, reportPlayerUsage } from "./viewer-usage.js";

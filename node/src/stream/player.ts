@@ -7,7 +7,11 @@
  * Owns: the order of attempts (least loaded first, a failed point is tried
  * last), dropping repeats after a switch (seq not above the last one
  * delivered), and the switch budget (an access point that dies is replaced
- * within `reattachTimeoutMs`, or the player fails "unreachable").
+ * within `reattachTimeoutMs`, or the player fails "unreachable"), and the
+ * viewer's usage meter (usage.ts): the CHUNK frame bytes received from each
+ * access point, counted only for chunks that open under the stream key
+ * (bytes a node altered, injected or repeated are not counted, so a node
+ * cannot raise what its viewer confirms). viewer-usage.ts reports it.
  *
  * Trusts: every node's proof of identity (stream-link.ts); chunks only once
  * they open under the stream key (a node cannot alter or inject media).
@@ -23,6 +27,7 @@ import { StreamMediaError } from "./media-errors.js";
 import { connectStreamLink, refusalError } from "./stream-link.js";
 import type { StreamLink } from "./stream-link.js";
 import type { StreamTicket } from "./ticket.js";
+import { chunkFrameBytes, UsageMeter } from "./usage.js";
 
 export interface PlayerOptions {
   ticket: StreamTicket;
@@ -30,6 +35,8 @@ export interface PlayerOptions {
   session: () => Promise<Uint8Array> | Uint8Array;
   /** Give up when no access point takes us within this long after losing one (default 10 s). */
   reattachTimeoutMs?: number;
+  /** Where the bytes received per access point are counted (default: a meter of the player's own, `player.usage`). */
+  usage?: UsageMeter;
   logger?: Logger;
 }
 
@@ -69,6 +76,8 @@ export async function fetchAccessPoints(ticket: StreamTicket, timeoutMs = 5000):
 
 export class Player extends EventEmitter<PlayerEvents> {
   readonly stats: PlayerStats = { chunks: 0, bytes: 0, rejected: 0, repeats: 0, attachedTo: [] };
+  /** Bytes received per access point (peer = its node key), for the viewer's usage reports. */
+  readonly usage: UsageMeter;
   private readonly cipher: StreamCipher;
   private readonly log: Logger;
   private link: StreamLink | undefined;
@@ -80,6 +89,7 @@ export class Player extends EventEmitter<PlayerEvents> {
     super();
     this.cipher = new StreamCipher(options.ticket.streamId, options.ticket.streamKey);
     this.log = childLogger(options.logger, "stream.player");
+    this.usage = options.usage ?? new UsageMeter();
   }
 
   /** Attaches to an access point; resolves once one accepted us. */
@@ -135,7 +145,7 @@ export class Player extends EventEmitter<PlayerEvents> {
     this.stats.attachedTo.push(hexOf(point.identity));
     let ended = false;
     link.on("frame", (f) => {
-      if (f.type === "chunk") this.onChunk(f.seq, f.sealed);
+      if (f.type === "chunk") this.onChunk(f.seq, f.sealed, point.identity);
       else if (f.type === "end") {
         ended = true;
         this.finish();
@@ -154,7 +164,7 @@ export class Player extends EventEmitter<PlayerEvents> {
     this.emit("attached", point);
   }
 
-  private onChunk(seq: bigint, sealed: Uint8Array): void {
+  private onChunk(seq: bigint, sealed: Uint8Array, from: Uint8Array): void {
     if (seq <= this.lastSeq) {
       this.stats.repeats++;
       return;
@@ -168,6 +178,7 @@ export class Player extends EventEmitter<PlayerEvents> {
       return;
     }
     this.lastSeq = seq;
+    this.usage.add(this.options.ticket.streamId, from, "received", chunkFrameBytes(sealed.length));
     this.stats.chunks++;
     this.stats.bytes += opened.media.length;
     this.emit("media", opened);
