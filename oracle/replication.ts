@@ -22,14 +22,15 @@ import { bytesToHex, type Hex } from "viem";
 import { openDocument, signDocument } from "../node/src/wire/document.js";
 import { cborReaders } from "../node/src/wire/fields.js";
 import type { Logger } from "../node/src/log.js";
+import { ORACLE_LINK_SERVICE } from "../node/src/node/usage.js";
 import { logFailure } from "../node/src/log.js";
 import { decodeOracleResponse, encodeOracleMessage, MAX_REPLICATE_ROWS } from "../node/src/stream/oracle-messages.js";
 import { OracleError } from "./errors.js";
 import type { IssuanceRow, ReplicationQueue } from "./store.js";
 
 export const ISSUANCE_TYPE = "oracle-issuance";
-/** The link RPC service id oracles replicate on (RpcService lists 1..3; 4 is the oracle's). */
-export const ORACLE_RPC_SERVICE = 4;
+/** The link RPC service id oracles replicate and take node reports on (RpcService lists 1..3; 4 is the oracle's). */
+export const ORACLE_RPC_SERVICE = ORACLE_LINK_SERVICE;
 const MAX_ROW_BYTES = 1024;
 
 const hexBytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h.replace(/^0x/, ""), "hex"));

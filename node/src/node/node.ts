@@ -63,6 +63,9 @@ import { COMMERCIAL_SERVICE } from "../commercial/messages.js";
 import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
 import { startNodeStreamAdmission } from "./stream.js";
+import { startNodeUsage, type NodeUsage } from "./usage.js";
+import { registerUsageMetrics } from "./usage-reporter.js";
+import type { EpochTiming } from "../stream/usage.js";
 import type { IntroducerCertificate } from "../presence/introduction.js";
 import type { NodeAuthority, NodeOracle, OracleServiceFactory, OracleServiceHandle } from "./roles.js";
 import type { NodeConfig } from "./config.js";
@@ -253,6 +256,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   let oracle: NodeOracle | undefined;
   let oracleService: OracleServiceHandle | undefined;
   let streamAdmission = options.streamAdmission;
+  let epochTiming: (() => EpochTiming | undefined) | undefined;
   let commercial: NodeCommercial | undefined;
   try {
     if (roles.includes("authority") && config.authority && config.chain) {
@@ -291,6 +295,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     if (!streamAdmission && config.chain && roles.includes("onion") && config.stream?.enabled !== false) {
       const started = startNodeStreamAdmission({ chain: config.chain, ...(config.stream ? { stream: config.stream } : {}), ...withLogger });
       streamAdmission = started.admission;
+      epochTiming = () => started.epochTiming();
       cleanup.push(() => started.close());
     }
     if (roles.includes("commercial") && config.commercial) {
@@ -341,11 +346,27 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
   Object.assign(services, presence.services);
   // Landing and distribution: stream links arrive on the link port (ALPN psp-stream/1), creation requests through circuits.
   let streams: StreamHost | undefined;
+  let usage: NodeUsage | undefined;
   if (streamAdmission) {
+    // What this node carries is metered and reported to the oracles (rewards); tests without a chain may inject admission alone.
+    if (epochTiming) {
+      const started = startNodeUsage({
+        identity,
+        rpc,
+        consensus: () => directory?.current(),
+        internalAddress: (peer) => directory?.internalAddresses(peer)?.[0],
+        epoch: epochTiming,
+        ...(config.rewards?.reportIntervalSeconds === undefined ? {} : { intervalSeconds: config.rewards.reportIntervalSeconds }),
+        ...withLogger,
+      });
+      usage = started;
+      cleanup.push(() => started.close());
+    }
     const replayStore = new ReceiptReplayStore(config.dataDir !== undefined ? join(config.dataDir, "stream-receipts.db") : ":memory:");
     const host = new StreamHost({
       identity,
       admission: streamAdmission,
+      ...(usage ? { usage: usage.meter } : {}),
       replayStore,
       advertised,
       // A public stream's record goes into the DHT through this node's own DhtNode.
@@ -437,6 +458,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
           ...withLogger,
           routes: (app, metrics) => {
             registerNodeMetrics(metrics, sources);
+            if (usage) registerUsageMetrics(metrics, usage.meter, usage.reporter);
             mountNodeRoutes(app, sources);
           },
         });
