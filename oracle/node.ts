@@ -11,19 +11,25 @@
  * parameter class, published on chain, renewed an hour before it expires,
  * kept in the store across restarts), the replicator to the other current
  * oracles over node links (link RPC service ORACLE_RPC_SERVICE, addresses
- * from the consensus), and the onion service "oracle" at the end of circuits.
+ * from the consensus), usage intake (usage.ts) with its own replicator of
+ * reports, settlement (settlement.ts: epoch roots voted on BandwidthRewards
+ * with the oracle's signer), and the onion service "oracle" at the end of
+ * circuits.
  *
  * Trusts: the chain and the consensus the node hands it; everything else is
  * service.ts's to check.
  */
 import { join } from "node:path";
 import { createPrivateKey } from "node:crypto";
-import { bytesToHex, parseEventLogs } from "viem";
+import { bytesToHex, parseEventLogs, zeroAddress, type Address } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { verifyAccessCertificateWithConsensus } from "../node/src/authority/certificate.js";
-import { connectChain } from "../node/src/chain/clients.js";
-import { oracleReceiptsAbi } from "../node/src/chain/contracts.js";
-import { readDeployment } from "../node/src/chain/deployment.js";
+import { connectChain, type ChainClients } from "../node/src/chain/clients.js";
+import { nodeRegistryAbi, oracleReceiptsAbi } from "../node/src/chain/contracts.js";
+import { readDeployment, type Deployment } from "../node/src/chain/deployment.js";
+import { createRewardsView, rewardsAddress, submitRewardRoot } from "../node/src/chain/rewards.js";
+import { epochTimingOf } from "../node/src/node/stream.js";
+import { receiptChainView } from "../node/src/stream/oracle-chain.js";
 import { createChainPki } from "../node/src/chain/pki.js";
 import { transact } from "../node/src/chain/transact.js";
 import { blindRsaPrivateKey, generateBlindRsaKey } from "../node/src/crypto/blind-rsa.js";
@@ -33,13 +39,15 @@ import { childLogger, logFailure } from "../node/src/log.js";
 import { loadSignerKey } from "../node/src/node/config.js";
 import type { OracleServiceContext, OracleServiceHandle } from "../node/src/node/roles.js";
 import { streamRpcService } from "../node/src/onion/stream-rpc.js";
-import { MAX_ORACLE_MESSAGE_BYTES } from "../node/src/stream/oracle-messages.js";
+import { encodeOracleMessage, MAX_ORACLE_LINK_MESSAGE_BYTES, MAX_ORACLE_MESSAGE_BYTES } from "../node/src/stream/oracle-messages.js";
 import { blindKeyId, type StreamParams } from "../node/src/stream/receipt.js";
 import { createBatcher, type Batcher } from "./batcher.js";
 import { OracleError } from "./errors.js";
 import { createReplicator, issuanceMessage, ORACLE_RPC_SERVICE, type Replicator } from "./replication.js";
 import { createOracleService, DEFAULT_RECEIPT_PARAMS, type ActiveBlindKey, type OracleService } from "./service.js";
+import { createSettlement, type RewardsChainView, type Settlement } from "./settlement.js";
 import { OracleStore } from "./store.js";
+import { createUsageIntake, type UsageIntake } from "./usage.js";
 
 /** The onion service name. */
 export const ORACLE_CIRCUIT_SERVICE = "oracle";
@@ -57,6 +65,42 @@ export interface RunningOracleService extends OracleServiceHandle {
   readonly store: OracleStore;
   readonly batcher: Batcher;
   readonly replicator: Replicator;
+  readonly reportReplicator: Replicator;
+  readonly usage: UsageIntake;
+  readonly settlement: Settlement;
+}
+
+/** Settlement defaults (docs/spec/rewards.md); every oracle of a network must share price and budget, or their roots differ. */
+export const DEFAULT_WEI_PER_BYTE = 1_000_000n;
+export const DEFAULT_EPOCH_BUDGET = 1_000n * 10n ** 18n;
+export const DEFAULT_ACCEPT_SECONDS = 300;
+export const DEFAULT_SETTLE_DELAY_SECONDS = 600;
+
+/** The settlement's chain view over BandwidthRewards and the NodeRegistry, sending votes as the oracle's signer. */
+function rewardsChain(clients: ChainClients, deployment: Deployment): RewardsChainView {
+  const view = createRewardsView(clients, rewardsAddress(deployment));
+  const operators = new Map<string, Address | undefined>();
+  return {
+    clock: () => epochTimingOf(clients, deployment),
+    async lastAgreed() {
+      const epoch = await view.lastAgreedEpoch();
+      if (epoch === undefined) return undefined;
+      const record = await view.epoch(epoch);
+      return { epoch: Number(epoch), root: record.root, total: record.cumulativeTotal, final: record.status === "final" };
+    },
+    hasVoted: (epoch, nodeKey) => view.hasVoted(BigInt(epoch), nodeKey),
+    async submitRoot(epoch, root, total) {
+      await submitRewardRoot({ clients, address: view.address, epoch: BigInt(epoch), root, cumulativeTotal: total });
+    },
+    async operatorOf(nodeKey) {
+      // A node's operator never changes (NodeRegistry has no transfer): cached for the process.
+      if (!operators.has(nodeKey)) {
+        const node = await clients.publicClient.readContract({ address: deployment.contracts.NodeRegistry.address, abi: nodeRegistryAbi, functionName: "getNode", args: [nodeKey] });
+        operators.set(nodeKey, node.operator === zeroAddress ? undefined : node.operator);
+      }
+      return operators.get(nodeKey);
+    },
+  };
 }
 
 export async function startOracleService(ctx: OracleServiceContext): Promise<RunningOracleService> {
@@ -145,6 +189,37 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
       return event.args.batchId;
     },
   });
+  // ------------------------------------------------------------ usage and rewards
+  const rewardsConfig = ctx.config.rewards ?? {};
+  const receiptView = receiptChainView(clients.publicClient, deployment);
+  const currentOracleKeys = async (): Promise<ReadonlySet<string>> =>
+    new Set((await pki.currentOracles()).members.map((m) => m.nodeKey.toLowerCase().replace(/^0x/, "")));
+  const otherOracles = async (): Promise<string[]> => [...(await currentOracleKeys())].filter((k) => k !== nodeKeyHex);
+  const chainRewards = rewardsChain(clients, deployment);
+  const usage = createUsageIntake({
+    store,
+    clock: chainRewards.clock,
+    oracleKeys: currentOracleKeys,
+    peers: otherOracles,
+    isListedNode: (key) => ctx.consensus()?.entries.some((e) => bytesToHex(e.identity).slice(2) === key) ?? false,
+    receipts: receiptView,
+    acceptSeconds: rewardsConfig.acceptSeconds ?? DEFAULT_ACCEPT_SECONDS,
+    logger: log,
+  });
+  const settlement = createSettlement({
+    store,
+    chain: chainRewards,
+    receipts: receiptView,
+    oracleKeys: currentOracleKeys,
+    policy: {
+      weiPerByte: BigInt(rewardsConfig.weiPerByte ?? DEFAULT_WEI_PER_BYTE),
+      epochBudget: BigInt(rewardsConfig.epochBudget ?? DEFAULT_EPOCH_BUDGET),
+    },
+    nodeKey: `0x${nodeKeyHex}`,
+    settleDelaySeconds: rewardsConfig.settleDelaySeconds ?? DEFAULT_SETTLE_DELAY_SECONDS,
+    logger: log,
+  });
+
   const service = createOracleService({
     nodeSecretKey: ctx.identity.secretKey,
     pki,
@@ -154,6 +229,8 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
     blindKeys: () => active,
     params,
     onIssued: () => batcher.poke(),
+    usage,
+    settlement,
     ...(ctx.logger ? { logger: ctx.logger } : {}),
   });
 
@@ -163,7 +240,8 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
     (request, rpcCtx) => service.handleMessage(request, { client: `node:${rpcCtx.peer ? bytesToHex(rpcCtx.peer) : "anonymous"}`, peer: rpcCtx.peer }),
     {
       allowAnonymous: false,
-      maxRequestBytes: MAX_ORACLE_MESSAGE_BYTES,
+      // Node usage reports are larger than what circuits carry.
+      maxRequestBytes: MAX_ORACLE_LINK_MESSAGE_BYTES,
     },
   );
   const addressOf = (peer: string) => {
@@ -177,6 +255,16 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
     queue: store.issuanceOutbox(),
     message: issuanceMessage,
     what: "issuance rows",
+    logger: log,
+    ...(ctx.config.replicateIntervalMs === undefined ? {} : { intervalMs: ctx.config.replicateIntervalMs }),
+    send: (peer, request) => ctx.rpc.request(addressOf(peer), ORACLE_RPC_SERVICE, request, { timeoutMs: 10_000, maxResponseBytes: MAX_ORACLE_MESSAGE_BYTES }),
+  });
+  const reportReplicator = createReplicator({
+    queue: store.reportOutbox(),
+    // A node report is up to 48 KiB: one per message keeps every message under the link limit.
+    message: (reports) => encodeOracleMessage({ t: "reports-replicate", reports }),
+    batch: 1,
+    what: "usage reports",
     logger: log,
     ...(ctx.config.replicateIntervalMs === undefined ? {} : { intervalMs: ctx.config.replicateIntervalMs }),
     send: (peer, request) => ctx.rpc.request(addressOf(peer), ORACLE_RPC_SERVICE, request, { timeoutMs: 10_000, maxResponseBytes: MAX_ORACLE_MESSAGE_BYTES }),
@@ -198,11 +286,24 @@ export async function startOracleService(ctx: OracleServiceContext): Promise<Run
     store,
     batcher,
     replicator,
-    status: () => ({ ...service.status(), stored: store.count(), outbox: store.outboxSize(), batches: batcher.stats(), replication: replicator.stats() }),
+    reportReplicator,
+    usage,
+    settlement,
+    status: () => ({
+      ...service.status(),
+      stored: store.count(),
+      outbox: store.outboxSize(),
+      batches: batcher.stats(),
+      replication: replicator.stats(),
+      usage: { ...usage.stats(), stored: store.reportCount(), outbox: store.reportOutbox().size(), replication: reportReplicator.stats() },
+      settlement: settlement.stats(),
+    }),
     close() {
       closed = true;
       clearTimeout(keyTimer);
       replicator.close();
+      reportReplicator.close();
+      settlement.close();
       batcher.close();
       stopServing();
       pki.close();
