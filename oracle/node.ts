@@ -88,6 +88,10 @@ function rewardsChain(clients: ChainClients, deployment: Deployment): RewardsCha
       const record = await view.epoch(epoch);
       return { epoch: Number(epoch), root: record.root, total: record.cumulativeTotal, final: record.status === "final" };
     },
+    async agreedRoot(epoch) {
+      const record = await view.epoch(BigInt(epoch));
+      return record.agreedAt === 0n ? undefined : record.root;
+    },
     hasVoted: (epoch, nodeKey) => view.hasVoted(BigInt(epoch), nodeKey),
     async submitRoot(epoch, root, total) {
       await submitRewardRoot({ clients, address: view.address, epoch: BigInt(epoch), root, cumulativeTotal: total });

@@ -371,7 +371,7 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
       case "reward-proof-request": {
         if (ctx.client !== undefined) clients.take(`client:${ctx.client}`, t, "this client");
         if (!opts.settlement) throw new OracleError("not-settled", "this oracle does not settle rewards");
-        const p = await opts.settlement.proof(request.account);
+        const p = await opts.settlement.proof(request.account, request.epoch);
         return { t: "reward-proof", epoch: p.epoch, root: p.root, amount: p.amount, proof: p.proof, epochs: p.epochs };
       }
     }

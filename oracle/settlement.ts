@@ -30,6 +30,8 @@ export interface RewardsChainView {
   clock(): Promise<EpochClock>;
   /** The latest epoch with an agreed root, and whether its dispute window is over. */
   lastAgreed(): Promise<{ epoch: number; root: Hex; total: bigint; final: boolean } | undefined>;
+  /** The agreed root of `epoch` (disputable or final), undefined without one. */
+  agreedRoot(epoch: number): Promise<Hex | undefined>;
   hasVoted(epoch: number, nodeKey: Hex): Promise<boolean>;
   submitRoot(epoch: number, root: Hex, total: bigint): Promise<void>;
   /** The operator that registered a node (NodeRegistry), undefined for an unknown node. */
@@ -74,7 +76,8 @@ export interface Settlement {
   tick(): Promise<void>;
   /** The epoch's record, computing it (and every epoch before it) if needed. */
   compute(epoch: number): Promise<RewardEpochRecord>;
-  proof(account: Address): Promise<RewardProof>;
+  /** The account's leaf under the agreed root of `epoch` (default: the newest agreed one). */
+  proof(account: Address, epoch?: number): Promise<RewardProof>;
   stats(): { computed: number; votes: number; lastComputed: number | undefined; lastVoted: number | undefined };
   close(): void;
 }
@@ -227,9 +230,15 @@ export function createSettlement(opts: SettlementOptions): Settlement {
   return {
     tick: guardedTick,
     compute,
-    async proof(account) {
-      const last = await opts.chain.lastAgreed();
-      if (!last) throw new OracleError("not-settled", "no epoch has an agreed reward root yet: retry after the next settlement", { retryAfterMs: 30_000 });
+    async proof(account, epoch) {
+      const last =
+        epoch === undefined ? await opts.chain.lastAgreed() : await opts.chain.agreedRoot(epoch).then((root) => (root ? { epoch, root } : undefined));
+      if (!last)
+        throw new OracleError(
+          "not-settled",
+          epoch === undefined ? "no epoch has an agreed reward root yet: retry after the next settlement" : `epoch ${epoch} has no agreed reward root`,
+          { retryAfterMs: 30_000 },
+        );
       const record = opts.store.rewardEpoch(last.epoch);
       if (!record || record.root !== last.root)
         throw new OracleError("not-settled", `this oracle's tree for epoch ${last.epoch} is not the agreed one: ask another oracle`);

@@ -1,9 +1,10 @@
 /**
- * `psp operator consent | register | stake | activate | unstake | withdraw | status` (also
+ * `psp operator consent | register | stake | activate | unstake | withdraw | status | rewards | claim` (also
  * `npm run operator -- …`): a node operator's staking actions on the
  * NodeRegistry, from an ethers JSON keystore (--keystore, on the devnet the
  * node operator's keystore the devnet wrote; passphrase from
- * PSP_KEYSTORE_PASSWORD or the terminal).
+ * PSP_KEYSTORE_PASSWORD or the terminal). `rewards` and `claim` are
+ * operator-rewards.ts's.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { Command } from "commander";
@@ -24,6 +25,7 @@ import {
 } from "../chain/staking.js";
 import { addChainOptions, chainContext, defaultDevnetAccount, loadKeystoreAccount, type ChainCliOptions, type DevnetAccountChoice } from "./chain-context.js";
 import { loadIdentityKey } from "./identity.js";
+import { addRewardCommands } from "./operator-rewards.js";
 
 /** On the devnet, the operator of the node named by --node-key (or the default account for a node it does not know). */
 const nodeOperator =
@@ -161,6 +163,7 @@ export function operatorProgram(): Command {
         ].join("\n"),
       );
     });
+  addRewardCommands(program);
   return program;
 }
 
