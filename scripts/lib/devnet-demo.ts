@@ -4,7 +4,9 @@
  * through one of alice's presence points, and they exchange a message each
  * way over a rendezvous channel. Afterwards alice stays present and answers
  * every message anyone sends her (`psp msg send --to <alice>`), so a new
- * user has someone to talk to.
+ * user has someone to talk to. Then the demo stream runs, and once its
+ * first reward epoch is final the operators' claims are paid
+ * (devnet-rewards.ts).
  *
  * Uses only the public client API (createPspClient), as an app would.
  */
@@ -15,6 +17,7 @@ import { childLogger, logFailure } from "../../node/src/log.js";
 import { ffmpegAvailable, startStreamDemo } from "./devnet-stream.js";
 import type { StreamDemo } from "./devnet-stream.js";
 import { runCommercialDemo } from "./devnet-commercial.js";
+import { runRewardsDemo, type RewardsDemoResult } from "./devnet-rewards.js";
 import type { Logger } from "../../node/src/log.js";
 
 export interface DevnetUsersOptions {
@@ -30,6 +33,8 @@ export interface DevnetUsers {
   started: Promise<{ alice: PspClient; carol: PspClient }>;
   /** The first exchange, once it happened. */
   demo: Promise<{ connectMs: number; roundTripMs: number }>;
+  /** The first reward epoch settled and claimed for the operators (undefined: no stream ran, or stopped first). */
+  rewards: Promise<RewardsDemoResult | undefined>;
   /** Closes every client made so far, whether or not start-up finished. */
   stop(): Promise<void>;
 }
@@ -116,12 +121,20 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
     }
     return { connectMs, roundTripMs };
   });
+  // Once the stream runs, its carriers are paid: the first final epoch is claimed for every operator that earned.
+  const rewards = demo.then(async () => {
+    if (!streamDemo || stopped) return undefined;
+    const { carol } = await started;
+    return await runRewardsDemo({ stateFile: o.stateFile, client: carol, log: (line) => log.info(line), stopped: () => stopped });
+  });
   started.catch(() => undefined);
   demo.catch(() => undefined);
+  rewards.catch((err: unknown) => logFailure(log, err, "settle and claim the demo stream's rewards", "warn"));
 
   return {
     started,
     demo,
+    rewards,
     async stop() {
       stopped = true;
       streamDemo?.stop();

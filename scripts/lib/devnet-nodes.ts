@@ -92,6 +92,10 @@ export const DEFAULT_DEVNET_SCHEDULE = { periodMs: 60_000, voteDelayMs: 10_000, 
 
 /** Roles that read the chain: a node with one runs only when the devnet has a chain. */
 const CHAIN_ROLES = ["authority", "oracle"];
+/** Usage windows of the devnet's nodes (its reward epochs are 60 s). */
+export const DEVNET_REPORT_INTERVAL_SECONDS = 10;
+/** The devnet oracles' settlement: 1 PSP per MB carried, reports taken for 5 s after an epoch, settled 20 s after it. */
+export const DEVNET_ORACLE_REWARDS = { weiPerByte: "1000000000000", epochBudget: "10000000000000000000000", acceptSeconds: 5, settleDelaySeconds: 20 };
 const needsChain = (n: DevnetNodeEntry): boolean => n.roles.some((r) => CHAIN_ROLES.includes(r));
 
 interface NodeKeys {
@@ -201,7 +205,9 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
           ...(n.commercial ? { commercial: demoCommercialConfig() } : {}),
           // Every local client shares 127.0.0.1 and so one per-client rate-limit bucket: the burst is raised for that.
           ...(n.roles.includes("authority") && options.chain ? { authority: { ...signer, limits: { burst: 100, requestsPerMinute: 600 } } } : {}),
-          ...(n.roles.includes("oracle") && options.chain ? { oracle: signer } : {}),
+          ...(n.roles.includes("oracle") && options.chain ? { oracle: signer && { ...signer, rewards: DEVNET_ORACLE_REWARDS } } : {}),
+          // Short report windows, so the devnet's short reward epochs settle what its demo stream carried.
+          rewards: { reportIntervalSeconds: DEVNET_REPORT_INTERVAL_SECONDS },
           dataDir: join(nodeDir, "data"),
           api: { host: "127.0.0.1", port: 0 },
           onion: { services: ["echo", "discard"] },

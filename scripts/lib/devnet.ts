@@ -148,6 +148,7 @@ export interface FirstConsensus {
 const OPERATOR_FUNDS = parseEther("1000000");
 const USER_FUNDS = parseEther("100000");
 const SIGNER_GAS_FUNDS = parseEther("10");
+const REWARD_POOL_FUNDS = parseEther("100000");
 
 export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const log = childLogger(opts.logger, "devnet");
@@ -169,7 +170,11 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     for (const account of [...operators.map((a) => [a, OPERATOR_FUNDS] as const), ...users.map((a) => [a, USER_FUNDS] as const)]) {
       await send(admin, { address: contracts.token.address, abi: pspTokenAbi, functionName: "transfer", args: [account[0].address, account[1]] });
     }
-    log.info(`funded   ${operators.length} operators with ${formatEther(OPERATOR_FUNDS)} PSP, ${users.length} users with ${formatEther(USER_FUNDS)} PSP`);
+    // The reward pool pays the bandwidth the nodes carry (subscriptions and slashed stake add to it).
+    await send(admin, { address: contracts.token.address, abi: pspTokenAbi, functionName: "transfer", args: [deployment.contracts.BandwidthRewards.address, REWARD_POOL_FUNDS] });
+    log.info(
+      `funded   ${operators.length} operators with ${formatEther(OPERATOR_FUNDS)} PSP, ${users.length} users with ${formatEther(USER_FUNDS)} PSP, the reward pool with ${formatEther(REWARD_POOL_FUNDS)} PSP`,
+    );
 
     // Register and stake every node from its operator's account.
     const nodes: DevnetNodeState[] = [];
