@@ -324,7 +324,12 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
           throw new OracleError("pow-invalid", `the solution does not reach difficulty ${difficulty}`);
         await oracleKeys(true);
         const nowSeconds = Math.floor(t / 1000);
-        const session = signSessionId({ issuedAt: nowSeconds, expiresAt: nowSeconds + limits.sessionValiditySeconds, secretKey: opts.nodeSecretKey });
+        const session = signSessionId({
+          issuedAt: nowSeconds,
+          expiresAt: nowSeconds + limits.sessionValiditySeconds,
+          secretKey: opts.nodeSecretKey,
+          viewerKey: request.viewerKey,
+        });
         status.sessions++;
         return { t: "session", session: session.bytes };
       }
@@ -348,6 +353,11 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
         status.replicasReceived += n;
         return { t: "ack", n: request.rows.length };
       }
+      case "usage-report":
+      case "reports-replicate":
+      case "reward-proof-request":
+        // Usage intake and reward proofs are not served by this service yet (issue 16 wires them in).
+        throw new OracleError("malformed-request", `this oracle does not serve "${request.t}" yet`);
     }
   };
 

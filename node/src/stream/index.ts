@@ -49,5 +49,5 @@ export type { PlayerStats } from "./player.js";
 export { createPspStreams } from "./client-streams.js";
 export type { CreateStreamOptions, CreatedStreamInfo, PlayOptions, PspStreams, PublishOptions } from "./client-streams.js";
 export { createOracleClient, ORACLE_SERVICE } from "./oracle-client.js";
-export type { ObtainedReceipt, OracleClient, OracleReceiptOptions } from "./oracle-client.js";
+export type { ObtainedReceipt, OracleClient, OracleReceiptOptions, ViewerSession } from "./oracle-client.js";
 export { STREAM_CIRCUIT_SERVICE } from "./creation.js";

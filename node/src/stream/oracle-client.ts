@@ -12,8 +12,10 @@
  *   token, RFC 9474 blind) → challenge → receipt-request { ..., blinded, key }
  *   → blind-sig → finalize (unblind and verify under the key). The oracle
  *   sees the blinded message only; the proof binds blinded message and key;
- * - session: puzzle-request → solve (crypto/puzzles.ts dynamic puzzle) →
- *   session-request → session id (checked: signed by that oracle).
+ * - session: a fresh Ed25519 viewer keypair → puzzle-request → solve
+ *   (crypto/puzzles.ts dynamic puzzle) → session-request with the public key →
+ *   session id (checked: signed by that oracle, naming that key). The secret
+ *   key stays with the viewer: it signs the viewer's usage reports.
  * A session request carries no identity and uses a circuit of its own.
  *
  * Trusts: the consensus for who the oracles are (the NodeFlag.oracle
@@ -22,7 +24,7 @@
  */
 import { bytesToHex } from "viem";
 import { bytesEqual } from "../base/bytes.js";
-import { ed25519Sign } from "../crypto/ed25519.js";
+import { ed25519Sign, generateEd25519KeyPair } from "../crypto/ed25519.js";
 import { solveDynamicPuzzle } from "../crypto/puzzles.js";
 import { NodeFlag } from "../directory/config.js";
 import type { VerifiedConsensus } from "../directory/consensus.js";
@@ -83,7 +85,17 @@ export interface OracleClient {
   /** The receipt's inclusion proof from the oracle that issued it (OracleError "not-committed" until its batch lands). */
   inclusion(receipt: LinkableReceipt): Promise<ReceiptInclusion>;
   /** A viewer session id from an oracle, for a solved puzzle; unrelated to any identity. */
-  session(options?: { oracle?: Uint8Array }): Promise<SessionId>;
+  session(options?: { oracle?: Uint8Array }): Promise<ViewerSession>;
+}
+
+/** A session id and the viewer key it names. */
+export interface ViewerSession {
+  /** The session id's bytes, as shown to a distribution node in ATTACH. */
+  session: Uint8Array;
+  /** The viewer's ephemeral Ed25519 seed, whose public key the session names: it signs the viewer's usage reports. */
+  secretKey: Uint8Array;
+  /** The decoded session id (times, sid, oracle, viewer key). */
+  id: SessionId;
 }
 
 export function createOracleClient(deps: OracleClientDeps): OracleClient {
@@ -191,12 +203,13 @@ export function createOracleClient(deps: OracleClientDeps): OracleClient {
 
     async session(options = {}) {
       const oracle = pick(options.oracle);
+      const viewer = generateEd25519KeyPair();
       return await session(oracle, async (ask) => {
         const puzzle = expect(await ask({ t: "puzzle-request" }), "puzzle");
         if (puzzle.difficulty > MAX_SESSION_PUZZLE_DIFFICULTY)
           throw new OracleError("bad-response", `the oracle asks difficulty ${puzzle.difficulty}, over ${MAX_SESSION_PUZZLE_DIFFICULTY}`);
         const { x } = solveDynamicPuzzle(puzzle.seed, { difficulty: puzzle.difficulty });
-        const answer = expect(await ask({ t: "session-request", seed: puzzle.seed, x }), "session");
+        const answer = expect(await ask({ t: "session-request", seed: puzzle.seed, x, viewerKey: viewer.publicKey }), "session");
         let sid: SessionId;
         try {
           sid = decodeSessionId(answer.session);
@@ -204,7 +217,8 @@ export function createOracleClient(deps: OracleClientDeps): OracleClient {
           throw new OracleError("bad-response", `the session id does not verify: ${(err as Error).message}`, { cause: err });
         }
         if (!bytesEqual(sid.oracle, oracle)) throw new OracleError("bad-response", "the session id is signed by another key than the oracle's");
-        return sid;
+        if (!bytesEqual(sid.viewerKey, viewer.publicKey)) throw new OracleError("bad-response", "the session id names another viewer key than the one asked for");
+        return { session: sid.bytes, secretKey: viewer.secretKey, id: sid };
       });
     },
   };
