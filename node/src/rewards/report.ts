@@ -214,7 +214,8 @@ export function decodeUsageReport(bytes: Uint8Array): UsageReport {
     if (err instanceof StreamError) throw new RewardsError("bad-session", `usage report: ${err.message}`, { cause: err });
     throw err;
   }
-  if (!bytesEqual(report.session.viewerKey, opened.signer)) throw new RewardsError("forged", "usage report: signed by another key than its session's viewer key");
+  if (!bytesEqual(report.session.viewerKey, opened.signer))
+    throw new RewardsError("forged", "usage report: signed by another key than its session's viewer key");
   return report;
 }
 
