@@ -217,7 +217,8 @@ export function createOracleClient(deps: OracleClientDeps): OracleClient {
           throw new OracleError("bad-response", `the session id does not verify: ${(err as Error).message}`, { cause: err });
         }
         if (!bytesEqual(sid.oracle, oracle)) throw new OracleError("bad-response", "the session id is signed by another key than the oracle's");
-        if (!bytesEqual(sid.viewerKey, viewer.publicKey)) throw new OracleError("bad-response", "the session id names another viewer key than the one asked for");
+        if (!bytesEqual(sid.viewerKey, viewer.publicKey))
+          throw new OracleError("bad-response", "the session id names another viewer key than the one asked for");
         return { session: sid.bytes, secretKey: viewer.secretKey, id: sid };
       });
     },
