@@ -6,7 +6,8 @@
  * the decoded reports intake would hand normalizeUsage, plus what each node
  * truly sent in the epoch, so the test (test/unit/rewards/normalize.test.ts)
  * can measure honest loss and what a liar or a colluding pair gains, and the
- * bench (npm run bench) can time an epoch of 10,000 nodes and 100,000 sessions.
+ * bench (npm run bench) can time an epoch of 10,000 nodes and 100,000 sessions
+ * (`benchNormalize({ nodes: 10_000, sessions: 100_000 })`).
  *
  * Reports here are decoded values, not signed bytes (`bytes` empty, `hash`
  * a counter): normalization never reads either. Owns nothing on the wire.
@@ -14,6 +15,7 @@
 import { getAddress, type Address, type Hex } from "viem";
 import type { UsageEntry, UsageReport } from "../node/src/rewards/report.js";
 import type { SessionId } from "../node/src/stream/session.js";
+import { normalizeUsage } from "./normalize.js";
 
 export interface SimOptions {
   nodes: number;
@@ -246,4 +248,37 @@ export function simulateEpoch(options: SimOptions): SimEpoch {
     }
   }
   return { reports, caps, operators, nodes, streams, sent, skew, epochStart, epochEnd, intervalSeconds: interval };
+}
+
+export interface NormalizeBenchResult {
+  nodes: number;
+  sessions: number;
+  reports: number;
+  entries: number;
+  /** Edges that paid. */
+  edges: number;
+  /** Wall time of normalizeUsage alone, ms (median of `runs`). */
+  ms: number;
+  /** CPU time of the same run (user + system), ms: the figure that holds on a shared machine. */
+  cpuMs: number;
+}
+
+/** Times normalizeUsage over a simulated epoch (for `npm run bench`): generation is not timed. */
+export function benchNormalize(options: SimOptions & { runs?: number }): NormalizeBenchResult {
+  const sim = simulateEpoch(options);
+  const input = { reports: sim.reports, caps: sim.caps, operators: sim.operators, weiPerByte: 1n, epochBudget: 10n ** 30n };
+  const runs: { ms: number; cpuMs: number; edges: number }[] = [];
+  for (let i = 0; i < Math.max(1, options.runs ?? 3); i++) {
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    const result = normalizeUsage(input);
+    const ms = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    runs.push({ ms, cpuMs: (used.user + used.system) / 1000, edges: result.edges });
+  }
+  runs.sort((a, b) => a.ms - b.ms);
+  const median = runs[runs.length >> 1]!;
+  let entries = 0;
+  for (const r of sim.reports) entries += r.entries.length;
+  return { nodes: options.nodes, sessions: options.sessions, reports: sim.reports.length, entries, edges: median.edges, ms: median.ms, cpuMs: median.cpuMs };
 }

@@ -109,14 +109,16 @@ const hexOfBin = (s: string): string => Buffer.from(s, "latin1").toString("hex")
 
 /** Total length of the union of [from, to) windows (flat pairs). */
 export function coveredSeconds(windows: readonly number[]): number {
-  if (windows.length === 2) return (windows[1] as number) - (windows[0] as number);
-  const pairs: [number, number][] = [];
-  for (let i = 0; i < windows.length; i += 2) pairs.push([windows[i] as number, windows[i + 1] as number]);
-  pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const n = windows.length >> 1;
+  if (n === 1) return (windows[1] as number) - (windows[0] as number);
+  const order = Array.from({ length: n }, (_, i) => 2 * i);
+  order.sort((a, b) => (windows[a] as number) - (windows[b] as number) || (windows[a + 1] as number) - (windows[b + 1] as number));
   let total = 0;
   let start = -1;
   let end = -1;
-  for (const [f, t] of pairs) {
+  for (const i of order) {
+    const f = windows[i] as number;
+    const t = windows[i + 1] as number;
     if (f > end) {
       total += end - start;
       start = f;
@@ -177,7 +179,7 @@ export function normalizeUsage(input: NormalizeInput): NormalizeResult {
   };
 
   // Per edge: match, cap, reject outliers. Receivers' windows per stream gathered for the per-receiver cap.
-  const receivers = new Map<string, { kbps: number; windows: number[]; edges: Edge[]; sum: number }>();
+  const receivers = new Map<string, { kbps: number; edges: Edge[]; sum: number }>();
   const streamKbps = new Map<string, number | undefined>();
   for (const edge of edges.values()) {
     const { sent, received } = edge;
@@ -206,8 +208,7 @@ export function normalizeUsage(input: NormalizeInput): NormalizeResult {
     if (cap < lo) discard("capped", lo - cap, 1);
     const rkey = edge.stream + edge.receiver;
     let r = receivers.get(rkey);
-    if (!r) receivers.set(rkey, (r = { kbps, windows: [], edges: [], sum: 0 }));
-    for (const w of received.windows) r.windows.push(w);
+    if (!r) receivers.set(rkey, (r = { kbps, edges: [], sum: 0 }));
     r.edges.push(edge);
     r.sum = addSat(r.sum, edge.agreed);
   }
@@ -216,7 +217,8 @@ export function normalizeUsage(input: NormalizeInput): NormalizeResult {
   const perNodeBytes = new Map<string, bigint>();
   let paidEdges = 0;
   for (const r of receivers.values()) {
-    const cap = capBytes(r.kbps, coveredSeconds(r.windows));
+    // One sender: its edge's cap (over at most the receiver's covered time) already holds.
+    const cap = r.edges.length === 1 ? r.sum : capBytes(r.kbps, coveredSeconds(r.edges.flatMap((e) => (e.received as Side).windows)));
     if (r.sum > cap) {
       let cut = 0;
       for (const edge of r.edges) {
