@@ -36,6 +36,7 @@ import { childLogger, logFailure, type Logger } from "../node/src/log.js";
 import {
   decodeOracleRequest,
   encodeOracleMessage,
+  MAX_REWARD_EPOCHS,
   receiptProofMessage,
   type ListedBlindKey,
   type OracleRequest,
@@ -329,7 +330,12 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
           throw new OracleError("pow-invalid", `the solution does not reach difficulty ${difficulty}`);
         await oracleKeys(true);
         const nowSeconds = Math.floor(t / 1000);
-        const session = signSessionId({ issuedAt: nowSeconds, expiresAt: nowSeconds + limits.sessionValiditySeconds, secretKey: opts.nodeSecretKey });
+        const session = signSessionId({
+          issuedAt: nowSeconds,
+          expiresAt: nowSeconds + limits.sessionValiditySeconds,
+          secretKey: opts.nodeSecretKey,
+          viewerKey: request.viewerKey,
+        });
         status.sessions++;
         return { t: "session", session: session.bytes };
       }
@@ -360,6 +366,11 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
         const { hash, duplicate } = await opts.usage.submit(request.report);
         return { t: "report-ack", hash, dup: duplicate };
       }
+      case "epoch-clock-request": {
+        if (!opts.usage) throw new OracleError("not-settled", "this oracle takes no usage reports");
+        const clock = await opts.usage.clock();
+        return { t: "epoch-clock", genesis: clock.genesis, length: clock.epochLength };
+      }
       case "reports-replicate": {
         if (!opts.usage) throw new OracleError("not-settled", "this oracle takes no usage reports");
         if (!ctx.peer) throw new OracleError("bad-replica", "reports are replicated over authenticated node links only");
@@ -372,7 +383,7 @@ export function createOracleService(opts: OracleServiceOptions): OracleService {
         if (ctx.client !== undefined) clients.take(`client:${ctx.client}`, t, "this client");
         if (!opts.settlement) throw new OracleError("not-settled", "this oracle does not settle rewards");
         const p = await opts.settlement.proof(request.account, request.epoch);
-        return { t: "reward-proof", epoch: p.epoch, root: p.root, amount: p.amount, proof: p.proof, epochs: p.epochs };
+        return { t: "reward-proof", epoch: p.epoch, root: p.root, amount: p.amount, proof: p.proof, epochs: p.epochs.slice(-MAX_REWARD_EPOCHS) };
       }
     }
   };

@@ -21,7 +21,7 @@ import { decodeUsageReport } from "../node/src/rewards/report.js";
 import { buildRewardTree, type RewardTree } from "../node/src/rewards/merkle.js";
 import type { ReceiptChainView } from "../node/src/stream/receipt.js";
 import { OracleError } from "./errors.js";
-import { normalizeEpoch, type NormalizeResult } from "./normalize.js";
+import { normalizeUsage, type NormalizeResult } from "./normalize.js";
 import type { OracleStore, RewardEpochRecord } from "./store.js";
 import { epochEndOf, epochOf, verifyAnchorReceipt, type EpochClock } from "./usage.js";
 
@@ -137,15 +137,7 @@ export function createSettlement(opts: SettlementOptions): Settlement {
     const senders = new Set<string>();
     for (const r of reports) if (r.kind === "node") senders.add(Buffer.from(r.reporter).toString("hex"));
     const operators = await operatorsOf(senders);
-    const result: NormalizeResult = normalizeEpoch({
-      reports,
-      caps,
-      operators,
-      weiPerByte: opts.policy.weiPerByte,
-      epochBudget: opts.policy.epochBudget,
-      epochStart: clock.genesis + epoch * clock.epochLength,
-      epochEnd: epochEndOf(clock, epoch),
-    });
+    const result: NormalizeResult = normalizeUsage({ reports, caps, operators, weiPerByte: opts.policy.weiPerByte, epochBudget: opts.policy.epochBudget });
     const cumulative = new Map<Address, bigint>();
     for (const a of previous?.accounts ?? []) cumulative.set(a.account.toLowerCase() as Address, a.cumulative);
     const earned = new Map<Address, bigint>();
@@ -165,7 +157,8 @@ export function createSettlement(opts: SettlementOptions): Settlement {
         reports: reports.length,
         streams: caps.size,
         nodes: result.perNode.size,
-        bytes: [...result.perNode.values()].reduce((sum, n) => sum + n.bytes, 0n).toString(),
+        bytes: result.bytes.toString(),
+        edges: result.edges,
         earned: result.total.toString(),
         ...Object.fromEntries(result.discarded.map((d) => [`discarded.${d.reason}`, d.count])),
       },

@@ -21,7 +21,7 @@
  * Trusts: rewards/report.ts for the report's own integrity, the chain view and
  * consensus it is given, and its store.
  */
-import { bytesToHex } from "viem";
+import { bytesToHex, type Hex } from "viem";
 import { logFailure, type Logger } from "../node/src/log.js";
 import { RewardsError } from "../node/src/rewards/errors.js";
 import { decodeUsageReport, type UsageReport } from "../node/src/rewards/report.js";
@@ -66,7 +66,9 @@ export interface UsageIntakeOptions {
 
 export interface UsageIntake {
   /** Checks and stores a report; resolves with its hash (and whether it was already held), or throws OracleError. */
-  submit(bytes: Uint8Array, options?: { replica?: boolean }): Promise<{ hash: Uint8Array; duplicate: boolean }>;
+  submit(bytes: Uint8Array, options?: { replica?: boolean }): Promise<{ hash: Hex; duplicate: boolean }>;
+  /** The reward epochs' clock this intake judges windows by. */
+  clock(): Promise<EpochClock>;
   /** Stores replicated reports; returns how many were taken, logging (never throwing for) the ones refused. */
   replicate(docs: readonly Uint8Array[]): Promise<number>;
   stats(): { accepted: number; duplicates: number; replicas: number; refused: Record<string, number> };
@@ -146,9 +148,9 @@ export function createUsageIntake(opts: UsageIntakeOptions): UsageIntake {
     return epoch;
   };
 
-  const store = async (bytes: Uint8Array, replica: boolean): Promise<{ hash: Uint8Array; duplicate: boolean }> => {
+  const store = async (bytes: Uint8Array, replica: boolean): Promise<{ hash: Hex; duplicate: boolean }> => {
     const report = decode(bytes);
-    const hash = new Uint8Array(Buffer.from(report.hash.slice(2), "hex"));
+    const hash = report.hash;
     if (opts.store.hasReport(report.hash)) {
       stats.duplicates++;
       return { hash, duplicate: true };
@@ -180,6 +182,7 @@ export function createUsageIntake(opts: UsageIntakeOptions): UsageIntake {
 
   return {
     submit: (bytes, options = {}) => counted(() => store(bytes, options.replica ?? false)),
+    clock: () => opts.clock(),
     async replicate(docs) {
       let taken = 0;
       for (const doc of docs) {

@@ -37,6 +37,7 @@ import { streamMediaVector } from "../test/vectors/stream-media-formats.js";
 import { projectRoot } from "./lib/artifacts.js";
 import { signReceipt } from "../node/src/stream/receipt.js";
 import { signSessionId } from "../node/src/stream/session.js";
+import { signUsageReport } from "../node/src/rewards/report.js";
 
 const dir = join(projectRoot, "test", "vectors");
 const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
@@ -215,6 +216,7 @@ write("presence-introduction.json", {
     oracleSeed: hex(oracleSeed),
     receiptId: "00112233445566778899aabbccddeeff",
     sessionId: "ffeeddccbbaa99887766554433221100",
+    viewerKey: pub(sha256(new TextEncoder().encode("psp-vector-viewer"))),
     params: { bitrateKbps: 2500, maxDurationSeconds: 7200, formatFlags: 7 },
     issuedAt: 1_800_000_000,
     expiresAt: 1_800_003_600,
@@ -226,7 +228,13 @@ write("presence-introduction.json", {
     secretKey: oracleSeed,
     id: unhex(streamInput.receiptId),
   });
-  const session = signSessionId({ issuedAt: streamInput.issuedAt, expiresAt: streamInput.expiresAt, secretKey: oracleSeed, sid: unhex(streamInput.sessionId) });
+  const session = signSessionId({
+    issuedAt: streamInput.issuedAt,
+    expiresAt: streamInput.expiresAt,
+    secretKey: oracleSeed,
+    sid: unhex(streamInput.sessionId),
+    viewerKey: unhex(streamInput.viewerKey),
+  });
   write("stream-receipt.json", {
     format: "stream-creation receipt and viewer session id",
     spec: "docs/spec/oracle.md Receipts, Session ids",
@@ -237,6 +245,54 @@ write("presence-introduction.json", {
     receiptHex: hex(receipt.bytes),
     receiptHash: receipt.receiptHash,
     sessionHex: hex(session.bytes),
+  });
+
+  // Usage reports (issue 16): a landing node's report with an anchor, and a viewer's under the session above.
+  const nodeSeed = unhex(sha256(new TextEncoder().encode("psp-vector-node")));
+  const viewerSeed = unhex(sha256(new TextEncoder().encode("psp-vector-viewer")));
+  const usageInput = {
+    nodeSeed: hex(nodeSeed),
+    viewerSeed: hex(viewerSeed),
+    oracleSeed: hex(oracleSeed),
+    from: streamInput.issuedAt + 300,
+    to: streamInput.issuedAt + 600,
+    sid: streamInput.sessionId,
+    stream: "0102030405060708090a0b0c0d0e0f10",
+    fedNode: pub(sha256(new TextEncoder().encode("psp-vector-fed-node"))),
+    receiptHex: hex(receipt.bytes),
+    issuedAt: streamInput.issuedAt,
+    expiresAt: streamInput.expiresAt,
+  };
+  const streamId = unhex(usageInput.stream);
+  const nodeReport = signUsageReport({
+    kind: "node",
+    secretKey: nodeSeed,
+    from: usageInput.from,
+    to: usageInput.to,
+    entries: [
+      { stream: streamId, peer: unhex(usageInput.sid), direction: "sent", bytes: 75_000_000 },
+      { stream: streamId, peer: unhex(usageInput.fedNode), direction: "sent", bytes: 75_100_000 },
+    ],
+    anchors: [{ stream: streamId, receipt: receipt.bytes, kbps: 2000 }],
+  });
+  const viewerReport = signUsageReport({
+    kind: "viewer",
+    secretKey: viewerSeed,
+    from: usageInput.from,
+    to: usageInput.to,
+    entries: [{ stream: streamId, peer: ed25519PublicKey(nodeSeed), direction: "received", bytes: 74_990_000 }],
+    session: session.bytes,
+  });
+  write("usage-report.json", {
+    format: "usage report",
+    spec: "docs/spec/rewards.md Usage reports",
+    description:
+      'A landing node\'s usage report (signed document "usage-report": bytes sent to a viewer session and to a fed node, one stream anchor with the receipt of stream-receipt.json) and the viewer\'s report under the session id of stream-receipt.json, signed by that session\'s viewer key; nodeReportHash = keccak256 of the node report\'s bytes.',
+    input: usageInput,
+    nodeReportHex: hex(nodeReport.bytes),
+    nodeReportHash: nodeReport.hash,
+    sessionHex: hex(session.bytes),
+    viewerReportHex: hex(viewerReport.bytes),
   });
 }
 

@@ -34,6 +34,7 @@ export type ErrorLayer =
   | "presence"
   | "commercial"
   | "stream"
+  | "rewards"
   | "client"
   | "node"
   | "api"

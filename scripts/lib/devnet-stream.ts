@@ -86,7 +86,7 @@ export async function startStreamDemo(alice: PspClient, carol: PspClient, log: (
     const viewers = await Promise.all(
       counts.map(async (_, i) => {
         const session = await carol.oracle.session();
-        const player = await carol.streams.play({ ticket: created.ticket, session: () => session.bytes });
+        const player = await carol.streams.play({ ticket: created.ticket, session: () => session.session });
         players.push(player);
         const first = new Promise<string>((resolve, reject) => {
           player.on("media", () => {

@@ -27,6 +27,7 @@ import { receiptChainView } from "../../node/src/stream/oracle-chain.js";
 import { StreamError } from "../../node/src/stream/errors.js";
 import { verifyReceiptAgainstChain, type LinkableReceipt, type ReceiptChainView, type ReceiptInclusion } from "../../node/src/stream/receipt.js";
 import { verifySessionId } from "../../node/src/stream/session.js";
+import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { OracleStore } from "../../oracle/store.js";
 import { DEVNET_PASSPHRASE } from "../../scripts/lib/devnet.js";
 import { ffmpegAvailable, startStreamDemo } from "../../scripts/lib/devnet-stream.js";
@@ -131,7 +132,9 @@ describe("oracle nodes on a devnet", () => {
     const verified = await verifyReceiptAgainstChain(blind.receipt.bytes, { view, now: nowSeconds() });
     expect(verified.kind).toBe("blind");
     const session = await eventually(() => alice.oracle.session());
-    expect(verifySessionId(session.bytes, { oracleKeys: await view.oracleKeys(), now: nowSeconds() }).sid).toHaveLength(16);
+    const sessionId = verifySessionId(session.session, { oracleKeys: await view.oracleKeys(), now: nowSeconds() });
+    expect(sessionId.sid).toHaveLength(16);
+    expect(ed25519PublicKey(session.secretKey)).toEqual(sessionId.viewerKey);
   }, 240_000);
 
   it("revocation by the committing oracle makes the verifier refuse the receipt", async () => {

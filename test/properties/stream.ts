@@ -5,7 +5,10 @@
  * "malformed" or "forged", never another error; what decodes carries the
  * exact bytes it was given. The oracle message decoders, fed the same, either
  * decode to a message that re-encodes to the same bytes or throw OracleError
- * "malformed-request"/"too-large" (requests) or "bad-response" (responses).
+ * "malformed-request"/"too-large" (requests) or "bad-response" (responses);
+ * the samples they mutate include issue 16's messages (session-request with
+ * its viewer key, usage-report, reports-replicate, reward-proof-request,
+ * report-ack, reward-proof), also at the node-link size cap.
  * Run briefly by test/unit/stream-receipt-fuzz.test.ts.
  */
 import fc from "fast-check";
@@ -15,8 +18,8 @@ import { decodeBlindReceipt, decodeReceipt, encodeBlindReceipt, inclusionFromCbo
 import { decodeSessionId, signSessionId } from "../../node/src/stream/session.js";
 import { decodeCanonical } from "../../node/src/wire/canonical.js";
 import { OracleError } from "../../node/src/stream/oracle-errors.js";
-import { decodeOracleRequest, decodeOracleResponse, encodeOracleMessage } from "../../node/src/stream/oracle-messages.js";
-import { bytesOr, check, target, typedOnly, type FuzzTarget } from "./common.js";
+import { decodeOracleRequest, decodeOracleResponse, encodeOracleMessage, MAX_ORACLE_LINK_MESSAGE_BYTES } from "../../node/src/stream/oracle-messages.js";
+import { bytesOr, check, mutate, target, typedOnly, type FuzzTarget } from "./common.js";
 
 const seed = new Uint8Array(createHash("sha256").update("psp-fuzz-oracle").digest());
 const receipt = signReceipt({
@@ -62,6 +65,29 @@ const sampleResponse = encodeOracleMessage({
   ],
 });
 
+const moreRequests = [
+  encodeOracleMessage({ t: "session-request", seed: new Uint8Array(32).fill(5), x: new Uint8Array(32).fill(6), viewerKey: new Uint8Array(32).fill(7) }),
+  encodeOracleMessage({ t: "usage-report", report: session }),
+  encodeOracleMessage({ t: "reports-replicate", reports: [session, receipt] }),
+  encodeOracleMessage({ t: "reward-proof-request", account: `0x${"ab".repeat(20)}` }),
+];
+const moreResponses = [
+  encodeOracleMessage({ t: "report-ack", hash: `0x${"44".repeat(32)}`, dup: true }),
+  encodeOracleMessage({
+    t: "reward-proof",
+    epoch: 12,
+    amount: 10n ** 20n,
+    proof: [`0x${"55".repeat(32)}`, `0x${"66".repeat(32)}`],
+    root: `0x${"77".repeat(32)}`,
+    epochs: [
+      { epoch: 11, amount: 0n },
+      { epoch: 12, amount: 255n },
+    ],
+  }),
+];
+/** Random bytes, or a mutation of any of the samples. */
+const anyOf = (samples: Uint8Array[], maxLength: number) => fc.oneof(fc.uint8Array({ maxLength }), ...samples.map((x) => mutate(x)));
+
 function oracleDecoder(decode: (b: Uint8Array) => Parameters<typeof encodeOracleMessage>[0], allowed: string[], input: Uint8Array): void {
   let decoded: Parameters<typeof encodeOracleMessage>[0] | undefined;
   const kind = typedOnly([OracleError], () => (decoded = decode(input)));
@@ -75,6 +101,14 @@ export const streamTargets: FuzzTarget[] = [
   ),
   target("oracle response decoder", () =>
     fc.property(bytesOr(sampleResponse, 1200), (b) => oracleDecoder(decodeOracleResponse, ["bad-response", "too-large"], b)),
+  ),
+  target("oracle request decoder, issue 16 messages (node-link cap)", () =>
+    fc.property(anyOf(moreRequests, 1200), (b) =>
+      oracleDecoder((x) => decodeOracleRequest(x, { maxBytes: MAX_ORACLE_LINK_MESSAGE_BYTES }), ["malformed-request", "too-large"], b),
+    ),
+  ),
+  target("oracle response decoder, issue 16 messages", () =>
+    fc.property(anyOf(moreResponses, 1200), (b) => oracleDecoder(decodeOracleResponse, ["bad-response", "too-large"], b)),
   ),
   target("stream receipt decoder", () => fc.property(bytesOr(receipt, 600), (b) => typedKind(() => decodeReceipt(b), b))),
   target("blind receipt decoder", () => fc.property(bytesOr(blind, 800), (b) => typedKind(() => decodeBlindReceipt(b), b))),

@@ -166,20 +166,23 @@ describe("oracle service", () => {
     expect(unknown.response.t === "error" && unknown.response.kind).toBe("unknown-key");
   });
 
-  it("issues a session id for a solved puzzle, refuses a wrong or reused solution", async () => {
+  it("issues a session id for a solved puzzle, naming the viewer key asked for; refuses a wrong or reused solution", async () => {
+    const viewerKey = generateEd25519KeyPair().publicKey;
     const p = await ask(a, { t: "puzzle-request" });
     if (p.t !== "puzzle") throw new Error("no puzzle");
-    const wrong = await ask(a, { t: "session-request", seed: p.seed, x: new Uint8Array(32).fill(0xff) });
+    const wrong = await ask(a, { t: "session-request", seed: p.seed, x: new Uint8Array(32).fill(0xff), viewerKey });
     // One attempt per puzzle: a wrong x spends it (unless it happens to solve it).
     if (wrong.t === "error") expect(["pow-invalid"]).toContain(wrong.kind);
     const p2 = await ask(a, { t: "puzzle-request" });
     if (p2.t !== "puzzle") throw new Error("no puzzle");
     const { x } = solveDynamicPuzzle(p2.seed, { difficulty: p2.difficulty });
-    const s = await ask(a, { t: "session-request", seed: p2.seed, x });
+    const s = await ask(a, { t: "session-request", seed: p2.seed, x, viewerKey });
     expect(s.t).toBe("session");
     if (s.t !== "session") return;
-    expect(verifySessionId(s.session, { oracleKeys: [oracleA.publicKey], now: T0 + 6 }).oracle).toEqual(oracleA.publicKey);
-    const again = await ask(a, { t: "session-request", seed: p2.seed, x });
+    const verified = verifySessionId(s.session, { oracleKeys: [oracleA.publicKey], now: T0 + 6 });
+    expect(verified.oracle).toEqual(oracleA.publicKey);
+    expect(verified.viewerKey).toEqual(viewerKey);
+    const again = await ask(a, { t: "session-request", seed: p2.seed, x, viewerKey });
     expect(again.t === "error" && again.kind).toBe("challenge-reused");
   });
 

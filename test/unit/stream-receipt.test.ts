@@ -213,6 +213,7 @@ describe("frozen vectors (test/vectors/stream-receipt.json)", () => {
       oracleSeed: string;
       receiptId: string;
       sessionId: string;
+      viewerKey: string;
       params: typeof params;
       issuedAt: number;
       expiresAt: number;
@@ -242,11 +243,13 @@ describe("frozen vectors (test/vectors/stream-receipt.json)", () => {
     expect(Buffer.from(again.bytes).toString("hex")).toBe(v.receiptHex);
     const s = verifySessionId(unhex(v.sessionHex), { oracleKeys: [unhex(v.oracle)], now: v.input.issuedAt + 1 });
     expect(Buffer.from(s.sid).toString("hex")).toBe(v.input.sessionId);
+    expect(Buffer.from(s.viewerKey).toString("hex")).toBe(v.input.viewerKey);
     const sAgain = signSessionId({
       issuedAt: v.input.issuedAt,
       expiresAt: v.input.expiresAt,
       secretKey: unhex(v.input.oracleSeed),
       sid: unhex(v.input.sessionId),
+      viewerKey: unhex(v.input.viewerKey),
     });
     expect(Buffer.from(sAgain.bytes).toString("hex")).toBe(v.sessionHex);
   });

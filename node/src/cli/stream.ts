@@ -295,7 +295,7 @@ async function play(opts: PlayOptions): Promise<void> {
   try {
     let session: SessionId | undefined;
     const sessionBytes = async (): Promise<Uint8Array> => {
-      if (!session || session.expiresAt - SESSION_MARGIN_S <= Date.now() / 1000) session = await retryTransient(() => client.oracle.session());
+      if (!session || session.expiresAt - SESSION_MARGIN_S <= Date.now() / 1000) session = (await retryTransient(() => client.oracle.session())).id;
       return session.bytes;
     };
     await sessionBytes(); // a refused or unreachable oracle fails here, before any output is opened

@@ -18,7 +18,7 @@ import { decodeAddress } from "../directory/address.js";
 import type { LinkRpc } from "../link/rpc.js";
 import type { Logger } from "../log.js";
 import { signUsageReport } from "../rewards/report.js";
-import { decodeOracleResponse, encodeOracleMessage, MAX_ORACLE_LINK_MESSAGE_BYTES } from "../stream/oracle-messages.js";
+import { decodeOracleResponse, encodeOracleMessage, MAX_ORACLE_LINK_MESSAGE_BYTES, refusalError } from "../stream/oracle-messages.js";
 import { OracleError } from "../stream/oracle-errors.js";
 import { UsageMeter, type EpochTiming } from "../stream/usage.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
@@ -69,7 +69,7 @@ export function startNodeUsage(options: NodeUsageOptions): NodeUsage {
           maxResponseBytes: MAX_ORACLE_LINK_MESSAGE_BYTES,
         }),
       );
-      if (answer.t === "error") throw new OracleError(answer.kind, `the oracle refused the usage report: ${answer.message}`);
+      if (answer.t === "error") throw refusalError(answer);
       if (answer.t !== "report-ack") throw new OracleError("bad-response", `expected report-ack, got ${answer.t}`);
     },
     ...(options.logger ? { logger: options.logger } : {}),

@@ -52,7 +52,7 @@ export type { PlayerStats } from "./player.js";
 export { createPspStreams } from "./client-streams.js";
 export type { CreateStreamOptions, CreatedStreamInfo, PlayOptions, PspStreams, PublishOptions } from "./client-streams.js";
 export { createOracleClient, ORACLE_SERVICE } from "./oracle-client.js";
-export type { ObtainedReceipt, OracleClient, OracleReceiptOptions } from "./oracle-client.js";
+export type { ObtainedReceipt, OracleClient, OracleReceiptOptions, ViewerSession } from "./oracle-client.js";
 export { STREAM_CIRCUIT_SERVICE } from "./creation.js";
 export { MAX_REPORT_ANCHORS, MAX_REPORT_ENTRIES, MAX_REPORT_WINDOW_SECONDS, UsageMeter, chunkFrameBytes } from "./usage.js";
 export type { EpochTiming, StreamAnchor, UsageEntry, UsageWindow } from "./usage.js";

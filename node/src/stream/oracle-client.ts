@@ -12,17 +12,19 @@
  *   token, RFC 9474 blind) → challenge → receipt-request { ..., blinded, key }
  *   → blind-sig → finalize (unblind and verify under the key). The oracle
  *   sees the blinded message only; the proof binds blinded message and key;
- * - session: puzzle-request → solve (crypto/puzzles.ts dynamic puzzle) →
- *   session-request → session id (checked: signed by that oracle).
+ * - session: a fresh Ed25519 viewer keypair → puzzle-request → solve
+ *   (crypto/puzzles.ts dynamic puzzle) → session-request with the public key →
+ *   session id (checked: signed by that oracle, naming that key). The secret
+ *   key stays with the viewer: it signs the viewer's usage reports.
  * A session request carries no identity and uses a circuit of its own.
  *
  * Trusts: the consensus for who the oracles are (the NodeFlag.oracle
  * entries), the oracle for nothing it could forge (every answer is verified
  * here); the chain checks a blind key's record at the landing node.
  */
-import { bytesToHex } from "viem";
+import { bytesToHex, type Address } from "viem";
 import { bytesEqual } from "../base/bytes.js";
-import { ed25519Sign } from "../crypto/ed25519.js";
+import { ed25519Sign, generateEd25519KeyPair } from "../crypto/ed25519.js";
 import { solveDynamicPuzzle } from "../crypto/puzzles.js";
 import { NodeFlag } from "../directory/config.js";
 import type { VerifiedConsensus } from "../directory/consensus.js";
@@ -37,6 +39,7 @@ import {
   type ListedBlindKey,
   type OracleRequest,
   type OracleResponse,
+  type RewardProofAnswer,
 } from "./oracle-messages.js";
 import {
   blindKeyId,
@@ -50,6 +53,8 @@ import {
 import { decodeSessionId, type SessionId } from "./session.js";
 
 /** The onion service oracles offer. */
+export type { RewardProofAnswer } from "./oracle-messages.js";
+
 export const ORACLE_SERVICE = "oracle";
 export const DEFAULT_ORACLE_TIMEOUT_MS = 20_000;
 /** Hardest session puzzle a client solves (an oracle asking more is refused "bad-response"). */
@@ -83,7 +88,27 @@ export interface OracleClient {
   /** The receipt's inclusion proof from the oracle that issued it (OracleError "not-committed" until its batch lands). */
   inclusion(receipt: LinkableReceipt): Promise<ReceiptInclusion>;
   /** A viewer session id from an oracle, for a solved puzzle; unrelated to any identity. */
-  session(options?: { oracle?: Uint8Array }): Promise<SessionId>;
+  session(options?: { oracle?: Uint8Array }): Promise<ViewerSession>;
+  /**
+   * An account's cumulative reward leaf and Merkle proof under the agreed root
+   * of `epoch` (default: the newest agreed one), with its per-epoch earnings.
+   * The caller checks it against the chain's root (rewards/merkle.ts verifyRewardProof).
+   */
+  rewardProof(options: { account: Address; epoch?: number; oracle?: Uint8Array }): Promise<RewardProofAnswer>;
+  /** The reward epochs' clock (BandwidthRewards' genesis and epoch length), as an oracle reads it from the chain. */
+  epochClock(options?: { oracle?: Uint8Array }): Promise<{ genesis: number; epochLength: number }>;
+  /** Hands a signed usage report (a viewer's, rewards/report.ts) to an oracle; resolves once it is stored. */
+  report(report: Uint8Array, options?: { oracle?: Uint8Array }): Promise<{ duplicate: boolean }>;
+}
+
+/** A session id and the viewer key it names. */
+export interface ViewerSession {
+  /** The session id's bytes, as shown to a distribution node in ATTACH. */
+  session: Uint8Array;
+  /** The viewer's ephemeral Ed25519 seed, whose public key the session names: it signs the viewer's usage reports. */
+  secretKey: Uint8Array;
+  /** The decoded session id (times, sid, oracle, viewer key). */
+  id: SessionId;
 }
 
 export function createOracleClient(deps: OracleClientDeps): OracleClient {
@@ -189,14 +214,34 @@ export function createOracleClient(deps: OracleClientDeps): OracleClient {
       });
     },
 
+    async rewardProof(options) {
+      return await session(pick(options.oracle), async (ask) => {
+        const { t: _t, ...answer } = expect(await ask({ t: "reward-proof-request", account: options.account, ...(options.epoch === undefined ? {} : { epoch: options.epoch }) }), "reward-proof");
+        if (options.epoch !== undefined && answer.epoch !== options.epoch) throw new OracleError("bad-response", `asked for epoch ${options.epoch}, got ${answer.epoch}`);
+        return answer;
+      });
+    },
+
+    async epochClock(options = {}) {
+      return await session(pick(options.oracle), async (ask) => {
+        const clock = expect(await ask({ t: "epoch-clock-request" }), "epoch-clock");
+        return { genesis: clock.genesis, epochLength: clock.length };
+      });
+    },
+
+    async report(report, options = {}) {
+      return await session(pick(options.oracle), async (ask) => ({ duplicate: expect(await ask({ t: "usage-report", report }), "report-ack").dup }));
+    },
+
     async session(options = {}) {
       const oracle = pick(options.oracle);
+      const viewer = generateEd25519KeyPair();
       return await session(oracle, async (ask) => {
         const puzzle = expect(await ask({ t: "puzzle-request" }), "puzzle");
         if (puzzle.difficulty > MAX_SESSION_PUZZLE_DIFFICULTY)
           throw new OracleError("bad-response", `the oracle asks difficulty ${puzzle.difficulty}, over ${MAX_SESSION_PUZZLE_DIFFICULTY}`);
         const { x } = solveDynamicPuzzle(puzzle.seed, { difficulty: puzzle.difficulty });
-        const answer = expect(await ask({ t: "session-request", seed: puzzle.seed, x }), "session");
+        const answer = expect(await ask({ t: "session-request", seed: puzzle.seed, x, viewerKey: viewer.publicKey }), "session");
         let sid: SessionId;
         try {
           sid = decodeSessionId(answer.session);
@@ -204,7 +249,9 @@ export function createOracleClient(deps: OracleClientDeps): OracleClient {
           throw new OracleError("bad-response", `the session id does not verify: ${(err as Error).message}`, { cause: err });
         }
         if (!bytesEqual(sid.oracle, oracle)) throw new OracleError("bad-response", "the session id is signed by another key than the oracle's");
-        return sid;
+        if (!bytesEqual(sid.viewerKey, viewer.publicKey))
+          throw new OracleError("bad-response", "the session id names another viewer key than the one asked for");
+        return { session: sid.bytes, secretKey: viewer.secretKey, id: sid };
       });
     },
   };

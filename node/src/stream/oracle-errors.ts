@@ -1,6 +1,7 @@
 /**
  * OracleError: the typed error of the oracle protocol: receipt and session-id
- * requests, the issuance store, batch commitments, replication. It lives in
+ * requests, the issuance store, batch commitments, replication, usage-report
+ * intake and reward proofs. It lives in
  * node/src (the client raises it too); the oracle service (oracle/) re-exports it.
  *
  * Refusals travel back to the requester as `error` messages with their kind
@@ -13,7 +14,7 @@ import type { KindCategories } from "../errors.js";
 export type OracleErrorKind =
   /** An option or argument is out of range: a caller bug. */
   | "bad-argument"
-  /** Larger than MAX_ORACLE_MESSAGE_BYTES. */
+  /** Larger than MAX_ORACLE_MESSAGE_BYTES (MAX_ORACLE_LINK_MESSAGE_BYTES over node links). */
   | "too-large"
   /** Not a well-formed oracle message, or an unknown message type. */
   | "malformed-request"
@@ -44,6 +45,20 @@ export type OracleErrorKind =
   | "store-failed"
   /** A replicated row is not signed by a current oracle, or is malformed. */
   | "bad-replica"
+  /** A usage report is malformed, oversized or not signed as it claims (rewards/report.ts); `cause` holds the RewardsError. */
+  | "bad-report"
+  /** The reporter already sent another report for the same window and part, or one overlapping it. */
+  | "report-conflict"
+  /** The report's window is not inside an epoch this oracle takes reports for (ended and settled, or not begun). */
+  | "wrong-epoch"
+  /** A viewer report's session id is not signed by a current oracle. */
+  | "unknown-session"
+  /** A viewer report's window is outside its session id's validity. */
+  | "expired-session"
+  /** The epoch asked about has no final reward root yet: retry after it settles. */
+  | "not-settled"
+  /** No settled reward root pays the account anything. */
+  | "no-rewards"
   /** Client side: a response of an unknown kind or shape, or one that does not verify. */
   | "bad-response"
   /** Client side: no oracle could be reached through a circuit, or it did not answer in time. */
@@ -69,6 +84,13 @@ const ORACLE_CATEGORIES = {
   "chain-unavailable": "transient",
   "store-failed": "transient",
   "bad-replica": "peer",
+  "bad-report": "peer",
+  "report-conflict": "peer",
+  "wrong-epoch": "refused",
+  "unknown-session": "refused",
+  "expired-session": "refused",
+  "not-settled": "transient",
+  "no-rewards": "refused",
   "bad-response": "peer",
   unreachable: "transient",
 } as const satisfies KindCategories<OracleErrorKind>;

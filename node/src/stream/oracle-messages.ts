@@ -18,10 +18,25 @@
  *   inclusion         { b: uint, p: [bstr32] }              (receipt.ts inclusionToCbor)
  *   puzzle-request    { }                                   -> puzzle
  *   puzzle            { difficulty: uint, expires: uint ms, seed: bstr32 }
- *   session-request   { seed: bstr32, x: bstr32 }           -> session
+ *   session-request   { k: bstr32, seed: bstr32, x: bstr32 } -> session   (k: the viewer's ephemeral Ed25519 key)
  *   session           { session: bstr }                     (session.ts)
  *   replicate         { rows: [bstr] }                      -> ack   (oracle to oracle, over node links)
  *   ack               { n: uint }
+ *   usage-report      { report: bstr }                      -> report-ack   (rewards/report.ts)
+ *   report-ack        { dup: bool, hash: bstr32 }           (keccak256 of the report; dup: already held)
+ *   reports-replicate { reports: [bstr] }                   -> ack   (oracle to oracle, over node links)
+ *   reward-proof-request { account: bstr20, epoch: uint (optional) } -> reward-proof
+ *   epoch-clock-request { }                                 -> epoch-clock
+ *   epoch-clock       { genesis: uint, length: uint }       (BandwidthRewards' epochs, unix seconds: a viewer cuts its windows at them)
+ *   reward-proof      { amount: bstr, epoch: uint, epochs: [ { amount: bstr, e: uint } ],
+ *                       proof: [bstr32], root: bstr32 }
+ * Amounts are uint256 as big-endian bytes without leading zeros (0 is the
+ * empty string). reward-proof: the account's cumulative amount in the agreed
+ * root of `epoch` (default: the newest agreed root), its Merkle proof and that root; epochs: what it earned
+ * in each settled epoch, newest last (at most MAX_REWARD_EPOCHS).
+ *
+ * Over node links (a node's usage reports, replication) a message may be up
+ * to MAX_ORACLE_LINK_MESSAGE_BYTES; through circuits MAX_ORACLE_MESSAGE_BYTES.
  *   error             { kind: tstr, message: tstr, retryAfterMs: uint (optional) }
  *
  * The producer's proof is its identity key's Ed25519 signature over the
@@ -33,7 +48,7 @@
  * Trusts nothing about input bytes; every rejection is OracleError
  * "too-large" or "malformed-request" (requests) or "bad-response" (responses).
  */
-import { bytesToHex, type Hex } from "viem";
+import { bytesToHex, getAddress, type Address, type Hex } from "viem";
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from "../wire/canonical.js";
 import { documentSigningMessage } from "../wire/document.js";
 import { cborReaders, isCborMap, type CborMap } from "../wire/fields.js";
@@ -43,8 +58,18 @@ import { inclusionFromCbor, inclusionToCbor, type ReceiptInclusion, type StreamP
 export const ORACLE_MESSAGE_VERSION = 1;
 /** Largest oracle message (an access certificate is up to 4096 bytes, a blinded 4096-bit message 512). */
 export const MAX_ORACLE_MESSAGE_BYTES = 8192;
+/** Largest oracle message over an authenticated node link (a node's usage report of up to 48 KiB, replication). */
+export const MAX_ORACLE_LINK_MESSAGE_BYTES = 60 * 1024;
 /** Most rows in one replicate message. */
 export const MAX_REPLICATE_ROWS = 16;
+/** Most usage reports in one reports-replicate message (the byte cap binds first for large ones). */
+export const MAX_REPLICATE_REPORTS = 64;
+/** Largest usage report a message carries (rewards/report.ts MAX_USAGE_REPORT_BYTES). */
+const MAX_REPORT_BLOB = 48 * 1024;
+/** Longest reward Merkle proof (a tree of up to 2^32 operators). */
+export const MAX_REWARD_PROOF_DEPTH = 32;
+/** Most per-epoch amounts in one reward-proof answer. */
+export const MAX_REWARD_EPOCHS = 64;
 /** Most blind keys one oracle lists. */
 export const MAX_LISTED_KEYS = 16;
 export const RECEIPT_PROOF_TYPE = "oracle-receipt-proof";
@@ -77,8 +102,23 @@ export type OracleRequest =
   | { t: "keys-request" }
   | { t: "proof-request"; hash: Hex }
   | { t: "puzzle-request" }
-  | { t: "session-request"; seed: Uint8Array; x: Uint8Array }
-  | { t: "replicate"; rows: Uint8Array[] };
+  | { t: "session-request"; seed: Uint8Array; x: Uint8Array; viewerKey: Uint8Array }
+  | { t: "replicate"; rows: Uint8Array[] }
+  | { t: "usage-report"; report: Uint8Array }
+  | { t: "reports-replicate"; reports: Uint8Array[] }
+  | { t: "reward-proof-request"; account: Address; epoch?: number }
+  | { t: "epoch-clock-request" };
+
+export interface RewardProofAnswer {
+  /** The newest final root's epoch. */
+  epoch: number;
+  /** The account's cumulative amount in that root (wei). */
+  amount: bigint;
+  proof: Hex[];
+  root: Hex;
+  /** What the account earned in each settled epoch, oldest first. */
+  epochs: { epoch: number; amount: bigint }[];
+}
 
 export type OracleResponse =
   | ({ t: "challenge" } & OracleChallenge)
@@ -89,9 +129,30 @@ export type OracleResponse =
   | ({ t: "puzzle" } & OraclePuzzle)
   | { t: "session"; session: Uint8Array }
   | { t: "ack"; n: number }
+  | { t: "report-ack"; hash: Hex; dup: boolean }
+  | ({ t: "reward-proof" } & RewardProofAnswer)
+  | { t: "epoch-clock"; genesis: number; length: number }
   | { t: "error"; kind: string; message: string; retryAfterMs?: number };
 
+/** Largest epoch number, genesis or epoch length accepted (2^40 seconds is beyond any real clock). */
+const MAX_EPOCH = 2 ** 40;
 const hexBytes = (h: Hex): Uint8Array => new Uint8Array(Buffer.from(h.slice(2), "hex"));
+const MAX_UINT256 = (1n << 256n) - 1n;
+
+/** A uint256 as big-endian bytes without leading zeros (0 is empty). */
+export function amountToBytes(amount: bigint): Uint8Array {
+  if (typeof amount !== "bigint" || amount < 0n || amount > MAX_UINT256) throw new OracleError("bad-argument", "an amount must be a uint256");
+  if (amount === 0n) return new Uint8Array(0);
+  let hex = amount.toString(16);
+  if (hex.length % 2) hex = `0${hex}`;
+  return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+function amountFromBytes(value: unknown, what: string, fail: (m: string) => OracleError): bigint {
+  if (!(value instanceof Uint8Array) || value.length > 32) throw fail(`${what} must be a byte string of at most 32 bytes`);
+  if (value.length > 0 && value[0] === 0) throw fail(`${what} has a leading zero byte`);
+  return value.length === 0 ? 0n : BigInt(`0x${Buffer.from(value).toString("hex")}`);
+}
 
 /** Encodes any oracle message. */
 export function encodeOracleMessage(msg: OracleRequest | OracleResponse): Uint8Array {
@@ -138,13 +199,35 @@ export function encodeOracleMessage(msg: OracleRequest | OracleResponse): Uint8A
     case "puzzle":
       return encodeCanonical({ t: msg.t, v, difficulty: msg.difficulty, expires: msg.expires, seed: msg.seed });
     case "session-request":
-      return encodeCanonical({ t: msg.t, v, seed: msg.seed, x: msg.x });
+      return encodeCanonical({ t: msg.t, v, k: msg.viewerKey, seed: msg.seed, x: msg.x });
     case "session":
       return encodeCanonical({ t: msg.t, v, session: msg.session });
     case "replicate":
       return encodeCanonical({ t: msg.t, v, rows: msg.rows });
     case "ack":
       return encodeCanonical({ t: msg.t, v, n: msg.n });
+    case "usage-report":
+      return encodeCanonical({ t: msg.t, v, report: msg.report });
+    case "report-ack":
+      return encodeCanonical({ t: msg.t, v, dup: msg.dup, hash: hexBytes(msg.hash) });
+    case "reports-replicate":
+      return encodeCanonical({ t: msg.t, v, reports: msg.reports });
+    case "reward-proof-request":
+      return encodeCanonical({ t: msg.t, v, account: hexBytes(msg.account), ...(msg.epoch === undefined ? {} : { epoch: msg.epoch }) });
+    case "epoch-clock-request":
+      return encodeCanonical({ t: msg.t, v });
+    case "epoch-clock":
+      return encodeCanonical({ t: msg.t, v, genesis: msg.genesis, length: msg.length });
+    case "reward-proof":
+      return encodeCanonical({
+        t: msg.t,
+        v,
+        amount: amountToBytes(msg.amount),
+        epoch: msg.epoch,
+        epochs: msg.epochs.map((e) => ({ amount: amountToBytes(e.amount), e: e.epoch })),
+        proof: msg.proof.map(hexBytes),
+        root: hexBytes(msg.root),
+      });
     case "error":
       return encodeCanonical({
         t: msg.t,
@@ -156,13 +239,17 @@ export function encodeOracleMessage(msg: OracleRequest | OracleResponse): Uint8A
   }
 }
 
-function decodeMap(bytes: Uint8Array, fail: (m: string) => OracleError): CborMap {
+export interface DecodeOracleOptions {
+  /** Largest message accepted: MAX_ORACLE_MESSAGE_BYTES (default, circuits) or MAX_ORACLE_LINK_MESSAGE_BYTES (node links). */
+  maxBytes?: number;
+}
+
+function decodeMap(bytes: Uint8Array, fail: (m: string) => OracleError, maxBytes = MAX_ORACLE_MESSAGE_BYTES): CborMap {
   if (!(bytes instanceof Uint8Array)) throw fail("message must be bytes");
-  if (bytes.length > MAX_ORACLE_MESSAGE_BYTES)
-    throw new OracleError("too-large", `oracle message of ${bytes.length} bytes is over ${MAX_ORACLE_MESSAGE_BYTES}`);
+  if (bytes.length > maxBytes) throw new OracleError("too-large", `oracle message of ${bytes.length} bytes is over ${maxBytes}`);
   let raw: CanonicalValue;
   try {
-    raw = decodeCanonical(bytes, { maxBytes: MAX_ORACLE_MESSAGE_BYTES, maxDepth: 4 });
+    raw = decodeCanonical(bytes, { maxBytes, maxDepth: 4 });
   } catch (err) {
     throw fail(`not canonical CBOR: ${(err as Error).message}`);
   }
@@ -173,10 +260,10 @@ function decodeMap(bytes: Uint8Array, fail: (m: string) => OracleError): CborMap
 }
 
 /** Decodes a request; OracleError "too-large" or "malformed-request". */
-export function decodeOracleRequest(bytes: Uint8Array): OracleRequest {
+export function decodeOracleRequest(bytes: Uint8Array, options: DecodeOracleOptions = {}): OracleRequest {
   const fail = (m: string) => new OracleError("malformed-request", `oracle request: ${m}`);
   const r = cborReaders(fail);
-  const map = decodeMap(bytes, fail);
+  const map = decodeMap(bytes, fail, options.maxBytes);
   const fields = (req: string[], opt: string[] = []) => r.readMap(map, String(map.t), ["t", "v", ...req], opt);
   switch (map.t) {
     case "challenge-request":
@@ -202,8 +289,30 @@ export function decodeOracleRequest(bytes: Uint8Array): OracleRequest {
       fields(["hash"]);
       return { t: "proof-request", hash: bytesToHex(r.readBytes(map.hash, "hash", 32)) };
     case "session-request":
-      fields(["seed", "x"]);
-      return { t: "session-request", seed: r.readBytes(map.seed, "seed", 32), x: r.readBytes(map.x, "x", 32) };
+      fields(["k", "seed", "x"]);
+      return { t: "session-request", seed: r.readBytes(map.seed, "seed", 32), x: r.readBytes(map.x, "x", 32), viewerKey: r.readBytes(map.k, "k", 32) };
+    case "usage-report": {
+      fields(["report"]);
+      const report = map.report;
+      if (!(report instanceof Uint8Array) || report.length === 0 || report.length > MAX_REPORT_BLOB) throw fail(`report must be 1..${MAX_REPORT_BLOB} bytes`);
+      return { t: "usage-report", report };
+    }
+    case "reports-replicate": {
+      fields(["reports"]);
+      const reports = r.readArray(map.reports, "reports", MAX_REPLICATE_REPORTS, 1);
+      for (const report of reports)
+        if (!(report instanceof Uint8Array) || report.length === 0 || report.length > MAX_REPORT_BLOB)
+          throw fail(`each report must be a byte string of 1..${MAX_REPORT_BLOB} bytes`);
+      return { t: "reports-replicate", reports: reports as Uint8Array[] };
+    }
+    case "reward-proof-request": {
+      fields(["account"], ["epoch"]);
+      const account = getAddress(bytesToHex(r.readBytes(map.account, "account", 20)));
+      return map.epoch === undefined ? { t: "reward-proof-request", account } : { t: "reward-proof-request", account, epoch: r.readUint(map.epoch, "epoch", MAX_EPOCH) };
+    }
+    case "epoch-clock-request":
+      fields([]);
+      return { t: "epoch-clock-request" };
     case "replicate": {
       fields(["rows"]);
       const rows = r.readArray(map.rows, "rows", MAX_REPLICATE_ROWS, 1);
@@ -216,12 +325,12 @@ export function decodeOracleRequest(bytes: Uint8Array): OracleRequest {
 }
 
 /** Decodes a response; OracleError "bad-response" for anything malformed. */
-export function decodeOracleResponse(bytes: Uint8Array): OracleResponse {
+export function decodeOracleResponse(bytes: Uint8Array, options: DecodeOracleOptions = {}): OracleResponse {
   const fail = (m: string) => new OracleError("bad-response", `oracle response: ${m}`);
   const r = cborReaders(fail);
   let map: CborMap;
   try {
-    map = decodeMap(bytes, fail);
+    map = decodeMap(bytes, fail, options.maxBytes);
   } catch (err) {
     throw err instanceof OracleError && err.kind === "bad-response" ? err : fail((err as Error).message);
   }
@@ -284,7 +393,32 @@ export function decodeOracleResponse(bytes: Uint8Array): OracleResponse {
       return { t: "session", session: blob(map.session, "session", 512) };
     case "ack":
       fields(["n"]);
-      return { t: "ack", n: r.readUint(map.n, "n", MAX_REPLICATE_ROWS) };
+      return { t: "ack", n: r.readUint(map.n, "n", Math.max(MAX_REPLICATE_ROWS, MAX_REPLICATE_REPORTS)) };
+    case "report-ack": {
+      fields(["dup", "hash"]);
+      if (typeof map.dup !== "boolean") throw fail("dup must be a boolean");
+      return { t: "report-ack", dup: map.dup, hash: bytesToHex(r.readBytes(map.hash, "hash", 32)) };
+    }
+    case "reward-proof": {
+      fields(["amount", "epoch", "epochs", "proof", "root"]);
+      return {
+        t: "reward-proof",
+        amount: amountFromBytes(map.amount, "amount", fail),
+        epoch: r.readUint(map.epoch, "epoch"),
+        epochs: r.readArray(map.epochs, "epochs", MAX_REWARD_EPOCHS).map((item) => {
+          const m = r.readMap(item, "epoch amount", ["amount", "e"]);
+          return { epoch: r.readUint(m.e, "e"), amount: amountFromBytes(m.amount, "epoch amount", fail) };
+        }),
+        proof: r.readArray(map.proof, "proof", MAX_REWARD_PROOF_DEPTH).map((p) => bytesToHex(r.readBytes(p, "proof node", 32))),
+        root: bytesToHex(r.readBytes(map.root, "root", 32)),
+      };
+    }
+    case "epoch-clock": {
+      fields(["genesis", "length"]);
+      const length = r.readUint(map.length, "length", MAX_EPOCH);
+      if (length === 0) throw fail("epoch length must be positive");
+      return { t: "epoch-clock", genesis: r.readUint(map.genesis, "genesis", MAX_EPOCH), length };
+    }
     case "error": {
       fields(["kind", "message"], ["retryAfterMs"]);
       const out: OracleResponse = { t: "error", kind: r.readText(map.kind, "kind", 64), message: r.readText(map.message, "message", 512) };

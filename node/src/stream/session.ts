@@ -5,9 +5,11 @@
  *
  * Owns the byte layout, a signed document (wire/document.ts) of type
  * "stream-session" whose body is
- *   { "exp": uint, "iat": uint, "o": bstr(32), "sid": bstr(16), "v": 1 }
+ *   { "exp": uint, "iat": uint, "k": bstr(32), "o": bstr(32), "sid": bstr(16), "v": 1 }
  * sid = 16 random bytes, o = the issuing oracle's node identity key (equal
- * to the envelope's signer), iat/exp = unix seconds.
+ * to the envelope's signer), iat/exp = unix seconds, k = the viewer's
+ * ephemeral Ed25519 public key (it signs the viewer's usage reports,
+ * rewards/report.ts; the viewer made it for this session alone).
  *
  * `verifySessionId` trusts only the oracle keys it is given (the current
  * on-chain oracle set) and `now`: it throws StreamError "malformed",
@@ -25,7 +27,7 @@ import { DEFAULT_STREAM_CLOCK_SKEW_SECONDS, checkValidityTime } from "./receipt.
 export const SESSION_TYPE = "stream-session";
 export const SESSION_VERSION = 1;
 export const SESSION_ID_LEN = 16;
-/** Largest encoded session id accepted (a real one is about 200 bytes). */
+/** Largest encoded session id accepted (a real one is about 235 bytes). */
 export const MAX_SESSION_BYTES = 384;
 /** What an oracle issues. */
 export const DEFAULT_SESSION_VALIDITY_SECONDS = 3600;
@@ -38,6 +40,8 @@ export interface SessionId {
   issuedAt: number;
   expiresAt: number;
   oracle: Uint8Array;
+  /** The viewer's ephemeral Ed25519 public key, which signs its usage reports under this session. */
+  viewerKey: Uint8Array;
   bytes: Uint8Array;
 }
 
@@ -51,18 +55,33 @@ export interface SignSessionInput {
   secretKey: Uint8Array;
   /** Fixed sid for vectors; random otherwise. */
   sid?: Uint8Array;
+  /**
+   * The viewer's ephemeral Ed25519 public key (32 bytes), from its session-request.
+   * Omitted only by tests and benches whose viewers never report: a fresh random
+   * key then stands in, one nobody holds the secret of.
+   */
+  viewerKey?: Uint8Array;
 }
 
 export function signSessionId(input: SignSessionInput): SessionId {
   const bad = (m: string) => new StreamError("bad-argument", `session id: ${m}`);
   const sid = input.sid ?? new Uint8Array(randomBytes(SESSION_ID_LEN));
   if (sid.length !== SESSION_ID_LEN) throw bad(`sid must be ${SESSION_ID_LEN} bytes`);
+  const viewerKey = input.viewerKey ?? ed25519PublicKey(new Uint8Array(randomBytes(32)));
+  if (!(viewerKey instanceof Uint8Array) || viewerKey.length !== ED25519_PUBLIC_KEY_LEN) throw bad(`viewer key must be ${ED25519_PUBLIC_KEY_LEN} bytes`);
   for (const t of [input.issuedAt, input.expiresAt]) if (!Number.isSafeInteger(t) || t < 0 || t > MAX_UNIX_SECONDS) throw bad("times must be unix seconds");
   if (input.expiresAt <= input.issuedAt || input.expiresAt - input.issuedAt > MAX_SESSION_VALIDITY_SECONDS) throw bad("bad validity window");
   const bytes = signDocument({
     type: SESSION_TYPE,
     secretKey: input.secretKey,
-    body: { exp: input.expiresAt, iat: input.issuedAt, o: ed25519PublicKey(input.secretKey), sid: new Uint8Array(sid), v: SESSION_VERSION },
+    body: {
+      exp: input.expiresAt,
+      iat: input.issuedAt,
+      k: new Uint8Array(viewerKey),
+      o: ed25519PublicKey(input.secretKey),
+      sid: new Uint8Array(sid),
+      v: SESSION_VERSION,
+    },
   });
   return decodeSessionId(bytes);
 }
@@ -77,15 +96,16 @@ export function decodeSessionId(bytes: Uint8Array): SessionId {
     if (WireError.is(err, "bad-signature")) throw new StreamError("forged", "session id: signature does not verify", { cause: err });
     throw new StreamError("malformed", `session id: ${(err as Error).message}`, { cause: err });
   }
-  const body = readMap(opened.body, "session body", ["exp", "iat", "o", "sid", "v"]);
+  const body = readMap(opened.body, "session body", ["exp", "iat", "k", "o", "sid", "v"]);
   if (body.v !== SESSION_VERSION) throw malformed(`version ${String(body.v)} is not ${SESSION_VERSION}`);
   const sid = readBytes(body.sid, "sid", SESSION_ID_LEN);
   const oracle = readBytes(body.o, "oracle key", ED25519_PUBLIC_KEY_LEN);
+  const viewerKey = readBytes(body.k, "viewer key", ED25519_PUBLIC_KEY_LEN);
   const issuedAt = readUint(body.iat, "issued-at", MAX_UNIX_SECONDS);
   const expiresAt = readUint(body.exp, "expires-at", MAX_UNIX_SECONDS);
   if (expiresAt <= issuedAt) throw malformed("expiry must be after issue");
   if (!bytesEqual(oracle, opened.signer)) throw new StreamError("forged", "session id is signed by another key than the oracle it names");
-  return { sid, issuedAt, expiresAt, oracle, bytes };
+  return { sid, issuedAt, expiresAt, oracle, viewerKey, bytes };
 }
 
 export interface VerifySessionOptions {

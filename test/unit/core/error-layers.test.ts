@@ -24,6 +24,7 @@ import { OracleError } from "../../../node/src/stream/oracle-errors.js";
 import { StreamMediaError } from "../../../node/src/stream/media-errors.js";
 import { CommercialError } from "../../../node/src/commercial/errors.js";
 import { NodeError } from "../../../node/src/node/config.js";
+import { RewardsError } from "../../../node/src/rewards/errors.js";
 
 interface LayerErrorClass {
   new (kind: never, message: string): PspError;
@@ -51,6 +52,7 @@ const CLASSES: Record<string, LayerErrorClass> = {
   stream: StreamError,
   "stream media": StreamMediaError,
   oracle: OracleError,
+  rewards: RewardsError,
   commercial: CommercialError,
   client: ClientError,
   node: NodeError,
