@@ -106,8 +106,8 @@ contract BandwidthRewards is OracleVoting, AccessControl {
     event RootRejected(uint256 indexed epoch, bytes32 root, uint256 cumulativeTotal, uint32 newRound);
     /// @notice The guardian discarded the votes of an epoch that had no agreed root.
     event VotesReset(uint256 indexed epoch, uint32 newRound);
-    /// @notice `amount` was paid to `account`, whose claimed cumulative amount is now `cumulativeAmount`.
-    event Claimed(uint256 indexed epoch, address indexed account, uint256 amount, uint256 cumulativeAmount);
+    /// @notice `amount` was paid to `account` against `epoch`'s root; its claimed cumulative amount is now `cumulativeAmount`.
+    event Claimed(address indexed account, uint256 epoch, uint256 amount, uint256 cumulativeAmount);
 
     /// @notice Amounts must be non-zero.
     error ZeroAmount();
@@ -257,24 +257,25 @@ contract BandwidthRewards is OracleVoting, AccessControl {
     /// @dev Kept minimal for gas whatever the number of epochs covered: one global slot
     /// (read and rewritten), the epoch record (two slots), one per-account slot, one transfer.
     function claim(uint256 epoch, address account, uint256 cumulativeAmount, bytes32[] calldata proof) external {
-        Head memory head = _head;
         Epoch storage record = _epochs[epoch];
-        bytes32 root = record.root;
         uint256 agreedAt = record.agreedAt;
-        if (!_isNewestFinal(head, epoch, agreedAt)) _revertNotClaimable(epoch);
+        if (!_isNewestFinal(epoch, agreedAt)) _revertNotClaimable(epoch);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))));
-        if (!MerkleProof.verifyCalldata(proof, root, leaf)) revert InvalidProof(epoch, account);
+        if (!MerkleProof.verifyCalldata(proof, record.root, leaf)) revert InvalidProof(epoch, account);
         uint256 already = claimed[account];
         if (cumulativeAmount <= already) revert NothingToClaim(account, cumulativeAmount, already);
-        uint256 amount = cumulativeAmount - already;
-        // The claimed root is the newest Final one, and claims only ever went against Final
-        // roots no newer than it, whose totals it does not go below: totalClaimed <= total.
-        uint256 remaining = uint256(record.total) - head.totalClaimed;
-        if (amount > remaining) revert ClaimExceedsRootTotal(epoch, amount, remaining);
+        uint256 amount;
+        uint256 claimedBefore = _head.totalClaimed;
+        unchecked {
+            amount = cumulativeAmount - already; // cumulativeAmount > already
+            // The claimed root is the newest Final one, and claims only ever went against Final
+            // roots no newer than it, whose totals it does not go below: totalClaimed <= total.
+            uint256 remaining = uint256(record.total) - claimedBefore;
+            if (amount > remaining) revert ClaimExceedsRootTotal(epoch, amount, remaining);
+        }
         claimed[account] = cumulativeAmount;
-        head.totalClaimed += uint128(amount); // amount <= remaining < 2^128
-        _head = head;
-        emit Claimed(epoch, account, amount, cumulativeAmount);
+        _head.totalClaimed = uint128(claimedBefore + amount); // <= the root's uint128 total
+        emit Claimed(account, epoch, amount, cumulativeAmount);
         token.safeTransfer(account, amount);
     }
 
@@ -432,11 +433,12 @@ contract BandwidthRewards is OracleVoting, AccessControl {
 
     /// @dev True when `epoch` (agreed at `agreedAt`) holds the newest Final root: the newest
     /// agreed one once its window is over, else the previous agreed one (Final by construction).
-    function _isNewestFinal(Head memory head, uint256 epoch, uint256 agreedAt) private view returns (bool) {
+    function _isNewestFinal(uint256 epoch, uint256 agreedAt) private view returns (bool) {
         if (agreedAt == 0) return false;
-        uint256 lastPlusOne = head.lastAgreedPlusOne;
+        uint256 lastPlusOne = _head.lastAgreedPlusOne;
+        // agreedAt != 0: the epoch has an agreed root, so it ended and epoch + 1 < 2^64.
         if (epoch + 1 == lastPlusOne) return block.timestamp >= agreedAt + disputeWindow;
-        if (epoch + 1 != head.previousAgreedPlusOne) return false;
+        if (epoch + 1 != _head.previousAgreedPlusOne) return false;
         return block.timestamp < uint256(_epochs[lastPlusOne - 1].agreedAt) + disputeWindow;
     }
 

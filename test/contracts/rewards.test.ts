@@ -9,6 +9,8 @@ import { network } from "hardhat";
 import { getAddress, keccak256, parseEther, parseEventLogs, toHex, zeroAddress, type Address, type Hex } from "viem";
 import { addOracles, deployCore, endEpoch, type CoreFixture, type WalletClient } from "./helpers/core.js";
 import { buildRewardTree, type RewardEntry } from "./helpers/merkle.js";
+import type { ChainClients } from "../../node/src/chain/clients.js";
+import { claimRewards, createRewardsView, submitRewardRoot } from "../../node/src/chain/rewards.js";
 
 const Status = { Open: 0, Voting: 1, Disputable: 2, Final: 3, Covered: 4 } as const;
 
@@ -254,7 +256,7 @@ describe("BandwidthRewards: the chain of cumulative roots", () => {
     expect(await rewards.read.epochStatus([3n])).toBe(Status.Voting);
     expect(await rewards.read.totalReserved()).toBe(30n);
     await core.networkHelpers.time.increase(Number(core.disputeWindow));
-    await a.emitWithArgs(rewards.write.claim([2n, x, 130n, good.proof(x)]), rewards, "Claimed", [2n, getAddress(x), 30n, 130n]);
+    await a.emitWithArgs(rewards.write.claim([2n, x, 130n, good.proof(x)]), rewards, "Claimed", [getAddress(x), 2n, 30n, 130n]);
   });
 });
 
@@ -283,8 +285,8 @@ describe("BandwidthRewards: cumulative claims", () => {
     await core.networkHelpers.time.increase(Number(core.disputeWindow));
     // Anyone may send the claim; the account is paid.
     await a.emitWithArgs(rewards.write.claim([0n, x, 10n, r0.proof(x)], { account: core.users[5]!.account }), rewards, "Claimed", [
-      0n,
       getAddress(x),
+      0n,
       10n,
       10n,
     ]);
@@ -298,7 +300,7 @@ describe("BandwidthRewards: cumulative claims", () => {
     await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, x, 10n, r0.proof(x)]), rewards, "RootSuperseded", [0n, 2n]);
     await a.revertWithCustomErrorWithArgs(rewards.write.claim([1n, x, 15n, r2.proof(x)]), rewards, "RootNotFinal", [1n]);
     expect(await rewards.read.claimable([x, 15n])).toBe(5n);
-    await a.emitWithArgs(rewards.write.claim([2n, x, 15n, r2.proof(x)]), rewards, "Claimed", [2n, getAddress(x), 5n, 15n]);
+    await a.emitWithArgs(rewards.write.claim([2n, x, 15n, r2.proof(x)]), rewards, "Claimed", [getAddress(x), 2n, 5n, 15n]);
     await a.revertWithCustomErrorWithArgs(rewards.write.claim([2n, y, 20n, r2.proof(y)]), rewards, "NothingToClaim", [getAddress(y), 20n, 20n]);
     await rewards.write.claim([2n, z, 5n, r2.proof(z)]);
     await a.revertWithCustomError(rewards.write.claim([2n, z, 5n, r2.proof(z)]), rewards, "NothingToClaim");
@@ -384,5 +386,54 @@ describe("BandwidthRewards: cumulative claims", () => {
     await rewards.write.claim([1n, old, 100n, after.proof(old)]);
     await rewards.write.claim([1n, next, 40n, after.proof(next)]);
     expect([await rewards.read.claimed([old]), await rewards.read.claimed([next])]).toEqual([100n, 40n]);
+  });
+});
+
+describe("BandwidthRewards: the node's bindings (node/src/chain/rewards.ts)", () => {
+  it("read the settlement state, vote a root and claim, naming a revert", async () => {
+    const core = await deployCore();
+    const [oracle] = await addOracles(core, 1);
+    const x = core.users[10]!.account.address;
+    const tree = buildRewardTree([{ account: x, amount: 70n }]);
+    await funded(core, 100n);
+    const view = createRewardsView({ publicClient: core.publicClient as never }, core.rewards.address);
+    const asOracle = { publicClient: core.publicClient, walletClient: oracle } as unknown as ChainClients;
+    const asAnyone = { publicClient: core.publicClient, walletClient: core.users[5]! } as unknown as ChainClients;
+    expect(await view.timing()).toEqual({ genesis: core.genesis, epochLength: core.epochLength, disputeWindow: core.disputeWindow });
+    expect([await view.lastAgreedEpoch(), await view.latestFinalEpoch()]).toEqual([undefined, undefined]);
+    expect((await view.epoch(0n)).status).toBe("open");
+    await expect(submitRewardRoot({ clients: asOracle, address: view.address, epoch: 0n, root: tree.root, cumulativeTotal: tree.total })).rejects.toMatchObject(
+      {
+        kind: "transaction-reverted",
+        message: expect.stringMatching(/EpochNotEnded/),
+      },
+    );
+    await expect(
+      submitRewardRoot({ clients: asOracle, address: view.address, epoch: 0n, root: `0x${"00".repeat(32)}`, cumulativeTotal: 1n }),
+    ).rejects.toMatchObject({
+      kind: "bad-argument",
+    });
+    await endEpoch(core, 1n);
+    expect(await submitRewardRoot({ clients: asOracle, address: view.address, epoch: 1n, root: tree.root, cumulativeTotal: tree.total })).toMatchObject({
+      agreed: true,
+      votes: 1n,
+    });
+    const agreed = await view.epoch(1n);
+    expect(agreed).toMatchObject({ status: "disputable", root: tree.root, cumulativeTotal: 70n, finalAt: agreed.agreedAt + core.disputeWindow });
+    expect((await view.epoch(0n)).status).toBe("covered");
+    expect([await view.lastAgreedEpoch(), await view.latestFinalEpoch(), await view.totalReserved(), await view.unallocated()]).toEqual([
+      1n,
+      undefined,
+      70n,
+      30n,
+    ]);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    const epoch = (await view.latestFinalEpoch())!;
+    expect(epoch).toBe(1n);
+    const claim = { clients: asAnyone, address: view.address, epoch, account: x, cumulativeAmount: 70n, proof: tree.proof(x) };
+    expect((await claimRewards(claim)).paid).toBe(70n);
+    await expect(claimRewards(claim)).rejects.toMatchObject({ kind: "transaction-reverted", message: expect.stringMatching(/NothingToClaim/) });
+    await expect(claimRewards({ ...claim, proof: ["0x12"] })).rejects.toMatchObject({ kind: "bad-argument" });
+    expect([await view.claimed(x), await view.totalClaimed()]).toEqual([70n, 70n]);
   });
 });
