@@ -196,7 +196,7 @@ describe("stake and pool accounting (fast-check)", () => {
 });
 
 describe("registry and pool invariants under stake, signer, set and vote churn (fast-check)", () => {
-  it("balances cover what is owed, no epoch pays over its total, no root agreed without a quorum of current nodes", async () => {
+  it("balances cover what is owed, claims never pass the newest final root's total, no root agreed without a quorum of current nodes", async () => {
     // scripts/invariants.ts runs the same property 10,000 times (npm run invariants).
     const stats = await runContractInvariants({ runs: 200, maxSteps: 8 });
     expect(stats.sequences).toBe(200);
