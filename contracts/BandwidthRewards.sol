@@ -265,14 +265,15 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         uint256 already = claimed[account];
         if (cumulativeAmount <= already) revert NothingToClaim(account, cumulativeAmount, already);
         uint256 amount;
-        uint256 claimedBefore = _head.totalClaimed;
         unchecked {
             amount = cumulativeAmount - already; // cumulativeAmount > already
-            // The claimed root is the newest Final one, and claims only ever went against Final
-            // roots no newer than it, whose totals it does not go below: totalClaimed <= total.
-            uint256 remaining = uint256(record.total) - claimedBefore;
-            if (amount > remaining) revert ClaimExceedsRootTotal(epoch, amount, remaining);
         }
+        uint256 claimedBefore = _head.totalClaimed;
+        // The claimed root is the newest Final one, and claims only ever went against Final
+        // roots no newer than it, whose totals it does not go below: totalClaimed <= total
+        // (checked anyway: should that ever fail, claims stop instead of paying unbounded).
+        uint256 remaining = uint256(record.total) - claimedBefore;
+        if (amount > remaining) revert ClaimExceedsRootTotal(epoch, amount, remaining);
         claimed[account] = cumulativeAmount;
         _head.totalClaimed = uint128(claimedBefore + amount); // <= the root's uint128 total
         emit Claimed(account, epoch, amount, cumulativeAmount);
