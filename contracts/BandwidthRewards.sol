@@ -10,21 +10,29 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {OracleVoting} from "./OracleVoting.sol";
 
 /// @title BandwidthRewards
-/// @notice The PSP reward pool. Owns: the pool's PSP balance, per-epoch reward roots
-/// agreed by a quorum of oracle nodes (OracleVoting), the dispute window, each agreed
-/// epoch's remaining reserve, and per-epoch claim bitmaps. Trusts: the PSP token
-/// (plain ERC20), the NodeRegistry for the oracle set, and GUARDIAN_ROLE to reject
-/// bad roots inside their dispute window and to reset stuck votes.
+/// @notice The PSP reward pool. Owns: the pool's PSP balance, the reward roots agreed by
+/// a quorum of oracle nodes (OracleVoting), the dispute window, and what each account
+/// has claimed so far. Trusts: the PSP token (plain ERC20), the NodeRegistry for the
+/// oracle set, and GUARDIAN_ROLE to reject bad roots inside their dispute window and to
+/// reset stuck votes.
 /// @dev Epoch e covers [genesis + e*epochLength, genesis + (e+1)*epochLength).
-/// Lifecycle: Open -> Voting (epoch ended) -> Disputable (a proposal reached quorum;
-/// its total is reserved) -> Final (dispute window over; computed from time, no tx).
-/// rejectRoot sends a Disputable epoch back to Voting with a fresh voting round.
-/// Claim leaf = keccak256(bytes.concat(keccak256(abi.encode(index, account, amount)))).
-/// Claims look the agreed root up by the root their proof computes: one slot,
-/// keccak256(abi.encode(epoch, root)) => agreedAt << 192 | remaining, where remaining
-/// starts at the agreed total and each claim lowers it, so no epoch ever pays more
-/// than its own total. At most one root per epoch is ever in that table.
-/// Invariants: token.balanceOf(this) >= totalReserved == sum of remaining reserves.
+/// Roots are CUMULATIVE: the root agreed for epoch e commits to every account's total
+/// earnings over all settled epochs up to and including e, leaf =
+/// keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount)))), and to
+/// their sum `cumulativeTotal`. Agreed roots form a chain: each one's epoch is later than
+/// the previous one's (skipped epochs are covered by the next root) and is voted only
+/// once the previous root is Final, so at most the newest agreed root is ever Disputable.
+/// Agreement reserves the increment over the previous cumulativeTotal. A claim pays
+/// cumulativeAmount - claimed[account] against the newest Final root, so one claim
+/// covers every epoch since the account's last claim, at a gas cost independent of how
+/// many epochs that is.
+/// Lifecycle of an epoch: Open -> Voting (ended) -> Disputable (a proposal reached
+/// quorum) -> Final (dispute window over; computed from time, no tx); Voting -> Covered
+/// when a later epoch's root is agreed first; rejectRoot sends a Disputable epoch back to
+/// Voting with a fresh round (and the epochs it covered back to Voting too).
+/// Invariants: totalClaimed <= cumulativeTotal of the newest Final root <= that of the
+/// newest agreed root; token.balanceOf(this) >= totalReserved() =
+/// newest agreed cumulativeTotal - totalClaimed.
 contract BandwidthRewards is OracleVoting, AccessControl {
     using SafeERC20 for IERC20;
 
@@ -32,16 +40,19 @@ contract BandwidthRewards is OracleVoting, AccessControl {
     /// delay payouts, never move funds, so this role can act faster than governance.
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
 
-    /// @notice Where an epoch is in its lifecycle.
+    /// @notice Where an epoch is in its lifecycle. Covered: the epoch has no root of its
+    /// own but a later epoch's agreed root covers it (cumulative roots), so it is not voted.
     enum EpochStatus {
         Open,
         Voting,
         Disputable,
-        Final
+        Final,
+        Covered
     }
 
     /// @notice Per-epoch record. Slot 0: root; slot 1: total, agreedAt, round.
-    /// agreedAt == 0 means no agreed root (block timestamps are never 0).
+    /// `total` is the root's cumulativeTotal. agreedAt == 0 means no agreed root (block
+    /// timestamps are never 0).
     struct Epoch {
         bytes32 root;
         uint128 total;
@@ -49,7 +60,13 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         uint32 round;
     }
 
-    uint256 private constant REMAINING_MASK = (1 << 192) - 1;
+    /// @dev The one global slot a claim reads and rewrites. Epochs are stored plus one
+    /// (0: none); an ended epoch is below 2^64 - 1, so epoch + 1 fits.
+    struct Head {
+        uint128 totalClaimed;
+        uint64 lastAgreedPlusOne;
+        uint64 previousAgreedPlusOne;
+    }
 
     /// @notice The PSP token paid out.
     IERC20 public immutable token;
@@ -62,34 +79,35 @@ contract BandwidthRewards is OracleVoting, AccessControl {
     /// @notice Quorum in basis points of the oracle set size at the round's first vote (ceil, at least 1 vote).
     uint16 public immutable quorumBps;
 
-    /// @notice Sum of the agreed epochs' remaining reserves.
-    uint256 public totalReserved;
-
+    Head private _head;
     mapping(uint256 epoch => Epoch) private _epochs;
-    /// @dev keccak256(abi.encode(epoch, root)) => agreedAt << 192 | remaining reserve (0: none).
-    mapping(bytes32 rootKey => uint256 entry) private _agreedRoots;
-    mapping(uint256 epoch => mapping(uint256 word => uint256)) private _claimedBitmap;
+    /// @notice The cumulative amount already paid to `account` (its leaf's amount at its last claim).
+    mapping(address account => uint256) public claimed;
 
     /// @notice Someone added `amount` PSP to the pool through `fund`.
     event Funded(address indexed from, uint256 amount);
-    /// @notice Oracle node `nodeKey` (signing as `oracle`) voted for (root, total) in an epoch's round.
+    /// @notice Oracle node `nodeKey` (signing as `oracle`) voted for (root, cumulativeTotal) in an epoch's round.
     event RootVoted(
         uint256 indexed epoch,
         uint32 indexed round,
         bytes32 indexed nodeKey,
         address oracle,
         bytes32 root,
-        uint256 total,
+        uint256 cumulativeTotal,
         uint256 votes
     );
-    /// @notice A proposal reached quorum: `total` is reserved, disputable until `disputeEndsAt`.
-    event RootAgreed(uint256 indexed epoch, uint32 indexed round, bytes32 root, uint256 total, uint64 disputeEndsAt);
-    /// @notice The guardian rejected the agreed root; voting restarts in `newRound`.
-    event RootRejected(uint256 indexed epoch, bytes32 root, uint256 total, uint32 newRound);
+    /// @notice A proposal reached quorum: `reserved` (its increment over the previous
+    /// agreed cumulativeTotal) is reserved, disputable until `disputeEndsAt`.
+    event RootAgreed(
+        uint256 indexed epoch, uint32 indexed round, bytes32 root, uint256 cumulativeTotal, uint256 reserved, uint64 disputeEndsAt
+    );
+    /// @notice The guardian rejected the agreed root; voting restarts in `newRound` and
+    /// the previous agreed root (if any) is the newest again.
+    event RootRejected(uint256 indexed epoch, bytes32 root, uint256 cumulativeTotal, uint32 newRound);
     /// @notice The guardian discarded the votes of an epoch that had no agreed root.
     event VotesReset(uint256 indexed epoch, uint32 newRound);
-    /// @notice `amount` was paid to `account` for leaf `index` of `epoch`.
-    event Claimed(uint256 indexed epoch, uint256 index, address indexed account, uint256 amount);
+    /// @notice `amount` was paid to `account` against `epoch`'s root; its claimed cumulative amount is now `cumulativeAmount`.
+    event Claimed(address indexed account, uint256 epoch, uint256 amount, uint256 cumulativeAmount);
 
     /// @notice Amounts must be non-zero.
     error ZeroAmount();
@@ -105,18 +123,26 @@ contract BandwidthRewards is OracleVoting, AccessControl {
     error EmptyRoot();
     /// @notice The epoch already has an agreed root (disputable or final).
     error RootAlreadyAgreed(uint256 epoch);
-    /// @notice The pool's unallocated balance cannot cover the agreed total.
-    error InsufficientUnallocated(uint256 total, uint256 available);
+    /// @notice A root for `lastAgreedEpoch`, at or after this epoch, is agreed: it covers this epoch.
+    error EpochCovered(uint256 epoch, uint256 lastAgreedEpoch);
+    /// @notice The newest agreed root is still disputable: the next root is voted once it is final, at `finalAt`.
+    error PreviousRootNotFinal(uint256 previousEpoch, uint256 finalAt);
+    /// @notice A cumulative total below the previous agreed one (cumulative amounts never go down).
+    error CumulativeTotalDecreased(uint256 cumulativeTotal, uint256 previousTotal);
+    /// @notice The pool's unallocated balance cannot cover the agreed root's increment.
+    error InsufficientUnallocated(uint256 increment, uint256 available);
     /// @notice The epoch is not in the status this call needs.
     error WrongEpochStatus(uint256 epoch, EpochStatus status);
-    /// @notice The epoch's root is not final yet (or there is none).
+    /// @notice The epoch has no final root (none agreed, or still disputable).
     error RootNotFinal(uint256 epoch);
-    /// @notice This leaf was already claimed.
-    error AlreadyClaimed(uint256 epoch, uint256 index);
-    /// @notice The proof does not place (index, account, amount) under the epoch root.
-    error InvalidProof(uint256 epoch, uint256 index);
-    /// @notice Paying this claim would exceed what the epoch's agreed total has left (the root over-allocates).
-    error ClaimExceedsEpochReserve(uint256 epoch, uint256 amount, uint256 remaining);
+    /// @notice The epoch's root is final but a newer final root replaced it: claim against `newestFinalEpoch`.
+    error RootSuperseded(uint256 epoch, uint256 newestFinalEpoch);
+    /// @notice The proof does not place (account, cumulativeAmount) under the epoch's root.
+    error InvalidProof(uint256 epoch, address account);
+    /// @notice The account already claimed `alreadyClaimed`, at least this cumulative amount.
+    error NothingToClaim(address account, uint256 cumulativeAmount, uint256 alreadyClaimed);
+    /// @notice The claim pays more than the root's cumulativeTotal minus every claim paid so far (the root over-allocates).
+    error ClaimExceedsRootTotal(uint256 epoch, uint256 amount, uint256 remaining);
 
     /// @param token_ The PSP token.
     /// @param registry_ The registry defining the oracle set.
@@ -159,38 +185,37 @@ contract BandwidthRewards is OracleVoting, AccessControl {
 
     // ---------------------------------------------------------------- settlement
 
-    /// @notice Votes for (root, total) as the reward tree of an ended epoch, one vote per
-    /// oracle node per round (OracleVoting: the round's first vote fixes its quorum; only
-    /// nodes in the set since before that vote count, and only while they stay). The vote
-    /// that brings the proposal to quorum agrees it: `total` is reserved from the
-    /// unallocated balance as the epoch's reserve and the dispute window opens. Gas is
+    /// @notice Votes for (root, cumulativeTotal) as the cumulative reward tree up to and
+    /// including an ended epoch, one vote per oracle node per round (OracleVoting: the
+    /// round's first vote fixes its quorum; only nodes in the set since before that vote
+    /// count, and only while they stay). The epoch must come after the newest agreed one
+    /// (EpochCovered), that root must be Final (PreviousRootNotFinal), and cumulativeTotal
+    /// must not be below its total (CumulativeTotalDecreased). The vote that brings the
+    /// proposal to quorum agrees it: the increment over the previous cumulativeTotal is
+    /// reserved from the unallocated balance and the dispute window opens. Gas is
     /// independent of the number of leaves and of the number of staked candidates.
-    function submitRoot(uint256 epoch, bytes32 root, uint256 total) external {
+    function submitRoot(uint256 epoch, bytes32 root, uint256 cumulativeTotal) external {
         uint256 endsAt = epochEnd(epoch);
         if (block.timestamp < endsAt) revert EpochNotEnded(epoch, endsAt);
         if (root == bytes32(0)) revert EmptyRoot();
         (bytes32 nodeKey, uint64 memberSince) = _oracleNode();
         Epoch storage record = _epochs[epoch];
         if (record.agreedAt != 0) revert RootAlreadyAgreed(epoch);
+        uint256 previousTotal = _checkSuccessor(epoch, cumulativeTotal);
         uint32 round = record.round;
 
-        (uint256 votes, bool passed) =
-            _castVote(_roundKey(epoch, round), _proposalKey(epoch, round, root, total), quorumBps, nodeKey, memberSince);
-        emit RootVoted(epoch, round, nodeKey, msg.sender, root, total, votes);
-        if (!passed) return;
-
-        uint256 available = unallocated();
-        if (total > available) revert InsufficientUnallocated(total, available);
-        record.root = root;
-        record.total = SafeCast.toUint128(total);
-        record.agreedAt = uint64(block.timestamp);
-        _agreedRoots[_rootKey(epoch, root)] = (block.timestamp << 192) | total;
-        totalReserved += total;
-        emit RootAgreed(epoch, round, root, total, uint64(block.timestamp) + disputeWindow);
+        (uint256 votes, bool passed) = _castVote(
+            _roundKey(epoch, round), _proposalKey(epoch, round, root, cumulativeTotal), quorumBps, nodeKey, memberSince
+        );
+        emit RootVoted(epoch, round, nodeKey, msg.sender, root, cumulativeTotal, votes);
+        if (passed) _agree(record, epoch, round, root, cumulativeTotal, previousTotal);
     }
 
-    /// @notice Rejects an epoch's agreed root inside its dispute window: its reserve is
-    /// released and oracles vote again in a fresh round. GUARDIAN_ROLE.
+    /// @notice Rejects the newest agreed root inside its dispute window: its increment is
+    /// released, the previous agreed root is the newest again, and oracles vote again in a
+    /// fresh round. GUARDIAN_ROLE.
+    /// @dev Only the newest agreed root can be Disputable (the next is voted once it is
+    /// Final), and no claim ever paid against it (claims need a Final root).
     function rejectRoot(uint256 epoch) external onlyRole(GUARDIAN_ROLE) {
         EpochStatus status = epochStatus(epoch);
         if (status != EpochStatus.Disputable) revert WrongEpochStatus(epoch, status);
@@ -198,14 +223,15 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         bytes32 root = record.root;
         uint256 total = record.total;
         uint32 newRound = record.round + 1;
-        bytes32 rootKey = _rootKey(epoch, root);
-        // No claim is possible while disputable, so the remaining reserve is the whole total.
-        totalReserved -= _agreedRoots[rootKey] & REMAINING_MASK;
         record.root = bytes32(0);
         record.total = 0;
         record.agreedAt = 0;
         record.round = newRound;
-        delete _agreedRoots[rootKey];
+        Head memory head = _head;
+        // The restored newest root is Final: its successor could only be voted once it was.
+        head.lastAgreedPlusOne = head.previousAgreedPlusOne;
+        head.previousAgreedPlusOne = 0;
+        _head = head;
         emit RootRejected(epoch, root, total, newRound);
     }
 
@@ -221,21 +247,36 @@ contract BandwidthRewards is OracleVoting, AccessControl {
 
     // ---------------------------------------------------------------- claims
 
-    /// @notice Pays `amount` to `account` for leaf `index` of a final epoch root. Anyone
-    /// may submit the claim; the tokens always go to `account`.
-    /// Reverts RootNotFinal when the epoch has no final root, InvalidProof when the
-    /// proof does not lead to it, AlreadyClaimed for a second claim of a leaf,
-    /// ClaimExceedsEpochReserve when the epoch's remaining reserve cannot cover it.
-    /// @dev Kept minimal for gas: the proof's root is looked up (one slot: agreed, final,
-    /// remaining), then one bitmap word, the pool-wide reserve, one transfer.
-    function claim(uint256 epoch, uint256 index, address account, uint256 amount, bytes32[] calldata proof)
-        external
-    {
-        // A set bit implies the epoch's root was final when it was set, and a final root never changes.
-        _markClaimed(epoch, index);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(index, account, amount))));
-        _spendReserve(epoch, index, MerkleProof.processProofCalldata(proof, leaf), amount);
-        emit Claimed(epoch, index, account, amount);
+    /// @notice Pays `account` what its cumulative amount under the newest Final root
+    /// (`epoch`) adds to what it already claimed: cumulativeAmount - claimed[account].
+    /// Anyone may submit the claim; the tokens always go to `account`.
+    /// Reverts RootNotFinal when `epoch` has no final root, RootSuperseded when a newer
+    /// root is final, InvalidProof when the proof does not lead to the root,
+    /// NothingToClaim when nothing is new, ClaimExceedsRootTotal when the pool's total
+    /// claims would pass the root's cumulativeTotal.
+    /// @dev Kept minimal for gas whatever the number of epochs covered: one global slot
+    /// (read and rewritten), the epoch record (two slots), one per-account slot, one transfer.
+    function claim(uint256 epoch, address account, uint256 cumulativeAmount, bytes32[] calldata proof) external {
+        Epoch storage record = _epochs[epoch];
+        uint256 agreedAt = record.agreedAt;
+        if (!_isNewestFinal(epoch, agreedAt)) _revertNotClaimable(epoch);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))));
+        if (!MerkleProof.verifyCalldata(proof, record.root, leaf)) revert InvalidProof(epoch, account);
+        uint256 already = claimed[account];
+        if (cumulativeAmount <= already) revert NothingToClaim(account, cumulativeAmount, already);
+        uint256 amount;
+        unchecked {
+            amount = cumulativeAmount - already; // cumulativeAmount > already
+        }
+        uint256 claimedBefore = _head.totalClaimed;
+        // The claimed root is the newest Final one, and claims only ever went against Final
+        // roots no newer than it, whose totals it does not go below: totalClaimed <= total
+        // (checked anyway: should that ever fail, claims stop instead of paying unbounded).
+        uint256 remaining = uint256(record.total) - claimedBefore;
+        if (amount > remaining) revert ClaimExceedsRootTotal(epoch, amount, remaining);
+        claimed[account] = cumulativeAmount;
+        _head.totalClaimed = uint128(claimedBefore + amount); // <= the root's uint128 total
+        emit Claimed(account, epoch, amount, cumulativeAmount);
         token.safeTransfer(account, amount);
     }
 
@@ -264,7 +305,9 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         if (agreedAt != 0) {
             return block.timestamp < agreedAt + disputeWindow ? EpochStatus.Disputable : EpochStatus.Final;
         }
-        return block.timestamp < epochEnd(epoch) ? EpochStatus.Open : EpochStatus.Voting;
+        if (block.timestamp < epochEnd(epoch)) return EpochStatus.Open;
+        uint256 lastPlusOne = _head.lastAgreedPlusOne;
+        return lastPlusOne != 0 && epoch < lastPlusOne - 1 ? EpochStatus.Covered : EpochStatus.Voting;
     }
 
     /// @notice The epoch record (root and total are zero without an agreed root). View.
@@ -272,14 +315,55 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         return _epochs[epoch];
     }
 
+    /// @notice True once any root was agreed (and not rejected). View.
+    function hasAgreedRoot() external view returns (bool) {
+        return _head.lastAgreedPlusOne != 0;
+    }
+
+    /// @notice The epoch of the newest agreed (disputable or final) root; 0 when none (see hasAgreedRoot). View.
+    function lastAgreedEpoch() external view returns (uint256) {
+        uint256 plusOne = _head.lastAgreedPlusOne;
+        return plusOne == 0 ? 0 : plusOne - 1;
+    }
+
+    /// @notice The epoch whose root claims go against now: the newest Final root. View.
+    /// @return exists false while no root is final
+    /// @return epoch that root's epoch (0 when none)
+    function latestFinalEpoch() public view returns (bool exists, uint256 epoch) {
+        Head memory head = _head;
+        if (head.lastAgreedPlusOne == 0) return (false, 0);
+        uint256 last = head.lastAgreedPlusOne - 1;
+        if (block.timestamp >= uint256(_epochs[last].agreedAt) + disputeWindow) return (true, last);
+        if (head.previousAgreedPlusOne == 0) return (false, 0);
+        return (true, head.previousAgreedPlusOne - 1);
+    }
+
+    /// @notice What a claim of (account, cumulativeAmount) would pay, proof aside: 0 when nothing is new. View.
+    function claimable(address account, uint256 cumulativeAmount) external view returns (uint256) {
+        uint256 already = claimed[account];
+        return cumulativeAmount > already ? cumulativeAmount - already : 0;
+    }
+
+    /// @notice Sum of every claim paid so far. View.
+    function totalClaimed() external view returns (uint256) {
+        return _head.totalClaimed;
+    }
+
+    /// @notice What the pool owes: the newest agreed root's cumulativeTotal minus what was claimed. View.
+    function totalReserved() public view returns (uint256) {
+        Head memory head = _head;
+        if (head.lastAgreedPlusOne == 0) return 0;
+        return uint256(_epochs[head.lastAgreedPlusOne - 1].total) - head.totalClaimed;
+    }
+
     /// @notice The current round of `epoch`: when its first vote came (0: none yet) and the votes it needs. View.
     function currentRound(uint256 epoch) external view returns (Round memory) {
         return _round(_roundKey(epoch, _epochs[epoch].round));
     }
 
-    /// @notice Votes so far for (root, total) in the epoch's current round. View.
-    function proposalVotes(uint256 epoch, bytes32 root, uint256 total) external view returns (uint256) {
-        return _votesFor(_proposalKey(epoch, _epochs[epoch].round, root, total));
+    /// @notice Votes so far for (root, cumulativeTotal) in the epoch's current round. View.
+    function proposalVotes(uint256 epoch, bytes32 root, uint256 cumulativeTotal) external view returns (uint256) {
+        return _votesFor(_proposalKey(epoch, _epochs[epoch].round, root, cumulativeTotal));
     }
 
     /// @notice True when oracle node `nodeKey` voted in the epoch's current round. View.
@@ -292,32 +376,14 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         return _quorumOf(setSize, quorumBps);
     }
 
-    /// @notice True when leaf `index` of `epoch` was claimed. View.
-    function isClaimed(uint256 epoch, uint256 index) external view returns (bool) {
-        return _claimedBitmap[epoch][index >> 8] & (1 << (index & 0xff)) != 0;
-    }
-
-    /// @notice True when `root` is the agreed (disputable or final) root of `epoch`. View.
-    function isAgreedRoot(uint256 epoch, bytes32 root) external view returns (bool) {
-        return _agreedRoots[_rootKey(epoch, root)] != 0;
-    }
-
-    /// @notice What the agreed root of `epoch` may still pay (0 without one). View.
-    function remainingReserve(uint256 epoch) external view returns (uint256) {
-        return _agreedRoots[_rootKey(epoch, _epochs[epoch].root)] & REMAINING_MASK;
-    }
-
     /// @notice Pool balance not reserved for agreed roots. View.
     function unallocated() public view returns (uint256) {
         uint256 balance = token.balanceOf(address(this));
-        return balance > totalReserved ? balance - totalReserved : 0;
+        uint256 reserved = totalReserved();
+        return balance > reserved ? balance - reserved : 0;
     }
 
     // ---------------------------------------------------------------- internal
-
-    function _rootKey(uint256 epoch, bytes32 root) private pure returns (bytes32) {
-        return keccak256(abi.encode(epoch, root));
-    }
 
     function _roundKey(uint256 epoch, uint32 round) private pure returns (bytes32) {
         return keccak256(abi.encode(epoch, round));
@@ -327,34 +393,60 @@ contract BandwidthRewards is OracleVoting, AccessControl {
         return keccak256(abi.encode(epoch, round, root, total));
     }
 
-    /// @dev Sets the leaf's claim bit, or AlreadyClaimed.
-    function _markClaimed(uint256 epoch, uint256 index) private {
-        mapping(uint256 => uint256) storage bitmap = _claimedBitmap[epoch];
-        uint256 wordIndex = index >> 8;
-        uint256 bit = 1 << (index & 0xff);
-        uint256 word = bitmap[wordIndex];
-        if (word & bit != 0) revert AlreadyClaimed(epoch, index);
-        bitmap[wordIndex] = word | bit;
-    }
-
-    /// @dev Takes `amount` from the remaining reserve of `epoch`'s final root `root`.
-    function _spendReserve(uint256 epoch, uint256 index, bytes32 root, uint256 amount) private {
-        bytes32 rootKey = _rootKey(epoch, root);
-        uint256 entry = _agreedRoots[rootKey];
-        uint256 agreedAt = entry >> 192;
-        if (agreedAt == 0 || block.timestamp < agreedAt + disputeWindow) _revertClaimNotPayable(epoch, index);
-        uint256 remaining = entry & REMAINING_MASK;
-        if (amount > remaining) revert ClaimExceedsEpochReserve(epoch, amount, remaining);
-        unchecked {
-            // amount <= remaining <= totalReserved (the sum of every epoch's remaining reserve).
-            _agreedRoots[rootKey] = entry - amount;
-            totalReserved -= amount;
+    /// @dev A root for `epoch` may follow the newest agreed one: later epoch, that root
+    /// Final, total not lower and within uint128. Returns the newest agreed cumulativeTotal (0: none).
+    function _checkSuccessor(uint256 epoch, uint256 cumulativeTotal) private view returns (uint256 previousTotal) {
+        uint256 lastPlusOne = _head.lastAgreedPlusOne;
+        if (lastPlusOne != 0) {
+            uint256 last = lastPlusOne - 1;
+            if (epoch <= last) revert EpochCovered(epoch, last);
+            Epoch storage previous = _epochs[last];
+            uint256 finalAt = uint256(previous.agreedAt) + disputeWindow;
+            if (block.timestamp < finalAt) revert PreviousRootNotFinal(last, finalAt);
+            previousTotal = previous.total;
         }
+        if (cumulativeTotal < previousTotal) revert CumulativeTotalDecreased(cumulativeTotal, previousTotal);
+        SafeCast.toUint128(cumulativeTotal);
     }
 
-    /// @dev The claim's proof did not lead to a final agreed root: name the cause.
-    function _revertClaimNotPayable(uint256 epoch, uint256 index) private view {
-        if (epochStatus(epoch) != EpochStatus.Final) revert RootNotFinal(epoch);
-        revert InvalidProof(epoch, index);
+    /// @dev The passing vote: reserves the increment, records the root, makes it the newest agreed.
+    function _agree(
+        Epoch storage record,
+        uint256 epoch,
+        uint32 round,
+        bytes32 root,
+        uint256 cumulativeTotal,
+        uint256 previousTotal
+    ) private {
+        uint256 increment = cumulativeTotal - previousTotal;
+        uint256 available = unallocated();
+        if (increment > available) revert InsufficientUnallocated(increment, available);
+        record.root = root;
+        record.total = uint128(cumulativeTotal); // checked by _checkSuccessor
+        record.agreedAt = uint64(block.timestamp);
+        Head memory head = _head;
+        head.previousAgreedPlusOne = head.lastAgreedPlusOne;
+        // The epoch ended, so genesis + (epoch + 1) * epochLength <= block.timestamp < 2^64.
+        head.lastAgreedPlusOne = uint64(epoch + 1);
+        _head = head;
+        emit RootAgreed(epoch, round, root, cumulativeTotal, increment, uint64(block.timestamp) + disputeWindow);
+    }
+
+    /// @dev True when `epoch` (agreed at `agreedAt`) holds the newest Final root: the newest
+    /// agreed one once its window is over, else the previous agreed one (Final by construction).
+    function _isNewestFinal(uint256 epoch, uint256 agreedAt) private view returns (bool) {
+        if (agreedAt == 0) return false;
+        uint256 lastPlusOne = _head.lastAgreedPlusOne;
+        // agreedAt != 0: the epoch has an agreed root, so it ended and epoch + 1 < 2^64.
+        if (epoch + 1 == lastPlusOne) return block.timestamp >= agreedAt + disputeWindow;
+        if (epoch + 1 != _head.previousAgreedPlusOne) return false;
+        return block.timestamp < uint256(_epochs[lastPlusOne - 1].agreedAt) + disputeWindow;
+    }
+
+    /// @dev `epoch` is not the newest Final root: name the cause.
+    function _revertNotClaimable(uint256 epoch) private view {
+        (bool exists, uint256 newest) = latestFinalEpoch();
+        if (exists && epoch < newest && epochStatus(epoch) == EpochStatus.Final) revert RootSuperseded(epoch, newest);
+        revert RootNotFinal(epoch);
     }
 }

@@ -1,7 +1,7 @@
 /**
  * `npm run invariants`: the contract invariant property (test/properties/contracts.ts)
  * over many random sequences of staking, unstaking, slashing, signer changes, set
- * churn, votes, rejections and claims across several epochs, against the real
+ * churn, votes, rejections and cumulative claims across several epochs, against the real
  * contracts on the in-process Hardhat chain. Writes its result as the
  * "invariants" section of docs/BENCHMARKS.md; exits 1 on a broken invariant
  * (fast-check prints the shrunk counterexample and the seed to replay it).
@@ -38,11 +38,13 @@ const markdown = [
   `${stats.sequences.toLocaleString("en-US")} random sequences (${stats.steps.toLocaleString("en-US")} steps, up to ${maxSteps} per sequence) against the real`,
   "NodeRegistry, OracleReceipts and BandwidthRewards on the in-process Hardhat chain (`npm run invariants`;",
   "`npm test` runs the same property 200 times). Six oracle-capable nodes compete for a set of four; three",
-  "ended epochs each have an honest proposal and one whose leaves exceed its declared total. After every step:",
-  "the registry's balance equals what it owes, the pool's balance covers totalReserved, totalReserved equals the",
-  "sum of the epochs' remaining reserves, and no epoch has paid more than its agreed total; at every agreement the",
-  "voters are distinct nodes and at least the round's quorum (fixed from the set size at the round's first vote)",
-  "of them are current members that never left since the round started. Every refused step was a custom error.",
+  "ended epochs each have an honest cumulative proposal and one whose leaves exceed its declared total. After every",
+  "step: the registry's balance equals what it owes, the pool's balance covers totalReserved, totalReserved equals the",
+  "newest agreed root's cumulative total minus totalClaimed, and totalClaimed never passes the newest final root's total;",
+  "agreed roots form a chain (later epoch, total never lower, previous root final); every claim paid went against the",
+  "newest final root and paid the leaf minus what the account had claimed; at every agreement the voters are distinct",
+  "nodes and at least the round's quorum (fixed from the set size at the round's first vote) of them are current members",
+  "that never left since the round started. Every refused step was a custom error.",
   "",
   `Result: **all invariants held** in ${seconds()} s.`,
   "",

@@ -4,7 +4,7 @@
  * would, and shows where it is now refused (a custom error) or comes to nothing.
  */
 import { describe, expect, it } from "vitest";
-import { bytesToHex, encodeFunctionData, keccak256, parseEther, toHex, zeroHash, type Hex } from "viem";
+import { bytesToHex, encodeFunctionData, getAddress, keccak256, parseEther, toHex, zeroHash, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { REGISTRATION_POLICY } from "../../node/src/chain/attestation.js";
 import { attestIdentityReclaim, latestKeyConsent, signReclaimProof, type IdentityReclaimContext } from "../../node/src/chain/reclaim.js";
@@ -75,33 +75,41 @@ describe("attack 1: one oracle reaches quorum alone by rotating its signer", () 
   });
 });
 
-describe("attack 2: one epoch's over-allocating root drains other epochs' reserves", () => {
-  it("is refused: each epoch pays at most its own agreed total", async () => {
+describe("attack 2: an over-allocating root drains what the pool owes others", () => {
+  it("is refused: all claims together never pass the newest final root's cumulative total", async () => {
     const core = await deployCore();
     const [oracle] = await addOracles(core, 1);
     const victim = core.users[10]!.account.address;
     const thief = core.users[11]!.account.address;
     const honest = buildRewardTree([{ account: victim, amount: 300n }]);
-    // Leaves add up to 1,000 but the declared total is 100.
-    const greedy = buildRewardTree([{ account: thief, amount: 1000n }]);
-    await fund(core, honest.total + 100n);
+    // The next root keeps the victim's 300 and gives the thief 1,000, but declares a cumulative total of 400.
+    const greedy = buildRewardTree([
+      { account: victim, amount: 300n },
+      { account: thief, amount: 1000n },
+    ]);
+    await fund(core, 1000n);
     await endEpoch(core, 1n);
     await core.rewards.write.submitRoot([0n, honest.root, honest.total], { account: oracle!.account });
-    await core.rewards.write.submitRoot([1n, greedy.root, 100n], { account: oracle!.account });
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    await core.rewards.write.submitRoot([1n, greedy.root, 400n], { account: oracle!.account });
     await core.networkHelpers.time.increase(Number(core.disputeWindow));
     await core.viem.assertions.revertWithCustomErrorWithArgs(
-      core.rewards.write.claim([1n, 0n, thief, 1000n, greedy.proof(0)]),
+      core.rewards.write.claim([1n, thief, 1000n, greedy.proof(thief)]),
       core.rewards,
-      "ClaimExceedsEpochReserve",
+      "ClaimExceedsRootTotal",
+      [1n, 1000n, 400n],
+    );
+    // The victim is still paid in full; what is left for the thief is the declared increment.
+    await core.rewards.write.claim([1n, victim, 300n, greedy.proof(victim)]);
+    await core.viem.assertions.revertWithCustomErrorWithArgs(
+      core.rewards.write.claim([1n, thief, 1000n, greedy.proof(thief)]),
+      core.rewards,
+      "ClaimExceedsRootTotal",
       [1n, 1000n, 100n],
     );
-    // The honest epoch is still paid in full.
-    await core.rewards.write.claim([0n, 0n, victim, 300n, honest.proof(0)]);
-    expect(await core.rewards.read.remainingReserve([0n])).toBe(0n);
-    expect(await core.rewards.read.remainingReserve([1n])).toBe(100n);
+    expect([await core.rewards.read.totalReserved(), await core.rewards.read.unallocated()]).toEqual([100n, 600n]);
   });
 });
-
 describe("attack 3: voters leave to shrink the quorum", () => {
   it("is refused: the quorum is fixed when the round starts and only current continuous members count", async () => {
     const core = await deployCore({ params: { maxOracles: 6 } });
@@ -138,7 +146,8 @@ describe("attack 3: voters leave to shrink the quorum", () => {
       "JoinedAfterRoundStart",
       [freshKey, joined, round.startedAt],
     );
-    await core.viem.assertions.revertWithCustomError(core.rewards.write.claim([0n, 0n, coalition[0]!.account.address, bad.total, bad.proof(0)]), core.rewards, "RootNotFinal");
+    const greedy = coalition[0]!.account.address;
+    await core.viem.assertions.revertWithCustomError(core.rewards.write.claim([0n, greedy, bad.total, bad.proof(greedy)]), core.rewards, "RootNotFinal");
   });
 });
 
@@ -410,5 +419,125 @@ describe("attack 7: governance edges", () => {
     await core.networkHelpers.time.increase(Number(delay));
     await timelock.write.execute([core.registry.address, 0n, data, zeroHash, zeroHash]);
     expect((await core.registry.read.getNode([victim])).bonded).toBe(0n);
+  });
+});
+
+describe("attack 8: cumulative reward claims and root votes (issue 16)", () => {
+  async function settled(core: CoreFixture, oracles: WalletClient[], epoch: bigint, tree: { root: Hex; total: bigint }, total = tree.total): Promise<void> {
+    for (const o of oracles) await core.rewards.write.submitRoot([epoch, tree.root, total], { account: o.account });
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+  }
+
+  it("a claim cannot be repeated, nor replayed against an older root once a newer one is final", async () => {
+    const core = await deployCore();
+    const oracles = await addOracles(core, 1);
+    const a = core.viem.assertions;
+    const [x, y] = [core.users[10]!.account.address, core.users[11]!.account.address];
+    const r0 = buildRewardTree([{ account: x, amount: 100n }]);
+    // The next root lowers x's amount (a correction); its total still counts the 100 x was paid.
+    const r1 = buildRewardTree([
+      { account: x, amount: 80n },
+      { account: y, amount: 50n },
+    ]);
+    await fund(core, 1000n);
+    await endEpoch(core, 1n);
+    await settled(core, oracles, 0n, r0);
+    const before = await core.token.read.balanceOf([x]);
+    // A front-runner that sends x's claim only pays x.
+    await a.revertWithCustomError(core.rewards.write.claim([0n, x, 60n, r0.proof(x)], { account: core.users[12]!.account }), core.rewards, "InvalidProof");
+    await core.rewards.write.claim([0n, x, 100n, r0.proof(x)], { account: core.users[12]!.account });
+    expect((await core.token.read.balanceOf([x])) - before).toBe(100n);
+    await a.revertWithCustomErrorWithArgs(core.rewards.write.claim([0n, x, 100n, r0.proof(x)]), core.rewards, "NothingToClaim", [getAddress(x), 100n, 100n]);
+    await settled(core, oracles, 1n, r1, 150n);
+    await a.revertWithCustomErrorWithArgs(core.rewards.write.claim([0n, x, 100n, r0.proof(x)]), core.rewards, "RootSuperseded", [0n, 1n]);
+    await a.revertWithCustomErrorWithArgs(core.rewards.write.claim([1n, x, 80n, r1.proof(x)]), core.rewards, "NothingToClaim", [getAddress(x), 80n, 100n]);
+    await core.rewards.write.claim([1n, y, 50n, r1.proof(y)]);
+    expect(await core.rewards.read.totalClaimed()).toBe(150n);
+    expect(await core.token.read.balanceOf([core.rewards.address])).toBe(850n);
+  });
+
+  it("nobody votes an epoch that has not ended, a covered epoch, or the next root before the previous one is final", async () => {
+    const core = await deployCore();
+    const oracles = await addOracles(core, 3); // quorum 3 of 3
+    const a = core.viem.assertions;
+    const tree = buildRewardTree([{ account: core.users[10]!.account.address, amount: 10n }]);
+    const later = buildRewardTree([{ account: core.users[10]!.account.address, amount: 20n }]);
+    await fund(core, 100n);
+    const now = await core.rewards.read.currentEpoch();
+    await a.revertWithCustomError(core.rewards.write.submitRoot([now, tree.root, tree.total], { account: oracles[0]!.account }), core.rewards, "EpochNotEnded");
+    await endEpoch(core, now + 2n);
+    for (const o of oracles) await core.rewards.write.submitRoot([now + 1n, tree.root, tree.total], { account: o.account });
+    await a.revertWithCustomError(core.rewards.write.submitRoot([now, tree.root, tree.total], { account: oracles[0]!.account }), core.rewards, "EpochCovered");
+    // Even a unanimous vote waits for the dispute window, and the refused vote starts no round.
+    await a.revertWithCustomError(
+      core.rewards.write.submitRoot([now + 2n, later.root, later.total], { account: oracles[0]!.account }),
+      core.rewards,
+      "PreviousRootNotFinal",
+    );
+    expect((await core.rewards.read.currentRound([now + 2n])).startedAt).toBe(0n);
+    // Two of three voting another root cannot agree it.
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    for (const o of oracles.slice(0, 2)) await core.rewards.write.submitRoot([now + 2n, later.root, 1000n], { account: o.account });
+    expect(await core.rewards.read.epochStatus([now + 2n])).toBe(Status.Voting);
+    await a.revertWithCustomError(
+      core.rewards.write.claim([now + 2n, core.users[10]!.account.address, 20n, later.proof(core.users[10]!.account.address)]),
+      core.rewards,
+      "RootNotFinal",
+    );
+  });
+
+  it("an oracle's junk votes on other epochs and totals do not hold the honest root back", async () => {
+    const core = await deployCore();
+    const oracles = await addOracles(core, 4); // quorum 3 of 4
+    const [griefer, ...honest] = oracles as [WalletClient, ...WalletClient[]];
+    const x = core.users[10]!.account.address;
+    const tree = buildRewardTree([{ account: x, amount: 10n }]);
+    const next = buildRewardTree([{ account: x, amount: 25n }]);
+    const junk = keccak256(toHex("junk"));
+    await fund(core, 100n);
+    await endEpoch(core, 5n);
+    // The griefer votes junk first for epoch 5 and epoch 2 (each fixing its round) and a huge total.
+    await core.rewards.write.submitRoot([5n, junk, 10n ** 30n], { account: griefer.account });
+    await core.rewards.write.submitRoot([2n, junk, 1n], { account: griefer.account });
+    for (const o of honest) await core.rewards.write.submitRoot([2n, tree.root, tree.total], { account: o.account });
+    expect(await core.rewards.read.epochStatus([2n])).toBe(Status.Disputable);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    for (const o of honest) await core.rewards.write.submitRoot([5n, next.root, next.total], { account: o.account });
+    expect(await core.rewards.read.epochStatus([5n])).toBe(Status.Disputable);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    await core.rewards.write.claim([5n, x, 25n, next.proof(x)]);
+    expect(await core.rewards.read.claimed([x])).toBe(25n);
+  });
+
+  it("the guardian's rejection of the newest root leaves the claims paid under the previous one intact", async () => {
+    const core = await deployCore();
+    const oracles = await addOracles(core, 1);
+    const a = core.viem.assertions;
+    const [x, y] = [core.users[10]!.account.address, core.users[11]!.account.address];
+    const r0 = buildRewardTree([
+      { account: x, amount: 100n },
+      { account: y, amount: 50n },
+    ]);
+    const bad = buildRewardTree([
+      { account: x, amount: 100n },
+      { account: y, amount: 5000n },
+    ]);
+    await fund(core, 10_000n);
+    await endEpoch(core, 1n);
+    await settled(core, oracles, 0n, r0);
+    await core.rewards.write.submitRoot([1n, bad.root, bad.total], { account: oracles[0]!.account });
+    // In epoch 1's window, x claims under epoch 0's (still the newest final) root.
+    await core.rewards.write.claim([0n, x, 100n, r0.proof(x)]);
+    await a.revertWithCustomError(core.rewards.write.claim([1n, y, 5000n, bad.proof(y)]), core.rewards, "RootNotFinal");
+    await core.rewards.write.rejectRoot([1n]);
+    expect([await core.rewards.read.totalClaimed(), await core.rewards.read.totalReserved(), await core.rewards.read.unallocated()]).toEqual([
+      100n,
+      50n,
+      9850n,
+    ]);
+    await core.rewards.write.claim([0n, y, 50n, r0.proof(y)]);
+    // A root that paid claims is final: the guardian can no longer reject it.
+    await a.revertWithCustomErrorWithArgs(core.rewards.write.rejectRoot([0n]), core.rewards, "WrongEpochStatus", [0n, Status.Final]);
+    expect(await core.token.read.balanceOf([core.rewards.address])).toBe(9850n);
   });
 });

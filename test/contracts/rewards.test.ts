@@ -1,14 +1,18 @@
 /**
  * BandwidthRewards: funding, epoch lifecycle (voting, quorum of the current oracle
- * set, dispute window, rejection, lazy finality) and Merkle claims with real proofs.
+ * set, dispute window, rejection, lazy finality), the chain of cumulative roots
+ * (later epoch, previous root final, total never lower, covered epochs) and
+ * cumulative claims with real proofs from node/src/rewards/merkle.ts.
  */
 import { describe, expect, it } from "vitest";
 import { network } from "hardhat";
-import { keccak256, parseEther, toHex, zeroAddress, type Address } from "viem";
+import { getAddress, keccak256, parseEther, parseEventLogs, toHex, zeroAddress, type Address, type Hex } from "viem";
 import { addOracles, deployCore, endEpoch, type CoreFixture, type WalletClient } from "./helpers/core.js";
 import { buildRewardTree, type RewardEntry } from "./helpers/merkle.js";
+import type { ChainClients } from "../../node/src/chain/clients.js";
+import { claimRewards, createRewardsView, submitRewardRoot } from "../../node/src/chain/rewards.js";
 
-const Status = { Open: 0, Voting: 1, Disputable: 2, Final: 3 } as const;
+const Status = { Open: 0, Voting: 1, Disputable: 2, Final: 3, Covered: 4 } as const;
 
 async function funded(core: CoreFixture, amount: bigint): Promise<void> {
   await core.token.write.approve([core.rewards.address, amount]);
@@ -17,7 +21,7 @@ async function funded(core: CoreFixture, amount: bigint): Promise<void> {
 
 function entriesFor(core: CoreFixture, n: number): RewardEntry[] {
   return Array.from({ length: n }, (_, i) => ({
-    account: (core.users[10 + (i % 8)] as WalletClient).account.address,
+    account: (core.users[i] as WalletClient).account.address,
     amount: parseEther(String(i + 1)),
   }));
 }
@@ -83,7 +87,11 @@ describe("BandwidthRewards: epoch lifecycle", () => {
     await funded(core, good.total + 1000n);
 
     await a.revertWithCustomError(rewards.write.submitRoot([0n, good.root, good.total], { account: oracles[0]!.account }), rewards, "EpochNotEnded");
-    await a.revertWithCustomError(rewards.write.submitRoot([2n ** 256n - 1n, good.root, good.total], { account: oracles[0]!.account }), rewards, "EpochNotEnded");
+    await a.revertWithCustomError(
+      rewards.write.submitRoot([2n ** 256n - 1n, good.root, good.total], { account: oracles[0]!.account }),
+      rewards,
+      "EpochNotEnded",
+    );
     await endEpoch(core, 0n);
     await a.revertWithCustomError(rewards.write.submitRoot([0n, `0x${"00".repeat(32)}`, 1n], { account: oracles[0]!.account }), rewards, "EmptyRoot");
     await a.revertWithCustomErrorWithArgs(rewards.write.submitRoot([0n, good.root, good.total], { account: core.users[9]!.account }), rewards, "NotOracle", [
@@ -102,7 +110,9 @@ describe("BandwidthRewards: epoch lifecycle", () => {
       1n,
     ]);
     expect(await rewards.read.currentRound([0n])).toEqual({ startedAt: BigInt(await core.networkHelpers.time.latest()), needed: 3 });
-    await a.revertWithCustomErrorWithArgs(rewards.write.submitRoot([0n, good.root, good.total], { account: oracles[0]!.account }), rewards, "AlreadyVoted", [node0]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.submitRoot([0n, good.root, good.total], { account: oracles[0]!.account }), rewards, "AlreadyVoted", [
+      node0,
+    ]);
     await vote(core, [oracles[1]!], 0n, good.root, good.total);
     await vote(core, [oracles[2]!], 0n, good.root, good.total + 1n);
     expect(await rewards.read.proposalVotes([0n, good.root, good.total])).toBe(2n);
@@ -112,7 +122,7 @@ describe("BandwidthRewards: epoch lifecycle", () => {
     expect(await rewards.read.totalReserved()).toBe(good.total);
     expect(await rewards.read.unallocated()).toBe(1000n);
     await a.revertWithCustomError(rewards.write.submitRoot([0n, bad, 1n], { account: oracles[2]!.account }), rewards, "RootAlreadyAgreed");
-    await a.revertWithCustomError(rewards.write.claim([0n, 0n, zeroAddress, 1n, []]), rewards, "RootNotFinal");
+    await a.revertWithCustomError(rewards.write.claim([0n, zeroAddress, 1n, []]), rewards, "RootNotFinal");
 
     // Governance rejects inside the window: unreserved, a fresh round, votes cleared.
     await a.revertWithCustomError(rewards.write.rejectRoot([0n], { account: oracles[0]!.account }), rewards, "AccessControlUnauthorizedAccount");
@@ -130,6 +140,7 @@ describe("BandwidthRewards: epoch lifecycle", () => {
     await a.revertWithCustomErrorWithArgs(rewards.write.rejectRoot([0n]), rewards, "WrongEpochStatus", [0n, Status.Final]);
     const epoch = await rewards.read.getEpoch([0n]);
     expect([epoch.root, epoch.total]).toEqual([good.root, good.total]);
+    expect([await rewards.read.hasAgreedRoot(), await rewards.read.lastAgreedEpoch(), await rewards.read.latestFinalEpoch()]).toEqual([true, 0n, [true, 0n]]);
   });
 
   it("refuses agreement the pool cannot cover, and resets stuck votes", async () => {
@@ -140,10 +151,12 @@ describe("BandwidthRewards: epoch lifecycle", () => {
     const tree = buildRewardTree(entriesFor(core, 3));
     await funded(core, tree.total - 1n);
     await endEpoch(core, 0n);
-    await a.revertWithCustomErrorWithArgs(rewards.write.submitRoot([0n, tree.root, tree.total], { account: oracles[0]!.account }), rewards, "InsufficientUnallocated", [
-      tree.total,
-      tree.total - 1n,
-    ]);
+    await a.revertWithCustomErrorWithArgs(
+      rewards.write.submitRoot([0n, tree.root, tree.total], { account: oracles[0]!.account }),
+      rewards,
+      "InsufficientUnallocated",
+      [tree.total, tree.total - 1n],
+    );
     // The failed vote was rolled back with the agreement: the oracle can vote again after funding.
     expect(await rewards.read.hasVoted([0n, await core.registry.read.nodeKeyOfSigner([oracles[0]!.account.address])])).toBe(false);
 
@@ -157,106 +170,270 @@ describe("BandwidthRewards: epoch lifecycle", () => {
   });
 });
 
-describe("BandwidthRewards: claims", () => {
-  it("pays every leaf once with real proofs and rejects bad claims", async () => {
+describe("BandwidthRewards: the chain of cumulative roots", () => {
+  it("votes a root only for a later, ended epoch, once the previous root is final, with a total never lower", async () => {
+    const core = await deployCore();
+    const [oracle] = await addOracles(core, 1);
+    const { rewards } = core;
+    const a = core.viem.assertions;
+    const [x, y] = [core.users[10]!.account.address, core.users[11]!.account.address];
+    const first = buildRewardTree([{ account: x, amount: 100n }]);
+    const second = buildRewardTree([
+      { account: x, amount: 150n },
+      { account: y, amount: 50n },
+    ]);
+    const lower = buildRewardTree([{ account: x, amount: 99n }]);
+    await funded(core, 150n);
+    await endEpoch(core, 4n);
+    const submit = (epoch: bigint, root: Hex, total: bigint) => rewards.write.submitRoot([epoch, root, total], { account: oracle!.account });
+
+    await a.emit(submit(2n, first.root, first.total), rewards, "RootAgreed");
+    // Epochs 0 and 1 are covered by epoch 2's cumulative root: nobody votes them any more.
+    expect(await rewards.read.epochStatus([1n])).toBe(Status.Covered);
+    expect(await rewards.read.epochStatus([3n])).toBe(Status.Voting);
+    await a.revertWithCustomErrorWithArgs(submit(1n, first.root, first.total), rewards, "EpochCovered", [1n, 2n]);
+    await a.revertWithCustomErrorWithArgs(submit(2n, first.root, first.total), rewards, "RootAlreadyAgreed", [2n]);
+    await a.revertWithCustomError(rewards.write.resetVotes([1n]), rewards, "WrongEpochStatus");
+    // The next root waits for this one to be final.
+    const finalAt = (await rewards.read.getEpoch([2n])).agreedAt + core.disputeWindow;
+    await a.revertWithCustomErrorWithArgs(submit(4n, second.root, second.total), rewards, "PreviousRootNotFinal", [2n, finalAt]);
+    await core.networkHelpers.time.increaseTo(finalAt);
+    await a.revertWithCustomErrorWithArgs(submit(4n, lower.root, lower.total), rewards, "CumulativeTotalDecreased", [99n, 100n]);
+    await a.revertWithCustomError(submit(5n, second.root, second.total), rewards, "EpochNotEnded");
+    // Only the increment (200 - 100) is reserved; the pool holds 150, 100 of it owed already.
+    await a.revertWithCustomErrorWithArgs(submit(4n, second.root, second.total), rewards, "InsufficientUnallocated", [100n, 50n]);
+    await funded(core, 50n);
+    const agreed = await core.publicClient.waitForTransactionReceipt({ hash: await submit(4n, second.root, second.total) });
+    const [event] = parseEventLogs({ abi: rewards.abi, logs: agreed.logs, eventName: "RootAgreed" });
+    const agreedAt = (await rewards.read.getEpoch([4n])).agreedAt;
+    expect(event!.args).toEqual({
+      epoch: 4n,
+      round: 0,
+      root: second.root,
+      cumulativeTotal: 200n,
+      reserved: 100n,
+      disputeEndsAt: agreedAt + core.disputeWindow,
+    });
+    expect(await rewards.read.totalReserved()).toBe(200n);
+    expect(await rewards.read.unallocated()).toBe(0n);
+    expect([await rewards.read.lastAgreedEpoch(), await rewards.read.latestFinalEpoch()]).toEqual([4n, [true, 2n]]);
+    expect(await rewards.read.epochStatus([3n])).toBe(Status.Covered);
+  });
+
+  it("a rejected newest root gives way to the previous one, and the epochs it covered are voted again", async () => {
+    const core = await deployCore();
+    const [oracle] = await addOracles(core, 1);
+    const { rewards } = core;
+    const a = core.viem.assertions;
+    const x = core.users[10]!.account.address;
+    const first = buildRewardTree([{ account: x, amount: 100n }]);
+    const bad = buildRewardTree([{ account: x, amount: 900n }]);
+    const good = buildRewardTree([{ account: x, amount: 130n }]);
+    await funded(core, 1000n);
+    await endEpoch(core, 3n);
+    const submit = (epoch: bigint, root: Hex, total: bigint) => rewards.write.submitRoot([epoch, root, total], { account: oracle!.account });
+
+    // Rejecting the very first root leaves no agreed root at all.
+    await submit(0n, bad.root, bad.total);
+    await rewards.write.rejectRoot([0n]);
+    expect([await rewards.read.hasAgreedRoot(), await rewards.read.totalReserved(), await rewards.read.latestFinalEpoch()]).toEqual([false, 0n, [false, 0n]]);
+    await submit(0n, first.root, first.total);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    await submit(3n, bad.root, bad.total);
+    expect(await rewards.read.epochStatus([2n])).toBe(Status.Covered);
+    expect(await rewards.read.totalReserved()).toBe(900n);
+    // While epoch 3's root is disputable, claims go against epoch 0's.
+    await rewards.write.claim([0n, x, 100n, first.proof(x)]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([3n, x, 900n, bad.proof(x)]), rewards, "RootNotFinal", [3n]);
+    await a.emitWithArgs(rewards.write.rejectRoot([3n]), rewards, "RootRejected", [3n, bad.root, 900n, 1]);
+    expect([await rewards.read.lastAgreedEpoch(), await rewards.read.latestFinalEpoch()]).toEqual([0n, [true, 0n]]);
+    expect(await rewards.read.totalReserved()).toBe(0n);
+    expect(await rewards.read.unallocated()).toBe(900n);
+    for (const e of [1n, 2n, 3n]) expect(await rewards.read.epochStatus([e])).toBe(Status.Voting);
+    // A root for an epoch the rejected one covered can now be agreed (epoch 0's is final).
+    await submit(2n, good.root, good.total);
+    expect(await rewards.read.epochStatus([1n])).toBe(Status.Covered);
+    expect(await rewards.read.epochStatus([3n])).toBe(Status.Voting);
+    expect(await rewards.read.totalReserved()).toBe(30n);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    await a.emitWithArgs(rewards.write.claim([2n, x, 130n, good.proof(x)]), rewards, "Claimed", [getAddress(x), 2n, 30n, 130n]);
+  });
+});
+
+describe("BandwidthRewards: cumulative claims", () => {
+  it("one claim pays every epoch since the account's last claim, against the newest final root only", async () => {
+    const core = await deployCore();
+    const [oracle] = await addOracles(core, 1);
+    const { rewards, token } = core;
+    const a = core.viem.assertions;
+    const [x, y, z] = [10, 11, 12].map((i) => core.users[i]!.account.address) as [Address, Address, Address];
+    const r0 = buildRewardTree([
+      { account: x, amount: 10n },
+      { account: y, amount: 20n },
+    ]);
+    const r2 = buildRewardTree([
+      { account: x, amount: 15n },
+      { account: y, amount: 20n },
+      { account: z, amount: 5n },
+    ]);
+    await funded(core, 1000n);
+    await endEpoch(core, 2n);
+    const balances = async () => Promise.all([x, y, z].map((w) => token.read.balanceOf([w])));
+    const start = await balances();
+
+    await vote(core, [oracle!], 0n, r0.root, r0.total);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    // Anyone may send the claim; the account is paid.
+    await a.emitWithArgs(rewards.write.claim([0n, x, 10n, r0.proof(x)], { account: core.users[5]!.account }), rewards, "Claimed", [
+      getAddress(x),
+      0n,
+      10n,
+      10n,
+    ]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, x, 10n, r0.proof(x)]), rewards, "NothingToClaim", [getAddress(x), 10n, 10n]);
+    await vote(core, [oracle!], 2n, r2.root, r2.total);
+    // Epoch 2's root is disputable: epoch 0's still pays.
+    await rewards.write.claim([0n, y, 20n, r0.proof(y)]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([2n, z, 5n, r2.proof(z)]), rewards, "RootNotFinal", [2n]);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    // Epoch 2's root is final: epoch 0's no longer pays, whoever holds a proof for it.
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, x, 10n, r0.proof(x)]), rewards, "RootSuperseded", [0n, 2n]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([1n, x, 15n, r2.proof(x)]), rewards, "RootNotFinal", [1n]);
+    expect(await rewards.read.claimable([x, 15n])).toBe(5n);
+    await a.emitWithArgs(rewards.write.claim([2n, x, 15n, r2.proof(x)]), rewards, "Claimed", [getAddress(x), 2n, 5n, 15n]);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([2n, y, 20n, r2.proof(y)]), rewards, "NothingToClaim", [getAddress(y), 20n, 20n]);
+    await rewards.write.claim([2n, z, 5n, r2.proof(z)]);
+    await a.revertWithCustomError(rewards.write.claim([2n, z, 5n, r2.proof(z)]), rewards, "NothingToClaim");
+    expect(await rewards.read.claimable([z, 5n])).toBe(0n);
+
+    const end = await balances();
+    expect(end.map((b, i) => b - start[i]!)).toEqual([15n, 20n, 5n]);
+    expect(await Promise.all([x, y, z].map((w) => rewards.read.claimed([w])))).toEqual([15n, 20n, 5n]);
+    expect([await rewards.read.totalClaimed(), await rewards.read.totalReserved(), await rewards.read.unallocated()]).toEqual([40n, 0n, 960n]);
+  });
+
+  it("pays only a proof of the account's own leaf under the claimed root", async () => {
     const core = await deployCore();
     const oracles = await addOracles(core, 1);
-    const { rewards, token } = core;
+    const { rewards } = core;
     const a = core.viem.assertions;
     const entries = entriesFor(core, 11);
     const tree = buildRewardTree(entries);
+    const other = buildRewardTree(entries.map((e) => ({ ...e, amount: e.amount * 2n })));
     await funded(core, tree.total);
     await endEpoch(core, 0n);
     await vote(core, oracles, 0n, tree.root, tree.total);
     await core.networkHelpers.time.increase(Number(core.disputeWindow));
-
-    const first = entries[0]!;
-    await a.revertWithCustomError(rewards.write.claim([0n, 0n, first.account, first.amount + 1n, tree.proof(0)]), rewards, "InvalidProof");
-    await a.revertWithCustomError(rewards.write.claim([0n, 1n, first.account, first.amount, tree.proof(0)]), rewards, "InvalidProof");
-    await a.revertWithCustomError(rewards.write.claim([1n, 0n, first.account, first.amount, tree.proof(0)]), rewards, "RootNotFinal");
-
-    const before = new Map<Address, bigint>();
-    for (const e of entries) before.set(e.account, await token.read.balanceOf([e.account]));
-    const expected = new Map(before);
-    for (const [i, e] of entries.entries()) {
-      const claimer = core.users[i % 3]!; // anyone may submit; the account is paid
-      await a.emitWithArgs(rewards.write.claim([0n, BigInt(i), e.account, e.amount, tree.proof(i)], { account: claimer.account }), rewards, "Claimed", [
-        0n,
-        BigInt(i),
-        e.account,
-        e.amount,
-      ]);
-      expected.set(e.account, (expected.get(e.account) ?? 0n) + e.amount);
-      expect(await rewards.read.isClaimed([0n, BigInt(i)])).toBe(true);
-    }
-    for (const [account, balance] of expected) expect(await token.read.balanceOf([account])).toBe(balance);
-    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 3n, entries[3]!.account, entries[3]!.amount, tree.proof(3)]), rewards, "AlreadyClaimed", [0n, 3n]);
+    const [e0, e1] = [entries[0]!, entries[1]!];
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, e0.account, e0.amount + 1n, tree.proof(e0.account)]), rewards, "InvalidProof", [
+      0n,
+      getAddress(e0.account),
+    ]);
+    // Another account's leaf and proof, paid to this account, or this account's leaf under another root.
+    await a.revertWithCustomError(rewards.write.claim([0n, e0.account, e1.amount, tree.proof(e1.account)]), rewards, "InvalidProof");
+    await a.revertWithCustomError(rewards.write.claim([0n, e0.account, e0.amount * 2n, other.proof(e0.account)]), rewards, "InvalidProof");
+    await a.revertWithCustomError(rewards.write.claim([0n, e0.account, e0.amount, []]), rewards, "InvalidProof");
+    for (const e of entries) await rewards.write.claim([0n, e.account, e.amount, tree.proof(e.account)]);
     expect(await rewards.read.totalReserved()).toBe(0n);
-    expect(await token.read.balanceOf([rewards.address])).toBe(0n);
-    expect(await rewards.read.isClaimed([0n, 11n])).toBe(false);
+    expect(await core.token.read.balanceOf([rewards.address])).toBe(0n);
   });
 
-  it("pays only against the epoch's current final root: never a rejected one, never another epoch's", async () => {
+  it("never pays more in all than the root's cumulative total, even when its leaves add up to more", async () => {
     const core = await deployCore();
-    const oracles = await addOracles(core, 1);
+    const [oracle] = await addOracles(core, 1);
     const { rewards } = core;
     const a = core.viem.assertions;
-    const entries = entriesFor(core, 5);
-    const rejected = buildRewardTree(entries);
-    const good = buildRewardTree(entries.map((e) => ({ ...e, amount: e.amount + 1n })));
-    const other = buildRewardTree(entries.map((e) => ({ ...e, amount: e.amount + 2n })));
-    await funded(core, rejected.total + good.total + other.total);
+    const [x, y] = [core.users[10]!.account.address, core.users[11]!.account.address];
+    const tree = buildRewardTree([
+      { account: x, amount: 300n },
+      { account: y, amount: 10n },
+    ]);
+    await funded(core, 1000n);
     await endEpoch(core, 1n);
-
-    await vote(core, oracles, 0n, rejected.root, rejected.total);
-    expect(await rewards.read.isAgreedRoot([0n, rejected.root])).toBe(true);
-    await rewards.write.rejectRoot([0n]);
-    expect(await rewards.read.isAgreedRoot([0n, rejected.root])).toBe(false);
-    await vote(core, oracles, 0n, good.root, good.total);
-    await vote(core, oracles, 1n, other.root, other.total);
-    expect(await rewards.read.isAgreedRoot([0n, good.root])).toBe(true);
-    expect(await rewards.read.isAgreedRoot([1n, good.root])).toBe(false);
-    // Still disputable: even a correct proof is RootNotFinal.
-    const e0 = entries[0]!;
-    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount + 1n, good.proof(0)]), rewards, "RootNotFinal", [0n]);
+    // The oracles declare a total below the tree's sum.
+    await vote(core, [oracle!], 0n, tree.root, 100n);
     await core.networkHelpers.time.increase(Number(core.disputeWindow));
-
-    // A valid proof under the rejected root, or under epoch 1's root, does not pay in epoch 0.
-    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount, rejected.proof(0)]), rewards, "InvalidProof", [0n, 0n]);
-    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount + 2n, other.proof(0)]), rewards, "InvalidProof", [0n, 0n]);
-    await a.revertWithCustomErrorWithArgs(rewards.write.claim([1n, 0n, e0.account, e0.amount + 1n, good.proof(0)]), rewards, "InvalidProof", [1n, 0n]);
-    await a.revertWithCustomErrorWithArgs(rewards.write.claim([2n, 0n, e0.account, e0.amount, []]), rewards, "RootNotFinal", [2n]);
-    // The same leaf index is claimed independently per epoch, each once.
-    await rewards.write.claim([0n, 0n, e0.account, e0.amount + 1n, good.proof(0)]);
-    await rewards.write.claim([1n, 0n, e0.account, e0.amount + 2n, other.proof(0)]);
-    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, 0n, e0.account, e0.amount + 1n, good.proof(0)]), rewards, "AlreadyClaimed", [0n, 0n]);
-    expect(await rewards.read.totalReserved()).toBe(good.total + other.total - (e0.amount + 1n) - (e0.amount + 2n));
-    expect(await rewards.read.unallocated()).toBe(rejected.total);
+    await a.revertWithCustomErrorWithArgs(rewards.write.claim([0n, x, 300n, tree.proof(x)]), rewards, "ClaimExceedsRootTotal", [0n, 300n, 100n]);
+    await rewards.write.claim([0n, y, 10n, tree.proof(y)]);
+    expect([await rewards.read.totalReserved(), await rewards.read.unallocated()]).toEqual([90n, 900n]);
+    // The next root covers the gap: x's 300 is paid in one claim, bounded by the new total.
+    await vote(core, [oracle!], 1n, tree.root, 310n);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    await rewards.write.claim([1n, x, 300n, tree.proof(x)]);
+    expect([await rewards.read.totalClaimed(), await rewards.read.totalReserved(), await rewards.read.unallocated()]).toEqual([310n, 0n, 690n]);
   });
 
-  it("never pays a root beyond its own agreed total", async () => {
+  it("an operator that changes address keeps what its old address earned; neither address can take the other's", async () => {
     const core = await deployCore();
-    const oracles = await addOracles(core, 1);
+    const [oracle] = await addOracles(core, 1);
     const { rewards } = core;
-    const entries: RewardEntry[] = [
-      { account: core.users[10]!.account.address, amount: 300n },
-      { account: core.users[11]!.account.address, amount: 10n },
-    ];
-    const tree = buildRewardTree(entries);
-    await funded(core, 1000n);
-    await endEpoch(core, 0n);
-    // The oracles claim a total below the tree's sum.
-    await vote(core, oracles, 0n, tree.root, 100n);
+    const a = core.viem.assertions;
+    const [old, next] = [core.users[10]!.account.address, core.users[11]!.account.address];
+    const before = buildRewardTree([{ account: old, amount: 100n }]);
+    // After the move the old address's cumulative amount stays in every later root; the new one starts from zero.
+    const after = buildRewardTree([
+      { account: old, amount: 100n },
+      { account: next, amount: 40n },
+    ]);
+    await funded(core, 140n);
+    await endEpoch(core, 1n);
+    await vote(core, [oracle!], 0n, before.root, before.total);
     await core.networkHelpers.time.increase(Number(core.disputeWindow));
-    await core.viem.assertions.revertWithCustomErrorWithArgs(
-      rewards.write.claim([0n, 0n, entries[0]!.account, 300n, tree.proof(0)]),
-      rewards,
-      "ClaimExceedsEpochReserve",
-      [0n, 300n, 100n],
+    await vote(core, [oracle!], 1n, after.root, after.total);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    await a.revertWithCustomError(rewards.write.claim([1n, next, 100n, after.proof(old)]), rewards, "InvalidProof");
+    await a.revertWithCustomError(rewards.write.claim([1n, old, 40n, after.proof(next)]), rewards, "InvalidProof");
+    await rewards.write.claim([1n, old, 100n, after.proof(old)]);
+    await rewards.write.claim([1n, next, 40n, after.proof(next)]);
+    expect([await rewards.read.claimed([old]), await rewards.read.claimed([next])]).toEqual([100n, 40n]);
+  });
+});
+
+describe("BandwidthRewards: the node's bindings (node/src/chain/rewards.ts)", () => {
+  it("read the settlement state, vote a root and claim, naming a revert", async () => {
+    const core = await deployCore();
+    const [oracle] = await addOracles(core, 1);
+    const x = core.users[10]!.account.address;
+    const tree = buildRewardTree([{ account: x, amount: 70n }]);
+    await funded(core, 100n);
+    const view = createRewardsView({ publicClient: core.publicClient as never }, core.rewards.address);
+    const asOracle = { publicClient: core.publicClient, walletClient: oracle } as unknown as ChainClients;
+    const asAnyone = { publicClient: core.publicClient, walletClient: core.users[5]! } as unknown as ChainClients;
+    expect(await view.timing()).toEqual({ genesis: core.genesis, epochLength: core.epochLength, disputeWindow: core.disputeWindow });
+    expect([await view.lastAgreedEpoch(), await view.latestFinalEpoch()]).toEqual([undefined, undefined]);
+    expect((await view.epoch(0n)).status).toBe("open");
+    await expect(submitRewardRoot({ clients: asOracle, address: view.address, epoch: 0n, root: tree.root, cumulativeTotal: tree.total })).rejects.toMatchObject(
+      {
+        kind: "transaction-reverted",
+        message: expect.stringMatching(/EpochNotEnded/),
+      },
     );
-    await rewards.write.claim([0n, 1n, entries[1]!.account, 10n, tree.proof(1)]);
-    expect(await rewards.read.remainingReserve([0n])).toBe(90n);
-    expect(await rewards.read.totalReserved()).toBe(90n);
-    expect(await rewards.read.unallocated()).toBe(900n);
+    await expect(
+      submitRewardRoot({ clients: asOracle, address: view.address, epoch: 0n, root: `0x${"00".repeat(32)}`, cumulativeTotal: 1n }),
+    ).rejects.toMatchObject({
+      kind: "bad-argument",
+    });
+    await endEpoch(core, 1n);
+    expect(await submitRewardRoot({ clients: asOracle, address: view.address, epoch: 1n, root: tree.root, cumulativeTotal: tree.total })).toMatchObject({
+      agreed: true,
+      votes: 1n,
+    });
+    const agreed = await view.epoch(1n);
+    expect(agreed).toMatchObject({ status: "disputable", root: tree.root, cumulativeTotal: 70n, finalAt: agreed.agreedAt + core.disputeWindow });
+    expect((await view.epoch(0n)).status).toBe("covered");
+    expect([await view.lastAgreedEpoch(), await view.latestFinalEpoch(), await view.totalReserved(), await view.unallocated()]).toEqual([
+      1n,
+      undefined,
+      70n,
+      30n,
+    ]);
+    await core.networkHelpers.time.increase(Number(core.disputeWindow));
+    const epoch = (await view.latestFinalEpoch())!;
+    expect(epoch).toBe(1n);
+    const claim = { clients: asAnyone, address: view.address, epoch, account: x, cumulativeAmount: 70n, proof: tree.proof(x) };
+    expect((await claimRewards(claim)).paid).toBe(70n);
+    await expect(claimRewards(claim)).rejects.toMatchObject({ kind: "transaction-reverted", message: expect.stringMatching(/NothingToClaim/) });
+    await expect(claimRewards({ ...claim, proof: ["0x12"] })).rejects.toMatchObject({ kind: "bad-argument" });
+    expect([await view.claimed(x), await view.totalClaimed()]).toEqual([70n, 70n]);
   });
 });

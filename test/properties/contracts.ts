@@ -6,13 +6,17 @@
  * in-process Hardhat chain. After every step:
  *
  * - the registry's balance equals totalBonded + totalUnbonding (what it owes);
- * - the pool's balance covers totalReserved, which equals the sum of the
- *   agreed epochs' remaining reserves;
- * - no epoch has paid more than its agreed total (remaining = total - paid);
+ * - the pool's balance covers totalReserved, which equals the newest agreed
+ *   root's cumulative total minus every claim paid (totalClaimed);
+ * - totalClaimed never passes the newest final root's cumulative total;
+ * - agreed roots form a chain: later epochs, totals never lower, each agreed
+ *   only once the previous one was final;
  * and at every agreement: the proposal's voters are distinct nodes, and at
  * least the round's quorum of them are current oracles that were in the set,
  * without leaving, since the round started (the quorum fixed then from the
- * set size). Every refused step must be a contract custom error.
+ * set size). Every claim paid is against the newest final root and pays the
+ * leaf's cumulative amount minus what the account had claimed. Every refused
+ * step must be a contract custom error.
  *
  * Run a few hundred times by test/contracts/invariants.test.ts and 10,000
  * times by scripts/invariants.ts. One chain per run of the property: each
@@ -22,7 +26,7 @@ import fc from "fast-check";
 import { BaseError, ContractFunctionRevertedError, keccak256, parseEther, toEventSelector, toHex, type Hex, type TransactionReceipt } from "viem";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { addNode, consentOf, deployCore, ROLE_ONION, ROLE_ORACLE, type CoreFixture, type TypedSigner } from "../contracts/helpers/core.js";
-import { buildRewardTree, type MerkleTree } from "../contracts/helpers/merkle.js";
+import { buildRewardTree, type RewardTree } from "../contracts/helpers/merkle.js";
 import { check } from "./common.js";
 
 const NODES = 6;
@@ -87,7 +91,7 @@ export interface InvariantStats {
 }
 
 interface Proposal {
-  tree: MerkleTree;
+  tree: RewardTree;
   declared: bigint;
   leaves: { account: Hex; amount: bigint }[];
 }
@@ -110,16 +114,16 @@ async function buildWorld(): Promise<World> {
     const signer: TypedSigner = { address: signers[n]![0]!.address, signTypedData: (t) => signers[n]![0]!.signTypedData(t as never) };
     keys.push(await addNode(core, { operator: core.users[n]!, signer, roles: ROLE_ONION | ROLE_ORACLE, stake: MIN * BigInt(1 + (n % 3)), label: `invariant-${n}` }));
   }
-  await core.token.write.approve([core.rewards.address, parseEther("2500")]);
-  await core.rewards.write.fund([parseEther("2500")]);
+  await core.token.write.approve([core.rewards.address, parseEther("3500")]);
+  await core.rewards.write.fund([parseEther("3500")]);
   const recipients = [10, 11, 12].map((i) => core.users[i]!.account.address);
   const proposals = Array.from({ length: EPOCHS }, (_, e) => {
-    // Proposal 0 is honest; proposal 1's leaves (300 + 300) exceed its declared total (400).
-    const honest = recipients.map((account, i) => ({ account, amount: parseEther(String(100 * (i + 1))) + BigInt(e) }));
-    const greedy = recipients.slice(0, 2).map((account) => ({ account, amount: parseEther("300") + BigInt(e) }));
+    // Cumulative amounts. Proposal 0 is honest; proposal 1's leaves (2 x 300 per epoch) exceed its declared total (400 per epoch).
+    const honest = recipients.map((account, i) => ({ account, amount: parseEther(String(100 * (i + 1) * (e + 1))) + BigInt(e) }));
+    const greedy = recipients.slice(0, 2).map((account) => ({ account, amount: parseEther(String(300 * (e + 1))) + BigInt(e) }));
     return [
       { tree: buildRewardTree(honest), declared: honest.reduce((a, l) => a + l.amount, 0n), leaves: honest },
-      { tree: buildRewardTree(greedy), declared: parseEther("400"), leaves: greedy },
+      { tree: buildRewardTree(greedy), declared: parseEther(String(400 * (e + 1))), leaves: greedy },
     ];
   });
   const end = core.genesis + BigInt(EPOCHS) * core.epochLength;
@@ -148,8 +152,10 @@ async function runSequence(world: World, steps: readonly Step[], stats: Invarian
   const { core, keys, signers, proposals } = world;
   const { registry, rewards, token } = core;
   const signerIdx = new Array<number>(NODES).fill(0);
-  const paid = new Array<bigint>(EPOCHS).fill(0n);
-  const agreed = new Map<number, { proposal: number; total: bigint }>();
+  // The model: the chain of agreed roots (newest last), what each account and the pool were paid.
+  const chain: { epoch: number; proposal: number; total: bigint; agreedAt: bigint }[] = [];
+  const claimedBy = new Map<Hex, bigint>();
+  const paid = { total: 0n };
   const voters = new Map<string, Hex[]>();
   const roundSize = new Map<string, bigint>();
   const op = (n: number) => ({ account: core.users[n]!.account });
@@ -171,7 +177,14 @@ async function runSequence(world: World, steps: readonly Step[], stats: Invarian
     // A vote that succeeds on an epoch now Disputable is the one that agreed it.
     if ((await rewards.read.epochStatus([BigInt(epochNo)])) === 2) {
       await checkAgreement(world, epochNo, list, roundSize.get(roundKey));
-      agreed.set(epochNo, { proposal, total: p.declared });
+      const agreedAt = (await rewards.read.getEpoch([BigInt(epochNo)])).agreedAt;
+      const previous = chain[chain.length - 1];
+      if (previous) {
+        check(epochNo > previous.epoch, `epoch ${epochNo} agreed after the later epoch ${previous.epoch}`);
+        check(p.declared >= previous.total, `epoch ${epochNo} agreed a cumulative total below the previous root's`);
+        check(previous.agreedAt + core.disputeWindow <= agreedAt, `epoch ${epochNo} agreed while epoch ${previous.epoch}'s root was disputable`);
+      }
+      chain.push({ epoch: epochNo, proposal, total: p.declared, agreedAt });
       stats.agreements++;
     }
   };
@@ -180,11 +193,17 @@ async function runSequence(world: World, steps: readonly Step[], stats: Invarian
     const p = proposals[epochNo]![proposal]!;
     const index = leafNo % p.leaves.length;
     const leaf = p.leaves[index]!;
-    const receipt = await attempt(stats, () => rewards.write.claim([BigInt(epochNo), BigInt(index), leaf.account, leaf.amount, p.tree.proof(index)]), core);
+    const receipt = await attempt(stats, () => rewards.write.claim([BigInt(epochNo), leaf.account, leaf.amount, p.tree.proof(leaf.account)]), core);
     if (!receipt) return;
-    const a = agreed.get(epochNo);
+    const [hasFinal, newestFinal] = await rewards.read.latestFinalEpoch();
+    check(hasFinal && newestFinal === BigInt(epochNo), `a claim paid against epoch ${epochNo}, not the newest final root`);
+    const a = chain.find((c) => c.epoch === epochNo);
     check(a !== undefined && a.proposal === proposal, `epoch ${epochNo} paid a claim under a root it never agreed`);
-    paid[epochNo]! += leaf.amount;
+    const before = claimedBy.get(leaf.account) ?? 0n;
+    check(leaf.amount > before, `${leaf.account} was paid again for a cumulative amount it had claimed`);
+    check((await rewards.read.claimed([leaf.account])) === leaf.amount, `${leaf.account}'s claimed amount is not its leaf's`);
+    claimedBy.set(leaf.account, leaf.amount);
+    paid.total += leaf.amount - before;
     stats.claims++;
   };
 
@@ -235,8 +254,8 @@ async function runSequence(world: World, steps: readonly Step[], stats: Invarian
       case "reject": {
         const receipt = await attempt(stats, () => rewards.write.rejectRoot([BigInt(s.epoch)]), core);
         if (receipt) {
-          check(paid[s.epoch] === 0n, `epoch ${s.epoch} was rejected after paying ${paid[s.epoch]}`);
-          agreed.delete(s.epoch);
+          check(chain[chain.length - 1]?.epoch === s.epoch, `epoch ${s.epoch} was rejected but is not the newest agreed root`);
+          chain.pop();
           stats.rejections++;
         }
         break;
@@ -259,7 +278,7 @@ async function runSequence(world: World, steps: readonly Step[], stats: Invarian
         if (s.seconds > 0) await core.networkHelpers.time.increase(s.seconds);
         break;
     }
-    await checkBalances(world, paid, agreed);
+    await checkBalances(world, paid.total, chain);
   }
   stats.sequences++;
 }
@@ -279,27 +298,24 @@ async function checkAgreement(world: World, epochNo: number, list: Hex[], sizeAt
   check(current >= round.needed, `epoch ${epochNo}: agreed with ${current} current continuous members, ${round.needed} needed`);
 }
 
-async function checkBalances(world: World, paid: bigint[], agreed: Map<number, { proposal: number; total: bigint }>): Promise<void> {
+async function checkBalances(world: World, paid: bigint, chain: readonly { epoch: number; total: bigint }[]): Promise<void> {
   const { registry, rewards, token } = world.core;
-  const [held, bonded, unbonding, pool, reserved] = await Promise.all([
+  const [held, bonded, unbonding, pool, reserved, totalClaimed, [hasFinal, newestFinal]] = await Promise.all([
     token.read.balanceOf([registry.address]),
     registry.read.totalBonded(),
     registry.read.totalUnbonding(),
     token.read.balanceOf([rewards.address]),
     rewards.read.totalReserved(),
+    rewards.read.totalClaimed(),
+    rewards.read.latestFinalEpoch(),
   ]);
   check(held === bonded + unbonding, `registry holds ${held}, owes ${bonded + unbonding}`);
   check(pool >= reserved, `pool holds ${pool}, owes ${reserved}`);
-  let remainingSum = 0n;
-  for (let e = 0; e < EPOCHS; e++) {
-    const remaining = await rewards.read.remainingReserve([BigInt(e)]);
-    remainingSum += remaining;
-    const a = agreed.get(e);
-    if (!a) continue;
-    check(paid[e]! <= a.total, `epoch ${e} paid ${paid[e]} over its agreed total ${a.total}`);
-    check(remaining === a.total - paid[e]!, `epoch ${e}: remaining ${remaining} != total ${a.total} - paid ${paid[e]}`);
-  }
-  check(remainingSum === reserved, `totalReserved ${reserved} != sum of remaining reserves ${remainingSum}`);
+  check(totalClaimed === paid, `totalClaimed ${totalClaimed} != the claims paid ${paid}`);
+  const newest = chain[chain.length - 1];
+  check(reserved === (newest ? newest.total - paid : 0n), `totalReserved ${reserved} != newest cumulative total ${newest?.total ?? 0n} - paid ${paid}`);
+  const finalTotal = hasFinal ? (await rewards.read.getEpoch([newestFinal])).total : 0n;
+  check(paid <= finalTotal, `paid ${paid} over the newest final root's cumulative total ${finalTotal}`);
 }
 
 export function emptyStats(): InvariantStats {

@@ -37,3 +37,5 @@ export { registerIdentity } from "./identities.js";
 export { nodeKeyHex, nodeStatus, registerNode, requestUnstake, stakeNode, withdrawStake } from "./staking.js";
 export { createCommercialView, publishCommercialNode, removeCommercialNode, serveConsentDigest, serveConsentTypedData, signServeConsent } from "./commercial.js";
 export type { CommercialView, ServeConsent } from "./commercial.js";
+export { claimRewards, createRewardsView, REWARD_EPOCH_STATUSES, rewardsAddress, submitRewardRoot } from "./rewards.js";
+export type { RewardEpoch, RewardEpochStatus, RewardsTiming, RewardsView } from "./rewards.js";

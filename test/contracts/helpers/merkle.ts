@@ -2,12 +2,16 @@
  * A tiny Merkle tree builder matching OpenZeppelin's MerkleProof: pairs are hashed
  * sorted (commutative keccak256), an odd node at the end of a layer is promoted
  * unchanged. Leaves are the double-hashed "standard" leaves the contracts expect:
- *   reward leaf  = keccak256(keccak256(abi.encode(uint256 index, address account, uint256 amount)))
+ *   reward leaf  = keccak256(keccak256(abi.encode(address account, uint256 cumulativeAmount)))
+ *                  (the node's own cumulative tree, node/src/rewards/merkle.ts, re-exported here)
  *   receipt leaf = keccak256(keccak256(abi.encode(bytes32 receiptHash)))
  * Owns nothing on chain; trusts nothing. Used by tests and scripts/bench/gas-core.ts.
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { bytesToHex, encodeAbiParameters, hexToBytes, type Address, type Hex } from "viem";
+import { buildRewardTree as buildCumulativeTree, type RewardTree } from "../../../node/src/rewards/merkle.js";
+
+export { rewardLeaf, verifyRewardProof, type RewardTree } from "../../../node/src/rewards/merkle.js";
 
 export interface MerkleTree {
   root: Hex;
@@ -70,13 +74,6 @@ function doubleHash(encoded: Hex): Hex {
   return bytesToHex(keccak_256(keccak_256(hexToBytes(encoded))));
 }
 
-/** BandwidthRewards claim leaf. */
-export function rewardLeaf(index: bigint, account: Address, amount: bigint): Hex {
-  return doubleHash(
-    encodeAbiParameters([{ type: "uint256" }, { type: "address" }, { type: "uint256" }], [index, account, amount]),
-  );
-}
-
 /** OracleReceipts leaf. */
 export function receiptLeaf(receiptHash: Hex): Hex {
   return doubleHash(encodeAbiParameters([{ type: "bytes32" }], [receiptHash]));
@@ -84,11 +81,11 @@ export function receiptLeaf(receiptHash: Hex): Hex {
 
 export interface RewardEntry {
   account: Address;
+  /** The account's cumulative amount. */
   amount: bigint;
 }
 
-/** A reward tree whose leaf i is (i, entries[i].account, entries[i].amount). */
-export function buildRewardTree(entries: readonly RewardEntry[]): MerkleTree & { total: bigint } {
-  const tree = buildTree(entries.map((e, i) => rewardLeaf(BigInt(i), e.account, e.amount)));
-  return { ...tree, total: entries.reduce((sum, e) => sum + e.amount, 0n) };
+/** The cumulative reward tree of `entries` (one per account), built by the node's own code. */
+export function buildRewardTree(entries: readonly RewardEntry[]): RewardTree {
+  return buildCumulativeTree(entries.map((e) => [e.account, e.amount] as const));
 }
