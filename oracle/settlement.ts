@@ -23,7 +23,7 @@ import type { ReceiptChainView } from "../node/src/stream/receipt.js";
 import { OracleError } from "./errors.js";
 import { normalizeUsage, type NormalizeResult } from "./normalize.js";
 import type { OracleStore, RewardEpochRecord } from "./store.js";
-import { epochEndOf, epochOf, verifyAnchorReceipt, type EpochClock } from "./usage.js";
+import { epochOf, verifyAnchorReceipt, type EpochClock } from "./usage.js";
 
 /** What settlement reads and writes on chain (node/src/chain/rewards.ts binds it to BandwidthRewards). */
 export interface RewardsChainView {

@@ -18,6 +18,7 @@ import { ffmpegAvailable, startStreamDemo } from "./devnet-stream.js";
 import type { StreamDemo } from "./devnet-stream.js";
 import { runCommercialDemo } from "./devnet-commercial.js";
 import { runRewardsDemo, type RewardsDemoResult } from "./devnet-rewards.js";
+import { DEVNET_REPORT_INTERVAL_SECONDS } from "./devnet-nodes.js";
 import type { Logger } from "../../node/src/log.js";
 
 export interface DevnetUsersOptions {
@@ -62,6 +63,8 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
         const client = await createPspClient({
           bootstrap: { devnet: o.stateFile },
           identity: { keyFile: user(name).keyFile, passphrase: o.passphrase },
+          // The devnet's reward epochs are short: players report as often as its nodes do.
+          reportIntervalSeconds: DEVNET_REPORT_INTERVAL_SECONDS,
           ...(o.logger ? { logger: o.logger.child({ user: name }) } : {}),
         });
         clients.push(client);

@@ -86,7 +86,8 @@ export async function startStreamDemo(alice: PspClient, carol: PspClient, log: (
     const viewers = await Promise.all(
       counts.map(async (_, i) => {
         const session = await carol.oracle.session();
-        const player = await carol.streams.play({ ticket: created.ticket, session: () => session.session });
+        // Each player reports what it received under its own session, so the nodes carrying the demo are paid.
+        const player = await carol.streams.play({ ticket: created.ticket, session: () => session });
         players.push(player);
         const first = new Promise<string>((resolve, reject) => {
           player.on("media", () => {

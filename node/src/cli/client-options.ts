@@ -26,6 +26,14 @@ export interface ClientCliOptions extends NameOptions {
   bootstrap?: string;
 }
 
+/** Options of a client without identity (oracle sessions, proofs and playing need none). */
+export const anonymousClientOptions = (bootstrap: string | undefined): ClientCliOptions => ({
+  ...(bootstrap === undefined ? {} : { bootstrap }),
+  namespace: "peerstream",
+  application: "client",
+  kind: "account",
+});
+
 /** Adds --key-file (required or not), --bootstrap and the identity name options. */
 export function clientOptions(cmd: Command, keyFile: "required" | "optional"): Command {
   const withKey =

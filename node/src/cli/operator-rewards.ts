@@ -33,7 +33,7 @@ import {
   type ChainCliOptions,
   type DevnetAccountChoice,
 } from "./chain-context.js";
-import { closeClient, openClient, warnLine, type ClientCliOptions } from "./client-options.js";
+import { anonymousClientOptions, closeClient, openClient, warnLine } from "./client-options.js";
 import { devnetFor } from "./devnet-defaults.js";
 
 type RewardOpts = ChainCliOptions & { account?: string; nodeKey?: string; bootstrap?: string; json?: boolean };
@@ -122,14 +122,6 @@ export async function operatorRewards(view: RewardsView, ask: (epoch?: number) =
   };
 }
 
-/** A client without identity: asking an oracle for a proof needs none. */
-const anonymousClient = (bootstrap: string | undefined): ClientCliOptions => ({
-  namespace: "peerstream",
-  application: "client",
-  kind: "account",
-  ...(bootstrap === undefined ? {} : { bootstrap }),
-});
-
 const psp = (wei: bigint): string => `${formatEther(wei)} PSP`;
 const json = (value: unknown): string => JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2);
 
@@ -153,7 +145,7 @@ export function addRewardCommands(program: Command): void {
       const account = await accountOf(opts);
       const ctx = await chainContext(opts, false);
       const view = createRewardsView(ctx.clients, rewardsAddress(ctx.deployment));
-      const client = await openClient(anonymousClient(opts.bootstrap), warnLine);
+      const client = await openClient(anonymousClientOptions(opts.bootstrap), warnLine);
       try {
         const { finalLeaf: _leaf, ...shown } = await operatorRewards(view, (epoch) => client.oracle.rewardProof({ account, ...(epoch === undefined ? {} : { epoch }) }), account);
         if (opts.json) console.log(json(shown));
@@ -170,7 +162,7 @@ export function addRewardCommands(program: Command): void {
       const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
       const account = opts.account !== undefined ? await accountOf(opts) : ctx.clients.walletClient!.account!.address;
       const view = createRewardsView(ctx.clients, rewardsAddress(ctx.deployment));
-      const client = await openClient(anonymousClient(opts.bootstrap), warnLine);
+      const client = await openClient(anonymousClientOptions(opts.bootstrap), warnLine);
       try {
         const state = await operatorRewards(view, (epoch) => client.oracle.rewardProof({ account, ...(epoch === undefined ? {} : { epoch }) }), account);
         const leaf = state.finalLeaf;

@@ -50,9 +50,9 @@ import type { PspError } from "../errors.js";
 import { StreamMediaError } from "../stream/media-errors.js";
 import { OracleError } from "../stream/oracle-errors.js";
 import { publishReadable } from "../stream/publisher.js";
-import type { SessionId } from "../stream/session.js";
+import type { ViewerSession } from "../stream/oracle-client.js";
 import { decodeTicket } from "../stream/ticket.js";
-import { clientOptions, closeClient, openClient, untilSignal, warnLine } from "./client-options.js";
+import { anonymousClientOptions, clientOptions, closeClient, openClient, untilSignal, warnLine } from "./client-options.js";
 import type { ClientCliOptions } from "./client-options.js";
 import { integerOption } from "./options.js";
 import { errorSummary } from "./run.js";
@@ -123,12 +123,6 @@ export function streamStateDir(option: string | undefined): string {
 const publisherFilePath = (stateDir: string, streamId: Uint8Array): string => join(stateDir, "streams", `${hexOf(streamId)}.json`);
 
 /** The client options of a command that acts as no identity (publish, play). */
-const anonymous = (bootstrap: string | undefined): ClientCliOptions => ({
-  ...(bootstrap === undefined ? {} : { bootstrap }),
-  namespace: "peerstream",
-  application: "client",
-  kind: "account",
-});
 
 function warnings(opts: { verbose?: boolean }): (err: Error) => void {
   return opts.verbose ? warnLine : () => undefined;
@@ -264,7 +258,7 @@ async function publish(opts: PublishOptions): Promise<void> {
   const { file, token, expiresAt } = await readPublisherFile(streamStateDir(opts.stateDir), ticket.streamId);
   if (expiresAt <= Date.now()) throw new StreamMediaError("unknown-stream", `stream ${hexOf(ticket.streamId)} expired at ${new Date(expiresAt).toISOString()}`);
   // A client without identity: its consensus names more distribution nodes when the landing node asks.
-  const client = await openClient(anonymous(opts.bootstrap), warnings(opts));
+  const client = await openClient(anonymousClientOptions(opts.bootstrap), warnings(opts));
   try {
     const publisher = await client.streams.publish({ ticket: opts.ticket, token });
     progress(`publishing standard input to stream ${hexOf(ticket.streamId)} at ${ticket.host}:${ticket.port}; EOF, SIGINT or SIGTERM ends the stream`);
@@ -290,16 +284,17 @@ async function publish(opts: PublishOptions): Promise<void> {
 
 async function play(opts: PlayOptions): Promise<void> {
   decodeTicket(opts.ticket); // a mistyped ticket fails before anything connects
-  const client = await openClient(anonymous(opts.bootstrap), warnings(opts));
+  const client = await openClient(anonymousClientOptions(opts.bootstrap), warnings(opts));
   let out: WriteStream | NodeJS.WriteStream | undefined;
   try {
-    let session: SessionId | undefined;
-    const sessionBytes = async (): Promise<Uint8Array> => {
-      if (!session || session.expiresAt - SESSION_MARGIN_S <= Date.now() / 1000) session = (await retryTransient(() => client.oracle.session())).id;
-      return session.bytes;
+    // The player reports what it received under this session's viewer key, so the nodes that carried it are paid.
+    let session: ViewerSession | undefined;
+    const currentSession = async (): Promise<ViewerSession> => {
+      if (!session || session.id.expiresAt - SESSION_MARGIN_S <= Date.now() / 1000) session = await retryTransient(() => client.oracle.session());
+      return session;
     };
-    await sessionBytes(); // a refused or unreachable oracle fails here, before any output is opened
-    const player = await client.streams.play({ ticket: opts.ticket, session: sessionBytes });
+    await currentSession(); // a refused or unreachable oracle fails here, before any output is opened
+    const player = await client.streams.play({ ticket: opts.ticket, session: currentSession });
     out = opts.out === undefined ? process.stdout : createWriteStream(opts.out);
     const sink = out;
     let dropped = 0;

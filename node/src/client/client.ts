@@ -58,6 +58,7 @@ import type { PathNode } from "../onion/path.js";
 import { verifyAccessCertificateWithConsensus } from "../authority/certificate.js";
 import { PresenceClient } from "../presence/client.js";
 import { createPspStreams } from "../stream/client-streams.js";
+import { signUsageReport } from "../rewards/report.js";
 import type { PspStreams } from "../stream/client-streams.js";
 import type { AnnounceOptions, ConnectOptions, FoundPoint, IncomingIntroduction, PointInfo } from "../presence/client.js";
 import type { PresenceChannel } from "../presence/channel.js";
@@ -85,6 +86,8 @@ export interface PspClientOptions {
   chain?: ChainBinding;
   /** Circuits kept built and ready (default 2). */
   preemptiveCircuits?: number;
+  /** Seconds between a player's usage reports to the oracles (default 300). */
+  reportIntervalSeconds?: number;
   /** How long `ready` may take (default 60 s). */
   readyTimeoutMs?: number;
   /** Deadline of one DHT operation (default 15 s). */
@@ -293,6 +296,16 @@ export class PspClient extends EventEmitter<PspClientEvents> {
       status: () => this.presenceClient?.status() ?? [],
     };
     this.streams = createPspStreams({
+      // Players report what they received under their session's viewer key (rewards/report.ts), through a circuit to an oracle.
+      viewer: {
+        session: () => this.oracle.session(),
+        report: async (session, window) => {
+          const report = signUsageReport({ kind: "viewer", secretKey: session.secretKey, session: session.session, ...window });
+          await this.oracle.report(report.bytes);
+        },
+        epochClock: () => this.oracle.epochClock(),
+        ...(this.options.reportIntervalSeconds === undefined ? {} : { reportIntervalSeconds: this.options.reportIntervalSeconds }),
+      },
       circuitTo: async (node) => await (await this.onion()).buildCircuit({ lastHop: node }),
       nodes: () => {
         const held = this.consensusClient.current();

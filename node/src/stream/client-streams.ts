@@ -29,13 +29,41 @@ import type { Player } from "./player.js";
 import { openPublisher, publishReadable } from "./publisher.js";
 import type { Publisher } from "./publisher.js";
 import { decodeTicket, encodeTicket } from "./ticket.js";
+import type { ViewerSession } from "./oracle-client.js";
+import type { EpochTiming, UsageWindow } from "./usage.js";
+import { reportPlayerUsage, type ViewerUsageReporter } from "./viewer-usage.js";
+
+/** A session id is renewed when less than this is left of it, seconds. */
+const SESSION_RENEW_MARGIN_S = 120;
+
+/** The client's own session ids: one from an oracle, used until it nears its expiry. */
+function renewingSessions(viewer: ViewerDeps): () => Promise<ViewerSession> {
+  let current: ViewerSession | undefined;
+  return async () => {
+    if (!current || current.id.expiresAt - SESSION_RENEW_MARGIN_S <= Date.now() / 1000) current = await viewer.session();
+    return current;
+  };
+}
 
 export interface PspStreamsDeps {
   /** A new 3-hop circuit whose last hop is `node`. */
   circuitTo(node: PathNode): Promise<OnionCircuit>;
   /** The onion relays of the consensus held now. */
   nodes(): readonly PathNode[];
+  /** Viewer sessions from oracles and the viewer's usage reports (client.ts binds them to its oracle client). */
+  viewer?: ViewerDeps;
   logger?: Logger;
+}
+
+/** What a player needs to get its own session ids and report what it received under them. */
+export interface ViewerDeps {
+  session(): Promise<ViewerSession>;
+  /** Signs `window` with the session's viewer key and hands it to an oracle through a circuit. */
+  report(session: ViewerSession, window: UsageWindow): Promise<void>;
+  /** The reward epochs' clock, so no window straddles an epoch. */
+  epochClock(): Promise<EpochTiming>;
+  /** Seconds between the viewer's usage windows (default 300). */
+  reportIntervalSeconds?: number;
 }
 
 export interface CreateStreamOptions {
@@ -70,8 +98,13 @@ export interface PublishOptions {
 
 export interface PlayOptions {
   ticket: string;
-  /** A session id from an oracle. */
-  session: () => Promise<Uint8Array> | Uint8Array;
+  /**
+   * Session ids, asked before each attach. Default: the client's own, from an
+   * oracle, renewed before they expire. A ViewerSession (oracle.session())
+   * is reported under, so the nodes that carried the stream are paid; bare
+   * session bytes are not reported.
+   */
+  session?: () => Promise<Uint8Array | ViewerSession> | Uint8Array | ViewerSession;
   reattachTimeoutMs?: number;
 }
 
@@ -138,12 +171,44 @@ export function createPspStreams(deps: PspStreamsDeps): PspStreams {
       return publisher;
     },
     async play(options) {
-      return await playStream({
+      const viewer = deps.viewer;
+      const provider = options.session ?? (viewer ? renewingSessions(viewer) : undefined);
+      if (!provider) throw new StreamMediaError("bad-argument", "play needs a session provider: this client has no oracle to get session ids from");
+      // Sessions in the order they were used: a window is signed under the one it was counted under.
+      const used: { since: number; session: ViewerSession }[] = [];
+      let reporter: ViewerUsageReporter | undefined;
+      const session = async (): Promise<Uint8Array> => {
+        const s = await provider();
+        if (s instanceof Uint8Array) return s;
+        if (used.at(-1)?.session !== s) {
+          await reporter?.cut();
+          used.push({ since: Math.floor(Date.now() / 1000), session: s });
+        }
+        return s.session;
+      };
+      const player = await playStream({
         ticket: decodeTicket(options.ticket),
-        session: options.session,
+        session,
         ...(options.reattachTimeoutMs === undefined ? {} : { reattachTimeoutMs: options.reattachTimeoutMs }),
         ...(deps.logger ? { logger: deps.logger } : {}),
       });
+      if (viewer && used.length > 0) {
+        let clock: EpochTiming | undefined;
+        viewer.epochClock().then(
+          (c) => (clock = c),
+          (err: unknown) => deps.logger?.warn({ err }, "the reward epochs' clock could not be read: viewer windows follow the interval grid only"),
+        );
+        reporter = reportPlayerUsage(player, {
+          epoch: () => clock,
+          ...(viewer.reportIntervalSeconds === undefined ? {} : { intervalSeconds: viewer.reportIntervalSeconds }),
+          send: async (window) => {
+            const under = [...used].reverse().find((u) => u.since <= window.from) ?? used[0]!;
+            await viewer.report(under.session, window);
+          },
+          ...(deps.logger ? { logger: deps.logger } : {}),
+        });
+      }
+      return player;
     },
   };
 }
