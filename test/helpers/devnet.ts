@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevnet, waitForConsensusListing, type Devnet } from "../../scripts/lib/devnet.js";
+import type { DeployParams } from "../../scripts/lib/deploy.js";
 
 /**
  * Voting every 2 s keeps tests short. Each consensus stays valid for 20 s
@@ -26,7 +27,8 @@ export interface TestDevnet {
   stop(): Promise<void>;
 }
 
-export async function startTestDevnet(prefix: string): Promise<TestDevnet> {
+/** `params` replaces the devnet's deployment parameters (e.g. shorter reward epochs). */
+export async function startTestDevnet(prefix: string, options: { params?: DeployParams } = {}): Promise<TestDevnet> {
   const root = await mkdtemp(join(tmpdir(), `psp-${prefix}-`));
   const devnet = await startDevnet({
     port: 0,
@@ -34,6 +36,7 @@ export async function startTestDevnet(prefix: string): Promise<TestDevnet> {
     dir: join(root, "devnet"),
     deploymentFile: join(root, "deployment.json"),
     schedule: TEST_DEVNET_SCHEDULE,
+    ...(options.params ? { params: options.params } : {}),
   }).catch(async (err: unknown) => {
     await rm(root, { recursive: true, force: true });
     throw err;
