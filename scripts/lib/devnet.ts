@@ -14,7 +14,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
-import { formatEther, parseEther, keccak256, toHex, type Address, type Hex } from "viem";
+import { createTestClient, formatEther, http, parseEther, keccak256, toHex, type Address, type Hex } from "viem";
+import { setIntervalMining } from "viem/actions";
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { connectChain, type ChainClients } from "../../node/src/chain/clients.js";
 import { ChainError } from "../../node/src/chain/errors.js";
@@ -149,6 +150,8 @@ const OPERATOR_FUNDS = parseEther("1000000");
 const USER_FUNDS = parseEther("100000");
 const SIGNER_GAS_FUNDS = parseEther("10");
 const REWARD_POOL_FUNDS = parseEther("100000");
+/** Longest gap between devnet blocks (transactions are mined at once besides). */
+const DEVNET_BLOCK_SECONDS = 2;
 
 export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const log = childLogger(opts.logger, "devnet");
@@ -157,7 +160,10 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log") });
   let nodeProcesses: DevnetNodes | undefined;
   try {
-    log.info(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337)`);
+    // A real chain makes blocks whether or not anyone transacts, and block.timestamp is the clock reward epochs,
+    // dispute windows and unbonding run on: without blocks a quiet devnet's views would stop in time.
+    await setIntervalMining(createTestClient({ mode: "hardhat", transport: http(chain.rpcUrl) }), { interval: DEVNET_BLOCK_SECONDS });
+    log.info(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337, a block at least every ${DEVNET_BLOCK_SECONDS} s)`);
     const deployer = devAccount(0);
     const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: deployer });
     const { deployment } = await deployPsp({ clients: admin, network: "localhost", params: opts.params ?? devnetParams, log: (line) => log.info(line) });
