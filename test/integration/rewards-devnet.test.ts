@@ -164,14 +164,16 @@ describe("usage reports, settlement and claims on a devnet", () => {
     demo?.stop();
     const claimed = result!.paid[0]!;
     const node = net.devnet.state.nodes.find((n) => n.name === claimed.node)!;
-    const shown = await runPsp(net.root, ["operator", "rewards", "--node-key", node.nodeKey, "--json"]);
+    // The test devnet's chain listens on a free port and its deployment is in the test folder: both are named.
+    const chainArgs = ["--rpc", net.devnet.chain.rpcUrl, "--deployment", join(net.root, "deployment.json")];
+    const shown = await runPsp(net.root, ["operator", "rewards", "--node-key", node.nodeKey, "--json", ...chainArgs]);
     expect(shown.code, shown.stderr).toBe(0);
     const parsed = JSON.parse(shown.stdout) as { account: string; claimed: string; epochs: { epoch: number; earned: string; status: string }[] };
     expect(getAddress(parsed.account)).toBe(claimed.account);
     expect(BigInt(parsed.claimed)).toBe(claimed.amount);
     expect(parsed.epochs.filter((e) => e.status === "final").reduce((sum, e) => sum + BigInt(e.earned), 0n)).toBe(claimed.amount);
 
-    const idle = await runPsp(net.root, ["operator", "rewards", "--account", inflator.operator, "--json"]);
+    const idle = await runPsp(net.root, ["operator", "rewards", "--account", inflator.operator, "--json", ...chainArgs]);
     expect(idle.code, idle.stderr).toBe(0);
     expect(JSON.parse(idle.stdout)).toMatchObject({ claimed: "0", claimable: "0", epochs: [] });
   }, 120_000);

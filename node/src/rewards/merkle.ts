@@ -81,12 +81,41 @@ function compare(a: Uint8Array, b: Uint8Array): number {
   return 0;
 }
 
-function hashPair(a: Uint8Array, b: Uint8Array): Uint8Array {
+/** OpenZeppelin MerkleProof's node: keccak256 of the sorted pair. */
+export function hashPair(a: Uint8Array, b: Uint8Array): Uint8Array {
   const buf = new Uint8Array(64);
   const [lo, hi] = compare(a, b) <= 0 ? [a, b] : [b, a];
   buf.set(lo, 0);
   buf.set(hi, 32);
   return keccak_256(buf);
+}
+
+/** A tree's layers over 32-byte leaves in the given order (an odd last node is promoted); the last layer holds the root. */
+export function merkleLayers(leaves: readonly Uint8Array[]): Uint8Array[][] {
+  const layers: Uint8Array[][] = [[...leaves]];
+  for (let layer = layers[0] as Uint8Array[]; layer.length > 1; ) {
+    const next: Uint8Array[] = [];
+    for (let i = 0; i < layer.length; i += 2) {
+      const left = layer[i] as Uint8Array;
+      const right = layer[i + 1];
+      next.push(right === undefined ? left : hashPair(left, right));
+    }
+    layers.push(next);
+    layer = next;
+  }
+  return layers;
+}
+
+/** The sibling hashes from leaf `index` up (MerkleProof's `proof`). */
+export function merkleProof(layers: readonly Uint8Array[][], index: number): Hex[] {
+  const out: Hex[] = [];
+  let i = index;
+  for (const layer of layers.slice(0, -1)) {
+    const sibling = layer[i ^ 1];
+    if (sibling !== undefined) out.push(bytesToHex(sibling));
+    i >>= 1;
+  }
+  return out;
 }
 
 /** True when `proof` places (account, cumulative) under `root` (MerkleProof.verify). False for malformed input. */
@@ -122,17 +151,7 @@ export function buildRewardTree(amounts: ReadonlyMap<Address, bigint> | Iterable
   const keys = [...byKey.keys()].sort();
   const leaves = keys.map((k) => byKey.get(k) as RewardLeaf);
   const index = new Map(keys.map((k, i) => [k, i]));
-  const layers: Uint8Array[][] = [leaves.map((l) => leafBytes(l.account, l.cumulative))];
-  for (let layer = layers[0] as Uint8Array[]; layer.length > 1;) {
-    const next: Uint8Array[] = [];
-    for (let i = 0; i < layer.length; i += 2) {
-      const left = layer[i] as Uint8Array;
-      const right = layer[i + 1];
-      next.push(right === undefined ? left : hashPair(left, right));
-    }
-    layers.push(next);
-    layer = next;
-  }
+  const layers = merkleLayers(leaves.map((l) => leafBytes(l.account, l.cumulative)));
   const root = bytesToHex((layers[layers.length - 1] as Uint8Array[])[0] as Uint8Array);
   const indexOf = (account: Address): number | undefined => (typeof account === "string" ? index.get(account.toLowerCase()) : undefined);
   return {
@@ -142,14 +161,7 @@ export function buildRewardTree(amounts: ReadonlyMap<Address, bigint> | Iterable
     proof(account: Address): Hex[] {
       const at = indexOf(account);
       if (at === undefined) throw new RangeError(`reward tree: ${String(account)} has no leaf`);
-      const out: Hex[] = [];
-      let i = at;
-      for (const layer of layers.slice(0, -1)) {
-        const sibling = layer[i ^ 1];
-        if (sibling !== undefined) out.push(bytesToHex(sibling));
-        i >>= 1;
-      }
-      return out;
+      return merkleProof(layers, at);
     },
     amountOf(account: Address): bigint | undefined {
       const at = indexOf(account);

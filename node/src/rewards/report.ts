@@ -36,46 +36,30 @@ import { encodeCanonical } from "../wire/canonical.js";
 import { openDocument, signDocument } from "../wire/document.js";
 import { WireError } from "../wire/errors.js";
 import { cborReaders } from "../wire/fields.js";
+import {
+  MAX_ENTRY_BYTES,
+  MAX_REPORT_ANCHORS,
+  MAX_REPORT_ENTRIES,
+  MAX_REPORT_WINDOW_SECONDS,
+  MAX_USAGE_REPORT_BYTES,
+  type StreamAnchor,
+  type UsageEntry,
+} from "../stream/usage.js";
 import { RewardsError } from "./errors.js";
+
+// The entries, anchors and limits are the meters' (stream/usage.ts), so what a meter cuts always fits a report.
+export { MAX_ENTRY_BYTES, MAX_REPORT_ANCHORS, MAX_REPORT_ENTRIES, MAX_REPORT_WINDOW_SECONDS, MAX_USAGE_REPORT_BYTES };
+export type { StreamAnchor, UsageDirection, UsageEntry } from "../stream/usage.js";
 
 export const USAGE_REPORT_TYPE = "usage-report";
 export const USAGE_REPORT_VERSION = 1;
-/** Largest encoded report (envelope included). */
-export const MAX_USAGE_REPORT_BYTES = 48 * 1024;
-/** Most entries in one report; a reporter with more splits its window into parts. */
-export const MAX_REPORT_ENTRIES = 512;
-/** Most stream anchors in one report. */
-export const MAX_REPORT_ANCHORS = 64;
-/** Longest window one report covers. */
-export const MAX_REPORT_WINDOW_SECONDS = 3600;
 /** Highest part number of one window. */
 export const MAX_REPORT_PART = 255;
-/** Bytes of one entry are below 2^48 (a 10 Gbit/s link for a whole window stays far below). */
-export const MAX_ENTRY_BYTES = 2 ** 48 - 1;
 /** Largest receipt an anchor carries (a blind receipt is at most 768 bytes, a linkable one 512). */
 export const MAX_ANCHOR_RECEIPT_BYTES = 1024;
 export const STREAM_ID_LEN = 16;
 const MAX_UNIX_SECONDS = 2 ** 40;
 const MAX_KBPS = 0xffff_ffff;
-
-export type UsageDirection = "sent" | "received";
-
-export interface UsageEntry {
-  /** Stream id (16 bytes). */
-  stream: Uint8Array;
-  /** A node key (32 bytes) or a viewer session's sid (16 bytes). */
-  peer: Uint8Array;
-  direction: UsageDirection;
-  bytes: number;
-}
-
-export interface StreamAnchor {
-  stream: Uint8Array;
-  /** The creation receipt exactly as the landing node got it (linkable or blind). */
-  receipt: Uint8Array;
-  /** The stream's bitrate, kbit/s. */
-  kbps: number;
-}
 
 export interface UsageReport {
   kind: "node" | "viewer";

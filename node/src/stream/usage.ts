@@ -59,7 +59,7 @@ export function chunkFrameBytes(sealedLength: number): number {
 
 export type UsageDirection = "sent" | "received";
 
-/** Same fields as rewards/report.ts's UsageEntry. */
+/** One counted (stream, peer, direction): an entry of a usage report (rewards/report.ts signs these). */
 export interface UsageEntry {
   /** 16-byte stream id. */
   stream: Uint8Array;
@@ -69,7 +69,7 @@ export interface UsageEntry {
   bytes: number;
 }
 
-/** Same fields as rewards/report.ts's StreamAnchor: a landing node's receipt for a stream and the bitrate it allowed. */
+/** A landing node's receipt for a stream and the bitrate it allowed: a usage report's anchor. */
 export interface StreamAnchor {
   stream: Uint8Array;
   receipt: Uint8Array;

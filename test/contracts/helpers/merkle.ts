@@ -9,6 +9,7 @@
  */
 import { keccak_256 } from "@noble/hashes/sha3.js";
 import { bytesToHex, encodeAbiParameters, hexToBytes, type Address, type Hex } from "viem";
+import { merkleLayers, merkleProof } from "../../../node/src/rewards/merkle.js";
 import { buildRewardTree as buildCumulativeTree, type RewardTree } from "../../../node/src/rewards/merkle.js";
 
 export { rewardLeaf, verifyRewardProof, type RewardTree } from "../../../node/src/rewards/merkle.js";
@@ -20,36 +21,10 @@ export interface MerkleTree {
   proof(index: number): Hex[];
 }
 
-function compare(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < 32; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-function hashPair(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(64);
-  const [lo, hi] = compare(a, b) <= 0 ? [a, b] : [b, a];
-  buf.set(lo, 0);
-  buf.set(hi, 32);
-  return keccak_256(buf);
-}
-
 /** Builds a tree over already-hashed 32-byte leaves, in the given order. */
 export function buildTree(leaves: readonly Hex[]): MerkleTree {
   if (leaves.length === 0) throw new RangeError("buildTree: at least one leaf is needed");
-  const layers: Uint8Array[][] = [leaves.map((l) => hexToBytes(l))];
-  for (let layer = layers[0] as Uint8Array[]; layer.length > 1; ) {
-    const next: Uint8Array[] = [];
-    for (let i = 0; i < layer.length; i += 2) {
-      const left = layer[i] as Uint8Array;
-      const right = layer[i + 1];
-      next.push(right === undefined ? left : hashPair(left, right));
-    }
-    layers.push(next);
-    layer = next;
-  }
+  const layers = merkleLayers(leaves.map((l) => hexToBytes(l)));
   const top = layers[layers.length - 1] as Uint8Array[];
   return {
     root: bytesToHex(top[0] as Uint8Array),
@@ -58,14 +33,7 @@ export function buildTree(leaves: readonly Hex[]): MerkleTree {
       if (!Number.isInteger(index) || index < 0 || index >= leaves.length) {
         throw new RangeError(`proof: index ${index} outside 0..${leaves.length - 1}`);
       }
-      const out: Hex[] = [];
-      let i = index;
-      for (const layer of layers.slice(0, -1)) {
-        const sibling = layer[i ^ 1];
-        if (sibling !== undefined) out.push(bytesToHex(sibling));
-        i >>= 1;
-      }
-      return out;
+      return merkleProof(layers, index);
     },
   };
 }
