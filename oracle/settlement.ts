@@ -202,7 +202,10 @@ export function createSettlement(opts: SettlementOptions): Settlement {
       if (last) {
         const mine = opts.store.rewardEpoch(last.epoch);
         if (mine && mine.root !== last.root)
-          log.error({ epoch: last.epoch, agreed: last.root, mine: mine.root }, "the agreed root differs from this oracle's: its votes will not match the others'");
+          log.error(
+            { epoch: last.epoch, agreed: last.root, mine: mine.root },
+            "the agreed root differs from this oracle's: its votes will not match the others'",
+          );
         if (!last.final || last.epoch >= target || record.total <= last.total) return;
       } else if (record.total === 0n) return;
       if (await opts.chain.hasVoted(target, opts.nodeKey)) return;

@@ -77,7 +77,12 @@ export interface UsageIntake {
 const hexOfKey = (k: Uint8Array): string => bytesToHex(k).slice(2);
 
 /** Verifies an anchor's receipt for rewards: signer or key on chain, and the stream not outliving receipt and duration. */
-export async function verifyAnchorReceipt(bytes: Uint8Array, view: ReceiptChainView, windowEnd: number, oracleKeys: ReadonlySet<string>): Promise<{ kbps: number; receiptKey: string }> {
+export async function verifyAnchorReceipt(
+  bytes: Uint8Array,
+  view: ReceiptChainView,
+  windowEnd: number,
+  oracleKeys: ReadonlySet<string>,
+): Promise<{ kbps: number; receiptKey: string }> {
   const refuse = (message: string, cause?: unknown) => new OracleError("bad-report", `stream anchor: ${message}`, cause === undefined ? {} : { cause });
   let blind;
   try {

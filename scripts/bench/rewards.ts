@@ -41,7 +41,12 @@ function reportsOf(count: number): { reports: UsageReport[]; node: Ed25519KeyPai
       secretKey: node.secretKey,
       from: t0 + i * 10,
       to: t0 + i * 10 + 10,
-      entries: Array.from({ length: ENTRIES }, (_, j) => ({ stream: new Uint8Array(16).fill(j), peer: new Uint8Array(16).fill((i + j) % 256), direction: "sent" as const, bytes: 1000 + i })),
+      entries: Array.from({ length: ENTRIES }, (_, j) => ({
+        stream: new Uint8Array(16).fill(j),
+        peer: new Uint8Array(16).fill((i + j) % 256),
+        direction: "sent" as const,
+        bytes: 1000 + i,
+      })),
     }),
   );
   return { reports, node };
@@ -56,7 +61,13 @@ async function intakeRate(dir: string, reports: UsageReport[], node: string): Pr
       oracleKeys: async () => new Set<string>(),
       peers: async () => ["aa".repeat(32), "bb".repeat(32)],
       isListedNode: (key) => key === node,
-      receipts: { oracleKeys: async () => [], verifyInclusion: async () => false, isRevoked: async () => false, blindKey: async () => undefined, isOracleSigner: async () => false },
+      receipts: {
+        oracleKeys: async () => [],
+        verifyInclusion: async () => false,
+        isRevoked: async () => false,
+        blindKey: async () => undefined,
+        isOracleSigner: async () => false,
+      },
       logger: silentLogger(),
     });
     const start = performance.now();
@@ -69,7 +80,9 @@ async function intakeRate(dir: string, reports: UsageReport[], node: string): Pr
 
 /** Ed25519 verification alone, over the exact messages the reports' signatures cover. */
 function verifyRate(reports: UsageReport[], node: Ed25519KeyPair): number {
-  const messages = reports.map((r) => documentSigningMessage(USAGE_REPORT_TYPE, openDocument(r.bytes, { type: USAGE_REPORT_TYPE, maxBytes: 48 * 1024, maxDepth: 4 }).bodyBytes));
+  const messages = reports.map((r) =>
+    documentSigningMessage(USAGE_REPORT_TYPE, openDocument(r.bytes, { type: USAGE_REPORT_TYPE, maxBytes: 48 * 1024, maxDepth: 4 }).bodyBytes),
+  );
   const signed = messages.map((m) => ({ m, sig: ed25519Sign(node.secretKey, m) }));
   const start = performance.now();
   for (const { m, sig } of signed) if (!ed25519Verify(node.publicKey, m, sig)) throw new Error("bench: a report does not verify");

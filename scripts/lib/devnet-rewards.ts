@@ -48,7 +48,9 @@ export async function runRewardsDemo(options: {
   }
   const epoch = Number(await view.latestFinalEpoch());
   const record = await view.epoch(BigInt(epoch));
-  options.log(`rewards  epoch ${epoch} settled on chain: ${formatEther(record.cumulativeTotal)} PSP owed in total (root ${record.root.slice(0, 10)}…, final after its dispute window)`);
+  options.log(
+    `rewards  epoch ${epoch} settled on chain: ${formatEther(record.cumulativeTotal)} PSP owed in total (root ${record.root.slice(0, 10)}…, final after its dispute window)`,
+  );
   const paid: RewardsDemoResult["paid"] = [];
   // The devnet's operators are Hardhat accounts 1.., in node order (devnet.ts).
   for (const [i, node] of state.nodes.entries()) {

@@ -36,12 +36,21 @@ it("keeps every acknowledged report (and its outbox rows) across a SIGKILL mid-i
       secretKey: node.secretKey,
       from: t0 + i,
       to: t0 + i + 1,
-      entries: Array.from({ length: 40 }, (_, j) => ({ stream: new Uint8Array(16).fill(j), peer: new Uint8Array(16).fill(i % 251), direction: "sent" as const, bytes: i * 100 + j })),
+      entries: Array.from({ length: 40 }, (_, j) => ({
+        stream: new Uint8Array(16).fill(j),
+        peer: new Uint8Array(16).fill(i % 251),
+        direction: "sent" as const,
+        bytes: i * 100 + j,
+      })),
     }),
   );
-  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "..", "helpers", "oracle-intake-child.ts"), storePath, Buffer.from(node.publicKey).toString("hex")], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(import.meta.dirname, "..", "helpers", "oracle-intake-child.ts"), storePath, Buffer.from(node.publicKey).toString("hex")],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
   const acked: string[] = [];
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
   const lines = createInterface({ input: child.stdout });

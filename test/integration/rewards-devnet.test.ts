@@ -102,7 +102,13 @@ describe("usage reports, settlement and claims on a devnet", () => {
     await alice.oracle.report(inflated.bytes);
 
     for (const n of net.devnet.state.nodes) before.set(getAddress(n.operator), await readToken(getAddress(n.operator)));
-    result = await runRewardsDemo({ stateFile: join(net.root, "devnet", "state.json"), client: carol, log: () => undefined, stopped: () => false, pollMs: 1000 });
+    result = await runRewardsDemo({
+      stateFile: join(net.root, "devnet", "state.json"),
+      client: carol,
+      log: () => undefined,
+      stopped: () => false,
+      pollMs: 1000,
+    });
     expect(result).toBeDefined();
     const paid = result!.paid;
     expect(paid.length).toBeGreaterThanOrEqual(2); // the landing node for its feeds, distribution nodes for the viewers
@@ -138,7 +144,8 @@ describe("usage reports, settlement and claims on a devnet", () => {
     const epochStart = Number(timing.genesis) + Math.floor((t - Number(timing.genesis)) / EPOCH) * EPOCH;
     const window = { from: epochStart, to: Math.max(epochStart + 1, t) };
     const entries = [{ stream: new Uint8Array(16).fill(1), peer: ed25519PublicKey(oracleSecret), direction: "received" as const, bytes: 1000 }];
-    const sessionBy = (secretKey: Uint8Array, issuedAt: number, expiresAt: number) => signSessionId({ issuedAt, expiresAt, secretKey, viewerKey: viewer.publicKey }).bytes;
+    const sessionBy = (secretKey: Uint8Array, issuedAt: number, expiresAt: number) =>
+      signSessionId({ issuedAt, expiresAt, secretKey, viewerKey: viewer.publicKey }).bytes;
     const report = (session: Uint8Array, w = window) => signUsageReport({ kind: "viewer", secretKey: viewer.secretKey, session, ...w, entries }).bytes;
     const kindOf = async (bytes: Uint8Array): Promise<string> => {
       try {

@@ -38,7 +38,12 @@ const operators: Record<string, Address> = {
 };
 const stream = new Uint8Array(16).fill(9);
 const KBPS = 2000;
-const receipt = signReceipt({ params: { bitrateKbps: KBPS, maxDurationSeconds: 3600, formatFlags: 7 }, issuedAt: GENESIS - 10, expiresAt: GENESIS + 3600, secretKey: oracleA.secretKey });
+const receipt = signReceipt({
+  params: { bitrateKbps: KBPS, maxDurationSeconds: 3600, formatFlags: 7 },
+  issuedAt: GENESIS - 10,
+  expiresAt: GENESIS + 3600,
+  secretKey: oracleA.secretKey,
+});
 const viewerKeys = generateEd25519KeyPair();
 const session = signSessionId({ issuedAt: GENESIS - 5, expiresAt: GENESIS + 3600, secretKey: oracleA.secretKey, viewerKey: viewerKeys.publicKey });
 
@@ -59,7 +64,13 @@ const recv = (peer: Uint8Array, bytes: number): UsageEntry => ({ stream, peer, d
 function epochReports(epoch: number, feed: number, view: number) {
   const w = at(epoch, 0, EPOCH);
   return [
-    signUsageReport({ kind: "node", secretKey: landing.secretKey, ...w, entries: [sent(dist.publicKey, feed)], anchors: [{ stream, receipt: receipt.bytes, kbps: KBPS }] }),
+    signUsageReport({
+      kind: "node",
+      secretKey: landing.secretKey,
+      ...w,
+      entries: [sent(dist.publicKey, feed)],
+      anchors: [{ stream, receipt: receipt.bytes, kbps: KBPS }],
+    }),
     signUsageReport({ kind: "node", secretKey: dist.secretKey, ...w, entries: [recv(landing.publicKey, feed), sent(session.sid, view)] }),
     signUsageReport({ kind: "viewer", secretKey: viewerKeys.secretKey, session: session.bytes, ...w, entries: [recv(dist.publicKey, view)] }),
   ];
@@ -147,8 +158,19 @@ describe("usage intake", () => {
 
     const unlisted = signUsageReport({ kind: "node", secretKey: stranger.secretKey, ...at(0, 0, 30), entries: [sent(session.sid, 10)] });
     expect(await refusal(intakeA, unlisted.bytes)).toBe("bad-report");
-    const forgedReceipt = signReceipt({ params: { bitrateKbps: 99_999, maxDurationSeconds: 3600, formatFlags: 7 }, issuedAt: GENESIS, expiresAt: GENESIS + 60, secretKey: stranger.secretKey });
-    const badAnchor = signUsageReport({ kind: "node", secretKey: landing.secretKey, ...at(0, 0, 30), entries: [], anchors: [{ stream, receipt: forgedReceipt.bytes, kbps: 99_999 }] });
+    const forgedReceipt = signReceipt({
+      params: { bitrateKbps: 99_999, maxDurationSeconds: 3600, formatFlags: 7 },
+      issuedAt: GENESIS,
+      expiresAt: GENESIS + 60,
+      secretKey: stranger.secretKey,
+    });
+    const badAnchor = signUsageReport({
+      kind: "node",
+      secretKey: landing.secretKey,
+      ...at(0, 0, 30),
+      entries: [],
+      anchors: [{ stream, receipt: forgedReceipt.bytes, kbps: 99_999 }],
+    });
     expect(await refusal(intakeA, badAnchor.bytes)).toBe("bad-report");
 
     expect(storeA.reportCount()).toBe(0);
@@ -208,7 +230,12 @@ describe("settlement", () => {
       await settlement.tick();
       const e0 = storeA.rewardEpoch(0)!;
       const [opLanding, opDist] = [operators[hex(landing.publicKey)]!.toLowerCase(), operators[hex(dist.publicKey)]!.toLowerCase()];
-      expect(new Map(e0.accounts.map((a) => [a.account, a.cumulative]))).toEqual(new Map([[opLanding, 1_000_000n * WEI], [opDist, 900_000n * WEI]]));
+      expect(new Map(e0.accounts.map((a) => [a.account, a.cumulative]))).toEqual(
+        new Map([
+          [opLanding, 1_000_000n * WEI],
+          [opDist, 900_000n * WEI],
+        ]),
+      );
       expect(votes).toEqual([{ epoch: 0, root: e0.root, total: 1_900_000n * WEI }]);
 
       // Epoch 1 carries more; its root cannot be voted while epoch 0's is disputable, then it is, cumulatively.
@@ -258,13 +285,26 @@ describe("settlement", () => {
     try {
       const w = at(0, 0, EPOCH);
       await intakeA.submit(
-        signUsageReport({ kind: "node", secretKey: landing.secretKey, ...w, entries: [sent(dist.publicKey, 1_000_000)], anchors: [{ stream, receipt: receipt.bytes, kbps: KBPS }] }).bytes,
+        signUsageReport({
+          kind: "node",
+          secretKey: landing.secretKey,
+          ...w,
+          entries: [sent(dist.publicKey, 1_000_000)],
+          anchors: [{ stream, receipt: receipt.bytes, kbps: KBPS }],
+        }).bytes,
       );
       // dist claims ten times what the viewer got, and a session nobody reports under.
       await intakeA.submit(
-        signUsageReport({ kind: "node", secretKey: dist.secretKey, ...w, entries: [recv(landing.publicKey, 1_000_000), sent(session.sid, 9_000_000), sent(new Uint8Array(16).fill(1), 5_000_000)] }).bytes,
+        signUsageReport({
+          kind: "node",
+          secretKey: dist.secretKey,
+          ...w,
+          entries: [recv(landing.publicKey, 1_000_000), sent(session.sid, 9_000_000), sent(new Uint8Array(16).fill(1), 5_000_000)],
+        }).bytes,
       );
-      await intakeA.submit(signUsageReport({ kind: "viewer", secretKey: viewerKeys.secretKey, session: session.bytes, ...w, entries: [recv(dist.publicKey, 900_000)] }).bytes);
+      await intakeA.submit(
+        signUsageReport({ kind: "viewer", secretKey: viewerKeys.secretKey, session: session.bytes, ...w, entries: [recv(dist.publicKey, 900_000)] }).bytes,
+      );
       const e0 = await settlement.compute(0);
       const opDist = operators[hex(dist.publicKey)]!.toLowerCase();
       // What the viewer confirmed, not the tenfold claim; the session nobody reports under pays nothing.

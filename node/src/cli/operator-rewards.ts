@@ -91,20 +91,26 @@ async function provenLeaf(view: RewardsView, ask: (epoch?: number) => Promise<Re
 }
 
 /** Reads everything `rewards` shows. */
-export async function operatorRewards(view: RewardsView, ask: (epoch?: number) => Promise<RewardProofAnswer>, account: Address): Promise<OperatorRewards & { finalLeaf?: RewardProofAnswer }> {
+export async function operatorRewards(
+  view: RewardsView,
+  ask: (epoch?: number) => Promise<RewardProofAnswer>,
+  account: Address,
+): Promise<OperatorRewards & { finalLeaf?: RewardProofAnswer }> {
   const [claimed, finalEpoch, lastEpoch] = await Promise.all([view.claimed(account), view.latestFinalEpoch(), view.lastAgreedEpoch()]);
   const newestFinalEpoch = finalEpoch === undefined ? undefined : Number(finalEpoch);
   const lastAgreedEpoch = lastEpoch === undefined ? undefined : Number(lastEpoch);
   const finalLeaf = newestFinalEpoch === undefined ? undefined : await provenLeaf(view, ask, account, newestFinalEpoch);
-  const lastLeaf = lastAgreedEpoch === undefined ? undefined : lastAgreedEpoch === newestFinalEpoch ? finalLeaf : await provenLeaf(view, ask, account, lastAgreedEpoch);
+  const lastLeaf =
+    lastAgreedEpoch === undefined ? undefined : lastAgreedEpoch === newestFinalEpoch ? finalLeaf : await provenLeaf(view, ask, account, lastAgreedEpoch);
   // Earnings per epoch come with every answer; the newest one computed is in any of them.
   const epochs = (lastLeaf ?? finalLeaf ?? (await ask())).epochs.map((e) => ({
     epoch: e.epoch,
     earned: e.amount,
-    status: (newestFinalEpoch !== undefined && e.epoch <= newestFinalEpoch ? "final" : lastAgreedEpoch !== undefined && e.epoch <= lastAgreedEpoch ? "disputable" : "computed") as
-      | "final"
-      | "disputable"
-      | "computed",
+    status: (newestFinalEpoch !== undefined && e.epoch <= newestFinalEpoch
+      ? "final"
+      : lastAgreedEpoch !== undefined && e.epoch <= lastAgreedEpoch
+        ? "disputable"
+        : "computed") as "final" | "disputable" | "computed",
   }));
   const finalAmount = finalLeaf?.amount ?? 0n;
   const lastAmount = lastLeaf?.amount ?? finalAmount;
@@ -147,7 +153,11 @@ export function addRewardCommands(program: Command): void {
       const view = createRewardsView(ctx.clients, rewardsAddress(ctx.deployment));
       const client = await openClient(anonymousClientOptions(opts.bootstrap), warnLine);
       try {
-        const { finalLeaf: _leaf, ...shown } = await operatorRewards(view, (epoch) => client.oracle.rewardProof({ account, ...(epoch === undefined ? {} : { epoch }) }), account);
+        const { finalLeaf: _leaf, ...shown } = await operatorRewards(
+          view,
+          (epoch) => client.oracle.rewardProof({ account, ...(epoch === undefined ? {} : { epoch }) }),
+          account,
+        );
         if (opts.json) console.log(json(shown));
         else print(shown);
       } finally {
