@@ -59,6 +59,7 @@ import { verifyAccessCertificateWithConsensus } from "../authority/certificate.j
 import { PresenceClient } from "../presence/client.js";
 import { createPspStreams } from "../stream/client-streams.js";
 import { signUsageReport } from "../rewards/report.js";
+import { isFinalReportRefusal } from "../stream/oracle-errors.js";
 import type { PspStreams } from "../stream/client-streams.js";
 import type { AnnounceOptions, ConnectOptions, FoundPoint, IncomingIntroduction, PointInfo } from "../presence/client.js";
 import type { PresenceChannel } from "../presence/channel.js";
@@ -301,7 +302,13 @@ export class PspClient extends EventEmitter<PspClientEvents> {
         session: () => this.oracle.session(),
         report: async (session, window) => {
           const report = signUsageReport({ kind: "viewer", secretKey: session.secretKey, session: session.session, ...window });
-          await this.oracle.report(report.bytes);
+          try {
+            await this.oracle.report(report.bytes);
+          } catch (err) {
+            // A final refusal (an expired session, a closed epoch) is not retried: no oracle would take it later.
+            if (!isFinalReportRefusal(err)) throw err;
+            this.warn(err, "report what a player received");
+          }
         },
         epochClock: () => this.oracle.epochClock(),
         ...(this.options.reportIntervalSeconds === undefined ? {} : { reportIntervalSeconds: this.options.reportIntervalSeconds }),

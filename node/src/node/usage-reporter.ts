@@ -26,6 +26,7 @@ import type { ConsensusEntry } from "../directory/consensus.js";
 import { childLogger } from "../log.js";
 import type { Logger } from "../log.js";
 import { StreamMediaError } from "../stream/media-errors.js";
+import { isFinalReportRefusal } from "../stream/oracle-errors.js";
 import { DEFAULT_REPORT_INTERVAL_SECONDS, UsageOutbox, UsageSchedule } from "../stream/usage.js";
 import type { EpochTiming, UsageMeter, UsageOutboxStats, UsageWindow } from "../stream/usage.js";
 
@@ -66,6 +67,8 @@ export interface NodeUsageReporterStats extends UsageOutboxStats {
   signFailures: number;
   /** Sends to one oracle that failed (the next was tried). */
   oracleFailures: number;
+  /** Reports an oracle refused for good (bad, conflicting, outside their epoch): dropped, never resent. */
+  refused: number;
 }
 
 /** The node keys of a consensus's oracles: running ones first, each group in consensus order. */
@@ -82,7 +85,7 @@ export class NodeUsageReporter {
   private readonly schedule: UsageSchedule;
   private readonly outbox: UsageOutbox<SignedUsageReport>;
   private readonly log: Logger;
-  private readonly counts = { windows: 0, signFailures: 0, oracleFailures: 0 };
+  private readonly counts = { windows: 0, signFailures: 0, oracleFailures: 0, refused: 0 };
   /** The oracle that last took a report (hex). */
   private lastGood: string | undefined;
   private closed = false;
@@ -157,6 +160,12 @@ export class NodeUsageReporter {
         this.lastGood = hexOf(oracle);
         return;
       } catch (err) {
+        if (isFinalReportRefusal(err)) {
+          // Another oracle would refuse it too (they replicate what they take): resending cannot help.
+          this.counts.refused++;
+          this.log.warn({ err, from: report.window.from, to: report.window.to, part: report.window.part }, "an oracle refused a usage report for good: dropped");
+          return;
+        }
         this.counts.oracleFailures++;
         last = err;
         this.log.debug({ err, oracle: hexOf(oracle).slice(0, 16) }, "an oracle did not take a usage report; trying the next");
@@ -213,6 +222,7 @@ export function registerUsageMetrics(registry: Registry, meter: UsageMeter, repo
     },
   });
   counter("psp_usage_report_failures_total", "Delivery rounds in which no oracle took a usage report", () => reporter.stats.failures);
+  counter("psp_usage_reports_refused_total", "Usage reports an oracle refused for good (dropped)", () => reporter.stats.refused);
   new Gauge({
     name: "psp_usage_reports_pending",
     help: "Signed usage reports waiting for an oracle",

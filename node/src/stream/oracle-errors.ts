@@ -99,3 +99,15 @@ export class OracleError extends layerError<OracleErrorKind>("oracle", ORACLE_CA
 
 /** Kinds only the client side raises; every other kind is a refusal an oracle may send. */
 export const ORACLE_CLIENT_SIDE_KINDS: readonly OracleErrorKind[] = ["bad-response", "unreachable", "bad-argument"];
+
+/**
+ * Refusals of a usage report that no retry and no other oracle would answer
+ * otherwise (oracles replicate what they take): a reporter drops that report,
+ * counting it, instead of resending it.
+ */
+export const FINAL_REPORT_REFUSALS: readonly OracleErrorKind[] = ["bad-report", "report-conflict", "wrong-epoch", "unknown-session", "expired-session"];
+
+/** True when `err` is an oracle's final refusal of a usage report (FINAL_REPORT_REFUSALS). */
+export function isFinalReportRefusal(err: unknown): err is OracleError {
+  return err instanceof OracleError && FINAL_REPORT_REFUSALS.includes(err.kind);
+}

@@ -13,6 +13,7 @@ import { NodeFlag } from "../../../node/src/directory/config.js";
 import type { ConsensusEntry } from "../../../node/src/directory/consensus.js";
 import { NodeError, parseNodeConfig } from "../../../node/src/node/config.js";
 import { NodeUsageReporter, oracleKeysOf, registerUsageMetrics } from "../../../node/src/node/usage-reporter.js";
+import { OracleError } from "../../../node/src/stream/oracle-errors.js";
 import { StreamMediaError } from "../../../node/src/stream/media-errors.js";
 import { UsageMeter } from "../../../node/src/stream/usage.js";
 import type { UsageWindow } from "../../../node/src/stream/usage.js";
@@ -30,7 +31,7 @@ const entry = (id: number, flags: number): ConsensusEntry => ({
 });
 const GENESIS = 2_000_000;
 
-function setup(oracles: Uint8Array[], fails: Set<string>) {
+function setup(oracles: Uint8Array[], fails: Set<string>, refuses = new Set<string>()) {
   let nowMs = GENESIS * 1000;
   const meter = new UsageMeter({ start: GENESIS });
   const sent: { oracle: string; bytes: Uint8Array }[] = [];
@@ -46,6 +47,7 @@ function setup(oracles: Uint8Array[], fails: Set<string>) {
       return encodeCanonical({ from: w.from, to: w.to, part: w.part, n: w.entries.length });
     },
     send: (oracle, bytes) => {
+      if (refuses.has(hexOf(oracle))) return Promise.reject(new OracleError("report-conflict", "another report holds this window"));
       if (fails.has(hexOf(oracle))) return Promise.reject(new StreamMediaError("timeout", "no answer"));
       sent.push({ oracle: hexOf(oracle), bytes });
       return Promise.resolve();
@@ -120,6 +122,23 @@ describe("NodeUsageReporter", () => {
     const text = await registry.metrics();
     expect(text).toContain('psp_usage_reports_total{outcome="delivered"} 3');
     expect(text).toContain("psp_usage_bytes_counted_total 310");
+  });
+});
+
+describe("final refusals", () => {
+  it("drops a report an oracle refuses for good instead of resending it, and counts it", async () => {
+    const a = fill(32, 10);
+    const { meter, reporter, sent, signed, advance } = setup([a], new Set(), new Set([hexOf(a)]));
+    meter.add(fill(16, 1), fill(32, 3), "received", 100);
+    advance(60);
+    await reporter.flush();
+    await reporter.flush();
+    expect(signed.length).toBe(1);
+    expect(sent).toEqual([]);
+    expect(reporter.pending).toBe(0);
+    expect(reporter.stats.refused).toBe(1);
+    expect(reporter.stats.oracleFailures).toBe(0);
+    await reporter.close(false);
   });
 });
 
