@@ -20,8 +20,8 @@ import { devAccount } from "./devnet-accounts.js";
 
 export interface RewardsDemoResult {
   epoch: number;
-  /** Wei paid per operator claimed for. */
-  paid: { node: string; account: Address; amount: bigint }[];
+  /** Wei paid per operator claimed for, and the final epoch each claim went against (a newer root may turn final between claims). */
+  paid: { node: string; account: Address; amount: bigint; epoch: number }[];
 }
 
 /**
@@ -68,7 +68,7 @@ export async function runRewardsDemo(options: {
       cumulativeAmount: rewards.finalLeaf.amount,
       proof: rewards.finalLeaf.proof,
     });
-    paid.push({ node: node.name, account, amount });
+    paid.push({ node: node.name, account, amount, epoch: rewards.finalLeaf.epoch });
   }
   const total = paid.reduce((sum, p) => sum + p.amount, 0n);
   options.log(

@@ -119,16 +119,19 @@ describe("usage reports, settlement and claims on a devnet", () => {
     }
     expect(paid.some((p) => p.account === inflator.operator)).toBe(false);
 
-    // Both oracles computed the agreed root from the reports they held; its leaves are what was paid.
-    const agreed = await view.epoch(BigInt(result!.epoch));
+    // Both oracles computed each agreed root from the reports they held; its leaves are what was paid.
+    // (A newer root may turn final between two claims: each claim went against the newest one then.)
     for (const oracle of net.devnet.state.nodes.filter((n) => n.roles.includes("oracle"))) {
       const store = new OracleStore(join(net.root, "devnet", "nodes", oracle.name, "data", "oracle.sqlite"));
       try {
-        const record = store.rewardEpoch(result!.epoch)!;
-        expect(record.root).toBe(agreed.root);
-        expect(record.total).toBe(agreed.cumulativeTotal);
-        expect(new Map(record.accounts.map((a) => [getAddress(a.account), a.cumulative]))).toEqual(new Map(paid.map((p) => [p.account, p.amount])));
         expect(store.reportCount()).toBeGreaterThan(0);
+        for (const p of paid) {
+          const agreed = await view.epoch(BigInt(p.epoch));
+          const record = store.rewardEpoch(p.epoch)!;
+          expect(record.root).toBe(agreed.root);
+          expect(record.total).toBe(agreed.cumulativeTotal);
+          expect(record.accounts.find((a) => getAddress(a.account) === p.account)?.cumulative).toBe(p.amount);
+        }
       } finally {
         store.close();
       }
@@ -178,7 +181,7 @@ describe("usage reports, settlement and claims on a devnet", () => {
     const parsed = JSON.parse(shown.stdout) as { account: string; claimed: string; epochs: { epoch: number; earned: string; status: string }[] };
     expect(getAddress(parsed.account)).toBe(claimed.account);
     expect(BigInt(parsed.claimed)).toBe(claimed.amount);
-    expect(parsed.epochs.filter((e) => e.status === "final").reduce((sum, e) => sum + BigInt(e.earned), 0n)).toBe(claimed.amount);
+    expect(parsed.epochs.filter((e) => e.epoch <= claimed.epoch).reduce((sum, e) => sum + BigInt(e.earned), 0n)).toBe(claimed.amount);
 
     const idle = await runPsp(net.root, ["operator", "rewards", "--account", inflator.operator, "--json", ...chainArgs]);
     expect(idle.code, idle.stderr).toBe(0);
