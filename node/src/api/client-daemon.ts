@@ -18,7 +18,6 @@
  * Trusts nothing a request carries; the session (client-session.ts) holds
  * the state.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import fastifyWebsocket from "@fastify/websocket";
 import Fastify from "fastify";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -29,6 +28,7 @@ import { MAX_CHANNEL_BODY } from "../presence/messages.js";
 import { ClientSession } from "./client-session.js";
 import type { SessionClient } from "./client-session.js";
 import { ApiError, errorAnswer, retryAfterSeconds } from "./errors.js";
+import { bearerToken, isLoopbackHost, tokenDigest, tokenMatches } from "./token.js";
 
 export interface ClientDaemonOptions {
   client: SessionClient;
@@ -86,17 +86,10 @@ interface SocketAnswer {
   id: string;
 }
 
-const digest = (text: string): Buffer => createHash("sha256").update(text).digest();
-
-/** Compares tokens in constant time (hashes first, so lengths do not leak either). */
-function tokenMatches(given: string | undefined, expected: Buffer): boolean {
-  return given !== undefined && timingSafeEqual(digest(given), expected);
-}
-
+/** The request's token: its bearer header (token.ts), else `?token=` on the events socket. */
 function bearer(request: FastifyRequest): string | undefined {
-  const header = request.headers.authorization;
-  const m = typeof header === "string" ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-  if (m) return m[1];
+  const fromHeader = bearerToken(request.headers.authorization);
+  if (fromHeader !== undefined) return fromHeader;
   // Browsers cannot set headers on a WebSocket: the events socket may carry the token in the query.
   const query = request.query as { token?: unknown } | undefined;
   return request.routeOptions.url === "/v1/events" && typeof query?.token === "string" ? query.token : undefined;
@@ -231,7 +224,7 @@ export async function startClientDaemon(options: ClientDaemonOptions): Promise<C
     throw new ApiError("bad-request", `the daemon's token must be at least ${MIN_TOKEN_LENGTH} characters`);
   const log = childLogger(options.logger, "client-daemon");
   const session = new ClientSession(options.client, { logger: log, ...(options.decisionTimeoutMs ? { decisionTimeoutMs: options.decisionTimeoutMs } : {}) });
-  const expected = digest(options.token);
+  const expected = tokenDigest(options.token);
   // Room for a base64 message of MAX_CHANNEL_BODY bytes and its JSON.
   // Strict schemas: no type coercion, and an unknown field is an error rather than silently dropped.
   const app = Fastify({ logger: false, bodyLimit: 128 * 1024, ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
@@ -261,7 +254,7 @@ export async function startClientDaemon(options: ClientDaemonOptions): Promise<C
   registerRoutes(app, session, log);
 
   const host = options.host ?? "127.0.0.1";
-  if (!["127.0.0.1", "::1", "localhost"].includes(host)) log.warn({ host }, "the daemon listens beyond loopback: its token and messages travel unencrypted");
+  if (!isLoopbackHost(host)) log.warn({ host }, "the daemon listens beyond loopback: its token and messages travel unencrypted");
   try {
     await app.listen({ host, port: options.port });
   } catch (err) {

@@ -19,13 +19,16 @@ export type ApiErrorKind =
   /** No such route, channel or pending introduction. */
   | "not-found"
   /** The request does not fit the daemon's state (an introduction already answered, no app listening). */
-  | "conflict";
+  | "conflict"
+  /** The API cannot be served as configured (a bind beyond loopback without a token, an unreadable token file); the message names the fix. */
+  | "bad-config";
 
 const API_CATEGORIES = {
   unauthorized: "config",
   "bad-request": "bug",
   "not-found": "refused",
   conflict: "refused",
+  "bad-config": "config",
 } as const satisfies KindCategories<ApiErrorKind>;
 
 export class ApiError extends layerError<ApiErrorKind>("api", API_CATEGORIES) {}

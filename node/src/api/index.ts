@@ -6,10 +6,12 @@
  * Depends on: nothing in PSP (fastify, prom-client).
  * Used by: node/ (the node process's API and metrics), directory/ (the
  * consensus routes).
- * Trust boundary: listens on loopback by default, for the operator; fastify
+ * Trust boundary: listens on loopback by default, for the operator; a bind
+ * beyond loopback needs a bearer token (token.ts) on every route; fastify
  * checks each route's parameters against its schema, unknown routes get a
  * 404 with the route list.
  * Spec: docs/spec/node.md (the control API).
  */
-export { startControlApi } from "./server.js";
+export { DOCS_PREFIX, startControlApi } from "./server.js";
+export { API_TOKEN_FILE, isLoopbackHost, loadOrCreateApiToken } from "./token.js";
 export type { ControlApi, ControlApiOptions } from "./server.js";

@@ -10,11 +10,24 @@
  * at debug; fastify's own request logging stays off. An error a retry can
  * cure (a PspError of category transient or shutdown: "no-contacts", "busy",
  * "overloaded") is a 503 with a Retry-After header, logged at warn.
+ *
+ * Every route is documented as OpenAPI 3 (`@fastify/swagger`, registered
+ * before any route): the document at `GET /docs/json`, a UI at `/docs`.
+ * Routes give a `schema` with a summary and what they validate.
+ *
+ * Loopback binds serve without a token. A bind beyond loopback needs
+ * `token`: every route, /metrics and /docs included, then answers 401
+ * `{ error, kind: "unauthorized", fix }` unless the request carries
+ * `Authorization: Bearer <token>` (compared in constant time, token.ts);
+ * without a token such a bind refuses to start (ApiError "bad-config").
  */
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { childLogger, logFailure } from "../log.js";
-import { retryAfterSeconds } from "./errors.js";
+import { ApiError, retryAfterSeconds } from "./errors.js";
+import { bearerToken, isLoopbackHost, tokenDigest, tokenMatches } from "./token.js";
 import type { Logger } from "../log.js";
 
 export interface ControlApiOptions {
@@ -30,7 +43,20 @@ export interface ControlApiOptions {
   metricLabels?: Record<string, string>;
   /** Logs failed requests as component "api"; silent when absent. */
   logger?: Logger;
+  /**
+   * The bearer token every request must carry. Required when `host` is not
+   * loopback (isLoopbackHost); on loopback, optional (then enforced too).
+   */
+  token?: string;
+  /** The OpenAPI document's title (default "PSP control API"). */
+  title?: string;
 }
+
+/** Where the OpenAPI UI is served; the JSON document is at `${DOCS_PREFIX}/json`. */
+export const DOCS_PREFIX = "/docs";
+
+/** The 401's fix: a node keeps its token in its data directory. */
+export const NODE_TOKEN_FIX = "send the node's control API token as Authorization: Bearer <token>; it is in <dataDir>/api-token on the node's machine";
 
 export interface ControlApi {
   app: FastifyInstance;
@@ -44,6 +70,17 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   if (opts.metricLabels) metrics.setDefaultLabels(opts.metricLabels);
   collectDefaultMetrics({ register: metrics, prefix: "psp_process_" });
 
+  const host = opts.host ?? "127.0.0.1";
+  const loopback = isLoopbackHost(host);
+  if (!loopback && (opts.token === undefined || opts.token.length === 0)) {
+    throw new ApiError(
+      "bad-config",
+      `the control API on ${host} is reachable beyond this machine and needs a bearer token: give the node a dataDir (its token goes in <dataDir>/api-token), or bind api.host to 127.0.0.1`,
+      {
+        fix: "set dataDir, or bind the API to 127.0.0.1",
+      },
+    );
+  }
   const log = childLogger(opts.logger, "api");
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
   // JSON for bigint values (chain amounts) as decimal strings.
@@ -68,16 +105,58 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     void reply.status(404).send({ error: `no route ${request.method} ${request.url}`, routes });
   });
 
-  app.get("/v1/status", async () => await opts.status());
-  app.get("/metrics", async (_request, reply) => {
+  // First, so it guards every route registered after it: the documentation's too.
+  if (opts.token !== undefined) {
+    const expected = tokenDigest(opts.token);
+    app.addHook("onRequest", async (request, reply) => {
+      if (tokenMatches(bearerToken(request.headers.authorization), expected)) return;
+      const given = request.headers.authorization === undefined ? "carries no Authorization header" : "carries a wrong or malformed bearer token";
+      log.debug({ method: request.method, url: request.url.split("?")[0] }, "refused an API request without the token");
+      return reply
+        .status(401)
+        .header("www-authenticate", 'Bearer realm="psp"')
+        .send({ error: `this API needs a bearer token and the request ${given}`, kind: "unauthorized", fix: NODE_TOKEN_FIX });
+    });
+  }
+  // Before any route, so its onRoute hook sees them all.
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: opts.title ?? "PSP control API",
+        version: "1",
+        description: "A PSP process's operator API: status, metrics and its layers' routes. Errors are JSON `{ error, kind }`.",
+      },
+      ...(opts.token !== undefined ? { components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } }, security: [{ bearer: [] }] } : {}),
+    },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: DOCS_PREFIX });
+
+  app.get(
+    "/v1/status",
+    {
+      schema: {
+        summary: "The process's status",
+        description: "Identity, roles, addresses, uptime and each layer's summary (docs/spec/node.md, Control API).",
+        tags: ["status"],
+      },
+    },
+    async () => await opts.status(),
+  );
+  const metricsSchema = {
+    summary: "Prometheus metrics",
+    description: "Prometheus text format: the process's metrics (psp_process_*) and each layer's.",
+    tags: ["status"],
+  };
+  app.get("/metrics", { schema: metricsSchema }, async (_request, reply) => {
     void reply.header("content-type", metrics.contentType);
     return await metrics.metrics();
   });
   await opts.routes?.(app, metrics);
 
-  const host = opts.host ?? "127.0.0.1";
+  if (!loopback) log.warn({ host }, "the control API listens beyond loopback: requests need its token, and travel unencrypted (put a TLS proxy in front)");
   await app.listen({ host, port: opts.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : opts.port;
-  return { app, metrics, url: `http://${host}:${port}`, close: () => app.close() };
+  return { app, metrics, url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`, close: () => app.close() };
 }

@@ -12,10 +12,10 @@
  * its channels and the client, and exits 0.
  */
 import { randomBytes } from "node:crypto";
-import { chmod, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import { MIN_TOKEN_LENGTH, startClientDaemon } from "../api/client-daemon.js";
+import { writeTokenFile } from "../api/token.js";
 import { ClientError } from "../client/errors.js";
 import { childLogger, createLogger, LOG_LEVELS, logFailure } from "../log.js";
 import type { LogLevel } from "../log.js";
@@ -48,11 +48,10 @@ function daemonToken(given: string | undefined): string {
   return token;
 }
 
-/** Writes the token where only this user can read it (an existing file is narrowed to 0600 too). */
-async function writeTokenFile(path: string, token: string): Promise<void> {
+/** Writes the token where only this user can read it (api/token.ts; an existing file is narrowed to 0600 too). */
+async function saveTokenFile(path: string, token: string): Promise<void> {
   try {
-    await writeFile(path, `${token}\n`, { mode: 0o600 });
-    await chmod(path, 0o600);
+    await writeTokenFile(path, token);
   } catch (err) {
     throw new ClientError("bad-option", `cannot write the token to ${path} (${(err as NodeJS.ErrnoException).code ?? "error"}): check --token-file`, { cause: err });
   }
@@ -66,7 +65,7 @@ async function run(opts: RunOptions): Promise<void> {
   try {
     const stopped = untilSignal();
     daemon = await startClientDaemon({ client, token, host: opts.host, port: opts.port, logger: log });
-    if (opts.tokenFile !== undefined) await writeTokenFile(opts.tokenFile, token);
+    if (opts.tokenFile !== undefined) await saveTokenFile(opts.tokenFile, token);
     const shown = opts.tokenFile !== undefined ? { tokenFile: opts.tokenFile } : { token };
     console.log(JSON.stringify({ event: "ready", url: daemon.url, identity: client.identity ?? null, ...shown }));
     const signal = await stopped;

@@ -41,9 +41,17 @@ export function consensusToJson(consensus: VerifiedConsensus) {
   };
 }
 
+/** The OpenAPI description of `GET /v1/consensus` (it takes no parameters). */
+export const CONSENSUS_ROUTE_SCHEMA = {
+  summary: "The held consensus",
+  description:
+    "The current verified consensus as JSON (times in ms since the Unix epoch, keys in hex, text addresses, flag names); 503 unavailable while none is held or no directory is configured.",
+  tags: ["directory"],
+};
+
 /** Mounts `GET /v1/consensus`: the current verified consensus, or 503 `{ kind: "unavailable" }` while none is held. */
 export function mountConsensusRoute(app: FastifyInstance, source: { current(): VerifiedConsensus | undefined }): void {
-  app.get("/v1/consensus", async (_request, reply) => {
+  app.get("/v1/consensus", { schema: CONSENSUS_ROUTE_SCHEMA }, async (_request, reply) => {
     const held = source.current();
     if (!held) return reply.status(503).send({ error: "no verified consensus is held yet; it is fetched at start and refreshed after fresh-until", kind: "unavailable" });
     return consensusToJson(held);

@@ -19,7 +19,7 @@
 import type { FastifyInstance } from "fastify";
 import { Counter, Gauge } from "prom-client";
 import type { Registry } from "prom-client";
-import { discoveryStatus, mountConsensusRoute, registerDirectoryMetrics } from "../directory/api.js";
+import { CONSENSUS_ROUTE_SCHEMA, discoveryStatus, mountConsensusRoute, registerDirectoryMetrics } from "../directory/api.js";
 import { LINK_CAPS } from "../link/errors.js";
 import type { ConnectionManager } from "../link/manager.js";
 import { RPC_BUDGETS } from "../link/rpc.js";
@@ -326,11 +326,31 @@ export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void
 
 /** Mounts the node routes (besides /v1/status and /metrics, which the base serves). */
 export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
-  app.get("/v1/dht/stats", async () => dhtStats(s.dht));
+  app.get(
+    "/v1/dht/stats",
+    {
+      schema: {
+        summary: "DHT statistics",
+        description: "Routing table size, stored records, lookups and their failures, requests sent, served and refused (by kind), re-seeds.",
+        tags: ["dht"],
+      },
+    },
+    async () => dhtStats(s.dht),
+  );
   app.get<{ Params: { key: string } }>(
     "/v1/dht/records/:key",
     {
-      schema: { params: { type: "object", properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$" } }, required: ["key"] } },
+      schema: {
+        summary: "Look a DHT record up",
+        description:
+          "Runs a DHT value lookup for the key (recordKey(owner, name), 64 hex digits): the live record found, 404 not-found when none, 400 bad-request for a bad key, 503 with Retry-After when the lookup cannot run yet.",
+        tags: ["dht"],
+        params: {
+          type: "object",
+          properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "the record key, 64 hex digits" } },
+          required: ["key"],
+        },
+      },
       attachValidation: true,
     },
     async (request, reply) => {
@@ -356,7 +376,7 @@ export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
   );
   if (s.directory) mountConsensusRoute(app, s.directory);
   else {
-    app.get("/v1/consensus", async (_request, reply) =>
+    app.get("/v1/consensus", { schema: CONSENSUS_ROUTE_SCHEMA }, async (_request, reply) =>
       reply.status(503).send({ error: "this node has no directory configured (config directory.discovery); it holds no consensus", kind: "unavailable" }),
     );
   }

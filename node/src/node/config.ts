@@ -20,6 +20,7 @@ import { generateX25519KeyPair, x25519PublicKey } from "../crypto/x25519.js";
 import type { X25519KeyPair } from "../crypto/x25519.js";
 import { checkLinkRpcLimits, inboundLimits } from "../link/index.js";
 import type { InboundLimits, LinkOptions, LinkRpcOptions } from "../link/index.js";
+import { isLoopbackHost } from "../api/token.js";
 import { LOG_LEVELS } from "../log.js";
 import type { LogLevel } from "../log.js";
 import { CREATE_BURST_KEYS, POSITIVE_RELAY_LIMIT_KEYS } from "../onion/constants.js";
@@ -488,6 +489,9 @@ export function parseNodeConfig(value: unknown): NodeConfig {
   }
   if (value.api !== undefined)
     config.api = value.api === false ? false : checkAddress("api", { host: "127.0.0.1", ...(isObject(value.api) ? value.api : { bad: value.api }) });
+  // Beyond loopback the API needs a bearer token, kept in <dataDir>/api-token (api/token.ts).
+  if (config.api && !isLoopbackHost(config.api.host) && config.dataDir === undefined)
+    throw bad("api.host", `${config.api.host} is reachable beyond this machine, so the API needs a bearer token kept in <dataDir>/api-token: set dataDir, or bind api.host to 127.0.0.1`);
   if (value.dht !== undefined) config.dht = checkDht(value.dht);
   // A parsed config (directory.chain copied in) parses again to the same value: startNode re-parses what loadNodeConfig returned.
   if (value.directory !== undefined) config.directory = checkDirectory(value.directory, value.chain !== undefined);

@@ -21,6 +21,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { startControlApi } from "../api/server.js";
+import { isLoopbackHost, loadOrCreateApiToken } from "../api/token.js";
 import type { ControlApi } from "../api/server.js";
 import { generateEd25519KeyPair } from "../crypto/ed25519.js";
 import type { Ed25519KeyPair } from "../crypto/ed25519.js";
@@ -450,10 +451,20 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     if (config.api !== false) {
       const sources: NodeApiSources = { info, startedAt, manager, rpc, relay, dht, directory, authority, oracle, presence, logEvents };
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
+      // Beyond loopback every request needs the token made on first start (parseNodeConfig ensured a dataDir).
+      let apiToken: string | undefined;
+      if (!isLoopbackHost(apiAddress.host) && config.dataDir !== undefined) {
+        const loaded = await loadOrCreateApiToken(config.dataDir);
+        apiToken = loaded.token;
+        if (loaded.narrowed) log.warn({ path: loaded.path }, "the control API token file was readable by others: narrowed to mode 0600");
+        log.info({ path: loaded.path, created: loaded.created }, "the control API needs its bearer token");
+      }
       try {
         api = await startControlApi({
           host: apiAddress.host,
           port: apiAddress.port,
+          ...(apiToken !== undefined ? { token: apiToken } : {}),
+          title: "PSP node control API",
           status: () => nodeStatus(sources),
           ...withLogger,
           routes: (app, metrics) => {
