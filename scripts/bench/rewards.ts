@@ -20,14 +20,13 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { getAddress } from "viem";
 import { ed25519Sign, ed25519Verify, generateEd25519KeyPair, type Ed25519KeyPair } from "../../node/src/crypto/ed25519.js";
-import { silentLogger } from "../../node/src/log.js";
 import { buildRewardTree } from "../../node/src/rewards/merkle.js";
 import { signUsageReport, USAGE_REPORT_TYPE, type UsageReport } from "../../node/src/rewards/report.js";
 import { documentSigningMessage, openDocument } from "../../node/src/wire/document.js";
 import { normalizeUsage } from "../../oracle/normalize.js";
 import { simulateEpoch } from "../../oracle/normalize-sim.js";
 import { OracleStore } from "../../oracle/store.js";
-import { createUsageIntake } from "../../oracle/usage.js";
+import { offlineUsageIntake } from "../../test/helpers/oracle-intake.js";
 import { fmt, table, type BenchSection } from "./types.js";
 
 const ENTRIES = 16;
@@ -55,21 +54,7 @@ function reportsOf(count: number): { reports: UsageReport[]; node: Ed25519KeyPai
 async function intakeRate(dir: string, reports: UsageReport[], node: string): Promise<number> {
   const store = new OracleStore(join(dir, "intake.sqlite"));
   try {
-    const intake = createUsageIntake({
-      store,
-      clock: async () => ({ genesis: 0, epochLength: 2 ** 31 }),
-      oracleKeys: async () => new Set<string>(),
-      peers: async () => ["aa".repeat(32), "bb".repeat(32)],
-      isListedNode: (key) => key === node,
-      receipts: {
-        oracleKeys: async () => [],
-        verifyInclusion: async () => false,
-        isRevoked: async () => false,
-        blindKey: async () => undefined,
-        isOracleSigner: async () => false,
-      },
-      logger: silentLogger(),
-    });
+    const intake = offlineUsageIntake(store, node);
     const start = performance.now();
     for (const r of reports) await intake.submit(r.bytes);
     return (reports.length * 1000) / (performance.now() - start);

@@ -21,24 +21,33 @@ import { publishReadable } from "../../node/src/stream/publisher.js";
 import type { Publisher } from "../../node/src/stream/publisher.js";
 import { decodeTicket } from "../../node/src/stream/ticket.js";
 
-/** The test source: 320x240 at 25 frames/s, MPEG-2 video at 600 kbit/s in MPEG-TS, paced in real time. */
-export const DEMO_STREAM_FFMPEG_ARGS = [
-  "-hide_banner",
-  "-loglevel",
-  "error",
-  "-re",
-  "-f",
-  "lavfi",
-  "-i",
-  "testsrc=size=320x240:rate=25",
-  "-c:v",
-  "mpeg2video",
-  "-b:v",
-  "600k",
-  "-f",
-  "mpegts",
-  "-",
-] as const;
+/**
+ * ffmpeg's arguments for the test source: 320x240 at 25 frames/s, MPEG-2 video at 600 kbit/s in
+ * MPEG-TS on stdout, paced in real time; for `seconds` when given, else until stopped.
+ */
+export function testSourceFfmpegArgs(seconds?: number): string[] {
+  return [
+    "-hide_banner",
+    "-loglevel",
+    "error",
+    "-re",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc=size=320x240:rate=25",
+    ...(seconds === undefined ? [] : ["-t", String(seconds)]),
+    "-c:v",
+    "mpeg2video",
+    "-b:v",
+    "600k",
+    "-f",
+    "mpegts",
+    "-",
+  ];
+}
+
+/** The demo's source, for as long as the devnet runs. */
+export const DEMO_STREAM_FFMPEG_ARGS: readonly string[] = testSourceFfmpegArgs();
 
 /** Bitrate cap the demo asks for, kbit/s (the test source runs well below it). */
 const DEMO_STREAM_KBPS = 1500;

@@ -45,6 +45,7 @@ import { signSessionId } from "../../node/src/stream/session.js";
 import { connectStreamLink } from "../../node/src/stream/stream-link.js";
 import { decodeTicket, encodeTicket } from "../../node/src/stream/ticket.js";
 import type { StreamTicket } from "../../node/src/stream/ticket.js";
+import { testSourceFfmpegArgs } from "../../scripts/lib/devnet-stream.js";
 
 const FFMPEG = "/usr/bin/ffmpeg";
 const FFPROBE = "/usr/bin/ffprobe";
@@ -119,29 +120,7 @@ async function waitFor(what: string, fn: () => boolean, timeoutMs = 10_000): Pro
 
 /** ffmpeg's test source as MPEG-TS on stdout, in real time. */
 function ffmpegSource(seconds: number) {
-  return spawn(
-    FFMPEG,
-    [
-      "-hide_banner",
-      "-loglevel",
-      "error",
-      "-re",
-      "-f",
-      "lavfi",
-      "-i",
-      `testsrc=size=320x240:rate=25`,
-      "-t",
-      String(seconds),
-      "-c:v",
-      "mpeg2video",
-      "-b:v",
-      "600k",
-      "-f",
-      "mpegts",
-      "-",
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
+  return spawn(FFMPEG, testSourceFfmpegArgs(seconds), { stdio: ["ignore", "pipe", "inherit"] });
 }
 
 function countFrames(file: string): number {

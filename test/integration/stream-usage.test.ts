@@ -50,6 +50,7 @@ import { UsageMeter } from "../../node/src/stream/usage.js";
 import type { EpochTiming, UsageWindow } from "../../node/src/stream/usage.js";
 import { reportPlayerUsage } from "../../node/src/stream/viewer-usage.js";
 import type { ViewerUsageReporter } from "../../node/src/stream/viewer-usage.js";
+import { testSourceFfmpegArgs } from "../../scripts/lib/devnet-stream.js";
 
 const FFMPEG = "/usr/bin/ffmpeg";
 const SECONDS = 5;
@@ -128,29 +129,7 @@ async function waitFor(what: string, fn: () => boolean, timeoutMs = 10_000): Pro
 }
 
 function ffmpegSource(seconds: number) {
-  return spawn(
-    FFMPEG,
-    [
-      "-hide_banner",
-      "-loglevel",
-      "error",
-      "-re",
-      "-f",
-      "lavfi",
-      "-i",
-      "testsrc=size=320x240:rate=25",
-      "-t",
-      String(seconds),
-      "-c:v",
-      "mpeg2video",
-      "-b:v",
-      "600k",
-      "-f",
-      "mpegts",
-      "-",
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
+  return spawn(FFMPEG, testSourceFfmpegArgs(seconds), { stdio: ["ignore", "pipe", "inherit"] });
 }
 
 /** Bytes reported under (stream, peer, direction), over all windows. */
