@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { connect as tlsConnect } from "node:tls";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import type { Ed25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { CloseReason, LinkError, createConnectionManager, generateTlsCredentials } from "../../node/src/link/index.js";
@@ -80,30 +80,35 @@ describe("links over loopback", () => {
 
   it("several nodes dialing each other at once end with one shared link per pair", async () => {
     const nodes = await Promise.all([1, 2, 3, 4].map(() => node({ link: { duplicateGraceMs: 100 } })));
-    const links = await Promise.all(
-      nodes.flatMap((from, i) => nodes.filter((_, j) => j !== i).map((to) => from.manager.getLink(to.address))),
+    // Each dial resolves with an open link; read isOpen as it resolves, since a duplicate that lost the tie-break retires 100 ms later.
+    const openOnResolve = await Promise.all(
+      nodes.flatMap((from, i) => nodes.filter((_, j) => j !== i).map((to) => from.manager.getLink(to.address).then((l) => l.isOpen))),
     );
-    expect(links.every((l) => l.isOpen)).toBe(true);
-    await sleep(400); // retired duplicates close after 100 ms unused
-    for (const [i, from] of nodes.entries()) {
-      expect(from.manager.links().length).toBe(3);
-      for (const [j, to] of nodes.entries()) {
-        if (i === j) continue;
-        const here = from.manager.findLink(to.key.publicKey);
-        expect(here?.isOpen).toBe(true);
-        // Both ends kept the same TLS connection: its two ends have swapped roles.
-        const there = to.manager.findLink(from.key.publicKey);
-        expect(there?.role).not.toBe(here?.role);
-      }
-    }
+    expect(openOnResolve).toEqual(Array(12).fill(true));
+    // Both ends settle on one connection and retired duplicates close after 100 ms unused: wait for that, however loaded the machine.
+    await vi.waitFor(
+      () => {
+        for (const [i, from] of nodes.entries()) {
+          expect(from.manager.links().length).toBe(3);
+          for (const [j, to] of nodes.entries()) {
+            if (i === j) continue;
+            const here = from.manager.findLink(to.key.publicKey);
+            expect(here?.isOpen).toBe(true);
+            // Both ends kept the same TLS connection: its two ends have swapped roles.
+            const there = to.manager.findLink(from.key.publicKey);
+            expect(there?.role).not.toBe(here?.role);
+          }
+        }
+      },
+      { timeout: 10_000, interval: 50 },
+    );
     // Every pair really talks over the kept link.
     const seen = new Set<string>();
     nodes.forEach((n, j) => n.manager.handle(CellCommand.RELAY, (cell) => seen.add(`${cell.circId}->${j}`)));
     for (const [i, from] of nodes.entries()) {
       for (const [j, to] of nodes.entries()) if (i !== j) (await from.manager.getLink(to.address)).send(relay(i + 1));
     }
-    await sleep(100);
-    expect(seen.size).toBe(12);
+    await vi.waitFor(() => expect(seen.size).toBe(12), { timeout: 10_000, interval: 20 });
     expect(nodes.every((n) => n.manager.links().length === 3)).toBe(true);
   });
 
