@@ -2,7 +2,7 @@
  * The devnet's demo stream (issue 15): alice, who is subscribed, gets a
  * stream-creation receipt from an oracle through a circuit, creates a stream
  * at a landing node with two distribution nodes, and publishes ffmpeg's
- * test source (MPEG-TS, live, for as long as the devnet runs); carol plays it
+ * test source (H.264 in MPEG-TS, live, for as long as the devnet runs); carol plays it
  * twice, each player with its own oracle session id, so two viewers receive
  * it through the distribution nodes. The ticket is printed so anyone can
  * watch with `psp stream play`.
@@ -22,8 +22,12 @@ import type { Publisher } from "../../node/src/stream/publisher.js";
 import { decodeTicket } from "../../node/src/stream/ticket.js";
 
 /**
- * ffmpeg's arguments for the test source: 320x240 at 25 frames/s, MPEG-2 video at 600 kbit/s in
- * MPEG-TS on stdout, paced in real time; for `seconds` when given, else until stopped.
+ * ffmpeg's arguments for the test source: 320x240 at 25 frames/s, H.264 video (libx264, constrained
+ * baseline, ultrafast, zerolatency: no B-frames, no lookahead) at 600 kbit/s with a keyframe every
+ * second, in MPEG-TS on stdout, paced in real time; for `seconds` when given, else until stopped.
+ * H.264 in MPEG-TS is what a browser can play (mpegts.js remuxes it for Media Source Extensions,
+ * which take no MPEG-2 video), and a 1 s GOP lets a viewer that joins or jumps to the live edge start
+ * within a second. The test source has no audio, so the stream has none.
  */
 export function testSourceFfmpegArgs(seconds?: number): string[] {
   return [
@@ -37,9 +41,27 @@ export function testSourceFfmpegArgs(seconds?: number): string[] {
     "testsrc=size=320x240:rate=25",
     ...(seconds === undefined ? [] : ["-t", String(seconds)]),
     "-c:v",
-    "mpeg2video",
+    "libx264",
+    "-profile:v",
+    "baseline",
+    "-preset",
+    "ultrafast",
+    "-tune",
+    "zerolatency",
+    "-pix_fmt",
+    "yuv420p",
+    "-g",
+    "25",
+    "-keyint_min",
+    "25",
+    "-sc_threshold",
+    "0",
     "-b:v",
     "600k",
+    "-maxrate",
+    "600k",
+    "-bufsize",
+    "300k",
     "-f",
     "mpegts",
     "-",
