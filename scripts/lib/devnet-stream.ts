@@ -16,6 +16,7 @@ import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcessByStdio } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { PspClient } from "../../node/src/client/client.js";
+import type { ViewerSession } from "../../node/src/stream/oracle-client.js";
 import type { Player } from "../../node/src/stream/player.js";
 import { publishReadable } from "../../node/src/stream/publisher.js";
 import type { Publisher } from "../../node/src/stream/publisher.js";
@@ -71,6 +72,9 @@ export function testSourceFfmpegArgs(seconds?: number): string[] {
 /** The demo's source, for as long as the devnet runs. */
 export const DEMO_STREAM_FFMPEG_ARGS: readonly string[] = testSourceFfmpegArgs();
 
+/** The gateway's session id is renewed when less than this is left of it, seconds. */
+const SESSION_RENEW_MARGIN_S = 120;
+
 /** Bitrate cap the demo asks for, kbit/s (the test source runs well below it). */
 const DEMO_STREAM_KBPS = 1500;
 
@@ -82,6 +86,11 @@ export function ffmpegAvailable(): boolean {
 export interface StreamDemo {
   /** The viewers' ticket (stream id, key, landing node). */
   ticket: string;
+  /**
+   * A viewer session id of carol's from an oracle, renewed when it nears its end: what the devnet's
+   * browser gateway (devnet-gateway.ts) attaches with on behalf of a page.
+   */
+  session(): Promise<Uint8Array>;
   /** Chunks each viewer has received so far. */
   received(): number[];
   stop(): void;
@@ -149,7 +158,12 @@ export async function startStreamDemo(alice: PspClient, carol: PspClient, log: (
       `stream   carol's 2 viewers receive alice's ffmpeg test source through access points ${attached.map((a) => `${a.slice(0, 12)}…`).join(", ")} ` +
         `(first chunks ${(performance.now() - t0).toFixed(0)} ms after alice asked for the receipt)`,
     );
-    return { ticket: created.ticket, received: () => [...counts], stop };
+    let viewerSession: ViewerSession | undefined;
+    const session = async (): Promise<Uint8Array> => {
+      if (!viewerSession || viewerSession.id.expiresAt - SESSION_RENEW_MARGIN_S <= Date.now() / 1000) viewerSession = await carol.oracle.session();
+      return viewerSession.session;
+    };
+    return { ticket: created.ticket, session, received: () => [...counts], stop };
   } catch (err) {
     stop();
     throw err;

@@ -18,7 +18,10 @@
  * no chunk opened) and the page reports the chunks that failed; the
  * gateway's binary messages open under the key with the node's own
  * StreamCipher (framing seq ‖ sealed, no plaintext); an unknown or
- * malformed stream id gets `{ error: { kind } }` and the socket closes.
+ * malformed stream id gets `{ error: { kind } }` and the socket closes. The
+ * gateway is mounted the devnet's way (scripts/lib/devnet-gateway.ts): the
+ * demo stream recorded in the state (ticket, stream id, gateway path) and
+ * served; once forgotten, a page is told it is not running.
  * A screenshot of the playing page goes to test-artifacts/player/.
  */
 import { spawn } from "node:child_process";
@@ -34,7 +37,6 @@ import { chromium } from "playwright-core";
 import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { mountStreamGateway } from "../../node/src/api/stream-gateway.js";
 import type { StreamGateway } from "../../node/src/api/stream-gateway.js";
 import { bytesEqual } from "../../node/src/base/bytes.js";
 import { hexOf } from "../../node/src/base/hex.js";
@@ -54,6 +56,8 @@ import type { ReceiptChainView } from "../../node/src/stream/receipt.js";
 import { signSessionId } from "../../node/src/stream/session.js";
 import { encodeTicket } from "../../node/src/stream/ticket.js";
 import type { StreamTicket } from "../../node/src/stream/ticket.js";
+import { mountDemoStreamGateway, publishDemoStream, unpublishDemoStream } from "../../scripts/lib/devnet-gateway.js";
+import type { DemoStreamInfo } from "../../scripts/lib/devnet-gateway.js";
 import { testSourceFfmpegArgs } from "../../scripts/lib/devnet-stream.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -90,6 +94,8 @@ let app: FastifyInstance;
 let gateway: StreamGateway;
 let baseUrl: string;
 let context: BrowserContext;
+const devnetState = { demo: {} as Record<string, unknown> };
+let published: DemoStreamInfo;
 
 async function startMediaNode(name: string): Promise<MediaNode> {
   const identity = generateEd25519KeyPair();
@@ -189,12 +195,13 @@ beforeAll(async () => {
   const script = await bundlePlayer();
   app.get("/", async (_request, reply) => reply.type("text/html").send(PAGE));
   app.get("/player.js", async (_request, reply) => reply.type("text/javascript").send(script));
-  // The gateway knows where the stream lives, never its key.
-  const { streamKey: _key, ...locator } = ticket;
-  gateway = await mountStreamGateway(app, {
-    locate: (id) => (bytesEqual(id, ticket.streamId) ? locator : undefined),
-    session,
-    reattachTimeoutMs: 5000,
+  // The devnet's way: the gateway is mounted at start, the demo stream recorded in the state once it runs.
+  gateway = await mountDemoStreamGateway(app, devnetState);
+  published = publishDemoStream(devnetState, {
+    ticket: encodeTicket(ticket),
+    session: () => Promise.resolve(session()),
+    received: () => [],
+    stop: () => undefined,
   });
   baseUrl = await app.listen({ host: "127.0.0.1", port: 0 });
 
@@ -260,7 +267,9 @@ describe("a browser plays a PSP stream through the gateway, decrypting in the pa
 
   it("the gateway sends seq ‖ sealed chunks that open under the key, and refuses unknown and malformed stream ids", async () => {
     const wsBase = baseUrl.replace(/^http/, "ws");
-    const socket = new WebSocket(`${wsBase}/v1/streams/${hexOf(ticket.streamId)}/sealed`);
+    expect(devnetState.demo.stream).toEqual(published);
+    expect(published.streamId).toBe(hexOf(ticket.streamId));
+    const socket = new WebSocket(`${wsBase}${published.gateway}`);
     const messages: Buffer[] = [];
     socket.on("message", (data: Buffer, binary: boolean) => {
       if (binary) messages.push(data);
@@ -279,20 +288,29 @@ describe("a browser plays a PSP stream through the gateway, decrypting in the pa
       expect(m.includes(Buffer.from(opened.media.subarray(0, 64)))).toBe(false);
     }
 
-    for (const [id, kind] of [
-      ["00".repeat(16), "unknown-stream"],
-      ["not-a-stream", "bad-argument"],
-    ] as const) {
-      const refused = new WebSocket(`${wsBase}/v1/streams/${id}/sealed`);
-      const answer = await new Promise<{ text: string; code: number }>((resolve, reject) => {
+    const refusal = async (path: string): Promise<{ text: string; code: number }> => {
+      const refused = new WebSocket(`${wsBase}${path}`);
+      return await new Promise<{ text: string; code: number }>((resolve, reject) => {
         let text = "";
         refused.on("message", (data: Buffer) => (text = data.toString()));
         refused.on("close", (code) => resolve({ text, code }));
         refused.on("error", reject);
       });
+    };
+    for (const [id, kind] of [
+      ["00".repeat(16), "unknown-stream"],
+      ["not-a-stream", "bad-argument"],
+    ] as const) {
+      const answer = await refusal(`/v1/streams/${id}/sealed`);
       expect(JSON.parse(answer.text)).toMatchObject({ error: { kind } });
       expect(answer.code).toBe(1011);
     }
     expect(gateway.stats.chunksOut).toBeGreaterThan(0);
+
+    // Once the devnet forgets its demo stream, a page is told it is not running.
+    unpublishDemoStream(devnetState);
+    expect(devnetState.demo.stream).toBeUndefined();
+    const gone = await refusal(published.gateway);
+    expect(JSON.parse(gone.text)).toMatchObject({ error: { kind: "unknown-stream", message: expect.stringMatching(/not running/) } });
   }, 60_000);
 });
