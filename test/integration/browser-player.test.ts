@@ -21,7 +21,11 @@
  * malformed stream id gets `{ error: { kind } }` and the socket closes. The
  * gateway is mounted the devnet's way (scripts/lib/devnet-gateway.ts): the
  * demo stream recorded in the state (ticket, stream id, gateway path) and
- * served; once forgotten, a page is told it is not running.
+ * served; once forgotten, a page is told it is not running. A page that
+ * stops reading (a paused socket, on a fast stream of random bytes) is
+ * moved to the live edge: the gateway counts drops and a jump, and once the
+ * page reads again it gets the newest chunk, seqs strictly increasing with a
+ * gap.
  * A screenshot of the playing page goes to test-artifacts/player/.
  */
 import { spawn } from "node:child_process";
@@ -56,6 +60,7 @@ import type { ReceiptChainView } from "../../node/src/stream/receipt.js";
 import { signSessionId } from "../../node/src/stream/session.js";
 import { encodeTicket } from "../../node/src/stream/ticket.js";
 import type { StreamTicket } from "../../node/src/stream/ticket.js";
+import { mountStreamGateway } from "../../node/src/api/stream-gateway.js";
 import { mountDemoStreamGateway, publishDemoStream, unpublishDemoStream } from "../../scripts/lib/devnet-gateway.js";
 import type { DemoStreamInfo } from "../../scripts/lib/devnet-gateway.js";
 import { testSourceFfmpegArgs } from "../../scripts/lib/devnet-stream.js";
@@ -94,6 +99,9 @@ let app: FastifyInstance;
 let gateway: StreamGateway;
 let baseUrl: string;
 let context: BrowserContext;
+let landingNode: MediaNode;
+let distNode: MediaNode;
+const apps: FastifyInstance[] = [];
 const devnetState = { demo: {} as Record<string, unknown> };
 let published: DemoStreamInfo;
 
@@ -169,8 +177,8 @@ async function openPage(t: string): Promise<Page> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "psp-browser-player-"));
   credentials = await generateTlsCredentials();
-  const landing = await startMediaNode("landing");
-  const dist = await startMediaNode("dist");
+  const landing = (landingNode = await startMediaNode("landing"));
+  const dist = (distNode = await startMediaNode("dist"));
   const created = await landing.host.create({
     receipt: signReceipt({
       params: { bitrateKbps: 4000, maxDurationSeconds: 600, formatFlags: 5 },
@@ -225,6 +233,7 @@ afterAll(async () => {
   await context?.close().catch(() => undefined);
   gateway?.close();
   await app?.close().catch(() => undefined);
+  for (const a of apps) await a.close().catch(() => undefined);
   source?.kill("SIGTERM");
   publisher?.end();
   for (const n of nodes) {
@@ -313,4 +322,59 @@ describe("a browser plays a PSP stream through the gateway, decrypting in the pa
     const gone = await refusal(published.gateway);
     expect(JSON.parse(gone.text)).toMatchObject({ error: { kind: "unknown-stream", message: expect.stringMatching(/not running/) } });
   }, 60_000);
+
+  it("a page that stops reading is moved to the live edge: the gateway drops for it, then sends it fresh chunks in order", async () => {
+    // A fast stream of its own (random bytes, no ffmpeg), so loopback socket buffers fill within seconds.
+    const created = await landingNode.host.create({
+      receipt: signReceipt({
+        params: { bitrateKbps: 400_000, maxDurationSeconds: 600, formatFlags: 0 },
+        issuedAt: nowS() - 5,
+        expiresAt: nowS() + 3600,
+        secretKey: oracle.secretKey,
+      }).bytes,
+      kbps: 400_000,
+      durationS: 600,
+      public: false,
+      distribution: [distNode.entry],
+    });
+    const fast: StreamTicket = { ...ticket, streamId: created.streamId, streamKey: generateStreamKey() };
+    await waitUntil("the fast stream's feed", () => distNode.host.streamsView().some((v) => bytesEqual(v.streamId, fast.streamId)));
+    const fastApp = Fastify({ logger: false });
+    apps.push(fastApp);
+    const { streamKey: _key, ...locator } = fast;
+    const fastGateway = await mountStreamGateway(fastApp, {
+      locate: (id) => (bytesEqual(id, fast.streamId) ? locator : undefined),
+      session,
+      maxQueueBytes: 256 * 1024,
+    });
+    const url = (await fastApp.listen({ host: "127.0.0.1", port: 0 })).replace(/^http/, "ws");
+
+    const page = new WebSocket(`${url}/v1/streams/${hexOf(fast.streamId)}/sealed`);
+    const seqs: bigint[] = [];
+    page.on("message", (data: Buffer, binary: boolean) => {
+      if (binary) seqs.push(data.readBigUInt64BE(0));
+    });
+    await new Promise<void>((resolve) => page.on("message", (_d, binary) => binary || resolve()));
+    page.pause();
+    const publisher = await openPublisher({ ticket: fast, token: created.token });
+    const media = new Uint8Array(9964);
+    let written = 0;
+    while (fastGateway.stats.liveEdgeJumps === 0) {
+      if (written++ > 20_000) throw new Error("the gateway never moved a page that reads nothing to the live edge");
+      if (!publisher.write(media)) await publisher.drain();
+      await new Promise((r) => setImmediate(r));
+    }
+    const sentBeforeResume = fastGateway.stats.chunksOut;
+    page.resume();
+    for (let i = 0; i < 50; i++) if (!publisher.write(media)) await publisher.drain();
+    const last = publisher.chunksSent - 1;
+    await waitUntil("the newest chunk at the page", () => seqs.at(-1) === BigInt(last), 20_000);
+    expect(fastGateway.stats.dropped).toBeGreaterThan(0);
+    expect(fastGateway.stats.chunksOut).toBeGreaterThan(sentBeforeResume);
+    // In order, no repeats, and with a gap where the page was moved to the live edge.
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]! > seqs[i - 1]!).toBe(true);
+    expect(seqs.length).toBeLessThan(last + 1);
+    publisher.end();
+    page.close();
+  }, 90_000);
 });

@@ -185,7 +185,10 @@ function serveSocket(socket: WebSocket, streamIdText: string, options: StreamGat
       ...(options.logger ? { logger: options.logger } : {}),
     });
     player = p;
-    p.on("sealed", (chunk) => write(engine.chunk(chunk.seq, gatewayChunkMessage(chunk), Date.now())));
+    p.on("sealed", (chunk) => {
+      write(engine.chunk(chunk.seq, gatewayChunkMessage(chunk), Date.now()));
+      syncCounters();
+    });
     p.on("attached", () => {
       if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: "attached" }));
     });
