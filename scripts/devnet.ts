@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { projectRoot } from "./lib/artifacts.js";
 import { DEVNET_PASSPHRASE, startDevnet, waitForConsensusListing } from "./lib/devnet.js";
 import { startDevnetUsers } from "./lib/devnet-demo.js";
+import { publishDemoStream } from "./lib/devnet-gateway.js";
 import type { DevnetUsers } from "./lib/devnet-demo.js";
 import { createLogger } from "../node/src/log.js";
 
@@ -62,7 +63,14 @@ void devnet.firstConsensus.then(async (c) => {
     const listed = await waitForConsensusListing(state.nodes, state.nodes.length, 5 * 60_000);
     if (stopping) return;
     console.log(`consensus lists all ${listed} nodes: starting the demo users alice and carol`);
-    users = startDevnetUsers({ stateFile: join(dir, "state.json"), users: state.demo.users, passphrase: DEVNET_PASSPHRASE, logger });
+    users = startDevnetUsers({
+      stateFile: join(dir, "state.json"),
+      users: state.demo.users,
+      passphrase: DEVNET_PASSPHRASE,
+      logger,
+      // The dashboard's player finds the demo stream's ticket and gateway in GET /v1/devnet (demo.stream).
+      onStream: (demo) => publishDemoStream(state, demo),
+    });
     await users.demo;
     const alice = state.demo.users.find((u) => u.name === "alice")!;
     console.log(`Message alice: npx psp msg send --key-file devnet/keys/carol.key --to ${alice.identity} --text hi`);

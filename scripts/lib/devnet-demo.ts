@@ -27,6 +27,8 @@ export interface DevnetUsersOptions {
   passphrase: string;
   /** Progress lines and failures (the clients log beneath it too); silent when absent. */
   logger?: Logger;
+  /** Called once the demo stream runs (the devnet records it for the dashboard's player: devnet-gateway.ts publishDemoStream). */
+  onStream?: (demo: StreamDemo) => void;
 }
 
 export interface DevnetUsers {
@@ -118,6 +120,7 @@ export function startDevnetUsers(o: DevnetUsersOptions): DevnetUsers {
         .then((started) => {
           streamDemo = started;
           if (stopped) started.stop();
+          else o.onStream?.(started);
           log.info(`stream   watch it too: npx psp stream play --ticket ${started.ticket} | ffplay -`);
         })
         .catch((err: unknown) => logFailure(log, err, "run the demo stream", "warn"));

@@ -2,7 +2,7 @@
  * The devnet's demo stream (issue 15): alice, who is subscribed, gets a
  * stream-creation receipt from an oracle through a circuit, creates a stream
  * at a landing node with two distribution nodes, and publishes ffmpeg's
- * test source (MPEG-TS, live, for as long as the devnet runs); carol plays it
+ * test source (H.264 in MPEG-TS, live, for as long as the devnet runs); carol plays it
  * twice, each player with its own oracle session id, so two viewers receive
  * it through the distribution nodes. The ticket is printed so anyone can
  * watch with `psp stream play`.
@@ -16,14 +16,19 @@ import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcessByStdio } from "node:child_process";
 import type { Readable } from "node:stream";
 import type { PspClient } from "../../node/src/client/client.js";
+import type { ViewerSession } from "../../node/src/stream/oracle-client.js";
 import type { Player } from "../../node/src/stream/player.js";
 import { publishReadable } from "../../node/src/stream/publisher.js";
 import type { Publisher } from "../../node/src/stream/publisher.js";
 import { decodeTicket } from "../../node/src/stream/ticket.js";
 
 /**
- * ffmpeg's arguments for the test source: 320x240 at 25 frames/s, MPEG-2 video at 600 kbit/s in
- * MPEG-TS on stdout, paced in real time; for `seconds` when given, else until stopped.
+ * ffmpeg's arguments for the test source: 320x240 at 25 frames/s, H.264 video (libx264, constrained
+ * baseline, ultrafast, zerolatency: no B-frames, no lookahead) at 600 kbit/s with a keyframe every
+ * second, in MPEG-TS on stdout, paced in real time; for `seconds` when given, else until stopped.
+ * H.264 in MPEG-TS is what a browser can play (mpegts.js remuxes it for Media Source Extensions,
+ * which take no MPEG-2 video), and a 1 s GOP lets a viewer that joins or jumps to the live edge start
+ * within a second. The test source has no audio, so the stream has none.
  */
 export function testSourceFfmpegArgs(seconds?: number): string[] {
   return [
@@ -37,9 +42,27 @@ export function testSourceFfmpegArgs(seconds?: number): string[] {
     "testsrc=size=320x240:rate=25",
     ...(seconds === undefined ? [] : ["-t", String(seconds)]),
     "-c:v",
-    "mpeg2video",
+    "libx264",
+    "-profile:v",
+    "baseline",
+    "-preset",
+    "ultrafast",
+    "-tune",
+    "zerolatency",
+    "-pix_fmt",
+    "yuv420p",
+    "-g",
+    "25",
+    "-keyint_min",
+    "25",
+    "-sc_threshold",
+    "0",
     "-b:v",
     "600k",
+    "-maxrate",
+    "600k",
+    "-bufsize",
+    "300k",
     "-f",
     "mpegts",
     "-",
@@ -48,6 +71,9 @@ export function testSourceFfmpegArgs(seconds?: number): string[] {
 
 /** The demo's source, for as long as the devnet runs. */
 export const DEMO_STREAM_FFMPEG_ARGS: readonly string[] = testSourceFfmpegArgs();
+
+/** The gateway's session id is renewed when less than this is left of it, seconds. */
+const SESSION_RENEW_MARGIN_S = 120;
 
 /** Bitrate cap the demo asks for, kbit/s (the test source runs well below it). */
 const DEMO_STREAM_KBPS = 1500;
@@ -60,6 +86,11 @@ export function ffmpegAvailable(): boolean {
 export interface StreamDemo {
   /** The viewers' ticket (stream id, key, landing node). */
   ticket: string;
+  /**
+   * A viewer session id of carol's from an oracle, renewed when it nears its end: what the devnet's
+   * browser gateway (devnet-gateway.ts) attaches with on behalf of a page.
+   */
+  session(): Promise<Uint8Array>;
   /** Chunks each viewer has received so far. */
   received(): number[];
   stop(): void;
@@ -127,7 +158,12 @@ export async function startStreamDemo(alice: PspClient, carol: PspClient, log: (
       `stream   carol's 2 viewers receive alice's ffmpeg test source through access points ${attached.map((a) => `${a.slice(0, 12)}…`).join(", ")} ` +
         `(first chunks ${(performance.now() - t0).toFixed(0)} ms after alice asked for the receipt)`,
     );
-    return { ticket: created.ticket, received: () => [...counts], stop };
+    let viewerSession: ViewerSession | undefined;
+    const session = async (): Promise<Uint8Array> => {
+      if (!viewerSession || viewerSession.id.expiresAt - SESSION_RENEW_MARGIN_S <= Date.now() / 1000) viewerSession = await carol.oracle.session();
+      return viewerSession.session;
+    };
+    return { ticket: created.ticket, session, received: () => [...counts], stop };
   } catch (err) {
     stop();
     throw err;

@@ -3,7 +3,8 @@
  * `GET /v1/status`, `GET /metrics` (Prometheus) and JSON errors; layers add
  * their routes. This file only re-exports.
  *
- * Depends on: nothing in PSP (fastify, prom-client).
+ * Depends on: nothing in PSP (fastify, prom-client); the stream gateway
+ * (stream-gateway.ts, a browser's viewer) on stream/.
  * Used by: node/ (the node process's API and metrics), directory/ (the
  * consensus routes).
  * Trust boundary: listens on loopback by default, for the operator; a bind
@@ -15,3 +16,5 @@
 export { DOCS_PREFIX, startControlApi } from "./server.js";
 export { API_TOKEN_FILE, isLoopbackHost, loadOrCreateApiToken } from "./token.js";
 export type { ControlApi, ControlApiOptions } from "./server.js";
+export { gatewayChunkMessage, mountStreamGateway, STREAM_GATEWAY_ROUTE } from "./stream-gateway.js";
+export type { StreamGateway, StreamGatewayOptions, StreamGatewayStats } from "./stream-gateway.js";

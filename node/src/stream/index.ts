@@ -48,7 +48,7 @@ export { StreamHost } from "./host.js";
 export type { HostCounters, HostedStreamView, StreamHostOptions } from "./host.js";
 export { Publisher, openPublisher, publishReadable } from "./publisher.js";
 export { Player, fetchAccessPoints, playStream } from "./player.js";
-export type { PlayerStats } from "./player.js";
+export type { PlayerStats, SealedChunk, StreamLocator } from "./player.js";
 export { createPspStreams } from "./client-streams.js";
 export type { CreateStreamOptions, CreatedStreamInfo, PlayOptions, PspStreams, PublishOptions } from "./client-streams.js";
 export { createOracleClient, ORACLE_SERVICE } from "./oracle-client.js";

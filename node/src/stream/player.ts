@@ -13,6 +13,12 @@
  * (bytes a node altered, injected or repeated are not counted, so a node
  * cannot raise what its viewer confirms). viewer-usage.ts reports it.
  *
+ * A player given a StreamLocator (a ticket without its key) cannot open
+ * chunks: it hands each new one on sealed ("sealed" event, seq above the last
+ * one handed on) and counts no usage, since it cannot tell which chunks a
+ * node altered. The browser gateway (api/stream-gateway.ts) plays that way:
+ * the page that holds the ticket opens them.
+ *
  * Trusts: every node's proof of identity (stream-link.ts); chunks only once
  * they open under the stream key (a node cannot alter or inject media).
  */
@@ -29,8 +35,12 @@ import type { StreamLink } from "./stream-link.js";
 import type { StreamTicket } from "./ticket.js";
 import { chunkFrameBytes, UsageMeter } from "./usage.js";
 
+/** Where a stream lives without its key: a ticket minus the stream key (what a gateway that forwards sealed chunks knows). */
+export type StreamLocator = Omit<StreamTicket, "streamKey">;
+
 export interface PlayerOptions {
-  ticket: StreamTicket;
+  /** With the stream key, chunks are opened ("media"); a locator without it hands them on sealed ("sealed"). */
+  ticket: StreamTicket | StreamLocator;
   /** A session id from an oracle (asked again before each attach; it may return the same one while valid). */
   session: () => Promise<Uint8Array> | Uint8Array;
   /** Give up when no access point takes us within this long after losing one (default 10 s). */
@@ -51,8 +61,16 @@ export interface PlayerStats {
   attachedTo: string[];
 }
 
+/** A chunk as it arrived (CHUNK frame body), for a player without the key. */
+export interface SealedChunk {
+  seq: bigint;
+  sealed: Uint8Array;
+}
+
 export interface PlayerEvents {
   media: [OpenedChunk];
+  /** Only for a player without the stream key: a chunk newer than the last one handed on, unopened. */
+  sealed: [SealedChunk];
   /** Attached to an access point (again, after a switch). */
   attached: [NodeEntry];
   /** The stream ended (END from the node) or the player was closed: no more media. */
@@ -62,7 +80,7 @@ export interface PlayerEvents {
 }
 
 /** Asks a stream's landing node for its access points. */
-export async function fetchAccessPoints(ticket: StreamTicket, timeoutMs = 5000): Promise<NodeEntry[]> {
+export async function fetchAccessPoints(ticket: StreamLocator, timeoutMs = 5000): Promise<NodeEntry[]> {
   const link = await connectStreamLink({ host: ticket.host, port: ticket.port, expectedIdentity: ticket.landing, timeoutMs });
   try {
     link.send({ type: "points-request", streamId: ticket.streamId });
@@ -78,7 +96,7 @@ export class Player extends EventEmitter<PlayerEvents> {
   readonly stats: PlayerStats = { chunks: 0, bytes: 0, rejected: 0, repeats: 0, attachedTo: [] };
   /** Bytes received per access point (peer = its node key), for the viewer's usage reports. */
   readonly usage: UsageMeter;
-  private readonly cipher: StreamCipher;
+  private readonly cipher: StreamCipher | undefined;
   private readonly log: Logger;
   private link: StreamLink | undefined;
   private lastSeq = -1n;
@@ -87,7 +105,8 @@ export class Player extends EventEmitter<PlayerEvents> {
 
   constructor(private readonly options: PlayerOptions) {
     super();
-    this.cipher = new StreamCipher(options.ticket.streamId, options.ticket.streamKey);
+    const key = (options.ticket as Partial<StreamTicket>).streamKey;
+    this.cipher = key === undefined ? undefined : new StreamCipher(options.ticket.streamId, key);
     this.log = childLogger(options.logger, "stream.player");
     this.usage = options.usage ?? new UsageMeter();
   }
@@ -167,6 +186,14 @@ export class Player extends EventEmitter<PlayerEvents> {
   private onChunk(seq: bigint, sealed: Uint8Array, from: Uint8Array): void {
     if (seq <= this.lastSeq) {
       this.stats.repeats++;
+      return;
+    }
+    if (!this.cipher) {
+      // No key: hand it on as it came; the holder of the ticket opens it (and drops what does not open).
+      this.lastSeq = seq;
+      this.stats.chunks++;
+      this.stats.bytes += sealed.length;
+      this.emit("sealed", { seq, sealed });
       return;
     }
     let opened: OpenedChunk;
