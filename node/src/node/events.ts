@@ -54,6 +54,8 @@ export const DEFAULT_EVENT_QUEUE = 256;
 /** How often the counters are sampled for events, and how often a `stats` event goes out. */
 export const EVENT_SAMPLE_MS = 500;
 export const STATS_EVENT_MS = 2000;
+/** Streams listed in one `stats` event. */
+export const MAX_STATS_STREAMS = 16;
 /** Most sockets on one node's event stream at once (one more is refused with 1013). */
 export const MAX_EVENT_CLIENTS = 32;
 
@@ -142,6 +144,8 @@ export function statsEventData(s: NodeEventSources, events: NodeEventBus): Recor
       : null,
     streams: {
       hosted: streams.length,
+      // What each stream looks like here (the dashboard draws the fan-out tree from the landing and distribution nodes' lists).
+      list: streams.slice(0, MAX_STATS_STREAMS).map((v) => ({ stream: hex(v.streamId), role: v.role, viewers: v.viewers, feeds: v.feeds.map((f) => hex(f.identity)) })),
       viewers: streams.reduce((n, v) => n + v.viewers, 0),
       bytes: meter?.bytesAdded ?? 0,
       chunksOut: s.streams?.counters.chunksOut ?? 0,
@@ -243,17 +247,32 @@ export function watchNodeEvents(
   };
 }
 
-/** Sends events to one socket, at most `maxQueue` unflushed; calls `drop` once when that is exceeded. */
-function attachSocket(bus: NodeEventBus, socket: WebSocket, maxQueue: number, log: Logger): void {
+/** Counters of an event fan-out's sockets (the node's bus, the devnet's aggregate). */
+export interface EventSocketStats {
+  clients: number;
+  dropped: number;
+}
+
+/**
+ * Sends what `subscribe` delivers to one socket as JSON, at most `maxQueue`
+ * messages written and not yet flushed: one more closes the socket (1013)
+ * and counts it in `stats.dropped`. Shared with the devnet's aggregate stream.
+ */
+export function attachEventSocket(
+  socket: WebSocket,
+  subscribe: (listener: (message: unknown) => void) => () => void,
+  o: { maxQueue: number; stats: EventSocketStats; logger?: Logger },
+): void {
+  const log = childLogger(o.logger, "node.events");
   let unflushed = 0;
   let gone = false;
-  bus.stats.clients++;
-  const detach = bus.subscribe((event) => {
+  o.stats.clients++;
+  const detach = subscribe((message) => {
     if (gone || socket.readyState !== socket.OPEN) return;
-    if (unflushed >= maxQueue) {
+    if (unflushed >= o.maxQueue) {
       gone = true;
-      bus.stats.dropped++;
-      log.warn({ queued: unflushed, maxQueue }, "dropped a slow event-stream client: its queue was full");
+      o.stats.dropped++;
+      log.warn({ queued: unflushed, maxQueue: o.maxQueue }, "dropped a slow event-stream client: its queue was full");
       socket.close(1013, "event queue full: read faster");
       // A reader that does not read may not read the close frame either.
       setTimeout(() => socket.terminate(), 2000).unref();
@@ -261,14 +280,14 @@ function attachSocket(bus: NodeEventBus, socket: WebSocket, maxQueue: number, lo
       return;
     }
     unflushed++;
-    socket.send(JSON.stringify(event), (err) => {
+    socket.send(JSON.stringify(message), (err) => {
       unflushed--;
       if (err) logFailure(log, err, "write to an event-stream socket", "debug");
     });
   });
   socket.on("close", () => {
     gone = true;
-    bus.stats.clients--;
+    o.stats.clients--;
     detach();
   });
   socket.on("error", (err) => logFailure(log, err, "event-stream socket", "debug"));
@@ -286,7 +305,6 @@ export async function mountNodeEvents(
   const maxQueue = options.maxQueue ?? DEFAULT_EVENT_QUEUE;
   const maxClients = options.maxClients ?? MAX_EVENT_CLIENTS;
   if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new NodeError("bad-config", `the event queue must be a positive integer, not ${maxQueue}`);
-  const log = childLogger(options.logger, "node.events");
   await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
   app.get(
     "/v1/events",
@@ -305,7 +323,7 @@ export async function mountNodeEvents(
         socket.close(1013, `at most ${maxClients} event-stream clients`);
         return;
       }
-      attachSocket(bus, socket, maxQueue, log);
+      attachEventSocket(socket, (listener) => bus.subscribe(listener), { maxQueue, stats: bus.stats, ...(options.logger ? { logger: options.logger } : {}) });
     },
   );
 }
