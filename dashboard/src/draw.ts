@@ -63,9 +63,9 @@ export function fanoutSvg(tree: FanoutTree): SVGSVGElement {
 
 /** The last epochs as blocks coloured by status, with a marker at chain time `now` (unix seconds). */
 export function epochTimelineSvg(epochs: RewardEpoch[], now: number): SVGSVGElement {
-  const width = 640;
+  const width = 960;
   const height = 74;
-  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img", "aria-label": "reward epoch timeline" });
+  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", class: "timeline", role: "img", "aria-label": "reward epoch timeline" });
   const sorted = [...epochs].sort((a, b) => a.epoch - b.epoch);
   if (sorted.length === 0) return svg;
   const t0 = sorted[0]!.startsAt;

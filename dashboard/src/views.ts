@@ -190,12 +190,7 @@ const PANELS: Record<string, (s: State) => Child[]> = {
         figure("reports sent / acked", `${t.sent} / ${t.acked}`, "reports"),
       ),
       epochTimelineSvg(r.epochs, now),
-      h(
-        "div",
-        { style: "display:flex;gap:24px" },
-        claims.length ? h("table", {}, h("tbody", {}, ...claims)) : empty("no claims yet"),
-        h("ol", { id: "reward-log", style: "list-style:none;padding:0;margin:0;font-size:12px" }, ...events),
-      ),
+      h("div", { class: "split" }, claims.length ? h("table", {}, h("tbody", {}, ...claims)) : empty("no claims yet"), h("ol", { class: "evlist" }, ...events)),
       asOf(s, "rewards"),
     ];
   },
