@@ -365,7 +365,8 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
       if (status >= 500) logFailure(log, err, "answer a devnet API request", "warn", { route: request.url });
       void reply.status(status).send(errorBody(kind, e.message ?? "internal error"));
     });
-    await scope.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
+    // The control API base registers @fastify/websocket (ahead of any token check).
+    if (!scope.hasDecorator("websocketServer")) await scope.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
     scope.get("/v1/overview", { schema: overviewSchema }, async () => {
       try {
         return await overview();

@@ -5,12 +5,15 @@
  * opened and closed and `stats` events with its links and relayed bytes.
  * Then the bound on a slow reader: a raw TCP client that upgrades and never
  * reads is closed once its queue is full, counted, while a reading client on
- * the same bus keeps receiving.
+ * the same bus keeps receiving. Behind a token, an upgrade without it is
+ * refused and one with it is served.
  */
 import { connect } from "node:net";
 import type { Socket } from "node:net";
 import { sha256 } from "@noble/hashes/sha2.js";
 import Fastify from "fastify";
+import { WebSocket as WsClient } from "ws";
+import { startControlApi } from "../../node/src/api/server.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import type { TlsCredentials } from "../../node/src/link/index.js";
@@ -137,4 +140,34 @@ describe("a slow event-stream reader", () => {
       await app.close();
     }
   }, 60_000);
+});
+
+describe("the event stream behind a token", () => {
+  it("refuses an upgrade without the bearer token and serves one with it", async () => {
+    const bus = new NodeEventBus();
+    const token = "e".repeat(64);
+    const api = await startControlApi({ port: 0, token, status: () => ({}), routes: (app) => mountNodeEvents(app, bus) });
+    try {
+      const url = api.url.replace(/^http/, "ws") + "/v1/events";
+      const refused = await new Promise<number | string>((resolve) => {
+        const ws = new WsClient(url);
+        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on("open", () => resolve("opened"));
+        ws.on("error", (err) => resolve(err.message));
+      });
+      expect(refused).toBe(401);
+      const ws = new WsClient(url, { headers: { authorization: `Bearer ${token}` } });
+      const got: unknown[] = [];
+      ws.on("message", (data) => got.push(JSON.parse(String(data))));
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      bus.publish("stats", { links: 1 });
+      await vi.waitFor(() => expect(got).toContainEqual(expect.objectContaining({ type: "stats", data: { links: 1 } })), { timeout: 5000, interval: 20 });
+      ws.close();
+    } finally {
+      await api.close();
+    }
+  }, 30_000);
 });

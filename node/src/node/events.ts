@@ -294,8 +294,8 @@ export function attachEventSocket(
 }
 
 /**
- * Mounts `GET /v1/events` (WebSocket) on a control API app. Registers
- * @fastify/websocket on the app; call it from the API's `routes` hook.
+ * Mounts `GET /v1/events` (WebSocket) on a control API app (call it from
+ * the API's `routes` hook); registers @fastify/websocket on an app without it.
  */
 export async function mountNodeEvents(
   app: FastifyInstance,
@@ -305,7 +305,8 @@ export async function mountNodeEvents(
   const maxQueue = options.maxQueue ?? DEFAULT_EVENT_QUEUE;
   const maxClients = options.maxClients ?? MAX_EVENT_CLIENTS;
   if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new NodeError("bad-config", `the event queue must be a positive integer, not ${maxQueue}`);
-  await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
+  // The control API base (api/server.ts) registers it ahead of its token check; a bare app gets it here.
+  if (!app.hasDecorator("websocketServer")) await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
   app.get(
     "/v1/events",
     {
