@@ -6,7 +6,7 @@
  */
 import { epochTimelineSvg, fanoutSvg } from "./draw.js";
 import { clock, fanoutTrees, formatAge, formatBytes, formatPsp, totals } from "./model.js";
-import type { DevnetEvent, State } from "./model.js";
+import type { DevnetEvent, RewardEpoch, State } from "./model.js";
 
 type Child = Node | string | number | null | undefined | false;
 
@@ -189,7 +189,7 @@ const PANELS: Record<string, (s: State) => Child[]> = {
         figure("claimed", formatPsp(r.totalClaimed), "claimed"),
         figure("reports sent / acked", `${t.sent} / ${t.acked}`, "reports"),
       ),
-      epochTimelineSvg(r.epochs, now),
+      epochTimelineSvg(withCurrent(r.epochs, epoch, r.genesis, r.epochLength), now),
       h("div", { class: "split" }, claims.length ? h("table", {}, h("tbody", {}, ...claims)) : empty("no claims yet"), h("ol", { class: "evlist" }, ...events)),
       asOf(s, "rewards"),
     ];
@@ -206,6 +206,23 @@ const PANELS: Record<string, (s: State) => Child[]> = {
     ];
   },
 };
+
+/** The listed epochs, plus any newer ones up to `current` (open: the overview is refreshed every 10 s, the clock runs on), the last 8. */
+function withCurrent(epochs: RewardEpoch[], current: number, genesis: number, length: number): RewardEpoch[] {
+  const out = [...epochs];
+  const newest = Math.max(-1, ...epochs.map((e) => e.epoch));
+  for (let e = newest + 1; e <= current; e++)
+    out.push({
+      epoch: e,
+      status: "open",
+      cumulativeTotal: "0",
+      startsAt: genesis + e * length,
+      endsAt: genesis + (e + 1) * length,
+      agreedAt: 0,
+      finalAt: null,
+    });
+  return out.sort((a, b) => a.epoch - b.epoch).slice(-8);
+}
 
 /** One line for an event in the logs. */
 export function describe(e: DevnetEvent): string {

@@ -177,10 +177,14 @@ describe("usage reports, settlement and claims on a devnet", () => {
   // Issue 18: the dashboard on this same devnet (no devnet of its own), while the demo stream still runs.
   const noBrowser = chromiumMissing();
   it.skipIf(noBrowser !== undefined)(`the devnet dashboard shows every panel live, in chromium${noBrowser ? ` (skipped: ${noBrowser})` : ""}`, async () => {
-    const overview = (await (await fetch(`${net.devnet.state.controlApi}/v1/overview`)).json()) as { nodes: { name: string; up: boolean }[]; rewards: { claims: unknown[] } };
+    const overview = (await (await fetch(`${net.devnet.state.controlApi}/v1/overview`)).json()) as {
+      nodes: { name: string; up: boolean; stake: string }[];
+      rewards: { epochLength: number; epochs: unknown[] };
+    };
     expect(overview.nodes).toHaveLength(net.devnet.state.nodes.length);
-    expect(overview.nodes.every((n) => n.up)).toBe(true);
-    expect(overview.rewards.claims.length).toBeGreaterThanOrEqual(1);
+    expect(overview.nodes.every((n) => n.up && Number(n.stake) > 0)).toBe(true);
+    expect(overview.rewards.epochLength).toBe(EPOCH);
+    expect(overview.rewards.epochs.length).toBeGreaterThanOrEqual(1);
     const bad = await fetch(`${net.devnet.state.controlApi}/v1/nodes/nobody`);
     expect(bad.status).toBe(404);
     expect(await bad.json()).toMatchObject({ error: { kind: "not-found", message: expect.stringContaining("nobody") } });
