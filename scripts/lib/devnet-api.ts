@@ -169,7 +169,8 @@ function startAggregate(state: DevnetState, chain: { poll: () => Promise<DevnetE
 
 const overviewSchema = {
   summary: "The whole devnet at once",
-  description: "Every node (roles, stake, its /v1/status, its last stats event), the chain head and sets, reward epochs and claims: the dashboard's first state.",
+  description:
+    "Every node (roles, stake, its /v1/status, its last stats event), the chain head and sets, reward epochs and claims: the dashboard's first state.",
   tags: ["devnet"],
   response: {
     200: {
@@ -266,7 +267,9 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
     lastBlock = head;
     const block = await clients.publicClient.getBlock({ blockNumber: head });
     const at = Date.now();
-    const out: DevnetEvent[] = [{ type: "block", at, node: null, data: { number: head.toString(), timestamp: Number(block.timestamp), transactions: block.transactions.length } }];
+    const out: DevnetEvent[] = [
+      { type: "block", at, node: null, data: { number: head.toString(), timestamp: Number(block.timestamp), transactions: block.transactions.length } },
+    ];
     const logs = await clients.publicClient.getContractEvents({ address: rewards.address, abi: bandwidthRewardsAbi, fromBlock: from, toBlock: head });
     for (const entry of logs) {
       const args = (entry as { args?: Record<string, unknown> }).args ?? {};
@@ -380,7 +383,8 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
         websocket: true,
         schema: {
           summary: "Every node's events and the chain's (WebSocket)",
-          description: "JSON text messages { type, at, node, data }: each node's /v1/events tagged with its name, and block and reward-pool events (node null).",
+          description:
+            "JSON text messages { type, at, node, data }: each node's /v1/events tagged with its name, and block and reward-pool events (node null).",
           tags: ["devnet"],
         },
       },
@@ -452,7 +456,9 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
         async (request, reply) => {
           const node = state.nodes.find((n) => n.name === request.params.name);
           if (!node)
-            return reply.status(404).send(errorBody("not-found", `no devnet node named ${request.params.name}: one of ${state.nodes.map((n) => n.name).join(", ")}`));
+            return reply
+              .status(404)
+              .send(errorBody("not-found", `no devnet node named ${request.params.name}: one of ${state.nodes.map((n) => n.name).join(", ")}`));
           return { ...node, chain: await nodeStatus({ clients, deployment }, node.nodeKey) };
         },
       );
