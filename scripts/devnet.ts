@@ -37,6 +37,7 @@ console.log(
     "",
     `PSP devnet up in ${((performance.now() - started) / 1000).toFixed(1)} s`,
     `  JSON-RPC     ${state.rpcUrl} (chain ${state.chainId})`,
+    `  dashboard    ${state.controlApi}/  (live: nodes, consensus, circuits, DHT, presence, streams, stakes, rewards)`,
     `  control API  ${state.controlApi}/v1/status  (also /v1/chain/sets, /v1/nodes/<name>, /v1/identities/<id>, /metrics)`,
     `  state        ${join(dir, "state.json")}`,
     `  deployment   ${state.deploymentFile}`,

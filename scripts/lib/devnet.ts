@@ -417,9 +417,10 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
         receipts: { batchId: batchId.toString(), count: receiptHashes.length, verified },
       },
     };
-    const api = await startDevnetApi(state, opts.apiPort);
+    const api = await startDevnetApi(state, opts.apiPort, opts.logger);
     state.controlApi = api.url;
     log.info(`api      ${api.url}/v1/status`);
+    log.info(`dashboard ${api.url}/`);
     await writeFile(join(opts.dir, "state.json"), JSON.stringify(state, null, 2) + "\n");
     const stopWatching = new AbortController();
     const running = nodeProcesses;

@@ -8,7 +8,10 @@
  * A node that inflates what it carried, in reports no viewer confirms, earns
  * nothing for them. Reports with a bad signature, an unknown or expired
  * session id, or for another epoch are refused with their typed reason, and
- * `psp operator rewards --json` shows what was claimed.
+ * `psp operator rewards --json` shows what was claimed. While the stream
+ * still runs, the devnet dashboard (issue 18) is opened in Debian's chromium:
+ * every panel shows live values that change (screenshots in
+ * test-artifacts/dashboard/).
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -32,6 +35,7 @@ import { runRewardsDemo, type RewardsDemoResult } from "../../scripts/lib/devnet
 import { startStreamDemo, type StreamDemo } from "../../scripts/lib/devnet-stream.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
 import { runPsp } from "../helpers/psp.js";
+import { checkDashboard, chromiumMissing } from "../helpers/dashboard.js";
 
 const EPOCH = 20;
 let net: TestDevnet;
@@ -169,6 +173,24 @@ describe("usage reports, settlement and claims on a devnet", () => {
     expect(await kindOf(report(sessionBy(oracleSecret, Number(timing.genesis) - 60, t + 3600), oldEpoch))).toBe("wrong-epoch");
     expect(await kindOf(good)).toBe("accepted");
   }, 120_000);
+
+  // Issue 18: the dashboard on this same devnet (no devnet of its own), while the demo stream still runs.
+  const noBrowser = chromiumMissing();
+  it.skipIf(noBrowser !== undefined)(`the devnet dashboard shows every panel live, in chromium${noBrowser ? ` (skipped: ${noBrowser})` : ""}`, async () => {
+    const overview = (await (await fetch(`${net.devnet.state.controlApi}/v1/overview`)).json()) as {
+      nodes: { name: string; up: boolean; stake: string }[];
+      rewards: { epochLength: number; epochs: unknown[] };
+    };
+    expect(overview.nodes).toHaveLength(net.devnet.state.nodes.length);
+    expect(overview.nodes.every((n) => n.up && Number(n.stake) > 0)).toBe(true);
+    expect(overview.rewards.epochLength).toBe(EPOCH);
+    expect(overview.rewards.epochs.length).toBeGreaterThanOrEqual(1);
+    const bad = await fetch(`${net.devnet.state.controlApi}/v1/nodes/nobody`);
+    expect(bad.status).toBe(404);
+    expect(await bad.json()).toMatchObject({ error: { kind: "not-found", message: expect.stringContaining("nobody") } });
+    const checked = await checkDashboard(`${net.devnet.state.controlApi}/`, { expectStream: demo !== undefined, nodes: net.devnet.state.nodes.length });
+    expect(checked.screenshots.length).toBe(11);
+  }, 240_000);
 
   it("psp operator rewards --json shows the claim; the idle node that inflated its reports earned nothing", async () => {
     demo?.stop();

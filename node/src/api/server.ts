@@ -22,6 +22,7 @@
  * without a token such a bind refuses to start (ApiError "bad-config").
  */
 import fastifySwagger from "@fastify/swagger";
+import fastifyWebsocket from "@fastify/websocket";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -105,6 +106,9 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     void reply.status(404).send({ error: `no route ${request.method} ${request.url}`, routes });
   });
 
+  // WebSocket routes (a node's /v1/events): registered before the token check, so the plugin's own
+  // onRequest hook marks upgrade requests first and a refused one gets its 401 and a closed socket.
+  await app.register(fastifyWebsocket, { options: { maxPayload: 4096 } });
   // First, so it guards every route registered after it: the documentation's too.
   if (opts.token !== undefined) {
     const expected = tokenDigest(opts.token);

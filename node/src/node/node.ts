@@ -37,6 +37,7 @@ import type { CreateOnionClientOptions, OnionClientHandle } from "../onion/onion
 import { countLogEvents, createLogEventsMetric, mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
 import type { NodeApiSources } from "./api.js";
 import { startNodeDht } from "./dht.js";
+import { NodeEventBus, mountNodeEvents, watchNodeEvents } from "./events.js";
 import { dhtProxyService } from "../dht/proxy.js";
 import type { NodeDht } from "./dht.js";
 import { consensusPeers, onionPathNodes, startNodeDirectory } from "./directory.js";
@@ -451,6 +452,9 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     if (config.api !== false) {
       const sources: NodeApiSources = { info, startedAt, manager, rpc, relay, dht, directory, authority, oracle, presence, logEvents };
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
+      const events = new NodeEventBus(nodeLogger);
+      const watcher = watchNodeEvents(events, { manager, relay, dht, directory, presence, streams, usage }, withLogger);
+      cleanup.push(() => watcher.close());
       // Beyond loopback every request needs the token made on first start (parseNodeConfig ensured a dataDir).
       let apiToken: string | undefined;
       if (!isLoopbackHost(apiAddress.host) && config.dataDir !== undefined) {
@@ -467,10 +471,12 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
           title: "PSP node control API",
           status: () => nodeStatus(sources),
           ...withLogger,
-          routes: (app, metrics) => {
+          routes: async (app, metrics) => {
             registerNodeMetrics(metrics, sources);
             if (usage) registerUsageMetrics(metrics, usage.meter, usage.reporter);
             mountNodeRoutes(app, sources);
+            // GET /v1/events: the node's live event stream (events.ts).
+            await mountNodeEvents(app, events, withLogger);
           },
         });
       } catch (err) {
