@@ -1,7 +1,8 @@
 /**
  * The devnet dashboard: loads GET /v1/overview, then follows the devnet's
  * aggregate event stream GET /v1/events (reconnecting when it drops) and
- * re-renders its panels at most twice a second. The overview is fetched
+ * re-renders its panels at most twice a second. The player panel
+ * (player-panel.ts) plays the demo stream in the page. The overview is fetched
  * again every 10 s and on every reward-pool event (stakes, epochs, claims).
  *
  * Served by the devnet API from its root; trusts that API.
@@ -9,6 +10,7 @@
 import { bandwidthChart } from "./draw.js";
 import { applyEvent, applyOverview, emptyState, sample } from "./model.js";
 import type { DevnetEvent, Overview } from "./model.js";
+import { startPlayerPanel } from "./player-panel.js";
 import { render } from "./views.js";
 
 const state = emptyState();
@@ -54,6 +56,7 @@ function connect(delayMs = 500): void {
   });
 }
 
+startPlayerPanel(document.querySelector<HTMLElement>('[data-panel="player"]')!);
 await loadOverview();
 connect();
 setInterval(() => void loadOverview(), 10_000);

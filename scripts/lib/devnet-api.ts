@@ -34,6 +34,7 @@ import { pspContractsFor } from "../../node/src/chain/contracts.js";
 import { readDeployment } from "../../node/src/chain/deployment.js";
 import { nodeStatus } from "../../node/src/chain/staking.js";
 import { IDENTITY_STATUS } from "../../node/src/chain/attestation.js";
+import { mountDemoStreamGateway } from "./devnet-gateway.js";
 import { startControlApi, type ControlApi } from "../../node/src/api/server.js";
 import type { DevnetState } from "./devnet.js";
 
@@ -390,6 +391,8 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
       },
       (socket) => attachEventSocket(socket, (l) => aggregate.subscribe(l), { maxQueue: DEFAULT_EVENT_QUEUE * 4, stats: aggregate.stats, logger: log }),
     );
+    // The dashboard's player: the demo stream's sealed chunks, opened in the page (devnet-gateway.ts).
+    await mountDemoStreamGateway(scope, state, { logger: log });
     if (existsSync(join(DASHBOARD_DIR, "index.html"))) {
       await scope.register(fastifyStatic, { root: DASHBOARD_DIR, prefix: "/", wildcard: false, index: "index.html" });
     } else {

@@ -69,7 +69,7 @@ export async function checkDashboard(url: string, options: { expectStream: boole
     const first: Record<string, string> = {};
     const stamps: Record<string, string> = {};
     for (const panel of PANELS) {
-      await expect.poll(() => page.getAttribute(`[data-panel="${panel}"]`, "data-updated"), { timeout, interval: 250 }).toBeTruthy();
+      await expect.poll(() => page.getAttribute(`[data-panel="${panel}"]`, "data-updated"), { timeout, interval: 250 }).toMatch(/^\d+$/);
       stamps[panel] = (await page.getAttribute(`[data-panel="${panel}"]`, "data-updated"))!;
       first[panel] = (await page.locator(`[data-panel="${panel}"]`).textContent()) ?? "";
     }
@@ -89,6 +89,12 @@ export async function checkDashboard(url: string, options: { expectStream: boole
       await expect.poll(async () => count(await figure(page, "streams", "viewers")), { timeout, interval: 250 }).toBeGreaterThanOrEqual(1);
       await expect.poll(() => page.locator('[data-panel="streams"] svg circle').count(), { timeout, interval: 250 }).toBeGreaterThanOrEqual(1);
       await expect.poll(async () => count(await figure(page, "streams", "bytes")), { timeout, interval: 250 }).toBeGreaterThan(0);
+      // The page itself is a viewer: the demo stream plays, opened with the ticket's key in the page.
+      const played = () => page.locator('[data-role="demo-video"]').evaluate((v) => (v as unknown as { currentTime: number }).currentTime);
+      await expect.poll(played, { timeout, interval: 250 }).toBeGreaterThan(1);
+      const frames = count(await figure(page, "player", "frames"));
+      await expect.poll(async () => count(await figure(page, "player", "frames")), { timeout, interval: 250 }).toBeGreaterThan(frames);
+      expect(await figure(page, "player", "failed")).toBe("0");
     }
     const screenshots: string[] = [];
     const whole = join(DASHBOARD_ARTIFACTS, "dashboard.png");
@@ -112,6 +118,11 @@ export async function checkDashboard(url: string, options: { expectStream: boole
       changed[panel] = (await page.locator(`[data-panel="${panel}"]`).textContent()) ?? "";
       const shot = join(DASHBOARD_ARTIFACTS, `panel-${panel}.png`);
       await page.locator(`[data-panel="${panel}"]`).screenshot({ path: shot });
+      screenshots.push(shot);
+    }
+    if (options.expectStream) {
+      const shot = join(DASHBOARD_ARTIFACTS, "panel-player.png");
+      await page.locator('[data-panel="player"]').screenshot({ path: shot });
       screenshots.push(shot);
     }
     expect(errors, `errors in the page: ${errors.join("; ")}`).toEqual([]);

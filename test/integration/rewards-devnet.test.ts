@@ -33,6 +33,7 @@ import { devnetParams } from "../../scripts/lib/deploy.js";
 import { DEVNET_PASSPHRASE } from "../../scripts/lib/devnet.js";
 import { runRewardsDemo, type RewardsDemoResult } from "../../scripts/lib/devnet-rewards.js";
 import { startStreamDemo, type StreamDemo } from "../../scripts/lib/devnet-stream.js";
+import { publishDemoStream } from "../../scripts/lib/devnet-gateway.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
 import { runPsp } from "../helpers/psp.js";
 import { checkDashboard, chromiumMissing } from "../helpers/dashboard.js";
@@ -88,6 +89,8 @@ describe("usage reports, settlement and claims on a devnet", () => {
   it("a stream runs through an epoch, both oracles settle it, and the operators' claims pay exactly the normalized usage", async () => {
     [alice, carol] = await Promise.all([clientFor("alice"), clientFor("carol")]);
     demo = await startStreamDemo(alice, carol, () => undefined);
+    // As npm start does: the devnet API's gateway serves it to the dashboard's player.
+    publishDemoStream(net.devnet.state, demo);
     const ticket = decodeTicket(demo.ticket);
     const points = await fetchAccessPoints(ticket);
     // A node that carries none of the stream claims 50 MB sent to viewers nobody reports for.
@@ -189,7 +192,7 @@ describe("usage reports, settlement and claims on a devnet", () => {
     expect(bad.status).toBe(404);
     expect(await bad.json()).toMatchObject({ error: { kind: "not-found", message: expect.stringContaining("nobody") } });
     const checked = await checkDashboard(`${net.devnet.state.controlApi}/`, { expectStream: demo !== undefined, nodes: net.devnet.state.nodes.length });
-    expect(checked.screenshots.length).toBe(11);
+    expect(checked.screenshots.length).toBe(demo === undefined ? 11 : 12);
   }, 240_000);
 
   it("psp operator rewards --json shows the claim; the idle node that inflated its reports earned nothing", async () => {
