@@ -139,10 +139,15 @@ describe("a node's control API on 0.0.0.0", () => {
       const res = await get(node, path);
       expect(res.status, path).toBe(401);
       expect(res.headers.get("www-authenticate")).toBe('Bearer realm="psp"');
-      expect(res.body).toMatchObject({ kind: "unauthorized", error: expect.stringMatching(/no Authorization header/) as string });
-      expect(res.body.fix).toMatch(/Authorization: Bearer <token>.*<dataDir>\/api-token/);
+      expect(res.body).toMatchObject({
+        error: {
+          kind: "unauthorized",
+          message: expect.stringMatching(/no Authorization header/) as string,
+          fix: expect.stringMatching(/Authorization: Bearer <token>.*<dataDir>\/api-token/) as string,
+        },
+      });
       // A refused caller learns nothing about the routes.
-      expect(res.body).not.toHaveProperty("routes");
+      expect(res.body.error).not.toHaveProperty("routes");
     }
   });
 
@@ -151,7 +156,7 @@ describe("a node's control API on 0.0.0.0", () => {
     for (const authorization of [`Bearer ${"0".repeat(64)}`, `Bearer ${flipped}`, `Bearer ${token}x`, `Basic ${token}`, "Bearer"]) {
       const res = await get(node, "/v1/status", authorization);
       expect(res.status, authorization).toBe(401);
-      expect(res.body).toMatchObject({ kind: "unauthorized" });
+      expect(res.body).toMatchObject({ error: { kind: "unauthorized" } });
     }
   });
 
@@ -167,7 +172,7 @@ describe("a node's control API on 0.0.0.0", () => {
     expect(docs.status).toBe(200);
     expect(docs.body).toMatchObject({ components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } }, security: [{ bearer: [] }] });
     // Checked parameters still answer in the API's error shape behind the token.
-    expect((await get(node, "/v1/dht/records/zz", auth)).body).toMatchObject({ kind: "bad-request" });
+    expect((await get(node, "/v1/dht/records/zz", auth)).body).toMatchObject({ error: { kind: "bad-request" } });
   });
 
   it("reuses the token after a restart, and narrows a file others could read back to 0600", async () => {

@@ -40,7 +40,7 @@ describe("control API and transient errors", () => {
     const res = await fetch(`${api.url}/lookup`);
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("5");
-    expect(await res.json()).toMatchObject({ kind: "no-contacts" });
+    expect(await res.json()).toEqual({ error: { kind: "no-contacts", message: "routing table is empty; bootstrap from the consensus first", layer: "dht" } });
     expect((await fetch(`${api.url}/bug`)).status).toBe(500);
   });
 });
