@@ -34,7 +34,7 @@ import { childLogger, logFailure, silentLogger, watchLogEvents } from "../log.js
 import type { Logger } from "../log.js";
 import { createOnionClient } from "../onion/onion-client.js";
 import type { CreateOnionClientOptions, OnionClientHandle } from "../onion/onion-client.js";
-import { countLogEvents, createLogEventsMetric, mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
+import { NODE_STATUS_SCHEMA, countLogEvents, createLogEventsMetric, mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
 import type { NodeApiSources } from "./api.js";
 import { startNodeDht } from "./dht.js";
 import { dhtProxyService } from "../dht/proxy.js";
@@ -65,7 +65,6 @@ import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
 import { startNodeStreamAdmission } from "./stream.js";
 import { startNodeUsage, type NodeUsage } from "./usage.js";
-import { registerUsageMetrics } from "./usage-reporter.js";
 import type { EpochTiming } from "../stream/usage.js";
 import type { IntroducerCertificate } from "../presence/introduction.js";
 import type { NodeAuthority, NodeOracle, OracleServiceFactory, OracleServiceHandle } from "./roles.js";
@@ -450,6 +449,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     }
     if (config.api !== false) {
       const sources: NodeApiSources = { info, startedAt, manager, rpc, relay, dht, directory, authority, oracle, presence, logEvents };
+      Object.assign(sources, { streams, oracleService, usage, chainRpcUrl: config.chain?.rpcUrl });
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
       // Beyond loopback every request needs the token made on first start (parseNodeConfig ensured a dataDir).
       let apiToken: string | undefined;
@@ -466,10 +466,10 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
           ...(apiToken !== undefined ? { token: apiToken } : {}),
           title: "PSP node control API",
           status: () => nodeStatus(sources),
+          statusSchema: NODE_STATUS_SCHEMA,
           ...withLogger,
           routes: (app, metrics) => {
             registerNodeMetrics(metrics, sources);
-            if (usage) registerUsageMetrics(metrics, usage.meter, usage.reporter);
             mountNodeRoutes(app, sources);
           },
         });
