@@ -16,7 +16,8 @@
  * 5xx at error, a 4xx at debug; fastify's own request logging stays off. An
  * error a retry can cure (a PspError of category transient or shutdown:
  * "no-contacts", "busy", "overloaded") is a 503 with a Retry-After header,
- * logged at warn.
+ * logged at warn; kind "unavailable" (what the route reads is not there yet)
+ * is a 503 with Retry-After logged at debug.
  *
  * Every route is documented as OpenAPI 3 (`@fastify/swagger`, registered
  * before any route): the document at `GET /docs/json`, a UI at `/docs`.
@@ -111,7 +112,8 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
     const status = retryAfter !== undefined ? 503 : answer.status;
     if (retryAfter !== undefined) void reply.header("retry-after", String(retryAfter));
     // A 5xx is ours to fix (a 503 only passes: a warning); a 4xx is the caller's, kept to a debug line.
-    const level = retryAfter !== undefined ? "warn" : status >= 500 ? "error" : "debug";
+    // "unavailable" (no consensus held yet, no directory here) is the state the route reports, not a failure: a debug line too.
+    const level = answer.body.error.kind === "unavailable" ? "debug" : retryAfter !== undefined ? "warn" : status >= 500 ? "error" : "debug";
     logFailure(log, err, "answer API request", level, { method: request.method, route: request.routeOptions.url, status });
     void reply.status(status).send(answer.body);
   });
