@@ -78,6 +78,9 @@ export const DOCS_PREFIX = "/docs";
 /** The 401's fix: a node keeps its token in its data directory. */
 export const NODE_TOKEN_FIX = "send the node's control API token as Authorization: Bearer <token>; it is in <dataDir>/api-token on the node's machine";
 
+/** JSON.stringify's replacer for bigints (chain amounts): their decimal text. */
+const bigintAsString = (_key: string, value: unknown): unknown => (typeof value === "bigint" ? value.toString() : value);
+
 export interface ControlApi {
   app: FastifyInstance;
   metrics: Registry;
@@ -103,8 +106,8 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   }
   const log = childLogger(opts.logger, "api");
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
-  // JSON for bigint values (chain amounts) as decimal strings.
-  app.setReplySerializer((payload) => JSON.stringify(payload, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value)));
+  // JSON for bigint values (chain amounts) as decimal strings: routes without a response schema.
+  app.setReplySerializer((payload) => JSON.stringify(payload, bigintAsString));
   app.setErrorHandler((err: unknown, request, reply) => {
     const answer = errorAnswer(err);
     const retryAfter = retryAfterSeconds(err);
@@ -167,7 +170,8 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         response: { 200: opts.statusSchema ?? { type: "object", additionalProperties: true }, ...ERROR_RESPONSES },
       },
     },
-    async () => await opts.status(),
+    // A response schema bypasses the reply serializer, and an open one stringifies with JSON.stringify, which throws on a bigint: converted first.
+    async () => JSON.parse(JSON.stringify(await opts.status(), bigintAsString)) as unknown,
   );
   const metricsSchema = {
     summary: "Prometheus metrics",
