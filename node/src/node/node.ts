@@ -449,7 +449,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     }
     if (config.api !== false) {
       const sources: NodeApiSources = { info, startedAt, manager, rpc, relay, dht, directory, authority, oracle, presence, logEvents };
-      Object.assign(sources, { streams, oracleService, usage, chainRpcUrl: config.chain?.rpcUrl });
+      Object.assign(sources, { streams, oracleService, usage, chainRpcUrl: config.chain?.rpcUrl } satisfies Partial<NodeApiSources>);
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
       // Beyond loopback every request needs the token made on first start (parseNodeConfig ensured a dataDir).
       let apiToken: string | undefined;
