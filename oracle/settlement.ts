@@ -78,7 +78,8 @@ export interface Settlement {
   compute(epoch: number): Promise<RewardEpochRecord>;
   /** The account's leaf under the agreed root of `epoch` (default: the newest agreed one). */
   proof(account: Address, epoch?: number): Promise<RewardProof>;
-  stats(): { computed: number; votes: number; lastComputed: number | undefined; lastVoted: number | undefined };
+  /** Trees computed, votes sent, reward proofs served (an operator's proof against an agreed root), the last epochs computed and voted. */
+  stats(): { computed: number; votes: number; proofsServed: number; lastComputed: number | undefined; lastVoted: number | undefined };
   close(): void;
 }
 
@@ -118,7 +119,7 @@ async function streamCaps(
 export function createSettlement(opts: SettlementOptions): Settlement {
   const log = childLogger(opts.logger, "settlement");
   const now = opts.now ?? Date.now;
-  const stats = { computed: 0, votes: 0, lastComputed: undefined as number | undefined, lastVoted: undefined as number | undefined };
+  const stats = { computed: 0, votes: 0, proofsServed: 0, lastComputed: undefined as number | undefined, lastVoted: undefined as number | undefined };
   let treeCache: { epoch: number; tree: RewardTree } | undefined;
 
   const operatorsOf = async (nodes: Iterable<string>): Promise<Map<string, Address>> => {
@@ -242,6 +243,7 @@ export function createSettlement(opts: SettlementOptions): Settlement {
         treeCache = { epoch: last.epoch, tree: buildRewardTree(new Map(record.accounts.map((a) => [a.account, a.cumulative]))) };
       const key = account.toLowerCase() as Address;
       const leaf = record.accounts.find((a) => a.account === key);
+      stats.proofsServed++;
       return {
         epoch: last.epoch,
         root: record.root,

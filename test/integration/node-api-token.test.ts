@@ -21,6 +21,7 @@ import { API_TOKEN_FILE, bearerToken, isLoopbackHost, loadOrCreateApiToken, toke
 import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import type { TlsCredentials } from "../../node/src/link/index.js";
 import { NodeError, parseNodeConfig } from "../../node/src/node/config.js";
+import { dhtStats, nodeStatus } from "../../node/src/node/api.js";
 import { startNode } from "../../node/src/node/node.js";
 import type { RunningNode } from "../../node/src/node/node.js";
 
@@ -57,6 +58,13 @@ async function stop(node: RunningNode): Promise<void> {
 }
 
 /** The API's port, to reach it at `reachAt` (the node reports the bound host, 0.0.0.0). */
+/** Every key path of a JSON value ("linkLimits.refusals.links", "roles[]"): what a response schema could drop. */
+function keyPaths(value: unknown, prefix = ""): string[] {
+  if (Array.isArray(value)) return [`${prefix}[]`, ...value.flatMap((v) => keyPaths(v, `${prefix}[]`))].filter((p, i, all) => all.indexOf(p) === i);
+  if (value === null || typeof value !== "object") return [];
+  return Object.entries(value).flatMap(([k, v]) => [`${prefix}${k}`, ...keyPaths(v, `${prefix}${k}.`)]);
+}
+
 const portOf = (node: RunningNode): number => Number(new URL(node.info.controlApi!).port);
 
 async function get(node: RunningNode, path: string, authorization?: string) {
@@ -139,10 +147,15 @@ describe("a node's control API on 0.0.0.0", () => {
       const res = await get(node, path);
       expect(res.status, path).toBe(401);
       expect(res.headers.get("www-authenticate")).toBe('Bearer realm="psp"');
-      expect(res.body).toMatchObject({ kind: "unauthorized", error: expect.stringMatching(/no Authorization header/) as string });
-      expect(res.body.fix).toMatch(/Authorization: Bearer <token>.*<dataDir>\/api-token/);
+      expect(res.body).toMatchObject({
+        error: {
+          kind: "unauthorized",
+          message: expect.stringMatching(/no Authorization header/) as string,
+          fix: expect.stringMatching(/Authorization: Bearer <token>.*<dataDir>\/api-token/) as string,
+        },
+      });
       // A refused caller learns nothing about the routes.
-      expect(res.body).not.toHaveProperty("routes");
+      expect(res.body.error).not.toHaveProperty("routes");
     }
   });
 
@@ -151,7 +164,7 @@ describe("a node's control API on 0.0.0.0", () => {
     for (const authorization of [`Bearer ${"0".repeat(64)}`, `Bearer ${flipped}`, `Bearer ${token}x`, `Basic ${token}`, "Bearer"]) {
       const res = await get(node, "/v1/status", authorization);
       expect(res.status, authorization).toBe(401);
-      expect(res.body).toMatchObject({ kind: "unauthorized" });
+      expect(res.body).toMatchObject({ error: { kind: "unauthorized" } });
     }
   });
 
@@ -167,7 +180,7 @@ describe("a node's control API on 0.0.0.0", () => {
     expect(docs.status).toBe(200);
     expect(docs.body).toMatchObject({ components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } }, security: [{ bearer: [] }] });
     // Checked parameters still answer in the API's error shape behind the token.
-    expect((await get(node, "/v1/dht/records/zz", auth)).body).toMatchObject({ kind: "bad-request" });
+    expect((await get(node, "/v1/dht/records/zz", auth)).body).toMatchObject({ error: { kind: "bad-request" } });
   });
 
   it("reuses the token after a restart, and narrows a file others could read back to 0600", async () => {
@@ -197,6 +210,16 @@ describe("a node's control API on loopback", () => {
   beforeAll(async () => {
     node = await start(config("loopback", { host: "127.0.0.1", port: 0 }, false));
   }, 30_000);
+
+  it("answers every property the code produces: the response schemas drop nothing (status, DHT stats)", async () => {
+    const body = (await (await fetch(`${node.info.controlApi}/v1/status`)).json()) as Record<string, unknown>;
+    const produced = nodeStatus({ ...node, startedAt: Date.now() });
+    expect(keyPaths(body).sort()).toEqual(keyPaths(JSON.parse(JSON.stringify(produced))).sort());
+    expect(body).toMatchObject({ identity: node.info.identity, onionKey: node.info.onionKey, roles: node.info.roles, consensus: null });
+    expect(body["presence"]).toBeTypeOf("object");
+    const stats = (await (await fetch(`${node.info.controlApi}/v1/dht/stats`)).json()) as Record<string, unknown>;
+    expect(keyPaths(stats).sort()).toEqual(keyPaths(JSON.parse(JSON.stringify(dhtStats(node.dht)))).sort());
+  });
 
   it("needs no token", async () => {
     const res = await fetch(`${node.info.controlApi}/v1/status`);
@@ -234,6 +257,22 @@ describe("a node's control API on loopback", () => {
       }
     }
     expect(doc.paths["/v1/dht/records/{key}"]!.get!.parameters![0]).toMatchObject({ schema: { pattern: "^[0-9a-fA-F]{64}$" } });
+    // Every route declares a 200 body and the one error body (component PspError) for 4xx and 5xx.
+    const full = (await (await fetch(`${node.info.controlApi}/docs/json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }>>;
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    };
+    for (const [path, ops] of Object.entries(full.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const where = `${method} ${path}`;
+        expect(Object.keys(op.responses).sort(), where).toEqual(["200", "4XX", "5XX"]);
+        expect(Object.values(op.responses["200"]!.content ?? {})[0]?.schema, where).toBeTypeOf("object");
+        for (const status of ["4XX", "5XX"]) {
+          const ref = op.responses[status]!.content!["application/json"]!.schema!.$ref!;
+          expect(full.components.schemas[ref.split("/").pop()!]?.properties, `${where} ${status}`).toHaveProperty("error");
+        }
+      }
+    }
     // No token on loopback: no security scheme either.
     expect(doc.components?.securitySchemes).toBeUndefined();
     const ui = await fetch(`${node.info.controlApi}/docs`, { redirect: "follow" });

@@ -117,17 +117,17 @@ describe("node process: DHT and control API", () => {
   it("bad requests get a 4xx JSON error that says what was wrong", async () => {
     const bad = await getJson(nodes[0]!, "/v1/dht/records/not-a-key");
     expect(bad.status).toBe(400);
-    expect(bad.body).toMatchObject({ kind: "bad-request" });
-    expect(bad.body.error).toMatch(/64 hex digits/);
+    expect(bad.body).toMatchObject({ error: { kind: "bad-request", message: expect.stringMatching(/64 hex digits/) as string } });
     const missing = await getJson(nodes[0]!, `/v1/dht/records/${"ab".repeat(32)}`);
     expect(missing.status).toBe(404);
-    expect(missing.body.kind).toBe("not-found");
+    expect(missing.body).toMatchObject({ error: { kind: "not-found", layer: "api" } });
     const unknown = await getJson(nodes[0]!, "/v1/nope");
     expect(unknown.status).toBe(404);
-    expect(unknown.body.routes).toContain("/v1/dht/stats (GET, HEAD)");
+    expect(unknown.body).toMatchObject({ error: { kind: "not-found", message: "no route GET /v1/nope" } });
+    expect((unknown.body.error as { routes: string[] }).routes).toContain("/v1/dht/stats (GET, HEAD)");
     const noDirectory = await getJson(nodes[0]!, "/v1/consensus");
     expect(noDirectory.status).toBe(503);
-    expect(noDirectory.body.kind).toBe("unavailable");
+    expect(noDirectory.body).toMatchObject({ error: { kind: "unavailable", layer: "directory", fix: expect.stringMatching(/directory/) as string } });
   });
 
   it("a node restarted on its data directory keeps its DHT records and rejoins", async () => {
@@ -160,7 +160,7 @@ describe("node process: DHT and control API", () => {
       const res = await fetch(`${lone.info.controlApi}/v1/dht/records/${"cd".repeat(32)}`);
       expect(res.status).toBe(503);
       expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
-      expect(await res.json()).toMatchObject({ kind: "no-contacts" });
+      expect(await res.json()).toMatchObject({ error: { kind: "no-contacts", layer: "dht" } });
     } finally {
       await lone.close();
     }

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
+import { consensusToJson, discoveryStatus as discoveryStatusOf } from "../../node/src/directory/api.js";
 import { NodeFlag } from "../../node/src/directory/config.js";
 import { consensusToPathNodes } from "../../node/src/directory/path-nodes.js";
 import { selectPath } from "../../node/src/onion/path.js";
@@ -99,6 +100,14 @@ describe("node process: directory roles", () => {
     const discoveryStatus = (await (await fetch(`${nodes[1]!.info.controlApi}/v1/status`)).json()) as { discovery: { votesCast: number; consensusPublished: number } };
     expect(discoveryStatus.discovery.votesCast).toBeGreaterThanOrEqual(1);
     expect(discoveryStatus.discovery.consensusPublished).toBeGreaterThanOrEqual(1);
+    // The response schemas drop nothing: the discovery section and the consensus answer every key the code produces.
+    const keysOf = (o: object) => Object.keys(o).sort();
+    const producedDiscovery = JSON.parse(JSON.stringify(discoveryStatusOf(nodes[1]!.directory!.service!))) as { lastConsensus: object };
+    expect(keysOf(discoveryStatus.discovery)).toEqual(keysOf(producedDiscovery));
+    expect(keysOf((discoveryStatus.discovery as unknown as { lastConsensus: object }).lastConsensus)).toEqual(keysOf(producedDiscovery.lastConsensus));
+    const producedConsensus = consensusToJson(onion.directory!.current()!);
+    expect(keysOf(consensus)).toEqual(keysOf(producedConsensus));
+    for (const [i, entry] of producedConsensus.nodes.entries()) expect(keysOf(consensus.nodes[i] ?? {}), entry.identity).toEqual(keysOf(entry));
     expect(await (await fetch(`${onion.info.controlApi}/metrics`)).text()).toMatch(/^psp_directory_consensus_nodes 6$/m);
 
     // The consensus re-seeded the onion node's DHT.

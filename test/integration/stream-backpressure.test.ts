@@ -128,6 +128,9 @@ describe("a slow viewer at a distribution node", () => {
       await waitFor("the node's queue to empty", () => d.chunksIn === d.chunksOut + d.chunksDropped);
       expect(d.chunksDropped).toBeGreaterThan(0);
       expect(d.liveEdgeJumps).toBeGreaterThan(0);
+      // psp_stream_chunk_bytes_total: one viewer, so no more bytes out than in, and some of each.
+      expect(d.bytesOut).toBeGreaterThan(0);
+      expect(d.bytesOut).toBeLessThanOrEqual(d.bytesIn);
       expect(warnings.map((w) => w.message)).toEqual([]);
       publisher.end();
       viewer.destroy();

@@ -259,6 +259,8 @@ describe("settlement", () => {
       ]);
       expect(verifyRewardProof(e1.root, getAddress(opDist), proof.amount, proof.proof)).toBe(true);
       expect((await settlement.proof(getAddress(opDist), 0)).amount).toBe(900_000n * WEI);
+      // psp_oracle_reward_proofs_served_total counts the proofs served.
+      expect(settlement.stats().proofsServed).toBe(2);
       // A report stored after its epoch was computed changes nothing: every oracle computed from what it held then.
       const late = signUsageReport({ kind: "node", secretKey: landing.secretKey, ...at(1, 0, 10), part: 3, entries: [sent(dist.publicKey, 1)] });
       await intakeB.replicate([late.bytes]);

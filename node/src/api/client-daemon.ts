@@ -11,9 +11,12 @@
  * <token>`; the WebSocket may pass `?token=` instead, since browsers cannot
  * set its headers): without it, 401. Bodies, parameters and socket messages
  * are checked against JSON schemas; a bad one is a 400 with a kind and the
- * daemon goes on serving. Errors are `{ error: { kind, message } }`
- * (errors.ts). It does not reuse the control API base (server.ts): that one
- * answers `{ error, kind }` and serves /metrics without a token.
+ * daemon goes on serving. Errors are the one body of every PSP control API,
+ * `{ error: { kind, message, fix?, layer? } }` (errors.ts). Every route
+ * declares its response schema (fastify serializes through it: a property
+ * it does not declare is dropped) and the shared error schema for 4xx/5xx.
+ * It does not reuse the control API base (server.ts): that one serves
+ * /metrics and /docs without a token on loopback.
  *
  * Trusts nothing a request carries; the session (client-session.ts) holds
  * the state.
@@ -27,7 +30,7 @@ import type { Logger } from "../log.js";
 import { MAX_CHANNEL_BODY } from "../presence/messages.js";
 import { ClientSession } from "./client-session.js";
 import type { SessionClient } from "./client-session.js";
-import { ApiError, errorAnswer, retryAfterSeconds } from "./errors.js";
+import { ApiError, ERROR_RESPONSE_SCHEMA, ERROR_RESPONSES, errorAnswer, retryAfterSeconds } from "./errors.js";
 import { bearerToken, isLoopbackHost, tokenDigest, tokenMatches } from "./token.js";
 
 export interface ClientDaemonOptions {
@@ -79,6 +82,54 @@ const messageBody = {
     base64: { type: "string", maxLength: Math.ceil(MAX_CHANNEL_BODY / 3) * 4, pattern: "^[A-Za-z0-9+/]*={0,2}$" },
   },
 } as const;
+
+const int = { type: "integer" } as const;
+const POINT = {
+  type: "object",
+  required: ["slot", "node", "state", "expiresAt", "stored", "introductions"],
+  properties: { slot: int, node: { type: "string" }, state: { type: "string", enum: ["registering", "up", "lost"] }, expiresAt: int, stored: int, introductions: int },
+} as const;
+const FOUND_POINT = {
+  type: "object",
+  required: ["slot", "node", "public", "points", "period", "issuedAt"],
+  properties: { slot: int, node: { type: "string" }, public: { type: "boolean" }, points: int, period: int, issuedAt: int },
+} as const;
+const CHANNEL = {
+  type: "object",
+  required: ["id", "peer", "role"],
+  properties: { id: { type: "string" }, peer: { type: "string" }, role: { type: "string", enum: ["initiator", "responder"] } },
+} as const;
+const INTRODUCTION = {
+  type: "object",
+  required: ["id", "from", "certificateNotAfter"],
+  properties: { id: { type: "string" }, from: { type: "string" }, certificateNotAfter: int },
+} as const;
+const STATUS = {
+  type: "object",
+  required: ["identity", "consensus", "presence", "channels", "introductions", "sockets"],
+  properties: {
+    identity: { type: "string", nullable: true },
+    consensus: {
+      type: "object",
+      nullable: true,
+      required: ["validAfter", "freshUntil", "validUntil", "nodes", "signers"],
+      properties: { validAfter: int, freshUntil: int, validUntil: int, nodes: int, signers: int },
+    },
+    presence: {
+      type: "object",
+      required: ["announced", "points"],
+      properties: { announced: { type: "boolean" }, points: { type: "array", items: POINT } },
+    },
+    channels: int,
+    introductions: int,
+    sockets: int,
+  },
+} as const;
+
+/** A route's schema: its docs, what it validates, its 200 (or 201) body and the shared error body. */
+function route(summary: string, description: string, ok: object, more: Record<string, unknown> = {}, okStatus = 200) {
+  return { summary, description, tags: ["client"], ...more, response: { [okStatus]: ok, ...ERROR_RESPONSES } };
+}
 
 /** An app's answer to an introduction, sent on the events socket. */
 interface SocketAnswer {
@@ -172,50 +223,103 @@ async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
 }
 
 function registerRoutes(app: FastifyInstance, session: ClientSession, log: Logger): void {
-  app.get("/v1/status", async () => session.status());
+  const pointsBody = { type: "object", required: ["points"], properties: { points: { type: "array", items: POINT } } } as const;
+  app.get("/v1/status", { schema: route("The daemon's status", "Identity, held consensus, presence points, open channels, pending introductions, attached sockets.", STATUS) }, async () =>
+    session.status(),
+  );
 
-  app.post<{ Body: { points?: number; public?: boolean } | undefined }>("/v1/presence/announce", { schema: { body: announceBody }, preValidation: emptyBodyIsEmptyObject }, async (request) => ({
-    points: await session.announce(request.body ?? {}),
-  }));
-  app.delete("/v1/presence", async () => {
+  app.post<{ Body: { points?: number; public?: boolean } | undefined }>(
+    "/v1/presence/announce",
+    { schema: route("Announce presence", "Registers presence points (default 3) so others can introduce themselves; answers the points.", pointsBody, { body: announceBody }), preValidation: emptyBodyIsEmptyObject },
+    async (request) => ({ points: await session.announce(request.body ?? {}) }),
+  );
+  app.delete("/v1/presence", { schema: route("Withdraw presence", "Stops renewing the presence points; answers the (now empty) points.", pointsBody) }, async () => {
     session.withdraw();
     return { points: [] };
   });
 
   app.get<{ Params: { identity: string } }>(
     "/v1/lookup/:identity",
-    { schema: { params: { type: "object", required: ["identity"], properties: { identity: IDENTITY } } } },
+    {
+      schema: route(
+        "Look a user up",
+        "The user's live presence points from the DHT.",
+        { type: "object", required: ["identity", "points"], properties: { identity: { type: "string" }, points: { type: "array", items: FOUND_POINT } } },
+        { params: { type: "object", required: ["identity"], properties: { identity: IDENTITY } } },
+      ),
+    },
     async (request) => ({ identity: request.params.identity, points: await session.lookup(request.params.identity) }),
   );
 
-  app.post<{ Body: { to: string; direct?: boolean; timeoutMs?: number } }>("/v1/channels", { schema: { body: connectBody } }, async (request, reply) => {
-    const channel = await session.connect(request.body.to, request.body);
-    return reply.status(201).send(channel);
-  });
-  app.get("/v1/channels", async () => ({ channels: session.channels() }));
+  app.post<{ Body: { to: string; direct?: boolean; timeoutMs?: number } }>(
+    "/v1/channels",
+    { schema: route("Open a private channel", "Introduces us to `to` through a presence point; 201 with the channel once the peer accepted.", CHANNEL, { body: connectBody }, 201) },
+    async (request, reply) => {
+      const channel = await session.connect(request.body.to, request.body);
+      return reply.status(201).send(channel);
+    },
+  );
+  app.get(
+    "/v1/channels",
+    { schema: route("Open channels", "The channels open now.", { type: "object", required: ["channels"], properties: { channels: { type: "array", items: CHANNEL } } }) },
+    async () => ({ channels: session.channels() }),
+  );
   app.post<{ Params: { id: string }; Body: { text?: string; base64?: string } }>(
     "/v1/channels/:id/messages",
-    { schema: { params: idParams, body: messageBody } },
+    {
+      schema: route(
+        "Send a message",
+        "Sends `text` (UTF-8) or `base64` bytes on the channel; answers once the peer acknowledged.",
+        { type: "object", required: ["delivered"], properties: { delivered: { type: "boolean" } } },
+        { params: idParams, body: messageBody },
+      ),
+    },
     async (request) => {
       await session.send(request.params.id, bodyBytes(request.body));
       return { delivered: true };
     },
   );
-  app.delete<{ Params: { id: string } }>("/v1/channels/:id", { schema: { params: idParams } }, async (request) => {
-    session.closeChannel(request.params.id);
-    return { closed: true };
-  });
+  app.delete<{ Params: { id: string } }>(
+    "/v1/channels/:id",
+    { schema: route("Close a channel", "Closes the channel (the peer sees it closed).", { type: "object", required: ["closed"], properties: { closed: { type: "boolean" } } }, { params: idParams }) },
+    async (request) => {
+      session.closeChannel(request.params.id);
+      return { closed: true };
+    },
+  );
 
-  app.get("/v1/introductions", async () => ({ introductions: session.introductions() }));
-  app.post<{ Params: { id: string } }>("/v1/introductions/:id/accept", { schema: { params: idParams } }, async (request) => ({
-    channel: await session.accept(request.params.id),
-  }));
-  app.post<{ Params: { id: string } }>("/v1/introductions/:id/refuse", { schema: { params: idParams } }, async (request) => {
-    session.refuse(request.params.id);
-    return { refused: true };
-  });
+  app.get(
+    "/v1/introductions",
+    {
+      schema: route(
+        "Pending introductions",
+        "Introductions waiting for an answer (accept or refuse before they expire).",
+        { type: "object", required: ["introductions"], properties: { introductions: { type: "array", items: INTRODUCTION } } },
+      ),
+    },
+    async () => ({ introductions: session.introductions() }),
+  );
+  app.post<{ Params: { id: string } }>(
+    "/v1/introductions/:id/accept",
+    {
+      schema: route("Accept an introduction", "Accepts it: answers the channel opened.", { type: "object", required: ["channel"], properties: { channel: CHANNEL } }, { params: idParams }),
+    },
+    async (request) => ({ channel: await session.accept(request.params.id) }),
+  );
+  app.post<{ Params: { id: string } }>(
+    "/v1/introductions/:id/refuse",
+    { schema: route("Refuse an introduction", "Refuses it: the introducer learns it was refused.", { type: "object", required: ["refused"], properties: { refused: { type: "boolean" } } }, { params: idParams }) },
+    async (request) => {
+      session.refuse(request.params.id);
+      return { refused: true };
+    },
+  );
 
-  app.get("/v1/events", { websocket: true }, (socket) => serveEvents(session, socket, log));
+  app.get(
+    "/v1/events",
+    { websocket: true, schema: { summary: "Events socket", description: "WebSocket: introductions, channels, messages; answers to introductions in.", tags: ["client"] } },
+    (socket) => serveEvents(session, socket, log),
+  );
 }
 
 /** Starts the daemon's API for `client`; `close()` stops it (the client stays the caller's). */
@@ -236,6 +340,7 @@ export async function startClientDaemon(options: ClientDaemonOptions): Promise<C
     else log.debug({ kind: body.error.kind, route: request.url }, `${request.method} ${request.url}: ${body.error.message}`);
     void reply.status(status).send(body);
   });
+  app.addSchema(ERROR_RESPONSE_SCHEMA);
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, parseJsonBody);
   app.setNotFoundHandler((request, reply) => {

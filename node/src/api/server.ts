@@ -4,22 +4,37 @@
  * prom-client registry of the process's own) and JSON errors that say what
  * was wrong. Layers add their routes through `routes`.
  *
+ * Every error is the one body of errors.ts, `{ error: { kind, message,
+ * fix?, layer?, routes? } }`: a thrown PspError keeps its kind, fix and
+ * layer (its status from errors.ts errorAnswer), fastify's own refusals
+ * (a parameter against its schema, a body too large) are `bad-request`
+ * naming the field, an unknown route a 404 `not-found` whose
+ * `error.routes` lists the routes served.
+ *
  * Trusts nothing from requests: fastify validates parameters against each
- * route's JSON schema and unknown routes get a 404 with the route list.
- * A request that fails is logged (component "api"): a 5xx at error, a 4xx
- * at debug; fastify's own request logging stays off. An error a retry can
- * cure (a PspError of category transient or shutdown: "no-contacts", "busy",
- * "overloaded") is a 503 with a Retry-After header, logged at warn.
+ * route's JSON schema. A request that fails is logged (component "api"): a
+ * 5xx at error, a 4xx at debug; fastify's own request logging stays off. An
+ * error a retry can cure (a PspError of category transient or shutdown:
+ * "no-contacts", "busy", "overloaded") is a 503 with a Retry-After header,
+ * logged at warn; kind "unavailable" (what the route reads is not there yet)
+ * is a 503 with Retry-After logged at debug.
  *
  * Every route is documented as OpenAPI 3 (`@fastify/swagger`, registered
  * before any route): the document at `GET /docs/json`, a UI at `/docs`.
- * Routes give a `schema` with a summary and what they validate.
+ * Routes give a `schema` with a summary, description, tags, what they
+ * validate and a `response` schema for 200 and (ERROR_RESPONSES, the shared
+ * schema "PspError") for 4xx/5xx. Fastify serializes a response through its
+ * schema and drops what the schema does not declare, so open-ended sections
+ * say `additionalProperties: true`; a bigint in a declared string field
+ * becomes its decimal text, as the reply serializer does for schema-less
+ * replies.
  *
  * Loopback binds serve without a token. A bind beyond loopback needs
  * `token`: every route, /metrics and /docs included, then answers 401
- * `{ error, kind: "unauthorized", fix }` unless the request carries
- * `Authorization: Bearer <token>` (compared in constant time, token.ts);
- * without a token such a bind refuses to start (ApiError "bad-config").
+ * `{ error: { kind: "unauthorized", message, fix } }` unless the request
+ * carries `Authorization: Bearer <token>` (compared in constant time,
+ * token.ts); without a token such a bind refuses to start (ApiError
+ * "bad-config").
  */
 import fastifySwagger from "@fastify/swagger";
 import fastifyWebsocket from "@fastify/websocket";
@@ -27,7 +42,7 @@ import fastifySwaggerUi from "@fastify/swagger-ui";
 import Fastify, { type FastifyInstance } from "fastify";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { childLogger, logFailure } from "../log.js";
-import { ApiError, retryAfterSeconds } from "./errors.js";
+import { ApiError, ERROR_RESPONSE_SCHEMA, ERROR_RESPONSES, errorAnswer, errorBody, retryAfterSeconds } from "./errors.js";
 import { bearerToken, isLoopbackHost, tokenDigest, tokenMatches } from "./token.js";
 import type { Logger } from "../log.js";
 
@@ -38,6 +53,11 @@ export interface ControlApiOptions {
   port: number;
   /** What `GET /v1/status` returns (called on every request). */
   status: () => unknown | Promise<unknown>;
+  /**
+   * The JSON schema of the status (documentation and serialization: fastify
+   * drops properties it does not declare). Default: an open object.
+   */
+  statusSchema?: Record<string, unknown>;
   /** Adds the layer-specific routes. */
   routes?: (app: FastifyInstance, metrics: Registry) => void | Promise<void>;
   /** Extra labels on every metric, e.g. { node: "authority-1" }. */
@@ -58,6 +78,9 @@ export const DOCS_PREFIX = "/docs";
 
 /** The 401's fix: a node keeps its token in its data directory. */
 export const NODE_TOKEN_FIX = "send the node's control API token as Authorization: Bearer <token>; it is in <dataDir>/api-token on the node's machine";
+
+/** JSON.stringify's replacer for bigints (chain amounts): their decimal text. */
+const bigintAsString = (_key: string, value: unknown): unknown => (typeof value === "bigint" ? value.toString() : value);
 
 export interface ControlApi {
   app: FastifyInstance;
@@ -84,18 +107,19 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
   }
   const log = childLogger(opts.logger, "api");
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
-  // JSON for bigint values (chain amounts) as decimal strings.
-  app.setReplySerializer((payload) => JSON.stringify(payload, (_key, value: unknown) => (typeof value === "bigint" ? value.toString() : value)));
+  // JSON for bigint values (chain amounts) as decimal strings: routes without a response schema.
+  app.setReplySerializer((payload) => JSON.stringify(payload, bigintAsString));
   app.setErrorHandler((err: unknown, request, reply) => {
-    const e = (err ?? {}) as { statusCode?: unknown; message?: unknown; kind?: unknown };
+    const answer = errorAnswer(err);
     const retryAfter = retryAfterSeconds(err);
-    const status = typeof e.statusCode === "number" && e.statusCode >= 400 ? e.statusCode : retryAfter !== undefined ? 503 : 500;
+    // A cure-by-retry failure is a 503 whatever its kind (a lookup timeout too): the client retries after Retry-After.
+    const status = retryAfter !== undefined ? 503 : answer.status;
     if (retryAfter !== undefined) void reply.header("retry-after", String(retryAfter));
     // A 5xx is ours to fix (a 503 only passes: a warning); a 4xx is the caller's, kept to a debug line.
-    const level = retryAfter !== undefined ? "warn" : status >= 500 ? "error" : "debug";
+    // "unavailable" (no consensus held yet, no directory here) is the state the route reports, not a failure: a debug line too.
+    const level = answer.body.error.kind === "unavailable" ? "debug" : retryAfter !== undefined ? "warn" : status >= 500 ? "error" : "debug";
     logFailure(log, err, "answer API request", level, { method: request.method, route: request.routeOptions.url, status });
-    const message = typeof e.message === "string" ? e.message : "internal error";
-    void reply.status(status).send({ error: message, ...(typeof e.kind === "string" ? { kind: e.kind } : {}) });
+    void reply.status(status).send(answer.body);
   });
   app.setNotFoundHandler((request, reply) => {
     const routes = app
@@ -103,8 +127,11 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       .split("\n")
       .filter(Boolean)
       .map((line) => line.replace(/^[\s│├└─]+/, "").trim());
-    void reply.status(404).send({ error: `no route ${request.method} ${request.url}`, routes });
+    const path = request.url.split("?")[0] ?? request.url;
+    void reply.status(404).send(errorBody("not-found", `no route ${request.method} ${path}`, { fix: "see error.routes, or the OpenAPI document at /docs/json", routes }));
   });
+  // The error body's schema, referenced by every route's 4xx/5xx responses (and an OpenAPI component).
+  app.addSchema(ERROR_RESPONSE_SCHEMA);
 
   // WebSocket routes (a node's /v1/events): registered before the token check, so the plugin's own
   // onRequest hook marks upgrade requests first and a refused one gets its 401 and a closed socket.
@@ -119,7 +146,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       return reply
         .status(401)
         .header("www-authenticate", 'Bearer realm="psp"')
-        .send({ error: `this API needs a bearer token and the request ${given}`, kind: "unauthorized", fix: NODE_TOKEN_FIX });
+        .send(errorBody("unauthorized", `this API needs a bearer token and the request ${given}`, { fix: NODE_TOKEN_FIX }));
     });
   }
   // Before any route, so its onRoute hook sees them all.
@@ -129,7 +156,8 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       info: {
         title: opts.title ?? "PSP control API",
         version: "1",
-        description: "A PSP process's operator API: status, metrics and its layers' routes. Errors are JSON `{ error, kind }`.",
+        description:
+          "A PSP process's operator API: status, metrics and its layers' routes. Every error is JSON `{ error: { kind, message, fix?, layer?, routes? } }` (schema PspError): switch on `error.kind`; a 404 lists the routes in `error.routes`; a 503 carries Retry-After.",
       },
       ...(opts.token !== undefined ? { components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } }, security: [{ bearer: [] }] } : {}),
     },
@@ -143,14 +171,20 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
         summary: "The process's status",
         description: "Identity, roles, addresses, uptime and each layer's summary (docs/spec/node.md, Control API).",
         tags: ["status"],
+        response: { 200: opts.statusSchema ?? { type: "object", additionalProperties: true }, ...ERROR_RESPONSES },
       },
     },
-    async () => await opts.status(),
+    // A response schema bypasses the reply serializer, and an open one stringifies with JSON.stringify, which throws on a bigint: converted first.
+    async () => JSON.parse(JSON.stringify(await opts.status(), bigintAsString)) as unknown,
   );
   const metricsSchema = {
     summary: "Prometheus metrics",
-    description: "Prometheus text format: the process's metrics (psp_process_*) and each layer's.",
+    description: "Prometheus text format: the process's metrics (psp_process_*) and each layer's (docs/METRICS.md lists every name).",
     tags: ["status"],
+    response: {
+      200: { description: "Prometheus text exposition format 0.0.4", content: { "text/plain": { schema: { type: "string" } } } },
+      ...ERROR_RESPONSES,
+    },
   };
   app.get("/metrics", { schema: metricsSchema }, async (_request, reply) => {
     void reply.header("content-type", metrics.contentType);

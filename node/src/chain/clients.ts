@@ -3,6 +3,12 @@
  *
  * The chain is described only by its RPC URL and the chain id it reports, so
  * a Hardhat devnet, a testnet or an L2 are handled the same way.
+ *
+ * Every JSON-RPC call through these clients is counted per endpoint URL for
+ * this process (chainRpcStats): calls, failures, the time of the last
+ * success and the highest block number an eth_blockNumber answered; a node
+ * exports them as psp_chain_* metrics. In-process, every client of one URL
+ * shares them.
  */
 import {
   createPublicClient,
@@ -24,6 +30,52 @@ export interface ChainClients {
   walletClient?: WalletClient<Transport, Chain, Account>;
 }
 
+/** The JSON-RPC calls this process made to one endpoint. */
+export interface ChainRpcStats {
+  requests: number;
+  failures: number;
+  /** Date.now() of the last call answered, undefined before any. */
+  lastSuccessAt: number | undefined;
+  /** The highest block number eth_blockNumber answered, undefined before any. */
+  headBlock: bigint | undefined;
+}
+
+const rpcStats = new Map<string, ChainRpcStats>();
+
+/** The counters of calls to `rpcUrl` from this process (made on first use). */
+export function chainRpcStats(rpcUrl: string): ChainRpcStats {
+  let stats = rpcStats.get(rpcUrl);
+  if (!stats) {
+    stats = { requests: 0, failures: 0, lastSuccessAt: undefined, headBlock: undefined };
+    rpcStats.set(rpcUrl, stats);
+  }
+  return stats;
+}
+
+/** viem's http transport, every call counted in `stats`. */
+function countedHttp(rpcUrl: string, stats: ChainRpcStats): Transport {
+  const base = http(rpcUrl, { retryCount: 2, timeout: 15_000 });
+  return (params) => {
+    const t = base(params);
+    const request: typeof t.request = async (args, options) => {
+      stats.requests++;
+      try {
+        const result: unknown = await t.request(args, options);
+        stats.lastSuccessAt = Date.now();
+        if (args.method === "eth_blockNumber" && typeof result === "string") {
+          const block = BigInt(result);
+          if (stats.headBlock === undefined || block > stats.headBlock) stats.headBlock = block;
+        }
+        return result as never;
+      } catch (err) {
+        stats.failures++;
+        throw err;
+      }
+    };
+    return { ...t, request };
+  };
+}
+
 export interface ConnectOptions {
   rpcUrl: string;
   /** Signs transactions; omit for read-only access. */
@@ -36,7 +88,7 @@ export interface ConnectOptions {
 
 /** Connects to `rpcUrl`, reads its chain id and returns typed viem clients. */
 export async function connectChain(opts: ConnectOptions): Promise<ChainClients> {
-  const transport = http(opts.rpcUrl, { retryCount: 2, timeout: 15_000 });
+  const transport = countedHttp(opts.rpcUrl, chainRpcStats(opts.rpcUrl));
   let chainId: number;
   try {
     chainId = await createPublicClient({ transport }).getChainId();

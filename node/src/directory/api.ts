@@ -3,14 +3,18 @@
  * fastify base (api/server.ts): `GET /v1/consensus`, the discovery fields of
  * `/v1/status`, and Prometheus metrics.
  *
- * Owns the JSON form of a consensus (hex keys, text addresses, flag names)
- * and the metric names. Reads only: the service and client own the state;
+ * Owns the JSON form of a consensus (hex keys, text addresses, flag names),
+ * its response schema and the discovery status schema, and the
+ * psp_directory_* metric names (docs/METRICS.md). No consensus held is a
+ * DirectoryError "unavailable" (transient): the API base answers it 503
+ * with Retry-After in the one error body (api/errors.ts). Reads only: the service and client own the state;
  * metrics are computed from their counters when scraped.
  */
 import type { FastifyInstance } from "fastify";
 import { Counter, Gauge } from "prom-client";
 import type { Registry } from "prom-client";
 import { decodeAddress, formatAddress } from "./address.js";
+import { DirectoryError } from "./errors.js";
 import { bytesToHexFast, flagNames } from "./config.js";
 import type { VerifiedConsensus } from "./consensus.js";
 import type { DiscoveryService } from "./service.js";
@@ -41,22 +45,94 @@ export function consensusToJson(consensus: VerifiedConsensus) {
   };
 }
 
-/** The OpenAPI description of `GET /v1/consensus` (it takes no parameters). */
-export const CONSENSUS_ROUTE_SCHEMA = {
-  summary: "The held consensus",
-  description:
-    "The current verified consensus as JSON (times in ms since the Unix epoch, keys in hex, text addresses, flag names); 503 unavailable while none is held or no directory is configured.",
-  tags: ["directory"],
-};
+const int = { type: "integer" } as const;
+const hexList = { type: "array", items: { type: "string" } } as const;
 
-/** Mounts `GET /v1/consensus`: the current verified consensus, or 503 `{ kind: "unavailable" }` while none is held. */
-export function mountConsensusRoute(app: FastifyInstance, source: { current(): VerifiedConsensus | undefined }): void {
-  app.get("/v1/consensus", { schema: CONSENSUS_ROUTE_SCHEMA }, async (_request, reply) => {
+/** The JSON schema of consensusToJson. */
+export const CONSENSUS_SCHEMA = {
+  type: "object",
+  required: ["validAfter", "freshUntil", "validUntil", "discoverySetSize", "digest", "voters", "signers", "nodes"],
+  properties: {
+    validAfter: int,
+    freshUntil: int,
+    validUntil: int,
+    discoverySetSize: int,
+    digest: { type: "string" },
+    voters: hexList,
+    signers: hexList,
+    nodes: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["identity", "onionKey", "addresses", "country", "version", "bandwidth", "flags"],
+        properties: {
+          identity: { type: "string" },
+          onionKey: { type: "string" },
+          addresses: { type: "array", items: { type: "string" } },
+          country: { type: "string" },
+          version: { type: "string" },
+          bandwidth: int,
+          flags: { type: "array", items: { type: "string" } },
+          family: { type: "string" },
+        },
+      },
+    },
+  },
+} as const;
+
+/** The OpenAPI description of `GET /v1/consensus` (it takes no parameters); `errorResponses` are the API's shared 4xx/5xx schemas. */
+export function consensusRouteSchema(errorResponses: Record<string, unknown> = {}) {
+  return {
+    summary: "The held consensus",
+    description:
+      "The current verified consensus as JSON (times in ms since the Unix epoch, keys in hex, text addresses, flag names); 503 unavailable while none is held or no directory is configured.",
+    tags: ["directory"],
+    response: { 200: CONSENSUS_SCHEMA, ...errorResponses },
+  };
+}
+
+export interface ConsensusRouteSource {
+  current(): VerifiedConsensus | undefined;
+  /** What to say while none is held (default: not fetched yet). */
+  missing?: { message: string; fix?: string };
+}
+
+/** Mounts `GET /v1/consensus`: the current verified consensus, or DirectoryError "unavailable" (503) while none is held. */
+export function mountConsensusRoute(app: FastifyInstance, source: ConsensusRouteSource, errorResponses: Record<string, unknown> = {}): void {
+  app.get("/v1/consensus", { schema: consensusRouteSchema(errorResponses) }, async () => {
     const held = source.current();
-    if (!held) return reply.status(503).send({ error: "no verified consensus is held yet; it is fetched at start and refreshed after fresh-until", kind: "unavailable" });
+    if (!held) {
+      const missing = source.missing ?? {
+        message: "no verified consensus is held yet; it is fetched at start and refreshed after fresh-until",
+        fix: "wait for the first fetch; if it lasts, check the node's discovery configuration and psp_directory_fetch_failures_total",
+      };
+      throw new DirectoryError("unavailable", missing.message, missing.fix !== undefined ? { fix: missing.fix } : {});
+    }
     return consensusToJson(held);
   });
 }
+
+/** The JSON schema of discoveryStatus. */
+export const DISCOVERY_STATUS_SCHEMA = {
+  type: "object",
+  description: "the discovery role: its signing key, descriptors held, reachable nodes, votes, consensus documents published and failed",
+  required: ["publicKey", "descriptors", "reachable", "votesCast", "votesReceived", "consensusPublished", "lastConsensus", "consensusFailures", "disagreements"],
+  properties: {
+    publicKey: { type: "string" },
+    descriptors: int,
+    reachable: int,
+    votesCast: int,
+    votesReceived: int,
+    consensusPublished: int,
+    lastConsensus: {
+      type: "object",
+      nullable: true,
+      properties: { validAfter: int, signers: int, nodes: int, publishedAt: int },
+    },
+    consensusFailures: { type: "object", additionalProperties: { type: "integer" } },
+    disagreements: int,
+  },
+} as const;
 
 /** The discovery node's fields for `/v1/status`. */
 export function discoveryStatus(service: DiscoveryService) {

@@ -1,37 +1,40 @@
 /**
- * The node's control API routes and metrics, mounted on the shared fastify
- * base (api/server.ts): `GET /v1/status`, `GET /v1/dht/stats`,
- * `GET /v1/dht/records/:key`, `GET /metrics` (links, circuits, DHT,
- * directory, authority and oracle figures, and the log events counted by
- * level, component, kind and operation) and `GET /v1/consensus`.
+ * The node's control API routes, mounted on the shared fastify base
+ * (api/server.ts): `GET /v1/status` (nodeStatus, its schema
+ * NODE_STATUS_SCHEMA), `GET /v1/dht/stats`, `GET /v1/dht/records/:key`,
+ * `GET /v1/consensus`; `GET /metrics` serves what metrics.ts registers.
  *
- * Owns the JSON shapes of these routes and the psp_node_* / psp_dht_* /
- * psp_link_* / psp_onion_* / psp_authority_* / psp_oracle_* / psp_log_* metric names. Reads state only, except that a
- * record lookup runs a DHT value lookup. Parameters are checked by JSON
- * schema: a bad one gets 400 `{ error, kind: "bad-request" }`. A lookup
- * that cannot run or finish for a passing reason (no contacts yet, this
- * node's own limits: a transient DhtError) is a 503 with Retry-After from
- * the base's error handler (api/errors.ts retryAfterSeconds), never a 404
- * or a 500.
+ * Owns the JSON shapes of these routes and their response schemas (fastify
+ * serializes through them and drops what they do not declare: sections a
+ * layer may grow, a kind-keyed refusal count, say so with
+ * `additionalProperties`). Reads state only, except that a record lookup
+ * runs a DHT value lookup. Errors are the one body of api/errors.ts: a bad
+ * key is 400 `bad-request`, a record not found 404 `not-found`, no
+ * consensus 503 `unavailable`; a lookup that cannot run or finish for a
+ * passing reason (no contacts yet, this node's own limits: a transient
+ * DhtError) is a 503 with Retry-After from the base's error handler, never
+ * a 404 or a 500.
  *
  * Trusts the layers it reads from.
  */
 import type { FastifyInstance } from "fastify";
-import { Counter, Gauge } from "prom-client";
-import type { Registry } from "prom-client";
-import { CONSENSUS_ROUTE_SCHEMA, discoveryStatus, mountConsensusRoute, registerDirectoryMetrics } from "../directory/api.js";
-import { LINK_CAPS } from "../link/errors.js";
+import { ApiError, ERROR_RESPONSES } from "../api/errors.js";
+import { DISCOVERY_STATUS_SCHEMA, discoveryStatus, mountConsensusRoute } from "../directory/api.js";
 import type { ConnectionManager } from "../link/manager.js";
-import { RPC_BUDGETS } from "../link/rpc.js";
-import type { LinkRpc, RpcPeerClass } from "../link/rpc.js";
-import type { LogEvent } from "../log.js";
+import type { LinkRpc } from "../link/rpc.js";
 import type { OnionRelay } from "../onion/relay.js";
+import type { StreamHost } from "../stream/host.js";
 import type { NodeDht } from "./dht.js";
 import type { NodeDirectory } from "./directory.js";
-import type { NodeAuthority, NodeOracle } from "./roles.js";
+import type { LogEventsMetric } from "./metrics.js";
+import type { NodeAuthority, NodeOracle, OracleServiceHandle } from "./roles.js";
 import type { NodePresence } from "./presence.js";
+import type { NodeUsage } from "./usage.js";
 import { hex } from "./hex.js";
 import type { NodeInfo } from "./node.js";
+
+export { countLogEvents, createLogEventsMetric, registerNodeMetrics } from "./metrics.js";
+export type { LogEventsMetric } from "./metrics.js";
 
 export interface NodeApiSources {
   info: NodeInfo;
@@ -45,31 +48,16 @@ export interface NodeApiSources {
   authority?: NodeAuthority | undefined;
   oracle?: NodeOracle | undefined;
   presence?: NodePresence | undefined;
+  /** The landing and distribution roles (psp_stream_*), when this node hosts streams. */
+  streams?: StreamHost | undefined;
+  /** The oracle service (psp_oracle_* beyond the standing), when the oracle role runs it. */
+  oracleService?: OracleServiceHandle | undefined;
+  /** Usage metering and reporting (psp_usage_*, usage-reporter.ts), when this node hosts streams on a chain. */
+  usage?: NodeUsage | undefined;
+  /** The chain's JSON-RPC URL this node reads (psp_chain_*), when it has a chain. */
+  chainRpcUrl?: string | undefined;
   /** psp_log_events_total, fed from the node's logger since start (createLogEventsMetric). */
   logEvents?: LogEventsMetric;
-}
-
-export type LogEventsMetric = Counter<"level" | "component" | "kind" | "operation">;
-
-/**
- * psp_log_events_total{level, component, kind, operation}: every line at
- * warn or above and every failure a layer reports (at any level, printed or
- * not). Labels come from the code, never from peers: components and
- * operations are fixed names, kind an error's layer/kind or class name.
- * Made before the control API exists (start-up failures count too) and
- * registered with it later.
- */
-export function createLogEventsMetric(): LogEventsMetric {
-  return new Counter({
-    name: "psp_log_events_total",
-    help: "Log lines at warn or above and failures reported at any level, by level, component, error kind (layer/kind) and operation",
-    labelNames: ["level", "component", "kind", "operation"],
-    registers: [],
-  });
-}
-
-export function countLogEvents(metric: LogEventsMetric, event: LogEvent): void {
-  metric.inc({ level: event.level, component: event.component, kind: event.errorKind, operation: event.operation ?? "none" });
 }
 
 /** What `GET /v1/dht/stats` returns. */
@@ -151,178 +139,109 @@ function linkLimitStatus(s: NodeApiSources) {
   };
 }
 
-/** The peer class an inbound link refusal falls in: only the anonymous cap knows it; the others refuse before the handshake ends. */
-const LINK_CAP_CLASS = { links: "inbound", anonymous: "anonymous", pending: "inbound", "per-address": "inbound", "per-prefix": "inbound" } as const;
+const int = { type: "integer" } as const;
+const str = { type: "string" } as const;
+/** Counts keyed by a kind, cap or reason the code names (open-ended: a layer may add kinds). */
+const countsByKey = { type: "object", additionalProperties: { type: "integer" } } as const;
 
-function registerLinkLimitMetrics(registry: Registry, s: NodeApiSources): void {
-  gauge(registry, "psp_link_pending_inbound", "Inbound connections still in TCP, TLS or the link handshake", () => s.manager.pendingInbound);
-  gauge(registry, "psp_link_anonymous_inbound", "Anonymous client links that dialed this node", () => s.manager.anonymousInboundLinks);
-  counter(registry, "psp_link_handshake_timeouts_total", "Inbound connections closed at the handshake deadline", () => s.manager.stats.handshakeTimeouts);
-  new Counter({
-    name: "psp_link_refusals_total",
-    help: "Inbound connections refused, by the cap that was full and the peer class (inbound: not known yet)",
-    labelNames: ["cap", "class"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const cap of LINK_CAPS) this.inc({ cap, class: LINK_CAP_CLASS[cap] }, s.manager.stats.refusals[cap]);
-    },
-  });
-  const rpc = s.rpc;
-  if (rpc === undefined) return;
-  new Counter({
-    name: "psp_rpc_refusals_total",
-    help: "Link RPC requests refused busy, by the budget that was full and the peer class",
-    labelNames: ["budget", "class"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const peerClass of ["node", "anonymous"] as RpcPeerClass[]) {
-        for (const budget of RPC_BUDGETS) this.inc({ budget, class: peerClass }, rpc.stats.refusals[peerClass][budget]);
-      }
-    },
-  });
-  new Gauge({
-    name: "psp_rpc_serving",
-    help: "Link RPC requests being received or served, by peer class",
-    labelNames: ["class"],
-    registers: [registry],
-    collect() {
-      for (const peerClass of ["node", "anonymous"] as RpcPeerClass[]) this.set({ class: peerClass }, rpc.stats.serving[peerClass]);
-    },
-  });
-}
+/** `GET /v1/dht/stats` (dhtStats). */
+export const DHT_STATS_SCHEMA = {
+  type: "object",
+  required: ["nodeId", "address", "tableSize", "storedRecords", "lookups", "refused"],
+  properties: {
+    nodeId: { type: "string", description: "the DHT node id, hex" },
+    address: str,
+    tableSize: int,
+    storedRecords: int,
+    lookups: int,
+    lookupFailures: int,
+    valueMisses: int,
+    requestsSent: int,
+    responsesReceived: int,
+    requestFailures: { type: "integer", description: "requests sent that got no valid answer (timeouts, refusals, unreachable peers)" },
+    requestsServed: int,
+    requestsRefused: int,
+    refused: { ...countsByKey, description: "incoming requests refused, by DhtError kind" },
+    localRefusals: { type: "integer", description: "our own requests stopped by this node's own limits" },
+    bootstraps: int,
+    reseeds: int,
+    reseedContacts: int,
+  },
+} as const;
 
-const gauge = (registry: Registry, name: string, help: string, read: () => number): void => {
-  new Gauge({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.set(read());
-    },
-  });
-};
-const counter = (registry: Registry, name: string, help: string, read: () => number): void => {
-  new Counter({
-    name,
-    help,
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(read());
-    },
-  });
-};
+/** `GET /v1/dht/records/:key`. */
+export const DHT_RECORD_SCHEMA = {
+  type: "object",
+  required: ["key", "name", "owner", "publisher", "seq", "expiresAt", "valueHex"],
+  properties: { key: str, name: str, owner: str, publisher: str, seq: int, expiresAt: { type: "integer", description: "ms since the Unix epoch" }, valueHex: str },
+} as const;
 
-const labelledCounter = (registry: Registry, name: string, help: string, label: string, read: () => Partial<Record<string, number>>): void => {
-  new Counter({
-    name,
-    help,
-    labelNames: [label],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const [value, n] of Object.entries(read())) if (n !== undefined) this.inc({ [label]: value }, n);
-    },
-  });
-};
+/** A node's standing in an on-chain role set (roles.ts RoleStanding). */
+const ROLE_STANDING_PROPERTIES = {
+  signer: { type: "string", description: "the EVM signer this node signs with" },
+  inSet: { type: "boolean", nullable: true, description: "in the current on-chain set; null until the chain answered" },
+  signerMismatch: { type: "boolean" },
+  lastError: { type: "string", description: "the last chain failure, while reads fail" },
+} as const;
 
-/** Registers the node's metrics on the control API's registry. */
-export function registerNodeMetrics(registry: Registry, s: NodeApiSources): void {
-  gauge(registry, "psp_node_uptime_seconds", "Seconds since the node started", () => (Date.now() - s.startedAt) / 1000);
-  gauge(registry, "psp_link_open", "Open links", () => s.manager.linkCount);
-  registerLinkLimitMetrics(registry, s);
-  gauge(registry, "psp_onion_circuits", "Circuits through this relay", () => s.relay?.stats().circuits ?? 0);
-  counter(registry, "psp_onion_bytes_sent_total", "Cell bytes this relay sent", () => s.relay?.stats().bytesSent ?? 0);
-  gauge(registry, "psp_dht_table_size", "Contacts in the DHT routing table", () => s.dht.node.table.size);
-  gauge(registry, "psp_dht_stored_records", "Records in the DHT record store", () => s.dht.store.count());
-  counter(registry, "psp_dht_lookups_total", "DHT node and value lookups run", () => s.dht.stats.lookups);
-  counter(registry, "psp_dht_lookup_failures_total", "DHT lookups that failed", () => s.dht.stats.lookupFailures);
-  counter(registry, "psp_dht_requests_sent_total", "DHT requests sent", () => s.dht.transport.stats.requestsSent);
-  counter(registry, "psp_dht_requests_served_total", "DHT requests answered", () => s.dht.transport.stats.requestsServed);
-  counter(registry, "psp_dht_requests_refused_total", "DHT requests refused before the DHT saw them", () => s.dht.transport.stats.requestsRefused);
-  labelledCounter(
-    registry,
-    "psp_dht_refusals_total",
-    "DHT requests the DHT node answered with an ERROR, by kind (quota-exceeded, overloaded, ...)",
-    "kind",
-    () => s.dht.node.stats.refused,
-  );
-  counter(registry, "psp_dht_local_refusals_total", "DHT requests of ours stopped by this node's own limits", () => s.dht.node.stats.localRefusals);
-  counter(registry, "psp_onion_handshakes_total", "ntor handshakes this relay computed", () => s.relay?.stats().handshakes ?? 0);
-  labelledCounter(
-    registry,
-    "psp_onion_creates_refused_total",
-    "CREATEs refused before any handshake work, by cap",
-    "cap",
-    () => s.relay?.stats().createsRefused ?? {},
-  );
-  if (s.presence) {
-    const { presence, rendezvous } = s.presence;
-    gauge(registry, "psp_presence_points", "Presence points this node holds", () => presence.points);
-    counter(registry, "psp_presence_registrations_total", "Presence registrations accepted (new points)", () => presence.stats.registered);
-    counter(registry, "psp_presence_registrations_refused_total", "Presence registrations and renewals refused", () => presence.stats.refusedRegistrations);
-    counter(registry, "psp_presence_introductions_total", "Introductions received", () => presence.stats.introductions);
-    counter(registry, "psp_presence_introductions_delivered_total", "Introductions forwarded to the user", () => presence.stats.delivered);
-    new Counter({
-      name: "psp_presence_introduction_outcomes_total",
-      help: "Introductions by how they ended at this presence node",
-      labelNames: ["outcome"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        const st = presence.stats;
-        const outcomes: Record<string, number> = {
-          accepted: st.accepted,
-          refused: st.refused,
-          cancelled: st.cancelled,
-          timeout: st.timedOut,
-          replayed: st.replayed,
-          "cap-reached": st.capReached,
-          "pow-required": st.powRequired,
-          "pow-invalid": st.powInvalid,
-          "unknown-presence": st.unknownPoint,
-        };
-        for (const [outcome, n] of Object.entries(outcomes)) this.inc({ outcome }, n);
+/** `GET /v1/status` of a node (nodeStatus). Open-ended sections (a layer's counters) allow more properties. */
+export const NODE_STATUS_SCHEMA = {
+  type: "object",
+  required: ["identity", "onionKey", "roles", "addresses", "uptimeSeconds", "links", "linkLimits", "circuits", "bytesRelayed", "dht", "consensus"],
+  properties: {
+    identity: { type: "string", description: "the node's public identity key, hex" },
+    onionKey: { type: "string", description: "its ntor onion key, hex" },
+    roles: { type: "array", items: str },
+    addresses: { type: "array", items: { type: "string", description: "host:port" } },
+    uptimeSeconds: int,
+    links: { type: "integer", description: "open links" },
+    linkLimits: {
+      type: "object",
+      required: ["pendingInbound", "anonymousInbound", "handshakeTimeouts", "refusals"],
+      properties: {
+        pendingInbound: int,
+        anonymousInbound: int,
+        handshakeTimeouts: int,
+        refusals: { ...countsByKey, description: "inbound connections refused, by cap" },
+        rpcRefusals: {
+          type: "object",
+          description: "link RPC requests refused busy, by peer class and budget",
+          properties: { node: countsByKey, anonymous: countsByKey },
+        },
       },
-    });
-    gauge(registry, "psp_rendezvous_waiting", "Rendezvous cookies waiting for a join", () => rendezvous.waiting);
-    counter(registry, "psp_rendezvous_joined_total", "Rendezvous channels spliced", () => rendezvous.stats.joined);
-    counter(registry, "psp_rendezvous_relayed_bytes_total", "Bytes passed through spliced rendezvous channels", () => rendezvous.stats.relayedBytes);
-  }
-  const inSet = (standing: { inSet: boolean | null }): number => (standing.inSet === null ? -1 : standing.inSet ? 1 : 0);
-  if (s.authority) {
-    const authority = s.authority;
-    counter(registry, "psp_authority_requests_total", "Authority requests answered (links and circuits)", () => authority.status().requests);
-    new Counter({
-      name: "psp_authority_refusals_total",
-      help: "Authority requests refused, by kind",
-      labelNames: ["kind"],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [kind, n] of Object.entries(authority.status().refusals)) this.inc({ kind }, n);
-      },
-    });
-    gauge(registry, "psp_authority_in_set", "1 while the chain counts this node as an authority, 0 when not, -1 before it answered", () =>
-      inSet(authority.status()),
-    );
-  }
-  if (s.oracle) {
-    const oracle = s.oracle;
-    gauge(registry, "psp_oracle_in_set", "1 while the chain counts this node as an oracle, 0 when not, -1 before it answered", () => inSet(oracle.status()));
-  }
-  if (s.logEvents) registry.registerMetric(s.logEvents);
-  if (s.directory) {
-    registerDirectoryMetrics(registry, {
-      ...(s.directory.service ? { service: s.directory.service } : {}),
-      ...(s.directory.client ? { client: s.directory.client } : {}),
-      internalView: s.directory.internalViewStats,
-      ...(s.directory.outbound ? { outbound: s.directory.outbound.stats } : {}),
-    });
-  }
-}
+    },
+    circuits: { type: "integer", description: "circuits through this relay" },
+    bytesRelayed: { type: "integer", description: "cell bytes this relay sent" },
+    dht: { type: "object", required: ["tableSize", "records", "address"], properties: { tableSize: int, records: int, address: str } },
+    consensus: {
+      type: "object",
+      nullable: true,
+      description: "the held consensus (times in ms since the Unix epoch), null while none is held",
+      required: ["validAfter", "freshUntil", "validUntil", "nodes", "signers"],
+      properties: { validAfter: int, freshUntil: int, validUntil: int, nodes: int, signers: int },
+    },
+    discovery: DISCOVERY_STATUS_SCHEMA,
+    presence: {
+      type: "object",
+      description: "presence points held, rendezvous cookies waiting, the presence node's counters (presence-node.ts PresenceNodeStats) and the rendezvous node's",
+      required: ["points", "rendezvousWaiting", "rendezvous"],
+      properties: { points: int, rendezvousWaiting: int, rendezvous: { type: "object", additionalProperties: { type: "integer" } } },
+      additionalProperties: { type: "integer" },
+    },
+    authority: {
+      type: "object",
+      description: "the authority role: standing in the on-chain authority set, requests answered, refusals by kind",
+      required: ["signer", "inSet", "signerMismatch", "requests", "refusals"],
+      properties: { ...ROLE_STANDING_PROPERTIES, requests: int, refusals: countsByKey },
+    },
+    oracle: {
+      type: "object",
+      description: "the oracle role: standing in the on-chain oracle set",
+      required: ["signer", "inSet", "signerMismatch"],
+      properties: ROLE_STANDING_PROPERTIES,
+    },
+  },
+} as const;
 
 /** Mounts the node routes (besides /v1/status and /metrics, which the base serves). */
 export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
@@ -333,6 +252,7 @@ export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
         summary: "DHT statistics",
         description: "Routing table size, stored records, lookups and their failures, requests sent, served and refused (by kind), re-seeds.",
         tags: ["dht"],
+        response: { 200: DHT_STATS_SCHEMA, ...ERROR_RESPONSES },
       },
     },
     async () => dhtStats(s.dht),
@@ -350,19 +270,18 @@ export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
           properties: { key: { type: "string", pattern: "^[0-9a-fA-F]{64}$", description: "the record key, 64 hex digits" } },
           required: ["key"],
         },
+        response: { 200: DHT_RECORD_SCHEMA, ...ERROR_RESPONSES },
       },
       attachValidation: true,
     },
-    async (request, reply) => {
+    async (request) => {
       if (request.validationError) {
-        return reply
-          .status(400)
-          .send({ error: `key must be a record key, 64 hex digits (recordKey(owner, name)): ${request.validationError.message}`, kind: "bad-request" });
+        throw new ApiError("bad-request", `key must be a record key, 64 hex digits (recordKey(owner, name)): ${request.validationError.message}`);
       }
       const key = Uint8Array.from(Buffer.from(request.params.key, "hex"));
       const found = await s.dht.node.findValue(key);
       const r = found.record;
-      if (!r) return reply.status(404).send({ error: `no live record under key ${request.params.key} was found in the DHT`, kind: "not-found" });
+      if (!r) throw new ApiError("not-found", `no live record under key ${request.params.key} was found in the DHT`);
       return {
         key: hex(r.key),
         name: r.name,
@@ -374,10 +293,10 @@ export function mountNodeRoutes(app: FastifyInstance, s: NodeApiSources): void {
       };
     },
   );
-  if (s.directory) mountConsensusRoute(app, s.directory);
-  else {
-    app.get("/v1/consensus", { schema: CONSENSUS_ROUTE_SCHEMA }, async (_request, reply) =>
-      reply.status(503).send({ error: "this node has no directory configured (config directory.discovery); it holds no consensus", kind: "unavailable" }),
-    );
-  }
+  const directory = s.directory;
+  const noDirectory = {
+    message: "this node has no directory configured (config directory.discovery); it holds no consensus",
+    fix: "give the node a directory section (docs/OPERATIONS.md)",
+  };
+  mountConsensusRoute(app, directory ? { current: () => directory.current() } : { current: () => undefined, missing: noDirectory }, ERROR_RESPONSES);
 }

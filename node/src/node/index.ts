@@ -17,7 +17,7 @@ export { startNodeDht, contactFor, puzzleStart, DEFAULT_RESEED_COUNT } from "./d
 export type { NodeDht, NodeDhtStats, StartNodeDhtOptions } from "./dht.js";
 export { startNodeDirectory, onionPathNodes, consensusPeers, NODE_SOFTWARE_VERSION } from "./directory.js";
 export type { NodeDirectory, StartNodeDirectoryOptions } from "./directory.js";
-export { dhtStats, nodeStatus, registerNodeMetrics, mountNodeRoutes } from "./api.js";
+export { dhtStats, nodeStatus, registerNodeMetrics, mountNodeRoutes, NODE_STATUS_SCHEMA, DHT_STATS_SCHEMA } from "./api.js";
 export type { NodeApiSources } from "./api.js";
 export { CHAIN_ROLE_NAMES } from "./config.js";
 export type { ConfiguredPeer, NodeDhtConfig, NodeDirectoryConfig } from "./config.js";

@@ -34,7 +34,7 @@ import { childLogger, logFailure, silentLogger, watchLogEvents } from "../log.js
 import type { Logger } from "../log.js";
 import { createOnionClient } from "../onion/onion-client.js";
 import type { CreateOnionClientOptions, OnionClientHandle } from "../onion/onion-client.js";
-import { countLogEvents, createLogEventsMetric, mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
+import { NODE_STATUS_SCHEMA, countLogEvents, createLogEventsMetric, mountNodeRoutes, nodeStatus, registerNodeMetrics } from "./api.js";
 import type { NodeApiSources } from "./api.js";
 import { startNodeDht } from "./dht.js";
 import { NodeEventBus, mountNodeEvents, watchNodeEvents } from "./events.js";
@@ -66,7 +66,6 @@ import { PRESENCE_FIRST_HOP_SERVICES, startNodePresence } from "./presence.js";
 import type { NodePresence } from "./presence.js";
 import { startNodeStreamAdmission } from "./stream.js";
 import { startNodeUsage, type NodeUsage } from "./usage.js";
-import { registerUsageMetrics } from "./usage-reporter.js";
 import type { EpochTiming } from "../stream/usage.js";
 import type { IntroducerCertificate } from "../presence/introduction.js";
 import type { NodeAuthority, NodeOracle, OracleServiceFactory, OracleServiceHandle } from "./roles.js";
@@ -451,6 +450,7 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
     }
     if (config.api !== false) {
       const sources: NodeApiSources = { info, startedAt, manager, rpc, relay, dht, directory, authority, oracle, presence, logEvents };
+      Object.assign(sources, { streams, oracleService, usage, chainRpcUrl: config.chain?.rpcUrl } satisfies Partial<NodeApiSources>);
       const apiAddress = config.api ?? { host: "127.0.0.1", port: 0 };
       const events = new NodeEventBus(nodeLogger);
       const watcher = watchNodeEvents(events, { manager, relay, dht, directory, presence, streams, usage }, withLogger);
@@ -470,10 +470,10 @@ export async function startNode(configInput: NodeConfig | unknown, options: Star
           ...(apiToken !== undefined ? { token: apiToken } : {}),
           title: "PSP node control API",
           status: () => nodeStatus(sources),
+          statusSchema: NODE_STATUS_SCHEMA,
           ...withLogger,
           routes: async (app, metrics) => {
             registerNodeMetrics(metrics, sources);
-            if (usage) registerUsageMetrics(metrics, usage.meter, usage.reporter);
             mountNodeRoutes(app, sources);
             // GET /v1/events: the node's live event stream (events.ts).
             await mountNodeEvents(app, events, withLogger);

@@ -81,11 +81,44 @@ export interface OracleServiceContext {
   logger?: Logger;
 }
 
+/** Sent rows and failed sends of one replication outbox. */
+export interface ReplicationStatus {
+  sent: number;
+  failed: number;
+}
+
+/** What a running oracle service counts (oracle/node.ts status()); the node exports it as psp_oracle_* metrics. */
+export interface OracleServiceStatus {
+  /** Requests answered, receipts issued by kind, session ids issued, replicated rows taken. */
+  requests: number;
+  receipts: { linkable: number; blind: number };
+  sessions: number;
+  replicasReceived: number;
+  /** Requests refused, by OracleError kind. */
+  refusals: Record<string, number>;
+  /** Issuance rows stored, and rows waiting in the replication outbox. */
+  stored: number;
+  outbox: number;
+  batches: { batches: number; committed: number; failures: number };
+  replication: ReplicationStatus;
+  usage: {
+    accepted: number;
+    duplicates: number;
+    replicas: number;
+    /** Usage reports refused, by OracleError kind. */
+    refused: Record<string, number>;
+    stored: number;
+    outbox: number;
+    replication: ReplicationStatus;
+  };
+  settlement: { computed: number; votes: number; proofsServed: number; lastComputed: number | undefined; lastVoted: number | undefined };
+}
+
 /** A running oracle service, as startNode needs it. */
 export interface OracleServiceHandle {
   /** The onion service "oracle" to offer at the end of circuits. */
   readonly circuitService: LocalService;
-  status(): Record<string, unknown>;
+  status(): OracleServiceStatus;
   close(): void | Promise<void>;
 }
 

@@ -49,6 +49,8 @@ import {
   POSITIVE_RELAY_LIMIT_KEYS,
   toEndReason,
 } from "./constants.js";
+import type { DestroyReasonName } from "./constants.js";
+import { codeLookup } from "../base/codes.js";
 import { CircuitCore, EMPTY, ZERO_DIGEST, makeSide } from "./circuit-core.js";
 import type { CoreLink, Side } from "./circuit-core.js";
 import { CircuitError } from "./errors.js";
@@ -116,7 +118,13 @@ export interface RelayCreateStats {
   handshakes: number;
   /** CREATEs refused before any handshake work, by the cap that refused them. */
   createsRefused: Record<CreateCap, number>;
+  /** Circuits this relay created (CREATED2 queued). */
+  circuitsCreated: number;
+  /** Circuits torn down, by DestroyReason name (REQUESTED, CHANNEL_CLOSED, FINISHED, ...). */
+  circuitsDestroyed: Partial<Record<DestroyReasonName, number>>;
 }
+
+const destroyReasonNames = codeLookup(DestroyReason);
 
 /** Address buckets kept at most; past it, full (idle) ones are forgotten: a full bucket is the same as a new one. */
 const MAX_ADDRESS_BUCKETS = 4096;
@@ -232,7 +240,12 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   private readonly circuits = new Set<RelayCircuit>();
   private readonly addressBuckets = new Map<string, TokenBucket>();
   private readonly isListedRelay: (identity: Uint8Array) => boolean;
-  private readonly createStats: RelayCreateStats = { handshakes: 0, createsRefused: { "link-rate": 0, "address-rate": 0, circuits: 0 } };
+  private readonly createStats: RelayCreateStats = {
+    handshakes: 0,
+    createsRefused: { "link-rate": 0, "address-rate": 0, circuits: 0 },
+    circuitsCreated: 0,
+    circuitsDestroyed: {},
+  };
   private nextSerial = 1;
 
   constructor(options: OnionRelayOptions) {
@@ -342,6 +355,8 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
       bytesSent: this.scheduler.bytesSent,
       handshakes: this.createStats.handshakes,
       createsRefused: { ...this.createStats.createsRefused },
+      circuitsCreated: this.createStats.circuitsCreated,
+      circuitsDestroyed: { ...this.createStats.circuitsDestroyed },
     };
   }
 
@@ -397,6 +412,8 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     circ.streams.clear();
     this.circuits.delete(circ);
     this.dirty.delete(circ);
+    const name = destroyReasonNames.nameOf(reason) ?? "NONE";
+    this.createStats.circuitsDestroyed[name] = (this.createStats.circuitsDestroyed[name] ?? 0) + 1;
     this.emit({ type: "circuit-closed", circuitId: circ.serial, reason });
   }
 
@@ -535,6 +552,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     };
     keys.fill(0);
     this.circuits.add(circ);
+    this.createStats.circuitsCreated++;
     this.addSide(link, prev, { circ, fromPrev: true });
     link.circuitsFromPeer++;
     this.enqueue(circ, prev, CellCommand.CREATED, encodeCreated2(reply));

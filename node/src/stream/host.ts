@@ -105,6 +105,10 @@ export interface HostCounters {
   streamsCreated: number;
   chunksIn: number;
   chunksOut: number;
+  /** CHUNK frame bytes received from producers and feeding nodes (late ones included). */
+  bytesIn: number;
+  /** CHUNK frame bytes written to viewers and fed nodes. */
+  bytesOut: number;
   chunksDropped: number;
   late: number;
   liveEdgeJumps: number;
@@ -162,7 +166,7 @@ export interface HostedStreamView {
 }
 
 export class StreamHost {
-  readonly counters: HostCounters = { streamsCreated: 0, chunksIn: 0, chunksOut: 0, chunksDropped: 0, late: 0, liveEdgeJumps: 0, overRate: 0, refusals: {} };
+  readonly counters: HostCounters = { streamsCreated: 0, chunksIn: 0, chunksOut: 0, bytesIn: 0, bytesOut: 0, chunksDropped: 0, late: 0, liveEdgeJumps: 0, overRate: 0, refusals: {} };
   private readonly streams = new Map<string, HostedStream>();
   private readonly links = new Set<StreamLink>();
   private readonly log: Logger;
@@ -389,7 +393,9 @@ export class StreamHost {
 
   private forward(stream: HostedStream, seq: bigint, sealed: Uint8Array): void {
     const { late: before, dropped, liveEdgeJumps } = stream.engine.counters;
-    const sends = stream.engine.chunk(seq, encodeFrame({ type: "chunk", seq, sealed }), performance.now());
+    const frame = encodeFrame({ type: "chunk", seq, sealed });
+    this.counters.bytesIn += frame.length;
+    const sends = stream.engine.chunk(seq, frame, performance.now());
     if (stream.engine.counters.late !== before) this.counters.late++;
     else this.counters.chunksIn++;
     this.countDrops(stream, dropped, liveEdgeJumps);
@@ -408,6 +414,7 @@ export class StreamHost {
       const link = stream.sinks.get(s.to);
       if (!link) continue;
       this.counters.chunksOut++;
+      this.counters.bytesOut += s.bytes.length;
       this.egressBytes += s.bytes.length;
       // Counted when the socket takes the bytes (a closed link takes none); a full socket still buffers them.
       if (usage && link.isOpen) {

@@ -168,6 +168,9 @@ describe("client daemon API", () => {
       expect(r.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(400);
       expect((r.json.error as { kind: string }).kind).toBe("bad-request");
     }
+    // Fastify's own schema failures name the field.
+    expect((await call("POST", "/v1/channels", {})).json.error).toMatchObject({ kind: "bad-request", message: "body/to must have required property 'to'" });
+    expect((await call("POST", "/v1/channels", { to: ALICE, extra: true })).json.error).toMatchObject({ message: "body must NOT have additional properties (extra)" });
     const status = await call("GET", "/v1/status");
     expect(status.status).toBe(200);
     expect(status.json.identity).toBe(CAROL);
@@ -195,6 +198,7 @@ describe("client daemon API", () => {
     expect((up.json.points as unknown[]).length).toBe(3);
     const two = await call("POST", "/v1/presence/announce", { points: 2, public: false });
     expect((two.json.points as unknown[]).length).toBe(2);
+    expect(two.json.points).toEqual(client.points);
     expect(((await call("GET", "/v1/status")).json.presence as { announced: boolean }).announced).toBe(true);
     await call("DELETE", "/v1/presence");
     expect(((await call("GET", "/v1/status")).json.presence as { announced: boolean }).announced).toBe(false);
@@ -217,6 +221,9 @@ describe("client daemon API", () => {
     await far.send("hello carol");
     expect(await next("message")).toMatchObject({ type: "message", channel: id, from: ALICE, text: "hello carol", base64: Buffer.from("hello carol").toString("base64") });
     expect(((await call("GET", "/v1/channels")).json.channels as { id: string }[]).map((c) => c.id)).toContain(id);
+    // The response schemas drop nothing the session produces.
+    expect((await call("GET", "/v1/channels")).json).toEqual({ channels: daemon.session.channels() });
+    expect((await call("GET", "/v1/status")).json).toEqual(JSON.parse(JSON.stringify(daemon.session.status())));
     expect((await call("DELETE", `/v1/channels/${id}`)).json).toEqual({ closed: true });
     expect(await next("closed")).toMatchObject({ channel: id, peer: ALICE });
     expect((await call("POST", `/v1/channels/${id}/messages`, { text: "late" })).status).toBe(404);

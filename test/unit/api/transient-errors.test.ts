@@ -1,7 +1,9 @@
 /**
  * Issue 19: an error a retry can cure (no DHT contacts yet, this node's own
  * limits met) is a 503 with Retry-After on every control API route, never a
- * 500; other failures keep their status.
+ * 500; other failures keep their status. Every error is the one body
+ * `{ error: { kind, message, ... } }` (issue 18), and a bigint in a status
+ * answers as its decimal text through the status route's response schema.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { retryAfterSeconds } from "../../../node/src/api/errors.js";
@@ -40,7 +42,32 @@ describe("control API and transient errors", () => {
     const res = await fetch(`${api.url}/lookup`);
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("5");
-    expect(await res.json()).toMatchObject({ kind: "no-contacts" });
+    expect(await res.json()).toEqual({ error: { kind: "no-contacts", message: "routing table is empty; bootstrap from the consensus first", layer: "dht" } });
     expect((await fetch(`${api.url}/bug`)).status).toBe(500);
+  });
+
+  it("a status holding bigints answers them as decimal strings through the status route's response schema", async () => {
+    const api = await startControlApi({ port: 0, status: () => ({ balance: 10n ** 20n, nested: { stake: 5n } }) });
+    apis.push(api);
+    expect(await (await fetch(`${api.url}/v1/status`)).json()).toEqual({ balance: "100000000000000000000", nested: { stake: "5" } });
+  });
+
+  it("answers an unknown route 404 not-found with the routes, and a bad body 400 bad-request naming the field, in the one error body", async () => {
+    const api = await startControlApi({
+      port: 0,
+      status: () => ({}),
+      routes: (app) => {
+        app.post("/echo", { schema: { body: { type: "object", required: ["n"], properties: { n: { type: "integer" } } } } }, async (request) => request.body);
+      },
+    });
+    apis.push(api);
+    const missing = await fetch(`${api.url}/nope?x=1`);
+    expect(missing.status).toBe(404);
+    const body = (await missing.json()) as { error: { kind: string; message: string; routes: string[] } };
+    expect(body.error).toMatchObject({ kind: "not-found", message: "no route GET /nope" });
+    expect(body.error.routes).toEqual(expect.arrayContaining(["/v1/status (GET, HEAD)", "/metrics (GET, HEAD)", "/echo (POST)"]));
+    const bad = await fetch(`${api.url}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ n: "x" }) });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ error: { kind: "bad-request", message: "body/n must be integer" } });
   });
 });

@@ -1,7 +1,7 @@
-import Fastify from "fastify";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { mountConsensusRoute, registerDirectoryMetrics } from "../../../node/src/directory/api.js";
+import { startControlApi } from "../../../node/src/api/server.js";
+import { consensusToJson, mountConsensusRoute, registerDirectoryMetrics } from "../../../node/src/directory/api.js";
 import { ConsensusCache } from "../../../node/src/directory/cache.js";
 import type { ConsensusClient } from "../../../node/src/directory/client.js";
 import { bytesToHexFast } from "../../../node/src/directory/config.js";
@@ -19,12 +19,14 @@ describe("directory control API", () => {
     expect(cache.offer(sim.latestConsensus()!, now)).toBe("accepted");
     const held = cache.current(now)!;
 
-    const app = Fastify();
     let source: { current(): ReturnType<typeof cache.current> } = { current: () => undefined };
-    mountConsensusRoute(app, { current: () => source.current() });
+    // On the API base every process serves: its error handler answers the one error body.
+    const api = await startControlApi({ port: 0, status: () => ({}), routes: (app) => mountConsensusRoute(app, { current: () => source.current() }) });
+    const app = api.app;
     const none = await app.inject({ method: "GET", url: "/v1/consensus" });
     expect(none.statusCode).toBe(503);
-    expect(none.json()).toMatchObject({ kind: "unavailable" });
+    expect(none.headers["retry-after"]).toBeDefined();
+    expect(none.json()).toMatchObject({ error: { kind: "unavailable", layer: "directory", message: expect.stringMatching(/no verified consensus/) as string } });
     source = { current: () => held };
     const body = (await app.inject({ method: "GET", url: "/v1/consensus" })).json() as { validAfter: number; signers: string[]; nodes: { identity: string; addresses: string[]; flags: string[] }[] };
     expect(body.validAfter).toBe(held.validAfter);
@@ -32,7 +34,9 @@ describe("directory control API", () => {
     expect(body.nodes.map((n) => n.identity)).toEqual(held.entries.map((e) => bytesToHexFast(e.identity)));
     expect(body.nodes[0]!.addresses[0]).toMatch(/^10\.\d+\.\d+\.\d+:9001$/);
     expect(body.nodes[0]!.flags).toContain("onion");
-    await app.close();
+    // The response schema drops nothing consensusToJson produces.
+    expect(body).toEqual(JSON.parse(JSON.stringify(consensusToJson(held))));
+    await api.close();
 
     const registry = new Registry();
     const client = { current: () => held, stats: { fetches: 1, accepted: 1, notModified: 0, failures: { expired: 2 } } } as unknown as ConsensusClient;

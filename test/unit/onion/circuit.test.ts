@@ -196,6 +196,7 @@ describe("teardown", () => {
       for (const r of names) {
         expect(sim.relay(r).relay.stats().circuits, `${r} still holds the circuit`).toBe(0);
         expect(sim.eventsOf(r, "circuit-closed").map((e) => e.reason)).toEqual([DestroyReason.PROTOCOL]);
+        expect(sim.relay(r).relay.stats().circuitsDestroyed).toEqual({ PROTOCOL: 1 });
       }
     });
   }
@@ -226,6 +227,8 @@ describe("teardown", () => {
     client.closeCircuit(circ, sim.now);
     sim.run();
     for (const r of names) expect(sim.eventsOf(r, "circuit-closed").map((e) => e.reason)).toEqual([DestroyReason.REQUESTED]);
+    // Counted for psp_onion_circuits_created_total / psp_onion_circuits_destroyed_total{reason}.
+    for (const r of names) expect(sim.relay(r).relay.stats()).toMatchObject({ circuitsCreated: 1, circuitsDestroyed: { REQUESTED: 1 } });
   });
 
   it("a relay that disappears mid-circuit gives the client a typed CHANNEL_CLOSED error", () => {
