@@ -20,6 +20,7 @@ import { readDeployment } from "../../node/src/chain/deployment.js";
 import { verifyAccessCertificate } from "../../node/src/authority/certificate.js";
 import { parseIdentity } from "../../node/src/crypto/identity.js";
 import { startDevnet, type Devnet, type DevnetState } from "../../scripts/lib/devnet.js";
+import { describeNodeMetrics } from "../helpers/node-metrics.js";
 
 describe("devnet", () => {
   let dir: string;
@@ -36,6 +37,9 @@ describe("devnet", () => {
     });
     // Eleven node processes start at once: on a loaded machine that takes minutes, not seconds.
   }, 240_000);
+  // Every node's /metrics against docs/METRICS.md, on this devnet.
+  describeNodeMetrics(() => devnet.state);
+
   afterAll(async () => {
     await devnet?.stop();
     await rm(dir, { recursive: true, force: true });
