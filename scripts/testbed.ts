@@ -70,28 +70,34 @@ async function withTestbed(o: ShapeOptions, body: (tb: Testbed) => Promise<void>
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), "psp-testbed-")));
   await mkdir(dir, { recursive: true });
   let testbed: Testbed | undefined;
+  let starting: Promise<Testbed> | undefined;
   let stopping = false;
   const stop = async (why: string, code: number): Promise<never> => {
-    if (!stopping) {
-      stopping = true;
-      console.log(`${why}: stopping the testbed`);
-      try {
-        await testbed?.stop();
-        console.log("testbed stopped: nodes and chain exited, namespaces and links deleted");
-      } catch (err) {
-        console.error(`testbed did not stop cleanly (run \`npm run testbed -- down\`): ${(err as Error).message}`);
-        code = 1;
-      }
-      if (!o.dir) await rm(dir, { recursive: true, force: true });
+    if (stopping) {
+      console.error(`${why} again: exiting now; \`npm run testbed -- down\` deletes what is left`);
       process.exit(code);
     }
-    return await new Promise<never>(() => {});
+    stopping = true;
+    console.log(`${why}: stopping the testbed${testbed ? "" : " once its start-up settles (nodes are starting)"}`);
+    try {
+      // Mid-start there is no handle yet: wait for it (or its failure, which cleans up itself), then stop.
+      testbed ??= await starting?.catch(() => undefined);
+      await testbed?.stop();
+      console.log("testbed stopped: nodes and chain exited, namespaces and links deleted");
+    } catch (err) {
+      console.error(`testbed did not stop cleanly (run \`npm run testbed -- down\`): ${(err as Error).message}`);
+      code = 1;
+    }
+    if (!o.dir) await rm(dir, { recursive: true, force: true });
+    process.exit(code);
   };
   process.on("SIGINT", () => void stop("SIGINT", 130));
   process.on("SIGTERM", () => void stop("SIGTERM", 143));
   try {
     const started = performance.now();
-    testbed = await startTestbed({ dir, shape, ...(o.requireShaping ? { requireShaping: true } : {}), logger });
+    starting = startTestbed({ dir, shape, ...(o.requireShaping ? { requireShaping: true } : {}), logger });
+    testbed = await starting;
+    if (stopping) return await new Promise<never>(() => {}); // a signal came mid-start: stop() has it
     const { net, devnet } = testbed;
     console.log(
       [
@@ -114,6 +120,7 @@ async function withTestbed(o: ShapeOptions, body: (tb: Testbed) => Promise<void>
     await body(testbed);
   } catch (err) {
     console.error(`testbed failed: ${err instanceof Error ? err.message : String(err)}`);
+    if (stopping) return await new Promise<never>(() => {}); // stop() is under way and exits
     await stop("failure", 1);
   }
 }

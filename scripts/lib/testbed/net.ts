@@ -124,15 +124,29 @@ async function owned(): Promise<{ namespaces: { name: string; pid: number }[]; l
   return { namespaces, links };
 }
 
+/** Deletes a namespace, first killing what still runs in it (node processes a crashed testbed left behind). */
+async function deleteNamespace(name: string): Promise<void> {
+  const pids = (await ip(["netns", "pids", name]).catch(() => "")).split(/\s+/).filter((p) => /^\d+$/.test(p));
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  await ip(["netns", "del", name]);
+}
+
 /**
- * Deletes the namespaces and root interfaces of testbeds whose process is
- * gone (a run that crashed or was SIGKILLed). Returns what it deleted.
+ * Deletes the namespaces (and whatever still runs in them) and root
+ * interfaces of testbeds whose process is gone (a run that crashed or was
+ * SIGKILLed). Returns what it deleted.
  */
 export async function removeStale(log?: Logger): Promise<string[]> {
   const { namespaces, links } = await owned();
   const removed: string[] = [];
   for (const ns of namespaces.filter((n) => n.pid !== process.pid && !pidAlive(n.pid))) {
-    await ip(["netns", "del", ns.name]);
+    await deleteNamespace(ns.name);
     removed.push(`netns ${ns.name}`);
   }
   for (const link of links.filter((l) => l.pid !== process.pid && !pidAlive(l.pid))) {
@@ -360,7 +374,7 @@ export async function removeAll(graceMs = 20_000, log?: Logger): Promise<string[
   const { namespaces, links } = await owned();
   const removed: string[] = [];
   for (const ns of namespaces.filter((n) => n.pid !== process.pid)) {
-    await ip(["netns", "del", ns.name]);
+    await deleteNamespace(ns.name);
     removed.push(`netns ${ns.name}`);
   }
   for (const link of links.filter((l) => l.pid !== process.pid)) {
