@@ -70,6 +70,22 @@ export interface DevnetNodesOptions {
   readyTimeoutMs?: number;
   /** One info line per node started (component "nodes" beneath it); silent when absent. The nodes' own logs go to their node.log. */
   logger?: Logger;
+  /**
+   * Where each node runs (the multi-host testbed, scripts/lib/testbed/): its link address, its
+   * control API host and an argv prefix the process is started under (e.g. `ip netns exec <ns>`).
+   * Default: every node on its own 127.<i+1>.0.1 with a free port, the API on 127.0.0.1, spawned directly.
+   */
+  placement?: (node: DevnetNodeEntry, index: number) => NodePlacement;
+}
+
+/** Where one node runs (DevnetNodesOptions.placement). */
+export interface NodePlacement {
+  host: string;
+  port: number;
+  /** Control API host (beyond loopback the node makes a bearer token, in <dataDir>/api-token). */
+  apiHost: string;
+  /** argv run in front of `node psp.js node run …`. */
+  command: readonly string[];
 }
 
 export interface DevnetNodeProcess {
@@ -176,8 +192,9 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
   const staticDifficulty = solves ? DEFAULT_DHT_CONFIG.staticDifficulty : 0;
   if (!solves) log.warn(`nodes    identity keys do not solve the DHT static puzzle (difficulty ${DEFAULT_DHT_CONFIG.staticDifficulty}); the devnet DHT runs at difficulty 0`);
 
-  const hosts = selected.map((_, i) => `127.${i + 1}.0.1`);
-  const ports = await Promise.all(hosts.map((h) => freePort(h)));
+  const placements = options.placement ? selected.map((n, i) => options.placement!(n, i)) : undefined;
+  const hosts = placements ? placements.map((p) => p.host) : selected.map((_, i) => `127.${i + 1}.0.1`);
+  const ports = placements ? placements.map((p) => p.port) : await Promise.all(hosts.map((h) => freePort(h)));
   const discovery = selected.flatMap((n, i) => (n.roles.includes("discovery") ? [{ identity: identities.get(n.name)!, host: hosts[i]!, port: ports[i]! }] : []));
   // Without a discovery node running (a benchmark's authorities-only devnet) the nodes run without a directory.
   const registry = Object.fromEntries(options.nodes.map((n) => [identities.get(n.name)!, n.roles.filter((r) => ["onion", "discovery", "authority", "oracle"].includes(r))]));
@@ -209,7 +226,7 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
           // Short report windows, so the devnet's short reward epochs settle what its demo stream carried.
           rewards: { reportIntervalSeconds: DEVNET_REPORT_INTERVAL_SECONDS },
           dataDir: join(nodeDir, "data"),
-          api: { host: "127.0.0.1", port: 0 },
+          api: { host: placements?.[i]!.apiHost ?? "127.0.0.1", port: 0 },
           onion: { services: ["echo", "discard"] },
           dht: { staticDifficulty, seeds: discovery.filter((d) => d.identity !== identities.get(n.name)).slice(0, 1) },
           ...(discovery.length === 0
@@ -238,7 +255,8 @@ export async function startDevnetNodes(options: DevnetNodesOptions): Promise<Dev
         };
         const configFile = join(nodeDir, "config.json");
         await writeFile(configFile, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
-        const child = spawn(process.execPath, [pspBin, "node", "run", "--config", configFile], { cwd: projectRoot, stdio: ["ignore", "pipe", "pipe"] });
+        const argv = [...(placements?.[i]!.command ?? []), process.execPath, pspBin, "node", "run", "--config", configFile];
+        const child = spawn(argv[0]!, argv.slice(1), { cwd: projectRoot, stdio: ["ignore", "pipe", "pipe"] });
         children.push(child);
         const info = await waitReady(child, n.name, options.readyTimeoutMs ?? 120_000, join(nodeDir, "node.log"));
         // A node that dies while the devnet runs (killed, or a crash) is said at once, not found out later from silence.

@@ -37,7 +37,7 @@ import { identityRegistryAbi, oracleReceiptsAbi, pspTokenAbi, subscriptionsAbi }
 import { generateEd25519KeyPair } from "../../node/src/crypto/ed25519.js";
 import { solveStaticPuzzle } from "../../node/src/crypto/puzzles.js";
 import { DEFAULT_DHT_CONFIG } from "../../node/src/dht/config.js";
-import { startDevnetNodes, type DevnetNodeEntry, type DevnetNodes } from "./devnet-nodes.js";
+import { startDevnetNodes, type DevnetNodeEntry, type DevnetNodes, type NodePlacement } from "./devnet-nodes.js";
 import { formatIdentity } from "../../node/src/crypto/identity.js";
 import { deployPsp, devnetParams, writeDeployment, type DeployParams } from "./deploy.js";
 import { devAccount } from "./devnet-accounts.js";
@@ -123,6 +123,10 @@ export interface DevnetOptions {
   schedule?: { periodMs: number; voteDelayMs: number; distDelayMs: number; validPeriods: number };
   /** Progress of the start-up, one info line per step (component "devnet"); silent when absent. */
   logger?: Logger;
+  /** Address the chain listens on (default 127.0.0.1; the multi-host testbed gives the root namespace's). */
+  chainHost?: string;
+  /** Where each node runs (default loopback; the multi-host testbed: one network namespace each). */
+  placement?: (node: DevnetNodeEntry, index: number) => NodePlacement;
 }
 
 export interface Devnet {
@@ -157,7 +161,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const log = childLogger(opts.logger, "devnet");
   const specs = opts.nodes ?? defaultDevnetNodes;
   await mkdir(join(opts.dir, "keys", "accounts"), { recursive: true });
-  const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log") });
+  const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log"), ...(opts.chainHost ? { host: opts.chainHost } : {}) });
   let nodeProcesses: DevnetNodes | undefined;
   try {
     // A real chain makes blocks whether or not anyone transacts, and block.timestamp is the clock reward epochs,
@@ -248,6 +252,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       chain: { rpcUrl: chain.rpcUrl, deploymentFile: opts.deploymentFile },
       ...(opts.runNodes ? { run: opts.runNodes } : {}),
       ...(opts.schedule ? { schedule: opts.schedule } : {}),
+      ...(opts.placement ? { placement: opts.placement } : {}),
     });
     for (const p of nodeProcesses.nodes) {
       const entry = nodes.find((n) => n.name === p.name)!;
