@@ -357,8 +357,8 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
       log.info(`identity ${identity} (${name}) registered through ${authorityPeers.length} authority nodes over TLS`);
       return { name, identity, clients, registered, verifiedCert, keyFile, certFile, endToEndMs };
     };
-    const aliceUser = await registerDemoUser("alice", users[0]!);
-    const carolUser = await registerDemoUser("carol", users[2]!);
+    // Two accounts, two nonces: both register at once (each waits seconds on attestations and the chain).
+    const [aliceUser, carolUser] = await Promise.all([registerDemoUser("alice", users[0]!), registerDemoUser("carol", users[2]!)]);
     const aliceClients = aliceUser.clients;
     const registered = aliceUser.registered;
     const verifiedCert = aliceUser.verifiedCert;
