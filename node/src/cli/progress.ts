@@ -7,8 +7,8 @@
  * - on a terminal: listr2's default renderer (a spinner per step, the
  *   step's latest line under it);
  * - not on a terminal (pipes, CI, tests) or with PSP_PROGRESS=plain: plain
- *   lines from listr2's verbose renderer, `[STARTED] title`,
- *   `[OUTPUT] line`, `[COMPLETED] title`, `[FAILED] message`;
+ *   lines from listr2's verbose renderer, `❯ title` (started), `› line`
+ *   (output), `✔ title` (completed), `✖ message` (failed);
  * - with `--json` (or PSP_PROGRESS=silent): nothing, so stdout carries only
  *   JSON and stderr only errors.
  *
