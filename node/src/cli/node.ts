@@ -9,8 +9,8 @@
  * `psp node start: error: [node/kind] message; fix: …` on stderr (with
  * `--json` also `{ "error": { layer, kind, category, message, fix } }` on
  * stdout); a warning is one `warning: …` line on stderr, and the node starts.
- * Under the alias `node run` an unreachable discovery set is only a warning:
- * scripts start the discovery nodes together with the rest.
+ * The alias `node run` skips the discovery dial: scripts start the
+ * discovery nodes together with the rest (and the node logs failed fetches).
  *
  * Logs JSON lines with levels to stdout (pretty when stdout is a terminal,
  * never with --json) at the level of `--log-level`, else PSP_LOG_LEVEL, else
@@ -66,7 +66,7 @@ async function start(name: "start" | "run", o: StartOptions): Promise<void> {
     config = await loadNodeConfig(o.config);
     const level = resolveLogLevel(config, o.logLevel);
     const identity = config.identity ? (await loadIdentityKey(config)).publicKey : undefined;
-    const findings = await diagnoseNode(config, { configFile: o.config, strictDiscovery: name === "start", ...(identity ? { identity } : {}) });
+    const findings = await diagnoseNode(config, { configFile: o.config, checkDiscovery: name === "start", ...(identity ? { identity } : {}) });
     for (const w of findings.filter((d) => d.severity === "warning")) console.error(`warning: ${errorSummary(w.error)}`);
     const failed = findings.find((d) => d.severity === "fatal");
     if (failed) throw failed.error;
@@ -97,7 +97,7 @@ export function register(program: Command): void {
       .description(
         name === "start"
           ? "check the config, ports, chain standing and discovery nodes, then start a node: TLS links, onion relay, DHT, directory, control API and the roles in its config"
-          : "the same as `psp node start`, except that unreachable discovery nodes are only a warning (scripts that start a whole network use it)",
+          : "the same as `psp node start` without the discovery dial (scripts that start a whole network at once use it)",
       )
       .requiredOption("--config <file>", "node config file: .json, .yaml/.yml or .toml (docs/spec/node.md)")
       .option("--log-level <level>", `lowest level logged (${LOG_LEVELS.join(", ")}); overrides PSP_LOG_LEVEL and the config's log.level`)

@@ -17,8 +17,10 @@
  *   (the node serves meanwhile and follows the registry's events);
  * - "discovery-unreachable": none of `directory.discovery` accepts a TCP
  *   connection within the timeout (fatal for a node outside the discovery
- *   set when `strictDiscovery`; a warning for a discovery node, whose set
- *   starts together, and whenever some answer).
+ *   set; a warning for a discovery node, whose set starts together, and
+ *   whenever some answer). Skipped with `checkDiscovery: false` (the
+ *   `node run` alias: scripts start a whole network at once, and the
+ *   node's directory logs every failed fetch anyway).
  *
  * A node without a `chain` section skips the chain checks; a node without
  * an `identity` (a fresh key each start) skips the registration check with
@@ -51,8 +53,8 @@ export interface DiagnoseOptions {
   configFile: string;
   /** The node's identity public key (undefined: a fresh key each start). */
   identity?: Uint8Array;
-  /** An unreachable discovery set is fatal (psp node start) or a warning (the `node run` alias, used by scripts that start a whole network at once). */
-  strictDiscovery: boolean;
+  /** Dial the discovery set (psp node start) or not (the `node run` alias, used by scripts that start a whole network at once). */
+  checkDiscovery: boolean;
   /** Per discovery node, ms (default DISCOVERY_DIAL_TIMEOUT_MS). */
   discoveryTimeoutMs?: number;
 }
@@ -293,6 +295,7 @@ async function dialProbe(host: string, port: number, timeoutMs: number): Promise
 }
 
 export async function checkDiscovery(config: NodeConfig, opts: DiagnoseOptions): Promise<Diagnostic[]> {
+  if (!opts.checkDiscovery) return [];
   const self = opts.identity ? hexOf(opts.identity) : undefined;
   const peers: ConfiguredPeer[] = (config.directory?.discovery ?? []).filter((p) => p.identity.toLowerCase() !== self);
   if (peers.length === 0) return [];
@@ -310,7 +313,7 @@ export async function checkDiscovery(config: NodeConfig, opts: DiagnoseOptions):
       : `${failed.length} of ${peers.length} discovery nodes do not answer: ${list}`,
     { fix: `check directory.discovery in ${opts.configFile} (hosts, ports), this machine's outbound firewall, and that those nodes run` },
   );
-  return [none && opts.strictDiscovery && !isDiscovery ? fatal(error) : warning(error)];
+  return [none && !isDiscovery ? fatal(error) : warning(error)];
 }
 
 /** Every check, in order of cost: ports, chain, discovery. Stops after the first check group that finds a fatal problem. */
