@@ -4,10 +4,18 @@
  * PSP_DEVNET_PORT (default 8545) sets the chain's port, PSP_DEVNET_API_PORT
  * (default 8600) the control API's. State goes to
  * devnet/state.json, the deployment to deployments/localhost.json.
+ *
+ * Start-up progress (chain, contracts, nodes, demo) shows through
+ * node/src/cli/progress.ts: on a terminal listr2's renderer on stderr with
+ * each step's latest log line under it; elsewhere the log lines on stdout
+ * as before, with plain step lines (`❯ title`, `✔ title`) on stderr.
  */
 import { join } from "node:path";
+import { Writable } from "node:stream";
+import { progressMode, trackSteps } from "../node/src/cli/progress.js";
 import { projectRoot } from "./lib/artifacts.js";
-import { DEVNET_PASSPHRASE, startDevnet, waitForConsensusListing } from "./lib/devnet.js";
+import { DEVNET_PASSPHRASE, DEVNET_STEPS, startDevnet, waitForConsensusListing } from "./lib/devnet.js";
+import type { DevnetStep } from "./lib/devnet.js";
 import { startDevnetUsers } from "./lib/devnet-demo.js";
 import { publishDemoStream } from "./lib/devnet-gateway.js";
 import type { DevnetUsers } from "./lib/devnet-demo.js";
@@ -18,18 +26,49 @@ const apiPort = Number(process.env.PSP_DEVNET_API_PORT ?? 8600);
 const dir = join(projectRoot, "devnet");
 const started = performance.now();
 
-// Start-up progress as log lines (pretty on a terminal); each node logs to devnet/nodes/<name>/node.log.
+const STEP_TITLES: Record<DevnetStep, string> = {
+  chain: "chain: a Hardhat JSON-RPC node",
+  deploy: "contracts: deploy the PSP contracts",
+  nodes: "nodes: register, stake and start every node",
+  demo: "demo: accounts, identities through the authorities, a subscription, receipts",
+};
+const steps = trackSteps(DEVNET_STEPS.map((s) => STEP_TITLES[s]));
+// On a terminal each log line becomes its step's progress line; elsewhere the log lines go to stdout as they always did.
+// Each node logs to devnet/nodes/<name>/node.log.
+let startedUp = false;
+const toSteps = new Writable({
+  write(chunk: Buffer, _encoding, callback) {
+    for (const line of chunk.toString().split("\n")) {
+      if (line.trim() === "") continue;
+      let text = line;
+      try {
+        text = String((JSON.parse(line) as { msg?: unknown }).msg ?? line);
+      } catch {
+        // not a JSON line: shown as it is
+      }
+      // After the start-up (a node process that exits, say) the lines go to stdout, where they always went.
+      if (startedUp) console.log(text);
+      else steps.output(text);
+    }
+    callback();
+  },
+});
+const startupLogger = progressMode() === "tty" ? createLogger({ level: "info", destination: toSteps, pretty: false }) : createLogger({ level: "info" });
 const logger = createLogger({ level: "info" });
 const devnet = await startDevnet({
   port,
   apiPort,
   dir,
   deploymentFile: join(projectRoot, "deployments", "localhost.json"),
-  logger,
-}).catch((err: unknown) => {
+  logger: startupLogger,
+  onStep: (step) => steps.start(STEP_TITLES[step]),
+}).catch(async (err: unknown) => {
+  await steps.fail(err);
   console.error(`devnet failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });
+await steps.done();
+startedUp = true;
 
 const { state } = devnet;
 console.log(

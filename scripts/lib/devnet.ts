@@ -127,7 +127,13 @@ export interface DevnetOptions {
   chainHost?: string;
   /** Where each node runs (default loopback; the multi-host testbed: one network namespace each). */
   placement?: (node: DevnetNodeEntry, index: number) => NodePlacement;
+  /** Called as the start-up reaches each of DEVNET_STEPS (scripts/devnet.ts shows them with node/src/cli/progress.ts). */
+  onStep?: (step: DevnetStep) => void;
 }
+
+/** The devnet's start-up steps, in order. */
+export const DEVNET_STEPS = ["chain", "deploy", "nodes", "demo"] as const;
+export type DevnetStep = (typeof DEVNET_STEPS)[number];
 
 export interface Devnet {
   state: DevnetState & { demo: DevnetDemo };
@@ -161,6 +167,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
   const log = childLogger(opts.logger, "devnet");
   const specs = opts.nodes ?? defaultDevnetNodes;
   await mkdir(join(opts.dir, "keys", "accounts"), { recursive: true });
+  opts.onStep?.("chain");
   const chain = await startHardhatNode({ port: opts.port, logFile: join(opts.dir, "hardhat.log"), ...(opts.chainHost ? { host: opts.chainHost } : {}) });
   let nodeProcesses: DevnetNodes | undefined;
   try {
@@ -170,6 +177,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     log.info(`chain    ${chain.rpcUrl} (Hardhat, chain id 31337, a block at least every ${DEVNET_BLOCK_SECONDS} s)`);
     const deployer = devAccount(0);
     const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: deployer });
+    opts.onStep?.("deploy");
     const { deployment } = await deployPsp({ clients: admin, network: "localhost", params: opts.params ?? devnetParams, log: (line) => log.info(line) });
     await writeDeployment(opts.deploymentFile, deployment);
     const contracts = pspContractsFor(deployment, { public: admin.publicClient, wallet: admin.walletClient! });
@@ -187,6 +195,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     );
 
     // Register and stake every node from its operator's account.
+    opts.onStep?.("nodes");
     const nodes: DevnetNodeState[] = [];
     const signers = new Map<string, PrivateKeyAccount>();
     for (const [i, spec] of specs.entries()) {
@@ -269,6 +278,7 @@ export async function startDevnet(opts: DevnetOptions): Promise<Devnet> {
     if (authorityPeers.length === 0) throw new Error("devnet: no authority node runs, so the demo identity cannot be registered (runNodes must keep them)");
 
     // Keystores for the user and operator accounts, so the CLI can send from them on the devnet.
+    opts.onStep?.("demo");
     const keystores: DevnetKeystore[] = [];
     const accountLabels = [
       ...users.map((account, i) => ({ account, label: ["alice", "bob", "carol"][i] ?? `user-${i}` })),

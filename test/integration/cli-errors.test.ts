@@ -78,6 +78,18 @@ describe("psp on bad input", () => {
     return run;
   }
 
+  it("prints data and failures as one JSON document on stdout with --json", async () => {
+    const created = await psp(dir, ["identity", "create", "--out", join(dir, "bob.key"), "--json"], { PSP_KEY_PASSWORD: "correct horse battery" });
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toEqual({ identity: expect.stringMatching(/^peerstream\.client\.account\./), keyFile: join(dir, "bob.key") });
+    const refused = await psp(dir, ["status", "--state", join(dir, "missing.json"), "--json"]);
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout)).toEqual({
+      error: { layer: "client", kind: "bad-bootstrap", category: "config", message: expect.stringMatching(/no devnet state at .*npm start/) },
+    });
+    await rm(join(dir, "bob.key"));
+  });
+
   it("refuses unknown options and commands, pointing at --help", async () => {
     const run = await expectRefused(["identity", "show", "--bogus"], /unknown option '--bogus'/);
     expect(run.stderr).toMatch(/--help/);

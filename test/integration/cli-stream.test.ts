@@ -143,10 +143,14 @@ describe("psp stream", () => {
 
   it("--blind: a stream created under an RFC 9474 receipt the oracle cannot link; the landing node takes it", async () => {
     const alice = net.user("alice");
-    const created = await runPsp(net.root, ["stream", "create", "--key-file", alice.keyFile, "--blind", "--distribution", "1"], env);
+    // With --json the answer is one JSON object on stdout.
+    const created = await runPsp(net.root, ["stream", "create", "--key-file", alice.keyFile, "--blind", "--distribution", "1", "--json"], env);
     expect(created.code, created.stderr).toBe(0);
-    const ticket = decodeTicket(created.stdout.trim());
-    expect(existsSync(join(net.root, "state", "psp", "streams", `${hexOf(ticket.streamId)}.json`))).toBe(true);
+    const answer = JSON.parse(created.stdout) as { ticket: string; streamId: string; publisherFile: string; expiresAt: number };
+    const ticket = decodeTicket(answer.ticket);
+    expect(answer.streamId).toBe(hexOf(ticket.streamId));
+    expect(answer.publisherFile).toBe(join(net.root, "state", "psp", "streams", `${hexOf(ticket.streamId)}.json`));
+    expect(existsSync(answer.publisherFile)).toBe(true);
   }, 120_000);
 
   it("a mistyped ticket exits 2, a ticket without a publisher file here exits 3, each with one typed error line and a fix", async () => {
@@ -162,6 +166,10 @@ describe("psp stream", () => {
     expect(played.code).toBe(StreamExit.badTicket);
     expect(errorLines(played.stderr), played.stderr).toEqual([expect.stringMatching(/^error: \[stream\/bad-ticket\] .*; fix: copy the whole ticket again/)]);
     expect(played.stdout).toBe("");
+    // With --json the failure is also one JSON document on stdout (and the same exit code).
+    const playedJson = await runPsp(net.root, ["stream", "play", "--ticket", typo, "--json"], env);
+    expect(playedJson.code).toBe(StreamExit.badTicket);
+    expect(JSON.parse(playedJson.stdout)).toMatchObject({ error: { layer: "stream", kind: "bad-ticket", fix: expect.stringMatching(/copy the whole ticket/) } });
 
     const published = await runPsp(net.root, ["stream", "publish", "--ticket", other], env);
     expect(published.code).toBe(StreamExit.noPublisherFile);

@@ -54,6 +54,20 @@ describe("deploy and operator scripts", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it("npm run deploy --json prints one JSON document, and deploys nothing again", async () => {
+    const file = join(dir, "deploy-cli.json");
+    const deploy = async () => JSON.parse((await run(tsx, [join(projectRoot, "scripts", "deploy.ts"), "--rpc", chain.rpcUrl, "--deployment", file, "--devnet-params", "--json"], { cwd: projectRoot })).stdout) as {
+      file: string;
+      written: boolean;
+      chainId: number;
+      contracts: Record<string, string>;
+    };
+    const first = await deploy();
+    expect(first).toMatchObject({ file, written: true, chainId: 31337 });
+    expect(first.contracts.NodeRegistry).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    expect(await deploy()).toEqual({ ...first, written: false });
+  });
+
   it("deploy is idempotent while the contracts are live", async () => {
     const admin = await connectChain({ rpcUrl: chain.rpcUrl, account: devAccount(0) });
     const again = await deployPsp({ clients: admin, network: "test", params: devnetParams, previous: deployment });
@@ -154,9 +168,19 @@ describe("deploy and operator scripts", () => {
     await writeFile(nodeKeyFile, await encryptKeyFile(nodeKeys.secretKey, "node key pass", { scrypt: { N: 2 ** 10 } }));
     const consentFile = join(dir, "consent.json");
     const chainArgs = ["--rpc", chain.rpcUrl, "--deployment", deploymentFile()];
-    await cli(["consent", ...chainArgs, "--node-key-file", nodeKeyFile, "--signer-keystore", signerKeystore, "--operator", operator.address, "--out", consentFile]);
-    await cli(["register", ...common, "--keystore", keystore, "--consent", consentFile, "--roles", "onion"]);
-    await cli(["stake", ...common, "--keystore", keystore, "--amount", "2500"]);
+    // With --json every command's stdout is one JSON document (its progress stays off stdout).
+    const json = async (args: string[]) => JSON.parse((await cli([...args, "--json"])).stdout) as Record<string, unknown>;
+    const consented = await json(["consent", ...chainArgs, "--node-key-file", nodeKeyFile, "--signer-keystore", signerKeystore, "--operator", operator.address, "--out", consentFile]);
+    expect(consented).toMatchObject({ out: consentFile, nodeKey: `0x${nodeKey}`, operator: operator.address });
+    expect(await json(["register", ...common, "--keystore", keystore, "--consent", consentFile, "--roles", "onion"])).toMatchObject({
+      registered: `0x${nodeKey}`,
+      roles: ["onion"],
+      tx: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+    });
+    // Without --json: the progress goes to stderr as plain lines (not a terminal), the answer line to stdout.
+    const staked = await cli(["stake", ...common, "--keystore", keystore, "--amount", "2500"]);
+    expect(staked.stdout).toMatch(/^staked 2500 PSP \(tx 0x[0-9a-f]{64}\)\n$/);
+    expect(staked.stderr).toMatch(/✔ stake 2500 PSP on node 0x/);
     const { stdout } = await cli(["status", ...common, "--json"]);
     const status = JSON.parse(stdout) as { bonded: string; eligible: string[] };
     expect(status.bonded).toBe(parseEther("2500").toString());
@@ -164,6 +188,12 @@ describe("deploy and operator scripts", () => {
 
     const wrongPassword = cli(["stake", ...common, "--keystore", keystore, "--amount", "1"], { ...env, PSP_KEYSTORE_PASSWORD: "wrong" });
     await expect(wrongPassword).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("[crypto/bad-passphrase]") });
+    // A failure under --json is also one JSON document on stdout: { error: { kind, message, fix } }.
+    const failed = (await cli(["stake", ...common, "--keystore", keystore, "--amount", "1", "--json"], { ...env, PSP_KEYSTORE_PASSWORD: "wrong" }).catch(
+      (e: unknown) => e,
+    )) as { code: number; stdout: string };
+    expect(failed.code).toBe(1);
+    expect(JSON.parse(failed.stdout)).toMatchObject({ error: { layer: "crypto", kind: "bad-passphrase", message: expect.any(String) } });
     const badRole = cli(["register", ...common, "--keystore", keystore, "--consent", consentFile, "--roles", "exit"]);
     await expect(badRole).rejects.toMatchObject({ stderr: expect.stringContaining('unknown role "exit"') });
   });

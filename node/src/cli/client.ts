@@ -8,7 +8,9 @@
  * or one made at start. It is written to `--token-file` (mode 0600) when one
  * is named, and otherwise printed once, in the JSON line the daemon prints
  * when it is ready: `{"event":"ready","url":...,"identity":...,"token":...}`.
- * Logs go to stderr. It runs until SIGINT or SIGTERM, then closes the API,
+ * Logs go to stderr (pretty on a terminal, JSON lines with `--json`, which
+ * also prints a failure as `{ "error": {...} }` on stdout; the ready line is
+ * JSON either way). It runs until SIGINT or SIGTERM, then closes the API,
  * its channels and the client, and exits 0.
  */
 import { randomBytes } from "node:crypto";
@@ -32,6 +34,7 @@ interface RunOptions extends ClientCliOptions {
   token?: string;
   tokenFile?: string;
   logLevel: LogLevel;
+  json?: boolean;
 }
 
 function tokenOption(value: string): string {
@@ -59,7 +62,7 @@ async function saveTokenFile(path: string, token: string): Promise<void> {
 
 async function run(opts: RunOptions): Promise<void> {
   const token = daemonToken(opts.token);
-  const log = createLogger({ destination: 2, level: opts.logLevel, pretty: process.stderr.isTTY === true });
+  const log = createLogger({ destination: 2, level: opts.logLevel, pretty: process.stderr.isTTY === true && !opts.json });
   const client = await openClient(opts, (err) => logFailure(log, err, "client background task"));
   let daemon;
   try {
@@ -85,5 +88,6 @@ export function register(program: Command): void {
     .option("--token <token>", "the bearer token apps must send (default: PSP_CLIENT_TOKEN, or one made at start)", tokenOption)
     .option("--token-file <file>", "write the token there (mode 0600) instead of printing it")
     .addOption(new Option("--log-level <level>", "log level on stderr").choices(LOG_LEVELS as string[]).default("info"))
+    .option("--json", "JSON log lines on stderr even on a terminal; a failure as { error } on stdout (the ready line is JSON either way)")
     .action(run);
 }

@@ -14,6 +14,8 @@
  * Key files are the crypto layer's encrypted format; the passphrase comes
  * from PSP_KEY_PASSWORD or the terminal. The owner's EVM account comes from
  * an ethers keystore (--keystore, PSP_KEYSTORE_PASSWORD), as for `operator`.
+ * `register` shows its progress on stderr (attestations, the transaction);
+ * with `--json` every command prints one JSON object on stdout.
  */
 import { existsSync } from "node:fs";
 import { readdir, readFile, writeFile } from "node:fs/promises";
@@ -32,6 +34,8 @@ import { decryptKeyFile, encryptKeyFile, parseKeyFile } from "../crypto/keyfile.
 import { addChainOptions, chainContext, type ChainCliOptions } from "./chain-context.js";
 import { defaultDevnetStateFile } from "./devnet-defaults.js";
 import { identityNameOptions, keyPassphrase, type NameOptions } from "./key-file.js";
+import { printJson } from "./output.js";
+import { withProgress } from "./progress.js";
 
 export { identityNameOptions, type NameOptions } from "./key-file.js";
 
@@ -140,7 +144,8 @@ export function register(program: Command): void {
   identityNameOptions(identity.command("create").description("make a new Ed25519 identity key in an encrypted key file and print the identity"))
     .requiredOption("--out <file>", "where to write the encrypted key file")
     .option("--force", "overwrite an existing file")
-    .action(async (opts: NameOptions & { out: string; force?: boolean }) => {
+    .option("--json", "print { identity, keyFile } as JSON")
+    .action(async (opts: NameOptions & { out: string; force?: boolean; json?: boolean }) => {
       const keys = generateEd25519KeyPair();
       const text = formatIdentity({ namespace: opts.namespace, application: opts.application, kind: opts.kind, publicKey: keys.publicKey });
       const file = await encryptKeyFile(keys.secretKey, await keyPassphrase(opts.out, true));
@@ -149,13 +154,15 @@ export function register(program: Command): void {
       } catch (err) {
         throw new ChainError("bad-argument", `cannot write ${opts.out} (${(err as NodeJS.ErrnoException).code ?? "error"}): pass --force to overwrite`, { cause: err });
       }
-      console.log(text);
+      if (opts.json) printJson({ identity: text, keyFile: opts.out });
+      else console.log(text);
     });
 
   authorityOptions(identityNameOptions(chainOptions(identity.command("register").description("register the identity on chain with attestations from the authority nodes"))))
     .requiredOption("--key-file <file>", "the identity's encrypted key file")
     .option("--keystore <file>", "owner's ethers JSON keystore (sends the transaction; on the devnet: its account bob)")
-    .action(async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string }) => {
+    .option("--json", "print { identity, identityId, owner, tx } as JSON")
+    .action(async (opts: NameOptions & ChainOptions & AuthoritySourceOptions & { keyFile: string; json?: boolean }) => {
       const { secretKey, text } = await loadIdentityKey(opts.keyFile, opts);
       const { clients, deployment, pki } = await cliPki(opts, true);
       const { remoteAttester } = await authorityModules();
@@ -167,16 +174,24 @@ export function register(program: Command): void {
         const transports = source.transports;
         const threshold = await pki.attestationThreshold();
         if (transports.length < threshold) throw new ChainError("bad-argument", `${transports.length} authorities reachable, ${threshold} attestations needed`);
-        const result = await registerIdentity({
-          clients,
-          deployment,
-          namespace: opts.namespace,
-          application: opts.application,
-          kind: opts.kind,
-          secretKey,
-          attesters: transports.map((t) => remoteAttester(t)),
-        });
-        console.log(`registered ${text}\n  identity id ${result.identityId}\n  owner       ${result.registration.owner}\n  tx          ${result.hash}`);
+        const result = await withProgress(
+          `register ${text}`,
+          async (report) => {
+            report.output(`attestations from ${threshold} of ${transports.length} authorities, then the registration transaction`);
+            return await registerIdentity({
+              clients,
+              deployment,
+              namespace: opts.namespace,
+              application: opts.application,
+              kind: opts.kind,
+              secretKey,
+              attesters: transports.map((t) => remoteAttester(t)),
+            });
+          },
+          opts,
+        );
+        if (opts.json) printJson({ identity: text, identityId: result.identityId, owner: result.registration.owner, tx: result.hash });
+        else console.log(`registered ${text}\n  identity id ${result.identityId}\n  owner       ${result.registration.owner}\n  tx          ${result.hash}`);
       } finally {
         await release();
         pki.close();
@@ -216,7 +231,7 @@ export function register(program: Command): void {
           subscribed,
         };
         if (opts.json) {
-          console.log(JSON.stringify(info, null, 2));
+          printJson(info);
           return;
         }
         console.log(

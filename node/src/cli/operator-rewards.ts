@@ -35,6 +35,8 @@ import {
 } from "./chain-context.js";
 import { anonymousClientOptions, closeClient, openClient, warnLine } from "./client-options.js";
 import { devnetFor } from "./devnet-defaults.js";
+import { jsonText } from "./output.js";
+import { withProgress } from "./progress.js";
 
 type RewardOpts = ChainCliOptions & { account?: string; nodeKey?: string; bootstrap?: string; json?: boolean };
 
@@ -129,7 +131,7 @@ export async function operatorRewards(
 }
 
 const psp = (wei: bigint): string => `${formatEther(wei)} PSP`;
-const json = (value: unknown): string => JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2);
+const json = (value: unknown): string => jsonText(value);
 
 function print(r: OperatorRewards): void {
   const lines = [
@@ -181,14 +183,21 @@ export function addRewardCommands(program: Command): void {
             "bad-argument",
             `nothing to claim for ${account}: ${state.newestFinalEpoch === undefined ? "no root is final yet" : `claimed ${psp(state.claimed)} of ${psp(leaf?.amount ?? 0n)}`}; pending ${psp(state.pending)}`,
           );
-        const { hash, paid } = await claimRewards({
-          clients: ctx.clients,
-          address: view.address,
-          epoch: BigInt(leaf.epoch),
-          account,
-          cumulativeAmount: leaf.amount,
-          proof: leaf.proof as Hex[],
-        });
+        const { hash, paid } = await withProgress(
+          `claim ${psp(state.claimable)} for ${account}, every epoch up to ${leaf.epoch}`,
+          async (report) => {
+            report.output("sending the claim and waiting until it is mined");
+            return await claimRewards({
+              clients: ctx.clients,
+              address: view.address,
+              epoch: BigInt(leaf.epoch),
+              account,
+              cumulativeAmount: leaf.amount,
+              proof: leaf.proof as Hex[],
+            });
+          },
+          opts,
+        );
         if (opts.json) console.log(json({ account, epoch: leaf.epoch, paid, tx: hash }));
         else console.log(`claimed ${psp(paid)} for ${account}, every epoch up to ${leaf.epoch} (tx ${hash})`);
       } finally {

@@ -4,7 +4,9 @@
  * NodeRegistry, from an ethers JSON keystore (--keystore, on the devnet the
  * node operator's keystore the devnet wrote; passphrase from
  * PSP_KEYSTORE_PASSWORD or the terminal). `rewards` and `claim` are
- * operator-rewards.ts's.
+ * operator-rewards.ts's. Commands that send a transaction show their
+ * progress on stderr while it is mined (progress.ts); with `--json` every
+ * command prints one JSON object on stdout instead of its lines.
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { Command } from "commander";
@@ -26,6 +28,8 @@ import {
 import { addChainOptions, chainContext, defaultDevnetAccount, loadKeystoreAccount, type ChainCliOptions, type DevnetAccountChoice } from "./chain-context.js";
 import { loadIdentityKey } from "./identity.js";
 import { addRewardCommands } from "./operator-rewards.js";
+import { printJson } from "./output.js";
+import { withProgress } from "./progress.js";
 
 /** On the devnet, the operator of the node named by --node-key (or the default account for a node it does not know). */
 const nodeOperator =
@@ -36,7 +40,22 @@ const nodeOperator =
 function chainOptions(cmd: Command): Command {
   return addChainOptions(cmd)
     .option("--keystore <file>", "operator's ethers JSON keystore (on the devnet: the node's operator account)")
-    .requiredOption("--node-key <hex>", "the node's Ed25519 identity public key (64 hex digits)");
+    .requiredOption("--node-key <hex>", "the node's Ed25519 identity public key (64 hex digits)")
+    .option("--json", "print one JSON object");
+}
+
+/** Sends one operator transaction with progress, then prints `line` or, with --json, `{ ...fields, tx }`. */
+async function sendWithProgress(opts: { json?: boolean }, title: string, send: () => Promise<{ hash: Hex }>, done: { line: (tx: Hex) => string; fields: Record<string, unknown> }): Promise<void> {
+  const { hash } = await withProgress(
+    title,
+    async (report) => {
+      report.output("sending the transaction and waiting until it is mined");
+      return await send();
+    },
+    opts,
+  );
+  if (opts.json) printJson({ ...done.fields, tx: hash });
+  else console.log(done.line(hash));
 }
 
 function amount(value: string): bigint {
@@ -44,7 +63,7 @@ function amount(value: string): bigint {
   return parseEther(value);
 }
 
-type Opts = ChainCliOptions & { nodeKey: string };
+type Opts = ChainCliOptions & { nodeKey: string; json?: boolean };
 
 /** Reads a consent file written by `psp operator consent`, checking every field. */
 async function readConsent(path: string): Promise<NodeConsentProof> {
@@ -77,7 +96,8 @@ export function operatorProgram(): Command {
     .requiredOption("--operator <address>", "the operator account that will send `operator register`")
     .option("--valid-for <seconds>", "how long the consent stays valid", "3600")
     .option("--out <file>", "write the consent here instead of stdout")
-    .action(async (opts: ChainCliOptions & { nodeKeyFile: string; signerKeystore: string; operator: string; validFor: string; out?: string }) => {
+    .option("--json", "with --out: print { out, nodeKey, signer, operator, deadline } as JSON (without --out the consent itself is JSON)")
+    .action(async (opts: ChainCliOptions & { nodeKeyFile: string; signerKeystore: string; operator: string; validFor: string; out?: string; json?: boolean }) => {
       if (!isAddress(opts.operator)) throw new Error(`--operator ${opts.operator} is not an EVM address`);
       const validForSeconds = Number(opts.validFor);
       if (!Number.isSafeInteger(validForSeconds) || validForSeconds <= 0) throw new Error(`--valid-for ${opts.validFor} is not a positive number of seconds`);
@@ -88,7 +108,8 @@ export function operatorProgram(): Command {
       const text = JSON.stringify(consent, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n";
       if (opts.out) {
         await writeFile(opts.out, text);
-        console.error(`wrote ${opts.out}: consent of ${consent.signer} to serve node ${consent.nodeKey} for ${consent.operator}`);
+        if (opts.json) printJson({ out: opts.out, nodeKey: consent.nodeKey, signer: consent.signer, operator: consent.operator, deadline: consent.deadline });
+        else console.error(`wrote ${opts.out}: consent of ${consent.signer} to serve node ${consent.nodeKey} for ${consent.operator}`);
       } else process.stdout.write(text);
     });
 
@@ -99,8 +120,11 @@ export function operatorProgram(): Command {
       const consent = await readConsent(opts.consent);
       if (consent.nodeKey !== nodeKeyHex(opts.nodeKey)) throw new Error(`${opts.consent} is a consent for node ${consent.nodeKey}, not ${nodeKeyHex(opts.nodeKey)}`);
       const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
-      const { hash } = await registerNode(ctx, { consent, roles: parseRoles(opts.roles) });
-      console.log(`registered node ${nodeKeyHex(opts.nodeKey)} (tx ${hash})`);
+      const nodeKey = nodeKeyHex(opts.nodeKey);
+      await sendWithProgress(opts, `register node ${nodeKey.slice(0, 18)}… (${opts.roles})`, () => registerNode(ctx, { consent, roles: parseRoles(opts.roles) }), {
+        line: (tx) => `registered node ${nodeKey} (tx ${tx})`,
+        fields: { registered: nodeKey, roles: opts.roles.split(",").map((r) => r.trim()) },
+      });
     });
 
   chainOptions(program.command("activate").description("join a role's set once the node qualifies and its activation delay has passed"))
@@ -109,39 +133,51 @@ export function operatorProgram(): Command {
       const role = opts.role.trim().toLowerCase();
       if (role !== "discovery" && role !== "authority" && role !== "oracle") throw new Error(`--role ${opts.role}: use discovery, authority or oracle`);
       const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
-      const { hash } = await activateNode(ctx, { nodeKey: nodeKeyHex(opts.nodeKey), role });
-      console.log(`node ${nodeKeyHex(opts.nodeKey)} joined the ${role} set (tx ${hash})`);
+      const nodeKey = nodeKeyHex(opts.nodeKey);
+      await sendWithProgress(opts, `activate node ${nodeKey.slice(0, 18)}… in the ${role} set`, () => activateNode(ctx, { nodeKey, role }), {
+        line: (tx) => `node ${nodeKey} joined the ${role} set (tx ${tx})`,
+        fields: { nodeKey, joined: role },
+      });
     });
 
   chainOptions(program.command("stake").description("bond PSP to the node (permit when the allowance is short)"))
     .requiredOption("--amount <psp>", "amount in PSP, e.g. 100000")
     .action(async (opts: Opts & { amount: string }) => {
       const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
-      const { hash } = await stakeNode(ctx, { nodeKey: nodeKeyHex(opts.nodeKey), amount: amount(opts.amount) });
-      console.log(`staked ${opts.amount} PSP (tx ${hash})`);
+      const nodeKey = nodeKeyHex(opts.nodeKey);
+      const wei = amount(opts.amount);
+      await sendWithProgress(opts, `stake ${opts.amount} PSP on node ${nodeKey.slice(0, 18)}…`, () => stakeNode(ctx, { nodeKey, amount: wei }), {
+        line: (tx) => `staked ${opts.amount} PSP (tx ${tx})`,
+        fields: { nodeKey, staked: wei },
+      });
     });
 
   chainOptions(program.command("unstake").description("start unbonding part of the node's stake"))
     .requiredOption("--amount <psp>", "amount in PSP")
     .action(async (opts: Opts & { amount: string }) => {
       const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
-      const { hash } = await requestUnstake(ctx, { nodeKey: nodeKeyHex(opts.nodeKey), amount: amount(opts.amount) });
-      console.log(`unbonding ${opts.amount} PSP (tx ${hash})`);
+      const nodeKey = nodeKeyHex(opts.nodeKey);
+      const wei = amount(opts.amount);
+      await sendWithProgress(opts, `unstake ${opts.amount} PSP from node ${nodeKey.slice(0, 18)}…`, () => requestUnstake(ctx, { nodeKey, amount: wei }), {
+        line: (tx) => `unbonding ${opts.amount} PSP (tx ${tx})`,
+        fields: { nodeKey, unbonding: wei },
+      });
     });
 
   chainOptions(program.command("withdraw").description("withdraw matured unbonding stake")).action(async (opts: Opts) => {
     const ctx = await chainContext(opts, true, nodeOperator(opts.nodeKey));
-    const { hash } = await withdrawStake(ctx, { nodeKey: nodeKeyHex(opts.nodeKey) });
-    console.log(`withdrawn (tx ${hash})`);
+    const nodeKey = nodeKeyHex(opts.nodeKey);
+    await sendWithProgress(opts, `withdraw matured stake of node ${nodeKey.slice(0, 18)}…`, () => withdrawStake(ctx, { nodeKey }), {
+      line: (tx) => `withdrawn (tx ${tx})`,
+      fields: { nodeKey, withdrawn: true },
+    });
   });
 
-  chainOptions(program.command("status").description("show the node's stake, roles and set membership"))
-    .option("--json", "print JSON")
-    .action(async (opts: Opts & { json?: boolean }) => {
+  chainOptions(program.command("status").description("show the node's stake, roles and set membership")).action(async (opts: Opts) => {
       const ctx = await chainContext(opts, false);
       const s = await nodeStatus(ctx, nodeKeyHex(opts.nodeKey));
       if (opts.json) {
-        console.log(JSON.stringify(s, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2));
+        printJson(s);
         return;
       }
       if (!s.registered) {

@@ -23,7 +23,13 @@
  * id from an oracle (a puzzle, no identity), attaches, waits for the first
  * chunk when the producer has not started, writes the plaintext to stdout
  * (or --out) and exits 0 when the stream ends. Progress and errors go to
- * stderr only.
+ * stderr only. With `--json` the status lines are JSON objects on stderr
+ * (`{"event":"attached",...}`), the answer one JSON object on stdout
+ * (`create`: `{ ticket, streamId, publisherFile, expiresAt }`; `publish`:
+ * `{ event: "ended", streamId, chunks, bytes }`; `play` with --out:
+ * `{ event: "ended", chunks, bytes, dropped }`, without --out that line goes
+ * to stderr, as stdout carries the stream), and a failure also
+ * `{ "error": {...} }` on stdout.
  *
  * Exit codes (errors print `error: [layer/kind] message; fix: …`):
  *   0 done · 1 anything else (no devnet, no key file, a bug) · 2 a mistyped
@@ -55,7 +61,7 @@ import { decodeTicket } from "../stream/ticket.js";
 import { anonymousClientOptions, clientOptions, closeClient, openClient, untilSignal, warnLine } from "./client-options.js";
 import type { ClientCliOptions } from "./client-options.js";
 import { integerOption } from "./options.js";
-import { errorSummary } from "./run.js";
+import { jsonText, printJson, reportFailure } from "./output.js";
 
 /** Exit codes of `psp stream` (the header lists them). */
 export const StreamExit = {
@@ -85,6 +91,7 @@ interface CreateOptions extends ClientCliOptions {
   blind?: boolean;
   stateDir?: string;
   verbose?: boolean;
+  json?: boolean;
 }
 
 interface PublishOptions {
@@ -92,6 +99,7 @@ interface PublishOptions {
   stateDir?: string;
   bootstrap?: string;
   verbose?: boolean;
+  json?: boolean;
 }
 
 interface PlayOptions {
@@ -99,6 +107,7 @@ interface PlayOptions {
   out?: string;
   bootstrap?: string;
   verbose?: boolean;
+  json?: boolean;
 }
 
 /** No usable publisher file for a ticket here (client/bad-option; exit 3). */
@@ -128,7 +137,10 @@ function warnings(opts: { verbose?: boolean }): (err: Error) => void {
   return opts.verbose ? warnLine : () => undefined;
 }
 
-const progress = (line: string): void => console.error(line);
+/** A status line on stderr: the text, or with --json `{ event, ...fields }` on one line. */
+function status(opts: { json?: boolean }, event: string, line: string, fields: Record<string, unknown> = {}): void {
+  console.error(opts.json ? jsonText({ event, ...fields }, undefined) : line);
+}
 
 /** Retries `fn` while it fails transiently (the oracle or a circuit not there yet), up to CREATE_RETRY_MS. */
 async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
@@ -195,15 +207,13 @@ export function exitCodeOf(err: unknown): number {
 }
 
 /** Runs a subcommand: a failure is one error line and its exit code (runCli would make every failure 1). */
-function action<O>(run: (opts: O) => Promise<void>, keyFile?: (opts: O) => string | undefined): (opts: O) => Promise<void> {
+function action<O extends { json?: boolean }>(run: (opts: O) => Promise<void>, keyFile?: (opts: O) => string | undefined): (opts: O) => Promise<void> {
   return async (opts) => {
     try {
       await run(opts);
     } catch (raw) {
       const err = explain(raw, keyFile?.(opts));
-      console.error(`error: ${errorSummary(err)}`);
-      if (process.env.PSP_DEBUG) console.error(raw);
-      process.exitCode = exitCodeOf(err);
+      reportFailure(err, { json: opts.json, exitCode: exitCodeOf(err) });
     }
   };
 }
@@ -228,8 +238,11 @@ async function create(opts: CreateOptions): Promise<void> {
     const body: PublisherFile = { v: 1, ticket: created.ticket, token: hexOf(created.token), expiresAt: created.expiresAt };
     await writeFile(file, JSON.stringify(body) + "\n", { mode: 0o600 });
     await chmod(file, 0o600); // an existing file keeps its mode on writeFile
-    progress(`stream ${hexOf(ticket.streamId)} created; its publish token is in ${file}; it expires ${new Date(created.expiresAt).toISOString()}`);
-    console.log(created.ticket);
+    if (opts.json) printJson({ ticket: created.ticket, streamId: hexOf(ticket.streamId), publisherFile: file, expiresAt: created.expiresAt });
+    else {
+      status(opts, "created", `stream ${hexOf(ticket.streamId)} created; its publish token is in ${file}; it expires ${new Date(created.expiresAt).toISOString()}`);
+      console.log(created.ticket);
+    }
   } finally {
     await closeClient(client);
   }
@@ -261,7 +274,10 @@ async function publish(opts: PublishOptions): Promise<void> {
   const client = await openClient(anonymousClientOptions(opts.bootstrap), warnings(opts));
   try {
     const publisher = await client.streams.publish({ ticket: opts.ticket, token });
-    progress(`publishing standard input to stream ${hexOf(ticket.streamId)} at ${ticket.host}:${ticket.port}; EOF, SIGINT or SIGTERM ends the stream`);
+    status(opts, "publishing", `publishing standard input to stream ${hexOf(ticket.streamId)} at ${ticket.host}:${ticket.port}; EOF, SIGINT or SIGTERM ends the stream`, {
+      streamId: hexOf(ticket.streamId),
+      landing: `${ticket.host}:${ticket.port}`,
+    });
     // SIGINT or SIGTERM (Ctrl-C, `kill %1`) ends the stream as EOF does: the viewers get END and exit 0.
     let signalled = false;
     void untilSignal().then(() => {
@@ -276,7 +292,8 @@ async function publish(opts: PublishOptions): Promise<void> {
       publisher.end(); // the input was cut by the signal (publishReadable ends the stream only at EOF): END now
     }
     await rm(file, { force: true });
-    progress(`stream ended: ${publisher.chunksSent} chunks, ${publisher.bytesSent} bytes published`);
+    if (opts.json) printJson({ event: "ended", streamId: hexOf(ticket.streamId), chunks: publisher.chunksSent, bytes: publisher.bytesSent });
+    else status(opts, "ended", `stream ended: ${publisher.chunksSent} chunks, ${publisher.bytesSent} bytes published`);
   } finally {
     await closeClient(client);
   }
@@ -305,12 +322,14 @@ async function play(opts: PlayOptions): Promise<void> {
       if (err.code !== "EPIPE") warnLine(new Error(`writing the stream failed: ${err.message}`));
       player.close();
     });
-    progress(`attached to ${player.stats.attachedTo.at(-1) ?? "an access point"}; waiting for the first chunk`);
+    status(opts, "attached", `attached to ${player.stats.attachedTo.at(-1) ?? "an access point"}; waiting for the first chunk`, {
+      accessPoint: player.stats.attachedTo.at(-1) ?? null,
+    });
     let first = true;
     player.on("media", (chunk) => {
       if (first) {
         first = false;
-        progress("receiving");
+        status(opts, "receiving", "receiving");
       }
       if (outputGone) return;
       if (sink.writableLength > MAX_OUTPUT_BACKLOG) dropped++;
@@ -322,7 +341,9 @@ async function play(opts: PlayOptions): Promise<void> {
     const stopped = untilSignal().then(() => player.close());
     await Promise.race([ended, stopped]);
     if (failure) throw new StreamMediaError("closed", `the stream broke off: ${failure.message}`, { cause: failure, fix: "play the ticket again" });
-    progress(`stream ended: ${player.stats.chunks} chunks, ${player.stats.bytes} bytes${dropped > 0 ? `, ${dropped} chunks dropped on a slow output` : ""}`);
+    const summary = { chunks: player.stats.chunks, bytes: player.stats.bytes, dropped };
+    if (opts.json && opts.out !== undefined) printJson({ event: "ended", ...summary });
+    else status(opts, "ended", `stream ended: ${player.stats.chunks} chunks, ${player.stats.bytes} bytes${dropped > 0 ? `, ${dropped} chunks dropped on a slow output` : ""}`, summary);
   } finally {
     if (out && out !== process.stdout) await new Promise<void>((resolve) => (out as WriteStream).end(resolve));
     await closeClient(client);
@@ -345,6 +366,7 @@ export function register(program: Command): void {
     .option("--blind", "an RFC 9474 blind receipt: not even the issuing oracle can link the stream to the identity")
     .option("--state-dir <dir>", "where the publisher file goes (default $PSP_STATE_DIR, else $XDG_STATE_HOME/psp, else ~/.local/state/psp)")
     .option("--verbose", "print the client's background warnings on stderr")
+    .option("--json", "status lines as JSON objects on stderr, the answer as one JSON object on stdout")
     .action(action(create, (o) => o.keyFile));
 
   stream
@@ -354,6 +376,7 @@ export function register(program: Command): void {
     .option("--state-dir <dir>", "where `psp stream create` put the publisher file (default as there)")
     .option("--bootstrap <file>", "a devnet state.json or a { nodes, discovery } file (default devnet/state.json)")
     .option("--verbose", "print the client's background warnings on stderr")
+    .option("--json", "status lines as JSON objects on stderr, the answer as one JSON object on stdout")
     .action(action(publish));
 
   stream
@@ -363,5 +386,6 @@ export function register(program: Command): void {
     .option("--out <file>", "write to this file instead of standard output")
     .option("--bootstrap <file>", "a devnet state.json or a { nodes, discovery } file (default devnet/state.json)")
     .option("--verbose", "print the client's background warnings on stderr")
+    .option("--json", "status lines as JSON objects on stderr, the answer as one JSON object on stdout")
     .action(action(play));
 }

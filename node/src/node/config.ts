@@ -1,16 +1,22 @@
 /**
  * The node's configuration file: parsing and validation.
  *
- * Owns the JSON shape `psp node run --config <file>` reads (docs/spec/onion.md
- * §13) and its checks. Every problem is a NodeError "bad-config" naming the
- * field and what would be accepted, so an operator can fix the file without
- * reading code. Keys may be given as hex (tests, throwaway nodes), as an
- * encrypted key file with the passphrase in an environment variable, or left
- * out (a fresh key each start).
+ * Owns the shape `psp node start --config <file>` reads (docs/spec/onion.md
+ * §13, docs/spec/node.md) and its checks. The file is JSON, YAML (.yaml,
+ * .yml) or TOML (.toml), chosen by its extension; all three give the same
+ * value to the same checks, and a file that does not parse is named with the
+ * line and column of the first problem. Every problem is a NodeError
+ * "bad-config" naming the field and what would be accepted, so an operator
+ * can fix the file without reading code. Keys may be given as hex (tests,
+ * throwaway nodes), as an encrypted key file with the passphrase in an
+ * environment variable, or left out (a fresh key each start).
  *
  * Trusts nothing in the file.
  */
 import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { parse as parseToml, TomlError } from "smol-toml";
+import { parse as parseYaml, YAMLParseError } from "yaml";
 import { layerError } from "../errors.js";
 import type { KindCategories } from "../errors.js";
 import { decryptKeyFile } from "../crypto/keyfile.js";
@@ -34,13 +40,31 @@ export type NodeErrorKind =
   /** A key could not be loaded (file missing, wrong passphrase, wrong key type). */
   | "key-load"
   /** The node could not start (listen failed, ...). */
-  | "start-failed";
+  | "start-failed"
+  /** Start-up diagnostics (node/diagnostics.ts), each with a fix: the RPC endpoint does not answer. */
+  | "chain-unreachable"
+  /** The RPC endpoint serves another chain than the config's chain.chainId or the deployment file's. */
+  | "wrong-chain"
+  /** The node's identity key is not registered in the NodeRegistry. */
+  | "not-registered"
+  /** The node is registered without a role its config runs, or its stake is below that role's minimum. */
+  | "not-staked"
+  /** None of the configured discovery nodes answers a dial. */
+  | "discovery-unreachable"
+  /** The link or control API port is already bound by another process. */
+  | "port-in-use";
 
-/** All three are the operator's to fix: the file, the keys, or the machine (a port in use). */
+/** All are the operator's to fix: the file, the keys, the chain standing, or the machine (a port in use). */
 const NODE_CATEGORIES = {
   "bad-config": "config",
   "key-load": "config",
   "start-failed": "config",
+  "chain-unreachable": "config",
+  "wrong-chain": "config",
+  "not-registered": "config",
+  "not-staked": "config",
+  "discovery-unreachable": "config",
+  "port-in-use": "config",
 } as const satisfies KindCategories<NodeErrorKind>;
 
 export class NodeError extends layerError<NodeErrorKind>("node", NODE_CATEGORIES) {}
@@ -180,6 +204,8 @@ export interface NodeChainConfig {
   rpcUrl: string;
   /** The deployment file (deployments/<network>.json) naming the PSP contracts. */
   deploymentFile: string;
+  /** The chain id the operator expects rpcUrl to serve (checked at start-up with the deployment file's; optional). */
+  chainId?: number;
   /** Blocks a fact must be buried under before it is trusted (default 2; 0 on a devnet that mines on demand). */
   confirmations?: number;
   /** How long a chain answer is reused without an event saying it changed, ms (default 30 s). */
@@ -712,7 +738,7 @@ function checkDht(v: unknown): NodeDhtConfig {
 
 function checkChain(v: unknown): NodeChainConfig {
   if (!isObject(v)) throw bad("chain", 'must be an object { "rpcUrl": "http://...", "deploymentFile": "<path>" }');
-  const known = new Set(["rpcUrl", "deploymentFile", "confirmations", "cacheMs", "refreshMs", "followMs"]);
+  const known = new Set(["rpcUrl", "deploymentFile", "chainId", "confirmations", "cacheMs", "refreshMs", "followMs"]);
   for (const k of Object.keys(v)) if (!known.has(k)) throw bad(`chain.${k}`, `unknown field; known: ${[...known].join(", ")}`);
   const { rpcUrl, deploymentFile } = v;
   if (typeof rpcUrl !== "string" || !/^https?:\/\/[^\s]+$/.test(rpcUrl))
@@ -720,6 +746,10 @@ function checkChain(v: unknown): NodeChainConfig {
   if (typeof deploymentFile !== "string" || deploymentFile.length === 0)
     throw bad("chain.deploymentFile", "must be the path of the deployment file (deployments/<network>.json)");
   const out: NodeChainConfig = { rpcUrl, deploymentFile };
+  if (v.chainId !== undefined) {
+    if (!Number.isSafeInteger(v.chainId) || (v.chainId as number) < 1) throw bad("chain.chainId", "must be the chain's id, a positive integer (e.g. 1 for Ethereum, 31337 for Hardhat)");
+    out.chainId = v.chainId as number;
+  }
   if (v.confirmations !== undefined) {
     if (!Number.isSafeInteger(v.confirmations) || (v.confirmations as number) < 0) throw bad("chain.confirmations", "must be a non-negative integer (blocks)");
     out.confirmations = v.confirmations as number;
@@ -827,21 +857,100 @@ function checkDirectory(v: unknown, hasChain: boolean): NodeDirectoryConfig {
   return out;
 }
 
-/** Reads and validates a config file. Throws NodeError "bad-config" (with the path) for unreadable or invalid files. */
+/** The config file formats, by extension. */
+export const CONFIG_FORMATS = { ".json": "JSON", ".yaml": "YAML", ".yml": "YAML", ".toml": "TOML" } as const;
+export type ConfigFormat = (typeof CONFIG_FORMATS)[keyof typeof CONFIG_FORMATS];
+
+/** The format a config file's name says it is in; undefined for any other extension. */
+export function configFormatOf(path: string): ConfigFormat | undefined {
+  const ext = extname(path).toLowerCase();
+  return Object.hasOwn(CONFIG_FORMATS, ext) ? CONFIG_FORMATS[ext as keyof typeof CONFIG_FORMATS] : undefined;
+}
+
+/** 1-based line and column of a 0-based character offset. */
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
+  const line = before.split("\n").length;
+  return { line, column: before.length - before.lastIndexOf("\n") };
+}
+
+/**
+ * Where JSON.parse stopped, from its message: V8 names a position ("... in
+ * JSON at position 8"), or for an unexpected token quotes the text around it
+ * (10 characters either side, "..." where it cut), which is found in `text`.
+ * The end of the text when neither is there ("Unexpected end of JSON input").
+ */
+function jsonErrorOffset(text: string, message: string): number {
+  const at = /position (\d+)/.exec(message);
+  if (at) return Number(at[1]);
+  const quoted = /^Unexpected token '(.+?)', (\.\.\.)?"([\s\S]*?)"(\.\.\.)? is not valid JSON$/.exec(message);
+  if (quoted) {
+    const [, token = "", cutBefore, context = ""] = quoted;
+    const start = text.indexOf(context);
+    if (start >= 0) return start + (cutBefore ? 10 : Math.max(0, context.indexOf(token)));
+  }
+  return text.length;
+}
+
+/** The first line of a parser's message, without the position it repeats (the caller names it). */
+const firstLine = (message: string): string =>
+  (message.split("\n")[0] ?? message)
+    .replace(/\s+at line \d+, column \d+:?\s*$/, "")
+    .replace(/\s+in JSON at position \d+.*$/, "")
+    .replace(/:\s*$/, "");
+
+/**
+ * Parses config text in `format` into a plain value (not yet checked).
+ * Throws NodeError "bad-config" naming `path`, the line and the column.
+ */
+export function parseConfigText(text: string, format: ConfigFormat, path: string): unknown {
+  const where = (line: number, column: number, err: Error): NodeError =>
+    new NodeError("bad-config", `config file ${path} is not valid ${format}: line ${line}, column ${column}: ${firstLine(err.message)}`, {
+      cause: err,
+      fix: `correct ${path} at line ${line}, column ${column}`,
+    });
+  try {
+    if (format === "JSON") return JSON.parse(text);
+    // YAML's core schema only: no timestamps or custom tags, duplicate keys refused.
+    if (format === "YAML") return parseYaml(text, { schema: "core", uniqueKeys: true, maxAliasCount: 100 }) as unknown;
+    return parseToml(text);
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const pos = err.linePos?.[0];
+      throw where(pos?.line ?? 1, pos?.col ?? 1, err);
+    }
+    if (err instanceof TomlError) throw where(err.line, err.column, err);
+    if (err instanceof SyntaxError) {
+      const { line, column } = lineColumn(text, jsonErrorOffset(text, err.message));
+      throw where(line, column, err);
+    }
+    throw new NodeError("bad-config", `config file ${path} is not valid ${format}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Reads and validates a config file: JSON, YAML or TOML by its extension
+ * (CONFIG_FORMATS). Throws NodeError "bad-config" (with the path) for
+ * unreadable, unparsable (with line and column) or invalid files.
+ */
 export async function loadNodeConfig(path: string): Promise<NodeConfig> {
+  const format = configFormatOf(path);
+  if (format === undefined)
+    throw new NodeError("bad-config", `config file ${path}: unknown format "${extname(path)}"`, {
+      fix: `name it ${Object.keys(CONFIG_FORMATS)
+        .map((e) => `*${e}`)
+        .join(", ")}`,
+    });
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     throw new NodeError("bad-config", `cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new NodeError("bad-config", `config file ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  return parseNodeConfig(json);
+  const value = parseConfigText(text, format, path);
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    throw new NodeError("bad-config", `config file ${path} must hold one ${format === "TOML" ? "table" : "object"} (the node's settings)`);
+  return parseNodeConfig(value);
 }
 
 async function secretFrom(source: KeySource, field: string, keyType: "ed25519" | "x25519"): Promise<Uint8Array> {
