@@ -12,10 +12,10 @@
 import { formatEther, getAddress, type Address } from "viem";
 import { connectChain } from "../../node/src/chain/clients.js";
 import { readDeployment } from "../../node/src/chain/deployment.js";
-import { claimRewards, createRewardsView, rewardsAddress } from "../../node/src/chain/rewards.js";
+import { createRewardsView, rewardsAddress } from "../../node/src/chain/rewards.js";
 import type { PspClient } from "../../node/src/client/client.js";
 import { readDevnetState } from "../../node/src/client/devnet-state.js";
-import { operatorRewards } from "../../node/src/cli/operator-rewards.js";
+import { claimNewestRewards, operatorRewards } from "../../node/src/cli/operator-rewards.js";
 import { devAccount } from "./devnet-accounts.js";
 
 export interface RewardsDemoResult {
@@ -60,15 +60,8 @@ export async function runRewardsDemo(options: {
     const operator = devAccount(1 + i);
     if (getAddress(operator.address) !== account) continue;
     const sender = await connectChain({ rpcUrl: state.rpcUrl, expectedChainId: state.chainId, account: operator });
-    const { paid: amount } = await claimRewards({
-      clients: sender,
-      address: view.address,
-      epoch: BigInt(rewards.finalLeaf.epoch),
-      account,
-      cumulativeAmount: rewards.finalLeaf.amount,
-      proof: rewards.finalLeaf.proof,
-    });
-    paid.push({ node: node.name, account, amount, epoch: rewards.finalLeaf.epoch });
+    const { paid: amount, leaf } = await claimNewestRewards({ view, ask: ask(account), account, clients: sender, read: rewards });
+    paid.push({ node: node.name, account, amount, epoch: leaf.epoch });
   }
   const total = paid.reduce((sum, p) => sum + p.amount, 0n);
   options.log(

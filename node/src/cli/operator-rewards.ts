@@ -19,6 +19,7 @@
  */
 import type { Command } from "commander";
 import { formatEther, getAddress, isAddress, type Address, type Hex } from "viem";
+import type { ChainClients } from "../chain/clients.js";
 import { claimRewards, createRewardsView, rewardsAddress, type RewardsView } from "../chain/rewards.js";
 import { ChainError } from "../chain/errors.js";
 import { nodeKeyHex } from "../chain/staking.js";
@@ -130,6 +131,49 @@ export async function operatorRewards(
   };
 }
 
+/** How often a claim is retried when a newer root turned final between reading the leaf and the claim. */
+const CLAIM_ATTEMPTS = 3;
+
+/**
+ * Claims everything `account` can claim against the newest final root, in
+ * one transaction. A newer root can turn final between reading the leaf and
+ * the claim being mined (the contract then refuses `RootSuperseded`): the
+ * leaf is read and proven again and the claim resent, up to CLAIM_ATTEMPTS
+ * times. `read` is a reading already made, used for the first attempt.
+ * Throws ChainError "bad-argument" when there is nothing to claim.
+ */
+export async function claimNewestRewards(opts: {
+  view: RewardsView;
+  ask: (epoch?: number) => Promise<RewardProofAnswer>;
+  account: Address;
+  clients: ChainClients;
+  read?: Awaited<ReturnType<typeof operatorRewards>>;
+}): Promise<{ hash: Hex; paid: bigint; leaf: RewardProofAnswer }> {
+  let state = opts.read ?? (await operatorRewards(opts.view, opts.ask, opts.account));
+  for (let attempt = 1; ; attempt++) {
+    const leaf = state.finalLeaf;
+    if (!leaf || state.claimable === 0n)
+      throw new ChainError(
+        "bad-argument",
+        `nothing to claim for ${opts.account}: ${state.newestFinalEpoch === undefined ? "no root is final yet" : `claimed ${psp(state.claimed)} of ${psp(leaf?.amount ?? 0n)}`}; pending ${psp(state.pending)}`,
+      );
+    try {
+      const { hash, paid } = await claimRewards({
+        clients: opts.clients,
+        address: opts.view.address,
+        epoch: BigInt(leaf.epoch),
+        account: opts.account,
+        cumulativeAmount: leaf.amount,
+        proof: leaf.proof as Hex[],
+      });
+      return { hash, paid, leaf };
+    } catch (err) {
+      if (attempt >= CLAIM_ATTEMPTS || !ChainError.is(err, "transaction-reverted") || !/RootSuperseded/.test(err.message)) throw err;
+      state = await operatorRewards(opts.view, opts.ask, opts.account);
+    }
+  }
+}
+
 const psp = (wei: bigint): string => `${formatEther(wei)} PSP`;
 const json = (value: unknown): string => jsonText(value);
 
@@ -176,25 +220,13 @@ export function addRewardCommands(program: Command): void {
       const view = createRewardsView(ctx.clients, rewardsAddress(ctx.deployment));
       const client = await openClient(anonymousClientOptions(opts.bootstrap), warnLine);
       try {
-        const state = await operatorRewards(view, (epoch) => client.oracle.rewardProof({ account, ...(epoch === undefined ? {} : { epoch }) }), account);
-        const leaf = state.finalLeaf;
-        if (!leaf || state.claimable === 0n)
-          throw new ChainError(
-            "bad-argument",
-            `nothing to claim for ${account}: ${state.newestFinalEpoch === undefined ? "no root is final yet" : `claimed ${psp(state.claimed)} of ${psp(leaf?.amount ?? 0n)}`}; pending ${psp(state.pending)}`,
-          );
-        const { hash, paid } = await withProgress(
-          `claim ${psp(state.claimable)} for ${account}, every epoch up to ${leaf.epoch}`,
+        const ask = (epoch?: number) => client.oracle.rewardProof({ account, ...(epoch === undefined ? {} : { epoch }) });
+        const first = await operatorRewards(view, ask, account);
+        const { hash, paid, leaf } = await withProgress(
+          `claim ${psp(first.claimable)} for ${account}, every epoch up to ${first.finalLeaf?.epoch ?? "none"}`,
           async (report) => {
             report.output("sending the claim and waiting until it is mined");
-            return await claimRewards({
-              clients: ctx.clients,
-              address: view.address,
-              epoch: BigInt(leaf.epoch),
-              account,
-              cumulativeAmount: leaf.amount,
-              proof: leaf.proof as Hex[],
-            });
+            return await claimNewestRewards({ view, ask, account, clients: ctx.clients, read: first });
           },
           opts,
         );
