@@ -35,7 +35,8 @@ import { readDeployment } from "../../node/src/chain/deployment.js";
 import { nodeStatus } from "../../node/src/chain/staking.js";
 import { IDENTITY_STATUS } from "../../node/src/chain/attestation.js";
 import { mountDemoStreamGateway } from "./devnet-gateway.js";
-import { startControlApi, type ControlApi } from "../../node/src/api/server.js";
+import { ERROR_RESPONSES, errorBody } from "../../node/src/api/errors.js";
+import { jsonValue, startControlApi, type ControlApi } from "../../node/src/api/server.js";
 import type { DevnetState } from "./devnet.js";
 
 const statusNames = Object.fromEntries(Object.entries(IDENTITY_STATUS).map(([name, code]) => [code, name]));
@@ -68,15 +69,6 @@ class DevnetApiError extends Error {
   }
 }
 
-const errorBody = (kind: string, message: string) => ({ error: { kind, message } });
-
-/** bigint → decimal string, recursively (chain values in JSON). */
-function plain(value: unknown): unknown {
-  if (typeof value === "bigint") return value.toString();
-  if (Array.isArray(value)) return value.map(plain);
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]));
-  return value;
-}
 
 interface Aggregate {
   subscribe(listener: (event: DevnetEvent) => void): () => void;
@@ -280,7 +272,7 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
         type: "rewards",
         at,
         node: oracle ?? (account ? (nodeByOperator.get(account) ?? null) : null),
-        data: { event: entry.eventName, block: Number(entry.blockNumber), ...(plain(args) as Record<string, unknown>) },
+        data: { event: entry.eventName, block: Number(entry.blockNumber), ...(jsonValue(args) as Record<string, unknown>) },
       });
     }
     return out;
@@ -440,42 +432,99 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
         },
       });
 
-      app.get("/v1/devnet", async () => state);
+      const open = (description: string) => ({ type: "object", additionalProperties: true, description }) as const;
+      const member = {
+        type: "object",
+        properties: { name: { type: "string", nullable: true }, nodeKey: { type: "string" }, signer: { type: "string" } },
+        required: ["name", "nodeKey", "signer"],
+      } as const;
+      app.get(
+        "/v1/devnet",
+        {
+          schema: {
+            summary: "The devnet's state",
+            description:
+              "What state.json holds: chain, contracts, nodes with their addresses and control APIs, accounts, the demo users, and `demo.stream` (ticket and gateway path) once the demo stream runs.",
+            tags: ["devnet"],
+            response: { 200: open("the devnet state (scripts/lib/devnet.ts DevnetState)"), ...ERROR_RESPONSES },
+          },
+        },
+        async () => jsonValue(state),
+      );
 
-      app.get("/v1/chain/sets", async () => {
-        const named = ([keys, signers]: readonly [readonly Hex[], readonly Hex[]]) =>
-          keys.map((nodeKey, i) => ({ name: nameOf.get(nodeKey.toLowerCase()) ?? null, nodeKey, signer: signers[i] }));
-        const [authority, oracle, discovery] = await Promise.all([
-          c.nodeRegistry.read.authoritySet(),
-          c.nodeRegistry.read.oracleSet(),
-          c.nodeRegistry.read.discoverySet(),
-        ]);
-        return { authority: named(authority), oracle: named(oracle), discovery: named(discovery) };
-      });
+      app.get(
+        "/v1/chain/sets",
+        {
+          schema: {
+            summary: "The current on-chain sets",
+            description: "The authority, oracle and discovery sets as NodeRegistry holds them now, each member named when it is a devnet node.",
+            tags: ["devnet"],
+            response: {
+              200: {
+                type: "object",
+                properties: {
+                  authority: { type: "array", items: member },
+                  oracle: { type: "array", items: member },
+                  discovery: { type: "array", items: member },
+                },
+                required: ["authority", "oracle", "discovery"],
+              },
+              ...ERROR_RESPONSES,
+            },
+          },
+        },
+        async () => {
+          const named = ([keys, signers]: readonly [readonly Hex[], readonly Hex[]]) =>
+            keys.map((nodeKey, i) => ({ name: nameOf.get(nodeKey.toLowerCase()) ?? null, nodeKey, signer: signers[i] }));
+          const [authority, oracle, discovery] = await Promise.all([
+            c.nodeRegistry.read.authoritySet(),
+            c.nodeRegistry.read.oracleSet(),
+            c.nodeRegistry.read.discoverySet(),
+          ]);
+          return { authority: named(authority), oracle: named(oracle), discovery: named(discovery) };
+        },
+      );
 
       app.get<{ Params: { name: string } }>(
         "/v1/nodes/:name",
-        { schema: { params: { type: "object", properties: { name: { type: "string", pattern: "^[a-z0-9-]{1,32}$" } }, required: ["name"] } } },
+        {
+          schema: {
+            summary: "A devnet node",
+            description: "The node's devnet entry (addresses, roles, keys' files, control API) and its live on-chain status (stake, roles, sets).",
+            tags: ["devnet"],
+            params: { type: "object", properties: { name: { type: "string", pattern: "^[a-z0-9-]{1,32}$" } }, required: ["name"] },
+            response: { 200: open("the devnet entry and `chain`, its NodeRegistry status"), ...ERROR_RESPONSES },
+          },
+        },
         async (request, reply) => {
           const node = state.nodes.find((n) => n.name === request.params.name);
           if (!node)
             return reply
               .status(404)
               .send(errorBody("not-found", `no devnet node named ${request.params.name}: one of ${state.nodes.map((n) => n.name).join(", ")}`));
-          return { ...node, chain: await nodeStatus({ clients, deployment }, node.nodeKey) };
+          return jsonValue({ ...node, chain: await nodeStatus({ clients, deployment }, node.nodeKey) });
         },
       );
 
       app.get<{ Params: { identityId: string } }>(
         "/v1/identities/:identityId",
-        { schema: { params: { type: "object", properties: { identityId: { type: "string", pattern: "^0x[0-9a-fA-F]{64}$" } }, required: ["identityId"] } } },
+        {
+          schema: {
+            summary: "An identity on chain",
+            description:
+              "IdentityRegistry's record of an identity (owner, status, kind, application, key, successor) and its subscription; amounts and times as decimal strings.",
+            tags: ["devnet"],
+            params: { type: "object", properties: { identityId: { type: "string", pattern: "^0x[0-9a-fA-F]{64}$" } }, required: ["identityId"] },
+            response: { 200: open("the identity and `subscription { expiresAt, active }`"), ...ERROR_RESPONSES },
+          },
+        },
         async (request, reply) => {
           const id = request.params.identityId;
           if (!isHex(id)) return reply.status(400).send(errorBody("bad-request", "identityId must be 0x followed by 64 hex digits"));
           const identity = await c.identityRegistry.read.getIdentity([id]);
           if (identity.status === IDENTITY_STATUS.none) return reply.status(404).send(errorBody("not-found", `identity ${id} is not registered`));
           const now = BigInt(Math.floor(Date.now() / 1000));
-          return {
+          return jsonValue({
             identityId: id,
             owner: identity.owner,
             status: statusNames[identity.status],
@@ -488,7 +537,7 @@ export async function startDevnetApi(state: DevnetState, port: number, logger?: 
               expiresAt: await c.subscriptions.read.subscriptionExpiry([id]),
               active: await c.subscriptions.read.isSubscribed([id, now]),
             },
-          };
+          });
         },
       );
     },

@@ -24,7 +24,6 @@ import { devAccount } from "../../scripts/lib/devnet-accounts.js";
 import { startHardhatNode, type HardhatNode } from "../../scripts/lib/hardhat-node.js";
 
 const run = promisify(execFile);
-const tsx = join(projectRoot, "node_modules", ".bin", "tsx");
 
 describe("deploy and operator scripts", () => {
   let chain: HardhatNode;
@@ -56,7 +55,7 @@ describe("deploy and operator scripts", () => {
 
   it("npm run deploy --json prints one JSON document, and deploys nothing again", async () => {
     const file = join(dir, "deploy-cli.json");
-    const deploy = async () => JSON.parse((await run(tsx, [join(projectRoot, "scripts", "deploy.ts"), "--rpc", chain.rpcUrl, "--deployment", file, "--devnet-params", "--json"], { cwd: projectRoot })).stdout) as {
+    const deploy = async () => JSON.parse((await run(process.execPath, [join(projectRoot, "build", "scripts", "deploy.js"), "--rpc", chain.rpcUrl, "--deployment", file, "--devnet-params", "--json"], { cwd: projectRoot })).stdout) as {
       file: string;
       written: boolean;
       chainId: number;
@@ -159,7 +158,7 @@ describe("deploy and operator scripts", () => {
     const nodeKey = toHex(nodeKeys.publicKey).slice(2);
     const common = ["--rpc", chain.rpcUrl, "--deployment", deploymentFile(), "--node-key", nodeKey];
     const env = { ...process.env, PSP_KEYSTORE_PASSWORD: "correct horse", PSP_KEY_PASSWORD: "node key pass" };
-    const cli = (args: string[], extraEnv = env) => run(tsx, [join(projectRoot, "scripts", "operator.ts"), ...args], { env: extraEnv, cwd: projectRoot });
+    const cli = (args: string[], extraEnv = env) => run(process.execPath, [join(projectRoot, "build", "scripts", "operator.js"), ...args], { env: extraEnv, cwd: projectRoot });
 
     // Where the node's keys are: its signer's keystore and its identity key file sign the consent.
     const signerKeystore = join(dir, "signer.json");

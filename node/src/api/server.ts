@@ -82,6 +82,9 @@ export const NODE_TOKEN_FIX = "send the node's control API token as Authorizatio
 /** JSON.stringify's replacer for bigints (chain amounts): their decimal text. */
 const bigintAsString = (_key: string, value: unknown): unknown => (typeof value === "bigint" ? value.toString() : value);
 
+/** `value` as plain JSON, bigints as decimal strings: what a route with an open response schema returns (that schema's serializer would throw on a bigint). */
+export const jsonValue = (value: unknown): unknown => JSON.parse(JSON.stringify(value, bigintAsString)) as unknown;
+
 export interface ControlApi {
   app: FastifyInstance;
   metrics: Registry;
@@ -175,7 +178,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<ControlA
       },
     },
     // A response schema bypasses the reply serializer, and an open one stringifies with JSON.stringify, which throws on a bigint: converted first.
-    async () => JSON.parse(JSON.stringify(await opts.status(), bigintAsString)) as unknown,
+    async () => jsonValue(await opts.status()),
   );
   const metricsSchema = {
     summary: "Prometheus metrics",
