@@ -6,7 +6,8 @@
  * listens with `--allow carol`, refuses alice (her `send` exits non-zero
  * with one error line naming the fix) and takes carol's message; with the
  * demo users `npm start` runs, bob's message to alice is acknowledged, as
- * the README says.
+ * the README says. Then the `psp client run` suite (test/suites/client-daemon.ts)
+ * runs on the same devnet.
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +17,7 @@ import { DEVNET_PASSPHRASE } from "../../scripts/lib/devnet.js";
 import { startDevnetUsers } from "../../scripts/lib/devnet-demo.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
 import { runPsp, startPsp, type RunningPsp } from "../helpers/psp.js";
+import { describeClientDaemon } from "../suites/client-daemon.js";
 
 let net: TestDevnet;
 const running: RunningPsp[] = [];
@@ -126,3 +128,6 @@ describe("psp msg", () => {
     }
   }, 180_000);
 });
+
+// `psp client run` on the same devnet: one devnet start (a minute or more of a CI worker) serves both.
+describeClientDaemon(() => net);

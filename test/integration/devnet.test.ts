@@ -20,7 +20,7 @@ import { readDeployment } from "../../node/src/chain/deployment.js";
 import { verifyAccessCertificate } from "../../node/src/authority/certificate.js";
 import { parseIdentity } from "../../node/src/crypto/identity.js";
 import { startDevnet, type Devnet, type DevnetState } from "../../scripts/lib/devnet.js";
-import { describeNodeMetrics } from "../helpers/node-metrics.js";
+import { describeNodeMetrics } from "../suites/node-metrics.js";
 
 describe("devnet", () => {
   let dir: string;

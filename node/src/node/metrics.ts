@@ -11,7 +11,7 @@
  * Owns the psp_node_* / psp_link_* / psp_rpc_* / psp_onion_* / psp_dht_* /
  * psp_presence_* / psp_rendezvous_* / psp_stream_* / psp_authority_* /
  * psp_oracle_* / psp_chain_* / psp_log_* names; docs/METRICS.md lists every
- * one (test/helpers/node-metrics.ts, run on the devnet test's devnet, checks both ways). Label values
+ * one (test/suites/node-metrics.ts, run on the devnet test's devnet, checks both ways). Label values
  * come from the code (kinds, caps, reasons, roles), never from peers.
  *
  * Trusts the layers it reads from.

@@ -3,7 +3,7 @@
  * WebSocket on loopback, real PresenceChannels (ratchets and all) over an
  * in-memory stream pair, so the token, the schemas, the error bodies and the
  * event stream are checked in milliseconds. The devnet test
- * (test/integration/client-daemon.test.ts) runs the same API over the
+ * (test/suites/client-daemon.ts, on cli-msg.test.ts's devnet) runs the same API over the
  * network.
  */
 import { EventEmitter } from "node:events";
