@@ -11,6 +11,7 @@
  * issuance stores still hold the rows after the processes exit. The demo
  * stream `npm start` runs is created and played on the same devnet, whose
  * node processes check its receipt and session ids against the chain.
+ * The `psp stream` suite (test/suites/cli-stream.ts) runs first on the same devnet.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -31,6 +32,7 @@ import { ed25519PublicKey } from "../../node/src/crypto/ed25519.js";
 import { OracleStore } from "../../oracle/store.js";
 import { DEVNET_PASSPHRASE } from "../../scripts/lib/devnet.js";
 import { ffmpegAvailable, startStreamDemo } from "../../scripts/lib/devnet-stream.js";
+import { describeStreamCli } from "../suites/cli-stream.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
 
 let net: TestDevnet;
@@ -75,6 +77,9 @@ afterAll(async () => {
   for (const c of clients) await c.close();
   await net?.stop();
 }, 120_000);
+
+// `psp stream` as users run it, on this devnet first (the last test below stops the nodes): one devnet start serves both.
+describeStreamCli(() => net);
 
 describe("oracle nodes on a devnet", () => {
   let alice: PspClient;
