@@ -7,7 +7,8 @@
  * with one error line naming the fix) and takes carol's message; with the
  * demo users `npm start` runs, bob's message to alice is acknowledged, as
  * the README says. Then the `psp client run` suite (test/suites/client-daemon.ts)
- * runs on the same devnet.
+ * and, last, the commercial nodes suite (test/suites/commercial-devnet.ts) run on
+ * the same devnet.
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +19,7 @@ import { startDevnetUsers } from "../../scripts/lib/devnet-demo.js";
 import { startTestDevnet, type TestDevnet } from "../helpers/devnet.js";
 import { runPsp, startPsp, type RunningPsp } from "../helpers/psp.js";
 import { describeClientDaemon } from "../suites/client-daemon.js";
+import { describeCommercialDevnet } from "../suites/commercial-devnet.js";
 
 let net: TestDevnet;
 const running: RunningPsp[] = [];
@@ -131,3 +133,5 @@ describe("psp msg", () => {
 
 // `psp client run` on the same devnet: one devnet start (a minute or more of a CI worker) serves both.
 describeClientDaemon(() => net);
+// Commercial nodes on the same devnet, last: it removes demo.shop's node from the consensus.
+describeCommercialDevnet(() => net);
