@@ -18,7 +18,8 @@ import { projectRoot } from "../../scripts/lib/artifacts.js";
 
 export const CHROMIUM = "/usr/bin/chromium";
 export const DASHBOARD_ARTIFACTS = join(projectRoot, "test-artifacts", "dashboard");
-const CHROMIUM_ARGS = [
+/** Debian chromium's flags for tests: headless as root, and off the network (this machine's is closed). */
+export const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",

@@ -49,23 +49,22 @@ import { createConnectionManager } from "../../node/src/link/manager.js";
 import type { ConnectionManager } from "../../node/src/link/manager.js";
 import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import type { TlsCredentials } from "../../node/src/link/tls.js";
-import { oracleAdmission, ReceiptReplayStore } from "../../node/src/stream/admission.js";
+import { ReceiptReplayStore } from "../../node/src/stream/admission.js";
 import { generateStreamKey, StreamCipher } from "../../node/src/stream/crypto.js";
 import type { NodeEntry } from "../../node/src/stream/frames.js";
 import { StreamHost } from "../../node/src/stream/host.js";
 import { openPublisher, publishReadable } from "../../node/src/stream/publisher.js";
 import type { Publisher } from "../../node/src/stream/publisher.js";
 import { signReceipt } from "../../node/src/stream/receipt.js";
-import type { ReceiptChainView } from "../../node/src/stream/receipt.js";
-import { signSessionId } from "../../node/src/stream/session.js";
 import { encodeTicket } from "../../node/src/stream/ticket.js";
 import type { StreamTicket } from "../../node/src/stream/ticket.js";
 import { mountStreamGateway } from "../../node/src/api/stream-gateway.js";
 import { mountDemoStreamGateway, publishDemoStream, unpublishDemoStream } from "../../scripts/lib/devnet-gateway.js";
 import type { DemoStreamInfo } from "../../scripts/lib/devnet-gateway.js";
 import { testSourceFfmpegArgs } from "../../scripts/lib/devnet-stream.js";
+import { benchOracle } from "../../scripts/bench/lib/stream-nodes.js";
+import { CHROMIUM, CHROMIUM_ARGS } from "../helpers/dashboard.js";
 
-const CHROMIUM = "/usr/bin/chromium";
 const FFMPEG = "/usr/bin/ffmpeg";
 const ARTIFACTS = resolve("test-artifacts/player");
 
@@ -77,17 +76,12 @@ interface MediaNode {
   identity: Uint8Array;
 }
 
-const oracle = generateEd25519KeyPair();
-const view: ReceiptChainView = {
-  oracleKeys: () => Promise.resolve([oracle.publicKey]),
-  verifyInclusion: () => Promise.resolve(false),
-  isRevoked: () => Promise.resolve(false),
-  blindKey: () => Promise.resolve(undefined),
-  isOracleSigner: () => Promise.resolve(false),
-};
-const admission = oracleAdmission({ view, sessionOracleKeys: () => [oracle.publicKey] });
+// One fixed oracle key signs receipts and session ids; the nodes admit what it signed (as the stream benches do).
+const testOracle = benchOracle();
+const oracle = testOracle.keys;
+const admission = testOracle.admission;
+const session = testOracle.session;
 const nowS = (): number => Math.floor(Date.now() / 1000);
-const session = (): Uint8Array => signSessionId({ issuedAt: nowS() - 5, expiresAt: nowS() + 3600, secretKey: oracle.secretKey }).bytes;
 
 const nodes: MediaNode[] = [];
 let dir: string;
@@ -216,16 +210,7 @@ beforeAll(async () => {
   context = await chromium.launchPersistentContext(join(dir, "chromium-profile"), {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
+    args: [...CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
   });
 }, 120_000);
 

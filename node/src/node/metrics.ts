@@ -28,7 +28,8 @@ import type { LogEvent } from "../log.js";
 import type { StreamHost } from "../stream/host.js";
 import type { NodeApiSources } from "./api.js";
 import type { OracleServiceHandle, OracleServiceStatus } from "./roles.js";
-import { registerUsageMetrics } from "./usage-reporter.js";
+import type { NodeUsageReporter } from "./usage-reporter.js";
+import type { UsageMeter } from "../stream/usage.js";
 
 export type LogEventsMetric = Counter<"level" | "component" | "kind" | "operation">;
 
@@ -377,4 +378,25 @@ function registerChainMetrics(registry: Registry, stats: ChainRpcStats): void {
   gauge(registry, "psp_chain_head_block", "The highest block number the chain endpoint reported (-1 before any)", () =>
     stats.headBlock === undefined ? -1 : Number(stats.headBlock),
   );
+}
+
+/** psp_usage_* metrics of a node's meter and reporter, on the control API's registry. */
+export function registerUsageMetrics(registry: Registry, meter: UsageMeter, reporter: NodeUsageReporter): void {
+  counter(registry, "psp_usage_bytes_counted_total", "Chunk bytes counted for usage reports (sent and received)", () => meter.stats.bytesAdded);
+  counter(registry, "psp_usage_dropped_bytes_total", "Counted bytes dropped at the meter's key cap (never reported)", () => meter.stats.droppedBytes);
+  counter(registry, "psp_usage_report_windows_total", "Usage windows cut with something to report", () => reporter.stats.windows);
+  new Counter({
+    name: "psp_usage_reports_total",
+    help: "Usage report parts by outcome: queued (signed), delivered (an oracle took it), dropped (outbox cap or close)",
+    labelNames: ["outcome"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const s = reporter.stats;
+      for (const [outcome, n] of Object.entries({ queued: s.queued, delivered: s.delivered, dropped: s.dropped })) this.inc({ outcome }, n);
+    },
+  });
+  counter(registry, "psp_usage_report_failures_total", "Delivery rounds in which no oracle took a usage report", () => reporter.stats.failures);
+  counter(registry, "psp_usage_reports_refused_total", "Usage reports an oracle refused for good (dropped)", () => reporter.stats.refused);
+  gauge(registry, "psp_usage_reports_pending", "Signed usage reports waiting for an oracle", () => reporter.pending);
 }

@@ -12,14 +12,12 @@
  * spread over the oracles, then the one that last took a report; on a
  * failure the others in turn), the outbox of signed reports not yet taken
  * (bounded, oldest dropped and counted, retried with back-off while no
- * oracle takes them), its log and its metrics (psp_usage_*).
+ * oracle takes them), its log and the stats its metrics read (psp_usage_*, registered in metrics.ts).
  *
  * Trusts: the meter; the consensus for who the oracles are; the caller's
  * `sign` (rewards/report.ts signUsageReport with the node key) and `send`
  * (the usage-report message over link RPC, service oracle).
  */
-import { Counter, Gauge } from "prom-client";
-import type { Registry } from "prom-client";
 import { hexOf } from "../base/hex.js";
 import { NodeFlag } from "../directory/config.js";
 import type { ConsensusEntry } from "../directory/consensus.js";
@@ -192,43 +190,4 @@ export class NodeUsageReporter {
     })();
     return this.closing;
   }
-}
-
-/** psp_usage_* metrics of a node's meter and reporter, on the control API's registry. */
-export function registerUsageMetrics(registry: Registry, meter: UsageMeter, reporter: NodeUsageReporter): void {
-  const counter = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  };
-  counter("psp_usage_bytes_counted_total", "Chunk bytes counted for usage reports (sent and received)", () => meter.stats.bytesAdded);
-  counter("psp_usage_dropped_bytes_total", "Counted bytes dropped at the meter's key cap (never reported)", () => meter.stats.droppedBytes);
-  counter("psp_usage_report_windows_total", "Usage windows cut with something to report", () => reporter.stats.windows);
-  new Counter({
-    name: "psp_usage_reports_total",
-    help: "Usage report parts by outcome: queued (signed), delivered (an oracle took it), dropped (outbox cap or close)",
-    labelNames: ["outcome"],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const s = reporter.stats;
-      for (const [outcome, n] of Object.entries({ queued: s.queued, delivered: s.delivered, dropped: s.dropped })) this.inc({ outcome }, n);
-    },
-  });
-  counter("psp_usage_report_failures_total", "Delivery rounds in which no oracle took a usage report", () => reporter.stats.failures);
-  counter("psp_usage_reports_refused_total", "Usage reports an oracle refused for good (dropped)", () => reporter.stats.refused);
-  new Gauge({
-    name: "psp_usage_reports_pending",
-    help: "Signed usage reports waiting for an oracle",
-    registers: [registry],
-    collect() {
-      this.set(reporter.pending);
-    },
-  });
 }
