@@ -158,8 +158,8 @@ export abstract class CircuitCore<C, E, L extends CoreLink> {
   protected abstract canSend(circ: C): boolean;
   /** The circuit-level package window a stream's DATA counts against. */
   protected abstract packageWindow(circ: C, stream: EdgeStream): FlowWindow;
-  /** Sends one DATA chunk of `stream` (already counted against both windows). */
-  protected abstract sendData(circ: C, stream: EdgeStream, chunk: Uint8Array): void;
+  /** Sends `stream`'s next DATA body (already counted against both windows; the stream has one queued). */
+  protected abstract sendData(circ: C, stream: EdgeStream): void;
 
   // ---- driver inputs ------------------------------------------------------------
 
@@ -411,10 +411,9 @@ export abstract class CircuitCore<C, E, L extends CoreLink> {
   protected pump(circ: C, stream: EdgeStream): void {
     const window = this.packageWindow(circ, stream);
     while (this.canSend(circ) && stream.phase === "open" && stream.queuedCells > 0 && stream.window.canPackage > 0 && window.canPackage > 0) {
-      const chunk = stream.nextChunk() as Uint8Array;
       stream.window.packaged();
       window.packaged();
-      this.sendData(circ, stream, chunk);
+      this.sendData(circ, stream);
     }
   }
 }

@@ -24,7 +24,7 @@
  * relays as DESTROY.
  */
 import { CELL_PAYLOAD_LEN, CellCommand } from "../wire/cell.js";
-import { MAX_STREAM_ID, RelayCommand, decodeRelayPayload, encodeRelayPayload, encodeRelayPayloadInto } from "../wire/relay.js";
+import { MAX_STREAM_ID, RELAY_DATA_OFFSET, RelayCommand, decodeRelayPayload, encodeRelayPayload, encodeRelayPayloadInto, writeRelayHeader } from "../wire/relay.js";
 import type { RelayPayloadInput } from "../wire/relay.js";
 import { ntorClientCreate, ntorClientFinish } from "../crypto/ntor.js";
 import type { NtorClientState } from "../crypto/ntor.js";
@@ -375,8 +375,21 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
     return (circ.hops[stream.hop] as ClientHop).window;
   }
 
-  protected sendData(circ: ClientCircuit, stream: EdgeStream, chunk: Uint8Array): void {
-    this.sendRelay(circ, stream.hop, RelayCommand.DATA, stream.streamId, chunk);
+  protected sendData(circ: ClientCircuit, stream: EdgeStream): void {
+    if (circ.stagedCount !== circ.forwardBatch.length || circ.stagedCount >= STAGING_PAYLOADS) {
+      this.sendRelay(circ, stream.hop, RelayCommand.DATA, stream.streamId, stream.nextChunk() as Uint8Array);
+      return;
+    }
+    // The bulk path: the body is written straight into its relay payload in the staging buffer.
+    const staging = (circ.staging ??= Buffer.allocUnsafe(STAGING_PAYLOADS * CELL_PAYLOAD_LEN));
+    const offset = circ.stagedCount * CELL_PAYLOAD_LEN;
+    const length = stream.writeNextBody(staging, offset + RELAY_DATA_OFFSET);
+    writeRelayHeader(staging, offset, stream.streamId, RelayCommand.DATA, length);
+    staging.fill(0, offset + RELAY_DATA_OFFSET + length, offset + CELL_PAYLOAD_LEN);
+    circ.stagedCount++;
+    circ.forwardBatch.push({ hop: stream.hop, command: CellCommand.RELAY, payload: staging.subarray(offset, offset + CELL_PAYLOAD_LEN) });
+    circ.lastActivity = this.now;
+    this.dirty.add(circ);
   }
 
   // ---- driver inputs -----------------------------------------------------------
@@ -501,11 +514,11 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
   /** Encodes a relay payload into the circuit's staging buffer (a fresh buffer once it is full). */
   private stagePayload(circ: ClientCircuit, relay: RelayPayloadInput): Uint8Array {
     if (circ.stagedCount !== circ.forwardBatch.length || circ.stagedCount >= STAGING_PAYLOADS) return encodeRelayPayload(relay);
-    circ.staging ??= Buffer.allocUnsafe(STAGING_PAYLOADS * CELL_PAYLOAD_LEN);
+    const staging = (circ.staging ??= Buffer.allocUnsafe(STAGING_PAYLOADS * CELL_PAYLOAD_LEN));
     const offset = circ.stagedCount * CELL_PAYLOAD_LEN;
-    encodeRelayPayloadInto(relay, circ.staging, offset);
+    encodeRelayPayloadInto(relay, staging, offset);
     circ.stagedCount++;
-    return circ.staging.subarray(offset, offset + CELL_PAYLOAD_LEN);
+    return staging.subarray(offset, offset + CELL_PAYLOAD_LEN);
   }
 
   private sendCreate(circ: ClientCircuit, link: CoreLink): void {

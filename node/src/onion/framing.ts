@@ -10,46 +10,51 @@
  * at the first fragment, before buffering), "protocol-violation" otherwise.
  */
 import { RELAY_DATA_LEN } from "../wire/relay.js";
-import { FRAGMENT_HEADER_LEN, MAX_FRAGMENTS, Reassembler, fragmentMessage } from "../wire/fragment.js";
+import { FRAGMENT_HEADER_LEN, MAX_FRAGMENTED_MESSAGE_LEN, MAX_FRAGMENTS, Reassembler } from "../wire/fragment.js";
 import { WireError } from "../wire/errors.js";
 import { CircuitError } from "./errors.js";
 
 /** Largest DATA body: one relay cell's data. */
 export const DATA_CHUNK_LEN = RELAY_DATA_LEN;
 
+/** Message bytes one DATA body carries after its fragment header (490). */
+const FRAGMENT_ROOM = DATA_CHUNK_LEN - FRAGMENT_HEADER_LEN;
+
 /**
- * Cuts one message into DATA-cell bodies, byte for byte what the wire
- * layer's `fragmentMessage` produces, but as views into one buffer: one
- * allocation per message instead of one per cell (the bulk path's garbage).
+ * How many DATA bodies `message` takes, with the checks every sender applies:
+ * CircuitError "bad-argument" for a non-Uint8Array, "resource-limit" for a
+ * message over `maxMessageBytes` or beyond the fragment format's range.
  */
-export function frameMessage(message: Uint8Array, maxMessageBytes: number): Uint8Array[] {
+export function dataBodyCount(message: Uint8Array, maxMessageBytes: number): number {
   if (!(message instanceof Uint8Array)) throw new CircuitError("bad-argument", "a message must be a Uint8Array");
   if (message.length > maxMessageBytes) {
     throw new CircuitError("resource-limit", `message of ${message.length} bytes exceeds the ${maxMessageBytes}-byte limit; split it`);
   }
-  const room = DATA_CHUNK_LEN - FRAGMENT_HEADER_LEN;
-  const total = message.length;
-  const count = Math.max(1, Math.ceil(total / room));
-  // Outside the fragment format's range: the wire layer's checks and errors apply.
-  if (count > MAX_FRAGMENTS || total > 0xffff_ffff) return fragmentMessage(message, DATA_CHUNK_LEN);
-  const backing = new Uint8Array(total + count * FRAGMENT_HEADER_LEN);
-  const fragments = new Array<Uint8Array>(count);
-  let o = 0;
-  for (let seq = 0; seq < count; seq++) {
-    const from = seq * room;
-    const to = Math.min(total, from + room);
-    backing[o] = seq >>> 8;
-    backing[o + 1] = seq & 0xff;
-    backing[o + 2] = total >>> 24;
-    backing[o + 3] = (total >>> 16) & 0xff;
-    backing[o + 4] = (total >>> 8) & 0xff;
-    backing[o + 5] = total & 0xff;
-    backing.set(message.subarray(from, to), o + FRAGMENT_HEADER_LEN);
-    const end = o + FRAGMENT_HEADER_LEN + (to - from);
-    fragments[seq] = backing.subarray(o, end);
-    o = end;
+  const count = Math.max(1, Math.ceil(message.length / FRAGMENT_ROOM));
+  if (count > MAX_FRAGMENTS || message.length > MAX_FRAGMENTED_MESSAGE_LEN) {
+    throw new CircuitError("resource-limit", `a ${message.length}-byte message needs ${count} DATA cells; at most ${MAX_FRAGMENTS} are allowed`);
   }
-  return fragments;
+  return count;
+}
+
+/**
+ * Writes DATA body `seq` of `message` (fragment header, then its chunk) into
+ * `target` at `offset`; returns the body's length. Byte for byte the
+ * fragment the wire layer's `fragmentMessage` makes; the bulk path writes it
+ * straight into the relay payload it travels in.
+ */
+export function writeDataBody(target: Uint8Array, offset: number, message: Uint8Array, seq: number): number {
+  const total = message.length;
+  const from = seq * FRAGMENT_ROOM;
+  const to = Math.min(total, from + FRAGMENT_ROOM);
+  target[offset] = seq >>> 8;
+  target[offset + 1] = seq & 0xff;
+  target[offset + 2] = total >>> 24;
+  target[offset + 3] = (total >>> 16) & 0xff;
+  target[offset + 4] = (total >>> 8) & 0xff;
+  target[offset + 5] = total & 0xff;
+  target.set(from === 0 && to === total ? message : message.subarray(from, to), offset + FRAGMENT_HEADER_LEN);
+  return FRAGMENT_HEADER_LEN + (to - from);
 }
 
 /** Rebuilds messages from DATA bodies. */

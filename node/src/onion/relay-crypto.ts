@@ -119,8 +119,8 @@ export class RelayLayer {
   private readonly cipher: Cipheriv;
   /** C as latin1 (one char per byte): the chain value after the last run of this hop and direction (C_0 = seed). */
   private chain: string;
-  /** C ‖ payload, reused for one-payload runs (the common small case: one hash call, no Hash object). */
-  private readonly scratch = Buffer.allocUnsafe(DIGEST_SEED_LEN + RELAY_PAYLOAD_LEN);
+  /** C ‖ a run's payloads, reused by every hash of this layer (one one-shot call per run, no Hash object). */
+  private readonly scratch = Buffer.allocUnsafe(DIGEST_SEED_LEN + MAX_RUN_PAYLOADS * RELAY_PAYLOAD_LEN);
   /** Members of the run being received, digest fields already zeroed. */
   private held: Uint8Array[] = [];
   /** The run `receive` completed last, until `takeRun`. */
@@ -272,37 +272,30 @@ export class RelayLayer {
     return RunStep.Broken;
   }
 
-  /** SHA-256(C ‖ one payload at `offset`): one one-shot call, no Hash object. */
+  /** SHA-256(C ‖ one payload at `offset`). */
   private hashOne(bytes: Uint8Array, offset: number): string {
-    this.scratch.write(this.chain, 0, DIGEST_SEED_LEN, "latin1");
-    this.scratch.set(offset === 0 && bytes.length === RELAY_PAYLOAD_LEN ? bytes : bytes.subarray(offset, offset + RELAY_PAYLOAD_LEN), DIGEST_SEED_LEN);
-    return sha256Latin1(this.scratch);
+    return this.hashSpan(bytes, offset, offset + RELAY_PAYLOAD_LEN, undefined);
   }
 
   /**
-   * SHA-256(C ‖ held… ‖ bytes[from..to)) with one Hash. Held members usually
-   * sit back to back in one decrypted batch, followed by the last payload:
-   * adjacent views are hashed as one segment.
+   * SHA-256(C ‖ held… ‖ bytes[from..to)) as one one-shot call over the
+   * scratch buffer: copying a run (at most 16 payloads, 8 KB) costs less than
+   * a Hash object's creation, updates and digest, which were most of a run's
+   * hashing time.
    */
   private hashSpan(bytes: Uint8Array, from: number, to: number, held: readonly Uint8Array[] | undefined): string {
-    const h = createHash("sha256").update(this.chain, "latin1");
-    const last = from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to);
-    let segment: Uint8Array = last;
-    if (held && held.length > 0) {
-      segment = held[0] as Uint8Array;
-      for (let i = 1; i <= held.length; i++) {
-        const part = i < held.length ? (held[i] as Uint8Array) : last;
-        if (part.buffer === segment.buffer && part.byteOffset === segment.byteOffset + segment.byteLength) {
-          segment = new Uint8Array(segment.buffer, segment.byteOffset, segment.byteLength + part.byteLength);
-        } else {
-          h.update(segment);
-          segment = part;
-        }
+    const scratch = this.scratch;
+    scratch.write(this.chain, 0, DIGEST_SEED_LEN, "latin1");
+    let o = DIGEST_SEED_LEN;
+    if (held) {
+      for (const member of held) {
+        scratch.set(member, o);
+        o += member.length;
       }
     }
-    return h.update(segment).digest("binary");
+    scratch.set(from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to), o);
+    return sha256Latin1(scratch.subarray(0, o + to - from));
   }
-
 }
 
 /** Writes 4 bytes of a latin1 string (from char `at`) into `target` at `offset`. */

@@ -332,8 +332,8 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     return circ.window;
   }
 
-  protected sendData(circ: RelayCircuit, stream: EdgeStream, chunk: Uint8Array): void {
-    this.sendBackward(circ, stream.streamId, RelayCommand.DATA, chunk);
+  protected sendData(circ: RelayCircuit, stream: EdgeStream): void {
+    this.sendBackward(circ, stream.streamId, RelayCommand.DATA, stream.nextChunk() as Uint8Array);
   }
 
   /** Timers: extend timeouts, idle circuits, rate-limited queues. */

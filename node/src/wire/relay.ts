@@ -132,19 +132,29 @@ export function encodeRelayPayloadInto(relay: RelayPayloadInput, target: Uint8Ar
   if (!Number.isInteger(offset) || offset < 0 || offset + CELL_PAYLOAD_LEN > target.length) {
     throw new WireError("bad-length", `target has no room for a ${CELL_PAYLOAD_LEN}-byte relay payload at offset ${offset}`);
   }
-  target[offset] = recognized >>> 8;
-  target[offset + 1] = recognized & 0xff;
-  target[offset + 2] = streamId >>> 8;
-  target[offset + 3] = streamId & 0xff;
+  writeRelayHeader(target, offset, streamId, command, data.length, recognized);
   target.set(digest, offset + RELAY_DIGEST_OFFSET);
-  target[offset + 8] = data.length >>> 8;
-  target[offset + 9] = data.length & 0xff;
-  target[offset + 10] = command;
   target.set(data, offset + RELAY_DATA_OFFSET);
   const padStart = offset + RELAY_DATA_OFFSET + data.length;
   const padEnd = offset + CELL_PAYLOAD_LEN;
   if (options.padding === "random") target.set(randomBytes(padEnd - padStart), padStart);
   else target.fill(0, padStart, padEnd);
+}
+
+/**
+ * Writes a relay header with a zero digest at `offset`, unchecked: for
+ * callers whose fields come from their own state (the bulk path, which
+ * writes the data after it), never from a peer.
+ */
+export function writeRelayHeader(target: Uint8Array, offset: number, streamId: number, command: number, length: number, recognized = 0): void {
+  target[offset] = recognized >>> 8;
+  target[offset + 1] = recognized & 0xff;
+  target[offset + 2] = streamId >>> 8;
+  target[offset + 3] = streamId & 0xff;
+  target[offset + 4] = target[offset + 5] = target[offset + 6] = target[offset + 7] = 0;
+  target[offset + 8] = length >>> 8;
+  target[offset + 9] = length & 0xff;
+  target[offset + 10] = command;
 }
 
 /** Encodes a relay payload as exactly 507 bytes (a cell payload). */

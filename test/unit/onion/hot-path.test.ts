@@ -1,12 +1,12 @@
 /**
  * The bulk path's shortcuts must not change what goes on the wire:
- * batched framing equals the wire layer's fragmenter byte for byte, the
+ * a stream's framing equals the wire layer's fragmenter byte for byte, the
  * scheduler's one-circuit fast path still honours both token buckets, and
  * the sealed-run digest matches SHA-256(C ‖ payloads) as specified.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { frameMessage } from "../../../node/src/onion/framing.js";
+import { EdgeStream } from "../../../node/src/onion/streams.js";
 import { MAX_RUN_PAYLOADS, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
 import { OutboundScheduler } from "../../../node/src/onion/scheduler.js";
 import type { OutboundCell } from "../../../node/src/onion/scheduler.js";
@@ -14,18 +14,48 @@ import { CellCommand } from "../../../node/src/wire/cell.js";
 import { fragmentMessage } from "../../../node/src/wire/fragment.js";
 import { encodeRelayPayload } from "../../../node/src/wire/relay.js";
 
-describe("batched framing", () => {
-  it("produces exactly the wire fragmenter's bodies for every size around the chunk boundaries", () => {
-    for (const size of [0, 1, 489, 490, 491, 979, 980, 981, 65536, 100_003]) {
-      const message = randomBytes(size);
-      const ours = frameMessage(message, 1 << 20).map((f) => Buffer.from(f));
-      const wire = fragmentMessage(message, 496).map((f) => Buffer.from(f));
-      expect(ours).toEqual(wire);
+/** Every DATA body a stream hands out for `messages`, alternating its two ways of cutting them. */
+function bodiesOf(messages: Uint8Array[]): Buffer[] {
+  const stream = new EdgeStream(1, "s", 0, 1 << 20);
+  for (const m of messages) stream.enqueueMessage(m);
+  const bodies: Buffer[] = [];
+  const room = Buffer.alloc(600, 0xee);
+  while (stream.queuedCells > 0) {
+    if (bodies.length % 2 === 0) {
+      const length = stream.writeNextBody(room, 7);
+      bodies.push(Buffer.from(room.subarray(7, 7 + length)));
+    } else {
+      bodies.push(Buffer.from(stream.nextChunk() as Uint8Array));
     }
+  }
+  return bodies;
+}
+
+describe("stream framing", () => {
+  it("cuts exactly the wire fragmenter's bodies for every size around the chunk boundaries", () => {
+    const sizes = [0, 1, 489, 490, 491, 979, 980, 981, 65536, 100_003];
+    const messages = sizes.map((size) => randomBytes(size));
+    const wire = messages.flatMap((m) => fragmentMessage(m, 496).map((f) => Buffer.from(f)));
+    expect(bodiesOf(messages)).toEqual(wire);
   });
 
-  it("still refuses a message over the limit", () => {
-    expect(() => frameMessage(new Uint8Array(11), 10)).toThrow(/exceeds/);
+  it("sends the message as it was queued, not as the caller changed it afterwards", () => {
+    const stream = new EdgeStream(1, "s", 0, 1 << 20);
+    const message = new Uint8Array(1000).fill(7);
+    stream.enqueueMessage(message);
+    message.fill(9);
+    expect(stream.queuedCells).toBe(3);
+    const first = stream.nextChunk() as Uint8Array;
+    expect(first.subarray(6).every((b) => b === 7)).toBe(true);
+    stream.clearQueue();
+    expect([stream.queuedCells, stream.nextChunk(), stream.writeNextBody(new Uint8Array(496), 0)]).toEqual([0, undefined, 0]);
+  });
+
+  it("refuses a message over the limit or that is not bytes, queueing nothing", () => {
+    const stream = new EdgeStream(1, "s", 0, 10);
+    expect(() => stream.enqueueMessage(new Uint8Array(11))).toThrow(/exceeds/);
+    expect(() => stream.enqueueMessage("x" as unknown as Uint8Array)).toThrow(/must be a Uint8Array/);
+    expect(stream.queuedCells).toBe(0);
   });
 });
 
