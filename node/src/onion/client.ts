@@ -385,9 +385,9 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
     const offset = circ.stagedCount * CELL_PAYLOAD_LEN;
     const length = stream.writeNextBody(staging, offset + RELAY_DATA_OFFSET);
     writeRelayHeader(staging, offset, stream.streamId, RelayCommand.DATA, length);
-    staging.fill(0, offset + RELAY_DATA_OFFSET + length, offset + CELL_PAYLOAD_LEN);
+    if (length < DATA_CHUNK_LEN) staging.fill(0, offset + RELAY_DATA_OFFSET + length, offset + CELL_PAYLOAD_LEN);
     circ.stagedCount++;
-    circ.forwardBatch.push({ hop: stream.hop, command: CellCommand.RELAY, payload: staging.subarray(offset, offset + CELL_PAYLOAD_LEN) });
+    circ.forwardBatch.push({ hop: stream.hop, command: CellCommand.RELAY, payload: new Uint8Array(staging.buffer, staging.byteOffset + offset, CELL_PAYLOAD_LEN) });
     circ.lastActivity = this.now;
     this.dirty.add(circ);
   }

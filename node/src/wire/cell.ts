@@ -159,7 +159,7 @@ export function checkEncodedCells(bytes: Uint8Array): void {
 /**
  * Decodes the cell at `offset`. Needs at least 512 bytes from `offset`; extra
  * bytes after the cell are ignored (so a batch can be walked cell by cell).
- * The payload is a 507-byte view into `bytes`.
+ * The payload is a 507-byte view into `bytes` (a plain Uint8Array, never a Buffer).
  */
 export function decodeCell(bytes: Uint8Array, offset = 0): Cell {
   if (!(bytes instanceof Uint8Array)) throw new WireError("bad-length", `a cell must be a Uint8Array, got ${typeof bytes}`);
@@ -175,5 +175,7 @@ export function decodeCell(bytes: Uint8Array, offset = 0): Cell {
     throw new WireError("unknown-command", `unknown cell command ${command} on circuit ${circId}`);
   }
   checkCircIdForCommand(circId, command);
-  return { circId, command, payload: bytes.subarray(offset + CELL_HEADER_LEN, offset + CELL_LEN) };
+  // A plain Uint8Array view even when `bytes` is a Buffer: cheaper to make than a Buffer view, and
+  // `.slice()` downstream then copies instead of pinning the socket's read buffer.
+  return { circId, command, payload: new Uint8Array(bytes.buffer, bytes.byteOffset + offset + CELL_HEADER_LEN, CELL_PAYLOAD_LEN) };
 }
