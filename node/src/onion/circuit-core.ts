@@ -122,6 +122,8 @@ export abstract class CircuitCore<C, E, L extends CoreLink> {
   private readonly requestByIdentity = new Map<string, number>();
   private nextRequestId = 1;
   private depth = 0;
+  /** Windows whose owed SENDMEs wait to be coalesced, with what sends them (delayed acknowledgement, flow-control.ts). */
+  private readonly delayedSendmes = new Map<FlowWindow, () => void>();
 
   protected constructor(options: CircuitCoreOptions) {
     const limits = options.limits;
@@ -276,7 +278,8 @@ export abstract class CircuitCore<C, E, L extends CoreLink> {
 
   /** When `tick` should next run (undefined: nothing pending). */
   nextWakeup(): number | undefined {
-    const t = Math.min(this.scheduler.nextReadyAt(this.now) ?? Number.POSITIVE_INFINITY, this.timerWakeup());
+    let t = Math.min(this.scheduler.nextReadyAt(this.now) ?? Number.POSITIVE_INFINITY, this.timerWakeup());
+    for (const window of this.delayedSendmes.keys()) t = Math.min(t, window.sendmeDeadline ?? this.now);
     return Number.isFinite(t) ? t : undefined;
   }
 
@@ -287,10 +290,35 @@ export abstract class CircuitCore<C, E, L extends CoreLink> {
     if (Number.isFinite(now) && now > this.now) this.now = now;
     this.depth++;
     try {
+      if (this.depth === 1 && this.delayedSendmes.size > 0) this.sendDueSendmes();
       fn();
     } finally {
       this.depth--;
       if (this.depth === 0) this.flush();
+    }
+  }
+
+  /**
+   * Acknowledges DATA delivered on `window`: how many SENDMEs to send now
+   * (already recorded as sent). While it holds SENDMEs back, `sendLater` runs
+   * once they are due (on the first input or `tick` at their deadline, which
+   * `nextWakeup` includes); it must check that its circuit or stream is still
+   * open and acknowledge again. Pass a function made once per circuit or
+   * stream: this is the per-cell path.
+   */
+  protected acknowledge(window: FlowWindow, sendLater: () => void): number {
+    const count = window.takeSendmes(this.now);
+    if (count > 0) this.delayedSendmes.delete(window);
+    else if (window.sendmeDeadline !== undefined && !this.delayedSendmes.has(window)) this.delayedSendmes.set(window, sendLater);
+    return count;
+  }
+
+  private sendDueSendmes(): void {
+    for (const [window, sendLater] of this.delayedSendmes) {
+      const due = window.sendmeDeadline;
+      if (due !== undefined && due > this.now) continue;
+      this.delayedSendmes.delete(window);
+      if (due !== undefined) sendLater();
     }
   }
 

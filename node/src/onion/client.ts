@@ -106,10 +106,14 @@ interface ClientHop {
   node: PathNode;
   crypto: HopCrypto;
   window: FlowWindow;
+  /** Sends the circuit SENDMEs for this hop held back once they are due (made on first use). */
+  sendSendmesLater?: () => void;
 }
 
 interface ClientStream extends EdgeStream {
   error?: CircuitError;
+  /** Sends the stream SENDMEs held back once they are due (made on first use). */
+  sendSendmesLater?: () => void;
 }
 
 interface ClientCircuit {
@@ -498,6 +502,20 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
     throw new CircuitError("resource-limit", "no free stream id on the circuit");
   }
 
+  /** Sends the circuit-level SENDMEs due to `hop` (delayed acknowledgement: flow-control.ts). */
+  private sendHopSendmes(circ: ClientCircuit, hop: number, hopState: ClientHop): void {
+    if (circ.state !== "open") return;
+    const count = this.acknowledge(hopState.window, (hopState.sendSendmesLater ??= () => this.sendHopSendmes(circ, hop, hopState)));
+    for (let i = 0; i < count; i++) this.sendRelay(circ, hop, RelayCommand.SENDME, 0, EMPTY);
+  }
+
+  /** Sends the stream-level SENDMEs due on `stream`. */
+  private sendStreamSendmes(circ: ClientCircuit, stream: ClientStream): void {
+    if (circ.state !== "open" || stream.phase !== "open") return;
+    const count = this.acknowledge(stream.window, (stream.sendSendmesLater ??= () => this.sendStreamSendmes(circ, stream)));
+    for (let i = 0; i < count; i++) this.sendRelay(circ, stream.hop, RelayCommand.SENDME, stream.streamId, EMPTY);
+  }
+
   /** Queues a relay message for `hop`; it is sealed and wrapped at flush. EXTEND goes in RELAY_EARLY. */
   private sendRelay(circ: ClientCircuit, hop: number, command: number, streamId: number, data: Uint8Array): void {
     const payload = this.stagePayload(circ, { recognized: 0, streamId, digest: ZERO_DIGEST, command, data });
@@ -781,18 +799,12 @@ export class OnionClient extends CircuitCore<ClientCircuit, ClientCircuit, CoreL
         if (msg.streamId === 0) return violation("DATA without a stream");
         const hopState = circ.hops[hop] as ClientHop;
         if (hopState.window.delivered() === "overrun") return violation("DATA beyond the circuit window");
-        if (hopState.window.sendmeDue) {
-          hopState.window.sendmeSent();
-          this.sendRelay(circ, hop, RelayCommand.SENDME, 0, EMPTY);
-        }
+        this.sendHopSendmes(circ, hop, hopState);
         const stream = circ.streams.get(msg.streamId);
         if (!stream || stream.hop !== hop) return;
         if (stream.phase !== "open") return violation("DATA before CONNECTED");
         if (stream.window.delivered() === "overrun") return violation("DATA beyond the stream window");
-        if (stream.window.sendmeDue) {
-          stream.window.sendmeSent();
-          this.sendRelay(circ, hop, RelayCommand.SENDME, stream.streamId, EMPTY);
-        }
+        this.sendStreamSendmes(circ, stream);
         let message: Uint8Array | undefined;
         try {
           message = stream.reassembler.push(msg.data);

@@ -103,6 +103,13 @@ export const CIRCUIT_WINDOW_START = 1000;
 export const CIRCUIT_WINDOW_INCREMENT = 100;
 export const STREAM_WINDOW_START = 1000;
 export const STREAM_WINDOW_INCREMENT = 100;
+/**
+ * Delayed acknowledgement (flow-control.ts, docs/spec/onion.md §7): a receiver
+ * sends its SENDMEs two increments at a time, or 1 ms after the first became
+ * due. Receiver policy only: the wire and the window arithmetic are unchanged.
+ */
+export const SENDME_BATCH = 2;
+export const SENDME_DELAY_MS = 1;
 
 /** At most this many RELAY_EARLY cells may travel outbound on one circuit (tor-spec 5.6). */
 export const MAX_RELAY_EARLY = 8;

@@ -188,6 +188,8 @@ interface RelayStream extends EdgeStream {
   /** Set by the service: hold messages and withhold stream SENDMEs. */
   paused: boolean;
   inbox: Uint8Array[];
+  /** Sends the stream SENDMEs held back once they are due (made on first use). */
+  sendSendmesLater?: () => void;
 }
 
 interface RelayCircuit {
@@ -207,6 +209,8 @@ interface RelayCircuit {
   /** RELAY_EARLY or not, for each forward payload held for an unfinished run (EXTEND needs it). */
   heldEarly: boolean[];
   closed: boolean;
+  /** Sends the circuit SENDMEs held back once they are due (made on first use). */
+  sendSendmesLater?: () => void;
 }
 
 interface LinkState extends CoreLink {
@@ -883,10 +887,7 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
   private handleData(circ: RelayCircuit, streamId: number, data: Uint8Array): void {
     if (streamId === 0) throw new CircuitError("protocol-violation", "DATA without a stream id");
     if (circ.window.delivered() === "overrun") throw new CircuitError("protocol-violation", "DATA beyond the circuit window (sender ignored SENDME)");
-    if (circ.window.sendmeDue) {
-      circ.window.sendmeSent();
-      this.sendBackward(circ, 0, RelayCommand.SENDME, EMPTY);
-    }
+    this.sendCircuitSendmes(circ);
     const stream = circ.streams.get(streamId);
     if (!stream) return; // a stream we just closed; its END is on the way
     if (stream.window.delivered() === "overrun") throw new CircuitError("protocol-violation", "DATA beyond the stream window (sender ignored SENDME)");
@@ -905,12 +906,18 @@ export class OnionRelay extends CircuitCore<RelayCircuit, RelaySide, LinkState> 
     else this.deliver(circ, stream, message);
   }
 
-  /** Sends the stream-level SENDMEs owed, unless the service paused the stream (backpressure). */
+  /** Sends the circuit-level SENDMEs due (delayed acknowledgement: flow-control.ts). */
+  private sendCircuitSendmes(circ: RelayCircuit): void {
+    if (circ.closed) return;
+    const count = this.acknowledge(circ.window, (circ.sendSendmesLater ??= () => this.sendCircuitSendmes(circ)));
+    for (let i = 0; i < count; i++) this.sendBackward(circ, 0, RelayCommand.SENDME, EMPTY);
+  }
+
+  /** Sends the stream-level SENDMEs due, unless the service paused the stream (backpressure). */
   private sendStreamSendmes(circ: RelayCircuit, stream: RelayStream): void {
-    while (!stream.paused && stream.phase === "open" && stream.window.sendmeDue) {
-      stream.window.sendmeSent();
-      this.sendBackward(circ, stream.streamId, RelayCommand.SENDME, EMPTY);
-    }
+    if (stream.paused || stream.phase !== "open" || circ.closed) return;
+    const count = this.acknowledge(stream.window, (stream.sendSendmesLater ??= () => this.sendStreamSendmes(circ, stream)));
+    for (let i = 0; i < count; i++) this.sendBackward(circ, stream.streamId, RelayCommand.SENDME, EMPTY);
   }
 
   private deliver(circ: RelayCircuit, stream: RelayStream, message: Uint8Array): void {

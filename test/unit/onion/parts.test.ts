@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { randomBytes } from "node:crypto";
 import { RelayLayer, RunStep, hopCryptoFromKeyMaterial, splitHopKeys } from "../../../node/src/onion/relay-crypto.js";
 import { FlowWindow } from "../../../node/src/onion/flow-control.js";
+import { SENDME_BATCH, SENDME_DELAY_MS } from "../../../node/src/onion/constants.js";
 import { TokenBucket } from "../../../node/src/base/token-bucket.js";
 import { BaseError } from "../../../node/src/base/errors.js";
 import { OutboundScheduler } from "../../../node/src/onion/scheduler.js";
@@ -94,13 +95,31 @@ describe("flow-control windows", () => {
   it("deliver window owes a SENDME every increment cells and reports overrun when not sent", () => {
     const w = new FlowWindow({ start: 10, increment: 5 });
     for (let i = 0; i < 4; i++) expect(w.delivered()).toBe("ok");
-    expect(w.sendmeDue).toBe(false);
+    expect(w.sendmesOwed).toBe(0);
     expect(w.delivered()).toBe("ok");
-    expect(w.sendmeDue).toBe(true);
+    expect(w.sendmesOwed).toBe(1);
     for (let i = 0; i < 5; i++) expect(w.delivered()).toBe("ok");
     expect(w.delivered()).toBe("overrun");
-    w.sendmeSent();
+    expect(w.takeSendmes(0)).toBe(2);
     expect(w.delivered()).toBe("ok");
+  });
+
+  it("sends SENDMEs two increments at a time, or one once it has waited the delay (delayed acknowledgement)", () => {
+    const w = new FlowWindow({ start: 20, increment: 5 });
+    for (let i = 0; i < 4; i++) w.delivered();
+    expect([w.takeSendmes(0), w.sendmeDeadline]).toEqual([0, undefined]);
+    w.delivered();
+    // One increment owed: held back until the delay passes.
+    expect([w.takeSendmes(7), w.sendmeDeadline]).toEqual([0, 7 + SENDME_DELAY_MS]);
+    expect(w.takeSendmes(7 + SENDME_DELAY_MS / 2)).toBe(0);
+    expect(w.takeSendmes(7 + SENDME_DELAY_MS)).toBe(1);
+    expect([w.sendmesOwed, w.sendmeDeadline]).toEqual([0, undefined]);
+    // Two owed: sent at once, with no wait.
+    for (let i = 0; i < 10; i++) w.delivered();
+    expect(w.takeSendmes(100)).toBe(SENDME_BATCH);
+    // What was acknowledged can be sent again; the window still refuses a cell beyond it.
+    for (let i = 0; i < 20; i++) expect(w.delivered()).toBe("ok");
+    expect(w.delivered()).toBe("overrun");
   });
 });
 
