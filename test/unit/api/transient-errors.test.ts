@@ -4,6 +4,7 @@
  * 500; other failures keep their status. Every error is the one body
  * `{ error: { kind, message, ... } }` (issue 18), and a bigint in a status
  * answers as its decimal text through the status route's response schema.
+ * Process metrics are collected once per process, not once per API.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { retryAfterSeconds } from "../../../node/src/api/errors.js";
@@ -44,6 +45,19 @@ describe("control API and transient errors", () => {
     expect(res.headers.get("retry-after")).toBe("5");
     expect(await res.json()).toEqual({ error: { kind: "no-contacts", message: "routing table is empty; bootstrap from the consensus first", layer: "dht" } });
     expect((await fetch(`${api.url}/bug`)).status).toBe(500);
+  });
+
+  it("every control API in a process shares one set of process metrics: a closed API leaves no collector behind", async () => {
+    const first = await startControlApi({ port: 0, status: () => ({}) });
+    const second = await startControlApi({ port: 0, status: () => ({}) });
+    apis.push(first, second);
+    const name = "psp_process_nodejs_gc_duration_seconds";
+    const shared = first.metrics.getSingleMetric(name);
+    expect(shared?.constructor.name).toBe("Histogram");
+    expect(second.metrics.getSingleMetric(name)).toBe(shared);
+    const text = await (await fetch(`${second.url}/metrics`)).text();
+    expect(text).toContain("psp_process_process_cpu_user_seconds_total");
+    expect(text).toContain("psp_process_nodejs_eventloop_lag_seconds");
   });
 
   it("a status holding bigints answers them as decimal strings through the status route's response schema", async () => {
