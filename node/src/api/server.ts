@@ -99,9 +99,8 @@ let processMetrics: Registry | undefined;
  * process and shared by every control API in it. Its collectors (a GC
  * PerformanceObserver, an event-loop delay monitor) have no off switch, so
  * one per API outlived its node: every node a process started and closed
- * left them running, and each GC was reported to all of them. A benchmark
- * that started eight networks before measuring spent 40% more CPU per
- * relayed MB.
+ * left them running (with the heap it held), and each GC was reported to
+ * all of them: the onion bench starts eight networks before it measures.
  */
 function sharedProcessMetrics(): Registry {
   if (!processMetrics) {
