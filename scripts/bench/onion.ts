@@ -10,7 +10,7 @@ import type { BenchSection } from "./types.js";
 import { fmt, table } from "./types.js";
 
 export async function run(): Promise<BenchSection> {
-  const r = await runOnionBench({ rounds: 5 });
+  const r = await runOnionBench({ rounds: 9 });
   const markdown = [
     `Three relays on 127.1.0.1, 127.2.0.1, 127.3.0.1 and a client, all in one process, over real TLS 1.3 links.`,
     `Builds: ${r.buildSamples} with every link already open (after 5 warm-up builds), ${r.coldSamples} from no open link (fresh relays and client each).`,
