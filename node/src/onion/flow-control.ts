@@ -83,11 +83,12 @@ export class FlowWindow {
    * or the first has waited SENDME_DELAY_MS; otherwise 0.
    */
   takeSendmes(now: number): number {
-    const owed = this.sendmesOwed;
-    if (owed === 0) {
+    // Called for every DATA cell: the common case (nothing owed) does no division.
+    if (this.deliverWindow > this.params.start - this.params.increment) {
       this.owedSince = undefined;
       return 0;
     }
+    const owed = this.sendmesOwed;
     this.owedSince ??= now;
     if (owed < SENDME_BATCH && now < this.owedSince + SENDME_DELAY_MS) return 0;
     this.deliverWindow += owed * this.params.increment;
