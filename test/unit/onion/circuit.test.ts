@@ -8,7 +8,14 @@ import type { Cell } from "../../../node/src/wire/cell.js";
 import { RelayCommand, registerRelayCommands } from "../../../node/src/wire/relay.js";
 import { fragmentMessage } from "../../../node/src/wire/fragment.js";
 import { OnionSim } from "../../../node/src/onion/sim.js";
-import { CIRCUIT_WINDOW_START, DestroyReason, EndReason, STREAM_WINDOW_START } from "../../../node/src/onion/constants.js";
+import {
+  CIRCUIT_WINDOW_START,
+  DestroyReason,
+  EndReason,
+  SENDME_DELAY_MS,
+  STREAM_WINDOW_INCREMENT,
+  STREAM_WINDOW_START,
+} from "../../../node/src/onion/constants.js";
 import type { LocalService } from "../../../node/src/onion/types.js";
 import type { OnionClient } from "../../../node/src/onion/client.js";
 
@@ -319,6 +326,29 @@ describe("limits", () => {
     expect(() => client.buildCircuit(names.map((n) => sim.relay(n).node), sim.now)).toThrow(
       expect.objectContaining({ kind: "too-many-hops" }),
     );
+  });
+
+  it("the last hop holds one owed SENDME back for the delay, and sends two owed at once", () => {
+    // Rate limits lifted, so every cell is delivered without the clock moving.
+    const unlimited = { nodeBytesPerSecond: 1e12, nodeBurstBytes: 1e12, circuitBytesPerSecond: 1e12, circuitBurstBytes: 1e12 };
+    const { sim, names } = network(3, { limits: unlimited });
+    const client = sim.addClient("bob", { limits: unlimited });
+    let received = 0;
+    sim.relay("r3").relay.registerService("sink", () => ({ onMessage: () => void received++ }));
+    const circ = build(sim, client, names);
+    const stream = client.openStream(circ, "sink", sim.now);
+    sim.run();
+    const cells = (n: number) => new Uint8Array(n * 490); // one 490-byte chunk per DATA cell
+    client.send(circ, stream, cells(STREAM_WINDOW_INCREMENT), sim.now);
+    sim.run();
+    expect(received).toBe(1);
+    expect(client.streamInfo(circ, stream)?.packageWindow).toBe(STREAM_WINDOW_START - STREAM_WINDOW_INCREMENT);
+    sim.advance(SENDME_DELAY_MS);
+    expect(client.streamInfo(circ, stream)?.packageWindow).toBe(STREAM_WINDOW_START);
+    client.send(circ, stream, cells(2 * STREAM_WINDOW_INCREMENT), sim.now);
+    sim.run();
+    expect(received).toBe(2);
+    expect(client.streamInfo(circ, stream)?.packageWindow).toBe(STREAM_WINDOW_START);
   });
 
   it("a relay destroys a circuit whose sender ignores the SENDME window", () => {
