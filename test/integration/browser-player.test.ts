@@ -111,6 +111,22 @@ async function startMediaNode(name: string): Promise<MediaNode> {
   return node;
 }
 
+/** Creates a private stream on `landing`, distributed through `dist`, under a fresh receipt of the test oracle. */
+function createPrivateStream(landing: MediaNode, dist: MediaNode, o: { bitrateKbps: number; formatFlags: number; kbps: number; durationS: number }) {
+  return landing.host.create({
+    receipt: signReceipt({
+      params: { bitrateKbps: o.bitrateKbps, maxDurationSeconds: 600, formatFlags: o.formatFlags },
+      issuedAt: nowS() - 5,
+      expiresAt: nowS() + 3600,
+      secretKey: oracle.secretKey,
+    }).bytes,
+    kbps: o.kbps,
+    durationS: o.durationS,
+    public: false,
+    distribution: [dist.entry],
+  });
+}
+
 async function waitUntil(what: string, fn: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!fn()) {
@@ -173,18 +189,7 @@ beforeAll(async () => {
   credentials = await generateTlsCredentials();
   const landing = (landingNode = await startMediaNode("landing"));
   const dist = (distNode = await startMediaNode("dist"));
-  const created = await landing.host.create({
-    receipt: signReceipt({
-      params: { bitrateKbps: 4000, maxDurationSeconds: 600, formatFlags: 5 },
-      issuedAt: nowS() - 5,
-      expiresAt: nowS() + 3600,
-      secretKey: oracle.secretKey,
-    }).bytes,
-    kbps: 3000,
-    durationS: 300,
-    public: false,
-    distribution: [dist.entry],
-  });
+  const created = await createPrivateStream(landing, dist, { bitrateKbps: 4000, formatFlags: 5, kbps: 3000, durationS: 300 });
   ticket = { streamId: created.streamId, streamKey: generateStreamKey(), landing: landing.identity, host: landing.entry.host, port: landing.entry.port };
   await waitUntil("the distribution node's feed", () => dist.host.streamsView().some((s) => bytesEqual(s.streamId, ticket.streamId)));
 
@@ -310,18 +315,7 @@ describe("a browser plays a PSP stream through the gateway, decrypting in the pa
 
   it("a page that stops reading is moved to the live edge: the gateway drops for it, then sends it fresh chunks in order", async () => {
     // A fast stream of its own (random bytes, no ffmpeg), so loopback socket buffers fill within seconds.
-    const created = await landingNode.host.create({
-      receipt: signReceipt({
-        params: { bitrateKbps: 400_000, maxDurationSeconds: 600, formatFlags: 0 },
-        issuedAt: nowS() - 5,
-        expiresAt: nowS() + 3600,
-        secretKey: oracle.secretKey,
-      }).bytes,
-      kbps: 400_000,
-      durationS: 600,
-      public: false,
-      distribution: [distNode.entry],
-    });
+    const created = await createPrivateStream(landingNode, distNode, { bitrateKbps: 400_000, formatFlags: 0, kbps: 400_000, durationS: 600 });
     const fast: StreamTicket = { ...ticket, streamId: created.streamId, streamKey: generateStreamKey() };
     await waitUntil("the fast stream's feed", () => distNode.host.streamsView().some((v) => bytesEqual(v.streamId, fast.streamId)));
     const fastApp = Fastify({ logger: false });
