@@ -40,6 +40,21 @@ export const PANELS = ["nodes", "consensus", "circuits", "dht", "presence", "ban
 
 const figure = async (page: Page, panel: string, key: string): Promise<string> =>
   (await page.locator(`[data-panel="${panel}"] [data-figure="${key}"] .v`).first().textContent({ timeout: 10_000 })) ?? "";
+/**
+ * Screenshots one element as the part of a full-page picture its box covers. Not locator.screenshot: that first waits
+ * for the box to hold still over two animation frames, which this page (re-rendering twice a second, a video playing)
+ * did not give it within 21 s on a loaded CI machine. The picture is an artifact; the checks above assert the content.
+ */
+async function shootElement(page: Page, selector: string, path: string): Promise<void> {
+  // Runs in the page: its box in viewport terms, plus the scroll, gives the document coordinates a full-page clip takes.
+  const clip = await page.locator(selector).evaluate((element) => {
+    const box = element.getBoundingClientRect();
+    const view = globalThis as unknown as { scrollX: number; scrollY: number };
+    return { x: box.x + view.scrollX, y: box.y + view.scrollY, width: box.width, height: box.height };
+  });
+  expect(clip.width * clip.height, `${selector} has no area to picture`).toBeGreaterThan(0);
+  await page.screenshot({ path, fullPage: true, clip });
+}
 const count = (text: string): number => Number(text.replace(/[^0-9.]/g, ""));
 
 export interface DashboardCheck {
@@ -118,12 +133,12 @@ export async function checkDashboard(url: string, options: { expectStream: boole
         .toBe(true);
       changed[panel] = (await page.locator(`[data-panel="${panel}"]`).textContent()) ?? "";
       const shot = join(DASHBOARD_ARTIFACTS, `panel-${panel}.png`);
-      await page.locator(`[data-panel="${panel}"]`).screenshot({ path: shot });
+      await shootElement(page, `[data-panel="${panel}"]`, shot);
       screenshots.push(shot);
     }
     if (options.expectStream) {
       const shot = join(DASHBOARD_ARTIFACTS, "panel-player.png");
-      await page.locator('[data-panel="player"]').screenshot({ path: shot });
+      await shootElement(page, '[data-panel="player"]', shot);
       screenshots.push(shot);
     }
     expect(errors, `errors in the page: ${errors.join("; ")}`).toEqual([]);
