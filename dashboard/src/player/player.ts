@@ -15,9 +15,10 @@
  * forge media. Browser code: no node:* imports.
  */
 import mpegts from "mpegts.js";
+import { hexOf } from "../../../node/src/base/hex.js";
 import { ChunkOpener, parseGatewayChunk } from "./chunk.js";
 import { PlayerError } from "./errors.js";
-import { decodePageTicket, hexOfBytes } from "./ticket.js";
+import { decodePageTicket } from "./ticket.js";
 
 export interface StreamPlayerOptions {
   /** The gateway's base URL (http(s):// or ws(s)://); the player adds /v1/streams/<stream id>/sealed. */
@@ -134,7 +135,7 @@ export function attachStreamPlayer(video: HTMLVideoElement, options: StreamPlaye
 
   if (!mpegts.isSupported()) throw new PlayerError("unsupported", "this browser has no Media Source Extensions: it cannot play the stream");
   const decoder = mpegts.createPlayer(
-    { type: "mpegts", isLive: true, hasAudio: options.audio ?? false, hasVideo: true, url: `psp://${hexOfBytes(ticket.streamId)}` },
+    { type: "mpegts", isLive: true, hasAudio: options.audio ?? false, hasVideo: true, url: `psp://${hexOf(ticket.streamId)}` },
     {
       enableWorker: false,
       enableStashBuffer: false,
@@ -163,7 +164,7 @@ export function attachStreamPlayer(video: HTMLVideoElement, options: StreamPlaye
     stats.error = { kind: "decoder", message: `${type}: ${detail} ${JSON.stringify(info ?? "")}` };
   });
 
-  const socket = new WebSocket(gatewaySocketUrl(options.gatewayUrl, hexOfBytes(ticket.streamId)));
+  const socket = new WebSocket(gatewaySocketUrl(options.gatewayUrl, hexOf(ticket.streamId)));
   socket.binaryType = "arraybuffer";
   socket.onmessage = (event: MessageEvent) => {
     if (closed) return;

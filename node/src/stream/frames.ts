@@ -12,6 +12,7 @@
  * "oversized"; the caller refuses the peer and keeps running.
  */
 import { concatBytes } from "../base/bytes.js";
+import { CHUNK_TAG_LEN, MAX_HOST_LEN, NODE_IDENTITY_LEN, STREAM_ID_LEN } from "./media-format.js";
 import { StreamMediaError, mediaRefusalCodes } from "./media-errors.js";
 import type { MediaRefusalKind } from "./media-errors.js";
 
@@ -19,9 +20,9 @@ import type { MediaRefusalKind } from "./media-errors.js";
 export const MAX_FRAME_BYTES = 64 * 1024;
 /** LEN (4). */
 export const FRAME_HEADER_LEN = 4;
-export const STREAM_ID_LEN = 16;
+// Shared with tickets (media-format.ts), re-exported for the frames' users.
+export { MAX_HOST_LEN, NODE_IDENTITY_LEN, STREAM_ID_LEN };
 export const PUBLISH_TOKEN_LEN = 32;
-export const NODE_IDENTITY_LEN = 32;
 export const NODE_SIGNATURE_LEN = 64;
 /** Largest session id a viewer may present (the oracle's format is opaque here). */
 export const MAX_SESSION_BYTES = 4096;
@@ -29,10 +30,8 @@ export const MAX_SESSION_BYTES = 4096;
 export const MAX_REFUSE_TEXT = 512;
 /** Most entries in a POINTS or ADD_NODES frame. */
 export const MAX_POINTS = 32;
-/** Longest host name or address in a node entry. */
-export const MAX_HOST_LEN = 253;
 /** A sealed chunk has at least its 16-byte tag. */
-export const MIN_SEALED_LEN = 16;
+export const MIN_SEALED_LEN = CHUNK_TAG_LEN;
 /** Largest sealed chunk: what fits in one frame after TYPE and SEQ. */
 export const MAX_SEALED_LEN = MAX_FRAME_BYTES - 1 - 8;
 

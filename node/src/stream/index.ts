@@ -10,6 +10,9 @@
  * - stream-link frames (frames.ts) between producer, landing node,
  *   distribution nodes and viewers; chunks sealed with the stream key
  *   (crypto.ts) that only the producer and its viewers hold (ticket.ts);
+ *   the ticket layout and the seal's inputs are written once, with no node:*
+ *   module, in media-format.ts, which the dashboard's page player
+ *   (dashboard/src/player/) imports too;
  * - creation requests through circuits (creation.ts), public stream records
  *   in the DHT (public-record.ts);
  * - usage counts for bandwidth rewards (usage.ts): what host.ts and player.ts
@@ -19,7 +22,8 @@
  * dispatch), onion/ (circuits, stream RPC), directory/ (the consensus's
  * oracles), dht/ (records), chain/ (the receipt chain view).
  * Used by: node/ (StreamHost and its admission, node/stream.ts), client/
- * (`PspClient.oracle`, `PspClient.streams`), cli/ (`psp stream`), oracle/.
+ * (`PspClient.oracle`, `PspClient.streams`), cli/ (`psp stream`), oracle/,
+ * the page player (media-format.ts only).
  * Trust boundary: a node trusts no byte on a stream link until the frame
  * decodes and the credential (receipt, session id, publish token, node
  * proof) checks; it never sees the stream key, so it forwards what it cannot
