@@ -54,7 +54,13 @@ export async function run(): Promise<BenchSection> {
           "",
         ],
         ["3-hop throughput vs Tor, MB/s", fmt(r.throughput3HopMBps, 1), `Tor ${r.torThroughputMBps}`, fmt(r.throughput3HopMBps / r.torThroughputMBps, 1), ""],
-        ["CPU ms per MB (all nodes)", fmt(r.cpuMsPerMB, 1), "", "", ""],
+        [
+          "CPU ms per MB (all nodes; vs the prototype: median of same-round ratios)",
+          fmt(r.cpuMsPerMB, 1),
+          `prototype ${fmt(r.prototypeCpuMsPerMB, 1)}`,
+          fmt(r.cpuVsPrototype, 2),
+          "",
+        ],
         ...(r.relaysInWorker
           ? [
               [

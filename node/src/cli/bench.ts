@@ -33,7 +33,7 @@ export function register(program: Command): void {
           `3-hop throughput: ${f(r.throughput3HopMBps)} MB/s = ${f(r.throughputRatio, 3)} x raw TLS ${f(r.rawTlsMBps)} MB/s (Tor: ${r.torThroughputMBps} MB/s)`,
           `bare prototype:   ${f(r.prototypeMBps)} MB/s = ${f(r.prototypeRatio, 3)} x raw TLS; PSP reaches ${f(r.throughputVsPrototype)} x the prototype (median round; target >= ${r.targets.throughputVsPrototype}: ${r.targetsMet.throughputVsPrototype ? "met" : "not met"})`,
           `circuit build vs Tor: ${f(r.circuitBuildVsTor)} x (target <= ${r.targets.circuitBuildVsTor}: ${r.targetsMet.circuitBuildVsTor ? "met" : "not met"})`,
-          `CPU: ${f(r.cpuMsPerMB)} ms per MB relayed through 3 hops (all relays and the client)`,
+          `CPU: ${f(r.cpuMsPerMB)} ms per MB relayed through 3 hops (all relays and the client); the prototype ${f(r.prototypeCpuMsPerMB)}, ${f(r.cpuVsPrototype)} x`,
         ].join("\n"),
       );
     });

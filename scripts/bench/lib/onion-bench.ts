@@ -95,6 +95,10 @@ export interface OnionBenchResult {
   roundsInOrder: { rawTlsMBps: number; prototypeMBps: number; throughput3HopMBps: number; ratio: number }[];
   /** Process CPU (user + system, every relay and the client) per MB relayed through 3 hops: the median over rounds. */
   cpuMsPerMB: number;
+  /** The same for the bare prototype, from its first write to its last byte: the median over rounds. */
+  prototypeCpuMsPerMB: number;
+  /** The median over rounds of CPU per MB, 3 hops / prototype, each pair from the same round. */
+  cpuVsPrototype: number;
   /** Relays in a worker thread (two threads; not comparable to the one-thread raw TLS baseline); absent when not measured. */
   relaysInWorker?: RelaysInWorkerResult;
   /** Reference: Tor 0.4.9 as a private network on the same kind of machine (TOR_BUILD_MS_MEDIAN). */
@@ -323,7 +327,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
   const warm: number[] = [];
   // The machine is shared and noisy: each round measures raw TLS and the
   // circuit back to back; the round with the median ratio is reported.
-  const rounds: { raw: number; proto: number; protoPlain: number; bps: number; cpuMs: number; ratio: number }[] = [];
+  const rounds: { raw: number; proto: number; protoCpuMs: number; protoPlain: number; bps: number; cpuMs: number; ratio: number }[] = [];
   try {
     for (let i = 0; i < 5; i++) await timeBuild(net); // opens every link and warms the JIT
     for (let i = 0; i < buildSamples; i++) warm.push(await timeBuild(net));
@@ -335,12 +339,12 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     for (let i = 0; i < roundCount; i++) {
       const raw = await rawTlsThroughput(creds, { bytes: rawBytes });
       await settle();
-      const protoPlain = await prototypeChainThroughput(creds, { bytes: transferBytes, onionCrypto: false });
+      const protoPlain = (await prototypeChainThroughput(creds, { bytes: transferBytes, onionCrypto: false })).bps;
       await settle();
       const proto = await prototypeChainThroughput(creds, { bytes: transferBytes });
       await settle();
       const flow = await throughput(net, transferBytes, messageBytes);
-      rounds.push({ raw, proto, protoPlain, ...flow, ratio: flow.bps / raw });
+      rounds.push({ raw, proto: proto.bps, protoCpuMs: proto.cpuMs, protoPlain, ...flow, ratio: flow.bps / raw });
     }
   } finally {
     await net.close();
@@ -373,6 +377,14 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     roundsInOrder,
     cpuMsPerMB: quantile(
       rounds.map((r) => r.cpuMs / mb),
+      0.5,
+    ),
+    prototypeCpuMsPerMB: quantile(
+      rounds.map((r) => r.protoCpuMs / mb),
+      0.5,
+    ),
+    cpuVsPrototype: quantile(
+      rounds.map((r) => r.cpuMs / r.protoCpuMs),
       0.5,
     ),
     ...(relaysInWorker ? { relaysInWorker } : {}),
