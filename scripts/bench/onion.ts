@@ -18,6 +18,7 @@ export async function run(): Promise<BenchSection> {
     `(raw TLS socket, bare prototype without and with onion crypto, ${fmt(r.transferBytes / 2 ** 20)} MiB through the circuit) back to back,`,
     `the median round by ratio shown. MB = 10^6 application bytes. The bare prototype is the one the throughput target was set against:`,
     `the same three TLS links with the onion layer's cipher and hash passes over 32 KB writes, and nothing else.`,
+    `CPU is the process's (user + system, every thread, so V8's GC helpers too) from the first write to the last byte, PSP's and the prototype's in the same round.`,
     "",
     table(
       ["measure", "PSP", "baseline", "ratio", "target"],
