@@ -35,6 +35,7 @@ import type { RunningNode } from "../../node/src/node/node.js";
 import { createOnionClient } from "../../node/src/onion/onion-client.js";
 import type { OnionClientHandle } from "../../node/src/onion/onion-client.js";
 import { deployPsp, devnetParams } from "../../scripts/lib/deploy.js";
+import { waitFor } from "../helpers/index.js";
 
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`circuit-services/${label}`));
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
@@ -42,14 +43,6 @@ const DHT = { staticDifficulty: 0, dynamicDifficulty: 4, bucketSize: 8, disjoint
 const nodes: RunningNode[] = [];
 let credentials: TlsCredentials;
 let client: OnionClientHandle;
-
-async function waitFor(what: string, fn: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Starts relay i on 127.<i+1>.0.1 with extra services made once the node exists (for flush and the DhtNode). */
 async function startRelay(i: number, services: (self: () => RunningNode | undefined) => Record<string, ReturnType<typeof dhtProxyService>>, seed?: RunningNode): Promise<RunningNode> {

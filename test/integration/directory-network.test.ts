@@ -33,6 +33,7 @@ import type { DescriptorPublisher } from "../../node/src/directory/publisher.js"
 import { startDiscoveryService } from "../../node/src/directory/service.js";
 import type { DiscoveryService } from "../../node/src/directory/service.js";
 import { directoryRequest } from "../../node/src/directory/transport.js";
+import { waitFor } from "../helpers/index.js";
 
 const schedule = { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 };
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`directory-network/${label}`));
@@ -58,16 +59,6 @@ async function startHost(label: string): Promise<Host> {
 async function stopHost(host: Host): Promise<void> {
   host.rpc.close();
   await host.manager.close();
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const chain = new Map<string, number>();

@@ -34,7 +34,7 @@ import { deployPsp, devnetParams, writeDeployment } from "../../scripts/lib/depl
 import { devAccount } from "../../scripts/lib/devnet-accounts.js";
 import { startHardhatNode } from "../../scripts/lib/hardhat-node.js";
 import type { HardhatNode } from "../../scripts/lib/hardhat-node.js";
-import { freePort } from "../helpers/index.js";
+import { freePort, waiter } from "../helpers/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psp-node-chain-dir-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`node-chain-directory/${label}`));
@@ -50,15 +50,7 @@ let admin: Awaited<ReturnType<typeof connectChain>>;
 
 const hostOf = (i: number): string => `127.${i + 1}.0.1`;
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = waiter({ timeoutMs: 15_000, intervalMs: 100 });
 
 const listed = (c: VerifiedConsensus): string[] => c.entries.map((e) => bytesToHexFast(e.identity)).sort();
 

@@ -18,6 +18,7 @@ import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import type { TlsCredentials } from "../../node/src/link/index.js";
 import { startNode } from "../../node/src/node/node.js";
 import type { RunningNode } from "../../node/src/node/node.js";
+import { waitFor } from "../helpers/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psp-node-dht-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`node-dht-api/${label}`));
@@ -33,16 +34,6 @@ function configFor(i: number, seed: RunningNode | undefined, port = 0) {
     dataDir: join(dir, `node-${i}`),
     dht: { ...DHT, ...(seed ? { seeds: [{ identity: seed.info.identity, host: seed.info.host, port: seed.info.port }] } : {}) },
   };
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const getJson = async (node: RunningNode, path: string): Promise<{ status: number; body: Record<string, unknown> }> => {

@@ -21,7 +21,7 @@ import { selectPath } from "../../node/src/onion/path.js";
 import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import { startNode } from "../../node/src/node/node.js";
 import type { RunningNode } from "../../node/src/node/node.js";
-import { freePort } from "../helpers/index.js";
+import { freePort, waiter } from "../helpers/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psp-node-dir-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`node-directory/${label}`));
@@ -33,15 +33,7 @@ const nodes: RunningNode[] = [];
 // Each node on its own /16, so a 3-hop path can be chosen among them.
 const hostOf = (i: number): string => `127.${i + 1}.0.1`;
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = waiter({ timeoutMs: 20_000, intervalMs: 100 });
 
 beforeAll(async () => {
   const credentials = await generateTlsCredentials();

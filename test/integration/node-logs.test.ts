@@ -23,7 +23,7 @@ import { createLogger } from "../../node/src/log.js";
 import { startNode } from "../../node/src/node/node.js";
 import { createOnionClient } from "../../node/src/onion/onion-client.js";
 import type { RunningNode } from "../../node/src/node/node.js";
-import { freePort } from "../helpers/index.js";
+import { freePort, waiter } from "../helpers/index.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const pspBin = join(root, "node", "bin", "psp.js");
@@ -58,15 +58,7 @@ function lineSink(): { stream: Writable; lines: LogLine[] } {
   return { stream, lines };
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = waiter({ timeoutMs: 30_000, intervalMs: 100 });
 
 /** The value of the psp_log_events_total series whose labels include every pair of `labels`. */
 function logEvents(metrics: string, labels: Record<string, string>): number {

@@ -22,7 +22,7 @@ import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import { isInternalNode, selectPath } from "../../node/src/onion/path.js";
 import { startNode } from "../../node/src/node/node.js";
 import type { RunningNode } from "../../node/src/node/node.js";
-import { freePort } from "../helpers/index.js";
+import { freePort, waiter } from "../helpers/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psp-outbound-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`onion-internal-outbound/${label}`));
@@ -35,15 +35,7 @@ const hostOf = (i: number): string => `127.${i + 11}.0.1`;
 const outboundId = hexOf(ed25519PublicKey(secret("outbound-1")));
 const byName = (name: string): RunningNode => nodes[names.indexOf(name)]!;
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 25_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = waiter({ timeoutMs: 25_000, intervalMs: 100 });
 
 beforeAll(async () => {
   const credentials = await generateTlsCredentials();

@@ -29,6 +29,7 @@ import type { PresenceRequest } from "../../node/src/presence/messages.js";
 import { presencePeriod, signPresenceRecord } from "../../node/src/presence/record.js";
 import { startLocalNetwork } from "../../scripts/lib/local-network.js";
 import type { LocalNetwork, LocalUser } from "../../scripts/lib/local-network.js";
+import { waiter } from "../helpers/index.js";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
@@ -77,15 +78,7 @@ function observe(node: string) {
     };
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = waiter({ timeoutMs: 30_000, intervalMs: 100 });
 
 async function makeUser(name: string, certOffsetSeconds = 0): Promise<User> {
   const user = await net.user(name, certOffsetSeconds);

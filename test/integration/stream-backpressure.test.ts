@@ -26,6 +26,7 @@ import { signReceipt } from "../../node/src/stream/receipt.js";
 import type { ReceiptChainView } from "../../node/src/stream/receipt.js";
 import { signSessionId } from "../../node/src/stream/session.js";
 import { connectStreamLink } from "../../node/src/stream/stream-link.js";
+import { waiter } from "../helpers/index.js";
 
 const oracle = generateEd25519KeyPair();
 const view: ReceiptChainView = {
@@ -55,13 +56,7 @@ async function mediaNode() {
   return { identity, host, entry: { identity: identity.publicKey, host: address.host, port: address.port, load: 0 } };
 }
 
-async function waitFor(what: string, fn: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitFor = waiter({ timeoutMs: 20_000, intervalMs: 20 });
 
 beforeAll(async () => {
   credentials = await generateTlsCredentials();

@@ -46,6 +46,7 @@ import { connectStreamLink } from "../../node/src/stream/stream-link.js";
 import { decodeTicket, encodeTicket } from "../../node/src/stream/ticket.js";
 import type { StreamTicket } from "../../node/src/stream/ticket.js";
 import { testSourceFfmpegArgs } from "../../scripts/lib/devnet-stream.js";
+import { waiter } from "../helpers/index.js";
 
 const FFMPEG = "/usr/bin/ffmpeg";
 const FFPROBE = "/usr/bin/ffprobe";
@@ -110,13 +111,7 @@ async function kill(node: MediaNode): Promise<void> {
   await node.manager.close();
 }
 
-async function waitFor(what: string, fn: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitFor = waiter({ timeoutMs: 10_000, intervalMs: 20 });
 
 /** ffmpeg's test source as MPEG-TS on stdout, in real time. */
 function ffmpegSource(seconds: number) {

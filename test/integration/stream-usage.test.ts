@@ -51,6 +51,7 @@ import type { EpochTiming, UsageWindow } from "../../node/src/stream/usage.js";
 import { reportPlayerUsage } from "../../node/src/stream/viewer-usage.js";
 import type { ViewerUsageReporter } from "../../node/src/stream/viewer-usage.js";
 import { testSourceFfmpegArgs } from "../../scripts/lib/devnet-stream.js";
+import { waiter } from "../helpers/index.js";
 
 const FFMPEG = "/usr/bin/ffmpeg";
 const SECONDS = 5;
@@ -120,13 +121,7 @@ async function startNode(name: string): Promise<MeteredNode> {
   return node;
 }
 
-async function waitFor(what: string, fn: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const waitFor = waiter({ timeoutMs: 10_000, intervalMs: 20 });
 
 function ffmpegSource(seconds: number) {
   return spawn(FFMPEG, testSourceFfmpegArgs(seconds), { stdio: ["ignore", "pipe", "inherit"] });
