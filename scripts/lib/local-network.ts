@@ -1,7 +1,7 @@
 /**
  * A PSP network inside one process, for tests and benchmarks that need to
  * see into every node: seven nodes (three discovery, four onion) started by
- * startNode on their own loopback /16s with TLS links, 2-second voting
+ * startNode (directory-nodes.ts) on their own loopback /16s with TLS links, 2-second voting
  * periods, a DHT in SQLite, and users with their own onion and presence
  * clients. There is no chain: access certificates are signed by a local
  * authority key that the nodes and users check them against.
@@ -21,21 +21,18 @@ import { createCircuitDhtClient } from "../../node/src/dht/proxy.js";
 import type { CircuitDhtClient } from "../../node/src/dht/proxy.js";
 import type { DhtRecord } from "../../node/src/dht/record.js";
 import { consensusToPathNodes } from "../../node/src/directory/path-nodes.js";
-import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import type { Link } from "../../node/src/link/index.js";
-import { startNode } from "../../node/src/node/node.js";
-import type { RunningNode, StartNodeOptions } from "../../node/src/node/node.js";
+import type { RunningNode } from "../../node/src/node/node.js";
 import { createOnionClient } from "../../node/src/onion/onion-client.js";
 import type { OnionCircuit, OnionClientHandle } from "../../node/src/onion/onion-client.js";
 import type { PathNode } from "../../node/src/onion/path.js";
 import type { LocalService } from "../../node/src/onion/types.js";
 import { PresenceClient } from "../../node/src/presence/client.js";
 import type { Cell } from "../../node/src/wire/cell.js";
-import { freePort } from "./hardhat-node.js";
+import { startDirectoryNodes } from "./directory-nodes.js";
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 const NAMES = ["discovery-1", "discovery-2", "discovery-3", "onion-1", "onion-2", "onion-3", "onion-4"];
-const SCHEDULE = { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 };
 const REGISTRY = "0x00000000000000000000000000000000000000aa" as const;
 
 export interface LocalNetworkOptions {
@@ -90,12 +87,8 @@ export async function startLocalNetwork(options: LocalNetworkOptions = {}): Prom
   const hostOf = (i: number): string => `127.${instance * 10 + i + 100}.0.1`;
   const authority = generateEd25519KeyPair();
   const verifyCertificate = (cert: Uint8Array) => verifyAccessCertificate(cert, { now: Date.now(), authorities: [authority.publicKey], threshold: 1 });
-  const credentials = await generateTlsCredentials();
-  const ports = await Promise.all(NAMES.map((_, i) => freePort(hostOf(i))));
   const identities = NAMES.map((n) => hex(ed25519PublicKey(secret(n))));
   const nameOf = new Map(NAMES.map((n, i) => [identities[i]!, n]));
-  const discovery = [0, 1, 2].map((i) => ({ identity: identities[i]!, host: hostOf(i), port: ports[i]! }));
-  const registry = Object.fromEntries(NAMES.map((n, i) => [identities[i]!, n.startsWith("discovery") ? ["onion", "discovery"] : ["onion"]]));
   const nodes: RunningNode[] = [];
   const users: LocalUser[] = [];
   const close = async (): Promise<void> => {
@@ -107,37 +100,28 @@ export async function startLocalNetwork(options: LocalNetworkOptions = {}): Prom
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (const [i, name] of NAMES.entries()) {
-      const isDiscovery = name.startsWith("discovery");
-      const hooks: StartNodeOptions = {
-        tlsCredentials: credentials,
-        verifyCertificate,
-        ...(options.wrapService ? { wrapService: options.wrapService(name) } : {}),
-        ...(options.onCell
-          ? {
-              outboundHook: (cell: Cell) => {
-                options.onCell!(name, cell);
-                return cell;
-              },
-            }
-          : {}),
-      };
-      nodes.push(
-        await startNode(
-          {
-            listen: { host: hostOf(i), port: ports[i] },
-            identity: { secretKeyHex: hex(secret(name)) },
-            roles: isDiscovery ? ["onion", "discovery"] : ["onion"],
-            dataDir: join(dir, name),
-            api: false,
-            onion: { services: ["echo"] },
-            dht: { staticDifficulty: 0, dynamicDifficulty: 4, ...(i === 0 ? {} : { seeds: [discovery[0]!] }) },
-            directory: { discovery, schedule: SCHEDULE, publishIntervalMs: 1000, retryMs: 500, country: "DE", ...(isDiscovery ? { registry } : {}) },
-          },
-          hooks,
-        ),
-      );
-    }
+    nodes.push(
+      ...(await startDirectoryNodes({
+        names: NAMES,
+        hostOf,
+        secret,
+        dataDir: dir,
+        node: () => ({ api: false }),
+        directory: () => ({ country: "DE" }),
+        hooks: (name) => ({
+          verifyCertificate,
+          ...(options.wrapService ? { wrapService: options.wrapService(name) } : {}),
+          ...(options.onCell
+            ? {
+                outboundHook: (cell: Cell) => {
+                  options.onCell!(name, cell);
+                  return cell;
+                },
+              }
+            : {}),
+        }),
+      })),
+    );
     const consensus = await waitFor(
       "a consensus listing all seven nodes",
       () => {

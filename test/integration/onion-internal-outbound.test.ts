@@ -18,11 +18,10 @@ import { NodeFlag } from "../../node/src/directory/config.js";
 import { openDescriptor } from "../../node/src/directory/descriptor.js";
 import { consensusToPathNodes } from "../../node/src/directory/path-nodes.js";
 import { CloseReason } from "../../node/src/link/errors.js";
-import { generateTlsCredentials } from "../../node/src/link/tls.js";
 import { isInternalNode, selectPath } from "../../node/src/onion/path.js";
-import { startNode } from "../../node/src/node/node.js";
 import type { RunningNode } from "../../node/src/node/node.js";
-import { freePort, waiter } from "../helpers/index.js";
+import { startDirectoryNodes } from "../../scripts/lib/directory-nodes.js";
+import { waiter } from "../helpers/index.js";
 
 const dir = mkdtempSync(join(tmpdir(), "psp-outbound-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`onion-internal-outbound/${label}`));
@@ -38,34 +37,16 @@ const byName = (name: string): RunningNode => nodes[names.indexOf(name)]!;
 const waitFor = waiter({ timeoutMs: 25_000, intervalMs: 100 });
 
 beforeAll(async () => {
-  const credentials = await generateTlsCredentials();
-  const ports = await Promise.all(names.map((_, i) => freePort(hostOf(i))));
-  const identities = names.map((n) => hexOf(ed25519PublicKey(secret(n))));
-  const discovery = [0, 1, 2].map((i) => ({ identity: identities[i]!, host: hostOf(i), port: ports[i]! }));
-  const registry = Object.fromEntries(names.map((n, i) => [identities[i]!, n.startsWith("discovery") ? ["onion", "discovery"] : ["onion"]]));
-  for (const [i, name] of names.entries()) {
-    const isDiscovery = name.startsWith("discovery");
-    const node = await startNode(
-      {
-        listen: { host: hostOf(i), port: ports[i] },
-        identity: { secretKeyHex: hexOf(secret(name)) },
-        roles: isDiscovery ? ["onion", "discovery"] : ["onion"],
-        dataDir: join(dir, name),
-        onion: { services: ["echo"] },
-        dht: { staticDifficulty: 0, dynamicDifficulty: 4, ...(i === 0 ? {} : { seeds: [discovery[0]!] }) },
-        directory: {
-          discovery,
-          schedule,
-          publishIntervalMs: 1000,
-          retryMs: 500,
-          ...(isDiscovery ? { registry } : {}),
-          ...(i === OUTBOUND ? { internal: { outboundLinks: { minRetryMs: 50, maxRetryMs: 400 } } } : {}),
-        },
-      },
-      { tlsCredentials: credentials },
-    );
-    nodes.push(node);
-  }
+  nodes.push(
+    ...(await startDirectoryNodes({
+      names,
+      hostOf,
+      secret,
+      dataDir: dir,
+      schedule,
+      directory: (_, i) => (i === OUTBOUND ? { internal: { outboundLinks: { minRetryMs: 50, maxRetryMs: 400 } } } : {}),
+    })),
+  );
 }, 30_000);
 
 afterAll(async () => {
