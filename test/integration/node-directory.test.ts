@@ -25,7 +25,6 @@ import { waiter } from "../helpers/index.js";
 const dir = mkdtempSync(join(tmpdir(), "psp-node-dir-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`node-directory/${label}`));
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-const schedule = { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 };
 const names = ["discovery-1", "discovery-2", "discovery-3", "onion-1", "onion-2", "internal-1"];
 const nodes: RunningNode[] = [];
 
@@ -41,7 +40,6 @@ beforeAll(async () => {
       hostOf,
       secret,
       dataDir: dir,
-      schedule,
       directory: (name) => ({ country: "DE", ...(name.startsWith("internal") ? { internal: true } : {}) }),
     })),
   );

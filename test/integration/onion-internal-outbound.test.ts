@@ -26,7 +26,6 @@ import { waiter } from "../helpers/index.js";
 const dir = mkdtempSync(join(tmpdir(), "psp-outbound-"));
 const secret = (label: string): Uint8Array => sha256(new TextEncoder().encode(`onion-internal-outbound/${label}`));
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString("hex");
-const schedule = { periodMs: 2000, voteDelayMs: 600, distDelayMs: 600, validPeriods: 3 };
 const names = ["discovery-1", "discovery-2", "discovery-3", "onion-1", "onion-2", "outbound-1"];
 const OUTBOUND = names.indexOf("outbound-1");
 const nodes: RunningNode[] = [];
@@ -43,7 +42,6 @@ beforeAll(async () => {
       hostOf,
       secret,
       dataDir: dir,
-      schedule,
       directory: (_, i) => (i === OUTBOUND ? { internal: { outboundLinks: { minRetryMs: 50, maxRetryMs: 400 } } } : {}),
     })),
   );
