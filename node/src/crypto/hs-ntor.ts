@@ -251,18 +251,24 @@ export interface HsNtorServiceIntroduceOptions {
   subcredential: Uint8Array;
 }
 
-/**
- * Service, on INTRODUCE2: the ENC_KEY and MAC_KEY the client used, to check
- * the cell's MAC and decrypt it (Tor's hs_ntor_service_get_introduce1_keys).
- */
-export function hsNtorServiceIntroduceKeys(options: HsNtorServiceIntroduceOptions): HsNtorIntroduceKeys {
-  const t = tweaks(options.protoId);
+/** Checks what both service steps take and returns B (introEncKey, derived from b when not given). */
+function checkServiceInputs(options: HsNtorServiceIntroduceOptions): Uint8Array {
   checkBytes(options.introAuthKey, HS_AUTH_KEY_LEN, "introduction auth key");
   checkBytes(options.introEncSecret, X25519_KEY_LEN, "introduction encryption secret");
   checkBytes(options.clientPublic, X25519_KEY_LEN, "client public key");
   checkBytes(options.subcredential, HS_SUBCREDENTIAL_LEN, "subcredential");
   const introEncKey = options.introEncKey ?? x25519.publicKey(options.introEncSecret);
   checkBytes(introEncKey, X25519_KEY_LEN, "introduction encryption key");
+  return introEncKey;
+}
+
+/**
+ * Service, on INTRODUCE2: the ENC_KEY and MAC_KEY the client used, to check
+ * the cell's MAC and decrypt it (Tor's hs_ntor_service_get_introduce1_keys).
+ */
+export function hsNtorServiceIntroduceKeys(options: HsNtorServiceIntroduceOptions): HsNtorIntroduceKeys {
+  const t = tweaks(options.protoId);
+  const introEncKey = checkServiceInputs(options);
   const xb = dh(options.introEncSecret, options.clientPublic, "EXP(X,b)");
   const keys = introduceKeys(t, xb, options.introAuthKey, options.clientPublic, introEncKey, options.subcredential);
   xb.fill(0);
@@ -288,12 +294,7 @@ export interface HsNtorServiceRendezvousResult extends HsNtorIntroduceKeys {
  */
 export function hsNtorServiceRendezvous(options: HsNtorServiceRendezvousOptions): HsNtorServiceRendezvousResult {
   const t = tweaks(options.protoId);
-  checkBytes(options.introAuthKey, HS_AUTH_KEY_LEN, "introduction auth key");
-  checkBytes(options.introEncSecret, X25519_KEY_LEN, "introduction encryption secret");
-  checkBytes(options.clientPublic, X25519_KEY_LEN, "client public key");
-  checkBytes(options.subcredential, HS_SUBCREDENTIAL_LEN, "subcredential");
-  const introEncKey = options.introEncKey ?? x25519.publicKey(options.introEncSecret);
-  checkBytes(introEncKey, X25519_KEY_LEN, "introduction encryption key");
+  const introEncKey = checkServiceInputs(options);
   const serviceSecret = options.serviceSecret ?? randomBytes(X25519_KEY_LEN);
   checkBytes(serviceSecret, X25519_KEY_LEN, "service secret");
   const y = x25519.publicKey(serviceSecret);
