@@ -36,9 +36,10 @@
 import { sha3_256 as nobleSha3_256, shake256 as nobleShake256 } from "@noble/hashes/sha3.js";
 import { constantTimeEqual } from "./compare.js";
 import { CryptoError } from "./errors.js";
-import { concatBytes, nodeCrypto, randomBytes } from "./backend.js";
+import { concatBytes, nodeCrypto } from "./backend.js";
 import type { BackendName } from "./backend.js";
-import { X25519_KEY_LEN, isAllZero, x25519 } from "./x25519.js";
+import { X25519_KEY_LEN, generateX25519KeyPair, isAllZero, x25519 } from "./x25519.js";
+import type { X25519KeyPair } from "./x25519.js";
 
 /** PSP's hs-ntor protocol id (the default). */
 export const PSP_HS_NTOR_PROTOID = "psp-hs-ntor-curve25519-sha3-256-1";
@@ -154,6 +155,13 @@ function checkBytes(value: Uint8Array, length: number, what: string): void {
   }
 }
 
+/** A fresh ephemeral key pair, or the one of `secret` when a caller fixed it (test vectors). */
+function keyPairFor(secret: Uint8Array | undefined, what: string): X25519KeyPair {
+  if (secret === undefined) return generateX25519KeyPair();
+  checkBytes(secret, X25519_KEY_LEN, what);
+  return { secretKey: secret, publicKey: x25519.publicKey(secret) };
+}
+
 function dh(secret: Uint8Array, pub: Uint8Array, what: string): Uint8Array {
   const out = x25519.scalarMult(secret, pub);
   if (isAllZero(out)) throw new CryptoError("zero-shared-secret", `hs-ntor: ${what} is all zero (low-order public key)`);
@@ -230,9 +238,7 @@ export function hsNtorClientIntroduceKeys(options: HsNtorClientIntroduceOptions)
   checkBytes(options.introAuthKey, HS_AUTH_KEY_LEN, "introduction auth key");
   checkBytes(options.introEncKey, X25519_KEY_LEN, "introduction encryption key");
   checkBytes(options.subcredential, HS_SUBCREDENTIAL_LEN, "subcredential");
-  const clientSecret = options.clientSecret ?? randomBytes(X25519_KEY_LEN);
-  checkBytes(clientSecret, X25519_KEY_LEN, "client secret");
-  const clientPublic = x25519.publicKey(clientSecret);
+  const { secretKey: clientSecret, publicKey: clientPublic } = keyPairFor(options.clientSecret, "client secret");
   const bx = dh(clientSecret, options.introEncKey, "EXP(B,x)");
   const keys = introduceKeys(t, bx, options.introAuthKey, clientPublic, options.introEncKey, options.subcredential);
   bx.fill(0);
@@ -295,9 +301,7 @@ export interface HsNtorServiceRendezvousResult extends HsNtorIntroduceKeys {
 export function hsNtorServiceRendezvous(options: HsNtorServiceRendezvousOptions): HsNtorServiceRendezvousResult {
   const t = tweaks(options.protoId);
   const introEncKey = checkServiceInputs(options);
-  const serviceSecret = options.serviceSecret ?? randomBytes(X25519_KEY_LEN);
-  checkBytes(serviceSecret, X25519_KEY_LEN, "service secret");
-  const y = x25519.publicKey(serviceSecret);
+  const { secretKey: serviceSecret, publicKey: y } = keyPairFor(options.serviceSecret, "service secret");
   const xy = dh(serviceSecret, options.clientPublic, "EXP(X,y)");
   const xb = dh(options.introEncSecret, options.clientPublic, "EXP(X,b)");
   const intro = introduceKeys(t, xb, options.introAuthKey, options.clientPublic, introEncKey, options.subcredential);

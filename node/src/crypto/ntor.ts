@@ -23,8 +23,9 @@
 import { constantTimeEqual } from "./compare.js";
 import { CryptoError } from "./errors.js";
 import { HKDF_SHA256_MAX_LEN, hashes } from "./kdf.js";
-import { concatBytes, randomBytes } from "./backend.js";
-import { X25519_KEY_LEN, isAllZero, x25519 } from "./x25519.js";
+import { concatBytes } from "./backend.js";
+import { X25519_KEY_LEN, generateX25519KeyPair, isAllZero, x25519 } from "./x25519.js";
+import type { X25519KeyPair } from "./x25519.js";
 
 /** PSP's protocol id: keeps PSP handshakes from ever being confused with Tor's. */
 export const PSP_NTOR_PROTOID = "psp-ntor-curve25519-sha256-1";
@@ -143,6 +144,13 @@ function checkBytes(value: Uint8Array, length: number, what: string): void {
   }
 }
 
+/** A fresh ephemeral key pair, or the one of `secret` when a caller fixed it (test vectors). */
+function keyPairFor(secret: Uint8Array | undefined, what: string): X25519KeyPair {
+  if (secret === undefined) return generateX25519KeyPair();
+  checkBytes(secret, X25519_KEY_LEN, what);
+  return { secretKey: secret, publicKey: x25519.publicKey(secret) };
+}
+
 function checkKeyLength(keyLength: number): void {
   if (!Number.isInteger(keyLength) || keyLength < 1 || keyLength > HKDF_SHA256_MAX_LEN) {
     throw new CryptoError("bad-length", `ntor keyLength must be an integer in 1..${HKDF_SHA256_MAX_LEN}, got ${String(keyLength)}`);
@@ -182,9 +190,7 @@ export function ntorClientCreate(options: NtorClientCreateOptions): { state: Nto
   const idLength = checkIdLength(options.idLength);
   checkBytes(options.id, idLength, "identity");
   checkBytes(options.onionPublic, X25519_KEY_LEN, "onion public key");
-  const clientSecret = options.clientSecret ?? randomBytes(X25519_KEY_LEN);
-  checkBytes(clientSecret, X25519_KEY_LEN, "client secret");
-  const clientPublic = x25519.publicKey(clientSecret);
+  const { secretKey: clientSecret, publicKey: clientPublic } = keyPairFor(options.clientSecret, "client secret");
   const state: NtorClientState = {
     protoId: new TextDecoder().decode(t.protoId),
     id: options.id.slice(),
@@ -221,9 +227,7 @@ export function ntorServerRespond(options: NtorServerRespondOptions): { reply: U
   checkKeyLength(options.keyLength);
   const onionPublic = options.onionPublic ?? x25519.publicKey(options.onionSecret);
   checkBytes(onionPublic, X25519_KEY_LEN, "onion public key");
-  const ephemeralSecret = options.ephemeralSecret ?? randomBytes(X25519_KEY_LEN);
-  checkBytes(ephemeralSecret, X25519_KEY_LEN, "ephemeral secret");
-  const y = x25519.publicKey(ephemeralSecret);
+  const { secretKey: ephemeralSecret, publicKey: y } = keyPairFor(options.ephemeralSecret, "ephemeral secret");
   const xy = dh(ephemeralSecret, options.clientPublic, "EXP(X,y)");
   const xb = dh(options.onionSecret, options.clientPublic, "EXP(X,b)");
   const { auth, keys } = derive(t, xy, xb, options.id, onionPublic, options.clientPublic, y, options.keyLength);

@@ -162,6 +162,23 @@ describe("X25519", () => {
     );
   });
 
+  it("a pair either backend generates is the pair of its secret on the other, and a reused, mutated secret is read afresh", () => {
+    const node = x25519Backends.node;
+    if (!node) return;
+    for (let i = 0; i < 20; i++) {
+      const fromNode = node.generateKeyPair();
+      const fromNoble = x25519Backends.noble.generateKeyPair();
+      expect(toHex(x25519Backends.noble.publicKey(fromNode.secretKey))).toBe(toHex(fromNode.publicKey));
+      expect(toHex(node.publicKey(fromNoble.secretKey))).toBe(toHex(fromNoble.publicKey));
+      expect(toHex(node.scalarMult(fromNode.secretKey, fromNoble.publicKey))).toBe(toHex(x25519Backends.noble.scalarMult(fromNoble.secretKey, fromNode.publicKey)));
+    }
+    // The node backend keeps a generated pair's key object for the DHs that follow; a caller overwriting the secret must not reach it.
+    const pair = node.generateKeyPair();
+    const peer = x25519Backends.noble.generateKeyPair();
+    pair.secretKey.set(peer.secretKey);
+    expect(toHex(node.scalarMult(pair.secretKey, pair.publicKey))).toBe(toHex(x25519Backends.noble.scalarMult(peer.secretKey, pair.publicKey)));
+  });
+
   it("rejects low-order peer keys with zero-shared-secret on both backends", () => {
     const lowOrder = [
       "0000000000000000000000000000000000000000000000000000000000000000",
