@@ -91,9 +91,9 @@ export const nobleEd25519Backend: Ed25519Backend = {
   },
 };
 
-// DER prefixes that wrap a raw 32-byte Ed25519 key for OpenSSL (RFC 8410).
+// The DER prefix that wraps a raw 32-byte Ed25519 seed for OpenSSL (RFC 8410). Public keys go in and
+// out as JWK instead: OpenSSL 3's DER encoder and decoder cost 33 and 12 µs a key here, JWK 1 and 5.
 const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
-const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
 function makeNodeBackend(nc: NonNullable<typeof nodeCrypto>): Ed25519Backend {
   const privateKeys = new KeyObjectCache<KeyObject>();
@@ -102,7 +102,7 @@ function makeNodeBackend(nc: NonNullable<typeof nodeCrypto>): Ed25519Backend {
     nc.createPrivateKey({ key: Buffer.from(concatBytes(PKCS8_PREFIX, seed)), format: "der", type: "pkcs8" });
   const toPublic = (key: Uint8Array): KeyObject | null => {
     try {
-      return nc.createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, key)), format: "der", type: "spki" });
+      return nc.createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("base64url") }, format: "jwk" });
     } catch {
       return null; // not a point on the curve: never verifies
     }
@@ -111,8 +111,8 @@ function makeNodeBackend(nc: NonNullable<typeof nodeCrypto>): Ed25519Backend {
     name: "node",
     publicKey(secretKey) {
       checkSecretKey(secretKey);
-      const spki = nc.createPublicKey(privateKeys.get(secretKey, toPrivate)).export({ format: "der", type: "spki" });
-      return new Uint8Array(spki.subarray(spki.length - ED25519_PUBLIC_KEY_LEN));
+      const jwk = nc.createPublicKey(privateKeys.get(secretKey, toPrivate)).export({ format: "jwk" });
+      return new Uint8Array(Buffer.from(jwk.x ?? "", "base64url"));
     },
     sign(secretKey, message) {
       checkSecretKey(secretKey);
