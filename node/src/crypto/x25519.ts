@@ -27,8 +27,6 @@ export interface X25519Backend {
   publicKey(secretKey: Uint8Array): Uint8Array;
   /** Raw X25519 output; may be all zero (callers use x25519SharedSecret, which rejects that). */
   scalarMult(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
-  /** A fresh random key pair. */
-  generateKeyPair(): X25519KeyPair;
 }
 
 function checkKey(key: Uint8Array, what: string): void {
@@ -58,10 +56,6 @@ export const nobleX25519Backend: X25519Backend = {
       return ZERO_32.slice();
     }
   },
-  generateKeyPair() {
-    const secretKey = randomBytes(X25519_KEY_LEN);
-    return { secretKey, publicKey: nobleX25519.getPublicKey(secretKey) };
-  },
 };
 
 // RFC 8410 DER wrapper for a raw X25519 secret (JWK import would need its public half too).
@@ -76,7 +70,9 @@ function jwkBytes(member: string | undefined): Uint8Array {
  * OpenSSL through node:crypto. Public keys go in and out as JWK, not DER:
  * OpenSSL 3's DER encoder took 33 µs to export a public key here and its
  * decoder 12 µs to import one, against 1 and 5 µs as JWK; a circuit build
- * does eight of them per hop.
+ * does six of them per hop. Secrets stay DER (a JWK secret would be a string,
+ * which cannot be wiped; `generateKeyPairSync` would save another 16 µs a
+ * pair that way).
  */
 function makeNodeBackend(nc: NonNullable<typeof nodeCrypto>): X25519Backend {
   // Long-lived onion and link keys hit this cache, and so does a fresh pair's
@@ -103,14 +99,6 @@ function makeNodeBackend(nc: NonNullable<typeof nodeCrypto>): X25519Backend {
         return ZERO_32.slice();
       }
     },
-    generateKeyPair() {
-      // One OpenSSL call makes both halves (46 µs here, against 96 for a random secret imported and its public half exported).
-      const { privateKey } = nc.generateKeyPairSync("x25519");
-      const jwk = privateKey.export({ format: "jwk" });
-      const pair = { secretKey: jwkBytes(jwk.d), publicKey: jwkBytes(jwk.x) };
-      privateKeys.get(pair.secretKey, () => privateKey);
-      return pair;
-    },
   };
 }
 
@@ -126,7 +114,8 @@ export const x25519: X25519Backend = nodeX25519Backend ?? nobleX25519Backend;
 
 /** A fresh random X25519 key pair. */
 export function generateX25519KeyPair(backend: X25519Backend = x25519): X25519KeyPair {
-  return backend.generateKeyPair();
+  const secretKey = randomBytes(X25519_KEY_LEN);
+  return { secretKey, publicKey: backend.publicKey(secretKey) };
 }
 
 /** The public key of a 32-byte secret. */
