@@ -34,6 +34,7 @@ export function register(program: Command): void {
           `bare prototype:   ${f(r.prototypeMBps)} MB/s = ${f(r.prototypeRatio, 3)} x raw TLS; PSP reaches ${f(r.throughputVsPrototype)} x the prototype (median round; target >= ${r.targets.throughputVsPrototype}: ${r.targetsMet.throughputVsPrototype ? "met" : "not met"})`,
           `circuit build vs Tor: ${f(r.circuitBuildVsTor)} x (target <= ${r.targets.circuitBuildVsTor}: ${r.targetsMet.circuitBuildVsTor ? "met" : "not met"})`,
           `CPU: ${f(r.cpuMsPerMB)} ms per MB relayed through 3 hops (all relays and the client); the prototype ${f(r.prototypeCpuMsPerMB)}, ${f(r.cpuVsPrototype)} x`,
+          `main thread: ${f(r.busyMsPerMB)} ms per MB busy (event loop ${f(r.eventLoopUtilization)} utilized); the prototype ${f(r.prototypeBusyMsPerMB)} ms (${f(r.prototypeEventLoopUtilization)})`,
         ].join("\n"),
       );
     });

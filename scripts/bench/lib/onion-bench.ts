@@ -99,6 +99,18 @@ export interface OnionBenchResult {
   prototypeCpuMsPerMB: number;
   /** The median over rounds of CPU per MB, 3 hops / prototype, each pair from the same round. */
   cpuVsPrototype: number;
+  /**
+   * Main-thread time per MB: wall time per MB × the event loop's utilization
+   * (the share of that time it ran code rather than waiting for I/O or a timer),
+   * median over rounds. Everything here runs on the main thread, so this is what
+   * limits throughput once utilization reaches 1.
+   */
+  busyMsPerMB: number;
+  /** The same for the bare prototype, first write to last byte. */
+  prototypeBusyMsPerMB: number;
+  /** Event-loop utilization during the 3-hop transfer and during the prototype's (medians over rounds). */
+  eventLoopUtilization: number;
+  prototypeEventLoopUtilization: number;
   /** Relays in a worker thread (two threads; not comparable to the one-thread raw TLS baseline); absent when not measured. */
   relaysInWorker?: RelaysInWorkerResult;
   /** Reference: Tor 0.4.9 as a private network on the same kind of machine (TOR_BUILD_MS_MEDIAN). */
@@ -172,6 +184,13 @@ async function timeBuild(net: Network): Promise<number> {
   return ms;
 }
 
+/** One timed transfer: bytes per second, process CPU, and the main thread's event-loop utilization over the same span. */
+interface TransferResult {
+  bps: number;
+  cpuMs: number;
+  eventLoopUtilization: number;
+}
+
 /**
  * Builds a circuit over `path`, opens a `discard` stream and times sending
  * `total` bytes in `messageBytes` messages until `arm`'s `arrived` says the
@@ -183,25 +202,27 @@ async function timedTransfer(
   total: number,
   messageBytes: number,
   arm: () => Promise<{ arrived: Promise<void> }>,
-): Promise<{ bps: number; cpuMs: number }> {
+): Promise<TransferResult> {
   const circuit = await client.buildCircuit({ path });
   try {
     const stream = await circuit.openStream("discard");
     const message = new Uint8Array(messageBytes).fill(0x5a);
     const { arrived } = await arm();
     const cpu = process.cpuUsage();
+    const loop = performance.eventLoopUtilization();
     const started = performance.now();
     for (let sent = 0; sent < total; sent += messageBytes) await stream.send(message);
     await arrived;
     const elapsed = performance.now() - started;
     const used = process.cpuUsage(cpu);
-    return { bps: (total * 1000) / elapsed, cpuMs: (used.user + used.system) / 1000 };
+    const eventLoopUtilization = performance.eventLoopUtilization(loop).utilization;
+    return { bps: (total * 1000) / elapsed, cpuMs: (used.user + used.system) / 1000, eventLoopUtilization };
   } finally {
     circuit.close();
   }
 }
 
-function throughput(net: Network, total: number, messageBytes: number): Promise<{ bps: number; cpuMs: number }> {
+function throughput(net: Network, total: number, messageBytes: number): Promise<TransferResult> {
   const sink = net.relays[net.relays.length - 1]?.services.discard;
   if (!sink) throw new Error("the last relay offers no discard service");
   const arm = (): Promise<{ arrived: Promise<void> }> => {
@@ -272,7 +293,7 @@ async function startWorkerRelays(hops = 3): Promise<WorkerRelays> {
   };
 }
 
-async function workerThroughput(client: OnionClientHandle, relays: WorkerRelays, total: number, messageBytes: number): Promise<{ bps: number; cpuMs: number }> {
+async function workerThroughput(client: OnionClientHandle, relays: WorkerRelays, total: number, messageBytes: number): Promise<TransferResult> {
   return timedTransfer(client, relays.nodes, total, messageBytes, () => relays.expect(total));
 }
 
@@ -327,7 +348,17 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
   const warm: number[] = [];
   // The machine is shared and noisy: each round measures raw TLS and the
   // circuit back to back; the round with the median ratio is reported.
-  const rounds: { raw: number; proto: number; protoCpuMs: number; protoPlain: number; bps: number; cpuMs: number; ratio: number }[] = [];
+  const rounds: {
+    raw: number;
+    proto: number;
+    protoCpuMs: number;
+    protoLoop: number;
+    protoPlain: number;
+    bps: number;
+    cpuMs: number;
+    eventLoopUtilization: number;
+    ratio: number;
+  }[] = [];
   try {
     for (let i = 0; i < 5; i++) await timeBuild(net); // opens every link and warms the JIT
     for (let i = 0; i < buildSamples; i++) warm.push(await timeBuild(net));
@@ -344,7 +375,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
       const proto = await prototypeChainThroughput(creds, { bytes: transferBytes });
       await settle();
       const flow = await throughput(net, transferBytes, messageBytes);
-      rounds.push({ raw, proto: proto.bps, protoCpuMs: proto.cpuMs, protoPlain, ...flow, ratio: flow.bps / raw });
+      rounds.push({ raw, proto: proto.bps, protoCpuMs: proto.cpuMs, protoLoop: proto.eventLoopUtilization, protoPlain, ...flow, ratio: flow.bps / raw });
     }
   } finally {
     await net.close();
@@ -385,6 +416,23 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     ),
     cpuVsPrototype: quantile(
       rounds.map((r) => r.cpuMs / r.protoCpuMs),
+      0.5,
+    ),
+    // Wall ms per MB is 1e6 / bytes per second × 1000.
+    busyMsPerMB: quantile(
+      rounds.map((r) => (1e9 / r.bps) * r.eventLoopUtilization),
+      0.5,
+    ),
+    prototypeBusyMsPerMB: quantile(
+      rounds.map((r) => (1e9 / r.proto) * r.protoLoop),
+      0.5,
+    ),
+    eventLoopUtilization: quantile(
+      rounds.map((r) => r.eventLoopUtilization),
+      0.5,
+    ),
+    prototypeEventLoopUtilization: quantile(
+      rounds.map((r) => r.protoLoop),
       0.5,
     ),
     ...(relaysInWorker ? { relaysInWorker } : {}),

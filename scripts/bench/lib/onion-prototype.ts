@@ -48,6 +48,8 @@ export interface PrototypeChainResult {
   bps: number;
   /** CPU time of the process (user + system) from the first write to the last byte's arrival. */
   cpuMs: number;
+  /** The main thread's event-loop utilization over the same span (1: it never waited for I/O or a timer). */
+  eventLoopUtilization: number;
 }
 
 /** Moves `bytes` from a client through three forwarding relays, timed from the first write to the last byte at the last relay. */
@@ -93,6 +95,7 @@ export async function prototypeChainThroughput(creds: TlsCredentials, options: P
     const digest = createHash("sha256");
     const chunk = Buffer.alloc(WRITE_BYTES, 7);
     const cpu = process.cpuUsage();
+    const loop = performance.eventLoopUtilization();
     const started = performance.now();
     for (let sent = 0; sent < total; sent += chunk.length) {
       let bytes = chunk;
@@ -104,7 +107,8 @@ export async function prototypeChainThroughput(creds: TlsCredentials, options: P
     }
     const ended = await done;
     const used = process.cpuUsage(cpu);
-    return { bps: (total * 1000) / (ended - started), cpuMs: (used.user + used.system) / 1000 };
+    const eventLoopUtilization = performance.eventLoopUtilization(loop).utilization;
+    return { bps: (total * 1000) / (ended - started), cpuMs: (used.user + used.system) / 1000, eventLoopUtilization };
   } finally {
     for (const s of sockets) s.destroy();
     for (const s of servers) s.close();
