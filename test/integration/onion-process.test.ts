@@ -97,7 +97,25 @@ describe("psp bench onion", () => {
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
     const figures = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as Record<string, unknown>;
-    const keys = ["circuitBuildMsMedian", "circuitBuildMsP90", "circuitBuildColdMsMedian", "throughput3HopMBps", "rawTlsMBps", "cpuMsPerMB", "prototypeMBps", "prototypeCpuMsPerMB", "cpuVsPrototype", "throughputVsPrototype"];
+    const keys = [
+      "circuitBuildMsMedian",
+      "circuitBuildMsP90",
+      "circuitBuildColdMsMedian",
+      "throughput3HopMBps",
+      "rawTlsMBps",
+      "cpuMsPerMB",
+      "prototypeMBps",
+      "prototypeCpuMsPerMB",
+      "cpuVsPrototype",
+      "throughputVsPrototype",
+      "busyMsPerMB",
+      "prototypeBusyMsPerMB",
+      "eventLoopUtilization",
+      "cellPrototypeMBps",
+      "cellPrototypeVsPrototype",
+      "throughputVsCellPrototype",
+      "cellPrototypeBusyMsPerMB",
+    ];
     for (const key of keys) {
       expect(typeof figures[key]).toBe("number");
       expect(figures[key] as number).toBeGreaterThan(0);

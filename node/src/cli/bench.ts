@@ -32,9 +32,10 @@ export function register(program: Command): void {
           `circuit build (no links):   median ${f(r.circuitBuildColdMsMedian)} ms`,
           `3-hop throughput: ${f(r.throughput3HopMBps)} MB/s = ${f(r.throughputRatio, 3)} x raw TLS ${f(r.rawTlsMBps)} MB/s (Tor: ${r.torThroughputMBps} MB/s)`,
           `bare prototype:   ${f(r.prototypeMBps)} MB/s = ${f(r.prototypeRatio, 3)} x raw TLS; PSP reaches ${f(r.throughputVsPrototype)} x the prototype (median round; target >= ${r.targets.throughputVsPrototype}: ${r.targetsMet.throughputVsPrototype ? "met" : "not met"})`,
+          `cell prototype:   ${f(r.cellPrototypeMBps)} MB/s = ${f(r.cellPrototypeVsPrototype)} x the bare prototype (the chain carrying PSP's cells, no protocol state); PSP reaches ${f(r.throughputVsCellPrototype)} x it`,
           `circuit build vs Tor: ${f(r.circuitBuildVsTor)} x (target <= ${r.targets.circuitBuildVsTor}: ${r.targetsMet.circuitBuildVsTor ? "met" : "not met"})`,
           `CPU: ${f(r.cpuMsPerMB)} ms per MB relayed through 3 hops (all relays and the client); the prototype ${f(r.prototypeCpuMsPerMB)}, ${f(r.cpuVsPrototype)} x`,
-          `main thread: ${f(r.busyMsPerMB)} ms per MB busy (event loop ${f(r.eventLoopUtilization)} utilized); the prototype ${f(r.prototypeBusyMsPerMB)} ms (${f(r.prototypeEventLoopUtilization)})`,
+          `main thread: ${f(r.busyMsPerMB)} ms per MB busy (event loop ${f(r.eventLoopUtilization)} utilized); the prototype ${f(r.prototypeBusyMsPerMB)} ms (${f(r.prototypeEventLoopUtilization)}), the cell prototype ${f(r.cellPrototypeBusyMsPerMB)} ms (${f(r.cellPrototypeEventLoopUtilization)})`,
         ].join("\n"),
       );
     });

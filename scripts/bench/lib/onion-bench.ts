@@ -11,8 +11,9 @@
  * bulk throughput through three hops to a `discard` service with the rate
  * limits lifted, the CPU time that costs, and, in the same rounds, one plain
  * TLS socket over the same loopback with both ends in this process (the
- * baseline every ratio uses) and the bare forwarding prototype the target
- * was set against (onion-prototype.ts).
+ * baseline every ratio uses), the bare forwarding prototype the target
+ * was set against (onion-prototype.ts), and the same chain carrying PSP's
+ * cells without protocol state (onion-cell-prototype.ts).
  *
  * Trusts: the layers it measures.
  */
@@ -24,6 +25,7 @@ import type { PathNode } from "../../../node/src/onion/path.js";
 import type { OnionClientHandle } from "../../../node/src/onion/onion-client.js";
 import { startNode } from "../../../node/src/node/node.js";
 import type { RunningNode } from "../../../node/src/node/node.js";
+import { cellPrototypeThroughput } from "./onion-cell-prototype.js";
 import { prototypeChainThroughput } from "./onion-prototype.js";
 import { rawTlsThroughput } from "./raw-tls.js";
 
@@ -86,13 +88,24 @@ export interface OnionBenchResult {
   throughputVsPrototype: number;
   /** Every round's throughput / prototype, sorted. */
   vsPrototypeRatios: number[];
+  /**
+   * The second reference (onion-cell-prototype.ts), same rounds: the prototype's
+   * chain carrying PSP's cells (sealed runs, three layers, per-cell framing and
+   * copies) with no protocol state: application MB/s of the median round by
+   * PSP's ratio to it.
+   */
+  cellPrototypeMBps: number;
+  /** The median over rounds of cell prototype / bare prototype: what carrying cells alone costs. */
+  cellPrototypeVsPrototype: number;
+  /** The median over rounds of throughput / cell prototype: what PSP's protocol costs beyond its cells. */
+  throughputVsCellPrototype: number;
   /** circuitBuildMsMedian / torBuildMsMedian (the issue's target: at most 0.45). */
   circuitBuildVsTor: number;
   /** The restated targets and whether this run met them. */
   targets: { throughputVsPrototype: number; circuitBuildVsTor: number };
   targetsMet: { throughputVsPrototype: boolean; circuitBuildVsTor: boolean };
   /** Every round in the order run: raw TLS and 3-hop MB/s (the spread shows how noisy the machine was). */
-  roundsInOrder: { rawTlsMBps: number; prototypeMBps: number; throughput3HopMBps: number; ratio: number }[];
+  roundsInOrder: { rawTlsMBps: number; prototypeMBps: number; cellPrototypeMBps: number; throughput3HopMBps: number; ratio: number }[];
   /** Process CPU (user + system, every relay and the client) per MB relayed through 3 hops: the median over rounds. */
   cpuMsPerMB: number;
   /** The same for the bare prototype, from its first write to its last byte: the median over rounds. */
@@ -108,9 +121,12 @@ export interface OnionBenchResult {
   busyMsPerMB: number;
   /** The same for the bare prototype, first write to last byte. */
   prototypeBusyMsPerMB: number;
+  /** The same for the cell prototype. */
+  cellPrototypeBusyMsPerMB: number;
   /** Event-loop utilization during the 3-hop transfer and during the prototype's (medians over rounds). */
   eventLoopUtilization: number;
   prototypeEventLoopUtilization: number;
+  cellPrototypeEventLoopUtilization: number;
   /** Relays in a worker thread (two threads; not comparable to the one-thread raw TLS baseline); absent when not measured. */
   relaysInWorker?: RelaysInWorkerResult;
   /** Reference: Tor 0.4.9 as a private network on the same kind of machine (TOR_BUILD_MS_MEDIAN). */
@@ -354,6 +370,8 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     protoCpuMs: number;
     protoLoop: number;
     protoPlain: number;
+    cells: number;
+    cellsLoop: number;
     bps: number;
     cpuMs: number;
     eventLoopUtilization: number;
@@ -367,6 +385,7 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     // paths); without this the first round's baseline was 2-4x too low.
     await rawTlsThroughput(creds, { bytes: Math.min(rawBytes, 8 * 1024 * 1024) });
     await prototypeChainThroughput(creds, { bytes: 4 * 1024 * 1024 });
+    await cellPrototypeThroughput(creds, { bytes: transferBytes });
     for (let i = 0; i < roundCount; i++) {
       const raw = await rawTlsThroughput(creds, { bytes: rawBytes });
       await settle();
@@ -374,19 +393,29 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
       await settle();
       const proto = await prototypeChainThroughput(creds, { bytes: transferBytes });
       await settle();
+      const cells = await cellPrototypeThroughput(creds, { bytes: transferBytes });
+      await settle();
       const flow = await throughput(net, transferBytes, messageBytes);
-      rounds.push({ raw, proto: proto.bps, protoCpuMs: proto.cpuMs, protoLoop: proto.eventLoopUtilization, protoPlain, ...flow, ratio: flow.bps / raw });
+      rounds.push({ raw, proto: proto.bps, protoCpuMs: proto.cpuMs, protoLoop: proto.eventLoopUtilization, protoPlain, cells: cells.bps, cellsLoop: cells.eventLoopUtilization, ...flow, ratio: flow.bps / raw });
     }
   } finally {
     await net.close();
   }
   const relaysInWorker = (options.relaysInWorker ?? true) ? await measureRelaysInWorker(creds, roundCount, transferBytes, rawBytes, messageBytes) : undefined;
-  const roundsInOrder = rounds.map((r) => ({ rawTlsMBps: r.raw / 1e6, prototypeMBps: r.proto / 1e6, throughput3HopMBps: r.bps / 1e6, ratio: r.ratio }));
+  const roundsInOrder = rounds.map((r) => ({
+    rawTlsMBps: r.raw / 1e6,
+    prototypeMBps: r.proto / 1e6,
+    cellPrototypeMBps: r.cells / 1e6,
+    throughput3HopMBps: r.bps / 1e6,
+    ratio: r.ratio,
+  }));
   rounds.sort((a, b) => a.ratio - b.ratio);
   const mid = rounds[Math.floor(rounds.length / 2)] as (typeof rounds)[number];
   const mb = transferBytes / 1e6;
   const vsPrototypeRatios = rounds.map((r) => r.bps / r.proto).sort((a, b) => a - b);
   const throughputVsPrototype = quantile(vsPrototypeRatios, 0.5);
+  const byCellRatio = [...rounds].sort((a, b) => a.bps / a.cells - b.bps / b.cells);
+  const cellMid = byCellRatio[Math.floor(byCellRatio.length / 2)] as (typeof rounds)[number];
   const circuitBuildMsMedian = quantile(warm, 0.5);
   const circuitBuildVsTor = circuitBuildMsMedian / TOR_BUILD_MS_MEDIAN;
   return {
@@ -402,6 +431,12 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
     prototypePlainMBps: mid.protoPlain / 1e6,
     throughputVsPrototype,
     vsPrototypeRatios,
+    cellPrototypeMBps: cellMid.cells / 1e6,
+    cellPrototypeVsPrototype: quantile(
+      rounds.map((r) => r.cells / r.proto),
+      0.5,
+    ),
+    throughputVsCellPrototype: cellMid.bps / cellMid.cells,
     circuitBuildVsTor,
     targets: TARGETS,
     targetsMet: { throughputVsPrototype: throughputVsPrototype >= TARGETS.throughputVsPrototype, circuitBuildVsTor: circuitBuildVsTor <= TARGETS.circuitBuildVsTor },
@@ -427,12 +462,20 @@ export async function runOnionBench(options: OnionBenchOptions = {}): Promise<On
       rounds.map((r) => (1e9 / r.proto) * r.protoLoop),
       0.5,
     ),
+    cellPrototypeBusyMsPerMB: quantile(
+      rounds.map((r) => (1e9 / r.cells) * r.cellsLoop),
+      0.5,
+    ),
     eventLoopUtilization: quantile(
       rounds.map((r) => r.eventLoopUtilization),
       0.5,
     ),
     prototypeEventLoopUtilization: quantile(
       rounds.map((r) => r.protoLoop),
+      0.5,
+    ),
+    cellPrototypeEventLoopUtilization: quantile(
+      rounds.map((r) => r.cellsLoop),
       0.5,
     ),
     ...(relaysInWorker ? { relaysInWorker } : {}),

@@ -30,14 +30,16 @@ function aesCtr() {
   return createCipheriv("aes-128-ctr", Buffer.alloc(16, 1), Buffer.alloc(16));
 }
 
-async function listen(creds: TlsCredentials, host: string, onSocket: (s: TLSSocket) => void): Promise<{ server: Server; port: number }> {
+/** A TLS server on `host` and a free port, each accepted socket handed to `onSocket` (the chains' relays). */
+export async function listen(creds: TlsCredentials, host: string, onSocket: (s: TLSSocket) => void): Promise<{ server: Server; port: number }> {
   const server = createServer(serverTlsOptions(creds), onSocket);
   server.listen(0, host);
   await once(server, "listening");
   return { server, port: (server.address() as { port: number }).port };
 }
 
-async function dial(host: string, port: number): Promise<TLSSocket> {
+/** A TLS connection to `host:port`, once its handshake is done. */
+export async function dial(host: string, port: number): Promise<TLSSocket> {
   const socket = tlsConnect(clientTlsOptions(host, port));
   await once(socket, "secureConnect");
   return socket;
