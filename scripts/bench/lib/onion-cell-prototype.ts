@@ -27,7 +27,6 @@
  */
 import { once } from "node:events";
 import { createCipheriv, hash } from "node:crypto";
-import type { Server, TLSSocket } from "node:tls";
 import type { TlsCredentials } from "../../../node/src/link/tls.js";
 import { CELL_HEADER_LEN, CELL_LEN, CELL_PAYLOAD_LEN, CellCommand } from "../../../node/src/wire/cell.js";
 import { FRAGMENT_HEADER_LEN } from "../../../node/src/wire/fragment.js";
@@ -40,7 +39,7 @@ import {
   RELAY_COMMAND_OFFSET,
 } from "../../../node/src/wire/relay.js";
 import { MAX_RUN_PAYLOADS } from "../../../node/src/onion/relay-crypto.js";
-import { dial, listen } from "./onion-prototype.js";
+import { startRelayChain } from "./onion-prototype.js";
 import type { PrototypeChainResult } from "./onion-prototype.js";
 
 export interface CellPrototypeOptions {
@@ -152,74 +151,59 @@ class RunChain {
 export async function cellPrototypeThroughput(creds: TlsCredentials, options: CellPrototypeOptions = {}): Promise<PrototypeChainResult> {
   const total = options.bytes ?? 16 * 1024 * 1024;
   const host = options.host ?? "127.0.0.1";
-  const servers: Server[] = [];
-  const sockets: TLSSocket[] = [];
   let delivered = 0;
   let zeroByChance = 0;
   let failure: Error | undefined;
   let finish!: (at: number) => void;
   const done = new Promise<number>((resolve) => (finish = resolve));
-  try {
-    const lastLayer = aesCtr(2);
-    const lastChain = new RunChain();
-    const lastGather = { buffer: Buffer.alloc(0) };
-    let message = Buffer.allocUnsafe(MESSAGE_BYTES);
-    let messageFilled = 0;
-    const last = await listen(creds, host, (s) => {
-      s.on(
-        "data",
-        cellFramer((cells, count) => {
-          const payloads = lastLayer.update(gatherPayloads(cells, count, lastGather));
-          for (let index = 0; index < count; index++) {
-            const verified = lastChain.receive(payloads, index);
-            if (verified === undefined) continue;
-            if (!verified) failure ??= new Error("cell prototype: a run did not verify");
-            const run = lastChain.scratch;
-            for (let i = 0; i < MAX_RUN_PAYLOADS; i++) {
-              const at = lastChain.member(i);
-              const n = run.readUInt16BE(at + RELAY_LENGTH_OFFSET) - FRAGMENT_HEADER_LEN;
-              run.copy(message, messageFilled, at + APP_OFFSET, at + APP_OFFSET + n);
-              messageFilled += n;
-              delivered += n;
-              if (messageFilled === MESSAGE_BYTES) {
-                message = Buffer.allocUnsafe(MESSAGE_BYTES);
-                messageFilled = 0;
-              }
-            }
-          }
-          if (delivered >= total) finish(performance.now());
-        }),
-      );
-    });
-    servers.push(last.server);
-    let nextPort = last.port;
-    for (let i = 0; i < 2; i++) {
-      const out = await dial(host, nextPort);
-      sockets.push(out);
-      const layer = aesCtr(1 - i);
-      const gather = { buffer: Buffer.alloc(0) };
-      const relay = await listen(creds, host, (s) => {
-        s.on(
-          "data",
-          cellFramer((cells, count) => {
-            const payloads = layer.update(gatherPayloads(cells, count, gather));
-            // A middle hop's one look at each payload: recognized is not zero, so the cell is not its own
-            // (zero by chance once in 2^16 cells, where PSP then compares a digest).
-            for (let o = 0; o < payloads.length; o += CELL_PAYLOAD_LEN) if (payloads[o] === 0 && payloads[o + 1] === 0) zeroByChance++;
-            if (!out.write(encodeCells(payloads, count))) {
-              s.pause();
-              out.once("drain", () => s.resume());
-            }
-          }),
-        );
-      });
-      servers.push(relay.server);
-      nextPort = relay.port;
+  const lastLayer = aesCtr(2);
+  const lastChain = new RunChain();
+  const lastGather = { buffer: Buffer.alloc(0) };
+  let message = Buffer.allocUnsafe(MESSAGE_BYTES);
+  let messageFilled = 0;
+  const deliver = cellFramer((cells, count) => {
+    const payloads = lastLayer.update(gatherPayloads(cells, count, lastGather));
+    for (let index = 0; index < count; index++) {
+      const verified = lastChain.receive(payloads, index);
+      if (verified === undefined) continue;
+      if (!verified) failure ??= new Error("cell prototype: a run did not verify");
+      const run = lastChain.scratch;
+      for (let i = 0; i < MAX_RUN_PAYLOADS; i++) {
+        const at = lastChain.member(i);
+        const n = run.readUInt16BE(at + RELAY_LENGTH_OFFSET) - FRAGMENT_HEADER_LEN;
+        run.copy(message, messageFilled, at + APP_OFFSET, at + APP_OFFSET + n);
+        messageFilled += n;
+        delivered += n;
+        if (messageFilled === MESSAGE_BYTES) {
+          message = Buffer.allocUnsafe(MESSAGE_BYTES);
+          messageFilled = 0;
+        }
+      }
     }
-    const client = await dial(host, nextPort);
-    sockets.push(client);
+    if (delivered >= total) finish(performance.now());
+  });
+  const middleHop = (hop: number): ((chunk: Buffer) => Uint8Array | undefined) => {
+    const layer = aesCtr(hop);
+    const gather = { buffer: Buffer.alloc(0) };
+    let out: Buffer | undefined;
+    const frame = cellFramer((cells, count) => {
+      const payloads = layer.update(gatherPayloads(cells, count, gather));
+      // A middle hop's one look at each payload: recognized is not zero, so the cell is not its own
+      // (zero by chance once in 2^16 cells, where PSP then compares a digest).
+      for (let o = 0; o < payloads.length; o += CELL_PAYLOAD_LEN) if (payloads[o] === 0 && payloads[o + 1] === 0) zeroByChance++;
+      out = encodeCells(payloads, count);
+    });
+    return (chunk) => {
+      out = undefined;
+      frame(chunk);
+      return out;
+    };
+  };
+  const relays = await startRelayChain(creds, host, deliver, middleHop);
+  try {
+    const client = relays.client;
     const layers = [aesCtr(0), aesCtr(1), aesCtr(2)];
-    const chain = new RunChain();
+    const sealing = new RunChain();
     const source = Buffer.alloc(MESSAGE_BYTES, 7);
     const staging = Buffer.allocUnsafe(BATCH_CELLS * CELL_PAYLOAD_LEN);
     let sourceOffset = 0;
@@ -240,7 +224,7 @@ export async function cellPrototypeThroughput(creds: TlsCredentials, options: Ce
         sourceOffset = (sourceOffset + n) % MESSAGE_BYTES;
         sent += n;
       }
-      for (let first = 0; first < BATCH_CELLS; first += MAX_RUN_PAYLOADS) chain.seal(staging, first, first + MAX_RUN_PAYLOADS);
+      for (let first = 0; first < BATCH_CELLS; first += MAX_RUN_PAYLOADS) sealing.seal(staging, first, first + MAX_RUN_PAYLOADS);
       let payloads: Buffer = staging;
       // The last hop's layer first, so each relay removes its own in path order.
       for (let layer = layers.length - 1; layer >= 0; layer--) payloads = (layers[layer] as ReturnType<typeof aesCtr>).update(payloads);
@@ -255,7 +239,6 @@ export async function cellPrototypeThroughput(creds: TlsCredentials, options: Ce
       throw new Error(`cell prototype: ${zeroByChance} middle-hop payloads looked addressed to the hop; the layers are wrong`);
     return { bps: (delivered * 1000) / (ended - started), cpuMs: (used.user + used.system) / 1000, eventLoopUtilization };
   } finally {
-    for (const s of sockets) s.destroy();
-    for (const s of servers) s.close();
+    relays.close();
   }
 }

@@ -30,19 +30,71 @@ function aesCtr() {
   return createCipheriv("aes-128-ctr", Buffer.alloc(16, 1), Buffer.alloc(16));
 }
 
-/** A TLS server on `host` and a free port, each accepted socket handed to `onSocket` (the chains' relays). */
-export async function listen(creds: TlsCredentials, host: string, onSocket: (s: TLSSocket) => void): Promise<{ server: Server; port: number }> {
+async function listen(creds: TlsCredentials, host: string, onSocket: (s: TLSSocket) => void): Promise<{ server: Server; port: number }> {
   const server = createServer(serverTlsOptions(creds), onSocket);
   server.listen(0, host);
   await once(server, "listening");
   return { server, port: (server.address() as { port: number }).port };
 }
 
-/** A TLS connection to `host:port`, once its handshake is done. */
-export async function dial(host: string, port: number): Promise<TLSSocket> {
+async function dial(host: string, port: number): Promise<TLSSocket> {
   const socket = tlsConnect(clientTlsOptions(host, port));
   await once(socket, "secureConnect");
   return socket;
+}
+
+/** A chain of three relays on loopback TLS and the client's connection to the first. */
+export interface RelayChain {
+  client: TLSSocket;
+  close(): void;
+}
+
+/**
+ * Starts the three relays of a chain, last first, and connects the client.
+ * The last relay hands what it reads to `deliver`. Each relay before it passes
+ * what it reads through its hop's `forward` (hop 0 is the first relay) and
+ * writes the result, if any, to the next, pausing its reading while that
+ * link's buffer is full: TCP's back-pressure is a chain's only flow control.
+ */
+export async function startRelayChain(
+  creds: TlsCredentials,
+  host: string,
+  deliver: (chunk: Buffer) => void,
+  forwarder: (hop: number) => (chunk: Buffer) => Uint8Array | undefined,
+): Promise<RelayChain> {
+  const servers: Server[] = [];
+  const sockets: TLSSocket[] = [];
+  const close = (): void => {
+    for (const s of sockets) s.destroy();
+    for (const s of servers) s.close();
+  };
+  try {
+    const last = await listen(creds, host, (s) => s.on("data", deliver));
+    servers.push(last.server);
+    let nextPort = last.port;
+    for (let hop = 1; hop >= 0; hop--) {
+      const out = await dial(host, nextPort);
+      sockets.push(out);
+      const forward = forwarder(hop);
+      const relay = await listen(creds, host, (s) => {
+        s.on("data", (chunk: Buffer) => {
+          const bytes = forward(chunk);
+          if (bytes && !out.write(bytes)) {
+            s.pause();
+            out.once("drain", () => s.resume());
+          }
+        });
+      });
+      servers.push(relay.server);
+      nextPort = relay.port;
+    }
+    const client = await dial(host, nextPort);
+    sockets.push(client);
+    return { client, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
 }
 
 export interface PrototypeChainResult {
@@ -59,40 +111,26 @@ export async function prototypeChainThroughput(creds: TlsCredentials, options: P
   const total = options.bytes ?? 32 * 1024 * 1024;
   const crypto = options.onionCrypto ?? true;
   const host = options.host ?? "127.0.0.1";
-  const servers: Server[] = [];
-  const sockets: TLSSocket[] = [];
   let received = 0;
   let finish!: (at: number) => void;
   const done = new Promise<number>((resolve) => (finish = resolve));
-  try {
-    const lastLayer = aesCtr();
-    const lastDigest = createHash("sha256");
-    const last = await listen(creds, host, (s) => {
-      s.on("data", (chunk: Buffer) => {
-        if (crypto) lastDigest.update(lastLayer.update(chunk));
-        received += chunk.length;
-        if (received >= total) finish(performance.now());
-      });
-    });
-    servers.push(last.server);
-    let nextPort = last.port;
-    for (let i = 0; i < 2; i++) {
-      const out = await dial(host, nextPort);
-      sockets.push(out);
+  const lastLayer = aesCtr();
+  const lastDigest = createHash("sha256");
+  const chain = await startRelayChain(
+    creds,
+    host,
+    (chunk) => {
+      if (crypto) lastDigest.update(lastLayer.update(chunk));
+      received += chunk.length;
+      if (received >= total) finish(performance.now());
+    },
+    () => {
       const layer = aesCtr();
-      const relay = await listen(creds, host, (s) => {
-        s.on("data", (chunk: Buffer) => {
-          if (!out.write(crypto ? layer.update(chunk) : chunk)) {
-            s.pause();
-            out.once("drain", () => s.resume());
-          }
-        });
-      });
-      servers.push(relay.server);
-      nextPort = relay.port;
-    }
-    const client = await dial(host, nextPort);
-    sockets.push(client);
+      return (chunk) => (crypto ? layer.update(chunk) : chunk);
+    },
+  );
+  try {
+    const client = chain.client;
     const layers = [aesCtr(), aesCtr(), aesCtr()];
     const digest = createHash("sha256");
     const chunk = Buffer.alloc(WRITE_BYTES, 7);
@@ -112,7 +150,6 @@ export async function prototypeChainThroughput(creds: TlsCredentials, options: P
     const eventLoopUtilization = performance.eventLoopUtilization(loop).utilization;
     return { bps: (total * 1000) / (ended - started), cpuMs: (used.user + used.system) / 1000, eventLoopUtilization };
   } finally {
-    for (const s of sockets) s.destroy();
-    for (const s of servers) s.close();
+    chain.close();
   }
 }
