@@ -5,7 +5,8 @@
  * writes; with `onionCrypto`, the client runs three AES-128-CTR layers and
  * one SHA-256 pass over each write, each relay one AES-128-CTR pass, and the
  * last one a SHA-256 pass too. No cells, no circuits, no flow control: it
- * bounds what the full protocol can reach on this machine.
+ * bounds what the full protocol can reach on this machine. Its relay chain
+ * (`startRelayChain`) also carries the cell prototype (onion-cell-prototype.ts).
  *
  * Trusts: node:tls and node:crypto; it carries no PSP protocol.
  */
