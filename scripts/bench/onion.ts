@@ -15,7 +15,7 @@ export async function run(): Promise<BenchSection> {
     `Three relays on 127.1.0.1, 127.2.0.1, 127.3.0.1 and a client, all in one process, over real TLS 1.3 links.`,
     `Builds: ${r.buildSamples} with every link already open (after 5 warm-up builds), ${r.coldSamples} from no open link (fresh relays and client each).`,
     `Throughput: one stream to the last hop's \`discard\` service, 64 KiB messages, rate limits lifted; ${r.roundRatios.length} rounds of`,
-    `(raw TLS socket, bare prototype without and with onion crypto, ${fmt(r.transferBytes / 2 ** 20)} MiB through the circuit) back to back,`,
+    `(raw TLS socket, bare prototype without and with onion crypto, cell prototype, ${fmt(r.transferBytes / 2 ** 20)} MiB through the circuit) back to back,`,
     `the median round by ratio shown. MB = 10^6 application bytes. The bare prototype is the one the throughput target was set against:`,
     `the same three TLS links with the onion layer's cipher and hash passes over 32 KB writes, and nothing else.`,
     `The cell prototype is a second reference in the same rounds: that chain carrying PSP's cells (DATA payloads sealed as runs of 16, three layers, 512-byte framing,`,
